@@ -1,0 +1,358 @@
+// Package store defines postroom's persistence contract: the records the product keeps
+// (mailboxes, credentials, raw and parsed messages, conversations, work items, users,
+// sessions, the outbox, per-mailbox source cursors and audit events) and the one Store
+// interface that both engines implement: SQLite (internal/store/sqlite, the embedded
+// default) and PostgreSQL (internal/store/postgres, for several nodes).
+//
+// Invariants every implementation keeps:
+//
+//   - IngestMessage stores the raw message, its parsed form, its attachments, the
+//     conversation, the work item and the source cursor in ONE transaction. A message whose
+//     (mailbox, source id) is already stored is reported as a duplicate and nothing is
+//     written (DESIGN.md invariants 1 and 2).
+//   - CreateReply writes the outbound message, the outbox row and the work item's new state
+//     in ONE transaction, so a reply is never half-recorded.
+//   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.
+//   - "Not found" is ErrNotFound, tested with errors.Is, never (nil, nil).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when the requested record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique constraint (a mailbox name, a user name) is violated.
+var ErrConflict = errors.New("already exists")
+
+// Directions of mailboxes and messages.
+const (
+	Inbound  = "inbound"
+	Outbound = "outbound"
+)
+
+// Work item states.
+const (
+	StateNew     = "new"     // arrived, nobody has opened it
+	StateOpen    = "open"    // an agent opened it
+	StateReplied = "replied" // an agent replied; the work item is done
+	StateClosed  = "closed"  // closed without a reply
+)
+
+// Outbox states.
+const (
+	OutboxQueued = "queued"
+	OutboxSent   = "sent"
+	OutboxFailed = "failed"
+)
+
+// Roles of users.
+const (
+	RoleAdmin      = "admin"
+	RoleSupervisor = "supervisor"
+	RoleAgent      = "agent"
+)
+
+// Mailbox connection states shown to administrators.
+const (
+	StatusUnknown   = "unknown"   // never checked
+	StatusConnected = "connected" // last check succeeded
+	StatusError     = "error"     // last check failed; StatusMessage says what to fix
+)
+
+// Mailbox is an inbound (IMAP now; POP3, Graph, EWS later) or outbound (SMTP) mailbox.
+// Its secret (password) is not a field: it lives encrypted in the credentials table
+// (SetSecret/Secret) and PasswordSet only says whether one is stored.
+type Mailbox struct {
+	ID        int64
+	Name      string // unique, set at creation
+	Direction string // Inbound or Outbound
+	Protocol  string // "imap", "smtp"; "pop3", "graph", "ews" later
+	Address   string // the email address customers write to (inbound) or send from (outbound)
+	Host      string
+	Port      int
+	Security  string // "tls", "starttls", "none"
+	Login     string
+	Folder    string // IMAP folder to watch, "INBOX" by default
+	// MaxSizeMB is the largest message ingested as a normal work item.
+	MaxSizeMB int
+	// PollInterval is how often the mailbox is polled when it cannot be watched.
+	PollInterval time.Duration
+	Enabled      bool
+	// IsDefault marks the default outbound mailbox.
+	IsDefault   bool
+	PasswordSet bool // read-only: a secret named "password" is stored
+
+	Status        string    // StatusUnknown, StatusConnected or StatusError
+	StatusMessage string    // for StatusError: what is wrong and what to do
+	StatusAt      time.Time // when Status was last set
+	LastOKAt      time.Time // last successful connection (zero if never)
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// MailboxStatus is the live connection state of a mailbox.
+type MailboxStatus struct {
+	Status  string
+	Message string
+	At      time.Time
+}
+
+// Message is one stored email, inbound or outbound, in its parsed form. The raw MIME source
+// is kept separately (RawMessage) and attachments' content too (Attachment).
+type Message struct {
+	ID             int64
+	ConversationID int64
+	MailboxID      int64
+	Direction      string
+	// SourceID identifies the message at its source, the dedup key within a mailbox:
+	// "imap:<uidvalidity>:<uid>" for IMAP. Empty for outbound messages.
+	SourceID   string
+	MessageID  string   // Message-ID header without angle brackets; may be empty
+	InReplyTo  string   // first In-Reply-To message id, without angle brackets
+	References []string // References message ids, without angle brackets, oldest first
+	Subject    string
+	FromName   string
+	FromAddr   string
+	To         string // display form of the To addresses, RFC 5322 syntax
+	Cc         string
+	ReplyTo    string // address replies go to, if the message set Reply-To
+	Date       time.Time
+	TextBody   string // decoded plain text, or text derived from HTML
+	HTMLBody   string // decoded HTML as received: sanitize before display
+	Size       int64  // size of the raw message in bytes
+	// Unparsed is true when the MIME structure could not be parsed; ParseError says why.
+	Unparsed    bool
+	ParseError  string
+	Attachments []Attachment // metadata only when read back; Data filled only on insert
+	CreatedAt   time.Time
+}
+
+// Attachment is one attachment or inline part (an image referenced by cid:) of a message.
+type Attachment struct {
+	ID          int64
+	MessageID   int64
+	Filename    string
+	ContentType string
+	ContentID   string // without angle brackets; set for inline parts
+	Inline      bool
+	Size        int64
+	Data        []byte // content; filled on insert and by Store.Attachment only
+}
+
+// Conversation groups the messages of one thread.
+type Conversation struct {
+	ID        int64
+	MailboxID int64
+	Subject   string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// WorkItem is the unit of work routed to agents: a conversation that needs an answer.
+// The listing fields (Subject, FromName, FromAddr, MailboxName) are filled from the
+// triggering message and the mailbox when read.
+type WorkItem struct {
+	ID             int64
+	ConversationID int64
+	MailboxID      int64
+	MessageID      int64 // the latest inbound message of the work item
+	State          string
+	Unparsed       bool // the triggering message could not be parsed
+	AssignedTo     int64
+	Subject        string
+	FromName       string
+	FromAddr       string
+	MailboxName    string
+	ReceivedAt     time.Time
+	UpdatedAt      time.Time
+}
+
+// WorkItemFilter selects work items for a listing. Zero values mean "any".
+type WorkItemFilter struct {
+	// Query matches case-insensitively against subject, sender name and sender address.
+	Query  string
+	State  string
+	Limit  int // 0 means a default of 100
+	Offset int
+}
+
+// Cursor is a per-mailbox position at the source (for IMAP: "<uidvalidity>:<lastuid>").
+type Cursor struct {
+	MailboxID int64
+	Value     string
+}
+
+// InboundMessage is what the ingest pipeline hands to IngestMessage.
+type InboundMessage struct {
+	MailboxID int64
+	Raw       []byte
+	// Message is the parsed form; its SourceID is the dedup key. Attachments carry Data.
+	Message Message
+	// Cursor, when not nil, is saved in the same transaction.
+	Cursor *Cursor
+}
+
+// IngestResult tells what IngestMessage did.
+type IngestResult struct {
+	MessageID      int64
+	ConversationID int64
+	WorkItemID     int64
+	// Duplicate is true when (mailbox, source id) was already stored; nothing was written
+	// and the ids are those of the stored copy.
+	Duplicate bool
+	// Threaded is true when the message joined an existing conversation.
+	Threaded bool
+}
+
+// OutboxItem is one outgoing message waiting for, or done with, delivery.
+type OutboxItem struct {
+	ID            int64
+	MailboxID     int64 // the outbound mailbox that sends it
+	WorkItemID    int64
+	MessageID     int64 // the stored outbound Message
+	From          string
+	Recipients    []string
+	Raw           []byte
+	State         string // OutboxQueued, OutboxSent, OutboxFailed
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	SentAt        time.Time
+}
+
+// ReplyInput is what CreateReply records in one transaction.
+type ReplyInput struct {
+	WorkItemID int64
+	UserID     int64
+	// Message is the composed reply in parsed form (Direction Outbound, MailboxID the
+	// outbound mailbox, ConversationID is filled by the store from the work item).
+	Message    Message
+	Raw        []byte
+	From       string // envelope sender
+	Recipients []string
+	// NewState is the work item's state after the reply, normally StateReplied.
+	NewState string
+}
+
+// User is a person who signs in: an admin, a supervisor or an agent.
+type User struct {
+	ID           int64
+	Username     string
+	DisplayName  string
+	Role         string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Session is a signed-in browser or API session. The token itself is never stored, only
+// its hash.
+type Session struct {
+	TokenHash string
+	UserID    int64
+	CSRFToken string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// APIToken is a long-lived bearer token an admin creates for a script.
+type APIToken struct {
+	ID        int64
+	UserID    int64
+	Name      string
+	TokenHash string
+	CreatedAt time.Time
+}
+
+// AuditEvent records who changed what. Secrets in Old/New are masked by the caller.
+type AuditEvent struct {
+	ID     int64
+	At     time.Time
+	Actor  string // user name, or "system"
+	Action string // e.g. "mailbox.create", "workitem.reply"
+	Object string // e.g. "mailbox:3"
+	Old    string
+	New    string
+}
+
+// Store is the one persistence interface. Every method takes a context and wraps its
+// errors with the operation; ErrNotFound and ErrConflict are returned (wrapped) where they
+// apply.
+type Store interface {
+	// Migrate applies the embedded schema migrations that are missing, each in its own
+	// transaction. Safe to call on every start.
+	Migrate(ctx context.Context) error
+	Close() error
+
+	// Settings: small key/value pairs (for example the vault's key check).
+	Setting(ctx context.Context, key string) (string, error)
+	SetSetting(ctx context.Context, key, value string) error
+
+	// Mailboxes.
+	CreateMailbox(ctx context.Context, m Mailbox) (Mailbox, error)
+	UpdateMailbox(ctx context.Context, m Mailbox) error
+	Mailbox(ctx context.Context, id int64) (Mailbox, error)
+	MailboxByName(ctx context.Context, name string) (Mailbox, error)
+	ListMailboxes(ctx context.Context) ([]Mailbox, error)
+	DeleteMailbox(ctx context.Context, id int64) error
+	SetMailboxStatus(ctx context.Context, id int64, st MailboxStatus) error
+	// SetSecret stores an encrypted secret for a mailbox under a name ("password").
+	SetSecret(ctx context.Context, mailboxID int64, name string, ciphertext []byte) error
+	Secret(ctx context.Context, mailboxID int64, name string) ([]byte, error)
+
+	// Inbound messages.
+	IngestMessage(ctx context.Context, in InboundMessage) (IngestResult, error)
+	// MessageBySource finds a stored message by its dedup key.
+	MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (Message, error)
+	// MarkAcked records that the message was acknowledged at its source.
+	MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error
+	// PendingAcks lists source ids stored but not yet acknowledged at the source.
+	PendingAcks(ctx context.Context, mailboxID int64) ([]string, error)
+	Cursor(ctx context.Context, mailboxID int64) (Cursor, error)
+	SetCursor(ctx context.Context, c Cursor) error
+	// CountMessages counts stored messages of a mailbox (all directions when mailboxID is 0).
+	CountMessages(ctx context.Context, mailboxID int64) (int, error)
+
+	// Messages and conversations.
+	Message(ctx context.Context, id int64) (Message, error)
+	RawMessage(ctx context.Context, messageID int64) ([]byte, error)
+	Attachment(ctx context.Context, id int64) (Attachment, error)
+	ConversationMessages(ctx context.Context, conversationID int64) ([]Message, error)
+
+	// Work items.
+	ListWorkItems(ctx context.Context, f WorkItemFilter) ([]WorkItem, error)
+	WorkItem(ctx context.Context, id int64) (WorkItem, error)
+	SetWorkItemState(ctx context.Context, id int64, state string) error
+
+	// Replies and the outbox.
+	CreateReply(ctx context.Context, in ReplyInput) (OutboxItem, error)
+	// ClaimOutbox returns up to limit queued items due at now and moves their
+	// NextAttemptAt to leaseUntil, so that no other worker takes them meanwhile.
+	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]OutboxItem, error)
+	MarkOutboxSent(ctx context.Context, id int64, at time.Time) error
+	MarkOutboxRetry(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error
+	MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error
+	OutboxItem(ctx context.Context, id int64) (OutboxItem, error)
+	OutboxForWorkItem(ctx context.Context, workItemID int64) ([]OutboxItem, error)
+
+	// Users, sessions and API tokens.
+	CreateUser(ctx context.Context, u User) (User, error)
+	UserByID(ctx context.Context, id int64) (User, error)
+	UserByUsername(ctx context.Context, username string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	SetUserPassword(ctx context.Context, id int64, passwordHash string) error
+	CreateSession(ctx context.Context, s Session) error
+	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
+	DeleteSession(ctx context.Context, tokenHash string) error
+	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
+	APITokenByHash(ctx context.Context, tokenHash string) (APIToken, error)
+
+	// Audit events.
+	AddAudit(ctx context.Context, e AuditEvent) error
+	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+}
