@@ -1,0 +1,395 @@
+// Package imap implements the IMAP Source (RFC 9051, RFC 3501; IDLE RFC 2177) on top of
+// emersion/go-imap v2's client.
+//
+// How a folder is read:
+//
+//   - The source position is a cursor "<uidvalidity>:<last uid>" saved by the ingest
+//     pipeline in the same transaction as each message. With a valid cursor, Next returns
+//     the messages with UID > last uid (RFC 9051 §2.3.1.1: UIDs only grow within one
+//     UIDVALIDITY). Without one (first start) or when UIDVALIDITY changed, Next returns the
+//     unseen messages; the store's dedup key catches anything seen before.
+//   - Messages are fetched with BODY.PEEK[] so nothing is marked \Seen before the store has
+//     committed (DESIGN.md invariant 1). Ack marks them \Seen afterwards.
+//   - go-imap v2 has no context.Context: every call closes the connection when ctx is done.
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// Security settings of a mailbox.
+const (
+	SecurityTLS      = "tls"      // implicit TLS (imaps, port 993)
+	SecurityStartTLS = "starttls" // STARTTLS on the plain port (RFC 9051 §6.2.1)
+	SecurityNone     = "none"     // plain text, for loopback servers only
+)
+
+// dialTimeout bounds connecting and greeting; a server that does not greet in this time is
+// treated as down.
+const dialTimeout = 20 * time.Second
+
+// Config says how to reach and read one IMAP folder.
+type Config struct {
+	Host     string
+	Port     int
+	Security string
+	Login    string
+	Password vault.Secret
+	Folder   string // "INBOX" when empty
+	// Cursor is the saved position ("<uidvalidity>:<uid>"), empty when none.
+	Cursor string
+	// RootCAs, when not nil, replaces the system's trusted roots (tests use it).
+	RootCAs *x509.CertPool
+	Logger  *slog.Logger
+}
+
+// Source reads one IMAP folder. It is not safe for concurrent use.
+type Source struct {
+	c           *imapclient.Client
+	folder      string
+	uidValidity uint32
+	lastUID     imap.UID // 0: no valid cursor, read unseen messages
+	newMail     chan struct{}
+	log         *slog.Logger
+}
+
+var (
+	_ connector.Source = (*Source)(nil)
+	_ connector.Waiter = (*Source)(nil)
+)
+
+// Dial connects, logs in and selects the folder. Errors are *connector.Error with advice.
+func Dial(ctx context.Context, cfg Config) (*Source, error) {
+	if cfg.Folder == "" {
+		cfg.Folder = "INBOX"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Source{folder: cfg.Folder, newMail: make(chan struct{}, 1), log: log}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	opts := &imapclient.Options{
+		TLSConfig: &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		Dialer:    &net.Dialer{Timeout: dialTimeout},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(data *imapclient.UnilateralDataMailbox) {
+				if data.NumMessages != nil {
+					s.signal()
+				}
+			},
+		},
+	}
+	c, err := dialSecurity(ctx, addr, cfg.Security, opts)
+	if err != nil {
+		return nil, connector.ClassifyDial("imap connect", addr, err)
+	}
+	s.c = c
+	if err := s.login(ctx, cfg.Login, cfg.Password); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := s.selectFolder(ctx, cfg.Cursor); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func dialSecurity(ctx context.Context, addr, security string, opts *imapclient.Options) (*imapclient.Client, error) {
+	type result struct {
+		c   *imapclient.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		switch security {
+		case SecurityTLS:
+			r.c, r.err = imapclient.DialTLS(addr, opts)
+		case SecurityStartTLS:
+			r.c, r.err = imapclient.DialStartTLS(addr, opts)
+		case SecurityNone, "":
+			r.c, r.err = imapclient.DialInsecure(addr, opts)
+		default:
+			r.err = &connector.Error{Kind: connector.KindConfig, Op: "imap connect",
+				Err: fmt.Errorf("unknown security %q", security), Advice: "set security to tls, starttls or none"}
+		}
+		if r.err == nil {
+			// The greeting has been read once a command completes; NOOP proves the
+			// server speaks IMAP on this port.
+			r.err = r.c.Noop().Wait()
+			if r.err != nil {
+				r.c.Close()
+			}
+		}
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+// withContext runs f and closes the connection if ctx ends first, so a hung server cannot
+// hold the caller.
+func (s *Source) withContext(ctx context.Context, f func() error) error {
+	stop := context.AfterFunc(ctx, func() { s.c.Close() })
+	err := f()
+	if !stop() {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+func (s *Source) login(ctx context.Context, login string, password vault.Secret) error {
+	err := s.withContext(ctx, func() error { return s.c.Login(login, password.Reveal()).Wait() })
+	if err == nil {
+		return nil
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		advice := fmt.Sprintf("the server refused the login %q: check the login name and password of this mailbox", login)
+		if ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeContactAdmin {
+			advice = fmt.Sprintf("the login %q is not allowed to use IMAP: ask the mail administrator to enable IMAP access for it", login)
+		}
+		return &connector.Error{Kind: connector.KindAuth, Op: "imap login", Err: err, Advice: advice}
+	}
+	return connector.ClassifyDial("imap login", "", err)
+}
+
+func (s *Source) selectFolder(ctx context.Context, cursor string) error {
+	var data *imap.SelectData
+	err := s.withContext(ctx, func() error {
+		var err error
+		data, err = s.c.Select(s.folder, nil).Wait()
+		return err
+	})
+	if err != nil {
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return &connector.Error{Kind: connector.KindConfig, Op: fmt.Sprintf("imap select %q", s.folder), Err: err,
+				Advice: fmt.Sprintf("the folder %q cannot be opened: check the folder name (case matters) and that it exists", s.folder)}
+		}
+		return connector.ClassifyDial(fmt.Sprintf("imap select %q", s.folder), "", err)
+	}
+	s.uidValidity = data.UIDValidity
+	if v, uid, ok := ParseCursor(cursor); ok {
+		switch {
+		case v == data.UIDValidity && data.UIDNext > 0 && imap.UID(uid) >= data.UIDNext:
+			// The server forgot its numbering without changing UIDVALIDITY (in-memory
+			// servers do): a cursor past UIDNEXT would skip every new message.
+			s.log.Warn("imap cursor is past the folder's UIDNEXT: reading unseen messages again",
+				slog.String("folder", s.folder), slog.Uint64("cursor_uid", uint64(uid)), slog.Uint64("uidnext", uint64(data.UIDNext)))
+		case v == data.UIDValidity:
+			s.lastUID = imap.UID(uid)
+		default:
+			s.log.Warn("imap folder was recreated (UIDVALIDITY changed): reading unseen messages again; stored copies are recognised",
+				slog.String("folder", s.folder), slog.Uint64("old_uidvalidity", uint64(v)), slog.Uint64("uidvalidity", uint64(data.UIDValidity)))
+		}
+	}
+	return nil
+}
+
+// Next returns up to max messages after the cursor (or the unseen ones when there is no
+// valid cursor), oldest first, fetched without setting \Seen.
+func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error) {
+	criteria := &imap.SearchCriteria{}
+	if s.lastUID > 0 {
+		criteria.UID = []imap.UIDSet{{imap.UIDRange{Start: s.lastUID + 1, Stop: 0}}}
+	} else {
+		criteria.NotFlag = []imap.Flag{imap.FlagSeen}
+	}
+	var uids []imap.UID
+	err := s.withContext(ctx, func() error {
+		data, err := s.c.UIDSearch(criteria, nil).Wait()
+		if err != nil {
+			return err
+		}
+		uids = data.AllUIDs()
+		return nil
+	})
+	if err != nil {
+		return nil, s.opError("imap search", err)
+	}
+	// "UID n:*" always matches the last message even when its UID is below n
+	// (RFC 9051 §6.4.4), so filter again.
+	uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return u <= s.lastUID })
+	slices.Sort(uids)
+	if len(uids) > max {
+		uids = uids[:max]
+	}
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	section := &imap.FetchItemBodySection{Peek: true}
+	var bufs []*imapclient.FetchMessageBuffer
+	err = s.withContext(ctx, func() error {
+		var err error
+		bufs, err = s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+			UID: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{section},
+		}).Collect()
+		return err
+	})
+	if err != nil {
+		return nil, s.opError("imap fetch", err)
+	}
+	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return int(a.UID) - int(b.UID) })
+	out := make([]connector.Incoming, 0, len(bufs))
+	for _, b := range bufs {
+		out = append(out, connector.Incoming{
+			SourceID: SourceID(s.uidValidity, uint32(b.UID)),
+			Raw:      b.FindBodySection(section),
+			Size:     b.RFC822Size,
+			Cursor:   FormatCursor(s.uidValidity, uint32(b.UID)),
+		})
+		if b.UID > s.lastUID {
+			s.lastUID = b.UID
+		}
+	}
+	return out, nil
+}
+
+// Ack marks the messages \Seen. Ids of another UIDVALIDITY are skipped.
+func (s *Source) Ack(ctx context.Context, sourceIDs []string) error {
+	var set imap.UIDSet
+	for _, id := range sourceIDs {
+		v, uid, ok := parseSourceID(id)
+		if !ok || v != s.uidValidity {
+			s.log.Warn("imap ack skipped: message belongs to an earlier incarnation of the folder", slog.String("source_id", id))
+			continue
+		}
+		set.AddNum(imap.UID(uid))
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	err := s.withContext(ctx, func() error {
+		return s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+	})
+	if err != nil {
+		return s.opError("imap store \\Seen", err)
+	}
+	return nil
+}
+
+// Wait waits with IDLE (when the server offers it) until new mail arrives, max passes or
+// ctx is done. Without IDLE it just sleeps, and the caller polls.
+func (s *Source) Wait(ctx context.Context, max time.Duration) error {
+	select {
+	case <-s.newMail:
+		return nil
+	default:
+	}
+	timer := time.NewTimer(max)
+	defer timer.Stop()
+	if !s.c.Caps().Has(imap.CapIdle) {
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	idle, err := s.c.Idle()
+	if err != nil {
+		return s.opError("imap idle", err)
+	}
+	select {
+	case <-s.newMail:
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-s.c.Closed():
+	}
+	if err := idle.Close(); err != nil {
+		return s.opError("imap idle done", err)
+	}
+	return s.withContext(context.WithoutCancel(ctx), func() error {
+		if err := idle.Wait(); err != nil {
+			return s.opError("imap idle", err)
+		}
+		return nil
+	})
+}
+
+func (s *Source) signal() {
+	select {
+	case s.newMail <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Source) opError(op string, err error) error {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return &connector.Error{Kind: connector.KindServer, Op: op, Err: err,
+			Advice: "the server refused the command; it is retried: if it persists, check the server's log"}
+	}
+	return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
+		Advice: "the connection to the server broke; postroom reconnects by itself"}
+}
+
+// Close logs out and closes the connection.
+func (s *Source) Close() error {
+	done := make(chan error, 1)
+	go func() { done <- s.c.Logout().Wait() }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return s.c.Close()
+}
+
+// SourceID is the dedup key of an IMAP message: "imap:<uidvalidity>:<uid>".
+func SourceID(uidValidity, uid uint32) string {
+	return fmt.Sprintf("imap:%d:%d", uidValidity, uid)
+}
+
+func parseSourceID(id string) (uidValidity, uid uint32, ok bool) {
+	rest, found := strings.CutPrefix(id, "imap:")
+	if !found {
+		return 0, 0, false
+	}
+	return ParseCursor(rest)
+}
+
+// FormatCursor formats a cursor "<uidvalidity>:<uid>".
+func FormatCursor(uidValidity, uid uint32) string {
+	return fmt.Sprintf("%d:%d", uidValidity, uid)
+}
+
+// ParseCursor parses "<uidvalidity>:<uid>".
+func ParseCursor(c string) (uidValidity, uid uint32, ok bool) {
+	a, b, found := strings.Cut(c, ":")
+	if !found {
+		return 0, 0, false
+	}
+	v, err1 := strconv.ParseUint(a, 10, 32)
+	u, err2 := strconv.ParseUint(b, 10, 32)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return uint32(v), uint32(u), true
+}
