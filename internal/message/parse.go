@@ -1,0 +1,677 @@
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	gomessage "github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 charsets (ISO-8859-x, windows-125x, ...)
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// Parse parses a raw RFC 5322 message with a MIME body into its stored form. It never fails.
+//
+// The message is Unparsed (ParseError says why) when:
+//   - it is empty, or its header block cannot be read (a line that is neither a header
+//     field nor a continuation before the blank line, e.g. binary garbage without a header
+//     separator); Subject, From, Date and the ids are then recovered from whatever lines
+//     look like header fields;
+//   - a multipart (at any depth) declares no boundary, never uses its boundary, has a part
+//     whose header is broken, nests deeper than maxMIMEDepth or has more than maxMIMEParts
+//     parts; the header fields and the parts read before the failure are kept.
+//
+// A multipart whose closing boundary is missing (a truncated message, or a careless sender)
+// is NOT unparsed: its last part runs to the end of the input, as mail clients show it.
+// An unknown charset or transfer encoding only affects its part, which is kept as read
+// (text that is not UTF-8 is read as windows-1252).
+//
+// Bodies: the first text/plain part becomes TextBody and the first text/html part HTMLBody
+// (further text parts outside a multipart/alternative are appended); when there is only
+// HTML, TextBody is derived from it. Every other leaf part is an Attachment; Inline is set
+// for parts with a Content-ID that are not marked as attachments (images referenced by
+// cid: URLs). Text bodies use "\n" line endings.
+func Parse(raw []byte) store.Message {
+	p := parser{raw: raw, msg: store.Message{Size: int64(len(raw))}}
+	p.parse()
+	m := &p.msg
+	if m.TextBody == "" && m.HTMLBody != "" {
+		m.TextBody = htmlToText(m.HTMLBody)
+	}
+	m.TextBody = cleanText(m.TextBody)
+	m.HTMLBody = cleanText(m.HTMLBody)
+	if m.Unparsed && m.ParseError == "" {
+		m.ParseError = "the message could not be parsed"
+	}
+	return p.msg
+}
+
+type parser struct {
+	raw   []byte
+	msg   store.Message
+	parts int // leaf and multipart parts seen, for maxMIMEParts
+}
+
+// brokenError is a broken header block or MIME structure: the message is unparsed.
+type brokenError struct{ why string }
+
+func (e *brokenError) Error() string { return e.why }
+
+func broken(format string, args ...any) error {
+	return &brokenError{why: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) parse() {
+	if len(bytes.TrimSpace(p.raw)) == 0 {
+		p.unparsed("the message is empty")
+		return
+	}
+	body := skipMboxFromLine(p.raw)
+	br := bufio.NewReader(bytes.NewReader(body))
+	h, err := textproto.ReadHeader(br)
+	if err != nil && !(errors.Is(err, io.EOF) && h.Len() > 0) {
+		// Keep what the lenient scan finds; it also covers the fields read before the error.
+		p.headerFields(recoverHeader(body))
+		p.unparsed("the header block is malformed (" + describeHeaderError(err) + ")")
+		return
+	}
+	p.headerFields(h)
+
+	e, _ := gomessage.New(gomessage.Header{Header: h}, br)
+	if werr := p.walk(e, "", "", 0); werr != nil {
+		var b *brokenError
+		if errors.As(werr, &b) {
+			p.unparsed("the MIME structure is broken: " + b.why)
+		} else {
+			p.unparsed(werr.Error())
+		}
+	}
+}
+
+func (p *parser) unparsed(why string) {
+	p.msg.Unparsed = true
+	p.msg.ParseError = why
+}
+
+// skipMboxFromLine drops a leading mbox "From sender date" line, which some exports keep.
+func skipMboxFromLine(raw []byte) []byte {
+	if !bytes.HasPrefix(raw, []byte("From ")) {
+		return raw
+	}
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		return raw[i+1:]
+	}
+	return raw
+}
+
+// describeHeaderError words a textproto.ReadHeader error for a supervisor.
+func describeHeaderError(err error) string {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "it has no header fields"
+	}
+	s := err.Error()
+	s = strings.TrimPrefix(s, "message: ")
+	switch {
+	case strings.HasPrefix(s, "malformed MIME header line"):
+		return "a line before the body is not a header field; the blank line between header and body may be missing"
+	case strings.HasPrefix(s, "malformed MIME header key"):
+		return "a header field name contains characters that are not allowed"
+	case strings.HasPrefix(s, "malformed MIME header initial line"):
+		return "the first line starts with white space"
+	}
+	return truncate(cleanText(s), 200)
+}
+
+// recoverHeader scans the start of a message whose header block is broken for lines that
+// look like header fields ("Name: value", with continuation lines) and skips the rest.
+func recoverHeader(raw []byte) textproto.Header {
+	if len(raw) > maxRecoverBytes {
+		raw = raw[:maxRecoverBytes]
+	}
+	var h textproto.Header
+	var key, value string
+	flush := func() {
+		if key != "" {
+			h.Add(key, strings.TrimSpace(value))
+		}
+		key, value = "", ""
+	}
+	for line := range strings.Lines(string(raw)) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			break // end of the header block, if there is one
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if key != "" {
+				value += " " + strings.TrimSpace(line)
+			}
+			continue
+		}
+		flush()
+		i := strings.IndexByte(line, ':')
+		if i <= 0 || !validFieldName(line[:i]) {
+			continue
+		}
+		key, value = line[:i], line[i+1:]
+	}
+	flush()
+	return h
+}
+
+// validFieldName reports whether s is an RFC 5322 §3.6.8 field name (printable US-ASCII
+// except colon).
+func validFieldName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// headerFields fills the message's header fields from h.
+func (p *parser) headerFields(th textproto.Header) {
+	h := gomail.Header{Header: gomessage.Header{Header: th}}
+	m := &p.msg
+
+	m.Subject = cleanText(decodeText(h.Get("Subject")))
+	if d, err := h.Date(); err == nil {
+		m.Date = d
+	}
+	m.MessageID = firstOf(msgIDs(h.Get("Message-Id")))
+	m.InReplyTo = firstOf(msgIDs(h.Get("In-Reply-To")))
+	m.References = capReferences(msgIDs(h.Get("References")))
+
+	from := addressList(h.Get("From"))
+	if len(from) == 0 {
+		from = addressList(h.Get("Sender"))
+	}
+	if len(from) > 0 {
+		m.FromName, m.FromAddr = from[0].Name, from[0].Address
+	}
+	m.To = displayList(h.Get("To"))
+	m.Cc = displayList(h.Get("Cc"))
+	if rt := addressList(h.Get("Reply-To")); len(rt) > 0 {
+		m.ReplyTo = rt[0].Address
+	}
+}
+
+// decodeText decodes RFC 2047 encoded words in an unstructured field; on failure the raw
+// value is kept.
+func decodeText(v string) string {
+	dec := mime.WordDecoder{CharsetReader: charsetReader}
+	s, err := dec.DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	return s
+}
+
+// charsetReader gives mime.WordDecoder the charsets go-message knows.
+func charsetReader(charset string, input io.Reader) (io.Reader, error) {
+	if gomessage.CharsetReader == nil {
+		return nil, fmt.Errorf("unknown charset %q", charset)
+	}
+	return gomessage.CharsetReader(charset, input)
+}
+
+// msgIDs extracts message ids from a Message-ID, In-Reply-To or References value: every
+// <...> group, or, for values written without brackets, the whitespace-separated words.
+// Comments and phrases (seen in old In-Reply-To fields) are dropped.
+func msgIDs(v string) []string {
+	var ids []string
+	rest := v
+	for {
+		i := strings.IndexByte(rest, '<')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(rest[i:], '>')
+		if j < 0 {
+			break
+		}
+		if id := cleanMsgID(rest[i+1 : i+j]); id != "" {
+			ids = append(ids, id)
+		}
+		rest = rest[i+j+1:]
+	}
+	if len(ids) > 0 || strings.ContainsAny(v, "<>") {
+		return ids
+	}
+	for _, f := range strings.Fields(v) {
+		if id := cleanMsgID(f); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// cleanMsgID returns id without white space and control characters, or "" when it cannot
+// be a message id.
+func cleanMsgID(id string) string {
+	id = strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, id)
+	if len(id) > 250 { // RFC 5322 allows any length; longer ones are junk in practice
+		return ""
+	}
+	return id
+}
+
+func firstOf(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// capReferences keeps the first message id (the thread's root) and the last
+// maxReferences-1 ids.
+func capReferences(ids []string) []string {
+	if len(ids) <= maxReferences {
+		return ids
+	}
+	out := make([]string, 0, maxReferences)
+	out = append(out, ids[0])
+	return append(out, ids[len(ids)-(maxReferences-1):]...)
+}
+
+// addressList parses an address list field, decoding RFC 2047 names. A field that is not
+// valid RFC 5322 is read leniently, address by address.
+func addressList(v string) []*mail.Address {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	if l, err := gomail.ParseAddressList(v); err == nil {
+		for _, a := range l {
+			a.Name = cleanText(a.Name)
+			a.Address = cleanText(a.Address)
+		}
+		return l
+	}
+	var out []*mail.Address
+	for _, part := range splitAddresses(decodeText(v)) {
+		if a := lenientAddress(part); a != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// splitAddresses splits a decoded address list on commas outside quotes and brackets.
+func splitAddresses(s string) []string {
+	var out []string
+	var quoted bool
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if !quoted && depth <= 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// lenientAddress reads "Name <addr>", "<addr>" or "addr" without insisting on RFC 5322.
+func lenientAddress(s string) *mail.Address {
+	s = cleanText(strings.TrimSpace(s))
+	if s == "" {
+		return nil
+	}
+	if i := strings.LastIndexByte(s, '<'); i >= 0 {
+		addr := s[i+1:]
+		if j := strings.IndexByte(addr, '>'); j >= 0 {
+			addr = addr[:j]
+		}
+		name := strings.Trim(strings.TrimSpace(s[:i]), `"' `)
+		return &mail.Address{Name: name, Address: strings.TrimSpace(addr)}
+	}
+	for _, f := range strings.Fields(s) {
+		if strings.Contains(f, "@") {
+			return &mail.Address{Address: strings.Trim(f, `"'()<>,;`)}
+		}
+	}
+	return &mail.Address{Name: s}
+}
+
+// displayList formats an address list field for display: names decoded, in RFC 5322
+// syntax ("Name" <addr>, other@example.com).
+func displayList(v string) string {
+	if strings.TrimSpace(v) == "" {
+		return ""
+	}
+	l := addressList(v)
+	if len(l) == 0 {
+		return cleanText(strings.TrimSpace(decodeText(v)))
+	}
+	s := make([]string, 0, len(l))
+	for _, a := range l {
+		s = append(s, displayAddress(*a))
+	}
+	return strings.Join(s, ", ")
+}
+
+// displayAddress formats one address with its name in UTF-8 (not RFC 2047 encoded), quoted
+// when it contains specials.
+func displayAddress(a mail.Address) string {
+	switch {
+	case a.Name == "":
+		return a.Address
+	case a.Address == "":
+		return a.Name
+	case strings.ContainsAny(a.Name, `()<>[]:;@\,."`):
+		q := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a.Name)
+		return `"` + q + `" <` + a.Address + ">"
+	default:
+		return a.Name + " <" + a.Address + ">"
+	}
+}
+
+// walk reads the entity e at MIME path (1-based, dotted, "" for the top level) whose parent
+// has media type parent. It returns a *brokenError for a broken structure. go-message's
+// errors for unknown charsets and transfer encodings are ignored on purpose: the entity is
+// still readable (undecoded) and decodeBody makes the best of it.
+func (p *parser) walk(e *gomessage.Entity, path, parent string, depth int) error {
+	p.parts++
+	if p.parts > maxMIMEParts {
+		return broken("it has more than %d parts", maxMIMEParts)
+	}
+	mediaType, params := contentType(e.Header)
+	if strings.HasPrefix(mediaType, "multipart/") {
+		return p.walkMultipart(e, mediaType, params, path, depth)
+	}
+	data, _ := io.ReadAll(e.Body) // a corrupt encoding keeps what could be decoded
+	p.leaf(e.Header, mediaType, params, data, path, parent == "multipart/alternative")
+	return nil
+}
+
+func (p *parser) walkMultipart(e *gomessage.Entity, mediaType string, params map[string]string, path string, depth int) error {
+	where := "the message"
+	if path != "" {
+		where = "part " + path
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return broken("%s is %s but declares no boundary", where, mediaType)
+	}
+	if depth >= maxMIMEDepth {
+		return broken("multiparts nest deeper than %d levels", maxMIMEDepth)
+	}
+	mr := textproto.NewMultipartReader(e.Body, boundary)
+	for n := 1; ; n++ {
+		tp, err := mr.NextPart()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if n > 1 && endedEarly(err) && !bytes.Contains(p.raw, []byte("--"+boundary+"--")) {
+				// Missing closing boundary: the last part ran to the end of the input.
+				return nil
+			}
+			if n == 1 {
+				return broken("%s (%s) contains no part starting with its boundary %q", where, mediaType, truncate(boundary, 70))
+			}
+			return broken("part %d of %s cannot be read (%s)", n, where, truncate(cleanText(strings.TrimPrefix(err.Error(), "multipart: ")), 200))
+		}
+		sub := strconv.Itoa(n)
+		if path != "" {
+			sub = path + "." + sub
+		}
+		part, _ := gomessage.New(gomessage.Header{Header: tp.Header}, tp)
+		if werr := p.walk(part, sub, mediaType, depth+1); werr != nil {
+			return werr
+		}
+	}
+}
+
+// endedEarly reports whether a multipart read failed only because the input ended (no
+// closing boundary), not because a part is broken.
+func endedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), "EOF")
+}
+
+// paramRe finds name=value parameters in a Content-Type that mime.ParseMediaType refuses.
+var paramRe = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9*_.-]+)\s*=\s*("[^"]*"|[^;\s]+)`)
+
+// mediaTypeRe matches type/subtype made of RFC 2045 token characters.
+var mediaTypeRe = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_{|}~-]+/[a-z0-9!#$%&'*+.^_{|}~-]+$`)
+
+// contentType returns the media type (lower case, text/plain when absent) and parameters of
+// a part. A Content-Type with broken parameters keeps its media type.
+func contentType(h gomessage.Header) (string, map[string]string) {
+	v := h.Get("Content-Type")
+	if strings.TrimSpace(v) == "" {
+		return "text/plain", map[string]string{}
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+		// Broken parameters (a duplicate, a stray word): keep those that can be read.
+		params = map[string]string{}
+		for _, m := range paramRe.FindAllStringSubmatch(v, -1) {
+			k := strings.ToLower(m[1])
+			if _, dup := params[k]; !dup {
+				params[k] = strings.Trim(m[2], `"`)
+			}
+		}
+	}
+	if !mediaTypeRe.MatchString(mt) {
+		mt = "application/octet-stream"
+	}
+	for k, pv := range params {
+		params[k] = decodeText(pv)
+	}
+	return mt, params
+}
+
+// leaf stores a non-multipart part as a body or an attachment; alternative is true when
+// its parent is a multipart/alternative.
+func (p *parser) leaf(h gomessage.Header, mediaType string, params map[string]string, data []byte, path string, alternative bool) {
+	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	filename := dparams["filename"]
+	if filename == "" {
+		filename = params["name"]
+	}
+	filename = cleanFilename(decodeText(filename))
+	contentID := cleanText(firstOf(msgIDs(h.Get("Content-Id"))))
+
+	isText := mediaType == "text/plain" || mediaType == "text/html"
+	if isText && disp != "attachment" && filename == "" {
+		text := decodeBody(data, params["charset"])
+		if mediaType == "text/plain" {
+			text = strings.ReplaceAll(text, "\r\n", "\n")
+			if strings.EqualFold(params["format"], "flowed") {
+				text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
+			}
+		}
+		body := &p.msg.TextBody
+		if mediaType == "text/html" {
+			body = &p.msg.HTMLBody
+		}
+		switch {
+		case *body == "":
+			*body = text
+			return
+		case !alternative:
+			*body += "\n\n" + text
+			return
+		}
+		// A second text of the same type inside an alternative: keep it as an attachment.
+	}
+
+	if filename == "" {
+		filename = defaultFilename(mediaType, path)
+	}
+	if mediaType == "message/rfc822" && !strings.Contains(filename, ".") {
+		filename += ".eml"
+	}
+	p.msg.Attachments = append(p.msg.Attachments, store.Attachment{
+		Filename:    filename,
+		ContentType: mediaType,
+		ContentID:   contentID,
+		Inline:      contentID != "" && disp != "attachment",
+		Size:        int64(len(data)),
+		Data:        data,
+	})
+}
+
+// decodeBody turns a text part into a string. go-message has already converted known
+// charsets to UTF-8. Otherwise the declared charset is tried once more (its parameter may
+// have been unreadable to go-message); bytes still not UTF-8 are read as windows-1252, the
+// usual superset of what senders of unlabelled 8-bit text mean, unless the part claims
+// UTF-8, in which case only the invalid bytes are replaced.
+func decodeBody(data []byte, charset string) string {
+	if utf8.Valid(data) {
+		return string(data)
+	}
+	cs := strings.ToLower(strings.TrimSpace(charset))
+	if cs != "" && cs != "utf-8" && cs != "utf8" && cs != "us-ascii" && gomessage.CharsetReader != nil {
+		if r, err := gomessage.CharsetReader(cs, bytes.NewReader(data)); err == nil {
+			if s, err := io.ReadAll(r); err == nil && utf8.Valid(s) {
+				return string(s)
+			}
+		}
+	}
+	if cs == "utf-8" || cs == "utf8" {
+		return strings.ToValidUTF8(string(data), "\uFFFD")
+	}
+	if s, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
+		return string(s)
+	}
+	return strings.ToValidUTF8(string(data), "\uFFFD")
+}
+
+// cleanText makes s valid UTF-8 without NUL bytes.
+func cleanText(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "")
+	}
+	return s
+}
+
+// cleanFilename keeps the last path element of a sender-supplied name, without control
+// characters.
+func cleanFilename(name string) string {
+	name = cleanText(name)
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSpace(name)
+	if name == "." || name == ".." {
+		return ""
+	}
+	return truncate(name, 255)
+}
+
+// defaultFilename names a part that came without a name: "part-1.2" plus an extension for
+// common types.
+func defaultFilename(mediaType, path string) string {
+	if path == "" {
+		path = "1"
+	}
+	name := "part-" + path
+	if ext, ok := commonExtensions[mediaType]; ok {
+		name += ext
+	}
+	return name
+}
+
+// commonExtensions is a fixed table, so names do not depend on the host's mime.types.
+var commonExtensions = map[string]string{
+	"application/pdf":          ".pdf",
+	"application/zip":          ".zip",
+	"application/octet-stream": ".bin",
+	"application/ics":          ".ics",
+	"text/calendar":            ".ics",
+	"text/plain":               ".txt",
+	"text/html":                ".html",
+	"text/csv":                 ".csv",
+	"image/png":                ".png",
+	"image/jpeg":               ".jpg",
+	"image/gif":                ".gif",
+	"image/webp":               ".webp",
+	"message/rfc822":           ".eml",
+	"message/delivery-status":  ".txt",
+}
+
+// unflow joins the soft line breaks of RFC 3676 format=flowed text: a line ending in a
+// space continues on the next line with the same quote depth; the signature separator
+// "-- " is never joined. With delsp=yes the trailing space is removed.
+func unflow(text string, delsp bool) string {
+	lines := strings.Split(text, "\n")
+	var b strings.Builder
+	prevDepth, joining := 0, false
+	for i, line := range lines {
+		depth := 0
+		for depth < len(line) && line[depth] == '>' {
+			depth++
+		}
+		content := line[depth:]
+		content = strings.TrimPrefix(content, " ") // space-stuffing (RFC 3676 §4.4)
+		if joining && depth != prevDepth {
+			b.WriteString("\n")
+			joining = false
+		}
+		if !joining {
+			if depth > 0 {
+				b.WriteString(strings.Repeat(">", depth) + " ")
+			}
+		}
+		soft := strings.HasSuffix(content, " ") && content != "-- "
+		if soft && delsp {
+			content = content[:len(content)-1]
+		}
+		b.WriteString(content)
+		joining = soft
+		prevDepth = depth
+		if !soft && i < len(lines)-1 {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
