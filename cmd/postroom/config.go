@@ -1,0 +1,199 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// Environment variables. Each *_PASSWORD and POSTROOM_DATABASE_URL can also be given as a
+// file path in the same name with _FILE appended (for container secrets).
+const (
+	envListen        = "POSTROOM_LISTEN"         // web UI and API address, default 127.0.0.1:8025
+	envData          = "POSTROOM_DATA"           // data folder, default ./postroom-data
+	envDatabaseURL   = "POSTROOM_DATABASE_URL"   // postgres://... to use PostgreSQL instead of SQLite
+	envAdminPassword = "POSTROOM_ADMIN_PASSWORD" // password of the first admin, created on an empty database
+	envInboundURL    = "POSTROOM_INBOUND_URL"    // e.g. imaps://support%40example.com@mail.example.com/INBOX?address=support@example.com
+	envInboundPass   = "POSTROOM_INBOUND_PASSWORD"
+	envOutboundURL   = "POSTROOM_OUTBOUND_URL" // e.g. smtp://support%40example.com@mail.example.com:587?address=support@example.com
+	envOutboundPass  = "POSTROOM_OUTBOUND_PASSWORD"
+	envLogLevel      = "POSTROOM_LOG_LEVEL" // debug, info, warn, error
+)
+
+// Defaults.
+const (
+	defaultListen = "127.0.0.1:8025"
+	defaultData   = "postroom-data"
+)
+
+// errUsage means the flags were wrong and usage was printed.
+var errUsage = errors.New("usage")
+
+// commonFlags are the flags serve, demo and migrate share.
+type commonFlags struct {
+	listen   string
+	dataDir  string
+	logLevel string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, getenv func(string) string, withListen bool) {
+	if withListen {
+		fs.StringVar(&c.listen, "listen", envOr(getenv, envListen, defaultListen), "address of the web UI and API (env "+envListen+")")
+	}
+	fs.StringVar(&c.dataDir, "data", envOr(getenv, envData, defaultData), "data folder: SQLite database and secret key file (env "+envData+")")
+	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, envLogLevel, "info"), "debug, info, warn or error (env "+envLogLevel+")")
+}
+
+// parseFlags parses args; -h prints usage and returns errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// secretEnv reads a secret from the environment variable key, or from the file named by
+// key+"_FILE" (one trailing newline removed).
+func secretEnv(getenv func(string) string, key string) (string, error) {
+	if v := getenv(key); v != "" {
+		return v, nil
+	}
+	path := getenv(key + "_FILE")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read %s_FILE: %w", key, err)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}
+
+// listen opens the TCP listener with a clear error when the port is taken.
+func listen(what, addr, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s address %s is in use: stop the other program or pass -%s with another address", what, addr, flagName)
+		}
+		return nil, fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
+	return ln, nil
+}
+
+// randomPassword returns a password for a generated first admin.
+func randomPassword() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// mailboxFromURL turns a mailbox URL into a Mailbox:
+//
+//	imaps://LOGIN@HOST[:993]/FOLDER?address=A&poll=60s    implicit TLS
+//	imap://LOGIN@HOST[:143]/FOLDER?...                      STARTTLS
+//	imap+insecure://LOGIN@HOST:PORT/FOLDER?...              plain text (loopback test servers)
+//	smtps://LOGIN@HOST[:465]?address=A                      implicit TLS
+//	smtp://LOGIN@HOST[:587]?address=A                       STARTTLS
+//	smtp+insecure://[LOGIN@]HOST:PORT?address=A             plain text, STARTTLS if offered
+//
+// A login containing "@" is written %40. The password never goes in the URL.
+func mailboxFromURL(name, raw string) (store.Mailbox, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return store.Mailbox{}, fmt.Errorf("mailbox URL: %w", err)
+	}
+	if _, set := u.User.Password(); set {
+		return store.Mailbox{}, errors.New("mailbox URL: put the password in the *_PASSWORD variable, not in the URL")
+	}
+	m := store.Mailbox{Name: name, Host: u.Hostname(), Login: u.User.Username(), MaxSizeMB: 5, Enabled: true}
+	defaultPort := 0
+	switch u.Scheme {
+	case "imaps":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Inbound, "imap", "tls", 993
+	case "imap":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Inbound, "imap", "starttls", 143
+	case "imap+insecure":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Inbound, "imap", "none", 143
+	case "smtps":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Outbound, "smtp", "tls", 465
+	case "smtp":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Outbound, "smtp", "starttls", 587
+	case "smtp+insecure":
+		m.Direction, m.Protocol, m.Security, defaultPort = store.Outbound, "smtp", "none", 25
+	default:
+		return store.Mailbox{}, fmt.Errorf("mailbox URL scheme %q: use imaps, imap, imap+insecure, smtps, smtp or smtp+insecure", u.Scheme)
+	}
+	if m.Host == "" {
+		return store.Mailbox{}, fmt.Errorf("mailbox URL %q has no host", raw)
+	}
+	m.Port = defaultPort
+	if p := u.Port(); p != "" {
+		m.Port, err = strconv.Atoi(p)
+		if err != nil || m.Port < 1 || m.Port > 65535 {
+			return store.Mailbox{}, fmt.Errorf("mailbox URL port %q: use a number from 1 to 65535", p)
+		}
+	}
+	if m.Direction == store.Inbound {
+		m.Folder = strings.TrimPrefix(u.Path, "/")
+		if m.Folder == "" {
+			m.Folder = "INBOX"
+		}
+	} else {
+		m.IsDefault = true
+	}
+	q := u.Query()
+	m.Address = q.Get("address")
+	if m.Address == "" && strings.Contains(m.Login, "@") {
+		m.Address = m.Login
+	}
+	if m.Address == "" {
+		return store.Mailbox{}, fmt.Errorf("mailbox URL %q: add ?address=the mailbox's email address", raw)
+	}
+	if p := q.Get("poll"); p != "" {
+		m.PollInterval, err = time.ParseDuration(p)
+		if err != nil || m.PollInterval < time.Second {
+			return store.Mailbox{}, fmt.Errorf("mailbox URL poll=%q: use a duration of at least 1s, like 60s", p)
+		}
+	}
+	return m, nil
+}
+
+// mailboxSecret reads the password variable for a mailbox URL variable.
+func mailboxSecret(getenv func(string) string, key string) (vault.Secret, error) {
+	v, err := secretEnv(getenv, key)
+	if err != nil {
+		return vault.Secret{}, err
+	}
+	return vault.NewSecret(v), nil
+}
+
+// printf writes to w, ignoring errors (a closed stdout must not stop the server).
+func printf(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/postroom/postroom/internal/app"
+	"github.com/postroom/postroom/internal/demo"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// demoIngestWait bounds how long the demo waits for the sample emails to become work
+// items before it opens the web UI.
+const demoIngestWait = 20 * time.Second
+
+// runDemo runs the whole product on SQLite with an in-process demo IMAP and SMTP server
+// preloaded with sample customer emails.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("postroom demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listenAddr := fs.String("listen", defaultListen, "address of the web UI and API")
+	imapAddr := fs.String("imap-addr", demo.DefaultIMAPAddr, "address of the demo IMAP server")
+	smtpAddr := fs.String("smtp-addr", demo.DefaultSMTPAddr, "address of the demo SMTP server (send mail here)")
+	password := fs.String("password", "demo", "password of the admin and agent accounts and of the demo mail logins")
+	dataDir := fs.String("data", "", "data folder to keep (default: a new temporary folder, deleted at exit)")
+	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	if *password == "" {
+		return fmt.Errorf("-password must not be empty")
+	}
+	dir := *dataDir
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "postroom-demo-")
+		if err != nil {
+			return fmt.Errorf("create a temporary data folder: %w", err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	// Take the web port first, so that a taken port fails before anything else starts.
+	ln, err := listen("web UI", *listenAddr, "listen")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mail, err := demo.Start(ctx, demo.Options{IMAPAddr: *imapAddr, SMTPAddr: *smtpAddr, Password: *password, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer mail.Close()
+
+	// The demo's own key is kept in its data folder; never take a production key from the
+	// environment into a throwaway folder.
+	noEnv := func(string) string { return "" }
+	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: version, IngestReload: time.Second})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := seedDemo(ctx, a, mail, *password); err != nil {
+		return err
+	}
+	wait := a.Start(ctx)
+	defer wait()
+	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now())))
+
+	printf(stdout, `postroom demo is running
+
+  Web UI:       http://%s
+  Sign in:      admin / %s   (administrator)
+                agent / %s   (agent)
+  Send mail:    SMTP %s, no login needed, to support@example.com
+                e.g. swaks --server %s --to support@example.com --from you@example.org
+  Demo IMAP:    %s  (support@example.com / %s; replies to customers land in "customers" / %s)
+  Data folder:  %s
+
+Press Ctrl-C to stop.
+`, ln.Addr(), *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password, dir)
+	return a.Serve(ctx, ln)
+}
+
+// seedDemo creates the admin and agent accounts and the inbound and outbound mailboxes.
+func seedDemo(ctx context.Context, a *app.App, mail *demo.Server, password string) error {
+	if _, err := a.Auth.EnsureUser(ctx, "admin", "Ada Admin", store.RoleAdmin, password); err != nil {
+		return fmt.Errorf("create demo admin: %w", err)
+	}
+	if _, err := a.Auth.EnsureUser(ctx, "agent", "Alex Agent", store.RoleAgent, password); err != nil {
+		return fmt.Errorf("create demo agent: %w", err)
+	}
+	imapHost, imapPort, err := splitHostPort(mail.IMAPAddr)
+	if err != nil {
+		return err
+	}
+	smtpHost, smtpPort, err := splitHostPort(mail.SMTPAddr)
+	if err != nil {
+		return err
+	}
+	in := store.Mailbox{
+		Name: "support", Direction: store.Inbound, Protocol: "imap", Address: demo.SupportAddress,
+		Host: imapHost, Port: imapPort, Security: "none", Login: demo.SupportLogin, Folder: "INBOX",
+		MaxSizeMB: 5, PollInterval: 2 * time.Second, Enabled: true,
+	}
+	if _, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: in, Password: vault.NewSecret(password)}); err != nil {
+		return fmt.Errorf("create demo inbound mailbox: %w", err)
+	}
+	out := store.Mailbox{
+		Name: "support_replies", Direction: store.Outbound, Protocol: "smtp", Address: demo.SupportAddress,
+		Host: smtpHost, Port: smtpPort, Security: "none", MaxSizeMB: 5, Enabled: true, IsDefault: true,
+	}
+	if _, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: out}); err != nil {
+		return fmt.Errorf("create demo outbound mailbox: %w", err)
+	}
+	return nil
+}
+
+// waitForSamples waits until the sample emails are stored, so that the first page shows
+// them, or until demoIngestWait has passed.
+func waitForSamples(ctx context.Context, st store.Store, want int) {
+	deadline := time.Now().Add(demoIngestWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if n, err := st.CountMessages(ctx, 0); err == nil && n >= want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: %w", addr, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: port: %w", addr, err)
+	}
+	return h, n, nil
+}

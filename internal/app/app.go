@@ -1,0 +1,233 @@
+// Package app assembles the running product from its parts: the store (SQLite or
+// PostgreSQL, migrated at start), the vault (with its wrong-key check), sign-in, the web
+// pages and JSON API on one HTTP handler, the ingest loops of the inbound mailboxes and the
+// outbox sender. `postroom serve` and `postroom demo` both run an App; the end-to-end tests
+// run one against real Dovecot, a real SMTP peer and headless Chromium.
+package app
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/credential"
+	"github.com/postroom/postroom/internal/ingest"
+	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/store/postgres"
+	"github.com/postroom/postroom/internal/store/sqlite"
+	"github.com/postroom/postroom/internal/vault"
+	"github.com/postroom/postroom/internal/web"
+)
+
+// sqliteFile is the database file inside the data folder.
+const sqliteFile = "postroom.db"
+
+// shutdownTimeout bounds how long open HTTP requests may take to finish at shutdown.
+const shutdownTimeout = 5 * time.Second
+
+// Config is what an App needs to start.
+type Config struct {
+	// DataDir holds the SQLite database and the secret key file.
+	DataDir string
+	// DatabaseURL selects PostgreSQL ("postgres://..."); empty means SQLite in DataDir.
+	DatabaseURL string
+	// Getenv reads the environment (POSTROOM_SECRET_KEY); os.Getenv when nil.
+	Getenv  func(string) string
+	Logger  *slog.Logger
+	Version string
+	// RootCAs replaces the system roots for connections to mail servers (tests).
+	RootCAs *x509.CertPool
+	// IngestReload is how often the list of enabled mailboxes is re-read (0: default).
+	IngestReload time.Duration
+	// AfterCommit is passed to the ingest runner (fault injection in tests).
+	AfterCommit func(mailboxID int64, sourceID string) error
+}
+
+// App is the assembled product.
+type App struct {
+	Store     store.Store
+	Vault     *vault.Vault
+	Passwords *credential.Passwords
+	Auth      *auth.Service
+	Replies   *outbound.Service
+	Handler   http.Handler
+
+	cfg Config
+	log *slog.Logger
+}
+
+// Open opens (and migrates) the store, loads the secret key and checks that it matches the
+// data, and builds the HTTP handler. It starts nothing in the background: see Run.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
+	}
+	st, err := OpenStore(ctx, cfg.DataDir, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate the database: %w", err)
+	}
+	key, err := vault.LoadKey(cfg.DataDir, cfg.Getenv)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	v, err := vault.New(key)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := v.Check(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a := &App{
+		Store:     st,
+		Vault:     v,
+		Passwords: credential.NewPasswords(st, v),
+		Auth:      auth.NewService(st, log),
+		Replies:   outbound.NewService(st, log),
+		cfg:       cfg,
+		log:       log,
+	}
+	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Logger: log, ProductVersion: cfg.Version})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load the web pages: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Logger: log}))
+	mux.Handle("/", pages)
+	a.Handler = mux
+	return a, nil
+}
+
+// OpenStore opens PostgreSQL when databaseURL is set, else SQLite in dataDir. It does not
+// migrate.
+func OpenStore(ctx context.Context, dataDir, databaseURL string) (store.Store, error) {
+	if databaseURL != "" {
+		st, err := postgres.Open(ctx, databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return st, nil
+	}
+	path := filepath.Join(dataDir, sqliteFile)
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
+	}
+	return st, nil
+}
+
+// Run serves HTTP on ln and runs the ingest loops and the outbox sender until ctx is done.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	wait := a.Start(ctx)
+	defer wait()
+	return a.Serve(ctx, ln)
+}
+
+// Start runs the ingest loops and the outbox sender in the background until ctx is done;
+// the returned function waits for them to stop.
+func (a *App) Start(ctx context.Context) (wait func()) {
+	runner := ingest.NewRunner(ingest.Options{
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
+		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit,
+	})
+	sender := outbound.NewSender(outbound.SenderOptions{
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = runner.Run(ctx) })
+	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
+	return wg.Wait
+}
+
+// Serve serves the web pages and the API on ln until ctx is done.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Close closes the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+// MailboxInput is a mailbox to create or update by name, with its password.
+type MailboxInput struct {
+	Mailbox  store.Mailbox
+	Password vault.Secret // zero: keep the stored one
+}
+
+// EnsureMailbox creates the mailbox named in.Mailbox.Name, or updates its settings when it
+// exists, and stores its password encrypted. It writes an audit event.
+func (a *App) EnsureMailbox(ctx context.Context, actor string, in MailboxInput) (store.Mailbox, error) {
+	m := in.Mailbox
+	existing, err := a.Store.MailboxByName(ctx, m.Name)
+	switch {
+	case err == nil:
+		m.ID = existing.ID
+		m.CreatedAt = existing.CreatedAt
+		if err := a.Store.UpdateMailbox(ctx, m); err != nil {
+			return store.Mailbox{}, fmt.Errorf("update mailbox %q: %w", m.Name, err)
+		}
+	case store.IsNotFound(err):
+		m, err = a.Store.CreateMailbox(ctx, m)
+		if err != nil {
+			return store.Mailbox{}, fmt.Errorf("create mailbox %q: %w", m.Name, err)
+		}
+	default:
+		return store.Mailbox{}, fmt.Errorf("look up mailbox %q: %w", m.Name, err)
+	}
+	if !in.Password.IsZero() {
+		if err := a.Passwords.Set(ctx, m.ID, in.Password); err != nil {
+			return store.Mailbox{}, err
+		}
+	}
+	if err := a.Store.AddAudit(ctx, store.AuditEvent{
+		At: time.Now(), Actor: actor, Action: "mailbox.ensure", Object: fmt.Sprintf("mailbox:%d", m.ID),
+		New: fmt.Sprintf("name=%s direction=%s host=%s port=%d security=%s login=%s enabled=%t password=***",
+			m.Name, m.Direction, m.Host, m.Port, m.Security, m.Login, m.Enabled),
+	}); err != nil {
+		return store.Mailbox{}, fmt.Errorf("audit mailbox %q: %w", m.Name, err)
+	}
+	return a.Store.Mailbox(ctx, m.ID)
+}
