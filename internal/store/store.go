@@ -356,3 +356,6 @@ type Store interface {
 	AddAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 }
+
+// IsNotFound reports whether err is (or wraps) ErrNotFound.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postroom/postroom/internal/testenv"
+)
+
+// TestServeFromEnvironment: `postroom serve` configured only by flags and environment
+// variables, on PostgreSQL, creates the first admin and the inbound mailbox and ingests
+// from a real Dovecot.
+func TestServeFromEnvironment(t *testing.T) {
+	d := testenv.StartDovecot(t, nil)
+	d.AddUser(t, "support@example.test", "support-pw")
+	d.Append(t, "support@example.test", "INBOX", []byte("From: Ana <ana@example.org>\r\nTo: support@example.test\r\nSubject: Serve me\r\nMessage-ID: <serve-1@example.org>\r\n\r\nHello\r\n"))
+	env := map[string]string{
+		envDatabaseURL:        testenv.Postgres(t),
+		"POSTROOM_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		envAdminPassword:      "first-admin-pw",
+		envInboundURL:         fmt.Sprintf("imap+insecure://support%%40example.test@%s/INBOX?poll=1s", d.IMAPAddr),
+		envInboundPass:        "support-pw",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, &out, &errOut, func(k string) string { return env[k] })
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited with %d: %s", code, errOut.String())
+		}
+	}()
+	re := regexp.MustCompile(`serving (http://\S+)`)
+	var base string
+	for deadline := time.Now().Add(waitLimit); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "PostgreSQL") {
+		t.Errorf("serve does not say it uses PostgreSQL: %s", out.String())
+	}
+	c := apiSignIn(t, base, "admin", "first-admin-pw")
+	var found bool
+	for deadline := time.Now().Add(waitLimit); !found && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		found = len(listItems(t, c, base, "Serve me").Items) == 1
+	}
+	if !found {
+		t.Fatalf("the message in Dovecot never became a work item; log: %s", errOut.String())
+	}
+	resp, err := c.Get(base + "/api/v1/mailboxes")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("mailboxes: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
