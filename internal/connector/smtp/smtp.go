@@ -52,8 +52,8 @@ type Config struct {
 	Security string
 	Login    string // empty: no AUTH
 	Password vault.Secret
-	RootCAs   *x509.CertPool
-	Logger    *slog.Logger
+	RootCAs  *x509.CertPool
+	Logger   *slog.Logger
 }
 
 // Sink sends through one SMTP server, one connection per Send.

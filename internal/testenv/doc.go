@@ -1,0 +1,22 @@
+// Package testenv starts real servers for postroom's tests: Dovecot (IMAP RFC 9051/3501,
+// POP3 RFC 1939, submission RFC 6409 with SASL PLAIN/LOGIN and, against a token
+// introspection endpoint (RFC 7662), XOAUTH2 and OAUTHBEARER RFC 7628), Postfix's smtp-sink
+// as a receiving SMTP peer (RFC 5321), and headless Chromium driven through the DevTools
+// protocol (chromedp). The PostgreSQL helper lives in postgres.go.
+//
+// The recipe for Dovecot and smtp-sink is shared/reference/testmail.md; every deviation from
+// it is commented where it happens.
+//
+// Invariants every helper keeps:
+//   - Nothing touches the system configuration or system services: each server gets its own
+//     temporary directory, its own configuration and free ports on 127.0.0.1 only.
+//   - A missing binary fails the test with install advice (./scripts/test installs everything).
+//     It never skips: a skipped integration test looks green and proves nothing.
+//   - Every server is stopped at t.Cleanup (SIGTERM to its process group, SIGKILL after a
+//     grace period), so no process or listener outlives the test that started it.
+//   - When a test fails, the server's log tail is written to the test log.
+//   - Ports are picked per start; a start that loses a port race is retried on new ports.
+//
+// Dovecot and smtp-sink drop privileges to nobody and need root to do so (the developers'
+// machines and CI run as root).
+package testenv
