@@ -1,0 +1,44 @@
+// Package sqlstore is the one implementation of store.Store over database/sql, shared by
+// the SQLite engine (internal/store/sqlite) and the PostgreSQL engine
+// (internal/store/postgres). The engines differ only in a small Dialect: placeholder style
+// (? or $n), how a time is stored, row locking, how a unique violation is recognised, and
+// which embedded migrations apply. The SQL is plain and sits beside each method, one file
+// per table or entity.
+//
+// Invariants a change must keep:
+//
+//   - IngestMessage and CreateReply do all their writes in ONE transaction: the raw message,
+//     the parsed message, attachments, the conversation, the work item and the cursor (or
+//     the outbound message, the outbox row, the work item's state and the audit event).
+//     Inside a transaction every statement goes through the transaction, never the pool:
+//     the SQLite writer pool has exactly one connection and would deadlock.
+//   - Times are stored in UTC with microsecond precision on both engines (SQLite: INTEGER
+//     unix microseconds; PostgreSQL: timestamptz, which keeps microseconds). A zero
+//     time.Time is stored as NULL and read back as the zero time.
+//   - Text that comes from outside (parsed email fields, error texts) is made valid UTF-8
+//     without NUL bytes before it is stored, because PostgreSQL refuses both; SQLite gets
+//     the same cleaned text so that both engines return the same thing.
+//   - Case-insensitive search uses a lowered search column written by Go (strings.ToLower)
+//     and LIKE with escaped wildcards, so both engines match exactly the same rows.
+//   - Missing rows are store.ErrNotFound and unique violations store.ErrConflict, both
+//     wrapped with the operation.
+//
+// Choices documented here because callers see them:
+//
+//   - DeleteMailbox refuses (store.ErrConflict, with advice) to delete a mailbox that still
+//     has stored messages: the messages are kept, the administrator disables the mailbox
+//     instead. A mailbox without messages is deleted with its secrets and cursor.
+//   - SessionByTokenHash returns expired sessions too; the caller checks ExpiresAt.
+//   - A message whose own Message-ID, In-Reply-To or References names a stored message
+//     joins that message's conversation (own Message-ID first, then In-Reply-To, then
+//     References from the most recent). The own Message-ID makes a copy of one email that
+//     reaches two of our mailboxes one conversation and one work item (DESIGN.md
+//     invariant 8).
+//   - When a new message reuses a work item that was "replied", the work item is "new"
+//     again and its ReceivedAt is the new message's arrival, so it rises to the top of the
+//     listing; a "new" or "open" work item keeps its state and ReceivedAt.
+//   - Setting IsDefault on a mailbox clears it on every other mailbox: there is at most one
+//     default outbound mailbox.
+//   - MarkOutboxSent counts the successful attempt (attempts + 1).
+//   - PollInterval is stored in milliseconds.
+package sqlstore

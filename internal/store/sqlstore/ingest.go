@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// maxThreadCandidates bounds how many message ids (own Message-ID, In-Reply-To and the
+// most recent References) are looked up to thread a message. Long References chains keep
+// the thread's root first and the recent ancestors last (RFC 5322 §3.6.4), and the most
+// recent ones decide.
+const maxThreadCandidates = 20
+
+// ingestAttempts is how often IngestMessage runs its transaction when it loses a race on
+// the dedup key: the second run finds the stored copy and reports a duplicate.
+const ingestAttempts = 2
+
+// IngestMessage stores an inbound message, its raw source, its attachments, its
+// conversation, its work item and the source cursor in one transaction. A message whose
+// (mailbox, source id) is stored already is a duplicate: nothing is written.
+func (s *Store) IngestMessage(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
+	op := fmt.Sprintf("ingest message %q into mailbox %d", in.Message.SourceID, in.MailboxID)
+	var res store.IngestResult
+	var err error
+	for range ingestAttempts {
+		res, err = s.ingestOnce(ctx, in)
+		if !errors.Is(err, store.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return store.IngestResult{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return res, nil
+}
+
+func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
+	m := in.Message
+	m.MailboxID = in.MailboxID
+	m.Direction = store.Inbound
+	if m.Size == 0 {
+		m.Size = int64(len(in.Raw))
+	}
+	now := s.now()
+	var res store.IngestResult
+	err := s.inTx(ctx, func(tx runner) error {
+		res = store.IngestResult{}
+		if m.SourceID != "" {
+			dup, found, err := s.storedCopy(ctx, tx, m.MailboxID, m.SourceID)
+			if err != nil {
+				return err
+			}
+			if found {
+				res = dup
+				return nil
+			}
+		}
+
+		convID, err := s.findThread(ctx, tx, m)
+		if err != nil {
+			return err
+		}
+		if convID != 0 {
+			res.Threaded = true
+			if _, err := tx.exec(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, s.d.timeArg(now), convID); err != nil {
+				return fmt.Errorf("touch conversation %d: %w", convID, err)
+			}
+		} else {
+			err := tx.queryRow(ctx, `INSERT INTO conversations (mailbox_id, subject, created_at, updated_at)
+				VALUES (?, ?, ?, ?) RETURNING id`,
+				m.MailboxID, clean(m.Subject), s.d.timeArg(now), s.d.timeArg(now)).Scan(&convID)
+			if err != nil {
+				return fmt.Errorf("insert conversation: %w", err)
+			}
+		}
+		res.ConversationID = convID
+
+		msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, now)
+		if err != nil {
+			return s.wrap("store message", err)
+		}
+		res.MessageID = msgID
+
+		res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, now)
+		if err != nil {
+			return err
+		}
+
+		if in.Cursor != nil {
+			if err := setCursor(ctx, tx, *in.Cursor, s.d.timeArg(now)); err != nil {
+				return fmt.Errorf("save cursor of mailbox %d: %w", in.Cursor.MailboxID, err)
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// storedCopy looks up a stored message by its dedup key and returns the ids of it, its
+// conversation and the conversation's latest work item.
+func (s *Store) storedCopy(ctx context.Context, tx runner, mailboxID int64, sourceID string) (store.IngestResult, bool, error) {
+	res := store.IngestResult{Duplicate: true}
+	err := tx.queryRow(ctx, `SELECT id, conversation_id FROM messages WHERE mailbox_id = ? AND source_id = ?`,
+		mailboxID, sourceID).Scan(&res.MessageID, &res.ConversationID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.IngestResult{}, false, nil
+	}
+	if err != nil {
+		return store.IngestResult{}, false, fmt.Errorf("look up stored copy: %w", err)
+	}
+	err = tx.queryRow(ctx, `SELECT id FROM work_items WHERE conversation_id = ? ORDER BY id DESC LIMIT 1`,
+		res.ConversationID).Scan(&res.WorkItemID)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return store.IngestResult{}, false, fmt.Errorf("look up work item of stored copy: %w", err)
+	}
+	return res, true, nil
+}
+
+// findThread returns the conversation the message belongs to, or 0 for a new one. It
+// tries the message's own Message-ID (a copy of a stored message), then In-Reply-To, then
+// References from the most recent.
+func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int64, error) {
+	candidates := make([]string, 0, 2+len(m.References))
+	seen := map[string]bool{"": true}
+	add := func(id string) {
+		id = clean(id)
+		if !seen[id] && len(candidates) < maxThreadCandidates {
+			seen[id] = true
+			candidates = append(candidates, id)
+		}
+	}
+	add(m.MessageID)
+	add(m.InReplyTo)
+	for i := len(m.References) - 1; i >= 0; i-- {
+		add(m.References[i])
+	}
+	for _, id := range candidates {
+		var convID int64
+		err := tx.queryRow(ctx, `SELECT conversation_id FROM message_ids WHERE header_id = ?
+			ORDER BY id DESC LIMIT 1`, id).Scan(&convID)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("thread by message id: %w", err)
+		}
+		return convID, nil
+	}
+	return 0, nil
+}
+
+// routeWorkItem points the conversation's work item that is not closed at the new
+// message (a replied one becomes new again), or creates a new work item.
+func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, now time.Time) (int64, error) {
+	var id int64
+	var state string
+	err := tx.queryRow(ctx, `SELECT id, state FROM work_items WHERE conversation_id = ? AND state <> ?
+		ORDER BY id DESC LIMIT 1`+s.d.forUpdate, convID, store.StateClosed).Scan(&id, &state)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
+			state, unparsed, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, s.d.timeArg(now), s.d.timeArg(now)).Scan(&id)
+		if err != nil {
+			return 0, fmt.Errorf("insert work item: %w", err)
+		}
+		return id, nil
+	case err != nil:
+		return 0, fmt.Errorf("look up work item of conversation %d: %w", convID, err)
+	}
+	if state == store.StateReplied {
+		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, state = ?, unparsed = ?,
+			received_at = ?, updated_at = ? WHERE id = ?`,
+			msgID, store.StateNew, m.Unparsed, s.d.timeArg(now), s.d.timeArg(now), id)
+	} else {
+		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, updated_at = ?
+			WHERE id = ?`, msgID, m.Unparsed, s.d.timeArg(now), id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update work item %d: %w", id, err)
+	}
+	return id, nil
+}

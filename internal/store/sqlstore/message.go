@@ -1,0 +1,250 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// messageColumns are the columns scanMessage reads, from messages m.
+const messageColumns = `m.id, m.conversation_id, m.mailbox_id, m.direction, m.source_id,
+	m.message_id, m.in_reply_to, m.refs, m.subject, m.from_name, m.from_addr, m.to_list,
+	m.cc_list, m.reply_to, m.date, m.text_body, m.html_body, m.size, m.unparsed,
+	m.parse_error, m.created_at`
+
+func scanMessage(sc scanner) (store.Message, error) {
+	var m store.Message
+	var refs string
+	err := sc.Scan(&m.ID, &m.ConversationID, &m.MailboxID, &m.Direction, &m.SourceID,
+		&m.MessageID, &m.InReplyTo, &refs, &m.Subject, &m.FromName, &m.FromAddr, &m.To,
+		&m.Cc, &m.ReplyTo, tcol(&m.Date), &m.TextBody, &m.HTMLBody, &m.Size, &m.Unparsed,
+		&m.ParseError, tcol(&m.CreatedAt))
+	if err != nil {
+		return m, err
+	}
+	m.References, err = decodeList(refs)
+	return m, err
+}
+
+// searchText is what a work item listing's Query is matched against: the lowered
+// subject, sender name and sender address.
+func searchText(m store.Message) string {
+	return strings.ToLower(clean(m.Subject) + "\n" + clean(m.FromName) + "\n" + clean(m.FromAddr))
+}
+
+// insertMessage stores m (parsed form, raw source, attachments with their data and the
+// Message-ID row used for threading) in conversation convID and returns its id.
+func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, now time.Time) (int64, error) {
+	var id int64
+	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
+		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
+		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, acked,
+		search_text, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?) RETURNING id`,
+		convID, m.MailboxID, m.Direction, clean(m.SourceID), clean(m.MessageID),
+		clean(m.InReplyTo), encodeList(m.References), clean(m.Subject), clean(m.FromName),
+		clean(m.FromAddr), clean(m.To), clean(m.Cc), clean(m.ReplyTo), s.d.timeArg(m.Date),
+		clean(m.TextBody), clean(m.HTMLBody), m.Size, m.Unparsed, clean(m.ParseError),
+		searchText(m), s.d.timeArg(now)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("insert message: %w", err)
+	}
+	if raw == nil {
+		raw = []byte{}
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO raw_messages (message_id, data) VALUES (?, ?)`, id, raw); err != nil {
+		return 0, fmt.Errorf("insert raw message: %w", err)
+	}
+	for _, a := range m.Attachments {
+		data := a.Data
+		if data == nil {
+			data = []byte{}
+		}
+		size := a.Size
+		if size == 0 {
+			size = int64(len(a.Data))
+		}
+		_, err := tx.exec(ctx, `INSERT INTO attachments (message_id, filename, content_type,
+			content_id, is_inline, size, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, clean(a.Filename), clean(a.ContentType), clean(a.ContentID), a.Inline, size, data)
+		if err != nil {
+			return 0, fmt.Errorf("insert attachment %q: %w", a.Filename, err)
+		}
+	}
+	if m.MessageID != "" {
+		_, err := tx.exec(ctx, `INSERT INTO message_ids (header_id, conversation_id, message_id) VALUES (?, ?, ?)`,
+			clean(m.MessageID), convID, id)
+		if err != nil {
+			return 0, fmt.Errorf("insert message id: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// Message returns a stored message with its attachments' metadata.
+func (s *Store) Message(ctx context.Context, id int64) (store.Message, error) {
+	op := fmt.Sprintf("message %d", id)
+	m, err := scanMessage(s.r.queryRow(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.id = ?`, id))
+	if err != nil {
+		return store.Message{}, s.wrap(op, err)
+	}
+	atts, err := s.attachments(ctx, `a.message_id = ?`, id)
+	if err != nil {
+		return store.Message{}, s.wrap(op, err)
+	}
+	m.Attachments = atts[id]
+	return m, nil
+}
+
+// MessageBySource finds a stored message by its dedup key.
+func (s *Store) MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (store.Message, error) {
+	op := fmt.Sprintf("message %q of mailbox %d", sourceID, mailboxID)
+	m, err := scanMessage(s.r.queryRow(ctx, `SELECT `+messageColumns+` FROM messages m
+		WHERE m.mailbox_id = ? AND m.source_id = ? AND m.source_id <> ''`, mailboxID, sourceID))
+	if err != nil {
+		return store.Message{}, s.wrap(op, err)
+	}
+	atts, err := s.attachments(ctx, `a.message_id = ?`, m.ID)
+	if err != nil {
+		return store.Message{}, s.wrap(op, err)
+	}
+	m.Attachments = atts[m.ID]
+	return m, nil
+}
+
+// attachments returns the metadata of the attachments matching where, by message id, in
+// storage order.
+func (s *Store) attachments(ctx context.Context, where string, args ...any) (map[int64][]store.Attachment, error) {
+	rows, err := s.r.query(ctx, `SELECT a.id, a.message_id, a.filename, a.content_type,
+		a.content_id, a.is_inline, a.size FROM attachments a
+		JOIN messages m ON m.id = a.message_id WHERE `+where+` ORDER BY a.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	defer rows.Close()
+	byMessage := map[int64][]store.Attachment{}
+	for rows.Next() {
+		var a store.Attachment
+		if err := rows.Scan(&a.ID, &a.MessageID, &a.Filename, &a.ContentType, &a.ContentID, &a.Inline, &a.Size); err != nil {
+			return nil, fmt.Errorf("attachments: %w", err)
+		}
+		byMessage[a.MessageID] = append(byMessage[a.MessageID], a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attachments: %w", err)
+	}
+	return byMessage, nil
+}
+
+// RawMessage returns the raw MIME source of a stored message.
+func (s *Store) RawMessage(ctx context.Context, messageID int64) ([]byte, error) {
+	var b []byte
+	err := s.r.queryRow(ctx, `SELECT data FROM raw_messages WHERE message_id = ?`, messageID).Scan(&b)
+	if err != nil {
+		return nil, s.wrap(fmt.Sprintf("raw message %d", messageID), err)
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// Attachment returns one attachment with its content.
+func (s *Store) Attachment(ctx context.Context, id int64) (store.Attachment, error) {
+	var a store.Attachment
+	err := s.r.queryRow(ctx, `SELECT id, message_id, filename, content_type, content_id,
+		is_inline, size, data FROM attachments WHERE id = ?`, id).
+		Scan(&a.ID, &a.MessageID, &a.Filename, &a.ContentType, &a.ContentID, &a.Inline, &a.Size, &a.Data)
+	if err != nil {
+		return store.Attachment{}, s.wrap(fmt.Sprintf("attachment %d", id), err)
+	}
+	if a.Data == nil {
+		a.Data = []byte{}
+	}
+	return a, nil
+}
+
+// ConversationMessages returns the messages of a conversation, inbound and outbound,
+// oldest first (by Date, then by storage order; a message without a Date counts as
+// stored at its arrival).
+func (s *Store) ConversationMessages(ctx context.Context, conversationID int64) ([]store.Message, error) {
+	op := fmt.Sprintf("messages of conversation %d", conversationID)
+	var exists int
+	if err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM conversations WHERE id = ?`, conversationID).Scan(&exists); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	if exists == 0 {
+		return nil, s.wrap(op, store.ErrNotFound)
+	}
+	rows, err := s.r.query(ctx, `SELECT `+messageColumns+` FROM messages m
+		WHERE m.conversation_id = ? ORDER BY COALESCE(m.date, m.created_at), m.id`, conversationID)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	var list []store.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, s.wrap(op, err)
+		}
+		list = append(list, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	atts, err := s.attachments(ctx, `m.conversation_id = ?`, conversationID)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	for i := range list {
+		list[i].Attachments = atts[list[i].ID]
+	}
+	return list, nil
+}
+
+// CountMessages counts the stored messages of a mailbox, or of all mailboxes when
+// mailboxID is 0.
+func (s *Store) CountMessages(ctx context.Context, mailboxID int64) (int, error) {
+	var n int
+	var err error
+	if mailboxID == 0 {
+		err = s.r.queryRow(ctx, `SELECT COUNT(*) FROM messages`).Scan(&n)
+	} else {
+		err = s.r.queryRow(ctx, `SELECT COUNT(*) FROM messages WHERE mailbox_id = ?`, mailboxID).Scan(&n)
+	}
+	return n, s.wrap(fmt.Sprintf("count messages of mailbox %d", mailboxID), err)
+}
+
+// MarkAcked records that a message was acknowledged at its source.
+func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error {
+	err := s.w.execOne(ctx, `UPDATE messages SET acked = TRUE
+		WHERE mailbox_id = ? AND source_id = ? AND source_id <> ''`, mailboxID, sourceID)
+	return s.wrap(fmt.Sprintf("mark message %q of mailbox %d acknowledged", sourceID, mailboxID), err)
+}
+
+// PendingAcks lists the source ids of a mailbox's inbound messages that are stored but not
+// yet acknowledged at the source, oldest first.
+func (s *Store) PendingAcks(ctx context.Context, mailboxID int64) ([]string, error) {
+	op := fmt.Sprintf("pending acknowledgements of mailbox %d", mailboxID)
+	rows, err := s.r.query(ctx, `SELECT source_id FROM messages
+		WHERE mailbox_id = ? AND acked = FALSE AND source_id <> '' AND direction = ?
+		ORDER BY id`, mailboxID, store.Inbound)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrap(op, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.wrap(op, rows.Err())
+}

@@ -1,0 +1,114 @@
+package sqlstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// migrationFiles holds the schema migrations of each dialect: migrations/<dialect>/
+// NNNN_name.sql. Order is the number; never edit a released migration, add a new one.
+//
+//go:embed migrations
+var migrationFiles embed.FS
+
+// migration is one numbered schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations lists the dialect's migrations in order.
+func (d Dialect) migrations() ([]migration, error) {
+	dir := path.Join("migrations", d.name)
+	entries, err := fs.ReadDir(migrationFiles, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s migrations: %w", d.name, err)
+	}
+	var list []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration file %s/%s: name must be NNNN_description.sql", dir, e.Name())
+		}
+		b, err := fs.ReadFile(migrationFiles, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		list = append(list, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].version < list[j].version })
+	for i, m := range list {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("%s migrations: expected version %d, found %s", d.name, i+1, m.name)
+		}
+	}
+	return list, nil
+}
+
+// Migrate applies the missing migrations, each in its own transaction, and records each
+// version in schema_migrations. On PostgreSQL an advisory lock makes nodes that start
+// together apply them one after the other; on SQLite the single writer does.
+func (s *Store) Migrate(ctx context.Context) error {
+	list, err := s.d.migrations()
+	if err != nil {
+		return err
+	}
+	err = s.inTx(ctx, func(tx runner) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TEXT NOT NULL
+		)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migrate %s: create schema_migrations: %w", s.d.name, err)
+	}
+	for _, m := range list {
+		err := s.inTx(ctx, func(tx runner) error {
+			if err := s.lockMigrations(ctx, tx); err != nil {
+				return err
+			}
+			var applied int
+			err := tx.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied)
+			if err != nil || applied > 0 {
+				return err
+			}
+			if _, err := tx.exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err = tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, s.now().Format("2006-01-02T15:04:05.000000Z"))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: apply %s: %w", s.d.name, m.name, err)
+		}
+	}
+	return nil
+}
+
+// lockMigrations takes the dialect's migration lock for the rest of the transaction.
+func (s *Store) lockMigrations(ctx context.Context, tx runner) error {
+	if s.d.migrationLock == "" {
+		return nil
+	}
+	if _, err := tx.exec(ctx, s.d.migrationLock); err != nil {
+		return fmt.Errorf("take migration lock: %w", err)
+	}
+	return nil
+}

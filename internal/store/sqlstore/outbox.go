@@ -1,0 +1,211 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// defaultClaimLimit is how many outbox items ClaimOutbox returns when the caller asks
+// for none or a negative number.
+const defaultClaimLimit = 10
+
+// outboxSelect reads outbox items with the raw message to send; scanOutbox scans it.
+const outboxSelect = `SELECT o.id, o.mailbox_id, o.work_item_id, o.message_id, o.from_addr,
+	o.recipients, r.data, o.state, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
+	o.sent_at
+	FROM outbox o
+	JOIN raw_messages r ON r.message_id = o.message_id`
+
+func scanOutbox(sc scanner) (store.OutboxItem, error) {
+	var o store.OutboxItem
+	var recipients string
+	err := sc.Scan(&o.ID, &o.MailboxID, idCol{&o.WorkItemID}, &o.MessageID, &o.From,
+		&recipients, &o.Raw, &o.State, &o.Attempts, tcol(&o.NextAttemptAt), &o.LastError,
+		tcol(&o.CreatedAt), tcol(&o.SentAt))
+	if err != nil {
+		return o, err
+	}
+	o.Recipients, err = decodeList(recipients)
+	return o, err
+}
+
+// CreateReply records a reply in one transaction: the outbound message (raw, parsed and
+// its Message-ID for threading), the queued outbox row, the work item's new state and an
+// audit event.
+func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.OutboxItem, error) {
+	op := fmt.Sprintf("create reply to work item %d", in.WorkItemID)
+	newState := in.NewState
+	if newState == "" {
+		newState = store.StateReplied
+	}
+	if !validState(newState) {
+		return store.OutboxItem{}, fmt.Errorf("%s: unknown new state %q", op, newState)
+	}
+	now := s.now()
+	m := in.Message
+	m.Direction = store.Outbound
+	if m.Date.IsZero() {
+		m.Date = now
+	}
+	if m.Size == 0 {
+		m.Size = int64(len(in.Raw))
+	}
+	out := store.OutboxItem{
+		MailboxID:     m.MailboxID,
+		WorkItemID:    in.WorkItemID,
+		From:          in.From,
+		Recipients:    in.Recipients,
+		Raw:           in.Raw,
+		State:         store.OutboxQueued,
+		NextAttemptAt: now,
+		CreatedAt:     now,
+	}
+	err := s.inTx(ctx, func(tx runner) error {
+		var oldState string
+		err := tx.queryRow(ctx, `SELECT conversation_id, state FROM work_items WHERE id = ?`+s.d.forUpdate,
+			in.WorkItemID).Scan(&m.ConversationID, &oldState)
+		if err != nil {
+			return s.wrap("load work item", err)
+		}
+		actor := "system"
+		if in.UserID != 0 {
+			if err := tx.queryRow(ctx, `SELECT username FROM users WHERE id = ?`, in.UserID).Scan(&actor); err != nil {
+				return s.wrap(fmt.Sprintf("load user %d", in.UserID), err)
+			}
+		}
+		out.MessageID, err = s.insertMessage(ctx, tx, m, in.Raw, m.ConversationID, now)
+		if err != nil {
+			return err
+		}
+		err = tx.queryRow(ctx, `INSERT INTO outbox (mailbox_id, work_item_id, message_id, from_addr,
+			recipients, state, attempts, next_attempt_at, last_error, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?, '', ?) RETURNING id`,
+			out.MailboxID, in.WorkItemID, out.MessageID, clean(in.From), encodeList(in.Recipients),
+			store.OutboxQueued, s.d.timeArg(now), s.d.timeArg(now)).Scan(&out.ID)
+		if err != nil {
+			return fmt.Errorf("insert outbox item: %w", err)
+		}
+		if _, err := tx.exec(ctx, `UPDATE work_items SET state = ?, updated_at = ? WHERE id = ?`,
+			newState, s.d.timeArg(now), in.WorkItemID); err != nil {
+			return fmt.Errorf("set work item state: %w", err)
+		}
+		if _, err := tx.exec(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`,
+			s.d.timeArg(now), m.ConversationID); err != nil {
+			return fmt.Errorf("touch conversation: %w", err)
+		}
+		return s.addAudit(ctx, tx, store.AuditEvent{
+			At:     now,
+			Actor:  actor,
+			Action: "workitem.reply",
+			Object: fmt.Sprintf("workitem:%d", in.WorkItemID),
+			Old:    oldState,
+			New:    fmt.Sprintf("%s (outbox:%d)", newState, out.ID),
+		})
+	})
+	if err != nil {
+		return store.OutboxItem{}, s.wrap(op, err)
+	}
+	if out.Raw == nil {
+		out.Raw = []byte{}
+	}
+	return out, nil
+}
+
+// ClaimOutbox returns up to limit queued items due at now, oldest first, and moves their
+// NextAttemptAt to leaseUntil so that no other worker takes them until then. On
+// PostgreSQL rows another node is claiming are skipped (FOR UPDATE SKIP LOCKED); on SQLite
+// the single writer serialises claims.
+func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]store.OutboxItem, error) {
+	if limit <= 0 {
+		limit = defaultClaimLimit
+	}
+	var items []store.OutboxItem
+	err := s.inTx(ctx, func(tx runner) error {
+		items = nil
+		rows, err := tx.query(ctx, `SELECT id FROM outbox WHERE state = ? AND next_attempt_at <= ?
+			ORDER BY id LIMIT ?`+s.d.skipLocked, store.OutboxQueued, s.d.timeArg(now), limit)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.exec(ctx, `UPDATE outbox SET next_attempt_at = ? WHERE id = ?`, s.d.timeArg(leaseUntil), id); err != nil {
+				return err
+			}
+			o, err := scanOutbox(tx.queryRow(ctx, outboxSelect+` WHERE o.id = ?`, id))
+			if err != nil {
+				return err
+			}
+			items = append(items, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap("claim outbox", err)
+	}
+	return items, nil
+}
+
+// MarkOutboxSent records the delivery of an outbox item; the successful attempt counts.
+func (s *Store) MarkOutboxSent(ctx context.Context, id int64, at time.Time) error {
+	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, sent_at = ?
+		WHERE id = ?`, store.OutboxSent, s.d.timeArg(at), id)
+	return s.wrap(fmt.Sprintf("mark outbox item %d sent", id), err)
+}
+
+// MarkOutboxRetry keeps an outbox item queued for another attempt at next.
+func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error {
+	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?,
+		last_error = ? WHERE id = ?`, store.OutboxQueued, attempts, s.d.timeArg(next), clean(lastError), id)
+	return s.wrap(fmt.Sprintf("mark outbox item %d for retry", id), err)
+}
+
+// MarkOutboxFailed gives up on an outbox item.
+func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error {
+	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = ?, last_error = ? WHERE id = ?`,
+		store.OutboxFailed, attempts, clean(lastError), id)
+	return s.wrap(fmt.Sprintf("mark outbox item %d failed", id), err)
+}
+
+// OutboxItem returns one outbox item with its raw message.
+func (s *Store) OutboxItem(ctx context.Context, id int64) (store.OutboxItem, error) {
+	o, err := scanOutbox(s.r.queryRow(ctx, outboxSelect+` WHERE o.id = ?`, id))
+	if err != nil {
+		return store.OutboxItem{}, s.wrap(fmt.Sprintf("outbox item %d", id), err)
+	}
+	return o, nil
+}
+
+// OutboxForWorkItem returns the outbox items of a work item, oldest first.
+func (s *Store) OutboxForWorkItem(ctx context.Context, workItemID int64) ([]store.OutboxItem, error) {
+	op := fmt.Sprintf("outbox of work item %d", workItemID)
+	rows, err := s.r.query(ctx, outboxSelect+` WHERE o.work_item_id = ? ORDER BY o.id`, workItemID)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer rows.Close()
+	var list []store.OutboxItem
+	for rows.Next() {
+		o, err := scanOutbox(rows)
+		if err != nil {
+			return nil, s.wrap(op, err)
+		}
+		list = append(list, o)
+	}
+	return list, s.wrap(op, rows.Err())
+}

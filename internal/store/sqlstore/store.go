@@ -1,0 +1,216 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// Store implements store.Store over database/sql.
+type Store struct {
+	d Dialect
+	// w runs writes and transactions; r runs reads outside transactions. They are the same
+	// pool on PostgreSQL; on SQLite w has one connection (the single writer) and r several
+	// read-only ones, so readers never wait for a writer (WAL).
+	w  runner
+	r  runner
+	wd *sql.DB
+	rd *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store that writes through writeDB and reads through readDB (readDB may be
+// nil or the same pool as writeDB). The Store owns both pools: Close closes them.
+func New(d Dialect, writeDB, readDB *sql.DB) *Store {
+	if readDB == nil {
+		readDB = writeDB
+	}
+	return &Store{
+		d:  d,
+		w:  runner{q: writeDB, d: d},
+		r:  runner{q: readDB, d: d},
+		wd: writeDB,
+		rd: readDB,
+	}
+}
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.wd.Close()
+	if s.rd != s.wd {
+		err = errors.Join(err, s.rd.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("close %s store: %w", s.d.name, err)
+	}
+	return nil
+}
+
+// now is the store's clock: UTC, truncated to the precision both engines keep.
+func (s *Store) now() time.Time {
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// runner runs SQL written with ? placeholders on a pool or a transaction, rebinding the
+// placeholders for the dialect.
+type runner struct {
+	q querier
+	d Dialect
+}
+
+func (r runner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.d.rebind(query), args...)
+}
+
+func (r runner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.d.rebind(query), args...)
+}
+
+func (r runner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.d.rebind(query), args...)
+}
+
+// execOne runs an UPDATE or DELETE that must touch a row; none is store.ErrNotFound.
+func (r runner) execOne(ctx context.Context, query string, args ...any) error {
+	res, err := r.exec(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction on the writer pool, committing when fn returns nil and
+// rolling back otherwise.
+func (s *Store) inTx(ctx context.Context, fn func(tx runner) error) error {
+	tx, err := s.wd.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(runner{q: tx, d: s.d}); err != nil {
+		_ = tx.Rollback() // the error that matters is fn's
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// wrap adds the operation to err and maps sql.ErrNoRows to store.ErrNotFound and unique
+// violations to store.ErrConflict.
+func (s *Store) wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", op, store.ErrNotFound)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("%s: %w", op, err)
+	case s.d.isConflict(err):
+		return fmt.Errorf("%s: %w: %w", op, store.ErrConflict, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// timeCol scans a stored time (NULL, unix microseconds or a timestamp) into a UTC
+// time.Time; NULL becomes the zero time.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case int64:
+		*c.t = time.UnixMicro(v).UTC()
+	case time.Time:
+		*c.t = v.UTC()
+	default:
+		return fmt.Errorf("scan time: unexpected %T", src)
+	}
+	return nil
+}
+
+// tcol returns a scan destination for a stored time.
+func tcol(t *time.Time) timeCol { return timeCol{t: t} }
+
+// idCol scans an optional reference; NULL becomes 0.
+type idCol struct{ id *int64 }
+
+func (c idCol) Scan(src any) error {
+	var n sql.NullInt64
+	if err := n.Scan(src); err != nil {
+		return err
+	}
+	*c.id = n.Int64
+	return nil
+}
+
+// clean makes text storable on both engines: valid UTF-8, no NUL bytes (PostgreSQL
+// refuses both in text columns).
+func clean(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
+}
+
+// encodeList stores a list of strings as JSON text.
+func encodeList(list []string) string {
+	if len(list) == 0 {
+		return "[]"
+	}
+	cleaned := make([]string, len(list))
+	for i, v := range list {
+		cleaned[i] = clean(v)
+	}
+	b, _ := json.Marshal(cleaned) // a []string always marshals
+	return string(b)
+}
+
+// decodeList reads a list written by encodeList; an empty list is nil.
+func decodeList(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(s), &list); err != nil {
+		return nil, fmt.Errorf("decode list: %w", err)
+	}
+	return list, nil
+}
+
+// likePattern returns a LIKE pattern (with ESCAPE '\') that matches lowered text
+// containing q.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(clean(q))) + "%"
+}

@@ -1,0 +1,132 @@
+package storetest
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func testUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	start := time.Now()
+	bob, err := s.CreateUser(ctx, store.User{Username: "bob", DisplayName: "Bob", Role: store.RoleSupervisor, PasswordHash: "hash-b"})
+	must(t, "CreateUser bob", err)
+	if bob.ID == 0 {
+		t.Fatal("CreateUser returned no ID")
+	}
+	recent(t, "CreatedAt", bob.CreatedAt, start)
+	_, err = s.CreateUser(ctx, store.User{Username: "admin", Role: store.RoleAdmin, PasswordHash: "hash-a"})
+	must(t, "CreateUser admin", err)
+	_, err = s.CreateUser(ctx, store.User{Username: "bob", Role: store.RoleAgent})
+	wantErr(t, "CreateUser with a username in use", err, store.ErrConflict)
+
+	check := func(what string, got store.User) {
+		t.Helper()
+		if got.ID != bob.ID || got.Username != "bob" || got.DisplayName != "Bob" ||
+			got.Role != store.RoleSupervisor || got.PasswordHash != "hash-b" {
+			t.Errorf("%s = %+v, want %+v", what, got, bob)
+		}
+		sameTime(t, what+" CreatedAt", got.CreatedAt, bob.CreatedAt)
+	}
+	got, err := s.UserByID(ctx, bob.ID)
+	must(t, "UserByID", err)
+	check("UserByID", got)
+	got, err = s.UserByUsername(ctx, "bob")
+	must(t, "UserByUsername", err)
+	check("UserByUsername", got)
+
+	list, err := s.ListUsers(ctx)
+	must(t, "ListUsers", err)
+	if len(list) != 2 || list[0].Username != "admin" || list[1].Username != "bob" {
+		t.Errorf("ListUsers = %+v, want admin, bob", list)
+	}
+
+	must(t, "SetUserPassword", s.SetUserPassword(ctx, bob.ID, "hash-b2"))
+	got, err = s.UserByID(ctx, bob.ID)
+	must(t, "UserByID", err)
+	if got.PasswordHash != "hash-b2" {
+		t.Errorf("PasswordHash = %q, want hash-b2", got.PasswordHash)
+	}
+
+	_, err = s.UserByID(ctx, bob.ID+1000)
+	wantErr(t, "UserByID missing", err, store.ErrNotFound)
+	_, err = s.UserByUsername(ctx, "carol")
+	wantErr(t, "UserByUsername missing", err, store.ErrNotFound)
+	wantErr(t, "SetUserPassword missing", s.SetUserPassword(ctx, bob.ID+1000, "x"), store.ErrNotFound)
+}
+
+func testSessions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	u, err := s.CreateUser(ctx, store.User{Username: "alice", Role: store.RoleAgent})
+	must(t, "CreateUser", err)
+	created := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+	expired := store.Session{TokenHash: "hash-old", UserID: u.ID, CSRFToken: "csrf-1", CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+	must(t, "CreateSession", s.CreateSession(ctx, expired))
+	got, err := s.SessionByTokenHash(ctx, "hash-old")
+	must(t, "SessionByTokenHash of an expired session", err)
+	if got.TokenHash != "hash-old" || got.UserID != u.ID || got.CSRFToken != "csrf-1" {
+		t.Errorf("SessionByTokenHash = %+v, want %+v", got, expired)
+	}
+	sameTime(t, "CreatedAt", got.CreatedAt, expired.CreatedAt)
+	sameTime(t, "ExpiresAt", got.ExpiresAt, expired.ExpiresAt)
+
+	err = s.CreateSession(ctx, store.Session{TokenHash: "hash-old", UserID: u.ID, CSRFToken: "x", ExpiresAt: created})
+	wantErr(t, "CreateSession with a token hash in use", err, store.ErrConflict)
+
+	must(t, "DeleteSession", s.DeleteSession(ctx, "hash-old"))
+	_, err = s.SessionByTokenHash(ctx, "hash-old")
+	wantErr(t, "SessionByTokenHash after delete", err, store.ErrNotFound)
+	wantErr(t, "DeleteSession again", s.DeleteSession(ctx, "hash-old"), store.ErrNotFound)
+}
+
+func testAPITokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	start := time.Now()
+	u, err := s.CreateUser(ctx, store.User{Username: "admin", Role: store.RoleAdmin})
+	must(t, "CreateUser", err)
+	tok, err := s.CreateAPIToken(ctx, store.APIToken{UserID: u.ID, Name: "backup script", TokenHash: "th-1"})
+	must(t, "CreateAPIToken", err)
+	if tok.ID == 0 {
+		t.Fatal("CreateAPIToken returned no ID")
+	}
+	recent(t, "CreatedAt", tok.CreatedAt, start)
+	got, err := s.APITokenByHash(ctx, "th-1")
+	must(t, "APITokenByHash", err)
+	if got.ID != tok.ID || got.UserID != u.ID || got.Name != "backup script" || got.TokenHash != "th-1" {
+		t.Errorf("APITokenByHash = %+v, want %+v", got, tok)
+	}
+	sameTime(t, "CreatedAt", got.CreatedAt, tok.CreatedAt)
+	_, err = s.CreateAPIToken(ctx, store.APIToken{UserID: u.ID, Name: "again", TokenHash: "th-1"})
+	wantErr(t, "CreateAPIToken with a hash in use", err, store.ErrConflict)
+	_, err = s.APITokenByHash(ctx, "th-2")
+	wantErr(t, "APITokenByHash missing", err, store.ErrNotFound)
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	start := time.Now()
+	at := time.Date(2025, 2, 3, 4, 5, 6, 7000, time.FixedZone("X", -5*3600))
+	must(t, "AddAudit 1", s.AddAudit(ctx, store.AuditEvent{At: at, Actor: "admin", Action: "mailbox.create", Object: "mailbox:1", New: `{"name":"support"}`}))
+	must(t, "AddAudit 2", s.AddAudit(ctx, store.AuditEvent{At: at.Add(time.Minute), Actor: "admin", Action: "mailbox.update", Object: "mailbox:1", Old: "a", New: "b"}))
+	must(t, "AddAudit 3", s.AddAudit(ctx, store.AuditEvent{Actor: "system", Action: "mailbox.status", Object: "mailbox:1"}))
+
+	all, err := s.ListAudit(ctx, 0)
+	must(t, "ListAudit", err)
+	if len(all) != 3 || all[0].Action != "mailbox.status" || all[1].Action != "mailbox.update" || all[2].Action != "mailbox.create" {
+		t.Fatalf("ListAudit = %+v, want newest first: status, update, create", all)
+	}
+	recent(t, "At of an event added without one", all[0].At, start)
+	sameTime(t, "At", all[2].At, at)
+	if e := all[1]; e.ID == 0 || e.Actor != "admin" || e.Object != "mailbox:1" || e.Old != "a" || e.New != "b" {
+		t.Errorf("event = %+v, want the update by admin", e)
+	}
+	two, err := s.ListAudit(ctx, 2)
+	must(t, "ListAudit 2", err)
+	if len(two) != 2 || two[0].ID != all[0].ID || two[1].ID != all[1].ID {
+		t.Errorf("ListAudit(2) = %+v, want the two newest", two)
+	}
+}
