@@ -1,0 +1,25 @@
+package ingest
+
+import (
+	"testing"
+	"time"
+)
+
+// TestBackoff: the wait after n failures in a row doubles from about a second up to about
+// five minutes, always within ±25% of the nominal value.
+func TestBackoff(t *testing.T) {
+	nominal := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, want := range nominal {
+		for range 50 {
+			got := backoff(i + 1)
+			if got < want*3/4 || got > want*5/4 {
+				t.Fatalf("backoff(%d) = %v, want %v ±25%%", i+1, got, want)
+			}
+		}
+	}
+	for _, n := range []int{9, 20, 1000} {
+		if got := backoff(n); got > maxBackoff*5/4 || got < maxBackoff*3/4 {
+			t.Errorf("backoff(%d) = %v, want about %v", n, got, maxBackoff)
+		}
+	}
+}
