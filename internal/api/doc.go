@@ -1,0 +1,29 @@
+// Package api serves the JSON API under /api/v1/ (described by the OpenAPI 3.0 document
+// served at GET /api/v1/openapi.json).
+//
+// Authentication is a browser session cookie (POST /api/v1/session) or an API token in an
+// "Authorization: Bearer prt_..." header (RFC 6750 §2.1); see internal/auth. Every other
+// request gets 401. A role too low for an endpoint gets 403.
+//
+// Cross-site request forgery: a cookie-authenticated request with an unsafe method (POST,
+// PUT, PATCH, DELETE) must carry "Content-Type: application/json". An HTML form on another
+// site can only send application/x-www-form-urlencoded, multipart/form-data or text/plain,
+// and a cross-site fetch with application/json needs a CORS preflight, which this API never
+// grants (it sends no Access-Control-* headers). So a forged request cannot reach a handler
+// with the victim's cookie. The session cookie is also SameSite=Lax, and net/http's
+// CrossOriginProtection refuses browser requests whose Sec-Fetch-Site or Origin say they
+// come from another origin. Bearer-token requests need none of this: browsers never attach
+// a bearer token on their own. POST /api/v1/session (sign-in) needs no authentication but
+// also requires a JSON body, which stops login CSRF.
+//
+// Invariants a change must keep:
+//
+//   - Every response body is JSON, errors included: {"error": "what is wrong and what to
+//     do"}, plus "fields" (field name to message) for invalid input.
+//   - No secret (password, token hash, mailbox credential) ever appears in a response.
+//     The plaintext of a new API token is returned exactly once, by POST /api/v1/tokens.
+//   - Email HTML is returned only after message.SanitizeHTML. Raw sources and attachments
+//     are served as downloads, or (raster images only) inline under
+//     "Content-Security-Policy: sandbox" and "X-Content-Type-Options: nosniff".
+//   - An unknown id is 404 (store.ErrNotFound), never 500.
+package api

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/store"
+)
+
+// userJSON is a user as the API shows it: never the password hash.
+type userJSON struct {
+	ID          int64     `json:"id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	Role        string    `json:"role"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role, CreatedAt: u.CreatedAt}
+}
+
+type sessionJSON struct {
+	User      userJSON `json:"user"`
+	CSRFToken string   `json:"csrf_token,omitempty"`
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		User     string `json:"user"`
+		Password string `json:"password"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	fields := map[string]string{}
+	if body.User == "" {
+		fields["user"] = "enter your user name"
+	}
+	if body.Password == "" {
+		fields["password"] = "enter your password"
+	}
+	if len(fields) > 0 {
+		writeFieldErrors(w, fields)
+		return
+	}
+	token, sess, user, err := s.auth.Login(r.Context(), body.User, body.Password)
+	if errors.Is(err, auth.ErrBadCredentials) {
+		s.logger.InfoContext(r.Context(), "sign-in refused", slog.String("user", body.User), slog.String("remote", r.RemoteAddr))
+		writeError(w, http.StatusUnauthorized, "wrong user name or password")
+		return
+	}
+	if err != nil {
+		s.logger.ErrorContext(r.Context(), "sign-in", slog.Any("error", err))
+		writeError(w, http.StatusInternalServerError, "could not sign you in: internal error, the server log has the details; try again later")
+		return
+	}
+	auth.SetSessionCookie(w, r, token, sess.ExpiresAt)
+	writeJSON(w, http.StatusOK, sessionJSON{User: toUserJSON(user), CSRFToken: sess.CSRFToken})
+}
+
+func (s *server) logout(w http.ResponseWriter, r *http.Request, _ store.User, sess store.Session) {
+	if auth.ViaSession(sess) {
+		if err := s.auth.Logout(r.Context(), auth.SessionToken(r)); err != nil {
+			s.logger.ErrorContext(r.Context(), "sign-out", slog.Any("error", err))
+			writeError(w, http.StatusInternalServerError, "could not sign you out: internal error, the server log has the details; try again later")
+			return
+		}
+		auth.ClearSessionCookie(w, r)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) me(w http.ResponseWriter, r *http.Request, user store.User, sess store.Session) {
+	writeJSON(w, http.StatusOK, sessionJSON{User: toUserJSON(user), CSRFToken: sess.CSRFToken})
+}

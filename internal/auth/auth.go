@@ -1,0 +1,378 @@
+// Package auth signs users in and decides what they may do.
+//
+// Users are local (store.User) with a bcrypt password hash and one of three roles, ordered
+// admin ⊇ supervisor ⊇ agent (Allowed). A browser signs in with a user name and password and
+// gets a session: a random 32-byte token sent back in the cookie "postroom_session"
+// (HttpOnly, SameSite=Lax, Path=/, Secure over TLS; RFC 6265 and RFC 6265bis for SameSite).
+// A script uses a long-lived API token "prt_..." in an Authorization: Bearer header
+// (RFC 6750 §2.1).
+//
+// Invariants a change must keep:
+//
+//   - Neither a session token nor an API token is ever stored: the store only has its
+//     SHA-256 hash (the tokens are 256 random bits, so a plain hash is enough; a slow hash
+//     is only needed for passwords). Plaintext tokens are returned once, to their owner.
+//   - A wrong user name and a wrong password give the same error (ErrBadCredentials) after
+//     the same work: an unknown user name is checked against a dummy bcrypt hash.
+//   - An expired session is refused (ErrUnauthenticated) and deleted.
+//   - Each session has its own CSRF token, compared in constant time (CheckCSRF).
+//   - Passwords, tokens and hashes are never logged.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// SessionCookie is the name of the browser session cookie.
+const SessionCookie = "postroom_session"
+
+// SessionLifetime is how long a session lasts after sign-in: one working day (12 h), so a
+// forgotten browser does not stay signed in overnight.
+const SessionLifetime = 12 * time.Hour
+
+// APITokenPrefix starts every API token, so that a leaked token is recognisable by secret
+// scanners and cannot be mistaken for a session token.
+const APITokenPrefix = "prt_"
+
+// tokenBytes is the entropy of session, CSRF and API tokens: 256 bits.
+const tokenBytes = 32
+
+// bcryptCost is the bcrypt work factor; the library default (10) takes about 50-100 ms.
+const bcryptCost = bcrypt.DefaultCost
+
+// MaxPasswordBytes is the longest password bcrypt accepts (it reads 72 bytes at most).
+const MaxPasswordBytes = 72
+
+// Errors returned by the Service. Test them with errors.Is.
+var (
+	// ErrBadCredentials means the user name or the password is wrong; which one is not told.
+	ErrBadCredentials = errors.New("wrong user name or password")
+	// ErrUnauthenticated means the request carries no valid session or API token (none,
+	// unknown, or expired).
+	ErrUnauthenticated = errors.New("not signed in")
+)
+
+// Service signs users in and authenticates requests against the store.
+type Service struct {
+	st     store.Store
+	logger *slog.Logger
+	now    func() time.Time
+	// dummyHash is compared against when the user name is unknown, so that the answer
+	// takes as long as for a known user with a wrong password.
+	dummyHash []byte
+}
+
+// NewService returns a Service over st. It computes one bcrypt hash (tens of milliseconds)
+// and does no I/O.
+func NewService(st store.Store, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte(randomToken()), bcryptCost)
+	if err != nil {
+		// Only fails for passwords over 72 bytes or an invalid cost; neither happens here.
+		panic(fmt.Sprintf("auth: dummy hash: %v", err))
+	}
+	return &Service{st: st, logger: logger, now: time.Now, dummyHash: dummy}
+}
+
+// HashPassword returns the bcrypt hash of password to store in store.User.PasswordHash.
+func HashPassword(password string) (string, error) {
+	if password == "" {
+		return "", errors.New("password is empty: choose a password")
+	}
+	if len(password) > MaxPasswordBytes {
+		return "", fmt.Errorf("password is longer than %d bytes: choose a shorter one", MaxPasswordBytes)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// ValidRole reports whether role is one of the three known roles.
+func ValidRole(role string) bool {
+	return roleRank(role) > 0
+}
+
+func roleRank(role string) int {
+	switch role {
+	case store.RoleAgent:
+		return 1
+	case store.RoleSupervisor:
+		return 2
+	case store.RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Allowed reports whether a user with role may do what needs role need:
+// admin ⊇ supervisor ⊇ agent. Unknown roles are allowed nothing.
+func Allowed(role, need string) bool {
+	have, want := roleRank(role), roleRank(need)
+	return have > 0 && want > 0 && have >= want
+}
+
+// HashToken returns the hex SHA-256 of a session or API token, the form the store keeps.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// RandomToken returns a new random token of 256 bits, base64url without padding, for
+// session, CSRF and form tokens.
+func RandomToken() string {
+	return randomToken()
+}
+
+// randomToken returns 256 random bits, base64url without padding.
+func randomToken() string {
+	b := make([]byte, tokenBytes)
+	// crypto/rand.Read never returns an error (Go 1.24+); it crashes the program instead.
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// EnsureUser creates the user if no user of that name exists, and returns the stored user.
+// An existing user is returned unchanged (its password and role are not touched).
+func (s *Service) EnsureUser(ctx context.Context, username, display, role, password string) (store.User, error) {
+	u, err := s.st.UserByUsername(ctx, username)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, fmt.Errorf("ensure user %q: %w", username, err)
+	}
+	u, err = s.CreateUser(ctx, username, display, role, password)
+	if errors.Is(err, store.ErrConflict) {
+		// Created meanwhile by someone else: return theirs.
+		return s.st.UserByUsername(ctx, username)
+	}
+	return u, err
+}
+
+// CreateUser validates and creates a user with a hashed password.
+func (s *Service) CreateUser(ctx context.Context, username, display, role, password string) (store.User, error) {
+	username = strings.TrimSpace(username)
+	if username == "" {
+		return store.User{}, errors.New("create user: user name is empty: choose one")
+	}
+	if !ValidRole(role) {
+		return store.User{}, fmt.Errorf("create user %q: role %q is unknown: use admin, supervisor or agent", username, role)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return store.User{}, fmt.Errorf("create user %q: %w", username, err)
+	}
+	if display == "" {
+		display = username
+	}
+	u, err := s.st.CreateUser(ctx, store.User{Username: username, DisplayName: display, Role: role, PasswordHash: hash})
+	if err != nil {
+		return store.User{}, fmt.Errorf("create user %q: %w", username, err)
+	}
+	s.logger.InfoContext(ctx, "user created", slog.String("user", username), slog.String("role", role))
+	return u, nil
+}
+
+// Login checks the user name and password and starts a session. It returns the session
+// token (to put in the cookie; not stored anywhere), the stored session and the user.
+// A wrong user name or password is ErrBadCredentials, with the same cost either way.
+func (s *Service) Login(ctx context.Context, username, password string) (string, store.Session, store.User, error) {
+	u, err := s.st.UserByUsername(ctx, strings.TrimSpace(username))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		return "", store.Session{}, store.User{}, ErrBadCredentials
+	case err != nil:
+		return "", store.Session{}, store.User{}, fmt.Errorf("login: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return "", store.Session{}, store.User{}, ErrBadCredentials
+	}
+	token := randomToken()
+	now := s.now().UTC()
+	sess := store.Session{
+		TokenHash: HashToken(token),
+		UserID:    u.ID,
+		CSRFToken: randomToken(),
+		CreatedAt: now,
+		ExpiresAt: now.Add(SessionLifetime),
+	}
+	if err := s.st.CreateSession(ctx, sess); err != nil {
+		return "", store.Session{}, store.User{}, fmt.Errorf("login %q: %w", u.Username, err)
+	}
+	s.logger.InfoContext(ctx, "signed in", slog.String("user", u.Username))
+	return token, sess, u, nil
+}
+
+// Logout ends the session whose token is given. An unknown token is not an error.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	if token == "" {
+		return nil
+	}
+	err := s.st.DeleteSession(ctx, HashToken(token))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("logout: %w", err)
+	}
+	return nil
+}
+
+// SessionToken returns the session token of the request's cookie, or "".
+func SessionToken(r *http.Request) string {
+	c, err := r.Cookie(SessionCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header (RFC 6750 §2.1; the
+// scheme is case-insensitive, RFC 9110 §11.1) and whether there was such a header. Other
+// schemes (a proxy's Basic credentials) are not ours and are ignored.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// Authenticate finds the user behind a request: an Authorization: Bearer API token when
+// the header is present (then the returned Session is the zero value), otherwise the
+// session cookie. No credentials, unknown ones or an expired session give
+// ErrUnauthenticated. Use ViaSession to tell the two apart.
+func (s *Service) Authenticate(r *http.Request) (store.User, store.Session, error) {
+	ctx := r.Context()
+	if token, present := bearerToken(r); present {
+		u, err := s.authenticateAPIToken(ctx, token)
+		return u, store.Session{}, err
+	}
+	token := SessionToken(r)
+	if token == "" {
+		return store.User{}, store.Session{}, ErrUnauthenticated
+	}
+	hash := HashToken(token)
+	sess, err := s.st.SessionByTokenHash(ctx, hash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, store.Session{}, ErrUnauthenticated
+	case err != nil:
+		return store.User{}, store.Session{}, fmt.Errorf("authenticate session: %w", err)
+	}
+	if !s.now().Before(sess.ExpiresAt) {
+		if err := s.st.DeleteSession(ctx, hash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.logger.WarnContext(ctx, "delete expired session", slog.Any("error", err))
+		}
+		return store.User{}, store.Session{}, ErrUnauthenticated
+	}
+	u, err := s.st.UserByID(ctx, sess.UserID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, store.Session{}, ErrUnauthenticated
+	case err != nil:
+		return store.User{}, store.Session{}, fmt.Errorf("authenticate session user %d: %w", sess.UserID, err)
+	}
+	return u, sess, nil
+}
+
+func (s *Service) authenticateAPIToken(ctx context.Context, token string) (store.User, error) {
+	if !strings.HasPrefix(token, APITokenPrefix) {
+		return store.User{}, ErrUnauthenticated
+	}
+	t, err := s.st.APITokenByHash(ctx, HashToken(token))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, ErrUnauthenticated
+	case err != nil:
+		return store.User{}, fmt.Errorf("authenticate api token: %w", err)
+	}
+	u, err := s.st.UserByID(ctx, t.UserID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.User{}, ErrUnauthenticated
+	case err != nil:
+		return store.User{}, fmt.Errorf("authenticate api token %d user: %w", t.ID, err)
+	}
+	return u, nil
+}
+
+// ViaSession reports whether Authenticate found a browser session (cookie) rather than an
+// API token. Only cookie-authenticated requests need cross-site request forgery checks.
+func ViaSession(sess store.Session) bool {
+	return sess.TokenHash != ""
+}
+
+// CreateAPIToken creates a long-lived API token for user. The plaintext token is returned
+// once and never stored.
+func (s *Service) CreateAPIToken(ctx context.Context, user store.User, name string) (string, store.APIToken, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", store.APIToken{}, errors.New("create api token: name is empty: say what the token is for")
+	}
+	plain := APITokenPrefix + randomToken()
+	t, err := s.st.CreateAPIToken(ctx, store.APIToken{
+		UserID:    user.ID,
+		Name:      name,
+		TokenHash: HashToken(plain),
+		CreatedAt: s.now().UTC(),
+	})
+	if err != nil {
+		return "", store.APIToken{}, fmt.Errorf("create api token %q for %q: %w", name, user.Username, err)
+	}
+	s.logger.InfoContext(ctx, "api token created", slog.String("user", user.Username), slog.String("token_name", name), slog.Int64("token_id", t.ID))
+	return plain, t, nil
+}
+
+// CheckCSRF reports whether token is the session's CSRF token, in constant time.
+func CheckCSRF(sess store.Session, token string) bool {
+	if sess.CSRFToken == "" || token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(sess.CSRFToken), []byte(token)) == 1
+}
+
+// SetSessionCookie sends the session cookie: HttpOnly, SameSite=Lax, Path=/, Secure when
+// the request came over TLS.
+func SetSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     SessionCookie,
+		Value:    token,
+		Path:     "/",
+		Expires:  expires,
+		MaxAge:   int(time.Until(expires).Seconds()),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// ClearSessionCookie tells the browser to forget the session cookie.
+func ClearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     SessionCookie,
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}

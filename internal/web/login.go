@@ -1,0 +1,100 @@
+package web
+
+import (
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/postroom/postroom/internal/auth"
+)
+
+// loginCSRFCookie carries the double-submit token of the sign-in form, which is sent
+// before there is a session to hold a CSRF token (it stops login CSRF: signing a victim
+// into an attacker's account).
+const loginCSRFCookie = "postroom_login_csrf"
+
+// loginFormLifetimeSeconds is how long a sign-in form stays valid: long enough to look up a
+// password, short enough that the cookie does not linger.
+const loginFormLifetimeSeconds = 3600
+
+type loginData struct {
+	User  string
+	Next  string
+	Error string
+}
+
+// safeNext keeps a post-login target only if it is a path on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || strings.HasPrefix(next, "/login") {
+		return "/workitems"
+	}
+	return next
+}
+
+func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
+	if _, sess, err := h.auth.Authenticate(r); err == nil && auth.ViaSession(sess) {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	h.renderLogin(w, r, http.StatusOK, loginData{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// renderLogin shows the sign-in form with a fresh double-submit token.
+func (h *handler) renderLogin(w http.ResponseWriter, r *http.Request, status int, d loginData) {
+	token := auth.RandomToken()
+	http.SetCookie(w, &http.Cookie{
+		Name: loginCSRFCookie, Value: token, Path: "/login", MaxAge: loginFormLifetimeSeconds,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+	})
+	pd := h.data(viewer{}, "Sign in", "", d)
+	pd.CSRF = token
+	h.render(w, r, status, "login", pd)
+}
+
+func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.errorPage(w, r, http.StatusBadRequest, "Form not readable", "The sign-in form could not be read. Go back and try again.")
+		return
+	}
+	d := loginData{User: strings.TrimSpace(r.PostForm.Get("user")), Next: safeNext(r.PostForm.Get("next"))}
+	c, err := r.Cookie(loginCSRFCookie)
+	if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
+		d.Error = "The sign-in form expired. Sign in again."
+		h.renderLogin(w, r, http.StatusForbidden, d)
+		return
+	}
+	password := r.PostForm.Get("password")
+	if d.User == "" || password == "" {
+		d.Error = "Enter your user name and password."
+		h.renderLogin(w, r, http.StatusBadRequest, d)
+		return
+	}
+	token, sess, user, err := h.auth.Login(r.Context(), d.User, password)
+	if errors.Is(err, auth.ErrBadCredentials) {
+		h.logger.InfoContext(r.Context(), "sign-in refused", slog.String("user", d.User), slog.String("remote", r.RemoteAddr))
+		d.Error = "Wrong user name or password."
+		h.renderLogin(w, r, http.StatusUnauthorized, d)
+		return
+	}
+	if err != nil {
+		h.serverError(w, r, "sign you in", err)
+		return
+	}
+	auth.SetSessionCookie(w, r, token, sess.ExpiresAt)
+	http.SetCookie(w, &http.Cookie{Name: loginCSRFCookie, Path: "/login", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	h.logger.InfoContext(r.Context(), "signed in on the web", slog.String("user", user.Username))
+	http.Redirect(w, r, d.Next, http.StatusSeeOther)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request, v viewer) {
+	if err := h.auth.Logout(r.Context(), auth.SessionToken(r)); err != nil {
+		h.serverError(w, r, "sign you out", err)
+		return
+	}
+	auth.ClearSessionCookie(w, r)
+	h.logger.InfoContext(r.Context(), "signed out", slog.String("user", v.User.Username))
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}

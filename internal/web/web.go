@@ -1,0 +1,302 @@
+package web
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// maxFormBytes bounds a form body: the largest form is a reply, and 1 MiB of typed text
+// is far beyond any real reply.
+const maxFormBytes = 1 << 20
+
+// contentSecurityPolicy is sent with every page. The pages use no script at all; styles
+// and images come from this origin only (plus data: images). Sandboxed srcdoc frames
+// inherit this policy, so email HTML is held to it too.
+const contentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; " +
+	"img-src 'self' data:; style-src 'self'; frame-src 'self'; form-action 'self'; " +
+	"base-uri 'none'; frame-ancestors 'none'"
+
+// Options configures the pages.
+type Options struct {
+	Store          store.Store
+	Auth           *auth.Service
+	Replier        api.Replier
+	Logger         *slog.Logger
+	ProductVersion string
+}
+
+type handler struct {
+	st      store.Store
+	auth    *auth.Service
+	replier api.Replier
+	logger  *slog.Logger
+	version string
+	pages   map[string]*template.Template
+	signer  *attachmentSigner
+}
+
+// pages are the templates under templates/, each rendered inside layout.html.
+var pageNames = []string{"login", "workitems", "workitem", "mailboxes", "error"}
+
+// New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
+// served by internal/api).
+func New(opts Options) (http.Handler, error) {
+	if opts.Store == nil || opts.Auth == nil {
+		return nil, errors.New("web: Store and Auth are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{
+		st: opts.Store, auth: opts.Auth, replier: opts.Replier, logger: logger,
+		version: opts.ProductVersion, pages: map[string]*template.Template{},
+		signer: &attachmentSigner{st: opts.Store},
+	}
+	funcs := template.FuncMap{"age": formatAge, "datetime": formatTime, "size": formatSize}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
+		}
+		h.pages[name] = t
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: static files: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/workitems", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /login", h.loginPage)
+	mux.HandleFunc("POST /login", h.loginSubmit)
+	mux.HandleFunc("POST /logout", h.signedIn(store.RoleAgent, h.logout))
+	mux.HandleFunc("GET /workitems", h.signedIn(store.RoleAgent, h.workItems))
+	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
+	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
+	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
+	mux.HandleFunc("GET /attachments/{id}", h.attachment)
+	mux.HandleFunc("GET /mailboxes", h.signedIn(store.RoleSupervisor, h.mailboxes))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
+	})
+
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
+	}))
+	return securityHeaders(cop.Handler(mux)), nil
+}
+
+// securityHeaders sets the headers every response carries (see the package doc).
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", contentSecurityPolicy)
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// staticMaxAge is how long browsers may cache the stylesheet: short, because its URL
+// carries no version.
+const staticMaxAge = time.Hour
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(staticMaxAge.Seconds())))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageHandler is a page handler that runs for a signed-in user with a sufficient role.
+type pageHandler func(w http.ResponseWriter, r *http.Request, v viewer)
+
+// viewer is the signed-in user of a request.
+type viewer struct {
+	User    store.User
+	Session store.Session
+}
+
+// signedIn requires a browser session (API tokens are for the API only) and role need.
+// POST requests must also carry the session's CSRF token in the form field "csrf".
+func (h *handler) signedIn(need string, next pageHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Authorization") // pages use the session cookie only
+		user, sess, err := h.auth.Authenticate(r)
+		if err != nil {
+			if !errors.Is(err, auth.ErrUnauthenticated) {
+				h.serverError(w, r, "check your sign-in", err)
+				return
+			}
+			if auth.SessionToken(r) != "" {
+				auth.ClearSessionCookie(w, r)
+			}
+			target := "/login"
+			if r.Method == http.MethodGet {
+				target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+			}
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return
+		}
+		if !auth.Allowed(user.Role, need) {
+			h.errorPage(w, r, http.StatusForbidden, "Not allowed",
+				fmt.Sprintf("This page is for the %s role and above; you are signed in as %s. Ask an administrator if you need it.", need, user.Role))
+			return
+		}
+		v := viewer{User: user, Session: sess}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				h.errorPage(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read (is it too large?). Go back and try again.")
+				return
+			}
+			if !auth.CheckCSRF(sess, r.PostForm.Get("csrf")) {
+				h.logger.WarnContext(r.Context(), "csrf token missing or wrong", slog.String("path", r.URL.Path), slog.String("user", user.Username))
+				h.errorPage(w, r, http.StatusForbidden, "Form expired",
+					"This form is missing its security token or it is out of date. Go back, reload the page and send it again.")
+				return
+			}
+		}
+		next(w, r, v)
+	}
+}
+
+// pageData is what layout.html renders; Page holds the page's own data.
+type pageData struct {
+	Title        string
+	SignedIn     bool
+	User         store.User
+	CSRF         string
+	Version      string
+	Nav          string
+	CanMailboxes bool
+	Page         any
+}
+
+func (h *handler) data(v viewer, title, nav string, page any) pageData {
+	return pageData{
+		Title: title, SignedIn: v.User.ID != 0, User: v.User, CSRF: v.Session.CSRFToken,
+		Version: h.version, Nav: nav, CanMailboxes: auth.Allowed(v.User.Role, store.RoleSupervisor), Page: page,
+	}
+}
+
+// render writes a page. Templates are executed into memory first so that a template
+// error gives a clean 500 instead of half a page.
+func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
+	t := h.pages[name]
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, "layout", d); err != nil {
+		h.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("error", err))
+		http.Error(w, "internal error rendering the page; the server log has the details", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+type errorData struct {
+	Status  int
+	Heading string
+	Message string
+}
+
+// errorPage renders an error for people: what happened and what to do.
+func (h *handler) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, msg string) {
+	var v viewer
+	if u, s, err := h.auth.Authenticate(r); err == nil && auth.ViaSession(s) {
+		v = viewer{User: u, Session: s}
+	}
+	h.render(w, r, status, "error", h.data(v, heading, "", errorData{Status: status, Heading: heading, Message: msg}))
+}
+
+// serverError logs err and shows a 500 page without internals.
+func (h *handler) serverError(w http.ResponseWriter, r *http.Request, doing string, err error) {
+	h.logger.ErrorContext(r.Context(), "page failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
+	h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong",
+		"postroom could not "+doing+" because of an internal error; the server log has the details. Try again in a moment.")
+}
+
+// storeError shows 404 for store.ErrNotFound, else a 500 page.
+func (h *handler) storeError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		h.errorPage(w, r, http.StatusNotFound, "Not found", fmt.Sprintf("There is no %s with this id. Go back to the work items.", what))
+		return
+	}
+	h.serverError(w, r, "read the "+what, err)
+}
+
+// pathID parses {id}; on failure it has written a 404 page.
+func (h *handler) pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.errorPage(w, r, http.StatusNotFound, "Not found", fmt.Sprintf("There is no %s with this id. Go back to the work items.", what))
+		return 0, false
+	}
+	return id, true
+}
+
+// formatAge says how long ago t was, the way a queue shows it: "just now", "5 min", "3 h",
+// "2 d".
+func formatAge(t time.Time) string {
+	return ageSince(t, time.Now())
+}
+
+func ageSince(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	default:
+		return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format("Mon 2 Jan 2006 15:04 MST")
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n < 1024:
+		return fmt.Sprintf("%d B", n)
+	case n < 1024*1024:
+		return fmt.Sprintf("%.0f KB", float64(n)/1024)
+	default:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1024*1024))
+	}
+}

@@ -1,0 +1,128 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/store"
+)
+
+// emailFrameHead is put before the sanitized email HTML in the sandboxed frame: links open
+// in a new tab (the frame allows popups only) and a small stylesheet sets a readable font.
+const emailFrameHead = `<!doctype html><meta charset="utf-8"><base target="_blank">` +
+	`<link rel="stylesheet" href="/static/email.css">`
+
+type messageView struct {
+	store.Message
+	// FrameHTML is the srcdoc of the sandboxed frame: sanitized HTML, as a string that
+	// html/template escapes into the attribute.
+	FrameHTML string
+}
+
+type workItemData struct {
+	Item      store.WorkItem
+	Messages  []messageView
+	Outbox    []store.OutboxItem
+	Sent      bool
+	ReplyText string
+	Errors    map[string]string
+	FormError string
+}
+
+func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
+	id, ok := h.pathID(w, r, "work item")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	wi, err := h.st.WorkItem(ctx, id)
+	if err != nil {
+		h.storeError(w, r, "work item", err)
+		return
+	}
+	// Opening a new work item marks it open: someone is looking at it.
+	if wi.State == store.StateNew {
+		if err := h.st.SetWorkItemState(ctx, id, store.StateOpen); err != nil {
+			h.logger.WarnContext(ctx, "mark work item open", slog.Int64("work_item_id", id), slog.Any("error", err))
+		} else {
+			wi.State = store.StateOpen
+		}
+	}
+	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != ""})
+}
+
+// renderWorkItem loads the conversation and outbox of wi and renders the page with d.
+func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewer, status int, wi store.WorkItem, d workItemData) {
+	ctx := r.Context()
+	msgs, err := h.st.ConversationMessages(ctx, wi.ConversationID)
+	if err != nil {
+		h.serverError(w, r, "read the conversation", err)
+		return
+	}
+	outbox, err := h.st.OutboxForWorkItem(ctx, wi.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.serverError(w, r, "read the replies", err)
+		return
+	}
+	d.Item = wi
+	d.Outbox = outbox
+	imageURL, err := h.signer.urlFunc(ctx, time.Now())
+	if err != nil {
+		h.serverError(w, r, "prepare the email images", err)
+		return
+	}
+	for _, m := range msgs {
+		mv := messageView{Message: m}
+		if html := api.MessageHTML(m, imageURL); html != "" {
+			mv.FrameHTML = emailFrameHead + html
+		}
+		d.Messages = append(d.Messages, mv)
+	}
+	title := wi.Subject
+	if strings.TrimSpace(title) == "" {
+		title = "(no subject)"
+	}
+	h.render(w, r, status, "workitem", h.data(v, title, "workitems", d))
+}
+
+func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
+	id, ok := h.pathID(w, r, "work item")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	wi, err := h.st.WorkItem(ctx, id)
+	if err != nil {
+		h.storeError(w, r, "work item", err)
+		return
+	}
+	text := r.PostForm.Get("text")
+	if strings.TrimSpace(text) == "" {
+		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
+			ReplyText: text, Errors: map[string]string{"text": api.ReplyFieldError},
+		})
+		return
+	}
+	if h.replier == nil {
+		h.renderWorkItem(w, r, v, http.StatusServiceUnavailable, wi, workItemData{
+			ReplyText: text, FormError: "Sending replies is not configured on this server. Ask an administrator to set up an outbound mailbox.",
+		})
+		return
+	}
+	ob, err := h.replier.Reply(ctx, v.User, id, text)
+	if err != nil {
+		h.logger.ErrorContext(ctx, "reply", slog.Int64("work_item_id", id), slog.Any("error", err))
+		h.renderWorkItem(w, r, v, http.StatusInternalServerError, wi, workItemData{
+			ReplyText: text, FormError: "The reply was not sent: " + err.Error(),
+		})
+		return
+	}
+	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
+	http.Redirect(w, r, fmt.Sprintf("/workitems/%d?sent=%s#replies", id, strconv.FormatInt(ob.ID, 10)), http.StatusSeeOther)
+}
