@@ -17,7 +17,7 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []int{9, 20, 1000} {
+	for _, n := range []int{10, 20, 1000} {
 		if got := backoff(n); got > maxBackoff*5/4 || got < maxBackoff*3/4 {
 			t.Errorf("backoff(%d) = %v, want about %v", n, got, maxBackoff)
 		}
