@@ -29,6 +29,9 @@ type Incoming struct {
 	// Cursor is the source position just after this message ("<uidvalidity>:<uid>" for
 	// IMAP); the ingest pipeline saves it in the same transaction as the message.
 	Cursor string
+	// ReceivedAt is when the server received the message (IMAP INTERNALDATE), zero when
+	// unknown.
+	ReceivedAt time.Time
 }
 
 // Source delivers inbound messages of one mailbox.

@@ -324,10 +324,11 @@ func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incomi
 		parsed.Date = r.opts.Now()
 	}
 	res, err := r.opts.Store.IngestMessage(ctx, store.InboundMessage{
-		MailboxID: m.ID,
-		Raw:       in.Raw,
-		Message:   parsed,
-		Cursor:    &store.Cursor{MailboxID: m.ID, Value: in.Cursor},
+		MailboxID:  m.ID,
+		Raw:        in.Raw,
+		Message:    parsed,
+		Cursor:     &store.Cursor{MailboxID: m.ID, Value: in.Cursor},
+		ReceivedAt: in.ReceivedAt,
 	})
 	if err != nil {
 		return res, fmt.Errorf("store message %s: %w", in.SourceID, err)

@@ -201,6 +201,9 @@ func (p *parser) headerFields(th textproto.Header) {
 	}
 	if len(from) > 0 {
 		m.FromName, m.FromAddr = from[0].Name, from[0].Address
+		if strings.EqualFold(m.FromName, m.FromAddr) {
+			m.FromName = ""
+		}
 	}
 	m.To = displayList(h.Get("To"))
 	m.Cc = displayList(h.Get("Cc"))
@@ -381,7 +384,8 @@ func displayList(v string) string {
 // when it contains specials.
 func displayAddress(a mail.Address) string {
 	switch {
-	case a.Name == "":
+	case a.Name == "" || strings.EqualFold(a.Name, a.Address):
+		// Outlook writes "x@example.com" <x@example.com>: the name adds nothing.
 		return a.Address
 	case a.Address == "":
 		return a.Name

@@ -281,6 +281,9 @@ func TestParseEdgeCases(t *testing.T) {
 		want wantMessage
 	}{
 		{"empty", "", wantMessage{unparsed: true, parseErr: "empty"}},
+		{"name that repeats the address", "From: \"ana@example.org\" <ana@example.org>\r\nTo: \"Support@Example.com\" <support@example.com>, Bob <bob@example.com>\r\nSubject: x\r\n\r\nhi\r\n", wantMessage{
+			subject: "x", fromAddr: "ana@example.org", to: "support@example.com, Bob <bob@example.com>", text: []string{"hi"},
+		}},
 		{"broken part header and no closing boundary", "From: a@example.com\r\nSubject: export\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b1\r\nContent-Type text/plain\r\n\x01junk\r\n", wantMessage{
 			unparsed: true, parseErr: "part 2 of the message cannot be read", subject: "export", fromAddr: "a@example.com", text: []string{"first"},
 		}},

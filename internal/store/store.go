@@ -195,6 +195,9 @@ type InboundMessage struct {
 	Message Message
 	// Cursor, when not nil, is saved in the same transaction.
 	Cursor *Cursor
+	// ReceivedAt is when the source received the message (IMAP INTERNALDATE). It starts the
+	// work item's age; zero (or a time in the future) means now.
+	ReceivedAt time.Time
 }
 
 // IngestResult tells what IngestMessage did.

@@ -250,7 +250,7 @@ func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error
 	err = s.withContext(ctx, func() error {
 		var err error
 		bufs, err = s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
-			UID: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{section},
+			UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section},
 		}).Collect()
 		return err
 	})
@@ -261,10 +261,11 @@ func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error
 	out := make([]connector.Incoming, 0, len(bufs))
 	for _, b := range bufs {
 		out = append(out, connector.Incoming{
-			SourceID: SourceID(s.uidValidity, uint32(b.UID)),
-			Raw:      b.FindBodySection(section),
-			Size:     b.RFC822Size,
-			Cursor:   FormatCursor(s.uidValidity, uint32(b.UID)),
+			SourceID:   SourceID(s.uidValidity, uint32(b.UID)),
+			Raw:        b.FindBodySection(section),
+			Size:       b.RFC822Size,
+			Cursor:     FormatCursor(s.uidValidity, uint32(b.UID)),
+			ReceivedAt: b.InternalDate,
 		})
 		if b.UID > s.lastUID {
 			s.lastUID = b.UID

@@ -86,7 +86,11 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 		}
 		res.MessageID = msgID
 
-		res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, now)
+		received := now
+		if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
+			received = in.ReceivedAt.UTC()
+		}
+		res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, received, now)
 		if err != nil {
 			return err
 		}
@@ -156,7 +160,7 @@ func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int
 
 // routeWorkItem points the conversation's work item that is not closed at the new
 // message (a replied one becomes new again), or creates a new work item.
-func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, now time.Time) (int64, error) {
+func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, received, now time.Time) (int64, error) {
 	var id int64
 	var state string
 	err := tx.queryRow(ctx, `SELECT id, state FROM work_items WHERE conversation_id = ? AND state <> ?
@@ -165,7 +169,7 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, m
 	case errors.Is(err, sql.ErrNoRows):
 		err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
 			state, unparsed, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, s.d.timeArg(now), s.d.timeArg(now)).Scan(&id)
+			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, s.d.timeArg(received), s.d.timeArg(now)).Scan(&id)
 		if err != nil {
 			return 0, fmt.Errorf("insert work item: %w", err)
 		}
@@ -176,7 +180,7 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, m
 	if state == store.StateReplied {
 		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, state = ?, unparsed = ?,
 			received_at = ?, updated_at = ? WHERE id = ?`,
-			msgID, store.StateNew, m.Unparsed, s.d.timeArg(now), s.d.timeArg(now), id)
+			msgID, store.StateNew, m.Unparsed, s.d.timeArg(received), s.d.timeArg(now), id)
 	} else {
 		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, updated_at = ?
 			WHERE id = ?`, msgID, m.Unparsed, s.d.timeArg(now), id)

@@ -255,3 +255,25 @@ func testIngestCleansText(t *testing.T, s store.Store) {
 		t.Error("raw message changed: it must be stored byte for byte")
 	}
 }
+
+// testIngestReceivedAt: a work item's age starts when the source received the message, not
+// when postroom fetched it; a time in the future is not believed.
+func testIngestReceivedAt(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mb := newMailbox(t, s, "support", store.Inbound)
+	past := time.Date(2026, 11, 20, 18, 21, 0, 0, time.UTC)
+	in := mail(mb, "imap:1:1", "a@example.org", "Sent on Friday")
+	in.ReceivedAt = past
+	res := ingest(t, s, in)
+	w, err := s.WorkItem(ctx, res.WorkItemID)
+	must(t, "WorkItem", err)
+	if !w.ReceivedAt.Equal(past) {
+		t.Errorf("ReceivedAt = %v, want the server's %v", w.ReceivedAt, past)
+	}
+	start := time.Now()
+	future := mail(mb, "imap:1:2", "b@example.org", "Clock skew")
+	future.ReceivedAt = start.Add(48 * time.Hour)
+	w2, err := s.WorkItem(ctx, ingest(t, s, future).WorkItemID)
+	must(t, "WorkItem", err)
+	recent(t, "ReceivedAt from the future", w2.ReceivedAt, start)
+}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MailboxDelete", testMailboxDelete},
 		{"IngestRoundTrip", testIngestRoundTrip},
 		{"IngestDuplicate", testIngestDuplicate},
+		{"IngestReceivedAt", testIngestReceivedAt},
 		{"IngestRollback", testIngestRollback},
 		{"IngestCancelled", testIngestCancelled},
 		{"IngestCleansText", testIngestCleansText},
