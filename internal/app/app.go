@@ -88,7 +88,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
-	key, err := vault.LoadKey(cfg.DataDir, cfg.Getenv)
+	key, err := vault.LoadKey(cfg.DataDir, cfg.Getenv, log)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -28,7 +28,11 @@ const keyFormats = "expected 32 random bytes written as base64 (44 characters, e
 // (getenv is os.Getenv in production), else from <dataDir>/secret.key, which is created with
 // 32 random bytes (base64, mode 0600) when it does not exist. A malformed key is refused with
 // an error that says which format is expected; the key itself is never in the error.
-func LoadKey(dataDir string, getenv func(string) string) ([]byte, error) {
+// log (slog.Default when nil) hears of a created key file and of a key file others can read.
+func LoadKey(dataDir string, getenv func(string) string, log *slog.Logger) ([]byte, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	if v := strings.TrimSpace(getenv(EnvKey)); v != "" {
 		key, err := decodeKey(v)
 		if err != nil {
@@ -38,9 +42,9 @@ func LoadKey(dataDir string, getenv func(string) string) ([]byte, error) {
 	}
 
 	path := filepath.Join(dataDir, KeyFileName)
-	key, err := readKeyFile(path)
+	key, err := readKeyFile(path, log)
 	if errors.Is(err, fs.ErrNotExist) {
-		return createKeyFile(dataDir, path)
+		return createKeyFile(dataDir, path, log)
 	}
 	return key, err
 }
@@ -60,13 +64,13 @@ func decodeKey(s string) ([]byte, error) {
 	return nil, errors.New("malformed key")
 }
 
-func readKeyFile(path string) ([]byte, error) {
+func readKeyFile(path string, log *slog.Logger) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key file %s: %w", path, err)
 	}
 	if info, err := os.Stat(path); err == nil && info.Mode().Perm()&0o077 != 0 {
-		slog.Warn("the secret key file can be read by other users; restrict it with chmod 600",
+		log.Warn("the secret key file can be read by other users; restrict it with chmod 600",
 			slog.String("path", path), slog.String("mode", info.Mode().Perm().String()))
 	}
 	key, err := decodeKey(string(bytes.TrimSpace(b)))
@@ -79,7 +83,7 @@ func readKeyFile(path string) ([]byte, error) {
 // createKeyFile writes a new random key to a temporary file and links it into place, so
 // that a crash never leaves a half-written key and two processes starting at once end up
 // with the same key.
-func createKeyFile(dataDir, path string) ([]byte, error) {
+func createKeyFile(dataDir, path string, log *slog.Logger) ([]byte, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", dataDir, err)
 	}
@@ -109,11 +113,11 @@ func createKeyFile(dataDir, path string) ([]byte, error) {
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return readKeyFile(path) // another process created it first
+			return readKeyFile(path, log) // another process created it first
 		}
 		return nil, fmt.Errorf("create key file %s: %w", path, err)
 	}
-	slog.Info("created a new secret key; back it up, secrets stored with it cannot be read without it",
+	log.Info("created a new secret key; back it up, secrets stored with it cannot be read without it",
 		slog.String("path", path))
 	return key, nil
 }

@@ -100,7 +100,7 @@ func TestLoadKeyFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	noEnv := func(string) string { return "" }
 
-	key1, err := LoadKey(dir, noEnv)
+	key1, err := LoadKey(dir, noEnv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestLoadKeyFile(t *testing.T) {
 		t.Errorf("key file %q does not hold the key as base64", content)
 	}
 
-	key2, err := LoadKey(dir, noEnv)
+	key2, err := LoadKey(dir, noEnv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestLoadKeyFile(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range keys {
 		wg.Go(func() {
-			k, err := LoadKey(dir2, noEnv)
+			k, err := LoadKey(dir2, noEnv, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -155,7 +155,7 @@ func TestLoadKeyFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = LoadKey(dir, noEnv)
+	_, err = LoadKey(dir, noEnv, nil)
 	if err == nil || !strings.Contains(err.Error(), "is not valid") || !strings.Contains(err.Error(), "base64") || !strings.Contains(err.Error(), "restore the original file") {
 		t.Errorf("damaged key file: err = %v", err)
 	}
@@ -184,7 +184,7 @@ func TestLoadKeyEnv(t *testing.T) {
 					return val
 				}
 				return ""
-			})
+			}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,7 +205,7 @@ func TestLoadKeyEnv(t *testing.T) {
 	}
 	for name, val := range bad {
 		t.Run(name, func(t *testing.T) {
-			_, err := LoadKey(t.TempDir(), func(string) string { return val })
+			_, err := LoadKey(t.TempDir(), func(string) string { return val }, nil)
 			if err == nil {
 				t.Fatal("accepted")
 			}
