@@ -77,6 +77,14 @@ type Mailbox struct {
 	Security  string // "tls", "starttls", "none"
 	Login     string
 	Folder    string // IMAP folder to watch, "INBOX" by default
+	// AfterAction is what happens at the source once a message is stored: for IMAP
+	// AfterMarkRead (default), AfterMove (to MoveFolder) or AfterDelete; for POP3
+	// AfterDelete (default) or AfterKeep (left on the server, tracked by UIDL).
+	AfterAction string
+	MoveFolder  string
+	// QueueID is the queue an inbound mailbox is assigned to, 0 when none. Assignment
+	// enables the mailbox (when the queue is enabled); unassignment disables it.
+	QueueID int64
 	// MaxSizeMB is the largest message ingested as a normal work item.
 	MaxSizeMB int
 	// PollInterval is how often the mailbox is polled when it cannot be watched.
@@ -93,6 +101,36 @@ type Mailbox struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// After-processing actions of inbound mailboxes.
+const (
+	AfterMarkRead = "mark_read"
+	AfterMove     = "move"
+	AfterDelete   = "delete"
+	AfterKeep     = "keep"
+)
+
+// Queue is, for now, a named list of inbound mailboxes (routing comes later). A queue named
+// DefaultQueue always exists.
+type Queue struct {
+	ID        int64
+	Name      string
+	Enabled   bool
+	CreatedAt time.Time
+}
+
+// DefaultQueue is the name of the queue that always exists.
+const DefaultQueue = "Default"
+
+// FromAddress is an address agents may send replies from ("Business Attribute" in the
+// seed's product); it belongs to an outbound mailbox.
+type FromAddress struct {
+	ID          int64
+	MailboxID   int64
+	Address     string
+	DisplayName string
+	CreatedAt   time.Time
 }
 
 // MailboxStatus is the live connection state of a mailbox.
@@ -126,8 +164,11 @@ type Message struct {
 	HTMLBody   string // decoded HTML as received: sanitize before display
 	Size       int64  // size of the raw message in bytes
 	// Unparsed is true when the MIME structure could not be parsed; ParseError says why.
-	Unparsed    bool
-	ParseError  string
+	Unparsed   bool
+	ParseError string
+	// OverSize is true when the message was larger than the mailbox's Max size: only its
+	// header is stored (Raw holds the header) and the original stays at the source.
+	OverSize    bool
 	Attachments []Attachment // metadata only when read back; Data filled only on insert
 	CreatedAt   time.Time
 }
@@ -163,6 +204,7 @@ type WorkItem struct {
 	MessageID      int64 // the latest inbound message of the work item
 	State          string
 	Unparsed       bool // the triggering message could not be parsed
+	OverSize       bool // the triggering message was over the mailbox's Max size
 	AssignedTo     int64
 	Subject        string
 	FromName       string
@@ -198,6 +240,19 @@ type InboundMessage struct {
 	// ReceivedAt is when the source received the message (IMAP INTERNALDATE). It starts the
 	// work item's age; zero (or a time in the future) means now.
 	ReceivedAt time.Time
+	// AutoReply, when not nil, is an automatic message to the sender (the over-size
+	// notice) stored as an outbound message of the same conversation and queued in the
+	// outbox in the same transaction, so that it is sent exactly once.
+	AutoReply *AutoReply
+}
+
+// AutoReply is an automatic outbound message recorded with an inbound one.
+type AutoReply struct {
+	// Message is the parsed form (Direction Outbound, MailboxID the outbound mailbox).
+	Message    Message
+	Raw        []byte
+	From       string
+	Recipients []string
 }
 
 // IngestResult tells what IngestMessage did.
@@ -302,8 +357,33 @@ type Store interface {
 	Mailbox(ctx context.Context, id int64) (Mailbox, error)
 	MailboxByName(ctx context.Context, name string) (Mailbox, error)
 	ListMailboxes(ctx context.Context) ([]Mailbox, error)
+	// DeleteMailbox removes a mailbox from every listing and lookup and wipes its secrets
+	// and cursor. Its messages, conversations and work items stay (they still show the
+	// mailbox's name); the name becomes free for a new mailbox.
 	DeleteMailbox(ctx context.Context, id int64) error
 	SetMailboxStatus(ctx context.Context, id int64, st MailboxStatus) error
+	// SetMailboxEnabled sets the enabled flag of one mailbox and bumps UpdatedAt;
+	// SetAllMailboxesEnabled does it for every mailbox of a direction ("" for both).
+	SetMailboxEnabled(ctx context.Context, id int64, enabled bool) error
+	SetAllMailboxesEnabled(ctx context.Context, direction string, enabled bool) error
+	// AssignMailbox puts an inbound mailbox in a queue (queueID 0: in none) in one
+	// transaction: assigned to an enabled queue it is enabled, otherwise disabled.
+	AssignMailbox(ctx context.Context, mailboxID, queueID int64) error
+
+	// Queues. EnsureDefaultQueue creates the DefaultQueue (enabled) when missing.
+	EnsureDefaultQueue(ctx context.Context) (Queue, error)
+	CreateQueue(ctx context.Context, q Queue) (Queue, error)
+	Queue(ctx context.Context, id int64) (Queue, error)
+	ListQueues(ctx context.Context) ([]Queue, error)
+	// SetQueueEnabled enables or disables a queue and, in the same transaction, every
+	// mailbox assigned to it.
+	SetQueueEnabled(ctx context.Context, id int64, enabled bool) error
+
+	// From addresses of outbound mailboxes (mailboxID 0 lists all). The address is unique
+	// per mailbox (ErrConflict).
+	AddFromAddress(ctx context.Context, f FromAddress) (FromAddress, error)
+	ListFromAddresses(ctx context.Context, mailboxID int64) ([]FromAddress, error)
+	DeleteFromAddress(ctx context.Context, id int64) error
 	// SetSecret stores an encrypted secret for a mailbox under a name ("password").
 	SetSecret(ctx context.Context, mailboxID int64, name string, ciphertext []byte) error
 	Secret(ctx context.Context, mailboxID int64, name string) ([]byte, error)
@@ -320,6 +400,8 @@ type Store interface {
 	SetCursor(ctx context.Context, c Cursor) error
 	// CountMessages counts stored messages of a mailbox (all directions when mailboxID is 0).
 	CountMessages(ctx context.Context, mailboxID int64) (int, error)
+	// CountMessagesSince counts messages of a mailbox stored at or after since.
+	CountMessagesSince(ctx context.Context, mailboxID int64, since time.Time) (int, error)
 
 	// Messages and conversations.
 	Message(ctx context.Context, id int64) (Message, error)
@@ -358,6 +440,8 @@ type Store interface {
 	// Audit events.
 	AddAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
+	// ListAuditFor lists the newest events of one object ("mailbox:3").
+	ListAuditFor(ctx context.Context, object string, limit int) ([]AuditEvent, error)
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.
