@@ -177,8 +177,8 @@ func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	}
 	if p := q.Get("poll"); p != "" {
 		m.PollInterval, err = time.ParseDuration(p)
-		if err != nil || m.PollInterval < time.Second {
-			return store.Mailbox{}, fmt.Errorf("mailbox URL poll=%q: use a duration of at least 1s, like 60s", p)
+		if err != nil || m.PollInterval < 10*time.Second {
+			return store.Mailbox{}, fmt.Errorf("mailbox URL poll=%q: use a duration of at least 10s, like 60s", p)
 		}
 	}
 	return m, nil

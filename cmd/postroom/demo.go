@@ -113,7 +113,7 @@ func seedDemo(ctx context.Context, a *app.App, mail *demo.Server, password strin
 	in := store.Mailbox{
 		Name: "support", Direction: store.Inbound, Protocol: "imap", Address: demo.SupportAddress,
 		Host: imapHost, Port: imapPort, Security: "none", Login: demo.SupportLogin, Folder: "INBOX",
-		MaxSizeMB: 5, PollInterval: 2 * time.Second, Enabled: true,
+		MaxSizeMB: 5, PollInterval: 10 * time.Second, Enabled: true,
 	}
 	if _, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: in, Password: vault.NewSecret(password)}); err != nil {
 		return fmt.Errorf("create demo inbound mailbox: %w", err)

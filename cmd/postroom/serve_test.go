@@ -23,7 +23,7 @@ func TestServeFromEnvironment(t *testing.T) {
 		envDatabaseURL:        testenv.Postgres(t),
 		"POSTROOM_SECRET_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		envAdminPassword:      "first-admin-pw",
-		envInboundURL:         fmt.Sprintf("imap+insecure://support%%40example.test@%s/INBOX?poll=1s", d.IMAPAddr),
+		envInboundURL:         fmt.Sprintf("imap+insecure://support%%40example.test@%s/INBOX?poll=10s", d.IMAPAddr),
 		envInboundPass:        "support-pw",
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -22,6 +22,7 @@ import (
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/ingest"
+	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
@@ -61,6 +62,7 @@ type App struct {
 	Passwords *credential.Passwords
 	Auth      *auth.Service
 	Replies   *outbound.Service
+	Mailboxes *mailbox.Service
 	Handler   http.Handler
 
 	cfg Config
@@ -111,13 +113,19 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		cfg:       cfg,
 		log:       log,
 	}
-	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Logger: log, ProductVersion: cfg.Version})
+	a.Mailboxes = mailbox.NewService(st, a.Passwords, log)
+	a.Mailboxes.RootCAs = cfg.RootCAs
+	if _, err := st.EnsureDefaultQueue(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("create the Default queue: %w", err)
+	}
+	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Logger: log}))
+	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log}))
 	mux.Handle("/", pages)
 	a.Handler = mux
 	return a, nil
@@ -193,41 +201,33 @@ func (a *App) Close() error { return a.Store.Close() }
 
 // MailboxInput is a mailbox to create or update by name, with its password.
 type MailboxInput struct {
+	// Mailbox holds the settings; Enabled asks for the mailbox to be enabled (an inbound
+	// one is assigned to the Default queue).
 	Mailbox  store.Mailbox
 	Password vault.Secret // zero: keep the stored one
 }
 
 // EnsureMailbox creates the mailbox named in.Mailbox.Name, or updates its settings when it
-// exists, and stores its password encrypted. It writes an audit event.
+// exists, through the mailbox rules (validation, audit), and enables it when asked.
 func (a *App) EnsureMailbox(ctx context.Context, actor string, in MailboxInput) (store.Mailbox, error) {
-	m := in.Mailbox
-	existing, err := a.Store.MailboxByName(ctx, m.Name)
+	input := mailbox.FromMailbox(in.Mailbox)
+	if !in.Password.IsZero() {
+		input.Password = &in.Password
+	}
+	m, err := a.Store.MailboxByName(ctx, in.Mailbox.Name)
 	switch {
 	case err == nil:
-		m.ID = existing.ID
-		m.CreatedAt = existing.CreatedAt
-		if err := a.Store.UpdateMailbox(ctx, m); err != nil {
-			return store.Mailbox{}, fmt.Errorf("update mailbox %q: %w", m.Name, err)
-		}
+		m, err = a.Mailboxes.Update(ctx, actor, m.ID, input)
 	case store.IsNotFound(err):
-		m, err = a.Store.CreateMailbox(ctx, m)
-		if err != nil {
-			return store.Mailbox{}, fmt.Errorf("create mailbox %q: %w", m.Name, err)
-		}
-	default:
-		return store.Mailbox{}, fmt.Errorf("look up mailbox %q: %w", m.Name, err)
+		m, err = a.Mailboxes.Create(ctx, actor, input)
 	}
-	if !in.Password.IsZero() {
-		if err := a.Passwords.Set(ctx, m.ID, in.Password); err != nil {
-			return store.Mailbox{}, err
-		}
+	if err != nil {
+		return store.Mailbox{}, fmt.Errorf("mailbox %q: %w", in.Mailbox.Name, err)
 	}
-	if err := a.Store.AddAudit(ctx, store.AuditEvent{
-		At: time.Now(), Actor: actor, Action: "mailbox.ensure", Object: fmt.Sprintf("mailbox:%d", m.ID),
-		New: fmt.Sprintf("name=%s direction=%s host=%s port=%d security=%s login=%s enabled=%t password=***",
-			m.Name, m.Direction, m.Host, m.Port, m.Security, m.Login, m.Enabled),
-	}); err != nil {
-		return store.Mailbox{}, fmt.Errorf("audit mailbox %q: %w", m.Name, err)
+	if in.Mailbox.Enabled && !m.Enabled {
+		if err := a.Mailboxes.Enable(ctx, actor, m.ID); err != nil {
+			return store.Mailbox{}, fmt.Errorf("enable mailbox %q: %w", m.Name, err)
+		}
 	}
 	return a.Store.Mailbox(ctx, m.ID)
 }

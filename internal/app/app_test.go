@@ -127,7 +127,7 @@ func (h *harness) addInbound(d *testenv.Dovecot, user, password string) store.Ma
 		Mailbox: store.Mailbox{
 			Name: "support", Direction: store.Inbound, Protocol: "imap", Address: user,
 			Host: host, Port: port, Security: "tls", Login: user, Folder: "INBOX",
-			MaxSizeMB: 5, PollInterval: time.Second, Enabled: true,
+			MaxSizeMB: 5, Enabled: true,
 		},
 		Password: vault.NewSecret(password),
 	})

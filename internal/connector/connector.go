@@ -32,6 +32,9 @@ type Incoming struct {
 	// ReceivedAt is when the server received the message (IMAP INTERNALDATE), zero when
 	// unknown.
 	ReceivedAt time.Time
+	// OverSize is true when the message is larger than the mailbox's limit: Raw holds only
+	// its header, and the message is set aside (SetAside) rather than acknowledged.
+	OverSize bool
 }
 
 // Source delivers inbound messages of one mailbox.
@@ -43,6 +46,10 @@ type Source interface {
 	// Ack acknowledges messages by SourceID (IMAP: marks them \Seen). Ids that belong to an
 	// earlier incarnation of the folder (another UIDVALIDITY) are ignored.
 	Ack(ctx context.Context, sourceIDs []string) error
+	// SetAside leaves messages that were stored only in part (over the size limit) at the
+	// source, out of the way: IMAP moves them to a folder "Oversize", POP3 leaves them on
+	// the server. They are not returned by Next again.
+	SetAside(ctx context.Context, sourceIDs []string) error
 	Close() error
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
 )
 
 // Defaults of Options.
@@ -207,10 +208,7 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	if err != nil {
 		return false, err
 	}
-	src, err := imap.Dial(ctx, imap.Config{
-		Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
-		Folder: m.Folder, Cursor: cursor.Value, RootCAs: r.opts.RootCAs, Logger: log,
-	})
+	src, err := r.dial(ctx, m, cursor.Value, password, log)
 	if err != nil {
 		return false, err
 	}
@@ -250,21 +248,65 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	}
 }
 
-// ackPending acknowledges messages stored by an earlier session that ended between commit
-// and acknowledgement.
+// dial opens the mailbox's source.
+func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, password vault.Secret, log *slog.Logger) (connector.Source, error) {
+	switch m.Protocol {
+	case "imap":
+		return imap.Dial(ctx, imap.Config{
+			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
+			Folder: m.Folder, Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
+			MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log,
+		})
+	}
+	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
+		Advice: "this kind of mailbox cannot be read yet: use imap"}
+}
+
+// maxSize is the mailbox's Max size in bytes.
+func maxSize(m store.Mailbox) int64 {
+	if m.MaxSizeMB <= 0 {
+		return 0
+	}
+	return int64(m.MaxSizeMB) << 20
+}
+
+// ackPending finishes what an earlier session left between commit and acknowledgement:
+// messages stored whole are acknowledged, those stored over size are set aside.
 func (r *Runner) ackPending(ctx context.Context, m store.Mailbox, src connector.Source) error {
 	ids, err := r.opts.Store.PendingAcks(ctx, m.ID)
 	if err != nil {
 		return fmt.Errorf("list unacknowledged messages: %w", err)
 	}
+	var whole, over []string
+	for _, id := range ids {
+		msg, err := r.opts.Store.MessageBySource(ctx, m.ID, id)
+		if err != nil {
+			return fmt.Errorf("read unacknowledged message %s: %w", id, err)
+		}
+		if msg.OverSize {
+			over = append(over, id)
+		} else {
+			whole = append(whole, id)
+		}
+	}
+	if err := r.ack(ctx, m, src, whole, false); err != nil {
+		return err
+	}
+	return r.ack(ctx, m, src, over, true)
+}
+
+// ack acknowledges ids at the source (or sets them aside) and records that it did.
+func (r *Runner) ack(ctx context.Context, m store.Mailbox, src connector.Source, ids []string, setAside bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return r.ack(ctx, m, src, ids)
-}
-
-func (r *Runner) ack(ctx context.Context, m store.Mailbox, src connector.Source, ids []string) error {
-	if err := src.Ack(ctx, ids); err != nil {
+	var err error
+	if setAside {
+		err = src.SetAside(ctx, ids)
+	} else {
+		err = src.Ack(ctx, ids)
+	}
+	if err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -281,15 +323,19 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 	if err != nil {
 		return 0, err
 	}
-	var committed []string
+	var committed, over []string
+	finish := func() error {
+		if err := r.ack(ctx, m, src, committed, false); err != nil {
+			return err
+		}
+		return r.ack(ctx, m, src, over, true)
+	}
 	for _, in := range batch {
 		res, err := r.store(ctx, m, in)
 		if err != nil {
 			// Acknowledge what did commit before giving up on this session.
-			if len(committed) > 0 {
-				if ackErr := r.ack(ctx, m, src, committed); ackErr != nil {
-					log.Warn("ack after failure", slog.Any("error", ackErr))
-				}
+			if ackErr := finish(); ackErr != nil {
+				log.Warn("ack after failure", slog.Any("error", ackErr))
 			}
 			return 0, err
 		}
@@ -304,12 +350,14 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 				return 0, fmt.Errorf("after commit of %s: %w", in.SourceID, err)
 			}
 		}
-		committed = append(committed, in.SourceID)
-	}
-	if len(committed) > 0 {
-		if err := r.ack(ctx, m, src, committed); err != nil {
-			return 0, err
+		if in.OverSize {
+			over = append(over, in.SourceID)
+		} else {
+			committed = append(committed, in.SourceID)
 		}
+	}
+	if err := finish(); err != nil {
+		return 0, err
 	}
 	return len(batch), nil
 }
@@ -323,13 +371,30 @@ func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incomi
 	if parsed.Date.IsZero() {
 		parsed.Date = r.opts.Now()
 	}
-	res, err := r.opts.Store.IngestMessage(ctx, store.InboundMessage{
+	var cursor *store.Cursor
+	if in.Cursor != "" {
+		cursor = &store.Cursor{MailboxID: m.ID, Value: in.Cursor}
+	}
+	inbound := store.InboundMessage{
 		MailboxID:  m.ID,
 		Raw:        in.Raw,
 		Message:    parsed,
-		Cursor:     &store.Cursor{MailboxID: m.ID, Value: in.Cursor},
+		Cursor:     cursor,
 		ReceivedAt: in.ReceivedAt,
-	})
+	}
+	if in.OverSize {
+		inbound.Message.OverSize = true
+		inbound.Message.Size = in.Size
+		// A header-only "message" parses fine; what is missing is said plainly.
+		inbound.Message.TextBody = fmt.Sprintf("This message is %s, over this mailbox's Max size of %d MB, so only its header was stored. "+
+			"The original is kept at the mail server (IMAP: in the folder %q).", formatMB(in.Size), m.MaxSizeMB, imap.OversizeFolder)
+		notice, err := r.oversizeNotice(ctx, m, in, parsed)
+		if err != nil {
+			return store.IngestResult{}, err
+		}
+		inbound.AutoReply = notice
+	}
+	res, err := r.opts.Store.IngestMessage(ctx, inbound)
 	if err != nil {
 		return res, fmt.Errorf("store message %s: %w", in.SourceID, err)
 	}

@@ -27,6 +27,8 @@ type Draft struct {
 	Text       string   // plain text body (UTF-8)
 	Date       time.Time
 	MessageID  string // without brackets; generated (random@from-domain) when empty
+	// AutoSubmitted marks an automatic reply (Auto-Submitted: auto-replied, RFC 3834).
+	AutoSubmitted bool
 }
 
 // replyPrefix matches one leading "Re:" in any letter case (RFC 5322 §3.6.5 recommends
@@ -173,6 +175,10 @@ func Compose(d Draft) ([]byte, store.Message, error) {
 	h.Set("Content-Transfer-Encoding", "quoted-printable")
 	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
 	h.AddRaw([]byte("MIME-Version: 1.0\r\n"))
+	if d.AutoSubmitted {
+		// RFC 3834 §5: mark automatic replies so that other responders do not answer them.
+		h.AddRaw([]byte("Auto-Submitted: auto-replied\r\n"))
+	}
 	h.SetMsgIDList("References", capReferences(refs))
 	if safeMsgID(d.InReplyTo) {
 		h.SetMsgIDList("In-Reply-To", []string{d.InReplyTo})

@@ -70,11 +70,118 @@ func NewService(st store.Store, logger *slog.Logger) *Service {
 // Queued signals when a reply was queued; a Sender listens on it to send at once.
 func (s *Service) Queued() <-chan struct{} { return s.queued }
 
-// Reply composes the reply to the work item's latest inbound message from the default
-// outbound mailbox and records message, outbox row and the state "replied" in one
+// ErrUnknownFrom means the chosen From address is not one agents may send from.
+var ErrUnknownFrom = errors.New("this From address is not one of ours: pick one from the list")
+
+// ReplyRequest is what an agent sends.
+type ReplyRequest struct {
+	Text string
+	// From is the address to send from; "" means the default choice.
+	From string
+}
+
+// FromChoice is an address an agent may reply from.
+type FromChoice struct {
+	Address     string
+	DisplayName string
+	MailboxID   int64 // the outbound mailbox that sends it
+	Default     bool  // preselected for this work item
+}
+
+// FromChoices lists the addresses an agent may reply from: the From addresses of every
+// enabled outbound mailbox and each one's own address. The default is the address the
+// customer wrote to when it is one of them, else the default outbound mailbox's address.
+func (s *Service) FromChoices(ctx context.Context, workItemID int64) ([]FromChoice, error) {
+	wi, err := s.store.WorkItem(ctx, workItemID)
+	if err != nil {
+		return nil, fmt.Errorf("work item %d: %w", workItemID, err)
+	}
+	orig, err := s.store.Message(ctx, wi.MessageID)
+	if err != nil {
+		return nil, fmt.Errorf("work item %d: read message %d: %w", workItemID, wi.MessageID, err)
+	}
+	return s.choices(ctx, orig)
+}
+
+func (s *Service) choices(ctx context.Context, orig store.Message) ([]FromChoice, error) {
+	boxes, err := s.store.ListMailboxes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
+	froms, err := s.store.ListFromAddresses(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list From addresses: %w", err)
+	}
+	var out []FromChoice
+	seen := map[string]bool{}
+	add := func(c FromChoice) {
+		key := strings.ToLower(c.Address)
+		if c.Address == "" || seen[key] {
+			return
+		}
+		seen[key] = true
+		out = append(out, c)
+	}
+	defaultAddr := ""
+	for _, m := range boxes {
+		if m.Direction != store.Outbound || !m.Enabled {
+			continue
+		}
+		if m.IsDefault {
+			defaultAddr = m.Address
+		}
+		for _, f := range froms {
+			if f.MailboxID == m.ID {
+				add(FromChoice{Address: f.Address, DisplayName: f.DisplayName, MailboxID: m.ID})
+			}
+		}
+		add(FromChoice{Address: m.Address, MailboxID: m.ID})
+	}
+	if len(out) == 0 {
+		return nil, ErrNoOutboundMailbox
+	}
+	// The customer wrote to one of ours: answer from it.
+	for _, a := range recipients(orig) {
+		if seen[strings.ToLower(a)] {
+			defaultAddr = a
+			break
+		}
+	}
+	marked := false
+	for i := range out {
+		if !marked && strings.EqualFold(out[i].Address, defaultAddr) {
+			out[i].Default, marked = true, true
+		}
+	}
+	if !marked {
+		out[0].Default = true
+	}
+	return out, nil
+}
+
+// recipients lists the addresses of the message's To and Cc.
+func recipients(m store.Message) []string {
+	var out []string
+	for _, list := range []string{m.To, m.Cc} {
+		if list == "" {
+			continue
+		}
+		addrs, err := mail.ParseAddressList(list)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, a.Address)
+		}
+	}
+	return out
+}
+
+// Reply composes the reply to the work item's latest inbound message from the chosen (or
+// default) From address and records message, outbox row and the state "replied" in one
 // transaction.
-func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64, text string) (store.OutboxItem, error) {
-	if strings.TrimSpace(text) == "" {
+func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64, req ReplyRequest) (store.OutboxItem, error) {
+	if strings.TrimSpace(req.Text) == "" {
 		return store.OutboxItem{}, ErrEmptyReply
 	}
 	wi, err := s.store.WorkItem(ctx, workItemID)
@@ -85,17 +192,27 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("reply to work item %d: read message %d: %w", workItemID, wi.MessageID, err)
 	}
-	out, err := s.defaultOutbound(ctx)
+	choices, err := s.choices(ctx, orig)
 	if err != nil {
 		return store.OutboxItem{}, err
 	}
-	from := mail.Address{Address: out.Address}
-	draft := message.ReplyDraft(orig, from, text, s.now())
+	var pick *FromChoice
+	for i, c := range choices {
+		if (req.From == "" && c.Default) || (req.From != "" && strings.EqualFold(c.Address, strings.TrimSpace(req.From))) {
+			pick = &choices[i]
+			break
+		}
+	}
+	if pick == nil {
+		return store.OutboxItem{}, ErrUnknownFrom
+	}
+	from := mail.Address{Name: pick.DisplayName, Address: pick.Address}
+	draft := message.ReplyDraft(orig, from, req.Text, s.now())
 	raw, parsed, err := message.Compose(draft)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("compose reply to work item %d: %w", workItemID, err)
 	}
-	parsed.MailboxID = out.ID
+	parsed.MailboxID = pick.MailboxID
 	parsed.Direction = store.Outbound
 	var rcpts []string
 	for _, a := range append(append([]mail.Address{}, draft.To...), draft.Cc...) {
@@ -109,7 +226,7 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		UserID:     actor.ID,
 		Message:    parsed,
 		Raw:        raw,
-		From:       out.Address,
+		From:       pick.Address,
 		Recipients: rcpts,
 		NewState:   store.StateReplied,
 	})
@@ -117,35 +234,17 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		return store.OutboxItem{}, fmt.Errorf("record reply to work item %d: %w", workItemID, err)
 	}
 	s.log.Info("reply queued", slog.Int64("work_item_id", workItemID), slog.Int64("outbox_id", item.ID),
-		slog.String("user", actor.Username))
+		slog.String("user", actor.Username), slog.String("from", pick.Address))
+	s.Wake()
+	return item, nil
+}
+
+// Wake tells the Sender that the outbox has something new.
+func (s *Service) Wake() {
 	select {
 	case s.queued <- struct{}{}:
 	default:
 	}
-	return item, nil
-}
-
-func (s *Service) defaultOutbound(ctx context.Context) (store.Mailbox, error) {
-	boxes, err := s.store.ListMailboxes(ctx)
-	if err != nil {
-		return store.Mailbox{}, fmt.Errorf("list mailboxes: %w", err)
-	}
-	var first *store.Mailbox
-	for i, m := range boxes {
-		if m.Direction != store.Outbound {
-			continue
-		}
-		if m.IsDefault {
-			return m, nil
-		}
-		if first == nil {
-			first = &boxes[i]
-		}
-	}
-	if first != nil {
-		return *first, nil
-	}
-	return store.Mailbox{}, ErrNoOutboundMailbox
 }
 
 // SenderOptions configure a Sender.
@@ -245,6 +344,10 @@ func (s *Sender) send(ctx context.Context, it store.OutboxItem) error {
 	m, err := s.opts.Store.Mailbox(ctx, it.MailboxID)
 	if err != nil {
 		return fmt.Errorf("outbound mailbox %d: %w", it.MailboxID, err)
+	}
+	if !m.Enabled {
+		// Not permanent: the reply waits (with backoff) until an admin enables the mailbox.
+		return fmt.Errorf("outbound mailbox %q is disabled: an administrator must enable it on the Mailboxes page; the reply waits until then", m.Name)
 	}
 	password, err := s.opts.Passwords.Get(ctx, m.ID)
 	if err != nil {

@@ -67,7 +67,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) addOutbound(t *testing.T, host string, port int, security, login, password string) {
 	t.Helper()
 	m, err := f.st.CreateMailbox(context.Background(), store.Mailbox{Name: "out", Direction: store.Outbound, Protocol: "smtp",
-		Address: "support@example.test", Host: host, Port: port, Security: security, Login: login, MaxSizeMB: 5, IsDefault: true})
+		Address: "support@example.test", Host: host, Port: port, Security: security, Login: login, MaxSizeMB: 5, IsDefault: true, Enabled: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestReplyIsSent(t *testing.T) {
 	sink, port, roots := submission(t)
 	f.addOutbound(t, "localhost", port, "starttls", "support@example.test", "support-pw")
 	ctx := context.Background()
-	item, err := f.svc.Reply(ctx, f.agent, f.workItem, "We are sending a new lid today.")
+	item, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "We are sending a new lid today."})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestServerDownIsRetried(t *testing.T) {
 	ln.Close()
 	f.addOutbound(t, "127.0.0.1", port, "none", "", "")
 	ctx := context.Background()
-	item, err := f.svc.Reply(ctx, f.agent, f.workItem, "Hello")
+	item, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "Hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestRefusedLoginFailsForGood(t *testing.T) {
 	sink, port, roots := submission(t)
 	f.addOutbound(t, "localhost", port, "starttls", "support@example.test", "wrong-pw")
 	ctx := context.Background()
-	item, err := f.svc.Reply(ctx, f.agent, f.workItem, "Hello")
+	item, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "Hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,17 +197,68 @@ func TestRefusedLoginFailsForGood(t *testing.T) {
 func TestReplyRefusals(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.svc.Reply(ctx, f.agent, f.workItem, "  \n "); !errors.Is(err, outbound.ErrEmptyReply) {
+	if _, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "  \n "}); !errors.Is(err, outbound.ErrEmptyReply) {
 		t.Errorf("empty reply: %v", err)
 	}
-	if _, err := f.svc.Reply(ctx, f.agent, f.workItem, "Hello"); !errors.Is(err, outbound.ErrNoOutboundMailbox) {
+	if _, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "Hello"}); !errors.Is(err, outbound.ErrNoOutboundMailbox) {
 		t.Errorf("no outbound mailbox: %v", err)
 	}
 	f.addOutbound(t, "127.0.0.1", 25, "none", "", "")
-	if _, err := f.svc.Reply(ctx, f.agent, 9999, "Hello"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.svc.Reply(ctx, f.agent, 9999, outbound.ReplyRequest{Text: "Hello"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown work item: %v", err)
 	}
 	if wi, _ := f.st.WorkItem(ctx, f.workItem); wi.State != store.StateNew {
 		t.Errorf("refused replies changed the work item to %s", wi.State)
+	}
+}
+
+// TestFromChoices: agents pick among the From addresses of enabled outbound mailboxes; the
+// address the customer wrote to is preselected; anything else is refused.
+func TestFromChoices(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.addOutbound(t, "127.0.0.1", 25, "none", "", "")
+	out, _ := f.st.MailboxByName(ctx, "out")
+	if _, err := f.st.AddFromAddress(ctx, store.FromAddress{MailboxID: out.ID, Address: "sales@example.test", DisplayName: "Example Sales"}); err != nil {
+		t.Fatal(err)
+	}
+	billing, err := f.st.CreateMailbox(ctx, store.Mailbox{Name: "billing", Direction: store.Outbound, Protocol: "smtp",
+		Address: "billing@example.test", Host: "127.0.0.1", Port: 25, Security: "none", MaxSizeMB: 5, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.CreateMailbox(ctx, store.Mailbox{Name: "old", Direction: store.Outbound, Protocol: "smtp",
+		Address: "old@example.test", Host: "127.0.0.1", Port: 25, Security: "none", MaxSizeMB: 5}); err != nil {
+		t.Fatal(err)
+	}
+
+	choices, err := f.svc.FromChoices(ctx, f.workItem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]outbound.FromChoice{}
+	var def string
+	for _, c := range choices {
+		got[c.Address] = c
+		if c.Default {
+			def = c.Address
+		}
+	}
+	if len(got) != 3 || got["sales@example.test"].DisplayName != "Example Sales" || got["billing@example.test"].MailboxID != billing.ID {
+		t.Errorf("choices %+v, want support, sales (Example Sales) and billing; not the disabled old@", choices)
+	}
+	if def != "support@example.test" {
+		t.Errorf("default %q, want the address the customer wrote to (support@example.test)", def)
+	}
+
+	if _, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "Hi", From: "old@example.test"}); !errors.Is(err, outbound.ErrUnknownFrom) {
+		t.Errorf("reply from a disabled mailbox's address: %v, want ErrUnknownFrom", err)
+	}
+	item, err := f.svc.Reply(ctx, f.agent, f.workItem, outbound.ReplyRequest{Text: "Hi", From: "sales@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if item.MailboxID != out.ID || item.From != "sales@example.test" || !strings.Contains(string(item.Raw), "From: \"Example Sales\" <sales@example.test>") {
+		t.Errorf("reply from sales: mailbox %d from %q\n%s", item.MailboxID, item.From, item.Raw)
 	}
 }

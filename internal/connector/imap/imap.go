@@ -30,6 +30,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -54,6 +55,13 @@ type Config struct {
 	Folder   string // "INBOX" when empty
 	// Cursor is the saved position ("<uidvalidity>:<uid>"), empty when none.
 	Cursor string
+	// AfterAction is what Ack does: store.AfterMarkRead (default), store.AfterMove (to
+	// MoveFolder, created when missing) or store.AfterDelete.
+	AfterAction string
+	MoveFolder  string
+	// MaxSize, when above 0, is the largest message fetched whole; a larger one is fetched
+	// as its header only and returned with OverSize set.
+	MaxSize int64
 	// RootCAs, when not nil, replaces the system's trusted roots (tests use it).
 	RootCAs *x509.CertPool
 	Logger  *slog.Logger
@@ -63,6 +71,10 @@ type Config struct {
 type Source struct {
 	c           *imapclient.Client
 	folder      string
+	afterAction string
+	moveFolder  string
+	maxSize     int64
+	created     map[string]bool // folders known to exist
 	uidValidity uint32
 	lastUID     imap.UID // 0: no valid cursor, read unseen messages
 	newMail     chan struct{}
@@ -83,7 +95,8 @@ func Dial(ctx context.Context, cfg Config) (*Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Source{folder: cfg.Folder, newMail: make(chan struct{}, 1), log: log}
+	s := &Source{folder: cfg.Folder, afterAction: cfg.AfterAction, moveFolder: cfg.MoveFolder, maxSize: cfg.MaxSize,
+		created: map[string]bool{}, newMail: make(chan struct{}, 1), log: log}
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	opts := &imapclient.Options{
 		TLSConfig: &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
@@ -245,55 +258,198 @@ func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	section := &imap.FetchItemBodySection{Peek: true}
-	var bufs []*imapclient.FetchMessageBuffer
+	// First the sizes, so that a message over the limit is not downloaded whole.
+	var sizes []*imapclient.FetchMessageBuffer
 	err = s.withContext(ctx, func() error {
 		var err error
-		bufs, err = s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
-			UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{section},
-		}).Collect()
+		sizes, err = s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
 		return err
 	})
 	if err != nil {
-		return nil, s.opError("imap fetch", err)
+		return nil, s.opError("imap fetch sizes", err)
 	}
-	slices.SortFunc(bufs, func(a, b *imapclient.FetchMessageBuffer) int { return int(a.UID) - int(b.UID) })
-	out := make([]connector.Incoming, 0, len(bufs))
-	for _, b := range bufs {
+	var whole, headerOnly []imap.UID
+	info := map[imap.UID]*imapclient.FetchMessageBuffer{}
+	for _, b := range sizes {
+		info[b.UID] = b
+		if s.maxSize > 0 && b.RFC822Size > s.maxSize {
+			headerOnly = append(headerOnly, b.UID)
+		} else {
+			whole = append(whole, b.UID)
+		}
+	}
+	raw := map[imap.UID][]byte{}
+	if err := s.fetchBodies(ctx, whole, &imap.FetchItemBodySection{Peek: true}, raw); err != nil {
+		return nil, err
+	}
+	if err := s.fetchBodies(ctx, headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}, raw); err != nil {
+		return nil, err
+	}
+	out := make([]connector.Incoming, 0, len(uids))
+	for _, uid := range uids {
+		b, ok := info[uid]
+		if !ok {
+			continue // expunged meanwhile
+		}
 		out = append(out, connector.Incoming{
-			SourceID:   SourceID(s.uidValidity, uint32(b.UID)),
-			Raw:        b.FindBodySection(section),
+			SourceID:   SourceID(s.uidValidity, uint32(uid)),
+			Raw:        raw[uid],
 			Size:       b.RFC822Size,
-			Cursor:     FormatCursor(s.uidValidity, uint32(b.UID)),
+			Cursor:     FormatCursor(s.uidValidity, uint32(uid)),
 			ReceivedAt: b.InternalDate,
+			OverSize:   s.maxSize > 0 && b.RFC822Size > s.maxSize,
 		})
-		if b.UID > s.lastUID {
-			s.lastUID = b.UID
+		if uid > s.lastUID {
+			s.lastUID = uid
 		}
 	}
 	return out, nil
 }
 
-// Ack marks the messages \Seen. Ids of another UIDVALIDITY are skipped.
+// fetchBodies fetches section of uids (BODY.PEEK: no \Seen) into raw.
+func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap.FetchItemBodySection, raw map[imap.UID][]byte) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	return s.withContext(ctx, func() error {
+		bufs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+			UID: true, BodySection: []*imap.FetchItemBodySection{section},
+		}).Collect()
+		if err != nil {
+			return s.opError("imap fetch", err)
+		}
+		for _, b := range bufs {
+			raw[b.UID] = b.FindBodySection(section)
+		}
+		return nil
+	})
+}
+
+// Ack applies the after-processing action to the messages: mark them \Seen, move them,
+// or delete them. Ids of another UIDVALIDITY are skipped.
 func (s *Source) Ack(ctx context.Context, sourceIDs []string) error {
+	set := s.uidSet(sourceIDs)
+	if len(set) == 0 {
+		return nil
+	}
+	switch s.afterAction {
+	case store.AfterMove:
+		return s.move(ctx, set, s.moveFolder)
+	case store.AfterDelete:
+		return s.delete(ctx, set)
+	default:
+		return s.markSeen(ctx, set)
+	}
+}
+
+// SetAside moves messages that were stored only in part (over the size limit) to the
+// folder OversizeFolder, unread, so that a person finds them there whole.
+func (s *Source) SetAside(ctx context.Context, sourceIDs []string) error {
+	set := s.uidSet(sourceIDs)
+	if len(set) == 0 {
+		return nil
+	}
+	return s.move(ctx, set, OversizeFolder)
+}
+
+// OversizeFolder receives the messages over a mailbox's Max size.
+const OversizeFolder = "Oversize"
+
+func (s *Source) uidSet(sourceIDs []string) imap.UIDSet {
 	var set imap.UIDSet
 	for _, id := range sourceIDs {
 		v, uid, ok := parseSourceID(id)
 		if !ok || v != s.uidValidity {
-			s.log.Warn("imap ack skipped: message belongs to an earlier incarnation of the folder", slog.String("source_id", id))
+			s.log.Warn("imap: message belongs to an earlier incarnation of the folder; left alone", slog.String("source_id", id))
 			continue
 		}
 		set.AddNum(imap.UID(uid))
 	}
-	if len(set) == 0 {
+	return set
+}
+
+func (s *Source) markSeen(ctx context.Context, set imap.UIDSet) error {
+	return s.addFlag(ctx, set, imap.FlagSeen, "imap store \\Seen")
+}
+
+func (s *Source) addFlag(ctx context.Context, set imap.UIDSet, flag imap.Flag, op string) error {
+	err := s.withContext(ctx, func() error {
+		return s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{flag}}, nil).Close()
+	})
+	if err != nil {
+		return s.opError(op, err)
+	}
+	return nil
+}
+
+// delete flags the messages \Deleted and expunges them (only them with UIDPLUS, RFC 4315).
+func (s *Source) delete(ctx context.Context, set imap.UIDSet) error {
+	if err := s.addFlag(ctx, set, imap.FlagDeleted, "imap store \\Deleted"); err != nil {
+		return err
+	}
+	err := s.withContext(ctx, func() error {
+		if s.c.Caps().Has(imap.CapUIDPlus) {
+			return s.c.UIDExpunge(set).Close()
+		}
+		return s.c.Expunge().Close()
+	})
+	if err != nil {
+		return s.opError("imap expunge", err)
+	}
+	return nil
+}
+
+// move moves the messages to folder (RFC 6851 MOVE, or COPY then delete), creating the
+// folder when it is missing.
+func (s *Source) move(ctx context.Context, set imap.UIDSet, folder string) error {
+	if err := s.ensureFolder(ctx, folder); err != nil {
+		return err
+	}
+	op := fmt.Sprintf("imap move to %q", folder)
+	if s.c.Caps().Has(imap.CapMove) {
+		err := s.withContext(ctx, func() error {
+			_, err := s.c.Move(set, folder).Wait()
+			return err
+		})
+		if err != nil {
+			return s.opError(op, err)
+		}
 		return nil
 	}
 	err := s.withContext(ctx, func() error {
-		return s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+		_, err := s.c.Copy(set, folder).Wait()
+		return err
 	})
 	if err != nil {
-		return s.opError("imap store \\Seen", err)
+		return s.opError(op, err)
 	}
+	return s.delete(ctx, set)
+}
+
+// ensureFolder creates folder unless it exists (an ALREADYEXISTS answer is fine).
+func (s *Source) ensureFolder(ctx context.Context, folder string) error {
+	if s.created[folder] {
+		return nil
+	}
+	var exists bool
+	err := s.withContext(ctx, func() error {
+		list, err := s.c.List("", folder, nil).Collect()
+		exists = err == nil && len(list) > 0
+		return err
+	})
+	if err != nil {
+		return s.opError(fmt.Sprintf("imap list %q", folder), err)
+	}
+	if !exists {
+		err := s.withContext(ctx, func() error { return s.c.Create(folder, nil).Wait() })
+		var ie *imap.Error
+		if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
+			return &connector.Error{Kind: connector.KindConfig, Op: fmt.Sprintf("imap create %q", folder), Err: err,
+				Advice: fmt.Sprintf("the folder %q is missing and cannot be created: create it on the server or choose another folder", folder)}
+		}
+		s.log.Info("imap folder created", slog.String("folder", folder))
+	}
+	s.created[folder] = true
 	return nil
 }
 

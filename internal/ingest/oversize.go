@@ -1,0 +1,142 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/textproto"
+	"strings"
+
+	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/message"
+	"github.com/postroom/postroom/internal/store"
+)
+
+// oversizeNotice composes the polite notice to the sender of a message over the mailbox's
+// Max size, sent from the default outbound mailbox. It returns nil (no notice) when the
+// message is itself automatic (RFC 3834 §2) or when there is no outbound mailbox.
+func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connector.Incoming, parsed store.Message) (*store.AutoReply, error) {
+	if reason := automatic(in.Raw, parsed); reason != "" {
+		r.log.Info("no over-size notice: the message is automatic", slog.String("source_id", in.SourceID), slog.String("reason", reason))
+		return nil, nil
+	}
+	out, err := r.defaultOutbound(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if out.ID == 0 {
+		r.log.Warn("no over-size notice: no outbound mailbox is configured", slog.Int64("mailbox_id", m.ID))
+		return nil, nil
+	}
+	to := m.Address
+	if to == "" {
+		to = "our support mailbox"
+	}
+	subject := parsed.Subject
+	if subject == "" {
+		subject = "(no subject)"
+	}
+	text := fmt.Sprintf("Hello,\n\n"+
+		"thank you for your message %q to %s. It is %s, larger than the %d MB we can accept, "+
+		"so it has not reached our team in full.\n\n"+
+		"Please send it again with smaller attachments: for example, share large files as a link, "+
+		"or split them over several emails.\n\n"+
+		"Your message has been kept, and a supervisor has been told.\n\n"+
+		"This is an automatic message.\n", subject, to, formatMB(in.Size), m.MaxSizeMB)
+	draft := message.ReplyDraft(parsed, mail.Address{Address: out.Address}, text, r.opts.Now())
+	draft.Text = text // no quoted original: only its header was stored
+	draft.AutoSubmitted = true
+	raw, msg, err := message.Compose(draft)
+	if err != nil {
+		r.log.Warn("no over-size notice: cannot compose it", slog.String("source_id", in.SourceID), slog.Any("error", err))
+		return nil, nil
+	}
+	msg.MailboxID = out.ID
+	msg.Direction = store.Outbound
+	var rcpts []string
+	for _, a := range draft.To {
+		rcpts = append(rcpts, a.Address)
+	}
+	if len(rcpts) == 0 {
+		return nil, nil
+	}
+	return &store.AutoReply{Message: msg, Raw: raw, From: out.Address, Recipients: rcpts}, nil
+}
+
+func (r *Runner) defaultOutbound(ctx context.Context) (store.Mailbox, error) {
+	boxes, err := r.opts.Store.ListMailboxes(ctx)
+	if err != nil {
+		return store.Mailbox{}, fmt.Errorf("list mailboxes: %w", err)
+	}
+	var first store.Mailbox
+	for _, b := range boxes {
+		if b.Direction != store.Outbound {
+			continue
+		}
+		if b.IsDefault {
+			return b, nil
+		}
+		if first.ID == 0 {
+			first = b
+		}
+	}
+	return first, nil
+}
+
+// noReplyLocalParts are senders that must never get an automatic answer.
+var noReplyLocalParts = map[string]bool{
+	"mailer-daemon": true, "postmaster": true, "noreply": true, "no-reply": true,
+	"do-not-reply": true, "donotreply": true, "bounce": true, "bounces": true,
+}
+
+// automatic says why a message must not be answered automatically (RFC 3834 §2, and the
+// usual list and bounce markers), or "" when it may be.
+func automatic(raw []byte, parsed store.Message) string {
+	h := header(raw)
+	if v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); v != "" && v != "no" {
+		return "Auto-Submitted: " + v
+	}
+	switch strings.ToLower(strings.TrimSpace(h.Get("Precedence"))) {
+	case "bulk", "junk", "list":
+		return "Precedence: " + h.Get("Precedence")
+	}
+	if h.Get("List-Id") != "" {
+		return "a mailing list message (List-Id)"
+	}
+	if strings.TrimSpace(h.Get("Return-Path")) == "<>" {
+		return "a bounce (empty Return-Path)"
+	}
+	from := parsed.ReplyTo
+	if from == "" {
+		from = parsed.FromAddr
+	}
+	if from == "" {
+		return "no sender address"
+	}
+	local, _, _ := strings.Cut(strings.ToLower(from), "@")
+	if noReplyLocalParts[local] {
+		return "sender " + from
+	}
+	return ""
+}
+
+// header reads the header block of raw leniently; a broken header yields what was read.
+func header(raw []byte) textproto.MIMEHeader {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = bytes.Index(raw, []byte("\n\n"))
+	}
+	if end >= 0 {
+		raw = raw[:end]
+	}
+	h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(raw, "\r\n\r\n"...)))).ReadMIMEHeader()
+	return h
+}
+
+// formatMB prints a size like "6.1 MB".
+func formatMB(n int64) string {
+	return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+}

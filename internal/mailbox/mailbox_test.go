@@ -1,0 +1,309 @@
+package mailbox_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/postroom/postroom/internal/credential"
+	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/store/sqlite"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+const secret = "s3cret-Horse-Battery"
+
+func newService(t *testing.T) (*mailbox.Service, store.Store, *credential.Passwords) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.EnsureDefaultQueue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := vault.New(make([]byte, 32))
+	pw := credential.NewPasswords(st, v)
+	return mailbox.NewService(st, pw, nil), st, pw
+}
+
+func pw(s string) *vault.Secret {
+	v := vault.NewSecret(s)
+	return &v
+}
+
+func inbound(name string) mailbox.Input {
+	return mailbox.Input{Name: name, Direction: store.Inbound, Protocol: mailbox.IMAP, Host: "imap.example.com",
+		Security: mailbox.SecurityTLS, Login: "support@example.com", Password: pw(secret)}
+}
+
+func outboundInput(name, addr string) mailbox.Input {
+	return mailbox.Input{Name: name, Direction: store.Outbound, Protocol: mailbox.SMTP, Host: "smtp.example.com",
+		Security: mailbox.SecurityStartTLS, Login: addr, Password: pw(secret), Address: addr}
+}
+
+func fieldErr(t *testing.T, err error) map[string]string {
+	t.Helper()
+	var ve *mailbox.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v is not a *ValidationError", err)
+	}
+	return ve.Fields
+}
+
+// TestValidation: each rule of the form refuses with the field named; the edges pass.
+func TestValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*mailbox.Input)
+		field string // "" = accepted
+	}{
+		{"41 characters", func(in *mailbox.Input) { in.Name = strings.Repeat("a", 41) }, "name"},
+		{"40 characters", func(in *mailbox.Input) { in.Name = strings.Repeat("b", 40) }, ""},
+		{"space", func(in *mailbox.Input) { in.Name = "a b" }, "name"},
+		{"hash", func(in *mailbox.Input) { in.Name = "bad#name" }, "name"},
+		{"allowed characters", func(in *mailbox.Input) { in.Name = "Support_EU@shop.1" }, ""},
+		{"max size 4", func(in *mailbox.Input) { in.MaxSizeMB = 4 }, "max_size_mb"},
+		{"max size 21", func(in *mailbox.Input) { in.MaxSizeMB = 21 }, "max_size_mb"},
+		{"max size 5", func(in *mailbox.Input) { in.MaxSizeMB = 5 }, ""},
+		{"max size 20", func(in *mailbox.Input) { in.MaxSizeMB = 20 }, ""},
+		{"plain text off loopback", func(in *mailbox.Input) { in.Security = mailbox.SecurityNone }, "security"},
+		{"plain text on loopback", func(in *mailbox.Input) { in.Security, in.Host = mailbox.SecurityNone, "127.0.0.1" }, ""},
+		{"no host", func(in *mailbox.Input) { in.Host = "" }, "host"},
+		{"host with scheme", func(in *mailbox.Input) { in.Host = "imaps://imap.example.com" }, "host"},
+		{"port out of range", func(in *mailbox.Input) { in.Port = 70000 }, "port"},
+		{"no login", func(in *mailbox.Input) { in.Login = "" }, "login"},
+		{"no password", func(in *mailbox.Input) { in.Password = nil }, "password"},
+		{"bad address", func(in *mailbox.Input) { in.Address = "support at example" }, "address"},
+		{"move without folder", func(in *mailbox.Input) { in.AfterAction = store.AfterMove }, "move_folder"},
+		{"unknown action", func(in *mailbox.Input) { in.AfterAction = "shred" }, "after_action"},
+		{"pop3 with a folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.POP3, "INBOX" }, "folder"},
+		{"pop3 keep", func(in *mailbox.Input) { in.Protocol, in.AfterAction = mailbox.POP3, store.AfterKeep }, ""},
+		{"graph not yet", func(in *mailbox.Input) { in.Protocol = "graph" }, "protocol"},
+		{"poll too fast", func(in *mailbox.Input) { in.PollInterval = 1e9 }, "poll_interval_seconds"},
+		{"bad direction", func(in *mailbox.Input) { in.Direction = "sideways" }, "direction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc, _, _ := newService(t)
+			in := inbound("box")
+			tt.edit(&in)
+			m, err := svc.Create(context.Background(), "admin", in)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if m.Enabled {
+					t.Error("a new mailbox is enabled; it must start disabled")
+				}
+				return
+			}
+			if f := fieldErr(t, err); f[tt.field] == "" {
+				t.Errorf("errors %v do not name %q", f, tt.field)
+			}
+		})
+	}
+	t.Run("outbound needs an address", func(t *testing.T) {
+		svc, _, _ := newService(t)
+		in := outboundInput("out", "")
+		in.Login = ""
+		in.Password = nil
+		if f := fieldErr(t, func() error { _, err := svc.Create(context.Background(), "admin", in); return err }()); f["address"] == "" {
+			t.Errorf("errors %v", f)
+		}
+	})
+	t.Run("unique name", func(t *testing.T) {
+		svc, _, _ := newService(t)
+		ctx := context.Background()
+		if _, err := svc.Create(ctx, "admin", inbound("dup")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := svc.Create(ctx, "admin", inbound("dup"))
+		if f := fieldErr(t, err); !strings.Contains(f["name"], "already exists") {
+			t.Errorf("errors %v", f)
+		}
+	})
+}
+
+// TestLifecycle: created disabled; Enable assigns to the Default queue; no delete while
+// enabled; a disabled queue disables its mailboxes; unassigned is disabled; delete works.
+func TestLifecycle(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	m, err := svc.Create(ctx, "admin", inbound("support"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Enabled || m.QueueID != 0 {
+		t.Fatalf("new mailbox: enabled %t queue %d", m.Enabled, m.QueueID)
+	}
+	if err := svc.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = st.Mailbox(ctx, m.ID)
+	def, _ := st.EnsureDefaultQueue(ctx)
+	if !m.Enabled || m.QueueID != def.ID {
+		t.Fatalf("after Enable: enabled %t queue %d, want the Default queue %d", m.Enabled, m.QueueID, def.ID)
+	}
+	if err := svc.Delete(ctx, "admin", m.ID); !errors.Is(err, mailbox.ErrEnabled) {
+		t.Fatalf("delete while enabled: %v", err)
+	}
+	if err := svc.SetQueueEnabled(ctx, "admin", def.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = st.Mailbox(ctx, m.ID); m.Enabled {
+		t.Fatal("the queue was disabled but its mailbox is still enabled")
+	}
+	if err := svc.Enable(ctx, "admin", m.ID); !errors.Is(err, mailbox.ErrQueueDisabled) {
+		t.Fatalf("enable in a disabled queue: %v", err)
+	}
+	if err := svc.SetQueueEnabled(ctx, "admin", def.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = st.Mailbox(ctx, m.ID); !m.Enabled {
+		t.Fatal("the queue was enabled again but its mailbox stayed disabled")
+	}
+	sales, err := svc.CreateQueue(ctx, "admin", "Sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Assign(ctx, "admin", m.ID, sales.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = st.Mailbox(ctx, m.ID); !m.Enabled || m.QueueID != sales.ID {
+		t.Fatalf("assigned to Sales: enabled %t queue %d", m.Enabled, m.QueueID)
+	}
+	if err := svc.Assign(ctx, "admin", m.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ = st.Mailbox(ctx, m.ID); m.Enabled {
+		t.Fatal("unassigned but still enabled")
+	}
+	if err := svc.Delete(ctx, "admin", m.ID); err != nil {
+		t.Fatalf("delete a disabled mailbox: %v", err)
+	}
+	if _, err := st.Mailbox(ctx, m.ID); !store.IsNotFound(err) {
+		t.Fatalf("deleted mailbox still found: %v", err)
+	}
+	if _, err := svc.Create(ctx, "admin", inbound("support")); err != nil {
+		t.Fatalf("the name of a deleted mailbox is not free again: %v", err)
+	}
+}
+
+// TestDefaultOutbound: the first outbound mailbox is the default; the default cannot be
+// deleted while there are others; making another the default frees it.
+func TestDefaultOutbound(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	first, err := svc.Create(ctx, "admin", outboundInput("out1", "support@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := svc.Create(ctx, "admin", outboundInput("out2", "billing@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.IsDefault || second.IsDefault {
+		t.Fatalf("defaults: first %t second %t", first.IsDefault, second.IsDefault)
+	}
+	if err := svc.Delete(ctx, "admin", first.ID); !errors.Is(err, mailbox.ErrDefaultOutbound) {
+		t.Fatalf("delete the default: %v", err)
+	}
+	in := mailbox.FromMailbox(second)
+	in.IsDefault = true
+	if _, err := svc.Update(ctx, "admin", second.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ = st.Mailbox(ctx, first.ID); first.IsDefault {
+		t.Fatal("two default outbound mailboxes")
+	}
+	if err := svc.Delete(ctx, "admin", first.ID); err != nil {
+		t.Fatalf("delete the former default: %v", err)
+	}
+}
+
+// TestPasswordWriteOnly: an update without a password keeps it; copy takes everything but
+// the name and the password; audit events never hold the password.
+func TestPasswordWriteOnly(t *testing.T) {
+	svc, st, pws := newService(t)
+	ctx := context.Background()
+	m, err := svc.Create(ctx, "admin", inbound("support"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := mailbox.FromMailbox(m)
+	in.Host = "imap2.example.com"
+	m, err = svc.Update(ctx, "admin", m.ID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := pws.Get(ctx, m.ID); got.Reveal() != secret || !m.PasswordSet || m.Host != "imap2.example.com" {
+		t.Fatalf("after an update without password: password kept %t, set %t, host %s", got.Reveal() == secret, m.PasswordSet, m.Host)
+	}
+	in.Name = "renamed"
+	if _, err := svc.Update(ctx, "admin", m.ID, in); fieldErr(t, err)["name"] == "" {
+		t.Error("the name changed")
+	}
+	cp, err := svc.Copy(ctx, "admin", m.ID, "support.copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.PasswordSet || cp.Enabled || cp.Host != m.Host || cp.Login != m.Login || cp.Folder != m.Folder || cp.Name != "support.copy" {
+		t.Errorf("copy: %+v", cp)
+	}
+	events, _ := st.ListAudit(ctx, 100)
+	if len(events) < 3 {
+		t.Fatalf("%d audit events, want create, update and copy", len(events))
+	}
+	for _, e := range events {
+		if strings.Contains(e.Old+e.New, secret) {
+			t.Errorf("audit %s holds the password", e.Action)
+		}
+	}
+	if !strings.Contains(events[len(events)-1].New, "password=***") {
+		t.Errorf("create event does not say a password is set: %q", events[len(events)-1].New)
+	}
+}
+
+func TestFromAddresses(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	out, err := svc.Create(ctx, "admin", outboundInput("out", "support@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := svc.Create(ctx, "admin", inbound("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddFromAddress(ctx, "admin", out.ID, "not an address", "Sales"); fieldErr(t, err)["address"] == "" {
+		t.Error("bad address accepted")
+	}
+	if _, err := svc.AddFromAddress(ctx, "admin", out.ID, "sales@example.com", " "); fieldErr(t, err)["display_name"] == "" {
+		t.Error("empty display name accepted")
+	}
+	if _, err := svc.AddFromAddress(ctx, "admin", in.ID, "sales@example.com", "Sales"); err == nil {
+		t.Error("From address added to an inbound mailbox")
+	}
+	f, err := svc.AddFromAddress(ctx, "admin", out.ID, "sales@example.com", "Example Sales")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddFromAddress(ctx, "admin", out.ID, "Sales@Example.com", "Again"); fieldErr(t, err)["address"] == "" {
+		t.Error("duplicate address accepted")
+	}
+	if err := svc.DeleteFromAddress(ctx, "admin", f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := st.ListFromAddresses(ctx, out.ID); len(list) != 0 {
+		t.Errorf("%d From addresses left", len(list))
+	}
+}
