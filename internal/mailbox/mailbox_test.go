@@ -2,8 +2,11 @@ package mailbox_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/sqlite"
+	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -305,5 +309,54 @@ func TestFromAddresses(t *testing.T) {
 	}
 	if list, _ := st.ListFromAddresses(ctx, out.ID); len(list) != 0 {
 		t.Errorf("%d From addresses left", len(list))
+	}
+}
+
+// TestConnectionTest: against real Dovecot the right password passes every step; a wrong
+// password, a closed port and a missing folder each fail with their own advice.
+func TestConnectionTest(t *testing.T) {
+	svc, _, _ := newService(t)
+	d := testenv.StartDovecot(t, nil)
+	d.AddUser(t, "support@example.test", "right-pw")
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CertPEM)
+	svc.RootCAs = roots
+	host, p, _ := net.SplitHostPort(d.IMAPSAddr)
+	port, _ := strconv.Atoi(p)
+	free, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+	ctx := context.Background()
+	m, err := svc.Create(ctx, "admin", mailbox.Input{Name: "support", Direction: store.Inbound, Protocol: mailbox.IMAP,
+		Host: host, Port: port, Security: mailbox.SecurityTLS, Login: "support@example.test", Password: pw("right-pw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := svc.Test(ctx, m.ID)
+	if err != nil || !rep.OK {
+		t.Fatalf("right password: %v %+v", err, rep)
+	}
+	tests := []struct {
+		name   string
+		edit   func(*mailbox.Input)
+		advice string
+	}{
+		{"wrong password", func(in *mailbox.Input) { in.Password = pw("wrong-pw") }, "refused the login name or password"},
+		{"closed port", func(in *mailbox.Input) { in.Port = closed }, "nothing accepts connections"},
+		{"missing folder", func(in *mailbox.Input) { in.Folder = "Support" }, "the folder Support does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := mailbox.FromMailbox(m)
+			tt.edit(&in)
+			rep, err := svc.TestInput(ctx, m.ID, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := rep.Steps[len(rep.Steps)-1]
+			if rep.OK || last.OK || !strings.Contains(last.Advice, tt.advice) {
+				t.Errorf("report %+v; want the last step failed with advice containing %q", rep, tt.advice)
+			}
+		})
 	}
 }

@@ -1,0 +1,117 @@
+package diag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/pop3"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// testPOP3 runs: Resolve, Connect, TLS, Log in, List messages, then QUIT (no DELE was
+// sent, so nothing is removed: RFC 1939 §6). It uses the POP3 connector's client step by
+// step; the client closes its connection itself when a step's context ends.
+func testPOP3(r *run, m store.Mailbox, password vault.Secret) {
+	if !r.resolve() {
+		return
+	}
+	cfg := pop3.Config{Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login,
+		RootCAs: r.tlsConfig.RootCAs}
+	if cfg.Port == 0 {
+		cfg.Port = defaultPort(protoPOP3, m.Security)
+	}
+	var c *pop3.Client
+	greeted := false
+	defer func() {
+		if c == nil {
+			return
+		}
+		if greeted {
+			ctx, cancel := context.WithTimeout(r.ctx, logoutTimeout)
+			defer cancel()
+			_ = c.Quit(ctx)
+		}
+		c.Close()
+	}()
+	if !r.step("Connect to "+r.addr, connectTimeout, func(ctx context.Context) (string, error) {
+		var err error
+		c, err = pop3.Connect(ctx, cfg)
+		if err != nil {
+			return "", err
+		}
+		return "connected", nil
+	}) {
+		return
+	}
+	if !r.step("TLS", greetingTimeout, func(ctx context.Context) (string, error) {
+		if m.Security == securityNone {
+			if err := r.plainAllowed(); err != nil {
+				return "", err
+			}
+		}
+		if err := c.Greet(ctx); err != nil {
+			return "", err
+		}
+		greeted = true
+		if m.Security == securityNone {
+			return plainDetail, nil
+		}
+		how := "implicit TLS"
+		if m.Security == securityStartTLS {
+			how = "STLS"
+		}
+		st, ok := c.TLSConnectionState()
+		if !ok {
+			return how, nil
+		}
+		return tlsDetail(how, &st), nil
+	}) {
+		return
+	}
+	if !r.step("Log in as "+m.Login, 0, func(ctx context.Context) (string, error) {
+		err := c.Login(ctx, m.Login, password)
+		var ce *connector.Error
+		if errors.As(err, &ce) && ce.Kind == connector.KindAuth {
+			return "", fail(words(err), "the server refused the login name or password: check both (the login is often the full email address)"+providerHint(m.Host))
+		}
+		if err != nil {
+			return "", err
+		}
+		if c.Capabilities().SASL("PLAIN") {
+			return "logged in (AUTH PLAIN)", nil
+		}
+		return "logged in (USER/PASS)", nil
+	}) {
+		return
+	}
+	r.step("List messages", 0, func(ctx context.Context) (string, error) {
+		count, size, err := c.Stat(ctx)
+		if err != nil {
+			return "", err
+		}
+		// The POP3 source tells messages apart by UIDL (RFC 1939 §7); a server that does
+		// not announce it in CAPA is asked directly.
+		if !c.Capabilities().Has("UIDL") {
+			if _, err := c.UIDL(ctx); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("%d messages, %s", count, byteSize(size)), nil
+	})
+}
+
+// byteSize formats a size for people (1 kB = 1000 bytes, as mail clients show it).
+func byteSize(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1000)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1000/1000)
+	}
+	return fmt.Sprintf("%.1f GB", float64(n)/1000/1000/1000)
+}
