@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -29,19 +30,33 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]store.AuditEvent, e
 	if limit <= 0 {
 		limit = defaultAuditLimit
 	}
-	rows, err := s.r.query(ctx, `SELECT id, at, actor, action, object, old_value, new_value
-		FROM audit_events ORDER BY at DESC, id DESC LIMIT ?`, limit)
+	return s.listAudit(ctx, "list audit events", `SELECT id, at, actor, action, object, old_value,
+		new_value FROM audit_events ORDER BY at DESC, id DESC LIMIT ?`, limit)
+}
+
+// ListAuditFor returns the latest audit events of one object ("mailbox:3"), newest first.
+func (s *Store) ListAuditFor(ctx context.Context, object string, limit int) ([]store.AuditEvent, error) {
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	return s.listAudit(ctx, fmt.Sprintf("list audit events of %q", object), `SELECT id, at, actor,
+		action, object, old_value, new_value FROM audit_events WHERE object = ?
+		ORDER BY at DESC, id DESC LIMIT ?`, object, limit)
+}
+
+func (s *Store) listAudit(ctx context.Context, op, query string, args ...any) ([]store.AuditEvent, error) {
+	rows, err := s.r.query(ctx, query, args...)
 	if err != nil {
-		return nil, s.wrap("list audit events", err)
+		return nil, s.wrap(op, err)
 	}
 	defer rows.Close()
 	var list []store.AuditEvent
 	for rows.Next() {
 		var e store.AuditEvent
 		if err := rows.Scan(&e.ID, tcol(&e.At), &e.Actor, &e.Action, &e.Object, &e.Old, &e.New); err != nil {
-			return nil, s.wrap("list audit events", err)
+			return nil, s.wrap(op, err)
 		}
 		list = append(list, e)
 	}
-	return list, s.wrap("list audit events", rows.Err())
+	return list, s.wrap(op, rows.Err())
 }

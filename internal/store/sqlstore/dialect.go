@@ -22,6 +22,10 @@ type Dialect struct {
 	// migrationLock is run first in every migration transaction so that nodes starting
 	// at the same time apply migrations one after the other ("" for none).
 	migrationLock string
+	// foreignKeysOffToMigrate is true when migrations run with foreign keys turned off and
+	// checked before commit (SQLite: a table rebuild must not cascade, and PRAGMA
+	// foreign_keys cannot change inside a transaction).
+	foreignKeysOffToMigrate bool
 	// isUniqueViolation recognises the driver's unique-constraint error.
 	isUniqueViolation func(error) bool
 }
@@ -30,9 +34,10 @@ type Dialect struct {
 // whether a driver error is a unique or primary key constraint violation.
 func SQLite(isUnique func(error) bool) Dialect {
 	return Dialect{
-		name:              "sqlite",
-		unixMicros:        true,
-		isUniqueViolation: isUnique,
+		name:                    "sqlite",
+		unixMicros:              true,
+		foreignKeysOffToMigrate: true,
+		isUniqueViolation:       isUnique,
 	}
 }
 

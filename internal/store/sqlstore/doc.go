@@ -8,8 +8,9 @@
 // Invariants a change must keep:
 //
 //   - IngestMessage and CreateReply do all their writes in ONE transaction: the raw message,
-//     the parsed message, attachments, the conversation, the work item and the cursor (or
-//     the outbound message, the outbox row, the work item's state and the audit event).
+//     the parsed message, attachments, the conversation, the work item, the cursor and the
+//     auto-reply with its outbox row (or the outbound message, the outbox row, the work
+//     item's state and the audit event).
 //     Inside a transaction every statement goes through the transaction, never the pool:
 //     the SQLite writer pool has exactly one connection and would deadlock.
 //   - Times are stored in UTC with microsecond precision on both engines (SQLite: INTEGER
@@ -25,9 +26,26 @@
 //
 // Choices documented here because callers see them:
 //
-//   - DeleteMailbox refuses (store.ErrConflict, with advice) to delete a mailbox that still
-//     has stored messages: the messages are kept, the administrator disables the mailbox
-//     instead. A mailbox without messages is deleted with its secrets and cursor.
+//   - DeleteMailbox is a soft delete: the row gets deleted_at (and is disabled, not
+//     default, in no queue) so that its messages, conversations, work items and outbox rows
+//     keep pointing at it and listings still show its name; its secrets, cursor and From
+//     addresses are removed. Every mailbox lookup and listing skips deleted rows (they are
+//     store.ErrNotFound), IngestMessage refuses them, and the name is unique only among
+//     mailboxes not deleted (a partial unique index on both engines).
+//   - UpdatedAt of a mailbox moves on every change of its settings or enabled flag (the
+//     ingest supervisor restarts a loop when it does), but not on SetMailboxStatus.
+//     SetAllMailboxesEnabled and SetQueueEnabled bump only the mailboxes whose flag changes.
+//   - AssignMailbox locks the queue row before the mailbox row, as SetQueueEnabled does.
+//   - Migration 0002 creates the Default queue and assigns every existing inbound mailbox
+//     to it (enabled flags unchanged), and gives existing IMAP mailboxes the after-action
+//     mark_read (what version 1 did). On SQLite it rebuilds the mailboxes table; SQLite
+//     migrations therefore run with foreign keys off and PRAGMA foreign_key_check before
+//     commit.
+//   - From addresses are unique per mailbox by a lowered column written by Go.
+//   - An auto-reply (InboundMessage.AutoReply) is an outbound message of the inbound
+//     message's conversation with its Message-ID registered for threading, queued due now
+//     for the inbound message's work item; the work item's state is not changed.
+//   - CountMessagesSince counts inbound messages only (what was ingested).
 //   - SessionByTokenHash returns expired sessions too; the caller checks ExpiresAt.
 //   - A message whose own Message-ID, In-Reply-To or References names a stored message
 //     joins that message's conversation (own Message-ID first, then In-Reply-To, then

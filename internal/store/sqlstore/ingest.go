@@ -21,8 +21,11 @@ const maxThreadCandidates = 20
 const ingestAttempts = 2
 
 // IngestMessage stores an inbound message, its raw source, its attachments, its
-// conversation, its work item and the source cursor in one transaction. A message whose
-// (mailbox, source id) is stored already is a duplicate: nothing is written.
+// conversation, its work item, the source cursor and the auto-reply (an outbound message
+// of the same conversation and its queued outbox row) in one transaction. A message whose
+// (mailbox, source id) is stored already is a duplicate: nothing is written, so an
+// auto-reply is queued at most once. A deleted mailbox ingests nothing
+// (store.ErrNotFound).
 func (s *Store) IngestMessage(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
 	op := fmt.Sprintf("ingest message %q into mailbox %d", in.Message.SourceID, in.MailboxID)
 	var res store.IngestResult
@@ -50,6 +53,9 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 	var res store.IngestResult
 	err := s.inTx(ctx, func(tx runner) error {
 		res = store.IngestResult{}
+		if err := mailboxExists(ctx, tx, m.MailboxID); err != nil {
+			return err
+		}
 		if m.SourceID != "" {
 			dup, found, err := s.storedCopy(ctx, tx, m.MailboxID, m.SourceID)
 			if err != nil {
@@ -95,6 +101,12 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 			return err
 		}
 
+		if in.AutoReply != nil {
+			if err := s.queueAutoReply(ctx, tx, *in.AutoReply, convID, res.WorkItemID, now); err != nil {
+				return err
+			}
+		}
+
 		if in.Cursor != nil {
 			if err := setCursor(ctx, tx, *in.Cursor, s.d.timeArg(now)); err != nil {
 				return fmt.Errorf("save cursor of mailbox %d: %w", in.Cursor.MailboxID, err)
@@ -103,6 +115,35 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 		return nil
 	})
 	return res, err
+}
+
+// queueAutoReply stores an automatic reply as an outbound message of conversation convID
+// and queues it in the outbox, due now, for work item workItemID.
+func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply, convID, workItemID int64, now time.Time) error {
+	m := a.Message
+	m.Direction = store.Outbound
+	m.SourceID = ""
+	if m.Date.IsZero() {
+		m.Date = now
+	}
+	if m.Size == 0 {
+		m.Size = int64(len(a.Raw))
+	}
+	msgID, err := s.insertMessage(ctx, tx, m, a.Raw, convID, now)
+	if err != nil {
+		return fmt.Errorf("store auto-reply: %w", err)
+	}
+	_, err = s.insertOutbox(ctx, tx, store.OutboxItem{
+		MailboxID:  m.MailboxID,
+		WorkItemID: workItemID,
+		MessageID:  msgID,
+		From:       a.From,
+		Recipients: a.Recipients,
+	}, now)
+	if err != nil {
+		return fmt.Errorf("queue auto-reply: %w", err)
+	}
+	return nil
 }
 
 // storedCopy looks up a stored message by its dedup key and returns the ids of it, its
@@ -168,8 +209,9 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, m
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
-			state, unparsed, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, s.d.timeArg(received), s.d.timeArg(now)).Scan(&id)
+			state, unparsed, over_size, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, m.OverSize, s.d.timeArg(received),
+			s.d.timeArg(now)).Scan(&id)
 		if err != nil {
 			return 0, fmt.Errorf("insert work item: %w", err)
 		}
@@ -179,11 +221,11 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, m
 	}
 	if state == store.StateReplied {
 		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, state = ?, unparsed = ?,
-			received_at = ?, updated_at = ? WHERE id = ?`,
-			msgID, store.StateNew, m.Unparsed, s.d.timeArg(received), s.d.timeArg(now), id)
+			over_size = ?, received_at = ?, updated_at = ? WHERE id = ?`,
+			msgID, store.StateNew, m.Unparsed, m.OverSize, s.d.timeArg(received), s.d.timeArg(now), id)
 	} else {
-		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, updated_at = ?
-			WHERE id = ?`, msgID, m.Unparsed, s.d.timeArg(now), id)
+		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?,
+			updated_at = ? WHERE id = ?`, msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), id)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("update work item %d: %w", id, err)

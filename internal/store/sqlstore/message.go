@@ -13,7 +13,7 @@ import (
 const messageColumns = `m.id, m.conversation_id, m.mailbox_id, m.direction, m.source_id,
 	m.message_id, m.in_reply_to, m.refs, m.subject, m.from_name, m.from_addr, m.to_list,
 	m.cc_list, m.reply_to, m.date, m.text_body, m.html_body, m.size, m.unparsed,
-	m.parse_error, m.created_at`
+	m.parse_error, m.over_size, m.created_at`
 
 func scanMessage(sc scanner) (store.Message, error) {
 	var m store.Message
@@ -21,7 +21,7 @@ func scanMessage(sc scanner) (store.Message, error) {
 	err := sc.Scan(&m.ID, &m.ConversationID, &m.MailboxID, &m.Direction, &m.SourceID,
 		&m.MessageID, &m.InReplyTo, &refs, &m.Subject, &m.FromName, &m.FromAddr, &m.To,
 		&m.Cc, &m.ReplyTo, tcol(&m.Date), &m.TextBody, &m.HTMLBody, &m.Size, &m.Unparsed,
-		&m.ParseError, tcol(&m.CreatedAt))
+		&m.ParseError, &m.OverSize, tcol(&m.CreatedAt))
 	if err != nil {
 		return m, err
 	}
@@ -41,14 +41,14 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 	var id int64
 	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
 		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
-		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, acked,
-		search_text, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?) RETURNING id`,
+		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, over_size,
+		acked, search_text, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?) RETURNING id`,
 		convID, m.MailboxID, m.Direction, clean(m.SourceID), clean(m.MessageID),
 		clean(m.InReplyTo), encodeList(m.References), clean(m.Subject), clean(m.FromName),
 		clean(m.FromAddr), clean(m.To), clean(m.Cc), clean(m.ReplyTo), s.d.timeArg(m.Date),
 		clean(m.TextBody), clean(m.HTMLBody), m.Size, m.Unparsed, clean(m.ParseError),
-		searchText(m), s.d.timeArg(now)).Scan(&id)
+		m.OverSize, searchText(m), s.d.timeArg(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
@@ -218,6 +218,25 @@ func (s *Store) CountMessages(ctx context.Context, mailboxID int64) (int, error)
 		err = s.r.queryRow(ctx, `SELECT COUNT(*) FROM messages WHERE mailbox_id = ?`, mailboxID).Scan(&n)
 	}
 	return n, s.wrap(fmt.Sprintf("count messages of mailbox %d", mailboxID), err)
+}
+
+// CountMessagesSince counts the inbound messages of a mailbox (of all mailboxes when
+// mailboxID is 0) stored at or after since; a zero since counts them all. Outbound
+// messages (replies, auto-replies) are not counted: this is what was ingested.
+func (s *Store) CountMessagesSince(ctx context.Context, mailboxID int64, since time.Time) (int, error) {
+	query := `SELECT COUNT(*) FROM messages WHERE direction = ?`
+	args := []any{store.Inbound}
+	if mailboxID != 0 {
+		query += ` AND mailbox_id = ?`
+		args = append(args, mailboxID)
+	}
+	if !since.IsZero() {
+		query += ` AND created_at >= ?`
+		args = append(args, s.d.timeArg(since))
+	}
+	var n int
+	err := s.r.queryRow(ctx, query, args...).Scan(&n)
+	return n, s.wrap(fmt.Sprintf("count messages of mailbox %d since %s", mailboxID, since.UTC().Format(time.RFC3339)), err)
 }
 
 // MarkAcked records that a message was acknowledged at its source.

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -79,27 +81,82 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate %s: create schema_migrations: %w", s.d.name, err)
 	}
 	for _, m := range list {
-		err := s.inTx(ctx, func(tx runner) error {
-			if err := s.lockMigrations(ctx, tx); err != nil {
-				return err
-			}
-			var applied int
-			err := tx.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied)
-			if err != nil || applied > 0 {
-				return err
-			}
-			if _, err := tx.exec(ctx, m.sql); err != nil {
-				return err
-			}
-			_, err = tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, s.now().Format("2006-01-02T15:04:05.000000Z"))
-			return err
-		})
-		if err != nil {
+		if err := s.applyMigration(ctx, m); err != nil {
 			return fmt.Errorf("migrate %s: apply %s: %w", s.d.name, m.name, err)
 		}
 	}
 	return nil
+}
+
+// applyMigration applies m in its own transaction unless it is recorded as applied. When
+// the dialect asks for it, the transaction runs on a pinned connection with foreign keys
+// off and fails if any foreign key is left dangling (SQLite's procedure for schema changes
+// that rebuild a table).
+func (s *Store) applyMigration(ctx context.Context, m migration) error {
+	apply := func(tx runner) error {
+		if err := s.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		var applied int
+		err := tx.queryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied)
+		if err != nil || applied > 0 {
+			return err
+		}
+		if _, err := tx.exec(ctx, m.sql); err != nil {
+			return err
+		}
+		if s.d.foreignKeysOffToMigrate {
+			if err := checkForeignKeys(ctx, tx); err != nil {
+				return err
+			}
+		}
+		_, err = tx.exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, s.now().Format("2006-01-02T15:04:05.000000Z"))
+		return err
+	}
+	if !s.d.foreignKeysOffToMigrate {
+		return s.inTx(ctx, apply)
+	}
+	conn, err := s.wd.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("pin connection: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return fmt.Errorf("turn foreign keys off: %w", err)
+	}
+	err = s.inTxOn(ctx, conn, apply)
+	// The connection goes back to the pool: foreign keys must be on again even when ctx
+	// was cancelled.
+	if _, onErr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); onErr != nil {
+		// A connection without foreign keys must not serve anyone: drop it.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		if err == nil {
+			err = fmt.Errorf("turn foreign keys on: %w", onErr)
+		}
+	}
+	return err
+}
+
+// checkForeignKeys fails when a row references a missing one (SQLite's PRAGMA
+// foreign_key_check, run before a migration made with foreign keys off commits).
+func checkForeignKeys(ctx context.Context, tx runner) error {
+	rows, err := tx.query(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("foreign key check: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table string
+		var rowid sql.NullInt64
+		var parent string
+		var fkid int64
+		if err := rows.Scan(&table, &rowid, &parent, &fkid); err != nil {
+			return fmt.Errorf("foreign key check: %w", err)
+		}
+		return fmt.Errorf("foreign key check: row %d of %s references a missing %s row", rowid.Int64, table, parent)
+	}
+	return rows.Err()
 }
 
 // lockMigrations takes the dialect's migration lock for the rest of the transaction.

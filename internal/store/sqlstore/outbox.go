@@ -80,13 +80,9 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 		if err != nil {
 			return err
 		}
-		err = tx.queryRow(ctx, `INSERT INTO outbox (mailbox_id, work_item_id, message_id, from_addr,
-			recipients, state, attempts, next_attempt_at, last_error, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, 0, ?, '', ?) RETURNING id`,
-			out.MailboxID, in.WorkItemID, out.MessageID, clean(in.From), encodeList(in.Recipients),
-			store.OutboxQueued, s.d.timeArg(now), s.d.timeArg(now)).Scan(&out.ID)
+		out.ID, err = s.insertOutbox(ctx, tx, out, now)
 		if err != nil {
-			return fmt.Errorf("insert outbox item: %w", err)
+			return err
 		}
 		if _, err := tx.exec(ctx, `UPDATE work_items SET state = ?, updated_at = ? WHERE id = ?`,
 			newState, s.d.timeArg(now), in.WorkItemID); err != nil {
@@ -112,6 +108,21 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 		out.Raw = []byte{}
 	}
 	return out, nil
+}
+
+// insertOutbox queues o (its mailbox, work item, message, sender and recipients) for
+// delivery now and returns its id.
+func (s *Store) insertOutbox(ctx context.Context, tx runner, o store.OutboxItem, now time.Time) (int64, error) {
+	var id int64
+	err := tx.queryRow(ctx, `INSERT INTO outbox (mailbox_id, work_item_id, message_id, from_addr,
+		recipients, state, attempts, next_attempt_at, last_error, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, '', ?) RETURNING id`,
+		o.MailboxID, nullID(o.WorkItemID), o.MessageID, clean(o.From), encodeList(o.Recipients),
+		store.OutboxQueued, s.d.timeArg(now), s.d.timeArg(now)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("insert outbox item: %w", err)
+	}
+	return id, nil
 }
 
 // ClaimOutbox returns up to limit queued items due at now, oldest first, and moves their

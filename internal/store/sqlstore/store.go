@@ -104,7 +104,17 @@ func (r runner) execOne(ctx context.Context, query string, args ...any) error {
 // inTx runs fn in a transaction on the writer pool, committing when fn returns nil and
 // rolling back otherwise.
 func (s *Store) inTx(ctx context.Context, fn func(tx runner) error) error {
-	tx, err := s.wd.BeginTx(ctx, nil)
+	return s.inTxOn(ctx, s.wd, fn)
+}
+
+// txBeginner is what *sql.DB and *sql.Conn have in common.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// inTxOn is inTx on a given pool or pinned connection.
+func (s *Store) inTxOn(ctx context.Context, b txBeginner, fn func(tx runner) error) error {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}

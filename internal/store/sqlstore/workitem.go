@@ -15,7 +15,7 @@ const defaultWorkItemLimit = 100
 // workItemSelect reads work items with their listing fields from the triggering message
 // and the mailbox; scanWorkItem scans its columns.
 const workItemSelect = `SELECT w.id, w.conversation_id, w.mailbox_id, w.message_id, w.state,
-	w.unparsed, w.assigned_to, m.subject, m.from_name, m.from_addr, b.name, w.received_at,
+	w.unparsed, w.over_size, w.assigned_to, m.subject, m.from_name, m.from_addr, b.name, w.received_at,
 	w.updated_at
 	FROM work_items w
 	JOIN messages m ON m.id = w.message_id
@@ -24,7 +24,7 @@ const workItemSelect = `SELECT w.id, w.conversation_id, w.mailbox_id, w.message_
 func scanWorkItem(sc scanner) (store.WorkItem, error) {
 	var w store.WorkItem
 	err := sc.Scan(&w.ID, &w.ConversationID, &w.MailboxID, &w.MessageID, &w.State,
-		&w.Unparsed, idCol{&w.AssignedTo}, &w.Subject, &w.FromName, &w.FromAddr,
+		&w.Unparsed, &w.OverSize, idCol{&w.AssignedTo}, &w.Subject, &w.FromName, &w.FromAddr,
 		&w.MailboxName, tcol(&w.ReceivedAt), tcol(&w.UpdatedAt))
 	return w, err
 }

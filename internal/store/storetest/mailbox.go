@@ -20,6 +20,11 @@ func testMigrate(t *testing.T, s store.Store) {
 	if len(list) != 0 {
 		t.Errorf("fresh store has %d mailboxes, want 0", len(list))
 	}
+	queues, err := s.ListQueues(ctx)
+	must(t, "ListQueues", err)
+	if len(queues) != 1 || queues[0].Name != store.DefaultQueue || !queues[0].Enabled {
+		t.Errorf("fresh store has queues %+v, want only %q, enabled", queues, store.DefaultQueue)
+	}
 }
 
 func testSettings(t *testing.T, s store.Store) {
@@ -200,27 +205,240 @@ func testMailboxStatus(t *testing.T, s store.Store) {
 	wantErr(t, "SetMailboxStatus missing", err, store.ErrNotFound)
 }
 
+// testMailboxDelete: a deleted mailbox disappears from every lookup and listing, loses its
+// secrets, cursor and From addresses, and frees its name; what customers wrote stays, and
+// the work items still name the mailbox.
 func testMailboxDelete(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	empty := newMailbox(t, s, "empty", store.Inbound)
-	must(t, "SetSecret", s.SetSecret(ctx, empty.ID, "password", []byte("x")))
-	must(t, "SetCursor", s.SetCursor(ctx, store.Cursor{MailboxID: empty.ID, Value: "1:2"}))
 	must(t, "DeleteMailbox empty", s.DeleteMailbox(ctx, empty.ID))
 	_, err := s.Mailbox(ctx, empty.ID)
 	wantErr(t, "Mailbox after delete", err, store.ErrNotFound)
-	_, err = s.Secret(ctx, empty.ID, "password")
-	wantErr(t, "Secret after delete", err, store.ErrNotFound)
-	_, err = s.Cursor(ctx, empty.ID)
-	wantErr(t, "Cursor after delete", err, store.ErrNotFound)
-	wantErr(t, "DeleteMailbox again", s.DeleteMailbox(ctx, empty.ID), store.ErrNotFound)
 
 	used := newMailbox(t, s, "used", store.Inbound)
-	ingest(t, s, mail(used, "imap:1:1", "a@example.org", "Hello"))
-	wantErr(t, "DeleteMailbox with messages", s.DeleteMailbox(ctx, used.ID), store.ErrConflict)
-	if _, err := s.Mailbox(ctx, used.ID); err != nil {
-		t.Errorf("mailbox with messages is gone after a refused delete: %v", err)
+	keep := newMailbox(t, s, "keep", store.Inbound)
+	out := newMailbox(t, s, "out", store.Outbound)
+	must(t, "SetSecret", s.SetSecret(ctx, used.ID, "password", []byte("x")))
+	must(t, "SetSecret keep", s.SetSecret(ctx, keep.ID, "password", []byte("k")))
+	res := ingest(t, s, mail(used, "imap:1:1", "a@example.org", "Hello"))
+	must(t, "SetCursor", s.SetCursor(ctx, store.Cursor{MailboxID: used.ID, Value: "1:1"}))
+	_, err = s.AddFromAddress(ctx, store.FromAddress{MailboxID: out.ID, Address: "sales@example.com"})
+	must(t, "AddFromAddress", err)
+	kept, err := s.AddFromAddress(ctx, store.FromAddress{MailboxID: keep.ID, Address: "keep@example.com"})
+	must(t, "AddFromAddress keep", err)
+
+	must(t, "DeleteMailbox with messages", s.DeleteMailbox(ctx, used.ID))
+	must(t, "DeleteMailbox outbound", s.DeleteMailbox(ctx, out.ID))
+
+	_, err = s.Mailbox(ctx, used.ID)
+	wantErr(t, "Mailbox after delete", err, store.ErrNotFound)
+	_, err = s.MailboxByName(ctx, "used")
+	wantErr(t, "MailboxByName after delete", err, store.ErrNotFound)
+	list, err := s.ListMailboxes(ctx)
+	must(t, "ListMailboxes", err)
+	if len(list) != 1 || list[0].ID != keep.ID {
+		t.Errorf("ListMailboxes after deletes = %+v, want only keep", list)
 	}
+	_, err = s.Secret(ctx, used.ID, "password")
+	wantErr(t, "Secret after delete", err, store.ErrNotFound)
+	_, err = s.Cursor(ctx, used.ID)
+	wantErr(t, "Cursor after delete", err, store.ErrNotFound)
+	if secret, err := s.Secret(ctx, keep.ID, "password"); err != nil || string(secret) != "k" {
+		t.Errorf("Secret of another mailbox = %q, %v; want it untouched", secret, err)
+	}
+	froms, err := s.ListFromAddresses(ctx, 0)
+	must(t, "ListFromAddresses", err)
+	if len(froms) != 1 || froms[0].ID != kept.ID {
+		t.Errorf("ListFromAddresses after deleting out = %+v, want only keep's", froms)
+	}
+
+	// What customers wrote stays, under the mailbox's name.
 	if n, err := s.CountMessages(ctx, used.ID); err != nil || n != 1 {
-		t.Errorf("CountMessages after a refused delete = %d, %v; want 1", n, err)
+		t.Errorf("CountMessages after delete = %d, %v; want 1 (messages are kept)", n, err)
+	}
+	w, err := s.WorkItem(ctx, res.WorkItemID)
+	must(t, "WorkItem after delete", err)
+	if w.MailboxID != used.ID || w.MailboxName != "used" {
+		t.Errorf("work item after delete: mailbox %d %q, want %d \"used\"", w.MailboxID, w.MailboxName, used.ID)
+	}
+	if items := listAll(t, s); len(items) != 1 || items[0].MailboxName != "used" {
+		t.Errorf("ListWorkItems after delete = %+v, want the work item naming \"used\"", items)
+	}
+	msgs, err := s.ConversationMessages(ctx, res.ConversationID)
+	must(t, "ConversationMessages after delete", err)
+	if len(msgs) != 1 || msgs[0].MailboxID != used.ID {
+		t.Errorf("ConversationMessages after delete = %+v, want the message kept", msgs)
+	}
+
+	// Gone for every operation.
+	wantErr(t, "DeleteMailbox again", s.DeleteMailbox(ctx, used.ID), store.ErrNotFound)
+	upd := used
+	upd.Host = "other.example.com"
+	wantErr(t, "UpdateMailbox of a deleted mailbox", s.UpdateMailbox(ctx, upd), store.ErrNotFound)
+	wantErr(t, "SetMailboxEnabled of a deleted mailbox", s.SetMailboxEnabled(ctx, used.ID, true), store.ErrNotFound)
+	wantErr(t, "SetMailboxStatus of a deleted mailbox",
+		s.SetMailboxStatus(ctx, used.ID, store.MailboxStatus{Status: store.StatusConnected}), store.ErrNotFound)
+	wantErr(t, "SetSecret of a deleted mailbox", s.SetSecret(ctx, used.ID, "password", []byte("y")), store.ErrNotFound)
+	_, err = s.AddFromAddress(ctx, store.FromAddress{MailboxID: out.ID, Address: "new@example.com"})
+	wantErr(t, "AddFromAddress to a deleted mailbox", err, store.ErrNotFound)
+	q, err := s.EnsureDefaultQueue(ctx)
+	must(t, "EnsureDefaultQueue", err)
+	wantErr(t, "AssignMailbox of a deleted mailbox", s.AssignMailbox(ctx, used.ID, q.ID), store.ErrNotFound)
+	_, err = s.IngestMessage(ctx, mail(used, "imap:1:2", "b@example.org", "Late"))
+	wantErr(t, "IngestMessage into a deleted mailbox", err, store.ErrNotFound)
+	must(t, "SetAllMailboxesEnabled", s.SetAllMailboxesEnabled(ctx, "", true))
+	if _, err := s.Mailbox(ctx, used.ID); !store.IsNotFound(err) {
+		t.Errorf("SetAllMailboxesEnabled brought a deleted mailbox back: %v", err)
+	}
+
+	// The name is free again, twice over.
+	for i := range 2 {
+		again := newMailbox(t, s, "used", store.Inbound)
+		if again.ID == used.ID {
+			t.Fatalf("new mailbox \"used\" reuses the deleted one's id %d", used.ID)
+		}
+		got, err := s.MailboxByName(ctx, "used")
+		must(t, "MailboxByName of the new mailbox", err)
+		if got.ID != again.ID || got.PasswordSet {
+			t.Errorf("MailboxByName(\"used\") = id %d PasswordSet %v, want the new mailbox %d without a password", got.ID, got.PasswordSet, again.ID)
+		}
+		_, err = s.CreateMailbox(ctx, store.Mailbox{Name: "used", Direction: store.Inbound, Protocol: "imap"})
+		wantErr(t, "CreateMailbox with the name of a live mailbox", err, store.ErrConflict)
+		if i == 0 {
+			must(t, "DeleteMailbox the new one", s.DeleteMailbox(ctx, again.ID))
+		}
+	}
+	if w, err := s.WorkItem(ctx, res.WorkItemID); err != nil || w.MailboxID != used.ID {
+		t.Errorf("work item after the name was reused: mailbox %d, %v; want the deleted mailbox %d", w.MailboxID, err, used.ID)
+	}
+}
+
+// testMailboxAdminFields: the after-processing action, the move folder and the queue are
+// stored by CreateMailbox and UpdateMailbox and read back by every lookup.
+func testMailboxAdminFields(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	q, err := s.CreateQueue(ctx, store.Queue{Name: "Billing", Enabled: true})
+	must(t, "CreateQueue", err)
+	created, err := s.CreateMailbox(ctx, store.Mailbox{
+		Name: "support", Direction: store.Inbound, Protocol: "imap", Folder: "INBOX",
+		AfterAction: store.AfterMove, MoveFolder: "Done/2025", QueueID: q.ID,
+	})
+	must(t, "CreateMailbox", err)
+	if created.AfterAction != store.AfterMove || created.MoveFolder != "Done/2025" || created.QueueID != q.ID {
+		t.Errorf("CreateMailbox = %+v, want the after-action, move folder and queue given", created)
+	}
+	check := func(what string, got store.Mailbox, action, folder string, queue int64) {
+		t.Helper()
+		if got.AfterAction != action || got.MoveFolder != folder || got.QueueID != queue {
+			t.Errorf("%s: AfterAction %q MoveFolder %q QueueID %d, want %q %q %d",
+				what, got.AfterAction, got.MoveFolder, got.QueueID, action, folder, queue)
+		}
+	}
+	check("Mailbox", getMailbox(t, s, created.ID), store.AfterMove, "Done/2025", q.ID)
+	byName, err := s.MailboxByName(ctx, "support")
+	must(t, "MailboxByName", err)
+	check("MailboxByName", byName, store.AfterMove, "Done/2025", q.ID)
+
+	pop, err := s.CreateMailbox(ctx, store.Mailbox{Name: "pop", Direction: store.Inbound, Protocol: "pop3", AfterAction: store.AfterKeep})
+	must(t, "CreateMailbox pop3", err)
+	check("POP3 mailbox without a queue", getMailbox(t, s, pop.ID), store.AfterKeep, "", 0)
+
+	upd := getMailbox(t, s, created.ID)
+	upd.AfterAction = store.AfterDelete
+	upd.MoveFolder = ""
+	upd.QueueID = 0
+	must(t, "UpdateMailbox", s.UpdateMailbox(ctx, upd))
+	check("after UpdateMailbox", getMailbox(t, s, created.ID), store.AfterDelete, "", 0)
+	upd.QueueID = q.ID
+	upd.AfterAction = store.AfterMarkRead
+	must(t, "UpdateMailbox back into the queue", s.UpdateMailbox(ctx, upd))
+	list, err := s.ListMailboxes(ctx)
+	must(t, "ListMailboxes", err)
+	if len(list) != 2 || list[1].ID != created.ID {
+		t.Fatalf("ListMailboxes = %+v, want pop and support", list)
+	}
+	check("ListMailboxes", list[1], store.AfterMarkRead, "", q.ID)
+	check("ListMailboxes pop", list[0], store.AfterKeep, "", 0)
+
+	_, err = s.CreateMailbox(ctx, store.Mailbox{Name: "lost", Direction: store.Inbound, Protocol: "imap", QueueID: q.ID + 1000})
+	wantErr(t, "CreateMailbox with an unknown queue", err, store.ErrNotFound)
+	if _, err := s.MailboxByName(ctx, "lost"); !store.IsNotFound(err) {
+		t.Errorf("a mailbox with an unknown queue was stored: %v", err)
+	}
+	upd.QueueID = q.ID + 1000
+	wantErr(t, "UpdateMailbox with an unknown queue", s.UpdateMailbox(ctx, upd), store.ErrNotFound)
+	check("after a refused update", getMailbox(t, s, created.ID), store.AfterMarkRead, "", q.ID)
+}
+
+// testMailboxEnabled: enabling and disabling moves UpdatedAt (the ingest supervisor
+// restarts a loop when it moves); a status report does not.
+func testMailboxEnabled(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	in1, err := s.CreateMailbox(ctx, store.Mailbox{Name: "in1", Direction: store.Inbound, Protocol: "imap"})
+	must(t, "CreateMailbox in1", err)
+	in2, err := s.CreateMailbox(ctx, store.Mailbox{Name: "in2", Direction: store.Inbound, Protocol: "pop3", Enabled: true})
+	must(t, "CreateMailbox in2", err)
+	out, err := s.CreateMailbox(ctx, store.Mailbox{Name: "out", Direction: store.Outbound, Protocol: "smtp"})
+	must(t, "CreateMailbox out", err)
+
+	waitPast(out.UpdatedAt)
+	must(t, "SetMailboxEnabled", s.SetMailboxEnabled(ctx, in1.ID, true))
+	got := getMailbox(t, s, in1.ID)
+	if !got.Enabled || !got.UpdatedAt.After(in1.UpdatedAt) {
+		t.Errorf("after SetMailboxEnabled(true): Enabled %v UpdatedAt %v, want enabled and UpdatedAt after %v", got.Enabled, got.UpdatedAt, in1.UpdatedAt)
+	}
+	prev := got.UpdatedAt
+
+	waitPast(prev)
+	must(t, "SetMailboxStatus", s.SetMailboxStatus(ctx, in1.ID, store.MailboxStatus{Status: store.StatusConnected}))
+	must(t, "SetMailboxStatus error", s.SetMailboxStatus(ctx, in1.ID, store.MailboxStatus{Status: store.StatusError, Message: "x"}))
+	got = getMailbox(t, s, in1.ID)
+	if !got.UpdatedAt.Equal(prev) {
+		t.Errorf("SetMailboxStatus moved UpdatedAt from %v to %v: a status report is not a settings change", prev, got.UpdatedAt)
+	}
+
+	must(t, "SetMailboxEnabled false", s.SetMailboxEnabled(ctx, in1.ID, false))
+	got = getMailbox(t, s, in1.ID)
+	if got.Enabled || !got.UpdatedAt.After(prev) {
+		t.Errorf("after SetMailboxEnabled(false): Enabled %v UpdatedAt %v, want disabled and UpdatedAt after %v", got.Enabled, got.UpdatedAt, prev)
+	}
+	wantErr(t, "SetMailboxEnabled missing", s.SetMailboxEnabled(ctx, out.ID+1000, true), store.ErrNotFound)
+
+	// All inbound: in1 changes; in2 was enabled already and keeps its UpdatedAt; out stays.
+	before := map[int64]store.Mailbox{}
+	for _, id := range []int64{in1.ID, in2.ID, out.ID} {
+		before[id] = getMailbox(t, s, id)
+	}
+	waitPast(got.UpdatedAt)
+	must(t, "SetAllMailboxesEnabled inbound", s.SetAllMailboxesEnabled(ctx, store.Inbound, true))
+	a, b, o := getMailbox(t, s, in1.ID), getMailbox(t, s, in2.ID), getMailbox(t, s, out.ID)
+	if !a.Enabled || !b.Enabled || o.Enabled {
+		t.Errorf("after enabling all inbound: in1 %v in2 %v out %v, want true true false", a.Enabled, b.Enabled, o.Enabled)
+	}
+	if !a.UpdatedAt.After(before[in1.ID].UpdatedAt) {
+		t.Errorf("in1 UpdatedAt %v did not move when it was enabled", a.UpdatedAt)
+	}
+	if !b.UpdatedAt.Equal(before[in2.ID].UpdatedAt) || !o.UpdatedAt.Equal(before[out.ID].UpdatedAt) {
+		t.Errorf("UpdatedAt moved for a mailbox whose flag did not change: in2 %v→%v, out %v→%v",
+			before[in2.ID].UpdatedAt, b.UpdatedAt, before[out.ID].UpdatedAt, o.UpdatedAt)
+	}
+
+	must(t, "SetAllMailboxesEnabled outbound", s.SetAllMailboxesEnabled(ctx, store.Outbound, true))
+	if !getMailbox(t, s, out.ID).Enabled {
+		t.Error("enabling all outbound left out disabled")
+	}
+	must(t, "SetAllMailboxesEnabled both off", s.SetAllMailboxesEnabled(ctx, "", false))
+	list, err := s.ListMailboxes(ctx)
+	must(t, "ListMailboxes", err)
+	for _, m := range list {
+		if m.Enabled {
+			t.Errorf("mailbox %s still enabled after disabling all", m.Name)
+		}
+	}
+	if err := s.SetAllMailboxesEnabled(ctx, "sideways", true); err == nil {
+		t.Error("SetAllMailboxesEnabled with an unknown direction succeeded, want an error")
+	}
+	if getMailbox(t, s, in1.ID).Enabled {
+		t.Error("SetAllMailboxesEnabled with an unknown direction changed a mailbox")
 	}
 }

@@ -231,3 +231,50 @@ func testConversationMessages(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testCountMessagesSince: what a mailbox ingested since a moment (an administrator's
+// "ingested today"); replies are not ingested messages.
+func testCountMessagesSince(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newMailbox(t, s, "a", store.Inbound)
+	b := newMailbox(t, s, "b", store.Inbound)
+	out := newMailbox(t, s, "out", store.Outbound)
+	first := ingest(t, s, mail(a, "imap:1:1", "1@x", "one"))
+	m1, err := s.Message(ctx, first.MessageID)
+	must(t, "Message", err)
+	waitPast(m1.CreatedAt)
+	second := ingest(t, s, mail(a, "imap:1:2", "2@x", "two"))
+	m2, err := s.Message(ctx, second.MessageID)
+	must(t, "Message", err)
+	ingest(t, s, mail(b, "imap:1:1", "3@x", "three"))
+	_, err = s.CreateReply(ctx, store.ReplyInput{
+		WorkItemID: first.WorkItemID,
+		Message:    store.Message{MailboxID: out.ID, MessageID: "r@x", Subject: "Re: one"},
+		Raw:        []byte("Subject: Re: one\r\n\r\nok\r\n"),
+		From:       "out@example.com",
+		Recipients: []string{"customer@example.org"},
+	})
+	must(t, "CreateReply", err)
+	for _, tc := range []struct {
+		what  string
+		id    int64
+		since time.Time
+		want  int
+	}{
+		{"a since the first", a.ID, m1.CreatedAt, 2},
+		{"a since the second (at counts)", a.ID, m2.CreatedAt, 1},
+		{"a since just after the second", a.ID, m2.CreatedAt.Add(time.Microsecond), 0},
+		{"a since ever", a.ID, time.Time{}, 2},
+		{"b", b.ID, m1.CreatedAt, 1},
+		{"all mailboxes", 0, m1.CreatedAt, 3},
+		{"all mailboxes in another zone", 0, m2.CreatedAt.In(time.FixedZone("X", -7*3600)), 2},
+		{"out (replies are not ingested)", out.ID, time.Time{}, 0},
+		{"missing mailbox", b.ID + 1000, time.Time{}, 0},
+	} {
+		n, err := s.CountMessagesSince(ctx, tc.id, tc.since)
+		must(t, "CountMessagesSince "+tc.what, err)
+		if n != tc.want {
+			t.Errorf("CountMessagesSince %s = %d, want %d", tc.what, n, tc.want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -128,5 +130,45 @@ func testAudit(t *testing.T, s store.Store) {
 	must(t, "ListAudit 2", err)
 	if len(two) != 2 || two[0].ID != all[0].ID || two[1].ID != all[1].ID {
 		t.Errorf("ListAudit(2) = %+v, want the two newest", two)
+	}
+}
+
+func testAuditFor(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	at := time.Date(2025, 2, 3, 4, 5, 6, 0, time.UTC)
+	for i, e := range []store.AuditEvent{
+		{At: at, Actor: "admin", Action: "mailbox.create", Object: "mailbox:1"},
+		{At: at.Add(time.Minute), Actor: "admin", Action: "mailbox.create", Object: "mailbox:12"},
+		{At: at.Add(2 * time.Minute), Actor: "admin", Action: "mailbox.enable", Object: "mailbox:1"},
+		{At: at.Add(3 * time.Minute), Actor: "bob", Action: "mailbox.update", Object: "mailbox:1", Old: "host=a", New: "host=b"},
+		{At: at.Add(4 * time.Minute), Actor: "admin", Action: "queue.create", Object: "queue:1"},
+	} {
+		must(t, fmt.Sprintf("AddAudit %d", i), s.AddAudit(ctx, e))
+	}
+	list, err := s.ListAuditFor(ctx, "mailbox:1", 0)
+	must(t, "ListAuditFor", err)
+	var actions []string
+	for _, e := range list {
+		if e.Object != "mailbox:1" {
+			t.Errorf("ListAuditFor(mailbox:1) returned an event of %q", e.Object)
+		}
+		actions = append(actions, e.Action)
+	}
+	if !slices.Equal(actions, []string{"mailbox.update", "mailbox.enable", "mailbox.create"}) {
+		t.Errorf("ListAuditFor(mailbox:1) = %v, want update, enable, create (newest first; not mailbox:12)", actions)
+	}
+	if e := list[0]; e.Actor != "bob" || e.Old != "host=a" || e.New != "host=b" {
+		t.Errorf("newest event = %+v, want bob's update with old and new values", e)
+	}
+	sameTime(t, "At", list[2].At, at)
+	two, err := s.ListAuditFor(ctx, "mailbox:1", 2)
+	must(t, "ListAuditFor 2", err)
+	if len(two) != 2 || two[0].ID != list[0].ID || two[1].ID != list[1].ID {
+		t.Errorf("ListAuditFor(mailbox:1, 2) = %+v, want the two newest", two)
+	}
+	none, err := s.ListAuditFor(ctx, "mailbox:99", 10)
+	must(t, "ListAuditFor unknown", err)
+	if len(none) != 0 {
+		t.Errorf("ListAuditFor(mailbox:99) = %+v, want none", none)
 	}
 }
