@@ -23,6 +23,7 @@ Usage:
   postroom demo     [flags]   run the whole product with a demo mail server (try this first)
   postroom serve    [flags]   run against real mail servers
   postroom migrate  [flags]   apply the database schema and exit
+  postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
   postroom version            print the version
 
 Run "postroom COMMAND -h" for the flags of a command.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runServe(ctx, args[1:], stdout, stderr, getenv)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout, stderr, getenv)
+	case "mailbox":
+		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -8,14 +8,18 @@ import (
 	"net/http"
 
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 )
 
 // Replier sends an agent's reply to a work item (internal/outbound implements it): it
 // composes the reply to the work item's latest inbound message and records the message,
-// the outbox row and the state "replied" in one transaction.
+// the outbox row and the state "replied" in one transaction. FromChoices lists the
+// addresses the reply may be sent from, the default one marked.
 type Replier interface {
-	Reply(ctx context.Context, actor store.User, workItemID int64, text string) (store.OutboxItem, error)
+	Reply(ctx context.Context, actor store.User, workItemID int64, req outbound.ReplyRequest) (store.OutboxItem, error)
+	FromChoices(ctx context.Context, workItemID int64) ([]outbound.FromChoice, error)
 }
 
 // Options configures the API handler.
@@ -23,18 +27,73 @@ type Options struct {
 	Store   store.Store
 	Auth    *auth.Service
 	Replier Replier
-	Logger  *slog.Logger
+	// Mailboxes applies the mailbox rules for the mailbox, queue and From address
+	// endpoints; without it those that change something answer 503.
+	Mailboxes *mailbox.Service
+	Logger    *slog.Logger
 }
 
 type server struct {
-	st      store.Store
-	auth    *auth.Service
-	replier Replier
-	logger  *slog.Logger
+	st        store.Store
+	auth      *auth.Service
+	replier   Replier
+	mailboxes *mailbox.Service
+	logger    *slog.Logger
 }
 
 // authedHandler is a handler that runs after authentication and the role check.
 type authedHandler func(w http.ResponseWriter, r *http.Request, user store.User, sess store.Session)
+
+// route is one endpoint: a ServeMux pattern and either an open handler (no sign-in) or a
+// handler that needs at least the role need.
+type route struct {
+	pattern string
+	open    http.HandlerFunc
+	need    string
+	h       authedHandler
+}
+
+// routes lists every endpoint. Reads of the mailbox set-up are for supervisors and admins;
+// every change to it is for admins.
+func (s *server) routes() []route {
+	agent := func(p string, h authedHandler) route { return route{pattern: p, need: store.RoleAgent, h: h} }
+	supervisor := func(p string, h authedHandler) route { return route{pattern: p, need: store.RoleSupervisor, h: h} }
+	admin := func(p string, h authedHandler) route { return route{pattern: p, need: store.RoleAdmin, h: h} }
+	return []route{
+		{pattern: "GET /api/v1/openapi.json", open: serveOpenAPI},
+		{pattern: "POST /api/v1/session", open: s.login},
+		agent("DELETE /api/v1/session", s.logout),
+		agent("GET /api/v1/me", s.me),
+		agent("GET /api/v1/workitems", s.listWorkItems),
+		agent("GET /api/v1/workitems/{id}", s.getWorkItem),
+		agent("POST /api/v1/workitems/{id}/reply", s.reply),
+		agent("GET /api/v1/messages/{id}/raw", s.raw),
+		agent("GET /api/v1/attachments/{id}", s.attachment),
+
+		supervisor("GET /api/v1/mailboxes", s.listMailboxes),
+		admin("POST /api/v1/mailboxes", s.createMailbox),
+		admin("POST /api/v1/mailboxes/test", s.testUnsaved),
+		admin("POST /api/v1/mailboxes/enable-all", s.setAllEnabled(true)),
+		admin("POST /api/v1/mailboxes/disable-all", s.setAllEnabled(false)),
+		supervisor("GET /api/v1/mailboxes/{id}", s.getMailbox),
+		admin("PUT /api/v1/mailboxes/{id}", s.updateMailbox),
+		admin("DELETE /api/v1/mailboxes/{id}", s.deleteMailbox),
+		admin("POST /api/v1/mailboxes/{id}/enable", s.setEnabled(true)),
+		admin("POST /api/v1/mailboxes/{id}/disable", s.setEnabled(false)),
+		admin("POST /api/v1/mailboxes/{id}/copy", s.copyMailbox),
+		admin("POST /api/v1/mailboxes/{id}/test", s.testMailbox),
+		admin("PUT /api/v1/mailboxes/{id}/queue", s.assignQueue),
+		supervisor("GET /api/v1/mailboxes/{id}/from-addresses", s.listFromAddresses),
+		admin("POST /api/v1/mailboxes/{id}/from-addresses", s.addFromAddress),
+		admin("DELETE /api/v1/from-addresses/{id}", s.deleteFromAddress),
+		supervisor("GET /api/v1/queues", s.listQueues),
+		admin("POST /api/v1/queues", s.createQueue),
+		admin("POST /api/v1/queues/{id}/enable", s.setQueueEnabled(true)),
+		admin("POST /api/v1/queues/{id}/disable", s.setQueueEnabled(false)),
+
+		admin("POST /api/v1/tokens", s.createToken),
+	}
+}
 
 // New returns the handler for every path under /api/v1/. Mount it at "/api/v1/".
 func New(opts Options) http.Handler {
@@ -42,20 +101,16 @@ func New(opts Options) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, logger: logger}
+	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
-	mux.HandleFunc("POST /api/v1/session", s.login)
-	mux.HandleFunc("DELETE /api/v1/session", s.authed(store.RoleAgent, s.logout))
-	mux.HandleFunc("GET /api/v1/me", s.authed(store.RoleAgent, s.me))
-	mux.HandleFunc("GET /api/v1/workitems", s.authed(store.RoleAgent, s.listWorkItems))
-	mux.HandleFunc("GET /api/v1/workitems/{id}", s.authed(store.RoleAgent, s.getWorkItem))
-	mux.HandleFunc("POST /api/v1/workitems/{id}/reply", s.authed(store.RoleAgent, s.reply))
-	mux.HandleFunc("GET /api/v1/messages/{id}/raw", s.authed(store.RoleAgent, s.raw))
-	mux.HandleFunc("GET /api/v1/attachments/{id}", s.authed(store.RoleAgent, s.attachment))
-	mux.HandleFunc("GET /api/v1/mailboxes", s.authed(store.RoleSupervisor, s.listMailboxes))
-	mux.HandleFunc("POST /api/v1/tokens", s.authed(store.RoleAdmin, s.createToken))
+	for _, rt := range s.routes() {
+		if rt.open != nil {
+			mux.HandleFunc(rt.pattern, rt.open)
+		} else {
+			mux.HandleFunc(rt.pattern, s.authed(rt.need, rt.h))
+		}
+	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s: see /api/v1/openapi.json for the list", r.Method, r.URL.Path))
 	})

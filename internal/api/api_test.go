@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,22 +18,31 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/credential"
+	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/sqlite"
+	"github.com/postroom/postroom/internal/vault"
 )
 
 // fixture is an API server on the real SQLite store with three work items (plain, HTML
 // with an inline image and an attachment, unparsed) and users admin, sam (supervisor),
 // ana (agent).
 type fixture struct {
-	st      store.Store
-	auth    *auth.Service
-	srv     *httptest.Server
-	inbound store.Mailbox
-	items   map[string]store.IngestResult // by testdata file name
-	raw     map[string][]byte
+	st        store.Store
+	dbPath    string
+	auth      *auth.Service
+	passwords *credential.Passwords
+	mailboxes *mailbox.Service
+	srv       *httptest.Server
+	inbound   store.Mailbox
+	outbound  store.Mailbox
+	items     map[string]store.IngestResult // by testdata file name
+	raw       map[string][]byte
+	// responses holds the body of every response any client of the fixture received.
+	responses [][]byte
 }
 
 const testPassword = "pw-for-tests-1"
@@ -40,7 +50,8 @@ const testPassword = "pw-for-tests-1"
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "postroom.db"))
+	dbPath := filepath.Join(t.TempDir(), "postroom.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -48,7 +59,20 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	f := &fixture{st: st, auth: auth.NewService(st, nil), items: map[string]store.IngestResult{}, raw: map[string][]byte{}}
+	key := make([]byte, vault.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passwords := credential.NewPasswords(st, v)
+	f := &fixture{
+		st: st, dbPath: dbPath, auth: auth.NewService(st, nil), passwords: passwords,
+		mailboxes: mailbox.NewService(st, passwords, slog.New(slog.DiscardHandler)),
+		items:     map[string]store.IngestResult{}, raw: map[string][]byte{},
+	}
 	for _, u := range []struct{ name, role string }{{"admin", store.RoleAdmin}, {"sam", store.RoleSupervisor}, {"ana", store.RoleAgent}} {
 		if _, err := f.auth.EnsureUser(ctx, u.name, strings.ToUpper(u.name[:1])+u.name[1:], u.role, testPassword); err != nil {
 			t.Fatal(err)
@@ -62,14 +86,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := st.CreateMailbox(ctx, store.Mailbox{
+	f.outbound, err = st.CreateMailbox(ctx, store.Mailbox{
 		Name: "support-out", Direction: store.Outbound, Protocol: "smtp", Address: "support@example.com",
 		Host: "smtp.example.com", Port: 587, Security: "starttls", Login: "support", IsDefault: true, Enabled: true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetSecret(ctx, out.ID, "password", []byte("ciphertext-must-not-leak")); err != nil {
+	if err := st.SetSecret(ctx, f.outbound.ID, "password", []byte("ciphertext-must-not-leak")); err != nil {
 		t.Fatal(err)
 	}
 	for i, name := range []string{"plain.eml", "html.eml", "broken.eml"} {
@@ -89,7 +113,7 @@ func newFixture(t *testing.T) *fixture {
 		f.raw[name] = raw
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", New(Options{Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler))}))
+	mux.Handle("/api/v1/", New(Options{Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler)), Mailboxes: f.mailboxes}))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -101,6 +125,7 @@ type client struct {
 	base   string
 	hc     *http.Client
 	bearer string
+	record *[][]byte // every response body is appended here
 }
 
 func (f *fixture) client(t *testing.T) *client {
@@ -108,7 +133,7 @@ func (f *fixture) client(t *testing.T) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &client{t: t, base: f.srv.URL, hc: &http.Client{Jar: jar}}
+	return &client{t: t, base: f.srv.URL, hc: &http.Client{Jar: jar}, record: &f.responses}
 }
 
 // signedIn returns a client with a cookie session for user.
@@ -157,6 +182,7 @@ func (c *client) do(method, path, ctype, body string) response {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	*c.record = append(*c.record, b)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
@@ -639,18 +665,74 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("openapi = %q", doc.OpenAPI)
 	}
 	// Every route that New serves is described.
-	routes := []string{
-		"GET /api/v1/openapi.json", "POST /api/v1/session", "DELETE /api/v1/session", "GET /api/v1/me",
-		"GET /api/v1/workitems", "GET /api/v1/workitems/{id}", "POST /api/v1/workitems/{id}/reply",
-		"GET /api/v1/messages/{id}/raw", "GET /api/v1/attachments/{id}", "GET /api/v1/mailboxes", "POST /api/v1/tokens",
-	}
-	for _, r := range routes {
-		method, path, _ := strings.Cut(r, " ")
+	for _, rt := range (&server{}).routes() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
 		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
-			t.Errorf("openapi.json does not describe %s", r)
+			t.Errorf("openapi.json does not describe %s", rt.pattern)
 		}
+	}
+	// ... and nothing else.
+	served := map[string]bool{}
+	for _, rt := range (&server{}).routes() {
+		served[rt.pattern] = true
+	}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if !served[strings.ToUpper(method)+" "+path] {
+				t.Errorf("openapi.json describes %s %s, which is not served", strings.ToUpper(method), path)
+			}
+		}
+	}
+	// The schemas scripts rely on exist, and every $ref points at something.
+	var raw any
+	if err := json.Unmarshal(resp.body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	schemas := raw.(map[string]any)["components"].(map[string]any)["schemas"].(map[string]any)
+	for _, name := range []string{"Mailbox", "MailboxInput", "ValidationError", "TestReport", "Queue", "FromAddress", "FromChoice"} {
+		if schemas[name] == nil {
+			t.Errorf("openapi.json has no schema %s", name)
+		}
+	}
+	for _, ref := range refs(raw) {
+		target := raw
+		for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+			m, _ := target.(map[string]any)
+			target = m[part]
+		}
+		if target == nil {
+			t.Errorf("$ref %s points at nothing", ref)
+		}
+	}
+	mailboxProps := schemas["Mailbox"].(map[string]any)["properties"].(map[string]any)
+	for _, k := range []string{"name", "direction", "protocol", "host", "port", "security", "login", "max_size_mb", "enabled", "status", "password_set", "queue_id"} {
+		if mailboxProps[k] == nil {
+			t.Errorf("schema Mailbox lacks %q", k)
+		}
+	}
+	if mailboxProps["password"] != nil {
+		t.Error("schema Mailbox has a password: it is write-only (MailboxInput)")
 	}
 	if resp := f.client(t).get("/api/v1/nothing-here"); resp.status != 404 || !json.Valid(resp.body) {
 		t.Errorf("unknown endpoint: %d %s", resp.status, resp.body)
 	}
+}
+
+// refs returns every "$ref" value in a decoded JSON document.
+func refs(v any) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if s, ok := x.(string); ok && k == "$ref" {
+				out = append(out, s)
+			}
+			out = append(out, refs(x)...)
+		}
+	case []any:
+		for _, x := range v {
+			out = append(out, refs(x)...)
+		}
+	}
+	return out
 }

@@ -26,4 +26,12 @@
 //     are served as downloads, or (raster images only) inline under
 //     "Content-Security-Policy: sandbox" and "X-Content-Type-Options: nosniff".
 //   - An unknown id is 404 (store.ErrNotFound), never 500.
+//   - Mailbox administration goes through internal/mailbox, the one place for its rules:
+//     its *ValidationError is 400 with "fields" keyed by the JSON field names, its lifecycle
+//     errors (delete while enabled, the default outbound mailbox, a disabled queue) are 409.
+//     In a request body an unknown field or a value of the wrong JSON type is a field error
+//     too, never a silent default. Reads are for supervisors and admins, changes for admins.
+//   - A mailbox password is write-only: requests may set it, no response carries it
+//     ("password_set" says whether one is stored), and an absent, null or empty password
+//     keeps the stored one.
 package api

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -188,8 +189,16 @@ func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, _ store.U
 
 type workItemDetailJSON struct {
 	workItemJSON
-	Messages []messageJSON `json:"messages"`
-	Outbox   []outboxJSON  `json:"outbox"`
+	Messages    []messageJSON    `json:"messages"`
+	Outbox      []outboxJSON     `json:"outbox"`
+	FromChoices []fromChoiceJSON `json:"from_choices"`
+}
+
+// fromChoiceJSON is an address a reply may be sent from; Default marks the preselected one.
+type fromChoiceJSON struct {
+	Address     string `json:"address"`
+	DisplayName string `json:"display_name"`
+	Default     bool   `json:"default"`
 }
 
 func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
@@ -213,7 +222,17 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 		s.writeStoreError(w, r, fmt.Sprintf("replies of work item %d", id), err)
 		return
 	}
-	out := workItemDetailJSON{workItemJSON: toWorkItemJSON(wi, time.Now()), Messages: []messageJSON{}, Outbox: []outboxJSON{}}
+	out := workItemDetailJSON{workItemJSON: toWorkItemJSON(wi, time.Now()), Messages: []messageJSON{}, Outbox: []outboxJSON{}, FromChoices: []fromChoiceJSON{}}
+	if s.replier != nil {
+		choices, err := s.replier.FromChoices(ctx, id)
+		if err != nil {
+			s.writeStoreError(w, r, fmt.Sprintf("From addresses for work item %d", id), err)
+			return
+		}
+		for _, c := range choices {
+			out.FromChoices = append(out.FromChoices, fromChoiceJSON{Address: c.Address, DisplayName: c.DisplayName, Default: c.Default})
+		}
+	}
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, toMessageJSON(m))
 	}
@@ -233,6 +252,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 	}
 	var body struct {
 		Text string `json:"text"`
+		From string `json:"from"` // "" = the default From address
 	}
 	if !decodeBody(w, r, &body) {
 		return
@@ -246,8 +266,12 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	ctx := r.Context()
-	ob, err := s.replier.Reply(ctx, user, id, body.Text)
+	ob, err := s.replier.Reply(ctx, user, id, outbound.ReplyRequest{Text: body.Text, From: strings.TrimSpace(body.From)})
 	if err != nil {
+		if errors.Is(err, outbound.ErrUnknownFrom) {
+			writeFieldErrors(w, map[string]string{"from": outbound.ErrUnknownFrom.Error()})
+			return
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("work item %d not found: check the id", id))
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/imap"
+	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -180,5 +181,71 @@ func TestCursorRoundTrip(t *testing.T) {
 		if _, _, ok := imap.ParseCursor(bad); ok {
 			t.Errorf("ParseCursor(%q) accepted", bad)
 		}
+	}
+}
+
+// TestAfterActions: Ack moves (creating the folder) or deletes as configured; SetAside
+// moves over-size messages to Oversize, unread.
+func TestAfterActions(t *testing.T) {
+	d, cfg := setup(t)
+	for i := range 4 {
+		d.Append(t, user, "INBOX", mail(i))
+	}
+	cfg.AfterAction, cfg.MoveFolder = store.AfterMove, "Done"
+	s := dial(t, cfg)
+	ctx := context.Background()
+	got, err := s.Next(ctx, 10)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("next: %d %v", len(got), err)
+	}
+	if err := s.Ack(ctx, []string{got[0].SourceID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAside(ctx, []string{got[1].SourceID}); err != nil {
+		t.Fatal(err)
+	}
+	done := d.Messages(t, user, "Done")
+	over := d.Messages(t, user, imap.OversizeFolder)
+	if len(done) != 1 || done[0].Subject != "message 0" || len(over) != 1 || over[0].Subject != "message 1" {
+		t.Fatalf("Done %v, Oversize %v", done, over)
+	}
+	for _, f := range over[0].Flags {
+		if f == `\Seen` {
+			t.Error("a set-aside message was marked read; a person should find it unread")
+		}
+	}
+
+	cfg.AfterAction = store.AfterDelete
+	cfg.Cursor = got[1].Cursor
+	s2 := dial(t, cfg)
+	rest, err := s2.Next(ctx, 10)
+	if err != nil || len(rest) != 2 {
+		t.Fatalf("next after cursor: %d %v", len(rest), err)
+	}
+	if err := s2.Ack(ctx, []string{rest[0].SourceID}); err != nil {
+		t.Fatal(err)
+	}
+	inbox := d.Messages(t, user, "INBOX")
+	if len(inbox) != 1 || inbox[0].Subject != "message 3" {
+		t.Fatalf("INBOX after deleting message 2: %v", inbox)
+	}
+}
+
+// TestOverSizeFetchesHeaderOnly: a message over MaxSize comes back as its header.
+func TestOverSizeFetchesHeaderOnly(t *testing.T) {
+	d, cfg := setup(t)
+	big := append(mail(7), []byte(strings.Repeat("x", 4000)+"\r\n")...)
+	d.Append(t, user, "INBOX", big)
+	d.Append(t, user, "INBOX", mail(8))
+	cfg.MaxSize = 1000
+	got, err := dial(t, cfg).Next(context.Background(), 10)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("next: %d %v", len(got), err)
+	}
+	if !got[0].OverSize || got[0].Size < 4000 || strings.Contains(string(got[0].Raw), "xxxx") || !strings.Contains(string(got[0].Raw), "Subject: message 7") {
+		t.Errorf("over-size message: OverSize %t size %d raw %q", got[0].OverSize, got[0].Size, got[0].Raw)
+	}
+	if got[1].OverSize || !strings.Contains(string(got[1].Raw), "body 8") {
+		t.Errorf("small message: %+v", got[1])
 	}
 }
