@@ -119,7 +119,7 @@ func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	defer a.Close()
 	c := &mailboxCLI{
-		st: a.Store, svc: mailbox.NewService(a.Store, a.Passwords, log), actor: cliActor(getenv),
+		st: a.Store, svc: a.Mailboxes, actor: cliActor(getenv),
 		out: stdout, opts: &opts, set: set, password: password,
 	}
 	return spec.run(c, ctx, pos)
