@@ -27,6 +27,7 @@ import (
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/imap"
+	"github.com/postroom/postroom/internal/connector/pop3"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/store"
@@ -122,7 +123,7 @@ func (r *Runner) sync(ctx context.Context) error {
 	}
 	want := map[int64]store.Mailbox{}
 	for _, m := range boxes {
-		if m.Direction == store.Inbound && m.Enabled && m.Protocol == "imap" {
+		if m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3") {
 			want[m.ID] = m
 		}
 	}
@@ -257,9 +258,19 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 			Folder: m.Folder, Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
 			MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log,
 		})
+	case "pop3":
+		return pop3.Dial(ctx, pop3.Config{
+			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
+			AfterAction: m.AfterAction, MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log,
+			// POP3 has no cursor: what is stored already is not downloaded again.
+			Skip: func(sourceID string) bool {
+				_, err := r.opts.Store.MessageBySource(ctx, m.ID, sourceID)
+				return err == nil
+			},
+		})
 	}
 	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
-		Advice: "this kind of mailbox cannot be read yet: use imap"}
+		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}
 }
 
 // maxSize is the mailbox's Max size in bytes.
