@@ -1,6 +1,9 @@
 // Package web serves postroom's server-rendered pages: sign-in, the work item list, a work
-// item's conversation with the reply form, and the mailboxes' status. Pages are
-// html/template files embedded in the binary; there is no JavaScript at all.
+// item's conversation with the reply form (and its From choice), and the administration
+// of mailboxes, their From addresses and the queues (admins change, supervisors look).
+// Pages are html/template files embedded in the binary, one Go file per page; there is no
+// JavaScript at all (menus are plain links, confirmations are pages, the form's "Test
+// connection" is a second submit button with its own formaction).
 //
 // Invariants a change must keep:
 //
@@ -24,4 +27,8 @@
 //     attachment and raw source needs the session.
 //   - Raw sources and attachments are served by the same code as the API
 //     (api.ServeRaw, api.ServeAttachment).
+//   - Mailbox rules live in internal/mailbox only: the pages pass the form to it and show
+//     its *mailbox.ValidationError next to the fields (the form's field names are the
+//     API's JSON names). A mailbox password is write-only: no page ever contains it, not
+//     even a form sent back with errors (the field comes back empty, with a note).
 package web

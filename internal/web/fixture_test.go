@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,10 +18,13 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/credential"
+	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/sqlite"
+	"github.com/postroom/postroom/internal/vault"
 )
 
 const testPassword = "pw-for-tests-1"
@@ -28,11 +32,16 @@ const testPassword = "pw-for-tests-1"
 // fixture is the pages on an httptest server over the real SQLite store, seeded with the
 // work items of testdata/*.eml and users admin, sam (supervisor) and ana (agent).
 type fixture struct {
-	st    store.Store
-	auth  *auth.Service
-	srv   *httptest.Server
-	items map[string]store.IngestResult
-	raw   map[string][]byte
+	st   store.Store
+	auth *auth.Service
+	mbox *mailbox.Service
+	// passwords reads the mailbox passwords the pages stored.
+	passwords *credential.Passwords
+	// inbound and outbound are the seeded mailboxes "support" and "support-out".
+	inbound, outbound store.Mailbox
+	srv               *httptest.Server
+	items             map[string]store.IngestResult
+	raw               map[string][]byte
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -54,10 +63,22 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
+	key := make([]byte, vault.KeySize)
+	_, _ = rand.Read(key)
+	v, err := vault.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.passwords = credential.NewPasswords(st, v)
+	f.mbox = mailbox.NewService(st, f.passwords, slog.New(slog.DiscardHandler))
+	defaultQueue, err := st.EnsureDefaultQueue(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	in, err := st.CreateMailbox(ctx, store.Mailbox{
 		Name: "support", Direction: store.Inbound, Protocol: "imap", Address: "support@example.com",
-		Host: "imap.example.com", Port: 993, Security: "tls", Login: "support", Folder: "INBOX", MaxSizeMB: 25,
-		PollInterval: time.Minute, Enabled: true,
+		Host: "imap.example.com", Port: 993, Security: "tls", Login: "support", Folder: "INBOX", MaxSizeMB: 10,
+		PollInterval: time.Minute, Enabled: true, QueueID: defaultQueue.ID,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,12 +86,14 @@ func newFixture(t *testing.T) *fixture {
 	if err := st.SetMailboxStatus(ctx, in.ID, store.MailboxStatus{Status: store.StatusError, Message: "login refused: check the password", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateMailbox(ctx, store.Mailbox{
+	out, err := st.CreateMailbox(ctx, store.Mailbox{
 		Name: "support-out", Direction: store.Outbound, Protocol: "smtp", Address: "support@example.com",
 		Host: "smtp.example.com", Port: 587, Security: "starttls", Login: "support", IsDefault: true, Enabled: true,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.inbound, f.outbound = in, out
 	for i, name := range []string{"plain.eml", "html.eml", "broken.eml"} {
 		raw, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
@@ -87,7 +110,10 @@ func newFixture(t *testing.T) *fixture {
 		f.items[name] = res
 		f.raw[name] = raw
 	}
-	h, err := New(Options{Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler)), ProductVersion: "test"})
+	h, err := New(Options{
+		Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler)),
+		Mailboxes: f.mbox, ProductVersion: "test",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,21 +1,370 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/postroom/postroom/internal/diag"
+	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
 )
 
-func (h *handler) mailboxes(w http.ResponseWriter, r *http.Request, v viewer) {
-	mbs, err := h.st.ListMailboxes(r.Context())
+// The Mailboxes page (the seed's "Email Mailboxes"): a table of every mailbox with its live
+// status, filtered by direction and a search, and a detail pane for the selected row.
+// Supervisors see it read-only; the actions (mailboxactions.go), the create and edit form
+// (mailboxform.go), the delete confirmation (mailboxdelete.go), the From addresses
+// (fromaddresses.go) and the queues (queues.go) are for administrators.
+
+// auditShown is how many audit events of the selected mailbox the detail pane lists: the
+// recent history an administrator looks at before changing something.
+const auditShown = 10
+
+// mailboxRoutes registers the mailbox and queue administration pages.
+func (h *handler) mailboxRoutes(mux *http.ServeMux) {
+	sup, adm := store.RoleSupervisor, store.RoleAdmin
+	mux.HandleFunc("GET /mailboxes", h.signedIn(sup, h.mailboxList))
+	mux.HandleFunc("GET /mailboxes/new", h.signedIn(adm, h.mailboxNew))
+	mux.HandleFunc("POST /mailboxes", h.signedIn(adm, h.mailboxCreate))
+	mux.HandleFunc("POST /mailboxes/test", h.signedIn(adm, h.mailboxTestNew))
+	mux.HandleFunc("GET /mailboxes/{id}/edit", h.signedIn(adm, h.mailboxEdit))
+	mux.HandleFunc("POST /mailboxes/{id}", h.signedIn(adm, h.mailboxUpdate))
+	mux.HandleFunc("POST /mailboxes/{id}/test", h.signedIn(adm, h.mailboxTest))
+	mux.HandleFunc("GET /mailboxes/{id}/delete", h.signedIn(adm, h.mailboxDeleteConfirm))
+	mux.HandleFunc("POST /mailboxes/{id}/delete", h.signedIn(adm, h.mailboxDelete))
+	mux.HandleFunc("POST /mailboxes/{id}/enable", h.signedIn(adm, h.mailboxEnable))
+	mux.HandleFunc("POST /mailboxes/{id}/disable", h.signedIn(adm, h.mailboxDisable))
+	mux.HandleFunc("POST /mailboxes/{id}/copy", h.signedIn(adm, h.mailboxCopy))
+	mux.HandleFunc("POST /mailboxes/{id}/assign", h.signedIn(adm, h.mailboxAssign))
+	mux.HandleFunc("POST /mailboxes/enable-all", h.signedIn(adm, h.mailboxSetAll(true)))
+	mux.HandleFunc("POST /mailboxes/disable-all", h.signedIn(adm, h.mailboxSetAll(false)))
+	mux.HandleFunc("POST /mailboxes/bulk", h.signedIn(adm, h.mailboxBulk))
+	mux.HandleFunc("GET /mailboxes/{id}/from-addresses", h.signedIn(sup, h.fromAddresses))
+	mux.HandleFunc("POST /mailboxes/{id}/from-addresses", h.signedIn(adm, h.fromAddressAdd))
+	mux.HandleFunc("POST /mailboxes/{id}/from-addresses/{fid}/delete", h.signedIn(adm, h.fromAddressDelete))
+	mux.HandleFunc("GET /queues", h.signedIn(sup, h.queueList))
+	mux.HandleFunc("POST /queues", h.signedIn(adm, h.queueCreate))
+	mux.HandleFunc("POST /queues/{id}/enable", h.signedIn(adm, h.queueSetEnabled(true)))
+	mux.HandleFunc("POST /queues/{id}/disable", h.signedIn(adm, h.queueSetEnabled(false)))
+}
+
+// listView is where a mailbox page came from: the filter, the search and the selected
+// row. Action forms carry it in hidden fields so that the list looks the same afterwards.
+type listView struct {
+	Show     string // "", store.Inbound or store.Outbound
+	Query    string
+	Selected int64
+}
+
+// viewFrom reads the list view from the query string (GET) or the form (POST).
+func viewFrom(r *http.Request) listView {
+	get := r.URL.Query().Get
+	if r.Method == http.MethodPost {
+		get = r.PostForm.Get
+	}
+	lv := listView{Query: strings.TrimSpace(get("q"))}
+	if s := get("show"); s == store.Inbound || s == store.Outbound {
+		lv.Show = s
+	}
+	lv.Selected, _ = strconv.ParseInt(get("selected"), 10, 64)
+	return lv
+}
+
+// URL is the list page for the view, with notice (a key of notices) when not empty.
+func (lv listView) URL(notice string) string {
+	q := url.Values{}
+	if lv.Show != "" {
+		q.Set("show", lv.Show)
+	}
+	if lv.Query != "" {
+		q.Set("q", lv.Query)
+	}
+	if lv.Selected != 0 {
+		q.Set("selected", strconv.FormatInt(lv.Selected, 10))
+	}
+	if notice != "" {
+		q.Set("notice", notice)
+	}
+	if len(q) == 0 {
+		return "/mailboxes"
+	}
+	return "/mailboxes?" + q.Encode()
+}
+
+// with returns the view with another selected mailbox.
+func (lv listView) with(id int64) listView { lv.Selected = id; return lv }
+
+// ShowURL is the list filtered by direction show, keeping the search and selection.
+func (lv listView) ShowURL(show string) string { lv.Show = show; return lv.URL("") }
+
+// ClearURL is the list without the search.
+func (lv listView) ClearURL() string { lv.Query = ""; return lv.URL("") }
+
+// SelectURL is the list with mailbox id selected.
+func (lv listView) SelectURL(id int64) string { return lv.with(id).URL("") }
+
+// notices are the messages shown after a successful action (the redirect names one by its
+// key, so that no free text travels in the URL).
+var notices = map[string]string{
+	"created":      "Mailbox created. It is disabled: assign it to a queue or enable it when the connection test passes.",
+	"saved":        "Mailbox saved.",
+	"deleted":      "Mailbox deleted. Its messages and work items stay.",
+	"enabled":      "Mailbox enabled.",
+	"disabled":     "Mailbox disabled.",
+	"copied":       "Mailbox copied. The copy is disabled and has no password yet: edit it to set one.",
+	"assigned":     "Queue assignment saved.",
+	"all-enabled":  "Mailboxes enabled.",
+	"all-disabled": "Mailboxes disabled.",
+}
+
+// mailboxRow is one row of the table.
+type mailboxRow struct {
+	store.Mailbox
+	Type     string // "Inbound", "Outbound"
+	Client   string // "IMAP", "POP3", "SMTP"
+	Live     mailbox.Status
+	Queue    string
+	Selected bool
+}
+
+// mailboxDetail is the detail pane of the selected mailbox.
+type mailboxDetail struct {
+	mailboxRow
+	From      []store.FromAddress
+	Audit     []store.AuditEvent
+	CopyName  string
+	CopyError string
+	Report    *diag.Report
+}
+
+type mailboxesData struct {
+	View       listView
+	Rows       []mailboxRow
+	Total      int
+	Detail     *mailboxDetail
+	Queues     []store.Queue
+	Notice     string
+	Error      string
+	Configured bool
+}
+
+// ShowLabel names the direction filter for the "Enable all" buttons.
+func (d mailboxesData) ShowLabel() string {
+	if d.View.Show == "" {
+		return ""
+	}
+	return " " + d.View.Show
+}
+
+func (h *handler) mailboxList(w http.ResponseWriter, r *http.Request, v viewer) {
+	lv := viewFrom(r)
+	h.renderMailboxes(w, r, v, http.StatusOK, lv, mailboxesData{Notice: notices[r.URL.Query().Get("notice")]})
+}
+
+// renderMailboxes fills d with the table for lv and renders the page.
+func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v viewer, status int, lv listView, d mailboxesData) {
+	ctx := r.Context()
+	mbs, err := h.st.ListMailboxes(ctx)
 	if err != nil {
 		h.serverError(w, r, "list the mailboxes", err)
 		return
 	}
-	for i := range mbs {
-		if mbs[i].Status == "" {
-			mbs[i].Status = store.StatusUnknown
+	queues, err := h.st.ListQueues(ctx)
+	if err != nil {
+		h.serverError(w, r, "list the queues", err)
+		return
+	}
+	queueNames := map[int64]string{}
+	for _, q := range queues {
+		queueNames[q.ID] = q.Name
+	}
+	sort.SliceStable(mbs, func(i, j int) bool { return strings.ToLower(mbs[i].Name) < strings.ToLower(mbs[j].Name) })
+	d.View, d.Queues, d.Total, d.Configured = lv, queues, len(mbs), h.mailboxes != nil
+	for _, m := range mbs {
+		if !matches(m, lv) {
+			continue
+		}
+		row, err := h.row(ctx, m, queueNames)
+		if err != nil {
+			h.serverError(w, r, "read the mailbox status", err)
+			return
+		}
+		row.Selected = m.ID == lv.Selected
+		d.Rows = append(d.Rows, row)
+	}
+	if lv.Selected != 0 {
+		// The selected mailbox is shown even when the filter hides its row, so that an
+		// action's result stays in view.
+		for _, m := range mbs {
+			if m.ID != lv.Selected {
+				continue
+			}
+			row, err := h.row(ctx, m, queueNames)
+			if err != nil {
+				h.serverError(w, r, "read the mailbox status", err)
+				return
+			}
+			det := mailboxDetail{mailboxRow: row}
+			if d.Detail != nil { // an action's state for the pane (copy error, test report)
+				det.CopyName, det.CopyError, det.Report = d.Detail.CopyName, d.Detail.CopyError, d.Detail.Report
+			}
+			if m.Direction == store.Outbound {
+				if det.From, err = h.st.ListFromAddresses(ctx, m.ID); err != nil {
+					h.serverError(w, r, "list the From addresses", err)
+					return
+				}
+			}
+			if det.Audit, err = h.st.ListAuditFor(ctx, mailboxObject(m.ID), auditShown); err != nil {
+				h.serverError(w, r, "read the mailbox history", err)
+				return
+			}
+			d.Detail = &det
+		}
+		if d.Detail != nil && d.Detail.ID == 0 {
+			d.Detail = nil
 		}
 	}
-	h.render(w, r, http.StatusOK, "mailboxes", h.data(v, "Mailboxes", "mailboxes", mbs))
+	pd := h.data(v, "Mailboxes", "mailboxes", d)
+	pd.Wide = true
+	h.render(w, r, status, "mailboxes", pd)
+}
+
+// mailboxObject is the audit object of a mailbox, as internal/mailbox writes it.
+func mailboxObject(id int64) string { return fmt.Sprintf("mailbox:%d", id) }
+
+// matches reports whether m passes the direction filter and the search (name, login,
+// address and host, case-insensitive).
+func matches(m store.Mailbox, lv listView) bool {
+	if lv.Show != "" && m.Direction != lv.Show {
+		return false
+	}
+	if lv.Query == "" {
+		return true
+	}
+	q := strings.ToLower(lv.Query)
+	for _, s := range []string{m.Name, m.Login, m.Address, m.Host} {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// row builds the table row of m with its live status.
+func (h *handler) row(ctx context.Context, m store.Mailbox, queueNames map[int64]string) (mailboxRow, error) {
+	row := mailboxRow{Mailbox: m, Type: directionLabel(m.Direction), Client: strings.ToUpper(m.Protocol), Queue: queueNames[m.QueueID]}
+	if h.mailboxes == nil {
+		row.Live = mailbox.Status{State: m.Status, Message: m.StatusMessage, At: m.StatusAt, LastOK: m.LastOKAt}
+		return row, nil
+	}
+	st, err := h.mailboxes.Status(ctx, m)
+	if err != nil {
+		return row, fmt.Errorf("status of mailbox %d: %w", m.ID, err)
+	}
+	row.Live = st
+	return row, nil
+}
+
+func directionLabel(dir string) string {
+	switch dir {
+	case store.Inbound:
+		return "Inbound"
+	case store.Outbound:
+		return "Outbound"
+	}
+	return dir
+}
+
+// loadMailbox reads mailbox {id}; on failure it has written the error page.
+func (h *handler) loadMailbox(w http.ResponseWriter, r *http.Request) (store.Mailbox, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.mailboxNotFound(w, r)
+		return store.Mailbox{}, false
+	}
+	m, err := h.st.Mailbox(r.Context(), id)
+	if store.IsNotFound(err) {
+		h.mailboxNotFound(w, r)
+		return store.Mailbox{}, false
+	}
+	if err != nil {
+		h.serverError(w, r, "read the mailbox", err)
+		return store.Mailbox{}, false
+	}
+	return m, true
+}
+
+func (h *handler) mailboxNotFound(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, http.StatusNotFound, "Mailbox not found",
+		"There is no mailbox with this id; it may have been deleted. Go back to the Mailboxes page.")
+}
+
+// needService writes an error page when no mailbox service is configured.
+func (h *handler) needService(w http.ResponseWriter, r *http.Request) bool {
+	if h.mailboxes != nil {
+		return true
+	}
+	h.errorPage(w, r, http.StatusServiceUnavailable, "Mailbox administration is not available",
+		"This server was started without mailbox administration. Use the command line, or ask the operator.")
+	return false
+}
+
+// securityLabel names a security setting for people.
+func securityLabel(s string) string {
+	switch s {
+	case mailbox.SecurityTLS:
+		return "TLS"
+	case mailbox.SecurityStartTLS:
+		return "STARTTLS"
+	case mailbox.SecurityNone:
+		return "none (loopback only)"
+	}
+	return s
+}
+
+// afterActionLabel says what happens at the source after a message is stored.
+func afterActionLabel(action, protocol string) string {
+	switch action {
+	case store.AfterMarkRead:
+		return "mark as read"
+	case store.AfterMove:
+		return "move to folder"
+	case store.AfterDelete:
+		return "delete from the server"
+	case store.AfterKeep:
+		return "leave on the server"
+	case "":
+		if protocol == mailbox.POP3 {
+			return "delete from the server (default)"
+		}
+		return "mark as read (default)"
+	}
+	return action
+}
+
+// formatSeconds shows a poll interval: "60 s", "5 min".
+func formatSeconds(d time.Duration) string {
+	if d == 0 {
+		return "60 s (default)"
+	}
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%d s", int(d/time.Second))
+}
+
+// formatAgo says how long ago t was, "never" for the zero time.
+func formatAgo(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	if s := formatAge(t); s != "just now" {
+		return s + " ago"
+	}
+	return "just now"
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -13,8 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -35,27 +37,42 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src
 	"img-src 'self' data:; style-src 'self'; frame-src 'self'; form-action 'self'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
 
+// Replier sends an agent's reply to a work item and lists the addresses it may be sent
+// from (internal/outbound implements it).
+type Replier interface {
+	FromChoices(ctx context.Context, workItemID int64) ([]outbound.FromChoice, error)
+	Reply(ctx context.Context, actor store.User, workItemID int64, req outbound.ReplyRequest) (store.OutboxItem, error)
+}
+
 // Options configures the pages.
 type Options struct {
-	Store          store.Store
-	Auth           *auth.Service
-	Replier        api.Replier
+	Store   store.Store
+	Auth    *auth.Service
+	Replier Replier
+	// Mailboxes administers mailboxes, queues and From addresses; without it the
+	// administration pages say that it is not configured.
+	Mailboxes      *mailbox.Service
 	Logger         *slog.Logger
 	ProductVersion string
 }
 
 type handler struct {
-	st      store.Store
-	auth    *auth.Service
-	replier api.Replier
-	logger  *slog.Logger
-	version string
-	pages   map[string]*template.Template
-	signer  *attachmentSigner
+	st        store.Store
+	auth      *auth.Service
+	replier   Replier
+	mailboxes *mailbox.Service
+	logger    *slog.Logger
+	version   string
+	pages     map[string]*template.Template
+	signer    *attachmentSigner
 }
 
-// pages are the templates under templates/, each rendered inside layout.html.
-var pageNames = []string{"login", "workitems", "workitem", "mailboxes", "error"}
+// pages are the templates under templates/, each rendered inside layout.html with the
+// shared parts of parts.html.
+var pageNames = []string{
+	"login", "workitems", "workitem", "error",
+	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues",
+}
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
 // served by internal/api).
@@ -68,13 +85,17 @@ func New(opts Options) (http.Handler, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &handler{
-		st: opts.Store, auth: opts.Auth, replier: opts.Replier, logger: logger,
+		st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
 		version: opts.ProductVersion, pages: map[string]*template.Template{},
 		signer: &attachmentSigner{st: opts.Store},
 	}
-	funcs := template.FuncMap{"age": formatAge, "datetime": formatTime, "size": formatSize}
+	funcs := template.FuncMap{
+		"age": formatAge, "datetime": formatTime, "size": formatSize,
+		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
+		"lower": strings.ToLower,
+	}
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
 		}
@@ -98,7 +119,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
-	mux.HandleFunc("GET /mailboxes", h.signedIn(store.RoleSupervisor, h.mailboxes))
+	h.mailboxRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -196,13 +217,18 @@ type pageData struct {
 	Version      string
 	Nav          string
 	CanMailboxes bool
-	Page         any
+	// CanAdmin shows the buttons and forms that change mailboxes and queues.
+	CanAdmin bool
+	// Wide lets the page use the whole window (the mailbox table with its detail pane).
+	Wide bool
+	Page any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
 	return pageData{
 		Title: title, SignedIn: v.User.ID != 0, User: v.User, CSRF: v.Session.CSRFToken,
-		Version: h.version, Nav: nav, CanMailboxes: auth.Allowed(v.User.Role, store.RoleSupervisor), Page: page,
+		Version: h.version, Nav: nav, CanMailboxes: auth.Allowed(v.User.Role, store.RoleSupervisor),
+		CanAdmin: auth.Allowed(v.User.Role, store.RoleAdmin), Page: page,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -31,6 +32,10 @@ type workItemData struct {
 	Outbox    []store.OutboxItem
 	Sent      bool
 	ReplyText string
+	// Froms are the addresses the reply may be sent from; From is the one selected (the
+	// default choice unless the agent picked another).
+	Froms     []outbound.FromChoice
+	From      string
 	Errors    map[string]string
 	FormError string
 }
@@ -72,6 +77,21 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	d.Item = wi
 	d.Outbox = outbox
+	if h.replier != nil {
+		froms, err := h.replier.FromChoices(ctx, wi.ID)
+		if err != nil {
+			// The reply still goes out from the default address; say so in the log only.
+			h.logger.WarnContext(ctx, "list From choices", slog.Int64("work_item_id", wi.ID), slog.Any("error", err))
+		}
+		d.Froms = froms
+		if d.From == "" {
+			for _, c := range froms {
+				if c.Default {
+					d.From = c.Address
+				}
+			}
+		}
+	}
 	imageURL, err := h.signer.urlFunc(ctx, time.Now())
 	if err != nil {
 		h.serverError(w, r, "prepare the email images", err)
@@ -103,9 +123,10 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	text := r.PostForm.Get("text")
+	from := strings.TrimSpace(r.PostForm.Get("from"))
 	if strings.TrimSpace(text) == "" {
 		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
-			ReplyText: text, Errors: map[string]string{"text": api.ReplyFieldError},
+			ReplyText: text, From: from, Errors: map[string]string{"text": api.ReplyFieldError},
 		})
 		return
 	}
@@ -115,11 +136,27 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		})
 		return
 	}
-	ob, err := h.replier.Reply(ctx, v.User, id, text)
-	if err != nil {
+	ob, err := h.replier.Reply(ctx, v.User, id, outbound.ReplyRequest{Text: text, From: from})
+	switch {
+	case errors.Is(err, outbound.ErrUnknownFrom):
+		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
+			ReplyText: text, Errors: map[string]string{"from": "this address is not one of ours: pick one from the list"},
+		})
+		return
+	case errors.Is(err, outbound.ErrEmptyReply):
+		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
+			ReplyText: text, From: from, Errors: map[string]string{"text": api.ReplyFieldError},
+		})
+		return
+	case errors.Is(err, outbound.ErrNoOutboundMailbox):
+		h.renderWorkItem(w, r, v, http.StatusConflict, wi, workItemData{
+			ReplyText: text, From: from, FormError: "The reply was not sent: no outbound mailbox is enabled. Ask an administrator to set one up on the Mailboxes page.",
+		})
+		return
+	case err != nil:
 		h.logger.ErrorContext(ctx, "reply", slog.Int64("work_item_id", id), slog.Any("error", err))
 		h.renderWorkItem(w, r, v, http.StatusInternalServerError, wi, workItemData{
-			ReplyText: text, FormError: "The reply was not sent: " + err.Error(),
+			ReplyText: text, From: from, FormError: "The reply was not sent because of an internal error; the server log has the details. Try again in a moment.",
 		})
 		return
 	}
