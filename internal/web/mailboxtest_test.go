@@ -1,0 +1,96 @@
+package web
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/postroom/postroom/internal/testenv"
+)
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	return testenv.FreePort(t)
+}
+
+// reportSteps returns the steps of the connection test report on a page: "pass Name" or
+// "fail Name", in order.
+func reportSteps(body string) []string {
+	var steps []string
+	re := regexp.MustCompile(`(?s)<span class="badge (?:pass|fail)">(pass|fail)</span>\s*<strong>([^<]*)</strong>`)
+	for _, m := range re.FindAllStringSubmatch(body, -1) {
+		steps = append(steps, m[1]+" "+m[2])
+	}
+	return steps
+}
+
+func TestMailboxConnectionTest(t *testing.T) {
+	f := newFixture(t)
+	d := testenv.StartDovecot(t, nil)
+	d.AddUser(t, "orders@example.test", secretPassword)
+	host, port, err := net.SplitHostPort(d.IMAPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.signIn(t, "admin")
+	token := c.get("/mailboxes/new?direction=inbound").csrf(t)
+	form := inboundForm(token, "orders")
+	form.Set("login", "orders@example.test")
+	form.Set("address", "orders@example.test")
+	form.Set("host", host)
+	form.Set("security", "none") // plain IMAP is allowed on loopback only
+	form.Set("port", port)
+
+	// Before saving: the typed settings are tested and the form keeps them.
+	p := c.post("/mailboxes/test", form)
+	steps := reportSteps(p.body)
+	if p.status != 200 || !strings.Contains(p.body, "Connection test: passed") || len(steps) < 3 {
+		t.Fatalf("test of typed settings: %d, steps %q\n%s", p.status, steps, p.body)
+	}
+	for _, s := range steps {
+		if !strings.HasPrefix(s, "pass ") {
+			t.Errorf("step %q failed against the real Dovecot", s)
+		}
+	}
+	if !strings.Contains(p.body, `value="`+port+`"`) || !strings.Contains(p.body, `value="orders"`) || !strings.Contains(p.body, `id="retype-password"`) {
+		t.Errorf("after the test the form lost its values or does not ask to type the password again")
+	}
+
+	// A wrong password fails at the login step, with advice.
+	form.Set("password", "wrong-"+secretPassword)
+	p = c.post("/mailboxes/test", form)
+	steps = reportSteps(p.body)
+	if !strings.Contains(p.body, "Connection test: failed") || len(steps) == 0 || !strings.HasPrefix(steps[len(steps)-1], "fail ") {
+		t.Fatalf("wrong password: steps %q", steps)
+	}
+	if !strings.Contains(p.body, `<p class="advice">`) {
+		t.Errorf("the failed step gives no advice:\n%s", p.body)
+	}
+
+	// Saved, the detail pane's button tests the stored settings with the stored password.
+	form.Set("password", secretPassword)
+	if p := c.post("/mailboxes", form); p.status != http.StatusSeeOther {
+		t.Fatalf("create: %d\n%s", p.status, p.body)
+	}
+	m := f.mailboxNamed(t, "orders")
+	p = c.post(fmt.Sprintf("/mailboxes/%d/test", m.ID), map[string][]string{"csrf": {token}})
+	if p.status != 200 || !strings.Contains(p.body, "Connection test: passed") || !strings.Contains(p.body, `id="detail"`) {
+		t.Errorf("stored mailbox test: %d, steps %q", p.status, reportSteps(p.body))
+	}
+	// The edit form's test with an empty password uses the stored one, on the port typed.
+	form.Set("password", "")
+	form.Set("port", fmt.Sprint(closedPort(t)))
+	form.Set("source", "form")
+	p = c.post(fmt.Sprintf("/mailboxes/%d/test", m.ID), form)
+	steps = reportSteps(p.body)
+	if !strings.Contains(p.body, "Connection test: failed") || len(steps) == 0 || !strings.Contains(steps[len(steps)-1], "Connect") {
+		t.Errorf("edit form test on a closed port: steps %q, want a failed connect", steps)
+	}
+	if strings.Contains(p.body, `id="retype-password"`) {
+		t.Error("the form asks to type the password again although the stored one was used")
+	}
+}
