@@ -338,7 +338,7 @@ func (s *Service) DeleteFromAddress(ctx context.Context, actor string, id int64)
 			return s.audit(ctx, actor, "from_address.delete", f.MailboxID, "address="+f.Address, "")
 		}
 	}
-	return fmt.Errorf("From address %d: %w", id, store.ErrNotFound)
+	return fmt.Errorf("from address %d: %w", id, store.ErrNotFound)
 }
 
 // Live states shown to administrators.
