@@ -31,6 +31,28 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
+// submit clicks (a submit button or a link) and waits until the NEXT page has loaded: the
+// current document is marked first, so that a wait for an element the old page also has
+// cannot pass before the navigation.
+func submit(t *testing.T, ctx context.Context, click chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	get(t, ctx, chromedp.Evaluate[bool](`window.__oldPage = true`))
+	do(t, ctx, click)
+	deadline := time.Now().Add(browserStepTimeout)
+	for time.Now().Before(deadline) {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		old, err := chromedp.Run(sctx, chromedp.Evaluate[bool](`window.__oldPage === true && document.readyState === "complete"`))
+		cancel()
+		if err == nil && !old {
+			if ready, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete"`)); err == nil && ready {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("browser: the page did not change after the click")
+}
+
 // get runs one chromedp action that returns a value, with browserStepTimeout.
 func get[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
 	t.Helper()
@@ -94,11 +116,9 @@ func TestBrowserAgentReplies(t *testing.T) {
 	}
 
 	// Search narrows the list.
-	do(t, ctx,
-		chromedp.SendKeys(chromedp.ID("q"), "order 1234"),
-		chromedp.Click(chromedp.CSS("form.search button")),
-		chromedp.WaitVisible(chromedp.CSS("table.workitems")),
-	)
+	do(t, ctx, chromedp.SendKeys(chromedp.ID("q"), "order 1234"))
+	submit(t, ctx, chromedp.Click(chromedp.CSS("form.search button")))
+	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("table.workitems")))
 	if n := get(t, ctx, chromedp.Evaluate[int](`document.querySelectorAll("table.workitems tbody tr").length`)); n != 1 {
 		t.Errorf("search for %q shows %d rows, want 1", "order 1234", n)
 	}
