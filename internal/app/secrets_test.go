@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -109,13 +110,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	srvURL := serveHandler(t, a)
 	c := newAPIClient(t, srvURL, "boss", "boss-pw")
-	for _, path := range []string{"/api/v1/mailboxes", "/api/v1/workitems", "/api/v1/me"} {
+	for _, path := range []string{"/api/v1/mailboxes", fmt.Sprintf("/api/v1/mailboxes/%d", m.ID), "/api/v1/workitems", "/api/v1/me",
+		"/mailboxes", fmt.Sprintf("/mailboxes?selected=%d", m.ID), fmt.Sprintf("/mailboxes/%d/edit", m.ID), "/queues"} {
 		status, body := c.do("GET", path, nil)
 		if status != 200 {
 			t.Errorf("GET %s: %d %s", path, status, body)
 		}
 		if bytes.Contains(body, []byte(secret)) {
 			t.Errorf("GET %s returns the mailbox password", path)
+		}
+		if strings.HasPrefix(path, "/mailboxes?selected") && !bytes.Contains(body, []byte("support")) {
+			t.Errorf("GET %s does not show the mailbox", path)
 		}
 	}
 	if strings.Contains(logs.String(), secret) {
