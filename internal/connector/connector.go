@@ -66,6 +66,11 @@ type Sink interface {
 	Close() error
 }
 
+// TokenFunc returns an OAuth 2.0 access token for a SASL XOAUTH2 or OAUTHBEARER login
+// (RFC 7628). refresh asks for a new token because the server refused the last one; an
+// implementation renews tokens before they expire by itself (golang.org/x/oauth2).
+type TokenFunc func(ctx context.Context, refresh bool) (string, error)
+
 // Kind says who has to act on an error.
 type Kind string
 
