@@ -10,10 +10,18 @@
 //     after the server accepted the message. A 4xx answer or a broken connection is retried
 //     with exponential backoff (kept in the outbox across restarts); a 5xx answer or refused
 //     credentials mark the row failed with the server's words, shown to the agent.
+//   - Results are per recipient (smtp.Deliver): when the server accepts some recipients and
+//     refuses others, the row is sent (never sent again to those who got it) and LastError
+//     lists each refused recipient with the server's words. When it refuses all of them the
+//     row is failed (all 5xx) or retried (some 4xx) like any other failure.
+//   - The Sender keeps one SMTP connection per outbound mailbox between sends (smtp.Sink:
+//     NOOP after 30 s idle, closed after 5 minutes idle), rebuilt when the mailbox's
+//     settings change.
 package outbound
 
 import (
 	"context"
+	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -21,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
@@ -251,16 +260,31 @@ func (s *Service) Wake() {
 type SenderOptions struct {
 	Store     store.Store
 	Passwords *credential.Passwords
-	Logger    *slog.Logger
+	// Tokens returns the OAuth 2.0 token source of an outbound mailbox that signs in with
+	// OAuth (XOAUTH2/OAUTHBEARER), or nil when it signs in with its password. A nil
+	// Tokens means every mailbox uses its password.
+	Tokens func(m store.Mailbox) connector.TokenFunc
+	Logger *slog.Logger
 	// RootCAs replaces the system roots for TLS (tests).
 	RootCAs *x509.CertPool
 	Now     func() time.Time
 }
 
-// Sender delivers queued outbox rows.
+// Sender delivers queued outbox rows. It keeps one smtp.Sink (one SMTP connection) per
+// outbound mailbox, rebuilt when the mailbox's settings change; Close releases them.
 type Sender struct {
 	opts SenderOptions
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	sinks map[int64]*mailboxSink // by mailbox id
+}
+
+// mailboxSink is the Sink of one outbound mailbox and the settings it was built with.
+type mailboxSink struct {
+	sink      *smtp.Sink
+	cfg       smtp.Config
+	updatedAt time.Time
 }
 
 // NewSender returns a Sender. It does no I/O.
@@ -272,11 +296,13 @@ func NewSender(opts SenderOptions) *Sender {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{opts: opts, log: log}
+	return &Sender{opts: opts, log: log, sinks: map[int64]*mailboxSink{}}
 }
 
-// Run sends due rows whenever wake signals and every few seconds, until ctx is done.
+// Run sends due rows whenever wake signals and every few seconds, until ctx is done; then
+// it closes its connections.
 func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
+	defer s.Close()
 	t := time.NewTicker(idleScan)
 	defer t.Stop()
 	for {
@@ -292,7 +318,20 @@ func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
 	}
 }
 
-// SendDue claims and sends the rows that are due; it returns how many were sent.
+// Close closes the kept SMTP connections (QUIT). The Sender stays usable.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	sinks := s.sinks
+	s.sinks = map[int64]*mailboxSink{}
+	s.mu.Unlock()
+	for _, ms := range sinks {
+		ms.sink.Close()
+	}
+	return nil
+}
+
+// SendDue claims and sends the rows that are due; it returns how many were sent (to at
+// least one recipient).
 func (s *Sender) SendDue(ctx context.Context) (int, error) {
 	sent := 0
 	for {
@@ -315,15 +354,33 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 // deliver sends one row and records the outcome.
 func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 	log := s.log.With(slog.Int64("outbox_id", it.ID), slog.Int64("work_item_id", it.WorkItemID))
-	err := s.send(ctx, it)
+	res, err := s.send(ctx, it)
 	attempts := it.Attempts + 1
 	now := s.opts.Now()
 	switch {
-	case err == nil:
+	case err == nil && len(res.Refused) == 0:
 		if err := s.opts.Store.MarkOutboxSent(ctx, it.ID, now); err != nil {
 			log.Error("sent, but cannot record it", slog.Any("error", err))
 		}
 		log.Info("reply sent", slog.Int("recipients", len(it.Recipients)))
+		return true
+	case err == nil:
+		// Some recipients got it: the row is sent (a retry would send them a second copy),
+		// with the refusals in LastError for the agent. The store has no single call for
+		// "sent, with a note": the note is written first with the row still leased, then
+		// the row is marked sent; a crash between the two sends the message again after
+		// the lease (at least once, as everywhere in the outbox).
+		note := (&smtp.PartialError{Result: res}).Error()
+		if res.Temporary() {
+			note += "; temporary refusals are not retried automatically: reply again to reach those recipients"
+		}
+		if err := s.opts.Store.MarkOutboxRetry(ctx, it.ID, it.Attempts, now.Add(claimLease), note); err != nil {
+			log.Error("sent, but cannot record the refused recipients", slog.Any("error", err))
+		}
+		if err := s.opts.Store.MarkOutboxSent(ctx, it.ID, now); err != nil {
+			log.Error("sent, but cannot record it", slog.Any("error", err))
+		}
+		log.Warn("reply sent to some recipients only", slog.Int("accepted", len(res.Accepted)), slog.String("refused", res.Summary()))
 		return true
 	case connector.IsPermanent(err) || attempts >= maxAttempts:
 		if err := s.opts.Store.MarkOutboxFailed(ctx, it.ID, attempts, err.Error()); err != nil {
@@ -340,25 +397,70 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 	return false
 }
 
-func (s *Sender) send(ctx context.Context, it store.OutboxItem) error {
+func (s *Sender) send(ctx context.Context, it store.OutboxItem) (smtp.Result, error) {
 	m, err := s.opts.Store.Mailbox(ctx, it.MailboxID)
 	if err != nil {
-		return fmt.Errorf("outbound mailbox %d: %w", it.MailboxID, err)
+		if store.IsNotFound(err) {
+			s.dropSink(it.MailboxID)
+		}
+		return smtp.Result{}, fmt.Errorf("outbound mailbox %d: %w", it.MailboxID, err)
 	}
 	if !m.Enabled {
+		s.dropSink(m.ID)
 		// Not permanent: the reply waits (with backoff) until an admin enables the mailbox.
-		return fmt.Errorf("outbound mailbox %q is disabled: an administrator must enable it on the Mailboxes page; the reply waits until then", m.Name)
+		return smtp.Result{}, fmt.Errorf("outbound mailbox %q is disabled: an administrator must enable it on the Mailboxes page; the reply waits until then", m.Name)
 	}
+	sink, err := s.sink(ctx, m)
+	if err != nil {
+		return smtp.Result{}, err
+	}
+	return sink.Deliver(ctx, it.From, it.Recipients, it.Raw)
+}
+
+// sink returns the kept Sink of mailbox m, or a new one when there is none or m's
+// settings (UpdatedAt, or the password, which is stored apart) changed since it was built.
+func (s *Sender) sink(ctx context.Context, m store.Mailbox) (*smtp.Sink, error) {
 	password, err := s.opts.Passwords.Get(ctx, m.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	sink := smtp.New(smtp.Config{
+	cfg := smtp.Config{
 		Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
-		RootCAs: s.opts.RootCAs, Logger: s.log,
-	})
-	defer sink.Close()
-	return sink.Send(ctx, it.From, it.Recipients, it.Raw)
+		RootCAs: s.opts.RootCAs, Logger: s.log.With(slog.String("mailbox", m.Name)),
+	}
+	if s.opts.Tokens != nil {
+		cfg.Token = s.opts.Tokens(m)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ms := s.sinks[m.ID]; ms != nil {
+		if ms.updatedAt.Equal(m.UpdatedAt) && sameServer(ms.cfg, cfg) {
+			return ms.sink, nil
+		}
+		s.log.Info("outbox: mailbox settings changed; reconnecting", slog.String("mailbox", m.Name))
+		ms.sink.Close()
+	}
+	ms := &mailboxSink{sink: smtp.New(cfg), cfg: cfg, updatedAt: m.UpdatedAt}
+	s.sinks[m.ID] = ms
+	return ms.sink, nil
+}
+
+// sameServer reports whether two configurations reach the same server as the same user.
+func sameServer(a, b smtp.Config) bool {
+	return a.Host == b.Host && a.Port == b.Port && a.Security == b.Security && a.Login == b.Login &&
+		subtle.ConstantTimeCompare([]byte(a.Password.Reveal()), []byte(b.Password.Reveal())) == 1 &&
+		(a.Token == nil) == (b.Token == nil)
+}
+
+// dropSink closes and forgets the Sink of a mailbox that is gone or disabled.
+func (s *Sender) dropSink(mailboxID int64) {
+	s.mu.Lock()
+	ms := s.sinks[mailboxID]
+	delete(s.sinks, mailboxID)
+	s.mu.Unlock()
+	if ms != nil {
+		ms.sink.Close()
+	}
 }
 
 // retryDelay is the wait before attempt n+1: exponential with ±20% jitter.

@@ -24,6 +24,7 @@ const customerMail = "From: Ana Customer <ana@example.org>\r\nTo: support@exampl
 	"Message-ID: <lid-1@example.org>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\nThe lid of my kettle is broken.\r\n"
 
 type fixture struct {
+	path      string // the SQLite file, to reopen the store as a restarted process does
 	st        store.Store
 	passwords *credential.Passwords
 	svc       *outbound.Service
@@ -34,7 +35,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	path := filepath.Join(t.TempDir(), "p.db")
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{st: st, passwords: credential.NewPasswords(st, v), svc: outbound.NewService(st, nil), agent: agent, workItem: res.WorkItemID}
+	return &fixture{path: path, st: st, passwords: credential.NewPasswords(st, v), svc: outbound.NewService(st, nil), agent: agent, workItem: res.WorkItemID}
 }
 
 func (f *fixture) addOutbound(t *testing.T, host string, port int, security, login, password string) {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,5 +102,42 @@ func TestPlainPeerWithoutAuth(t *testing.T) {
 	}
 	if got := sink.Wait(t, 1, time.Minute); len(got) != 1 {
 		t.Fatalf("peer got %d messages", len(got))
+	}
+}
+
+// TestSubmissionKeepsConnection: against Dovecot submission, a Sink logs in once for
+// several sends; a message with more recipients than MaxRecipients goes out in several
+// transactions on the same authenticated connection (RSET, then EHLO again after AUTH).
+func TestSubmissionKeepsConnection(t *testing.T) {
+	sink := testenv.StartSMTPSink(t)
+	d := testenv.StartDovecot(t, &testenv.DovecotOptions{SubmissionRelay: sink.Addr})
+	d.AddUser(t, user, password)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CertPEM)
+	cfg := smtp.Config{Host: "localhost", Port: port(t, d.SubmissionAddr), Security: smtp.SecurityStartTLS,
+		Login: user, Password: vault.NewSecret(password), RootCAs: roots,
+		MaxRecipients: 2, NoopAfter: time.Nanosecond}
+	s := smtp.New(cfg)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := s.Deliver(ctx, user, []string{"a@example.net", "b@example.net", "c@example.net"}, []byte(raw))
+	if err != nil || res.Transactions != 2 || len(res.Accepted) != 3 {
+		t.Fatalf("first send: %+v %v", res, err)
+	}
+	if err := s.Send(ctx, user, []string{"d@example.net"}, []byte(raw)); err != nil {
+		t.Fatalf("second send on the kept connection: %v", err)
+	}
+	got := sink.Wait(t, 3, time.Minute)
+	var rcpts []string
+	for _, m := range got {
+		rcpts = append(rcpts, m.Rcpts...)
+	}
+	slices.Sort(rcpts)
+	if strings.Join(rcpts, ",") != "a@example.net,b@example.net,c@example.net,d@example.net" {
+		t.Errorf("relayed to %v", rcpts)
+	}
+	if n := strings.Count(d.Log(), "Login: user=<"+user+">"); n != 1 {
+		t.Errorf("%d logins for 2 sends and 3 transactions, want 1:\n%s", n, d.Log())
 	}
 }

@@ -1,0 +1,159 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/postroom/postroom/internal/connector"
+)
+
+// SASL mechanism names for OAuth 2.0. XOAUTH2 is Google's and Microsoft's (Microsoft
+// offers only XOAUTH2); OAUTHBEARER is RFC 7628.
+const (
+	mechXOAuth2     = "XOAUTH2"
+	mechOAuthBearer = sasl.OAuthBearer
+)
+
+// codeAuthFailed is RFC 4954 §6's "535 5.7.8 Authentication credentials invalid".
+const codeAuthFailed = 535
+
+// adviceTokenRefused is what an admin reads when the server refuses the OAuth token even
+// after a renewal.
+const adviceTokenRefused = "the server refused the OAuth token: the grant may be revoked or expired: sign in again / check the app's permissions"
+
+// auth logs in: with OAuth 2.0 when a TokenFunc is configured, with the password when a
+// login is, else not at all.
+func (s *Sink) auth(ctx context.Context, c *smtp.Client) error {
+	if s.cfg.Token != nil {
+		return s.authToken(ctx, c)
+	}
+	if s.cfg.Login == "" {
+		return nil
+	}
+	if err := needAuth(c); err != nil {
+		return err
+	}
+	var client sasl.Client
+	switch {
+	case c.SupportsAuth(sasl.Plain):
+		client = sasl.NewPlainClient("", s.cfg.Login, s.cfg.Password.Reveal())
+	case c.SupportsAuth(sasl.Login):
+		client = sasl.NewLoginClient(s.cfg.Login, s.cfg.Password.Reveal())
+	default:
+		return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth", Err: errors.New("no common mechanism"),
+			Advice: "the server supports neither AUTH PLAIN nor LOGIN: use OAuth 2.0 or another submission server"}
+	}
+	if err := c.Auth(client); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code >= 500 {
+			return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth", Err: err,
+				Advice: fmt.Sprintf("the server refused the login %q: check the login name and password of this outbound mailbox", s.cfg.Login)}
+		}
+		return classifySMTP("smtp auth", err)
+	}
+	return nil
+}
+
+// authToken logs in with XOAUTH2 (preferred) or OAUTHBEARER. A 535 renews the token once
+// and retries once on the same connection.
+func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
+	if err := needAuth(c); err != nil {
+		return err
+	}
+	if s.cfg.Login == "" {
+		return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth", Err: errors.New("no login for the OAuth sign-in"),
+			Advice: "set the login of this outbound mailbox to the account's email address"}
+	}
+	var mech string
+	switch {
+	case c.SupportsAuth(mechXOAuth2):
+		mech = mechXOAuth2
+	case c.SupportsAuth(mechOAuthBearer):
+		mech = mechOAuthBearer
+	default:
+		return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth", Err: errors.New("server offers neither XOAUTH2 nor OAUTHBEARER"),
+			Advice: "the server does not accept OAuth 2.0 sign-in: use a password for this outbound mailbox, or the provider's OAuth submission host"}
+	}
+	var err error
+	for attempt := range 2 {
+		refresh := attempt > 0
+		token, terr := s.cfg.Token(ctx, refresh)
+		if terr != nil {
+			return tokenError(terr)
+		}
+		err = c.Auth(s.tokenClient(mech, token))
+		var se *smtp.SMTPError
+		if err == nil || !errors.As(err, &se) || se.Code != codeAuthFailed {
+			break
+		}
+		s.log.Info("smtp: OAuth token refused", slog.String("server", s.cfg.addr()), slog.String("mechanism", mech), slog.Bool("renewed", refresh))
+	}
+	if err == nil {
+		return nil
+	}
+	var se *smtp.SMTPError
+	switch {
+	case errors.As(err, &se) && se.Code == codeAuthFailed:
+		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: err, Advice: adviceTokenRefused}
+	case errors.As(err, &se) && se.Code >= 500:
+		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: err,
+			Advice: fmt.Sprintf("the server refused the OAuth sign-in (%d %s): check the app's permissions for SMTP", se.Code, se.Message)}
+	}
+	return classifySMTP("smtp auth "+mech, err)
+}
+
+func (s *Sink) tokenClient(mech, token string) sasl.Client {
+	if mech == mechXOAuth2 {
+		return &xoauth2Client{user: s.cfg.Login, token: token}
+	}
+	return &oauthBearerClient{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
+		Username: s.cfg.Login, Token: token, Host: s.cfg.Host, Port: s.cfg.Port,
+	})}
+}
+
+// tokenError classifies a TokenFunc failure. A *connector.Error passes as it is (a token
+// source says KindAuth when the grant is gone); anything else, such as an unreachable
+// token endpoint, is temporary.
+func tokenError(err error) error {
+	var ce *connector.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return &connector.Error{Kind: connector.KindNetwork, Op: "smtp oauth token", Err: err,
+		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
+}
+
+func needAuth(c *smtp.Client) error {
+	if ok, _ := c.Extension("AUTH"); !ok {
+		return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth", Err: errors.New("server offers no AUTH"),
+			Advice: "the server does not offer authentication on this connection: use STARTTLS or TLS, or leave the login empty if it relays without one"}
+	}
+	return nil
+}
+
+// xoauth2Client is the XOAUTH2 SASL mechanism (Google's and Microsoft's documentation;
+// go-sasl has none): one initial response, and on failure the server's JSON error
+// challenge is answered with an empty response so that it ends with 535.
+type xoauth2Client struct {
+	user, token string
+}
+
+func (a *xoauth2Client) Start() (string, []byte, error) {
+	return mechXOAuth2, []byte("user=" + a.user + "\x01auth=Bearer " + a.token + "\x01\x01"), nil
+}
+
+func (a *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
+
+// oauthBearerClient is go-sasl's OAUTHBEARER client, except that it answers the server's
+// error challenge with the dummy response RFC 7628 §3.2.3 asks for ("%x01"), so that the
+// server ends the exchange with its own 535 rather than the client cancelling it.
+type oauthBearerClient struct {
+	sasl.Client
+}
+
+func (a *oauthBearerClient) Next([]byte) ([]byte, error) { return []byte{0x01}, nil }

@@ -1,0 +1,153 @@
+package smtp_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/smtp"
+	"github.com/postroom/postroom/internal/testenv"
+)
+
+// introspection is an RFC 7662 token-introspection endpoint for Dovecot's oauth2 passdb
+// (testmail.md §4): "good-*" tokens are active for user, every other one is not.
+type introspection struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (i *introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tok := r.PostFormValue("token")
+	i.mu.Lock()
+	i.seen = append(i.seen, tok)
+	i.mu.Unlock()
+	body := map[string]any{"active": false}
+	if strings.HasPrefix(tok, "good-") {
+		body = map[string]any{"active": true, "email": user, "scope": "mail"}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// tokens is a TokenFunc that hands out first, then renewed on refresh, and counts calls.
+type tokens struct {
+	first, renewed string
+	mu             sync.Mutex
+	calls          []bool // the refresh argument of each call
+}
+
+func (tk *tokens) get(_ context.Context, refresh bool) (string, error) {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	tk.calls = append(tk.calls, refresh)
+	if refresh {
+		return tk.renewed, nil
+	}
+	return tk.first, nil
+}
+
+// TestOAuthThroughSubmission: XOAUTH2 against Dovecot submission checking tokens at an
+// introspection endpoint; a valid token sends, an expired one is renewed and the login
+// retried once, a revoked grant fails with advice and sends nothing.
+func TestOAuthThroughSubmission(t *testing.T) {
+	intro := &introspection{}
+	endpoint := httptest.NewServer(intro)
+	defer endpoint.Close()
+	sink := testenv.StartSMTPSink(t)
+	d := testenv.StartDovecot(t, &testenv.DovecotOptions{IntrospectionURL: endpoint.URL + "/introspect", SubmissionRelay: sink.Addr})
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CertPEM)
+	config := func(tk *tokens) smtp.Config {
+		return smtp.Config{Host: "localhost", Port: port(t, d.SubmissionAddr), Security: smtp.SecurityStartTLS,
+			Login: user, Token: tk.get, RootCAs: roots}
+	}
+	send := func(tk *tokens, subject string) error {
+		s := smtp.New(config(tk))
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		msg := strings.Replace(raw, "Subject: hello", "Subject: "+subject, 1)
+		return s.Send(ctx, user, []string{"bob@example.net"}, []byte(msg))
+	}
+
+	valid := &tokens{first: "good-1", renewed: "good-2"}
+	if err := send(valid, "valid token"); err != nil {
+		t.Fatalf("valid token: %v", err)
+	}
+	if len(valid.calls) != 1 || valid.calls[0] {
+		t.Errorf("valid token: TokenFunc calls (refresh) %v, want [false]", valid.calls)
+	}
+	if !strings.Contains(d.Log(), "method=XOAUTH2") {
+		t.Errorf("Dovecot did not log an XOAUTH2 login:\n%s", d.Log())
+	}
+
+	expired := &tokens{first: "expired-1", renewed: "good-3"}
+	if err := send(expired, "renewed token"); err != nil {
+		t.Fatalf("expired token: %v", err)
+	}
+	if len(expired.calls) != 2 || expired.calls[0] || !expired.calls[1] {
+		t.Errorf("expired token: TokenFunc calls (refresh) %v, want [false true]", expired.calls)
+	}
+
+	revoked := &tokens{first: "revoked-1", renewed: "revoked-2"}
+	err := send(revoked, "revoked grant")
+	var ce *connector.Error
+	if !errors.As(err, &ce) || ce.Kind != connector.KindAuth || !strings.Contains(ce.Advice, "sign in again") {
+		t.Fatalf("revoked grant: %v, want KindAuth with advice to sign in again", err)
+	}
+	if len(revoked.calls) != 2 {
+		t.Errorf("revoked grant: %d TokenFunc calls, want 2 (one renewal, one retry)", len(revoked.calls))
+	}
+	if strings.Contains(err.Error(), "revoked-") {
+		t.Errorf("the error shows the token: %v", err)
+	}
+
+	got := sink.Wait(t, 2, time.Minute)
+	var subjects []string
+	for _, m := range got {
+		for _, s := range []string{"valid token", "renewed token", "revoked grant"} {
+			if strings.Contains(string(m.Data), "Subject: "+s) {
+				subjects = append(subjects, s)
+			}
+		}
+	}
+	if strings.Join(subjects, ",") != "valid token,renewed token" {
+		t.Errorf("relayed %v, want the valid and the renewed token's messages only", subjects)
+	}
+	intro.mu.Lock()
+	defer intro.mu.Unlock()
+	if strings.Join(intro.seen, ",") != "good-1,expired-1,good-3,revoked-1,revoked-2" {
+		t.Errorf("Dovecot checked tokens %v", intro.seen)
+	}
+}
+
+// TestOAuthBearerFallback: a server that offers OAUTHBEARER but not XOAUTH2 gets
+// OAUTHBEARER (RFC 7628), renewal included.
+func TestOAuthBearerFallback(t *testing.T) {
+	p := startPeer(t)
+	p.mu.Lock()
+	p.oauthToken = "good-bearer"
+	p.mu.Unlock()
+	cfg := peerConfig(t, p)
+	tk := &tokens{first: "stale", renewed: "good-bearer"}
+	cfg.Login, cfg.Token = user, tk.get
+	s := smtp.New(cfg)
+	defer s.Close()
+	if err := s.Send(ctxT(t), user, []string{"bob@example.net"}, []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	seen := strings.Join(p.oauthSeen, ",")
+	p.mu.Unlock()
+	if seen != "stale,good-bearer" || len(p.Transactions()) != 1 {
+		t.Errorf("tokens presented %q, %d messages received", seen, len(p.Transactions()))
+	}
+}
