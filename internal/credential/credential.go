@@ -1,7 +1,13 @@
-// Package credential gives connectors the secrets they log in with. For now that is the
-// password of a mailbox, kept encrypted in the store by the vault (AES-256-GCM); OAuth 2.0
-// token sources (client credentials, resource owner password, authorization code with
-// refresh) join it with the Microsoft 365 work.
+// Package credential gives connectors the secrets they log in with:
+//
+//   - the password of a mailbox, kept encrypted in the store by the vault (AES-256-GCM);
+//   - OAuth 2.0 access tokens (oauth.go): connector.TokenFunc values for the client
+//     credentials grant (RFC 6749 §4.4) and the refresh token grant (RFC 6749 §6), built on
+//     golang.org/x/oauth2, that renew themselves before expiry, renew at once when a server
+//     refuses a token, save every rotated refresh token, and turn token endpoint errors
+//     (RFC 6749 §5.2, Microsoft's AADSTS codes) into *connector.Error with advice;
+//   - the SASL clients that present those tokens (sasl.go): XOAUTH2 and OAUTHBEARER
+//     (RFC 7628), shared by the IMAP and POP3 connectors.
 //
 // Invariant (DESIGN.md 3 and 10): plaintext secrets exist only in memory, inside
 // vault.Secret, whose every printed form is masked.

@@ -11,6 +11,18 @@
 //   - Messages are fetched with BODY.PEEK[] so nothing is marked \Seen before the store has
 //     committed (DESIGN.md invariant 1). Ack marks them \Seen afterwards.
 //   - go-imap v2 has no context.Context: every call closes the connection when ctx is done.
+//   - A hung server is detected: the connection is dialled here and wrapped
+//     (activityConn), and while a command runs, a watchdog closes it when no byte has
+//     passed for Config.ReadTimeout. The waits of IDLE are exempt (a server rightly says
+//     nothing there); IDLE's start and its DONE are commands like any other, and the
+//     caller re-issues IDLE (Wait returns after at most idleMax).
+//   - Folder names go on the wire in modified UTF-7 (RFC 3501 §5.1.3), which go-imap
+//     encodes and decodes: Config.Folder and MoveFolder are plain Unicode.
+//
+// Logins: with the password (LOGIN), or, when Config.Token is set, with OAuth 2.0
+// (AUTHENTICATE XOAUTH2 when offered, else OAUTHBEARER, RFC 7628). A refused token is
+// renewed once (Token(ctx, true)) and the login tried again on a new connection, since an
+// abandoned AUTHENTICATE leaves the old one in no known state.
 package imap
 
 import (
@@ -21,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +43,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -41,9 +55,25 @@ const (
 	SecurityNone     = "none"     // plain text, for loopback servers only
 )
 
-// dialTimeout bounds connecting and greeting; a server that does not greet in this time is
-// treated as down.
-const dialTimeout = 20 * time.Second
+// Timeouts.
+const (
+	// dialTimeout bounds connecting, the TLS handshake and the greeting; a server that does
+	// not greet in this time is treated as down.
+	dialTimeout = 20 * time.Second
+	// DefaultReadTimeout is how long a command may go without a byte from the server before
+	// the server counts as hung. Dovecot delays a failed login by up to 15 s on purpose, and
+	// a healthy server streams a large FETCH without pauses near this.
+	DefaultReadTimeout = 2 * time.Minute
+	// idleMax bounds one IDLE: RFC 2177 §3 has clients re-issue it at least every 29
+	// minutes, before servers drop the connection as inactive.
+	idleMax = 29 * time.Minute
+	// logoutTimeout bounds the LOGOUT of Close; a server that does not answer is dropped.
+	logoutTimeout = 2 * time.Second
+)
+
+// adviceTokenRefused is what an admin reads when the server refuses the OAuth token even
+// after a renewal.
+const adviceTokenRefused = "the server refused the OAuth token: the grant may be revoked or expired: sign in again / check the app's permissions"
 
 // Config says how to reach and read one IMAP folder.
 type Config struct {
@@ -62,6 +92,12 @@ type Config struct {
 	// MaxSize, when above 0, is the largest message fetched whole; a larger one is fetched
 	// as its header only and returned with OverSize set.
 	MaxSize int64
+	// Token, when set, logs in with OAuth 2.0 (XOAUTH2 or OAUTHBEARER) as Login instead of
+	// the password.
+	Token connector.TokenFunc
+	// ReadTimeout is how long a command may wait for the server without receiving a byte
+	// before the connection is closed as hung; 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// RootCAs, when not nil, replaces the system's trusted roots (tests use it).
 	RootCAs *x509.CertPool
 	Logger  *slog.Logger
@@ -70,6 +106,8 @@ type Config struct {
 // Source reads one IMAP folder. It is not safe for concurrent use.
 type Source struct {
 	c           *imapclient.Client
+	conn        *activityConn // the TCP connection under c
+	readTimeout time.Duration
 	folder      string
 	afterAction string
 	moveFolder  string
@@ -91,16 +129,60 @@ func Dial(ctx context.Context, cfg Config) (*Source, error) {
 	if cfg.Folder == "" {
 		cfg.Folder = "INBOX"
 	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	switch cfg.Security {
+	case SecurityTLS, SecurityStartTLS, SecurityNone, "":
+	default:
+		return nil, &connector.Error{Kind: connector.KindConfig, Op: "imap connect",
+			Err: fmt.Errorf("unknown security %q", cfg.Security), Advice: "set security to tls, starttls or none"}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	s := &Source{folder: cfg.Folder, afterAction: cfg.AfterAction, moveFolder: cfg.MoveFolder, maxSize: cfg.MaxSize,
-		created: map[string]bool{}, newMail: make(chan struct{}, 1), log: log}
+		readTimeout: cfg.ReadTimeout, created: map[string]bool{}, newMail: make(chan struct{}, 1), log: log}
+	attempts := 1
+	if cfg.Token != nil {
+		attempts = 2 // a refused token is renewed once
+	}
+	for attempt := range attempts {
+		if err := s.connect(ctx, cfg); err != nil {
+			return nil, err
+		}
+		var err error
+		if cfg.Token != nil {
+			var refused bool
+			refused, err = s.loginToken(ctx, cfg, attempt > 0)
+			if refused && attempt+1 < attempts {
+				s.c.Close()
+				s.log.Info("imap: the server refused the OAuth token; renewing it and logging in again", slog.Any("error", err))
+				continue
+			}
+		} else {
+			err = s.login(ctx, cfg.Login, cfg.Password)
+		}
+		if err != nil {
+			s.c.Close()
+			return nil, err
+		}
+		break
+	}
+	if err := s.selectFolder(ctx, cfg.Cursor); err != nil {
+		s.c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect dials, greets (with TLS as configured) and proves with NOOP that the server
+// speaks IMAP.
+func (s *Source) connect(ctx context.Context, cfg Config) error {
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	opts := &imapclient.Options{
 		TLSConfig: &tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
-		Dialer:    &net.Dialer{Timeout: dialTimeout},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			Mailbox: func(data *imapclient.UnilateralDataMailbox) {
 				if data.NumMessages != nil {
@@ -109,74 +191,84 @@ func Dial(ctx context.Context, cfg Config) (*Source, error) {
 			},
 		},
 	}
-	c, err := dialSecurity(ctx, addr, cfg.Security, opts)
+	d := net.Dialer{Timeout: dialTimeout}
+	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, connector.ClassifyDial("imap connect", addr, err)
+		return connector.ClassifyDial("imap connect", addr, err)
 	}
-	s.c = c
-	if err := s.login(ctx, cfg.Login, cfg.Password); err != nil {
+	conn := &activityConn{Conn: raw}
+	stopCtx := context.AfterFunc(ctx, func() { raw.Close() })
+	stopWatch := conn.watch(dialTimeout, func() { raw.Close() })
+	var c *imapclient.Client
+	switch cfg.Security {
+	case SecurityTLS:
+		tlsConf := opts.TLSConfig.Clone()
+		tlsConf.NextProtos = []string{"imap"} // RFC 8314 §7 (ALPN "imap")
+		tc := tls.Client(conn, tlsConf)
+		if err = tc.HandshakeContext(ctx); err == nil {
+			c = imapclient.New(tc, opts)
+		}
+	case SecurityStartTLS:
+		c, err = imapclient.NewStartTLS(conn, opts)
+	default:
+		c = imapclient.New(conn, opts)
+	}
+	if err == nil {
+		// The greeting has been read once a command completes; NOOP proves the server
+		// speaks IMAP on this port.
+		err = c.Noop().Wait()
+	}
+	stalled := stopWatch()
+	ctxDone := !stopCtx()
+	if err == nil && !ctxDone && !stalled {
+		s.c, s.conn = c, conn
+		return nil
+	}
+	raw.Close()
+	if c != nil {
 		c.Close()
-		return nil, err
 	}
-	if err := s.selectFolder(ctx, cfg.Cursor); err != nil {
-		c.Close()
-		return nil, err
+	switch {
+	case ctxDone:
+		err = ctx.Err() // a deadline reads as "did not answer in time", as before
+	case stalled:
+		err = fmt.Errorf("no answer in %s: %w", dialTimeout, os.ErrDeadlineExceeded)
 	}
-	return s, nil
+	return connector.ClassifyDial("imap connect", addr, err)
 }
 
-func dialSecurity(ctx context.Context, addr, security string, opts *imapclient.Options) (*imapclient.Client, error) {
-	type result struct {
-		c   *imapclient.Client
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		switch security {
-		case SecurityTLS:
-			r.c, r.err = imapclient.DialTLS(addr, opts)
-		case SecurityStartTLS:
-			r.c, r.err = imapclient.DialStartTLS(addr, opts)
-		case SecurityNone, "":
-			r.c, r.err = imapclient.DialInsecure(addr, opts)
-		default:
-			r.err = &connector.Error{Kind: connector.KindConfig, Op: "imap connect",
-				Err: fmt.Errorf("unknown security %q", security), Advice: "set security to tls, starttls or none"}
-		}
-		if r.err == nil {
-			// The greeting has been read once a command completes; NOOP proves the
-			// server speaks IMAP on this port.
-			r.err = r.c.Noop().Wait()
-			if r.err != nil {
-				r.c.Close()
-			}
-		}
-		done <- r
-	}()
-	select {
-	case r := <-done:
-		return r.c, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.c != nil {
-				r.c.Close()
-			}
-		}()
-		return nil, ctx.Err()
-	}
-}
-
-// withContext runs f and closes the connection if ctx ends first, so a hung server cannot
-// hold the caller.
+// withContext runs the command f and closes the connection if ctx ends first or the
+// server sends nothing for readTimeout, so a hung server cannot hold the caller.
 func (s *Source) withContext(ctx context.Context, f func() error) error {
+	return s.guard(ctx, s.readTimeout, f)
+}
+
+// guard is withContext with a given silence limit; 0 means none (the waits of IDLE).
+func (s *Source) guard(ctx context.Context, silence time.Duration, f func() error) error {
 	stop := context.AfterFunc(ctx, func() { s.c.Close() })
+	stopWatch := s.conn.watch(silence, func() { s.c.Close() })
 	err := f()
+	stalled := stopWatch()
 	if !stop() {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
+	if stalled {
+		return &stalledError{silence: silence, err: err}
+	}
 	return err
 }
+
+// stalledError says the watchdog closed the connection.
+type stalledError struct {
+	silence time.Duration
+	err     error // what the command returned once the connection was closed
+}
+
+func (e *stalledError) Error() string {
+	return fmt.Sprintf("no answer from the server for %s (connection closed)", e.silence)
+}
+
+func (e *stalledError) Unwrap() error { return e.err }
 
 func (s *Source) login(ctx context.Context, login string, password vault.Secret) error {
 	err := s.withContext(ctx, func() error { return s.c.Login(login, password.Reveal()).Wait() })
@@ -191,7 +283,65 @@ func (s *Source) login(ctx context.Context, login string, password vault.Secret)
 		}
 		return &connector.Error{Kind: connector.KindAuth, Op: "imap login", Err: err, Advice: advice}
 	}
-	return connector.ClassifyDial("imap login", "", err)
+	return s.opError("imap login", err)
+}
+
+// loginToken logs in with OAuth 2.0 as login. refused reports that the server refused the
+// token (its error challenge, or NO): a renewed token may pass.
+func (s *Source) loginToken(ctx context.Context, cfg Config, refresh bool) (refused bool, err error) {
+	var caps imap.CapSet
+	err = s.withContext(ctx, func() error {
+		caps = s.c.Caps()
+		if caps == nil {
+			return errors.New("no capabilities")
+		}
+		return nil
+	})
+	if err != nil {
+		return false, s.opError("imap capability", err)
+	}
+	mech := credential.PickOAuthMechanism(caps.AuthMechanisms())
+	if mech == "" {
+		return false, &connector.Error{Kind: connector.KindConfig, Op: "imap authenticate",
+			Err:    fmt.Errorf("the server offers neither XOAUTH2 nor OAUTHBEARER (it offers %v)", caps.AuthMechanisms()),
+			Advice: "the server does not accept OAuth 2.0 sign-in here: use a password for this mailbox, or the provider's OAuth IMAP host (and TLS: some servers offer it only after STARTTLS)"}
+	}
+	if cfg.Login == "" {
+		return false, &connector.Error{Kind: connector.KindConfig, Op: "imap authenticate", Err: errors.New("no login for the OAuth sign-in"),
+			Advice: "set the login of this mailbox to the account's email address"}
+	}
+	token, err := cfg.Token(ctx, refresh)
+	if err != nil {
+		return false, tokenError("imap oauth token", err)
+	}
+	op := "imap authenticate " + mech
+	err = s.withContext(ctx, func() error {
+		return s.c.Authenticate(credential.NewOAuthClient(mech, cfg.Login, token, cfg.Host, cfg.Port))
+	})
+	if err == nil {
+		return false, nil
+	}
+	var ce *credential.ChallengeError
+	var ie *imap.Error
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo:
+		return true, &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: adviceTokenRefused}
+	case errors.As(err, &ie):
+		return false, &connector.Error{Kind: connector.KindConfig, Op: op, Err: err,
+			Advice: "the server rejected the OAuth sign-in command: check that it supports " + mech + " for IMAP"}
+	}
+	return false, s.opError(op, err)
+}
+
+// tokenError classifies a TokenFunc failure: a *connector.Error (a grant that is gone is
+// KindAuth) passes as it is; anything else is temporary.
+func tokenError(op string, err error) error {
+	var ce *connector.Error
+	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
+		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
 }
 
 func (s *Source) selectFolder(ctx context.Context, cursor string) error {
@@ -207,7 +357,7 @@ func (s *Source) selectFolder(ctx context.Context, cursor string) error {
 			return &connector.Error{Kind: connector.KindConfig, Op: fmt.Sprintf("imap select %q", s.folder), Err: err,
 				Advice: fmt.Sprintf("the folder %q cannot be opened: check the folder name (case matters) and that it exists", s.folder)}
 		}
-		return connector.ClassifyDial(fmt.Sprintf("imap select %q", s.folder), "", err)
+		return s.opError(fmt.Sprintf("imap select %q", s.folder), err)
 	}
 	s.uidValidity = data.UIDValidity
 	if v, uid, ok := ParseCursor(cursor); ok {
@@ -311,18 +461,22 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 	if len(uids) == 0 {
 		return nil
 	}
-	return s.withContext(ctx, func() error {
+	err := s.withContext(ctx, func() error {
 		bufs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 			UID: true, BodySection: []*imap.FetchItemBodySection{section},
 		}).Collect()
 		if err != nil {
-			return s.opError("imap fetch", err)
+			return err
 		}
 		for _, b := range bufs {
 			raw[b.UID] = b.FindBodySection(section)
 		}
 		return nil
 	})
+	if err != nil {
+		return s.opError("imap fetch", err)
+	}
+	return nil
 }
 
 // Ack applies the after-processing action to the messages: mark them \Seen, move them,
@@ -454,14 +608,16 @@ func (s *Source) ensureFolder(ctx context.Context, folder string) error {
 }
 
 // Wait waits with IDLE (when the server offers it) until new mail arrives, max passes or
-// ctx is done. Without IDLE it just sleeps, and the caller polls.
+// ctx is done; max is cut to idleMax, so the caller re-issues IDLE in time. Without IDLE
+// it just sleeps, and the caller polls. The wait itself is exempt from ReadTimeout; the
+// IDLE command and its DONE are not.
 func (s *Source) Wait(ctx context.Context, max time.Duration) error {
 	select {
 	case <-s.newMail:
 		return nil
 	default:
 	}
-	timer := time.NewTimer(max)
+	timer := time.NewTimer(min(max, idleMax))
 	defer timer.Stop()
 	if !s.c.Caps().Has(imap.CapIdle) {
 		select {
@@ -470,7 +626,12 @@ func (s *Source) Wait(ctx context.Context, max time.Duration) error {
 		}
 		return nil
 	}
-	idle, err := s.c.Idle()
+	var idle *imapclient.IdleCommand
+	err := s.withContext(ctx, func() error {
+		var err error
+		idle, err = s.c.Idle()
+		return err
+	})
 	if err != nil {
 		return s.opError("imap idle", err)
 	}
@@ -480,15 +641,16 @@ func (s *Source) Wait(ctx context.Context, max time.Duration) error {
 	case <-ctx.Done():
 	case <-s.c.Closed():
 	}
-	if err := idle.Close(); err != nil {
+	err = s.withContext(context.WithoutCancel(ctx), func() error {
+		if err := idle.Close(); err != nil {
+			return err
+		}
+		return idle.Wait()
+	})
+	if err != nil {
 		return s.opError("imap idle done", err)
 	}
-	return s.withContext(context.WithoutCancel(ctx), func() error {
-		if err := idle.Wait(); err != nil {
-			return s.opError("imap idle", err)
-		}
-		return nil
-	})
+	return nil
 }
 
 func (s *Source) signal() {
@@ -500,7 +662,15 @@ func (s *Source) signal() {
 
 func (s *Source) opError(op string, err error) error {
 	var ie *imap.Error
-	if errors.As(err, &ie) {
+	var se *stalledError
+	var ce *connector.Error
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.As(err, &se):
+		return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
+			Advice: fmt.Sprintf("the server stopped answering (nothing for %s in the middle of a command); postroom closed the connection and reconnects", se.silence)}
+	case errors.As(err, &ie):
 		return &connector.Error{Kind: connector.KindServer, Op: op, Err: err,
 			Advice: "the server refused the command; it is retried: if it persists, check the server's log"}
 	}
@@ -514,7 +684,7 @@ func (s *Source) Close() error {
 	go func() { done <- s.c.Logout().Wait() }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(logoutTimeout):
 	}
 	return s.c.Close()
 }

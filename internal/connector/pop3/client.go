@@ -7,13 +7,19 @@
 // Invariants a change must keep:
 //
 //   - Every exchange runs under a context: when it ends, the connection is closed, so a hung
-//     server cannot hold the caller. Each read or write also has a deadline (commandTimeout).
+//     server cannot hold the caller. Each read or write also has a deadline
+//     (Config.ReadTimeout, DefaultReadTimeout): a server that sends nothing for that long
+//     is hung, and the connection is closed with a KindNetwork error.
 //   - Any failure other than a "-ERR" answer (I/O error, timeout, malformed answer, a
 //     download the caller stopped) leaves the connection closed: the client never guesses
 //     where in the stream it is.
 //   - Deletions happen only at QUIT (RFC 1939 §6). Close without QUIT drops the
 //     connection and the server forgets every DELE of the session.
 //   - Secrets are never logged and never part of an error.
+//
+// OAuth 2.0 logins (LoginOAuth): AUTH XOAUTH2 when the server offers it, else OAUTHBEARER
+// (RFC 7628); a refused token is renewed once and the login tried again on the same
+// connection, since an abandoned AUTH leaves the session in the AUTHORIZATION state.
 //
 // The Source (source.go) reads a maildrop for the ingest pipeline; see its doc for how a
 // POP3 snapshot, UIDL and "delete after commit" fit the connector.Source contract.
@@ -30,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +44,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -58,11 +66,11 @@ const (
 	// dialTimeout bounds connecting, the TLS handshake and the greeting, as for IMAP; a
 	// server that does not greet in this time is treated as down.
 	dialTimeout = 20 * time.Second
-	// commandTimeout bounds each wait for the server within a command: for its status
+	// DefaultReadTimeout bounds each wait for the server within a command: for its status
 	// line, and between reads of a multi-line answer, so a large message on a slow link is
 	// not cut off while it still flows. Servers delay a failed login by a few seconds on
 	// purpose (Dovecot: up to 15 s), far below this.
-	commandTimeout = 60 * time.Second
+	DefaultReadTimeout = 2 * time.Minute
 	// quitTimeout bounds the QUIT of Close; a server that does not answer is just dropped.
 	quitTimeout = 5 * time.Second
 )
@@ -84,6 +92,12 @@ type Config struct {
 	// reports them). A larger one comes back as its header only (TOP n 0) with OverSize
 	// set and the full Size, and Ack never deletes it: the original stays on the server.
 	MaxSize int64
+	// Token, when set, makes the Source log in with OAuth 2.0 (LoginOAuth) as Login
+	// instead of the password.
+	Token connector.TokenFunc
+	// ReadTimeout is how long the client waits for a byte from the server within a command
+	// before it closes the connection as hung; 0 means DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// RootCAs, when not nil, replaces the system's trusted roots (tests use it).
 	RootCAs *x509.CertPool
 	Logger  *slog.Logger
@@ -194,9 +208,16 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+func (c *Client) readTimeout() time.Duration {
+	if c.cfg.ReadTimeout > 0 {
+		return c.cfg.ReadTimeout
+	}
+	return DefaultReadTimeout
+}
+
 func (c *Client) setConn(conn net.Conn) {
 	c.conn = conn
-	c.dl = &deadlineConn{Conn: conn, timeout: commandTimeout}
+	c.dl = &deadlineConn{Conn: conn, timeout: c.readTimeout()}
 	c.r = bufio.NewReader(c.dl)
 	c.w = bufio.NewWriter(c.dl)
 }
@@ -220,7 +241,7 @@ func (c *Client) Greet(ctx context.Context) error {
 		_, err = parseStatus("greeting", line)
 		return err
 	})
-	c.dl.timeout = commandTimeout
+	c.dl.timeout = c.readTimeout()
 	if err != nil {
 		c.abort(err)
 		var pe *Error
@@ -405,14 +426,92 @@ func (c *Client) authenticate(ctx context.Context, client sasl.Client) error {
 }
 
 // cancelAuth sends "*" to abandon an AUTH exchange (RFC 5034 §4) and reads the -ERR.
+// When the cause is the server's refusal of an OAuth token, the session stays usable
+// (AUTHORIZATION state), and the error carries the server's -ERR as an *Error too.
 func (c *Client) cancelAuth(cause error) error {
 	if err := c.send("*"); err != nil {
 		return err
 	}
-	if _, err := readLine(c.r); err != nil {
+	line, err := readLine(c.r)
+	if err != nil {
 		return err
 	}
+	var ce *credential.ChallengeError
+	if _, perr := parseStatus("AUTH", line); errors.As(cause, &ce) && perr != nil {
+		return fmt.Errorf("pop3 AUTH cancelled: %w (server: %w)", cause, perr)
+	}
 	return fmt.Errorf("pop3 AUTH cancelled: %w", cause)
+}
+
+// adviceTokenRefused is what an admin reads when the server refuses the OAuth token even
+// after a renewal.
+const adviceTokenRefused = "the server refused the OAuth token: the grant may be revoked or expired: sign in again / check the app's permissions"
+
+// LoginOAuth logs in as login with an OAuth 2.0 access token from token: AUTH XOAUTH2
+// when the server offers it (Microsoft offers only it), else OAUTHBEARER (RFC 7628). When
+// the server refuses the token, it asks token for a new one (refresh=true) and tries
+// once more; a second refusal is a KindAuth error that says to sign in again.
+func (c *Client) LoginOAuth(ctx context.Context, login string, token connector.TokenFunc) error {
+	mech := credential.PickOAuthMechanism(c.caps["SASL"])
+	if mech == "" {
+		return &connector.Error{Kind: connector.KindConfig, Op: "pop3 auth",
+			Err:    fmt.Errorf("the server offers neither XOAUTH2 nor OAUTHBEARER (SASL %v)", c.caps["SASL"]),
+			Advice: "the server does not accept OAuth 2.0 sign-in here: use a password for this mailbox, or the provider's OAuth POP3 host (and TLS: some servers offer it only after STLS)"}
+	}
+	if login == "" {
+		return &connector.Error{Kind: connector.KindConfig, Op: "pop3 auth", Err: errors.New("no login for the OAuth sign-in"),
+			Advice: "set the login of this mailbox to the account's email address"}
+	}
+	op := "pop3 auth " + mech
+	var err error
+	for attempt := range 2 {
+		tok, terr := token(ctx, attempt > 0)
+		if terr != nil {
+			return tokenError(terr)
+		}
+		err = c.authenticate(ctx, credential.NewOAuthClient(mech, login, tok, c.cfg.Host, c.port()))
+		if err == nil {
+			return nil
+		}
+		if !tokenRefused(err) || c.broken != nil {
+			break
+		}
+		if attempt == 0 {
+			c.log.Info("pop3: the server refused the OAuth token; renewing it and logging in again", slog.Any("error", err))
+		}
+	}
+	if tokenRefused(err) {
+		return &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: adviceTokenRefused}
+	}
+	return c.loginError(login, err)
+}
+
+// tokenRefused reports whether err is the server's refusal of a token: its error
+// challenge, or a -ERR without a code or with [AUTH] (RFC 3206 §5).
+func tokenRefused(err error) bool {
+	var ce *credential.ChallengeError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var pe *Error
+	return errors.As(err, &pe) && (pe.Code == "" || pe.Code == CodeAuth)
+}
+
+// tokenError classifies a TokenFunc failure: a *connector.Error (a grant that is gone is
+// KindAuth) passes as it is; anything else is temporary.
+func tokenError(err error) error {
+	var ce *connector.Error
+	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &connector.Error{Kind: connector.KindNetwork, Op: "pop3 oauth token", Err: err,
+		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
+}
+
+func (c *Client) port() int {
+	_, p, _ := net.SplitHostPort(c.addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 func (c *Client) loginError(login string, err error) error {
@@ -696,6 +795,9 @@ func (c *Client) opError(op string, err error) error {
 	case errors.Is(err, errProtocol):
 		return &connector.Error{Kind: connector.KindServer, Op: op, Err: err,
 			Advice: "the server sent an answer that breaks the POP3 protocol; postroom reconnects: if it persists, check the server"}
+	case errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded):
+		return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
+			Advice: fmt.Sprintf("the server stopped answering (nothing for %s in the middle of a command); postroom closed the connection and reconnects", c.readTimeout())}
 	}
 	return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
 		Advice: "the connection to the server broke; postroom reconnects by itself"}

@@ -92,7 +92,12 @@ func (s *Source) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.Login(ctx, s.cfg.Login, s.cfg.Password); err != nil {
+	if s.cfg.Token != nil {
+		err = c.LoginOAuth(ctx, s.cfg.Login, s.cfg.Token)
+	} else {
+		err = c.Login(ctx, s.cfg.Login, s.cfg.Password)
+	}
+	if err != nil {
 		c.Close()
 		return err
 	}

@@ -24,7 +24,7 @@ import (
 const user, password = "alice@example.test", "alice-pw"
 
 // hangGuard fails a test whose call does not return: far above any healthy run, below
-// commandTimeout so that a cancellation test cannot pass by timing out instead.
+// DefaultReadTimeout so that a cancellation test cannot pass by timing out instead.
 const hangGuard = 20 * time.Second
 
 func setup(t *testing.T) (*testenv.Dovecot, pop3.Config) {
