@@ -23,6 +23,7 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/ingest"
 	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
@@ -63,7 +64,9 @@ type App struct {
 	Auth      *auth.Service
 	Replies   *outbound.Service
 	Mailboxes *mailbox.Service
-	Handler   http.Handler
+	// Metrics is served at GET /metrics to supervisors and admins (internal/metrics).
+	Metrics *metrics.Registry
+	Handler http.Handler
 
 	cfg Config
 	log *slog.Logger
@@ -110,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Passwords: credential.NewPasswords(st, v),
 		Auth:      auth.NewService(st, log),
 		Replies:   outbound.NewService(st, log),
+		Metrics:   metrics.New(),
 		cfg:       cfg,
 		log:       log,
 	}
@@ -127,6 +131,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log}))
 	mux.Handle("/", pages)
+	a.Metrics.GaugeFunc("postroom_outbox_queued", "Outgoing messages waiting in the outbox.", func(ctx context.Context) (float64, error) {
+		n, err := st.CountOutbox(ctx, store.OutboxQueued)
+		return float64(n), err
+	})
+	mux.Handle("GET /metrics", a.Metrics.Handler(func(r *http.Request) bool {
+		u, _, err := a.Auth.Authenticate(r)
+		return err == nil && auth.Allowed(u.Role, store.RoleSupervisor)
+	}))
 	a.Handler = mux
 	return a, nil
 }
@@ -161,7 +173,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 func (a *App) Start(ctx context.Context) (wait func()) {
 	runner := ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
-		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit,
+		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
 	})
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,

@@ -11,8 +11,19 @@
 //  2. Nothing is dropped (DESIGN.md 5): a message that cannot be parsed is stored raw and
 //     becomes a work item flagged unparsed.
 //  3. A failing mailbox is visible (DESIGN.md 9): every failure sets the mailbox's status
-//     to error with advice and logs it; the loop retries with exponential backoff and
-//     jitter, and the process keeps running.
+//     to error with advice, logs it and sets postroom_mailbox_up to 0 (internal/metrics);
+//     the loop retries with exponential backoff and jitter, and the process keeps running.
+//  4. One bad message never blocks a mailbox (DESIGN.md 7): a message that fails to be
+//     stored (or panics the parser) is retried with the session; every failure is counted
+//     in the store, and after maxTries it is quarantined: stored raw, unparsed, with no
+//     attachments, acknowledged, and the cursor moves on. It is never fetched again.
+//  5. Messages are taken in source order and a batch stops at the first failure, so the
+//     cursor never moves past a message that is not stored.
+//  6. Dedup has two keys (DESIGN.md 2 and 8): (mailbox, source id), and Message-ID plus
+//     content hash (the store's IngestResult.Linked), so a copy through a second mailbox
+//     or a re-read after an IMAP UIDVALIDITY change is acknowledged, not stored again. A
+//     UIDVALIDITY change is written to the audit log for the admin
+//     ("mailbox.uidvalidity_changed").
 package ingest
 
 import (
@@ -22,6 +33,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/mail"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +44,7 @@ import (
 	"github.com/postroom/postroom/internal/connector/pop3"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/message"
+	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -45,6 +60,24 @@ const (
 	// Backoff after a failure: from minBackoff doubling to maxBackoff, with ±25% jitter.
 	minBackoff = 1 * time.Second
 	maxBackoff = 5 * time.Minute
+	// defaultMaxSession bounds how long one connection is used before a fresh login and
+	// SELECT. A long session can miss what changed under it: Dovecot keeps a session on a
+	// folder that was deleted and created again (new UIDVALIDITY) without an error, and it
+	// sees no new mail until it selects the folder again. Reconnecting a few times an hour
+	// costs nothing next to the poll traffic.
+	defaultMaxSession = 15 * time.Minute
+	// maxTries is how many failed attempts to store one message are allowed before it is
+	// quarantined (DESIGN.md invariant 7: "a bounded number of tries"). Three rides out a
+	// passing fault (a lock, a dropped database connection) on the way.
+	maxTries = 3
+)
+
+// Audit action and actor of a detected IMAP UIDVALIDITY change.
+const (
+	auditActor          = "system"
+	actionUIDValidity   = "mailbox.uidvalidity_changed"
+	imapSourcePrefix    = "imap:"
+	quarantineErrPrefix = "could not be stored after %d tries: %s"
 )
 
 // Options configure a Runner.
@@ -62,12 +95,22 @@ type Options struct {
 	AfterCommit func(mailboxID int64, sourceID string) error
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Metrics receives the ingest metrics (metrics.go); nil for none.
+	Metrics *metrics.Registry
+	// MaxSession is how long one connection is used before it is replaced by a fresh one
+	// (0: defaultMaxSession).
+	MaxSession time.Duration
+
+	// beforeStore, when set, runs before each message is stored; its error counts as a
+	// failure to store the message (tests craft poison messages with it).
+	beforeStore func(in connector.Incoming) error
 }
 
 // Runner supervises the per-mailbox loops.
 type Runner struct {
 	opts Options
 	log  *slog.Logger
+	met  ingestMetrics
 
 	mu      sync.Mutex
 	running map[int64]*loop
@@ -77,6 +120,7 @@ type loop struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	updated time.Time // the mailbox's UpdatedAt when the loop started
+	name    string    // the mailbox's name, its metrics label
 }
 
 // NewRunner returns a Runner. It does no I/O.
@@ -90,11 +134,14 @@ func NewRunner(opts Options) *Runner {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxSession <= 0 {
+		opts.MaxSession = defaultMaxSession
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{opts: opts, log: log, running: map[int64]*loop{}}
+	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}}
 }
 
 // Run starts a loop for every enabled inbound mailbox and keeps the set in step with the
@@ -135,6 +182,9 @@ func (r *Runner) sync(ctx context.Context) error {
 			l.cancel()
 			<-l.done
 			delete(r.running, id)
+			if !ok { // disabled or deleted: no longer watched, so neither up nor down
+				r.met.forget(l.name)
+			}
 		}
 	}
 	for id, m := range want {
@@ -142,7 +192,7 @@ func (r *Runner) sync(ctx context.Context) error {
 			continue
 		}
 		lctx, cancel := context.WithCancel(ctx)
-		l := &loop{cancel: cancel, done: make(chan struct{}), updated: m.UpdatedAt}
+		l := &loop{cancel: cancel, done: make(chan struct{}), updated: m.UpdatedAt, name: m.Name}
 		r.running[id] = l
 		go func() {
 			defer close(l.done)
@@ -165,6 +215,7 @@ func (r *Runner) stopAll() {
 // runMailbox runs sessions until ctx is done, backing off after each failure.
 func (r *Runner) runMailbox(ctx context.Context, m store.Mailbox) {
 	log := r.log.With(slog.Int64("mailbox_id", m.ID), slog.String("mailbox", m.Name))
+	r.met.watch(m.Name)
 	failures := 0
 	for ctx.Err() == nil {
 		connected, err := r.session(ctx, m, log)
@@ -174,10 +225,16 @@ func (r *Runner) runMailbox(ctx context.Context, m store.Mailbox) {
 		if connected {
 			failures = 0
 		}
+		if err == nil { // the session reached MaxSession: a fresh one at once
+			log.Debug("replacing a long session with a fresh one", slog.Duration("max_session", r.opts.MaxSession))
+			continue
+		}
 		failures++
 		wait := backoff(failures)
-		log.Error("mailbox failing; retrying", slog.Any("error", err),
+		kind := errorKind(err)
+		log.Error("mailbox failing; retrying", slog.Any("error", err), slog.String("kind", kind),
 			slog.String("advice", connector.Advice(err)), slog.Duration("retry_in", wait))
+		r.met.failed(m.Name, kind)
 		r.setStatus(context.WithoutCancel(ctx), m.ID, store.StatusError, err.Error())
 		select {
 		case <-ctx.Done():
@@ -198,8 +255,9 @@ func backoff(n int) time.Duration {
 	return d + jitter
 }
 
-// session connects once and ingests until an error or ctx ends. connected reports whether
-// the login succeeded, so that the backoff starts again from the bottom.
+// session connects once and ingests until an error, ctx ends, or (with a nil error) the
+// session is older than MaxSession. connected reports whether the login succeeded, so that
+// the backoff starts again from the bottom.
 func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger) (connected bool, err error) {
 	cursor, err := r.opts.Store.Cursor(ctx, m.ID)
 	if err != nil && !store.IsNotFound(err) {
@@ -215,7 +273,9 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	}
 	defer src.Close()
 	r.setStatus(ctx, m.ID, store.StatusConnected, "")
+	r.met.up(m.Name)
 	log.Info("mailbox connected", slog.String("host", m.Host), slog.String("folder", m.Folder))
+	st := &sessionState{cursor: cursor.Value}
 
 	if err := r.ackPending(ctx, m, src); err != nil {
 		return true, err
@@ -224,8 +284,9 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	if poll <= 0 {
 		poll = defaultPollInterval
 	}
+	started := time.Now()
 	for {
-		n, err := r.drain(ctx, m, src, log)
+		n, err := r.drain(ctx, m, src, st, log)
 		if err != nil {
 			return true, err
 		}
@@ -246,6 +307,10 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 			return true, ctx.Err()
 		}
 		r.setStatus(ctx, m.ID, store.StatusConnected, "")
+		r.met.up(m.Name)
+		if time.Since(started) >= r.opts.MaxSession {
+			return true, nil
+		}
 	}
 }
 
@@ -328,12 +393,22 @@ func (r *Runner) ack(ctx context.Context, m store.Mailbox, src connector.Source,
 	return nil
 }
 
-// drain fetches one batch, stores each message, then acknowledges the batch.
-func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Source, log *slog.Logger) (int, error) {
+// sessionState is what one session remembers between batches.
+type sessionState struct {
+	cursor      string // the cursor stored when the session started
+	uidvChecked bool   // the first fetched source id was compared with cursor
+}
+
+// drain fetches one batch, stores each message in order, then acknowledges what was
+// stored. A message that fails to be stored ends the batch there (nothing after it is
+// stored, so the cursor does not pass it) and the session, unless it failed maxTries
+// times: then it is quarantined and the batch goes on.
+func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Source, st *sessionState, log *slog.Logger) (int, error) {
 	batch, err := src.Next(ctx, r.opts.BatchSize)
 	if err != nil {
 		return 0, err
 	}
+	r.checkUIDValidity(ctx, m, st, batch, log)
 	var committed, over []string
 	finish := func() error {
 		if err := r.ack(ctx, m, src, committed, false); err != nil {
@@ -343,6 +418,11 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 	}
 	for _, in := range batch {
 		res, err := r.store(ctx, m, in)
+		quarantined := false
+		if err != nil {
+			res, err = r.failed(ctx, m, in, err, log)
+			quarantined = err == nil
+		}
 		if err != nil {
 			// Acknowledge what did commit before giving up on this session.
 			if ackErr := finish(); ackErr != nil {
@@ -350,9 +430,17 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 			}
 			return 0, err
 		}
-		if res.Duplicate {
+		switch {
+		case quarantined: // logged and counted by failed
+		case res.Linked:
+			r.met.duplicates.Inc(m.Name)
+			log.Info("message stored already through another source: linked", slog.String("source_id", in.SourceID),
+				slog.Int64("message_id", res.MessageID), slog.Int64("work_item_id", res.WorkItemID))
+		case res.Duplicate:
+			r.met.duplicates.Inc(m.Name)
 			log.Debug("message already stored", slog.String("source_id", in.SourceID))
-		} else {
+		default:
+			r.met.ingested.Inc(m.Name)
 			log.Info("message ingested", slog.String("source_id", in.SourceID),
 				slog.Int64("work_item_id", res.WorkItemID), slog.Bool("threaded", res.Threaded))
 		}
@@ -373,8 +461,171 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 	return len(batch), nil
 }
 
-// store parses and stores one message with its cursor in one transaction.
-func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incoming) (store.IngestResult, error) {
+// storeError is a failure to store a message (as opposed to a failure of the source).
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// failed handles a message that could not be stored: it counts the failure and, at
+// maxTries, quarantines the message. Below that it returns the error, which ends the
+// session; the message is fetched again after the backoff.
+func (r *Runner) failed(ctx context.Context, m store.Mailbox, in connector.Incoming, cause error, log *slog.Logger) (store.IngestResult, error) {
+	if ctx.Err() != nil {
+		return store.IngestResult{}, cause // shutting down: not the message's fault
+	}
+	tries, err := r.opts.Store.RecordIngestFailure(ctx, m.ID, in.SourceID, cause.Error())
+	if err != nil {
+		return store.IngestResult{}, &storeError{errors.Join(cause, fmt.Errorf("count the failure: %w", err))}
+	}
+	if tries < maxTries {
+		log.Warn("message could not be stored; it is tried again", slog.String("source_id", in.SourceID),
+			slog.Int("tries", tries), slog.Int("max_tries", maxTries), slog.Any("error", cause))
+		return store.IngestResult{}, &storeError{cause}
+	}
+	res, err := r.quarantine(ctx, m, in, tries, cause)
+	if err != nil {
+		return store.IngestResult{}, &storeError{fmt.Errorf("quarantine %s after %d failed tries (%w): %w", in.SourceID, tries, cause, err)}
+	}
+	r.met.quarantined.Inc(m.Name)
+	log.Error("message quarantined: stored raw and flagged unparsed for a supervisor; the mailbox moves on",
+		slog.String("source_id", in.SourceID), slog.Int("tries", tries), slog.Int64("work_item_id", res.WorkItemID),
+		slog.Any("error", cause))
+	return res, nil
+}
+
+// quarantine stores a message that failed maxTries times the shortest way: raw, with a
+// subject and sender read from its first header lines, no parsing, no attachments, no
+// Message-ID (no threading, no second dedup key), flagged unparsed with the reason.
+func (r *Runner) quarantine(ctx context.Context, m store.Mailbox, in connector.Incoming, tries int, cause error) (store.IngestResult, error) {
+	subject, from := quickHeader(in.Raw)
+	var fromName string
+	if a, err := mail.ParseAddress(from); err == nil {
+		fromName, from = a.Name, a.Address
+	}
+	msg := store.Message{
+		MailboxID:  m.ID,
+		Direction:  store.Inbound,
+		SourceID:   in.SourceID,
+		Subject:    subject,
+		FromName:   fromName,
+		FromAddr:   from,
+		Date:       r.opts.Now(),
+		Size:       int64(len(in.Raw)),
+		Unparsed:   true,
+		ParseError: fmt.Sprintf(quarantineErrPrefix, tries, cause),
+		OverSize:   in.OverSize,
+		TextBody: "This message could not be stored normally and was quarantined: " +
+			"the original is kept unchanged (download it to read it).",
+	}
+	if in.OverSize {
+		msg.Size = in.Size
+	}
+	var cursor *store.Cursor
+	if in.Cursor != "" {
+		cursor = &store.Cursor{MailboxID: m.ID, Value: in.Cursor}
+	}
+	res, err := r.opts.Store.IngestMessage(ctx, store.InboundMessage{
+		MailboxID: m.ID, Raw: in.Raw, Message: msg, Cursor: cursor, ReceivedAt: in.ReceivedAt,
+	})
+	if err != nil {
+		return res, fmt.Errorf("store quarantined message %s: %w", in.SourceID, err)
+	}
+	return res, nil
+}
+
+// quickHeaderBytes bounds how much of a quarantined message is scanned for its subject and
+// sender.
+const quickHeaderBytes = 64 << 10
+
+// quickHeader returns the unfolded Subject and From of raw's header, as they are (not
+// decoded), from at most quickHeaderBytes; "" for what it does not find.
+func quickHeader(raw []byte) (subject, from string) {
+	head := string(raw[:min(len(raw), quickHeaderBytes)])
+	var last *string
+	for line := range strings.SplitSeq(head, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			break // end of the header
+		}
+		if (line[0] == ' ' || line[0] == '\t') && last != nil {
+			*last += " " + strings.TrimSpace(line)
+			continue
+		}
+		last = nil
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "subject":
+			if subject == "" {
+				subject = strings.TrimSpace(value)
+				last = &subject
+			}
+		case "from":
+			if from == "" {
+				from = strings.TrimSpace(value)
+				last = &from
+			}
+		}
+	}
+	return subject, from
+}
+
+// checkUIDValidity records an IMAP folder that was recreated (its UIDVALIDITY changed, RFC
+// 9051 §2.3.1.1) in the audit log, once per session: the connector re-reads the unseen
+// messages and the second dedup key recognises the ones stored before, and the admin
+// should know why the folder was read again.
+func (r *Runner) checkUIDValidity(ctx context.Context, m store.Mailbox, st *sessionState, batch []connector.Incoming, log *slog.Logger) {
+	if st.uidvChecked || len(batch) == 0 || m.Protocol != "imap" {
+		return
+	}
+	st.uidvChecked = true
+	old, ok := uidValidityOf(st.cursor)
+	if !ok {
+		return
+	}
+	now, ok := uidValidityOf(strings.TrimPrefix(batch[0].SourceID, imapSourcePrefix))
+	if !ok || now == old {
+		return
+	}
+	log.Warn("imap folder was recreated (UIDVALIDITY changed): its unseen messages are read again; copies stored before are recognised, not duplicated",
+		slog.String("folder", m.Folder), slog.Uint64("old_uidvalidity", old), slog.Uint64("uidvalidity", now))
+	err := r.opts.Store.AddAudit(ctx, store.AuditEvent{
+		At: r.opts.Now(), Actor: auditActor, Action: actionUIDValidity, Object: fmt.Sprintf("mailbox:%d", m.ID),
+		Old: fmt.Sprintf("folder=%s uidvalidity=%d", m.Folder, old),
+		New: fmt.Sprintf("folder=%s uidvalidity=%d", m.Folder, now),
+	})
+	if err != nil {
+		log.Warn("cannot record the UIDVALIDITY change in the audit log", slog.Any("error", err))
+	}
+}
+
+// uidValidityOf returns the UIDVALIDITY of an IMAP cursor "<uidvalidity>:<uid>" (a source
+// id without its "imap:" prefix has the same form).
+func uidValidityOf(cursor string) (uint64, bool) {
+	v, _, ok := strings.Cut(cursor, ":")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	return n, err == nil
+}
+
+// store parses and stores one message with its cursor in one transaction. A panic while
+// parsing or storing is turned into an error: one message never takes the process down.
+func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incoming) (res store.IngestResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = store.IngestResult{}, fmt.Errorf("store message %s: panic: %v", in.SourceID, p)
+		}
+	}()
+	if r.opts.beforeStore != nil {
+		if err := r.opts.beforeStore(in); err != nil {
+			return store.IngestResult{}, fmt.Errorf("store message %s: %w", in.SourceID, err)
+		}
+	}
 	parsed := message.Parse(in.Raw)
 	parsed.MailboxID = m.ID
 	parsed.Direction = store.Inbound
@@ -405,7 +656,7 @@ func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incomi
 		}
 		inbound.AutoReply = notice
 	}
-	res, err := r.opts.Store.IngestMessage(ctx, inbound)
+	res, err = r.opts.Store.IngestMessage(ctx, inbound)
 	if err != nil {
 		return res, fmt.Errorf("store message %s: %w", in.SourceID, err)
 	}

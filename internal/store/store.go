@@ -10,6 +10,12 @@
 //     conversation, the work item and the source cursor in ONE transaction. A message whose
 //     (mailbox, source id) is already stored is reported as a duplicate and nothing is
 //     written (DESIGN.md invariants 1 and 2).
+//   - The second dedup key is the Message-ID plus a content hash: an inbound message with a
+//     new (mailbox, source id) whose non-empty Message-ID and content match a stored one (the
+//     same email To one of our mailboxes and Cc another, or fetched again after an IMAP
+//     UIDVALIDITY change) is not stored twice: its (mailbox, source id) becomes another
+//     source of the stored message, acknowledged like the first, and the work item lists
+//     both mailboxes (DESIGN.md invariants 2 and 8).
 //   - CreateReply writes the outbound message, the outbox row and the work item's new state
 //     in ONE transaction, so a reply is never half-recorded.
 //   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.
@@ -210,8 +216,12 @@ type WorkItem struct {
 	FromName       string
 	FromAddr       string
 	MailboxName    string
-	ReceivedAt     time.Time
-	UpdatedAt      time.Time
+	// Mailboxes names every mailbox that received the work item's conversation, the work
+	// item's own first (MailboxName), then the others in the order they received it: the
+	// same email To one of our mailboxes and Cc another is one work item linked to both.
+	Mailboxes  []string
+	ReceivedAt time.Time
+	UpdatedAt  time.Time
 }
 
 // WorkItemFilter selects work items for a listing. Zero values mean "any".
@@ -260,9 +270,14 @@ type IngestResult struct {
 	MessageID      int64
 	ConversationID int64
 	WorkItemID     int64
-	// Duplicate is true when (mailbox, source id) was already stored; nothing was written
-	// and the ids are those of the stored copy.
+	// Duplicate is true when the message was stored already; the ids are those of the
+	// stored copy. Either its (mailbox, source id) was stored and nothing was written, or
+	// (Linked) the same email (Message-ID and content) was stored through another source.
 	Duplicate bool
+	// Linked is true (with Duplicate) when the (mailbox, source id) was new but the same
+	// email was stored already: the source was recorded as another source of the stored
+	// message, with the cursor; nothing else was written.
+	Linked bool
 	// Threaded is true when the message joined an existing conversation.
 	Threaded bool
 }
@@ -390,12 +405,18 @@ type Store interface {
 
 	// Inbound messages.
 	IngestMessage(ctx context.Context, in InboundMessage) (IngestResult, error)
+	// MessageBySource, MarkAcked and PendingAcks consider every source of a message: the
+	// one it was stored through and those linked to it later (IngestResult.Linked).
 	// MessageBySource finds a stored message by its dedup key.
 	MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (Message, error)
 	// MarkAcked records that the message was acknowledged at its source.
 	MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error
 	// PendingAcks lists source ids stored but not yet acknowledged at the source.
 	PendingAcks(ctx context.Context, mailboxID int64) ([]string, error)
+	// RecordIngestFailure counts one more failed attempt to store the message (mailbox,
+	// source id), keeps lastError, and returns the number of failed attempts so far. A
+	// successful IngestMessage of that source forgets its failures.
+	RecordIngestFailure(ctx context.Context, mailboxID int64, sourceID, lastError string) (int, error)
 	Cursor(ctx context.Context, mailboxID int64) (Cursor, error)
 	SetCursor(ctx context.Context, c Cursor) error
 	// CountMessages counts stored messages of a mailbox (all directions when mailboxID is 0).
@@ -424,6 +445,8 @@ type Store interface {
 	MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error
 	OutboxItem(ctx context.Context, id int64) (OutboxItem, error)
 	OutboxForWorkItem(ctx context.Context, workItemID int64) ([]OutboxItem, error)
+	// CountOutbox counts the outbox items in a state (OutboxQueued, ...).
+	CountOutbox(ctx context.Context, state string) (int, error)
 
 	// Users, sessions and API tokens.
 	CreateUser(ctx context.Context, u User) (User, error)

@@ -140,6 +140,17 @@ func TestUpgradeFromV1(t *testing.T) {
 	if w, err := s.WorkItem(ctx, 1); err != nil || w.MailboxName != "support" {
 		t.Errorf("work item after the upgrade = %+v, %v; want it in support", w, err)
 	}
+	// Migration 3: the message stored by version 1 is found by its source and still waits
+	// for its acknowledgement.
+	if m, err := s.MessageBySource(ctx, 1, "imap:7:42"); err != nil || m.Subject != "Hello" {
+		t.Errorf("MessageBySource after the upgrade = %+v, %v; want the stored message", m, err)
+	}
+	if p, err := s.PendingAcks(ctx, 1); err != nil || len(p) != 1 || p[0] != "imap:7:42" {
+		t.Errorf("PendingAcks after the upgrade = %v, %v; want [imap:7:42]", p, err)
+	}
+	if w, err := s.WorkItem(ctx, 1); err != nil || len(w.Mailboxes) != 1 || w.Mailboxes[0] != "support" {
+		t.Errorf("work item mailboxes after the upgrade = %+v, %v; want [support]", w.Mailboxes, err)
+	}
 	if err := s.DeleteMailbox(ctx, 1); err != nil {
 		t.Fatalf("DeleteMailbox with messages: %v", err)
 	}

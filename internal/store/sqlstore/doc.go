@@ -49,9 +49,29 @@
 //   - SessionByTokenHash returns expired sessions too; the caller checks ExpiresAt.
 //   - A message whose own Message-ID, In-Reply-To or References names a stored message
 //     joins that message's conversation (own Message-ID first, then In-Reply-To, then
-//     References from the most recent). The own Message-ID makes a copy of one email that
-//     reaches two of our mailboxes one conversation and one work item (DESIGN.md
-//     invariant 8).
+//     References from the most recent). The own Message-ID puts a message that reuses a
+//     stored Message-ID with other content into the stored one's conversation and work item.
+//   - Every (mailbox, source id) a message was fetched through is a row of message_sources
+//     (unique per mailbox and source id), with its own acknowledgement flag: the dedup key
+//     of DESIGN.md invariant 2. messages.source_id keeps the first one (Message.SourceID).
+//   - The second dedup key (DESIGN.md invariants 2 and 8) is the Message-ID plus a content
+//     hash, unique among inbound messages (a partial unique index, so two nodes racing
+//     to store the same email conflict and the loser links). The hash (contentHash) is
+//     SHA-256 over the header fields the sender wrote and the body, NOT over the raw
+//     bytes: the copy To one of our mailboxes and the copy Cc another carry different
+//     trace fields (Received, Delivered-To, Return-Path, spam verdicts) added by the
+//     receiving servers, and a hash of the raw bytes would never match in real life. A
+//     message without a Message-ID, with "<>", or with one over 998 octets has no second
+//     key and is always stored. A new (mailbox, source id) matching a stored message is
+//     linked to it (IngestResult.Linked: a message_sources row and the cursor are written,
+//     no message, no work item, no auto-reply).
+//   - WorkItem.Mailboxes lists the mailboxes of every source of every message of the work
+//     item's conversation: the work item's own mailbox first, then by first arrival.
+//   - ingest_failures counts failed attempts per (mailbox, source id); IngestMessage of the
+//     source deletes its row (the caller quarantines after a bound, DESIGN.md invariant 7).
+//   - Migration 0003 fills message_sources from messages, moves the acknowledgement flag
+//     there (messages.acked is dropped) and leaves content_hash empty on older messages
+//     (they are not matched by the second key).
 //   - When a new message reuses a work item that was "replied", the work item is "new"
 //     again and its ReceivedAt is the new message's arrival, so it rises to the top of the
 //     listing; a "new" or "open" work item keeps its state and ReceivedAt.

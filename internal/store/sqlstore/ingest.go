@@ -21,11 +21,13 @@ const maxThreadCandidates = 20
 const ingestAttempts = 2
 
 // IngestMessage stores an inbound message, its raw source, its attachments, its
-// conversation, its work item, the source cursor and the auto-reply (an outbound message
-// of the same conversation and its queued outbox row) in one transaction. A message whose
-// (mailbox, source id) is stored already is a duplicate: nothing is written, so an
-// auto-reply is queued at most once. A deleted mailbox ingests nothing
-// (store.ErrNotFound).
+// conversation, its work item, its source, the source cursor and the auto-reply (an
+// outbound message of the same conversation and its queued outbox row) in one transaction.
+// A message whose (mailbox, source id) is stored already is a duplicate: nothing is
+// written, so an auto-reply is queued at most once. A message whose (mailbox, source id)
+// is new but whose Message-ID and content hash match a stored inbound message is a linked
+// duplicate: only its source and the cursor are written. A deleted mailbox ingests
+// nothing (store.ErrNotFound).
 func (s *Store) IngestMessage(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
 	op := fmt.Sprintf("ingest message %q into mailbox %d", in.Message.SourceID, in.MailboxID)
 	var res store.IngestResult
@@ -66,6 +68,18 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 				return nil
 			}
 		}
+		headerID, hash := secondKey(m, in.Raw)
+		if hash != "" {
+			same, found, err := s.sameEmail(ctx, tx, headerID, hash)
+			if err != nil {
+				return err
+			}
+			if found {
+				res = same
+				res.Linked = m.SourceID != ""
+				return s.linkSource(ctx, tx, in, res.MessageID, now)
+			}
+		}
 
 		convID, err := s.findThread(ctx, tx, m)
 		if err != nil {
@@ -86,11 +100,19 @@ func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.
 		}
 		res.ConversationID = convID
 
-		msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, now)
+		msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, hash, now)
 		if err != nil {
 			return s.wrap("store message", err)
 		}
 		res.MessageID = msgID
+		if m.SourceID != "" {
+			if err := s.addSource(ctx, tx, m.MailboxID, m.SourceID, msgID, now); err != nil {
+				return err
+			}
+			if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
+				return err
+			}
+		}
 
 		received := now
 		if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
@@ -129,7 +151,7 @@ func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply
 	if m.Size == 0 {
 		m.Size = int64(len(a.Raw))
 	}
-	msgID, err := s.insertMessage(ctx, tx, m, a.Raw, convID, now)
+	msgID, err := s.insertMessage(ctx, tx, m, a.Raw, convID, "", now)
 	if err != nil {
 		return fmt.Errorf("store auto-reply: %w", err)
 	}
@@ -146,22 +168,42 @@ func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply
 	return nil
 }
 
-// storedCopy looks up a stored message by its dedup key and returns the ids of it, its
-// conversation and the conversation's latest work item.
+// linkSource records in's (mailbox, source id), when it has one, as another source of the
+// stored message msgID, saves in's cursor and forgets the source's failures: what a linked
+// duplicate writes.
+func (s *Store) linkSource(ctx context.Context, tx runner, in store.InboundMessage, msgID int64, now time.Time) error {
+	sourceID := in.Message.SourceID
+	if sourceID != "" {
+		if err := s.addSource(ctx, tx, in.MailboxID, sourceID, msgID, now); err != nil {
+			return err
+		}
+		if err := forgetFailures(ctx, tx, in.MailboxID, sourceID); err != nil {
+			return err
+		}
+	}
+	if in.Cursor != nil {
+		if err := setCursor(ctx, tx, *in.Cursor, s.d.timeArg(now)); err != nil {
+			return fmt.Errorf("save cursor of mailbox %d: %w", in.Cursor.MailboxID, err)
+		}
+	}
+	return nil
+}
+
+// storedCopy looks up a stored message by its dedup key (any of its sources) and returns
+// the ids of it, its conversation and the conversation's latest work item.
 func (s *Store) storedCopy(ctx context.Context, tx runner, mailboxID int64, sourceID string) (store.IngestResult, bool, error) {
 	res := store.IngestResult{Duplicate: true}
-	err := tx.queryRow(ctx, `SELECT id, conversation_id FROM messages WHERE mailbox_id = ? AND source_id = ?`,
-		mailboxID, sourceID).Scan(&res.MessageID, &res.ConversationID)
+	err := tx.queryRow(ctx, `SELECT m.id, m.conversation_id FROM message_sources s
+		JOIN messages m ON m.id = s.message_id WHERE s.mailbox_id = ? AND s.source_id = ?`,
+		mailboxID, clean(sourceID)).Scan(&res.MessageID, &res.ConversationID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.IngestResult{}, false, nil
 	}
 	if err != nil {
 		return store.IngestResult{}, false, fmt.Errorf("look up stored copy: %w", err)
 	}
-	err = tx.queryRow(ctx, `SELECT id FROM work_items WHERE conversation_id = ? ORDER BY id DESC LIMIT 1`,
-		res.ConversationID).Scan(&res.WorkItemID)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return store.IngestResult{}, false, fmt.Errorf("look up work item of stored copy: %w", err)
+	if err := latestWorkItem(ctx, tx, &res); err != nil {
+		return store.IngestResult{}, false, err
 	}
 	return res, true, nil
 }

@@ -177,6 +177,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
 			`DELETE FROM credentials WHERE mailbox_id = ?`,
 			`DELETE FROM cursors WHERE mailbox_id = ?`,
 			`DELETE FROM from_addresses WHERE mailbox_id = ?`,
+			`DELETE FROM ingest_failures WHERE mailbox_id = ?`,
 		} {
 			if _, err := tx.exec(ctx, q, id); err != nil {
 				return err

@@ -36,19 +36,21 @@ func searchText(m store.Message) string {
 }
 
 // insertMessage stores m (parsed form, raw source, attachments with their data and the
-// Message-ID row used for threading) in conversation convID and returns its id.
-func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, now time.Time) (int64, error) {
+// Message-ID row used for threading) in conversation convID and returns its id. hash is
+// the content hash of an inbound message with a Message-ID (the second dedup key), ""
+// otherwise.
+func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, hash string, now time.Time) (int64, error) {
 	var id int64
 	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
 		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
 		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, over_size,
-		acked, search_text, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE, ?, ?) RETURNING id`,
+		content_hash, search_text, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		convID, m.MailboxID, m.Direction, clean(m.SourceID), clean(m.MessageID),
 		clean(m.InReplyTo), encodeList(m.References), clean(m.Subject), clean(m.FromName),
 		clean(m.FromAddr), clean(m.To), clean(m.Cc), clean(m.ReplyTo), s.d.timeArg(m.Date),
 		clean(m.TextBody), clean(m.HTMLBody), m.Size, m.Unparsed, clean(m.ParseError),
-		m.OverSize, searchText(m), s.d.timeArg(now)).Scan(&id)
+		m.OverSize, hash, searchText(m), s.d.timeArg(now)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
@@ -74,7 +76,7 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 			return 0, fmt.Errorf("insert attachment %q: %w", a.Filename, err)
 		}
 	}
-	if m.MessageID != "" {
+	if m.MessageID != "" && len(m.MessageID) <= maxHeaderIDLen {
 		_, err := tx.exec(ctx, `INSERT INTO message_ids (header_id, conversation_id, message_id) VALUES (?, ?, ?)`,
 			clean(m.MessageID), convID, id)
 		if err != nil {
@@ -99,11 +101,14 @@ func (s *Store) Message(ctx context.Context, id int64) (store.Message, error) {
 	return m, nil
 }
 
-// MessageBySource finds a stored message by its dedup key.
+// MessageBySource finds a stored message by its dedup key: any of its sources, the one it
+// was stored through or one linked to it later. The message's MailboxID and SourceID are
+// those of the first.
 func (s *Store) MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (store.Message, error) {
 	op := fmt.Sprintf("message %q of mailbox %d", sourceID, mailboxID)
-	m, err := scanMessage(s.r.queryRow(ctx, `SELECT `+messageColumns+` FROM messages m
-		WHERE m.mailbox_id = ? AND m.source_id = ? AND m.source_id <> ''`, mailboxID, sourceID))
+	m, err := scanMessage(s.r.queryRow(ctx, `SELECT `+messageColumns+` FROM message_sources s
+		JOIN messages m ON m.id = s.message_id
+		WHERE s.mailbox_id = ? AND s.source_id = ? AND s.source_id <> ''`, mailboxID, sourceID))
 	if err != nil {
 		return store.Message{}, s.wrap(op, err)
 	}
@@ -239,20 +244,20 @@ func (s *Store) CountMessagesSince(ctx context.Context, mailboxID int64, since t
 	return n, s.wrap(fmt.Sprintf("count messages of mailbox %d since %s", mailboxID, since.UTC().Format(time.RFC3339)), err)
 }
 
-// MarkAcked records that a message was acknowledged at its source.
+// MarkAcked records that a message was acknowledged at one of its sources.
 func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error {
-	err := s.w.execOne(ctx, `UPDATE messages SET acked = TRUE
+	err := s.w.execOne(ctx, `UPDATE message_sources SET acked = TRUE
 		WHERE mailbox_id = ? AND source_id = ? AND source_id <> ''`, mailboxID, sourceID)
 	return s.wrap(fmt.Sprintf("mark message %q of mailbox %d acknowledged", sourceID, mailboxID), err)
 }
 
-// PendingAcks lists the source ids of a mailbox's inbound messages that are stored but not
-// yet acknowledged at the source, oldest first.
+// PendingAcks lists the mailbox's sources of stored inbound messages that are not yet
+// acknowledged, oldest first: those a message was stored through and those linked to a
+// stored message later.
 func (s *Store) PendingAcks(ctx context.Context, mailboxID int64) ([]string, error) {
 	op := fmt.Sprintf("pending acknowledgements of mailbox %d", mailboxID)
-	rows, err := s.r.query(ctx, `SELECT source_id FROM messages
-		WHERE mailbox_id = ? AND acked = FALSE AND source_id <> '' AND direction = ?
-		ORDER BY id`, mailboxID, store.Inbound)
+	rows, err := s.r.query(ctx, `SELECT source_id FROM message_sources
+		WHERE mailbox_id = ? AND acked = FALSE ORDER BY id`, mailboxID)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}

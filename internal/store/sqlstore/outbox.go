@@ -76,7 +76,7 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 				return s.wrap(fmt.Sprintf("load user %d", in.UserID), err)
 			}
 		}
-		out.MessageID, err = s.insertMessage(ctx, tx, m, in.Raw, m.ConversationID, now)
+		out.MessageID, err = s.insertMessage(ctx, tx, m, in.Raw, m.ConversationID, "", now)
 		if err != nil {
 			return err
 		}
@@ -219,4 +219,11 @@ func (s *Store) OutboxForWorkItem(ctx context.Context, workItemID int64) ([]stor
 		list = append(list, o)
 	}
 	return list, s.wrap(op, rows.Err())
+}
+
+// CountOutbox counts the outbox items in a state.
+func (s *Store) CountOutbox(ctx context.Context, state string) (int, error) {
+	var n int
+	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE state = ?`, state).Scan(&n)
+	return n, s.wrap(fmt.Sprintf("count outbox items %q", state), err)
 }

@@ -66,7 +66,14 @@ func (s *Store) ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]st
 		}
 		list = append(list, w)
 	}
-	return list, s.wrap("list work items", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("list work items", err)
+	}
+	rows.Close()
+	if err := s.fillMailboxes(ctx, list); err != nil {
+		return nil, s.wrap("list work items", err)
+	}
+	return list, nil
 }
 
 // WorkItem returns one work item with its listing fields.
@@ -75,7 +82,72 @@ func (s *Store) WorkItem(ctx context.Context, id int64) (store.WorkItem, error) 
 	if err != nil {
 		return store.WorkItem{}, s.wrap(fmt.Sprintf("work item %d", id), err)
 	}
-	return w, nil
+	list := []store.WorkItem{w}
+	if err := s.fillMailboxes(ctx, list); err != nil {
+		return store.WorkItem{}, s.wrap(fmt.Sprintf("work item %d", id), err)
+	}
+	return list[0], nil
+}
+
+// mailboxesChunk bounds the conversation ids in one IN (...) list of fillMailboxes, far
+// below the engines' limits on bound parameters (SQLite 32766, PostgreSQL 65535).
+const mailboxesChunk = 500
+
+// fillMailboxes sets Mailboxes of each work item: its own mailbox first, then every other
+// mailbox that a message of its conversation was fetched through, in the order they
+// received it.
+func (s *Store) fillMailboxes(ctx context.Context, list []store.WorkItem) error {
+	type box struct {
+		id   int64
+		name string
+	}
+	byConv := map[int64][]box{}
+	var convs []any
+	for _, w := range list {
+		if _, ok := byConv[w.ConversationID]; !ok {
+			byConv[w.ConversationID] = nil
+			convs = append(convs, w.ConversationID)
+		}
+	}
+	for len(convs) > 0 {
+		chunk := convs[:min(len(convs), mailboxesChunk)]
+		convs = convs[len(chunk):]
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")
+		rows, err := s.r.query(ctx, `SELECT m.conversation_id, s.mailbox_id, b.name, MIN(s.id) AS first_id
+			FROM message_sources s
+			JOIN messages m ON m.id = s.message_id
+			JOIN mailboxes b ON b.id = s.mailbox_id
+			WHERE m.conversation_id IN (`+marks+`)
+			GROUP BY m.conversation_id, s.mailbox_id, b.name
+			ORDER BY first_id`, chunk...)
+		if err != nil {
+			return fmt.Errorf("mailboxes of work items: %w", err)
+		}
+		for rows.Next() {
+			var conv, firstID int64
+			var b box
+			if err := rows.Scan(&conv, &b.id, &b.name, &firstID); err != nil {
+				rows.Close()
+				return fmt.Errorf("mailboxes of work items: %w", err)
+			}
+			byConv[conv] = append(byConv[conv], b)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("mailboxes of work items: %w", err)
+		}
+	}
+	for i := range list {
+		w := &list[i]
+		w.Mailboxes = []string{w.MailboxName}
+		for _, b := range byConv[w.ConversationID] {
+			if b.id != w.MailboxID {
+				w.Mailboxes = append(w.Mailboxes, b.name)
+			}
+		}
+	}
+	return nil
 }
 
 // validState reports whether state is one of the work item states.

@@ -44,12 +44,15 @@ func testThreading(t *testing.T, s store.Store) {
 		t.Errorf("conversation of Order 1 has %d messages, want 4 (a, c, f, g)", len(msgs))
 	}
 
-	// A copy of one email reaching a second mailbox (To one, Cc the other) joins the same
-	// conversation and work item (DESIGN.md invariant 8).
+	// A message reusing a stored Message-ID with other content (a resend with changes)
+	// joins that message's conversation and work item, in any mailbox (DESIGN.md
+	// invariant 8). An identical copy is not stored at all: see testIngestSecondKey.
 	sales := newMailbox(t, s, "sales", store.Inbound)
-	copyRes := ingest(t, s, mail(sales, "imap:9:1", "b@example.org", "Order 2"))
+	changed := mail(sales, "imap:9:1", "b@example.org", "Order 2")
+	changed.Raw = append(changed.Raw, "Sorry, one more thing.\r\n"...)
+	copyRes := ingest(t, s, changed)
 	if !copyRes.Threaded || copyRes.ConversationID != b.ConversationID || copyRes.WorkItemID != b.WorkItemID {
-		t.Errorf("copy in a second mailbox: %+v, want conversation %d and work item %d", copyRes, b.ConversationID, b.WorkItemID)
+		t.Errorf("same Message-ID, other content, in a second mailbox: %+v, want conversation %d and work item %d", copyRes, b.ConversationID, b.WorkItemID)
 	}
 }
 

@@ -1,0 +1,64 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/testenv"
+)
+
+// TestMetricsShowFailingMailbox: a mailbox with a wrong password is down on GET /metrics
+// (postroom_mailbox_up 0, its auth failures counted) within one poll interval (the
+// default, 60 s, is also this test's wait limit), for a supervisor's or admin's API token;
+// anonymous requests and agents get nothing.
+func TestMetricsShowFailingMailbox(t *testing.T) {
+	d := testenv.StartDovecot(t, nil)
+	user := "support@example.test"
+	d.AddUser(t, user, "right-pw")
+	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
+	h.addInbound(d, user, "wrong-pw")
+
+	ctx := context.Background()
+	token := func(name, role string) string {
+		u, err := h.app.Auth.EnsureUser(ctx, name, name, role, name+"-pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := h.app.Auth.CreateAPIToken(ctx, u, "metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	scrape := func(tok string) (int, string) {
+		req, _ := http.NewRequest("GET", h.url+"/metrics", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	supervisor := token("prometheus", store.RoleSupervisor)
+	waitFor(t, "the failing mailbox on /metrics", func() (bool, string) {
+		status, body := scrape(supervisor)
+		return status == http.StatusOK &&
+			strings.Contains(body, `postroom_mailbox_up{mailbox="support"} 0`) &&
+			strings.Contains(body, `postroom_mailbox_errors_total{mailbox="support",kind="auth"} `) &&
+			strings.Contains(body, "\npostroom_outbox_queued 0\n"), body
+	})
+	for name, tok := range map[string]string{"anonymous": "", "an agent": token("ana", store.RoleAgent)} {
+		if status, body := scrape(tok); status != http.StatusUnauthorized || strings.Contains(body, "postroom_mailbox_up") {
+			t.Errorf("/metrics for %s: %d %q, want 401 without metrics", name, status, body)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func text(t *testing.T, r *Registry) string {
+	t.Helper()
+	var b strings.Builder
+	if err := r.WriteText(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestWriteText checks the exposition format a Prometheus server parses: HELP and TYPE
+// lines, labels in registration order, families by name, series by label values, escaped
+// values, counters that only go up, and a label-less counter present at 0.
+func TestWriteText(t *testing.T) {
+	r := New()
+	up := r.Gauge("postroom_mailbox_up", "1 when the mailbox's last session works.", "mailbox")
+	errs := r.Counter("postroom_mailbox_errors_total", "Failures of mailbox sessions.", "mailbox", "kind")
+	r.Counter("postroom_ingest_duplicates_total", "Duplicates.\nSecond line \\ backslash.")
+	r.GaugeFunc("postroom_outbox_queued", "Queued.", func(context.Context) (float64, error) { return 7, nil })
+
+	up.Set(1, "support")
+	up.Set(0, `sa"les\x`+"\n"+"\xff")
+	errs.Inc("support", "auth")
+	errs.Add(2.5, "support", "auth")
+	errs.Add(-10, "support", "auth") // ignored
+	errs.Touch("billing", "network")
+
+	want := `# HELP postroom_ingest_duplicates_total Duplicates.\nSecond line \\ backslash.
+# TYPE postroom_ingest_duplicates_total counter
+postroom_ingest_duplicates_total 0
+# HELP postroom_mailbox_errors_total Failures of mailbox sessions.
+# TYPE postroom_mailbox_errors_total counter
+postroom_mailbox_errors_total{mailbox="billing",kind="network"} 0
+postroom_mailbox_errors_total{mailbox="support",kind="auth"} 3.5
+# HELP postroom_mailbox_up 1 when the mailbox's last session works.
+# TYPE postroom_mailbox_up gauge
+postroom_mailbox_up{mailbox="sa\"les\\x\n` + "\uFFFD" + `"} 0
+postroom_mailbox_up{mailbox="support"} 1
+# HELP postroom_outbox_queued Queued.
+# TYPE postroom_outbox_queued gauge
+postroom_outbox_queued 7
+`
+	if got := text(t, r); got != want {
+		t.Errorf("WriteText =\n%s\nwant\n%s", got, want)
+	}
+
+	up.Delete("support")
+	if strings.Contains(text(t, r), `mailbox_up{mailbox="support"}`) {
+		t.Error("deleted series still written")
+	}
+}
+
+func TestGaugeFuncError(t *testing.T) {
+	r := New()
+	r.GaugeFunc("postroom_outbox_queued", "Queued.", func(context.Context) (float64, error) {
+		return 0, errors.New("database is closed")
+	})
+	got := text(t, r)
+	if strings.Contains(got, "\npostroom_outbox_queued ") || !strings.Contains(got, "# postroom_outbox_queued not available: database is closed") {
+		t.Errorf("WriteText with a failing gauge =\n%s\nwant no sample and the error as a comment", got)
+	}
+}
+
+func TestSameFamilyTwice(t *testing.T) {
+	r := New()
+	r.Counter("x_total", "X.", "mailbox").Inc("a")
+	r.Counter("x_total", "X.", "mailbox").Inc("a")
+	if !strings.Contains(text(t, r), `x_total{mailbox="a"} 2`) {
+		t.Errorf("two registrations did not share the family:\n%s", text(t, r))
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering x_total as a gauge did not panic")
+		}
+	}()
+	r.Gauge("x_total", "X.", "mailbox")
+}
+
+func TestNilDoesNothing(t *testing.T) {
+	var r *Registry
+	r.Counter("a_total", "A.").Inc()
+	r.Gauge("b", "B.", "l").Set(1, "x")
+	r.GaugeFunc("c", "C.", nil)
+	var c *Counter
+	c.Add(1)
+	c.Delete()
+}
+
+func TestHandler(t *testing.T) {
+	r := New()
+	r.Gauge("postroom_mailbox_up", "Up.", "mailbox").Set(0, "x")
+	srv := httptest.NewServer(r.Handler(func(req *http.Request) bool {
+		return req.Header.Get("Authorization") == "Bearer good"
+	}))
+	defer srv.Close()
+
+	get := func(auth string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get("")
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "postroom_mailbox_up") {
+		t.Errorf("anonymous scrape: %d %q, want 401 without metrics", resp.StatusCode, body)
+	}
+	resp, body = get("Bearer good")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ContentType ||
+		!strings.Contains(body, `postroom_mailbox_up{mailbox="x"} 0`) {
+		t.Errorf("authorized scrape: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
