@@ -32,8 +32,9 @@ const (
 	// the bound keeps crafted input from recursing without end.
 	maxMIMEDepth = 20
 
-	// maxMIMEParts is how many MIME parts one message may have in total.
-	maxMIMEParts = 1000
+	// maxMIMEParts is how many MIME entities one message may have in total, containers
+	// included: room for 1,000 attachments plus their multiparts and text bodies.
+	maxMIMEParts = 1100
 
 	// maxRecoverBytes is how much of a message with a broken header block is scanned for
 	// header lines that can still be recovered (Subject, From, ...).
