@@ -176,7 +176,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
 	})
 	sender := outbound.NewSender(outbound.SenderOptions{
-		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(ctx) })

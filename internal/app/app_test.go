@@ -465,6 +465,13 @@ func TestReplyReachesSMTPPeer(t *testing.T) {
 		return wi.State == store.StateReplied && len(ob) == 1 && ob[0].State == store.OutboxSent,
 			fmt.Sprintf("work item %s, outbox %v", wi.State, ob)
 	})
+	var metricsText bytes.Buffer
+	if err := h.app.Metrics.WriteText(context.Background(), &metricsText); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(metricsText.String(), `postroom_outbox_deliveries_total{outcome="sent"} 1`) {
+		t.Errorf("/metrics does not count the delivery:\n%s", metricsText.String())
+	}
 }
 
 // mimeDecoder decodes RFC 2047 words with the standard library, independent of our parser.

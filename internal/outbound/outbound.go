@@ -36,6 +36,7 @@ import (
 	"github.com/postroom/postroom/internal/connector/smtp"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/message"
+	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -268,13 +269,16 @@ type SenderOptions struct {
 	// RootCAs replaces the system roots for TLS (tests).
 	RootCAs *x509.CertPool
 	Now     func() time.Time
+	// Metrics, when set, counts delivery outcomes (postroom_outbox_deliveries_total).
+	Metrics *metrics.Registry
 }
 
 // Sender delivers queued outbox rows. It keeps one smtp.Sink (one SMTP connection) per
 // outbound mailbox, rebuilt when the mailbox's settings change; Close releases them.
 type Sender struct {
-	opts SenderOptions
-	log  *slog.Logger
+	opts     SenderOptions
+	log      *slog.Logger
+	outcomes *metrics.Counter
 
 	mu    sync.Mutex
 	sinks map[int64]*mailboxSink // by mailbox id
@@ -296,7 +300,9 @@ func NewSender(opts SenderOptions) *Sender {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{opts: opts, log: log, sinks: map[int64]*mailboxSink{}}
+	outcomes := opts.Metrics.Counter("postroom_outbox_deliveries_total",
+		"Delivery attempts of outbox rows by outcome: sent, partial (some recipients refused), retry, failed.", "outcome")
+	return &Sender{opts: opts, log: log, outcomes: outcomes, sinks: map[int64]*mailboxSink{}}
 }
 
 // Run sends due rows whenever wake signals and every few seconds, until ctx is done; then
@@ -363,6 +369,7 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 			log.Error("sent, but cannot record it", slog.Any("error", err))
 		}
 		log.Info("reply sent", slog.Int("recipients", len(it.Recipients)))
+		s.outcomes.Inc("sent")
 		return true
 	case err == nil:
 		// Some recipients got it: the row is sent (a retry would send them a second copy),
@@ -381,18 +388,21 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 			log.Error("sent, but cannot record it", slog.Any("error", err))
 		}
 		log.Warn("reply sent to some recipients only", slog.Int("accepted", len(res.Accepted)), slog.String("refused", res.Summary()))
+		s.outcomes.Inc("partial")
 		return true
 	case connector.IsPermanent(err) || attempts >= maxAttempts:
 		if err := s.opts.Store.MarkOutboxFailed(ctx, it.ID, attempts, err.Error()); err != nil {
 			log.Error("cannot record failure", slog.Any("error", err))
 		}
 		log.Error("reply failed for good", slog.Any("error", err), slog.String("advice", connector.Advice(err)))
+		s.outcomes.Inc("failed")
 	default:
 		next := now.Add(retryDelay(attempts))
 		if err := s.opts.Store.MarkOutboxRetry(ctx, it.ID, attempts, next, err.Error()); err != nil {
 			log.Error("cannot record retry", slog.Any("error", err))
 		}
 		log.Warn("reply not sent yet; retrying", slog.Any("error", err), slog.Time("next_attempt", next))
+		s.outcomes.Inc("retry")
 	}
 	return false
 }
