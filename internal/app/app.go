@@ -52,6 +52,9 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// IngestReload is how often the list of enabled mailboxes is re-read (0: default).
 	IngestReload time.Duration
+	// ReadTimeout is how long a mail server may stay silent mid-command before the
+	// connection is replaced (0: 2 minutes; tests shorten it).
+	ReadTimeout time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
 	AfterCommit func(mailboxID int64, sourceID string) error
 }
@@ -174,6 +177,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	runner := ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
+		ReadTimeout: a.cfg.ReadTimeout,
 	})
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,

@@ -261,11 +261,7 @@ func TestFaultIMAPStall(t *testing.T) {
 // good, is detected (no byte for the read timeout), the mailbox shows the failure and the
 // connection is replaced; once the server answers again the ingest completes exactly once.
 func TestFaultIMAPStallReplaced(t *testing.T) {
-	t.Skipf("known gap: app.Config has no IMAP read timeout, so this test cannot shorten imap.DefaultReadTimeout (2 min) to %v; "+
-		"add app.Config.ReadTimeout -> ingest.Options.ReadTimeout -> imap.Config.ReadTimeout, set it below and remove this skip", stallReadTimeout)
-	t.Parallel()
-	// With the knob: startFaultEnv(t, func(c *app.Config) { c.ReadTimeout = stallReadTimeout })
-	e := startFaultEnv(t, nil)
+	e := startFaultEnv(t, func(c *app.Config) { c.ReadTimeout = stallReadTimeout })
 	e.injectAt(func() { e.proxy.Stall(testenv.Both) })
 	// The hung connection stays open at the proxy; its replacement is a new connection
 	// (stalled too, until Pass: its greeting does not arrive either).

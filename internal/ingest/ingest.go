@@ -97,6 +97,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics receives the ingest metrics (metrics.go); nil for none.
 	Metrics *metrics.Registry
+	// ReadTimeout is how long a server may stay silent in the middle of a command before
+	// the connection is dropped and replaced (0: the connector's default, 2 minutes).
+	ReadTimeout time.Duration
 	// MaxSession is how long one connection is used before it is replaced by a fresh one
 	// (0: defaultMaxSession).
 	MaxSession time.Duration
@@ -321,12 +324,12 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 		return imap.Dial(ctx, imap.Config{
 			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
 			Folder: m.Folder, Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
-			MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log,
+			MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log, ReadTimeout: r.opts.ReadTimeout,
 		})
 	case "pop3":
 		return pop3.Dial(ctx, pop3.Config{
 			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
-			AfterAction: m.AfterAction, MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log,
+			AfterAction: m.AfterAction, MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log, ReadTimeout: r.opts.ReadTimeout,
 			// POP3 has no cursor: what is stored already is not downloaded again.
 			Skip: func(sourceID string) bool {
 				_, err := r.opts.Store.MessageBySource(ctx, m.ID, sourceID)

@@ -31,6 +31,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -462,16 +463,38 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 		return nil
 	}
 	err := s.withContext(ctx, func() error {
-		bufs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
+		cmd := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{
 			UID: true, BodySection: []*imap.FetchItemBodySection{section},
-		}).Collect()
-		if err != nil {
-			return err
+		})
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			var uid imap.UID
+			var body []byte
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				switch it := item.(type) {
+				case imapclient.FetchItemDataUID:
+					uid = it.UID
+				case imapclient.FetchItemDataBodySection:
+					if it.Literal == nil {
+						continue
+					}
+					b, err := io.ReadAll(it.Literal)
+					if err == nil && int64(len(b)) != it.Literal.Size() {
+						err = fmt.Errorf("message cut short after %d of %d bytes: %w", len(b), it.Literal.Size(), io.ErrUnexpectedEOF)
+					}
+					if err != nil {
+						// The literal's error released go-imap's reader goroutine: touching
+						// the command again would race with it. Abandon the connection.
+						s.c.Close()
+						return err
+					}
+					body = b
+				}
+			}
+			if uid != 0 {
+				raw[uid] = body
+			}
 		}
-		for _, b := range bufs {
-			raw[b.UID] = b.FindBodySection(section)
-		}
-		return nil
+		return cmd.Close()
 	})
 	if err != nil {
 		return s.opError("imap fetch", err)
