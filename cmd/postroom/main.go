@@ -24,6 +24,7 @@ Usage:
   postroom serve    [flags]   run against real mail servers
   postroom migrate  [flags]   apply the database schema and exit
   postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
+  postroom bench    KIND      measure ingest speed or memory (ingest, rss20mb, idle) on a throwaway Dovecot
   postroom version            print the version
 
 Run "postroom COMMAND -h" for the flags of a command.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runMigrate(ctx, args[1:], stdout, stderr, getenv)
 	case "mailbox":
 		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
+	case "bench":
+		err = runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

@@ -226,14 +226,24 @@ func StartDovecot(t testing.TB, opts *DovecotOptions) *Dovecot {
 	if opts == nil {
 		opts = &DovecotOptions{}
 	}
-	d, err := startDovecot(t, opts)
+	d, err := startDovecot(opts)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testenv: dovecot log (%s), last %d lines:\n%s", d.logPath, logTailLines, tailFile(d.logPath, logTailLines))
+		}
+		if err := d.shutdown(); err != nil {
+			t.Logf("testenv: %v", err)
+		}
+	})
 	return d
 }
 
-func startDovecot(t testing.TB, opts *DovecotOptions) (*Dovecot, error) {
+// startDovecot starts Dovecot; on success the caller must call d.shutdown, on failure
+// nothing is left behind.
+func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 	dovecotBin, err := findBinary("dovecot", dovecotInstallAdvice)
 	if err != nil {
 		return nil, err
@@ -260,7 +270,11 @@ func startDovecot(t testing.TB, opts *DovecotOptions) (*Dovecot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dovecot: %w", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) }) // registered first, so it runs after the stop
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	d := &Dovecot{
 		Dir:     dir,
 		conf:    filepath.Join(dir, "dovecot.conf"),
@@ -295,7 +309,9 @@ func startDovecot(t testing.TB, opts *DovecotOptions) (*Dovecot, error) {
 		return nil, err
 	}
 	probePassword := rand.Text()
-	d.AddUser(t, probeUser, probePassword)
+	if err := d.WriteUser(probeUser, probePassword); err != nil {
+		return nil, err
+	}
 
 	var lastErr error
 	for range dovecotStartAttempts {
@@ -324,14 +340,6 @@ func startDovecot(t testing.TB, opts *DovecotOptions) (*Dovecot, error) {
 
 		lastErr = d.startOnce(dovecotBin, probePassword)
 		if lastErr == nil {
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("testenv: dovecot log (%s), last %d lines:\n%s", d.logPath, logTailLines, tailFile(d.logPath, logTailLines))
-				}
-				if err := d.proc.stop(); err != nil {
-					t.Logf("testenv: %v", err)
-				}
-			})
 			return d, nil
 		}
 		if !strings.Contains(lastErr.Error(), "Address already in use") {
@@ -339,6 +347,15 @@ func startDovecot(t testing.TB, opts *DovecotOptions) (*Dovecot, error) {
 		}
 	}
 	return nil, fmt.Errorf("dovecot: %w\nlog %s:\n%s", lastErr, d.logPath, tailFile(d.logPath, logTailLines))
+}
+
+// shutdown stops Dovecot, then removes its directory.
+func (d *Dovecot) shutdown() error {
+	err := d.proc.stop()
+	if rerr := os.RemoveAll(d.Dir); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("remove dovecot dir: %w", rerr))
+	}
+	return err
 }
 
 // checkDovecotServices fails early, with advice, when a protocol's package is missing:
@@ -546,21 +563,30 @@ func waitConnect(addr string, deadline time.Time) error {
 // byte may be in it.
 func (d *Dovecot) AddUser(t testing.TB, user, password string) {
 	t.Helper()
+	if err := d.WriteUser(user, password); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+}
+
+// WriteUser is AddUser for a caller without a testing.TB (process_api.go): it writes the
+// user's passwd-file and returns what went wrong.
+func (d *Dovecot) WriteUser(user, password string) error {
 	if user == "" || user == "." || user == ".." || strings.ContainsAny(user, ":/\r\n\x00") {
-		t.Fatalf("testenv: dovecot user name %q: must be non-empty, without ':', '/' or line breaks (passwd-file fields, one file per user)", user)
+		return fmt.Errorf("dovecot user name %q: must be non-empty, without ':', '/' or line breaks (passwd-file fields, one file per user)", user)
 	}
 	line := user + ":{PLAIN.B64}" + base64.StdEncoding.EncodeToString([]byte(password)) + "::::::\n"
 	// Write and rename, so the auth process never reads a half-written file.
 	tmp, err := os.CreateTemp(d.users, ".adduser-*")
 	if err != nil {
-		t.Fatalf("testenv: add dovecot user %q: %v", user, err)
+		return fmt.Errorf("add dovecot user %q: %w", user, err)
 	}
 	_, werr := tmp.WriteString(line)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr, os.Rename(tmp.Name(), filepath.Join(d.users, user))); err != nil {
 		os.Remove(tmp.Name())
-		t.Fatalf("testenv: add dovecot user %q: %v", user, err)
+		return fmt.Errorf("add dovecot user %q: %w", user, err)
 	}
+	return nil
 }
 
 // Append stores raw in the user's mailbox with doveadm save, creating the mailbox (and the

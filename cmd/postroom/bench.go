@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/postroom/postroom/internal/bench"
+)
+
+// Defaults of `postroom bench`: the issue's goals (10,000 × 10 KB; one 20 MB message;
+// 1,000 IDLE mailboxes).
+const (
+	defaultBenchMessages = 10000
+	defaultBenchSize     = 10240
+	defaultLargeSize     = 20_000_000
+	defaultIdleMailboxes = 1000
+	benchDefaultLogLevel = "warn" // one line per message at info would drown the figures
+	benchUsage           = "usage: postroom bench ingest|rss20mb|idle [flags] (-h for the flags)\n"
+	benchIngestGoalRatio = 0.7 // ratio to mbsync the issue asks for
+	benchLargeGoalFactor = 3   // peak RSS at most 3× the message's size
+	benchIdleGoalMB      = 200 // peak RSS for 1,000 IDLE mailboxes
+)
+
+// runBench runs one of the benchmarks against a throwaway Dovecot on loopback (needs root,
+// dovecot and, for ingest, mbsync from isync).
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, benchUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "ingest":
+		return runBenchIngest(ctx, args[1:], stdout, stderr)
+	case "rss20mb":
+		return runBenchLarge(ctx, args[1:], stdout, stderr)
+	case "idle":
+		return runBenchIdle(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "postroom bench: unknown benchmark %q\n%s", args[0], benchUsage)
+		return errUsage
+	}
+}
+
+func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", defaultBenchMessages, "number of messages")
+	size := fs.Int("size", defaultBenchSize, "approximate size of each message in bytes")
+	useTLS := fs.Bool("tls", false, "connect with implicit TLS (both postroom and mbsync) instead of plain text on loopback")
+	noFSync := fs.Bool("mbsync-nofsync", false, `take the ratio against mbsync with "FSync no" instead of its default "FSync yes" (both are run and reported)`)
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of postroom's ingest to this file")
+	traceFile := fs.String("trace", "", "write an execution trace of postroom's ingest to this file (go tool trace)")
+	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < 1 || *size < 1 {
+		return fmt.Errorf("-n and -size must be at least 1")
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	res, err := bench.Ingest(ctx, bench.IngestOptions{
+		Messages: *n, Size: *size, TLS: *useTLS, MbsyncNoFSync: *noFSync, CPUProfile: *cpuProfile, Trace: *traceFile,
+		Logger: log, Progress: stdout,
+	})
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	fmt.Fprintf(stdout, "goal:      ratio >= %.1f, lost=0, duplicated=0\n", benchIngestGoalRatio)
+	fmt.Fprintln(stdout, res.Line())
+	return nil
+}
+
+func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench rss20mb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	size := fs.Int("size", defaultLargeSize, "size of the one message in bytes")
+	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations during the ingest) to this file")
+	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	res, err := bench.LargeMessage(ctx, bench.LargeOptions{Size: *size, TLS: *useTLS, MemProfile: *memProfile, Logger: log, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	fmt.Fprintf(stdout, "goal:      peak RSS <= %d × the message's size\n", benchLargeGoalFactor)
+	fmt.Fprintln(stdout, res.Line())
+	return nil
+}
+
+func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("mailboxes", defaultIdleMailboxes, "number of inbound mailboxes watched, one Dovecot user each")
+	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback")
+	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	res, err := bench.Idle(ctx, bench.IdleOptions{Mailboxes: *n, TLS: *useTLS, Logger: log, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	res.Report(stdout)
+	fmt.Fprintf(stdout, "goal:      peak RSS <= %d MB for %d mailboxes\n", benchIdleGoalMB, defaultIdleMailboxes)
+	fmt.Fprintln(stdout, res.Line())
+	return nil
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// benchIngestLine is the machine-readable last line of `postroom bench ingest`, as the
+// acceptance check and scripts parse it.
+var benchIngestLine = regexp.MustCompile(`^postroom_msgs_per_s=(\d+\.\d) mbsync_msgs_per_s=(\d+\.\d) ratio=(\d+\.\d\d) lost=(\d+) duplicated=(\d+) peak_rss_mb=(\d+\.\d)$`)
+
+// runBenchCommand runs `postroom bench ARGS...` and returns its output lines.
+func runBenchCommand(t *testing.T, args ...string) []string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"bench"}, args...), &out, &errOut, noEnv)
+	if code != 0 {
+		t.Fatalf("postroom bench %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	t.Logf("postroom bench %s:\n%s", strings.Join(args, " "), out.String())
+	return lines
+}
+
+func TestBenchIngest(t *testing.T) {
+	lines := runBenchCommand(t, "ingest", "-n", "50", "-size", "4096")
+	last := lines[len(lines)-1]
+	m := benchIngestLine.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not %s", last, benchIngestLine)
+	}
+	if m[4] != "0" || m[5] != "0" {
+		t.Errorf("lost=%s duplicated=%s, want 0 and 0", m[4], m[5])
+	}
+	for i, name := range []string{"postroom_msgs_per_s", "mbsync_msgs_per_s", "ratio", "", "", "peak_rss_mb"} {
+		if name == "" {
+			continue
+		}
+		if v, _ := strconv.ParseFloat(m[i+1], 64); v <= 0 {
+			t.Errorf("%s=%s, want a positive figure", name, m[i+1])
+		}
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), `marked \Seen: 50)`) {
+		t.Errorf("the report does not say that all 50 messages were marked \\Seen at the server")
+	}
+}
+
+func TestBenchLargeMessage(t *testing.T) {
+	// 2 MB instead of 20 keeps the test quick; the figure is not asserted, only that the
+	// message was stored whole, once, and acknowledged, and that the line parses.
+	lines := runBenchCommand(t, "rss20mb", "-size", "2000000")
+	last := lines[len(lines)-1]
+	re := regexp.MustCompile(`^message_mb=\d+\.\d peak_rss_mb=\d+\.\d baseline_rss_mb=\d+\.\d peak_over_size=\d+\.\d\d stored=(true|false)$`)
+	m := re.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not %s", last, re)
+	}
+	if m[1] != "true" {
+		t.Errorf("the message was not stored whole and once and marked \\Seen: %s", last)
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	for _, args := range [][]string{{"bench"}, {"bench", "frobnicate"}, {"bench", "ingest", "-n", "x"}} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut, noEnv); code != 2 {
+			t.Errorf("postroom %s: exit %d, want 2 (usage)", strings.Join(args, " "), code)
+		}
+		if !strings.Contains(errOut.String(), "ingest") && !strings.Contains(errOut.String(), "-n") {
+			t.Errorf("postroom %s: stderr %q does not show the usage", strings.Join(args, " "), errOut.String())
+		}
+	}
+}
