@@ -388,10 +388,8 @@ func (r *Runner) ack(ctx context.Context, m store.Mailbox, src connector.Source,
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := r.opts.Store.MarkAcked(ctx, m.ID, id); err != nil {
-			return fmt.Errorf("record ack of %s: %w", id, err)
-		}
+	if err := r.opts.Store.MarkAcked(ctx, m.ID, ids...); err != nil {
+		return fmt.Errorf("record ack of %d messages: %w", len(ids), err)
 	}
 	return nil
 }

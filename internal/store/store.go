@@ -410,7 +410,9 @@ type Store interface {
 	// MessageBySource finds a stored message by its dedup key.
 	MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (Message, error)
 	// MarkAcked records that the message was acknowledged at its source.
-	MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error
+	// Several ids are recorded in one statement (the ingest acknowledges a batch at once);
+	// ErrNotFound when any of them is not a stored source of the mailbox.
+	MarkAcked(ctx context.Context, mailboxID int64, sourceIDs ...string) error
 	// PendingAcks lists source ids stored but not yet acknowledged at the source.
 	PendingAcks(ctx context.Context, mailboxID int64) ([]string, error)
 	// RecordIngestFailure counts one more failed attempt to store the message (mailbox,

@@ -245,10 +245,35 @@ func (s *Store) CountMessagesSince(ctx context.Context, mailboxID int64, since t
 }
 
 // MarkAcked records that a message was acknowledged at one of its sources.
-func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceID string) error {
-	err := s.w.execOne(ctx, `UPDATE message_sources SET acked = TRUE
-		WHERE mailbox_id = ? AND source_id = ? AND source_id <> ''`, mailboxID, sourceID)
-	return s.wrap(fmt.Sprintf("mark message %q of mailbox %d acknowledged", sourceID, mailboxID), err)
+func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceIDs ...string) error {
+	op := fmt.Sprintf("mark %d messages of mailbox %d acknowledged", len(sourceIDs), mailboxID)
+	if len(sourceIDs) == 1 {
+		op = fmt.Sprintf("mark message %q of mailbox %d acknowledged", sourceIDs[0], mailboxID)
+	}
+	unique := map[string]bool{}
+	args := []any{mailboxID}
+	for _, id := range sourceIDs {
+		if id != "" && !unique[id] {
+			unique[id] = true
+			args = append(args, id)
+		}
+	}
+	if len(unique) == 0 {
+		return nil
+	}
+	res, err := s.w.exec(ctx, `UPDATE message_sources SET acked = TRUE
+		WHERE mailbox_id = ? AND source_id IN (?`+strings.Repeat(", ?", len(unique)-1)+`)`, args...)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if int(n) < len(unique) {
+		return s.wrap(op, fmt.Errorf("%d of them are not stored: %w", len(unique)-int(n), store.ErrNotFound))
+	}
+	return nil
 }
 
 // PendingAcks lists the mailbox's sources of stored inbound messages that are not yet

@@ -149,6 +149,12 @@ func testCursorAndAcks(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "MarkAcked unknown", s.MarkAcked(ctx, mb.ID, "imap:1:99"), store.ErrNotFound)
 	wantErr(t, "MarkAcked in the wrong mailbox", s.MarkAcked(ctx, other.ID, "imap:1:3"), store.ErrNotFound)
+	// A batch in one call, with one id repeated.
+	must(t, "MarkAcked batch", s.MarkAcked(ctx, mb.ID, "imap:1:3", "imap:1:2", "imap:1:3"))
+	if p := pending(mb.ID); len(p) != 0 {
+		t.Errorf("PendingAcks after the batch ack = %v, want none", p)
+	}
+	wantErr(t, "MarkAcked batch with an unknown id", s.MarkAcked(ctx, mb.ID, "imap:1:2", "imap:1:98"), store.ErrNotFound)
 }
 
 func testCountMessages(t *testing.T, s store.Store) {
