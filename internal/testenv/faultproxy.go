@@ -242,15 +242,25 @@ func (c *proxyConn) reset() {
 	})
 }
 
-// close ends both sides with FIN.
+// close ends both sides with FIN. The client side is half-closed first and what the client
+// still sends is read and dropped for a moment: closing a socket with unread data makes the
+// kernel send RST instead of FIN, and a truncated response must end in a clean EOF.
 func (c *proxyConn) close() {
 	c.closeOne.Do(func() {
-		_ = c.client.Close()
 		if c.server != nil {
 			_ = c.server.Close()
 		}
+		_ = c.client.CloseWrite()
+		go func() {
+			_ = c.client.SetReadDeadline(time.Now().Add(closeDrain))
+			_, _ = io.Copy(io.Discard, c.client)
+			_ = c.client.Close()
+		}()
 	})
 }
+
+// closeDrain bounds how long close reads what a client still sends after the FIN.
+const closeDrain = 2 * time.Second
 
 func (p *FaultProxy) accept() {
 	for {
