@@ -63,6 +63,9 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 
 	wq := url.Values{}
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// Commits do not checkpoint (its fsyncs would stall the ingest): a background
+	// goroutine does, every checkpointEvery; this cap only bounds the WAL if it falls behind.
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutoCheckpointPages))
 	for _, v := range common["_pragma"] {
 		wq.Add("_pragma", v)
 	}
@@ -105,7 +108,56 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 		readDB.Close()
 		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
-	return sqlstore.New(sqlstore.SQLite(isUniqueViolation), writeDB, readDB), nil
+	cpDB, err := sql.Open("sqlite", abs+"?"+url.Values{"_pragma": common["_pragma"]}.Encode())
+	if err != nil {
+		writeDB.Close()
+		readDB.Close()
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
+	}
+	cpDB.SetMaxOpenConns(1)
+	bg, stop := context.WithCancel(context.Background())
+	c := &checkpointed{Store: sqlstore.New(sqlstore.SQLite(isUniqueViolation), writeDB, readDB), db: cpDB, stop: stop, done: make(chan struct{})}
+	go c.run(bg)
+	return c, nil
+}
+
+// Background WAL checkpoints.
+const (
+	checkpointEvery        = 200 * time.Millisecond
+	walAutoCheckpointPages = 16384 // 64 MB of 4 KB pages
+)
+
+// checkpointed is the store with a goroutine that copies the WAL back into the database
+// file (PRAGMA wal_checkpoint(PASSIVE): it never blocks writers or readers), so that no
+// commit pays for a checkpoint.
+type checkpointed struct {
+	store.Store
+	db   *sql.DB
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (c *checkpointed) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A failed checkpoint is retried at the next tick; the cap above bounds the WAL.
+			_, _ = c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
+}
+
+// Close stops the checkpoints and closes the database.
+func (c *checkpointed) Close() error {
+	c.stop()
+	<-c.done
+	c.db.Close()
+	return c.Store.Close()
 }
 
 // isUniqueViolation reports whether err is SQLite's UNIQUE or PRIMARY KEY constraint
