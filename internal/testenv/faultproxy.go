@@ -380,13 +380,15 @@ func (p *FaultProxy) send(c *proxyConn, dst *net.TCPConn, data []byte, dir Direc
 		if f.kind == faultTruncate && dir == ToClient {
 			c.budget -= int64(len(chunk))
 		}
+		// Counted before the write: once the peer has read the bytes, the counters (and
+		// a trigger set from them) must already include them.
+		p.countLocked(dir, len(chunk))
 		p.mu.Unlock()
 
 		if len(chunk) > 0 {
 			if _, err := dst.Write(chunk); err != nil {
 				return false
 			}
-			p.count(dir, len(chunk))
 			data = data[len(chunk):]
 		}
 		if truncate {
@@ -410,9 +412,7 @@ func (p *FaultProxy) send(c *proxyConn, dst *net.TCPConn, data []byte, dir Direc
 	return true
 }
 
-func (p *FaultProxy) count(dir Direction, n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *FaultProxy) countLocked(dir Direction, n int) {
 	if dir == ToServer {
 		p.stats.BytesToServer += int64(n)
 	} else {
