@@ -25,11 +25,13 @@ type workItemJSON struct {
 	ConversationID int64     `json:"conversation_id"`
 	MailboxID      int64     `json:"mailbox_id"`
 	Mailbox        string    `json:"mailbox"`
+	Mailboxes      []string  `json:"mailboxes"` // every mailbox that received it, its own first
 	Subject        string    `json:"subject"`
 	FromName       string    `json:"from_name"`
 	FromAddr       string    `json:"from_addr"`
 	State          string    `json:"state"`
 	Unparsed       bool      `json:"unparsed"`
+	OverSize       bool      `json:"over_size"`
 	AssignedTo     int64     `json:"assigned_to,omitempty"`
 	ReceivedAt     time.Time `json:"received_at"`
 	AgeSeconds     int64     `json:"age_seconds"`
@@ -44,7 +46,7 @@ func toWorkItemJSON(wi store.WorkItem, now time.Time) workItemJSON {
 	return workItemJSON{
 		ID: wi.ID, ConversationID: wi.ConversationID, MailboxID: wi.MailboxID, Mailbox: wi.MailboxName,
 		Subject: wi.Subject, FromName: wi.FromName, FromAddr: wi.FromAddr, State: wi.State,
-		Unparsed: wi.Unparsed, AssignedTo: wi.AssignedTo, ReceivedAt: wi.ReceivedAt, AgeSeconds: age, UpdatedAt: wi.UpdatedAt,
+		Unparsed: wi.Unparsed, OverSize: wi.OverSize, Mailboxes: wi.Mailboxes, AssignedTo: wi.AssignedTo, ReceivedAt: wi.ReceivedAt, AgeSeconds: age, UpdatedAt: wi.UpdatedAt,
 	}
 }
 

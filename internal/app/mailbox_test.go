@@ -141,6 +141,21 @@ func TestOverSize(t *testing.T) {
 		t.Errorf("the 4 MB message lost its attachment: %+v", smallMsg.Attachments)
 	}
 
+	// What a supervisor sees: the flag in the API and a badge on the pages.
+	if _, err := h.app.Auth.EnsureUser(ctx, "sup", "Sam Supervisor", store.RoleSupervisor, "sup-pw"); err != nil {
+		t.Fatal(err)
+	}
+	c := newAPIClient(t, h.url, "sup", "sup-pw")
+	status, body := c.do("GET", "/api/v1/workitems?q=six", nil)
+	if status != 200 || !strings.Contains(string(body), `"over_size":true`) {
+		t.Errorf("API listing of the over-size item: %d %s", status, body)
+	}
+	for _, path := range []string{"/workitems", fmt.Sprintf("/workitems/%d", big.ID)} {
+		if status, page := c.do("GET", path, nil); status != 200 || !strings.Contains(string(page), "over size</span>") {
+			t.Errorf("GET %s: %d, no over size badge", path, status)
+		}
+	}
+
 	notice := sink.Wait(t, 1, waitLimit)[0]
 	if len(notice.Rcpts) != 1 || notice.Rcpts[0] != "big@example.org" || !bytes.Contains(notice.Data, []byte("Auto-Submitted: auto-replied")) ||
 		!bytes.Contains(notice.Data, []byte("Scan of six megabytes")) {

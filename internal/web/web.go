@@ -92,7 +92,7 @@ func New(opts Options) (http.Handler, error) {
 	funcs := template.FuncMap{
 		"age": formatAge, "datetime": formatTime, "size": formatSize,
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
-		"lower": strings.ToLower,
+		"lower": strings.ToLower, "join": strings.Join,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
