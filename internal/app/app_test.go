@@ -353,6 +353,40 @@ func TestBadPasswordAndServerDown(t *testing.T) {
 	})
 }
 
+// addOutbound configures the default outbound mailbox: SMTP with STARTTLS and AUTH.
+func (h *harness) addOutbound(host string, port int, user, password string) {
+	h.t.Helper()
+	if _, err := h.app.EnsureMailbox(context.Background(), "test", app.MailboxInput{
+		Mailbox: store.Mailbox{
+			Name: "replies", Direction: store.Outbound, Protocol: "smtp", Address: user,
+			Host: host, Port: port, Security: "starttls", Login: user, MaxSizeMB: 5, Enabled: true, IsDefault: true,
+		},
+		Password: vault.NewSecret(password),
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// replyAsAgent waits for the one work item and replies to it through the API as an agent;
+// it returns the work item.
+func (h *harness) replyAsAgent(text string) store.WorkItem {
+	h.t.Helper()
+	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw"); err != nil {
+		h.t.Fatal(err)
+	}
+	var items []store.WorkItem
+	waitFor(h.t, "the work item", func() (bool, string) {
+		items = allWorkItems(h.t, h.app.Store)
+		return len(items) == 1, fmt.Sprintf("%d work items", len(items))
+	})
+	c := newAPIClient(h.t, h.url, "agent", "agent-pw")
+	status, body := c.do("POST", fmt.Sprintf("/api/v1/workitems/%d/reply", items[0].ID), map[string]string{"text": text})
+	if status != http.StatusAccepted {
+		h.t.Fatalf("reply: %d %s", status, body)
+	}
+	return items[0]
+}
+
 // apiClient signs in through POST /api/v1/session and keeps the cookie.
 type apiClient struct {
 	t    *testing.T
@@ -411,29 +445,8 @@ func TestReplyReachesSMTPPeer(t *testing.T) {
 	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
 	h.addInbound(d, user, "support-pw")
 	_, subPort := hostPort(t, d.SubmissionAddr)
-	if _, err := h.app.EnsureMailbox(context.Background(), "test", app.MailboxInput{
-		Mailbox: store.Mailbox{
-			Name: "replies", Direction: store.Outbound, Protocol: "smtp", Address: user,
-			Host: "localhost", Port: subPort, Security: "starttls", Login: user, MaxSizeMB: 5, Enabled: true, IsDefault: true,
-		},
-		Password: vault.NewSecret("support-pw"),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw"); err != nil {
-		t.Fatal(err)
-	}
-	var items []store.WorkItem
-	waitFor(t, "the work item", func() (bool, string) {
-		items = allWorkItems(t, h.app.Store)
-		return len(items) == 1, fmt.Sprintf("%d work items", len(items))
-	})
-
-	c := newAPIClient(t, h.url, "agent", "agent-pw")
-	status, body := c.do("POST", fmt.Sprintf("/api/v1/workitems/%d/reply", items[0].ID), map[string]string{"text": "Sorry about that! A new parcel is on its way."})
-	if status != http.StatusAccepted {
-		t.Fatalf("reply: %d %s", status, body)
-	}
+	h.addOutbound("localhost", subPort, user, "support-pw")
+	item := h.replyAsAgent("Sorry about that! A new parcel is on its way.")
 	got := sink.Wait(t, 1, waitLimit)[0]
 	if got.MailFrom != user || len(got.Rcpts) != 1 || got.Rcpts[0] != "zoe@example.org" {
 		t.Errorf("envelope: from %q to %v, want %s to [zoe@example.org]", got.MailFrom, got.Rcpts, user)
@@ -460,8 +473,8 @@ func TestReplyReachesSMTPPeer(t *testing.T) {
 		t.Errorf("body does not carry the reply:\n%s", bodyBytes)
 	}
 	waitFor(t, "the outbox row marked sent and the work item replied", func() (bool, string) {
-		wi, _ := h.app.Store.WorkItem(context.Background(), items[0].ID)
-		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), items[0].ID)
+		wi, _ := h.app.Store.WorkItem(context.Background(), item.ID)
+		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), item.ID)
 		return wi.State == store.StateReplied && len(ob) == 1 && ob[0].State == store.OutboxSent,
 			fmt.Sprintf("work item %s, outbox %v", wi.State, ob)
 	})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -308,30 +307,10 @@ func TestFaultSMTPReset(t *testing.T) {
 	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
 	h.addInbound(d, user, "support-pw")
 	host, port := hostPort(t, proxy.Addr)
-	if _, err := h.app.EnsureMailbox(context.Background(), "test", app.MailboxInput{
-		Mailbox: store.Mailbox{
-			Name: "replies", Direction: store.Outbound, Protocol: "smtp", Address: user,
-			Host: host, Port: port, Security: "starttls", Login: user, MaxSizeMB: 5, Enabled: true, IsDefault: true,
-		},
-		Password: vault.NewSecret("support-pw"),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw"); err != nil {
-		t.Fatal(err)
-	}
-	var items []store.WorkItem
-	waitFor(t, "the work item", func() (bool, string) {
-		items = allWorkItems(t, h.app.Store)
-		return len(items) == 1, fmt.Sprintf("%d work items", len(items))
-	})
-	c := newAPIClient(t, h.url, "agent", "agent-pw")
-	status, body := c.do("POST", fmt.Sprintf("/api/v1/workitems/%d/reply", items[0].ID), map[string]string{"text": "Your order ships today."})
-	if status != http.StatusAccepted {
-		t.Fatalf("reply: %d %s", status, body)
-	}
+	h.addOutbound(host, port, user, "support-pw")
+	item := h.replyAsAgent("Your order ships today.")
 	waitFor(t, "the failed attempt recorded in the outbox", func() (bool, string) {
-		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), items[0].ID)
+		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), item.ID)
 		return len(ob) == 1 && ob[0].State == store.OutboxQueued && ob[0].Attempts >= 1 && ob[0].LastError != "",
 			fmt.Sprintf("outbox %+v; proxy %+v", ob, proxy.Stats())
 	})
@@ -342,7 +321,7 @@ func TestFaultSMTPReset(t *testing.T) {
 	proxy.Pass()
 	// The retry comes after the outbox's first backoff (outbound.firstRetry, 30 s ±20%).
 	waitFor(t, "the reply marked sent", func() (bool, string) {
-		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), items[0].ID)
+		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), item.ID)
 		return len(ob) == 1 && ob[0].State == store.OutboxSent, fmt.Sprintf("outbox %+v", ob)
 	})
 	msgs := sink.Wait(t, 1, waitLimit)

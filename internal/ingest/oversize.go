@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -23,11 +24,12 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 		r.log.Info("no over-size notice: the message is automatic", slog.String("source_id", in.SourceID), slog.String("reason", reason))
 		return nil, nil
 	}
-	out, err := r.defaultOutbound(ctx)
+	boxes, err := r.opts.Store.ListMailboxes(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list mailboxes: %w", err)
 	}
-	if out.ID == 0 {
+	out, ok := mailbox.DefaultOutbound(boxes)
+	if !ok {
 		r.log.Warn("no over-size notice: no outbound mailbox is configured", slog.Int64("mailbox_id", m.ID))
 		return nil, nil
 	}
@@ -64,26 +66,6 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 		return nil, nil
 	}
 	return &store.AutoReply{Message: msg, Raw: raw, From: out.Address, Recipients: rcpts}, nil
-}
-
-func (r *Runner) defaultOutbound(ctx context.Context) (store.Mailbox, error) {
-	boxes, err := r.opts.Store.ListMailboxes(ctx)
-	if err != nil {
-		return store.Mailbox{}, fmt.Errorf("list mailboxes: %w", err)
-	}
-	var first store.Mailbox
-	for _, b := range boxes {
-		if b.Direction != store.Outbound {
-			continue
-		}
-		if b.IsDefault {
-			return b, nil
-		}
-		if first.ID == 0 {
-			first = b
-		}
-	}
-	return first, nil
 }
 
 // noReplyLocalParts are senders that must never get an automatic answer.

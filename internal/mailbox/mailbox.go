@@ -399,16 +399,23 @@ func (s *Service) outbound(ctx context.Context) ([]store.Mailbox, error) {
 }
 
 func (s *Service) defaultOutbound(ctx context.Context) (store.Mailbox, error) {
-	out, err := s.outbound(ctx)
+	boxes, err := s.store.ListMailboxes(ctx)
 	if err != nil {
-		return store.Mailbox{}, err
+		return store.Mailbox{}, fmt.Errorf("list mailboxes: %w", err)
 	}
-	for _, m := range out {
-		if m.IsDefault {
-			return m, nil
+	m, _ := DefaultOutbound(boxes)
+	return m, nil
+}
+
+// DefaultOutbound returns the default outbound mailbox among boxes; ok is false when there
+// is none. The rules above keep exactly one default whenever an outbound mailbox exists.
+func DefaultOutbound(boxes []store.Mailbox) (m store.Mailbox, ok bool) {
+	for _, b := range boxes {
+		if b.Direction == store.Outbound && b.IsDefault {
+			return b, true
 		}
 	}
-	return store.Mailbox{}, nil
+	return store.Mailbox{}, false
 }
 
 func (s *Service) audit(ctx context.Context, actor, action string, mailboxID int64, old, new string) error {
