@@ -100,6 +100,18 @@ type Mailbox struct {
 	IsDefault   bool
 	PasswordSet bool // read-only: a secret named "password" is stored
 
+	// Auth is how the mailbox signs in: AuthPassword (login and password) or one of the
+	// OAuth 2.0 methods, whose settings are in OAuth.
+	Auth  string
+	OAuth OAuth
+	// GraphURL is the Microsoft Graph host of a Graph mailbox ("" means the cloud's own).
+	GraphURL string
+	// Read-only: which OAuth secrets are stored (SecretClientSecret, SecretCertificate,
+	// SecretRefreshToken).
+	ClientSecretSet bool
+	CertificateSet  bool
+	RefreshTokenSet bool
+
 	Status        string    // StatusUnknown, StatusConnected or StatusError
 	StatusMessage string    // for StatusError: what is wrong and what to do
 	StatusAt      time.Time // when Status was last set
@@ -107,6 +119,53 @@ type Mailbox struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// Sign-in methods of a mailbox (Mailbox.Auth).
+const (
+	// AuthPassword logs in with Login and the stored password.
+	AuthPassword = "password"
+	// AuthOAuthApp is the client credentials grant: the app signs in as itself with a
+	// client secret or certificate ("Access Type: Without a User").
+	AuthOAuthApp = "oauth_app"
+	// AuthOAuthDelegated is a person's sign-in (authorization code with PKCE); the refresh
+	// token it leaves is stored and rotated.
+	AuthOAuthDelegated = "oauth_delegated"
+	// AuthOAuthROPC is the resource owner password grant: Login and password are traded for
+	// a token (fails with MFA; deprecated by Microsoft).
+	AuthOAuthROPC = "oauth_ropc"
+)
+
+// Names of the encrypted secrets of a mailbox (SetSecret, Secret).
+const (
+	SecretPassword     = "password"
+	SecretClientSecret = "client_secret"
+	// SecretCertificate is a PEM bundle: the app's certificate and its private key.
+	SecretCertificate  = "client_certificate"
+	SecretRefreshToken = "refresh_token"
+)
+
+// OAuth holds the OAuth 2.0 settings of a mailbox whose Auth is not AuthPassword.
+type OAuth struct {
+	// Provider is "microsoft" (endpoints from Cloud/AuthorityURL and Tenant) or "custom"
+	// (TokenURL and AuthorizeURL given).
+	Provider string
+	// Cloud is the Microsoft cloud preset ("global", "usgov", "usgov-dod", "china") or
+	// "custom", whose login host is AuthorityURL.
+	Cloud        string
+	AuthorityURL string
+	// Tenant is the directory (tenant) id or a verified domain.
+	Tenant       string
+	ClientID     string
+	TokenURL     string
+	AuthorizeURL string
+	// Scopes, space separated; "" means the provider's default for the protocol.
+	Scopes string
+	// Account is the account that signed in (delegated), for display.
+	Account string
+	// SecretExpiresAt is the client secret's expiry date as recorded by the administrator
+	// (or read from the token endpoint's answer); zero when unknown.
+	SecretExpiresAt time.Time
 }
 
 // After-processing actions of inbound mailboxes.

@@ -14,7 +14,13 @@ const mailboxColumns = `m.id, m.name, m.direction, m.protocol, m.address, m.host
 	m.security, m.login, m.folder, m.after_action, m.move_folder, m.queue_id, m.max_size_mb,
 	m.poll_interval_ms, m.enabled, m.is_default,
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'password'),
-	m.status, m.status_message, m.status_at, m.last_ok_at, m.created_at, m.updated_at`
+	m.status, m.status_message, m.status_at, m.last_ok_at, m.created_at, m.updated_at,
+	m.auth_method, m.oauth_provider, m.oauth_cloud, m.oauth_authority_url, m.oauth_tenant,
+	m.oauth_client_id, m.oauth_token_url, m.oauth_authorize_url, m.oauth_scopes,
+	m.oauth_account, m.graph_url, m.secret_expires_at,
+	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_secret'),
+	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_certificate'),
+	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token')`
 
 // liveMailbox selects the mailboxes m that are not deleted.
 const liveMailbox = `m.deleted_at IS NULL`
@@ -26,7 +32,11 @@ func scanMailbox(sc scanner) (store.Mailbox, error) {
 		&m.Security, &m.Login, &m.Folder, &m.AfterAction, &m.MoveFolder, idCol{&m.QueueID},
 		&m.MaxSizeMB, &pollMS, &m.Enabled, &m.IsDefault,
 		&m.PasswordSet, &m.Status, &m.StatusMessage, tcol(&m.StatusAt), tcol(&m.LastOKAt),
-		tcol(&m.CreatedAt), tcol(&m.UpdatedAt))
+		tcol(&m.CreatedAt), tcol(&m.UpdatedAt),
+		&m.Auth, &m.OAuth.Provider, &m.OAuth.Cloud, &m.OAuth.AuthorityURL, &m.OAuth.Tenant,
+		&m.OAuth.ClientID, &m.OAuth.TokenURL, &m.OAuth.AuthorizeURL, &m.OAuth.Scopes,
+		&m.OAuth.Account, &m.GraphURL, tcol(&m.OAuth.SecretExpiresAt),
+		&m.ClientSecretSet, &m.CertificateSet, &m.RefreshTokenSet)
 	m.PollInterval = time.Duration(pollMS) * time.Millisecond
 	return m, err
 }
@@ -41,7 +51,10 @@ func (s *Store) CreateMailbox(ctx context.Context, m store.Mailbox) (store.Mailb
 	if m.Status == "" {
 		m.Status = store.StatusUnknown
 	}
-	m.PasswordSet = false
+	m.PasswordSet, m.ClientSecretSet, m.CertificateSet, m.RefreshTokenSet = false, false, false, false
+	if m.Auth == "" {
+		m.Auth = store.AuthPassword
+	}
 	err := s.inTx(ctx, func(tx runner) error {
 		if err := queueExists(ctx, tx, m.QueueID); err != nil {
 			return err
@@ -54,13 +67,19 @@ func (s *Store) CreateMailbox(ctx context.Context, m store.Mailbox) (store.Mailb
 		return tx.queryRow(ctx, `INSERT INTO mailboxes (name, direction, protocol, address, host,
 			port, security, login, folder, after_action, move_folder, queue_id, max_size_mb,
 			poll_interval_ms, enabled, is_default, status, status_message, status_at, last_ok_at,
-			created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			created_at, updated_at, auth_method, oauth_provider, oauth_cloud,
+			oauth_authority_url, oauth_tenant, oauth_client_id, oauth_token_url,
+			oauth_authorize_url, oauth_scopes, oauth_account, graph_url, secret_expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			m.Name, m.Direction, m.Protocol, m.Address, m.Host, m.Port, m.Security, m.Login,
 			m.Folder, m.AfterAction, m.MoveFolder, nullID(m.QueueID), m.MaxSizeMB,
 			m.PollInterval.Milliseconds(), m.Enabled, m.IsDefault, m.Status,
 			clean(m.StatusMessage), s.d.timeArg(m.StatusAt), s.d.timeArg(m.LastOKAt),
-			s.d.timeArg(now), s.d.timeArg(now)).Scan(&m.ID)
+			s.d.timeArg(now), s.d.timeArg(now), authOrDefault(m.Auth), m.OAuth.Provider, m.OAuth.Cloud,
+			m.OAuth.AuthorityURL, m.OAuth.Tenant, m.OAuth.ClientID, m.OAuth.TokenURL,
+			m.OAuth.AuthorizeURL, m.OAuth.Scopes, m.OAuth.Account, m.GraphURL,
+			s.d.timeArg(m.OAuth.SecretExpiresAt)).Scan(&m.ID)
 	})
 	if err != nil {
 		return store.Mailbox{}, s.wrap(op, err)
@@ -76,6 +95,14 @@ func nullID(id int64) any {
 		return nil
 	}
 	return id
+}
+
+// authOrDefault stores "" as store.AuthPassword, the method of every mailbox before OAuth.
+func authOrDefault(a string) string {
+	if a == "" {
+		return store.AuthPassword
+	}
+	return a
 }
 
 // queueExists returns store.ErrNotFound unless the queue exists (or id is 0: none).
@@ -115,10 +142,16 @@ func (s *Store) UpdateMailbox(ctx context.Context, m store.Mailbox) error {
 		return tx.execOne(ctx, `UPDATE mailboxes SET direction = ?, protocol = ?, address = ?,
 			host = ?, port = ?, security = ?, login = ?, folder = ?, after_action = ?,
 			move_folder = ?, queue_id = ?, max_size_mb = ?, poll_interval_ms = ?, enabled = ?,
-			is_default = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL`,
+			is_default = ?, updated_at = ?, auth_method = ?, oauth_provider = ?, oauth_cloud = ?,
+			oauth_authority_url = ?, oauth_tenant = ?, oauth_client_id = ?, oauth_token_url = ?,
+			oauth_authorize_url = ?, oauth_scopes = ?, oauth_account = ?, graph_url = ?,
+			secret_expires_at = ? WHERE id = ? AND deleted_at IS NULL`,
 			m.Direction, m.Protocol, m.Address, m.Host, m.Port, m.Security, m.Login, m.Folder,
 			m.AfterAction, m.MoveFolder, nullID(m.QueueID), m.MaxSizeMB,
-			m.PollInterval.Milliseconds(), m.Enabled, m.IsDefault, s.d.timeArg(s.now()), m.ID)
+			m.PollInterval.Milliseconds(), m.Enabled, m.IsDefault, s.d.timeArg(s.now()),
+			authOrDefault(m.Auth), m.OAuth.Provider, m.OAuth.Cloud, m.OAuth.AuthorityURL,
+			m.OAuth.Tenant, m.OAuth.ClientID, m.OAuth.TokenURL, m.OAuth.AuthorizeURL,
+			m.OAuth.Scopes, m.OAuth.Account, m.GraphURL, s.d.timeArg(m.OAuth.SecretExpiresAt), m.ID)
 	})
 	return s.wrap(op, err)
 }

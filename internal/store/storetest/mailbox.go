@@ -442,3 +442,55 @@ func testMailboxEnabled(t *testing.T, s store.Store) {
 		t.Error("SetAllMailboxesEnabled with an unknown direction changed a mailbox")
 	}
 }
+
+// testMailboxAuth: the sign-in method and its OAuth settings survive a round trip, a
+// mailbox stored without a method signs in with a password, and the flags of the stored
+// OAuth secrets follow SetSecret.
+func testMailboxAuth(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	plain, err := s.CreateMailbox(ctx, store.Mailbox{Name: "plain", Direction: store.Inbound, Protocol: "imap"})
+	must(t, "CreateMailbox without a method", err)
+	if got := getMailbox(t, s, plain.ID); got.Auth != store.AuthPassword || got.OAuth != (store.OAuth{}) {
+		t.Errorf("mailbox stored without a method: Auth %q OAuth %+v, want password and no OAuth settings", got.Auth, got.OAuth)
+	}
+	expires := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	want := store.OAuth{
+		Provider: "microsoft", Cloud: "usgov", AuthorityURL: "https://login.microsoftonline.us",
+		Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "6731de76-14a6-49ae-97bc-6eba6914391e",
+		Scopes: "https://graph.microsoft.us/.default", Account: "support@contoso.com",
+		SecretExpiresAt: expires,
+	}
+	created, err := s.CreateMailbox(ctx, store.Mailbox{
+		Name: "graph", Direction: store.Inbound, Protocol: "graph", Address: "support@contoso.com",
+		Folder: "Inbox", Auth: store.AuthOAuthApp, OAuth: want, GraphURL: "https://graph.microsoft.us",
+	})
+	must(t, "CreateMailbox with OAuth", err)
+	got := getMailbox(t, s, created.ID)
+	if got.Auth != store.AuthOAuthApp || got.OAuth != want || got.GraphURL != "https://graph.microsoft.us" {
+		t.Errorf("Mailbox = Auth %q OAuth %+v GraphURL %q, want %q %+v and the Graph host", got.Auth, got.OAuth, got.GraphURL, store.AuthOAuthApp, want)
+	}
+	if got.ClientSecretSet || got.CertificateSet || got.RefreshTokenSet || got.PasswordSet {
+		t.Errorf("new mailbox claims stored secrets: %+v", got)
+	}
+	must(t, "SetSecret client_secret", s.SetSecret(ctx, created.ID, store.SecretClientSecret, []byte("sealed")))
+	must(t, "SetSecret refresh_token", s.SetSecret(ctx, created.ID, store.SecretRefreshToken, []byte("sealed")))
+	got = getMailbox(t, s, created.ID)
+	if !got.ClientSecretSet || !got.RefreshTokenSet || got.CertificateSet || got.PasswordSet {
+		t.Errorf("after storing a client secret and a refresh token: ClientSecretSet %v RefreshTokenSet %v CertificateSet %v PasswordSet %v",
+			got.ClientSecretSet, got.RefreshTokenSet, got.CertificateSet, got.PasswordSet)
+	}
+
+	got.Auth = store.AuthOAuthDelegated
+	got.OAuth.Cloud, got.OAuth.AuthorityURL = "custom", "http://127.0.0.1:9999"
+	got.OAuth.SecretExpiresAt = time.Time{}
+	must(t, "UpdateMailbox", s.UpdateMailbox(ctx, got))
+	after := getMailbox(t, s, created.ID)
+	if after.Auth != store.AuthOAuthDelegated || after.OAuth.Cloud != "custom" || after.OAuth.AuthorityURL != "http://127.0.0.1:9999" || !after.OAuth.SecretExpiresAt.IsZero() {
+		t.Errorf("after UpdateMailbox: Auth %q OAuth %+v, want the delegated method, the custom authority and no expiry", after.Auth, after.OAuth)
+	}
+	list, err := s.ListMailboxes(ctx)
+	must(t, "ListMailboxes", err)
+	if len(list) != 2 || list[0].Auth != store.AuthOAuthDelegated || list[0].OAuth.Tenant != want.Tenant {
+		t.Errorf("ListMailboxes = %+v, want the Graph mailbox with its OAuth settings first", list)
+	}
+}

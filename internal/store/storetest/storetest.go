@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MailboxStatus", testMailboxStatus},
 		{"MailboxDelete", testMailboxDelete},
 		{"MailboxAdminFields", testMailboxAdminFields},
+		{"MailboxAuth", testMailboxAuth},
 		{"MailboxEnabled", testMailboxEnabled},
 		{"Queues", testQueues},
 		{"EnsureDefaultQueueConcurrent", testEnsureDefaultQueueConcurrent},
