@@ -21,44 +21,65 @@ import (
 	"github.com/postroom/postroom/internal/vault"
 )
 
-// secretPassword is the store name of a mailbox's password.
-const secretPassword = "password"
-
-// Passwords reads and writes mailbox passwords, encrypted at rest.
-type Passwords struct {
+// Secrets reads and writes any named secret of a mailbox (store.SecretPassword,
+// store.SecretClientSecret, ...), encrypted at rest.
+type Secrets struct {
 	store store.Store
 	vault *vault.Vault
 }
 
-// NewPasswords returns a Passwords. It does no I/O.
-func NewPasswords(st store.Store, v *vault.Vault) *Passwords {
-	return &Passwords{store: st, vault: v}
+// NewSecrets returns a Secrets. It does no I/O.
+func NewSecrets(st store.Store, v *vault.Vault) *Secrets {
+	return &Secrets{store: st, vault: v}
 }
 
-// Set encrypts and stores the password of a mailbox.
-func (p *Passwords) Set(ctx context.Context, mailboxID int64, password vault.Secret) error {
-	ct, err := p.vault.Seal([]byte(password.Reveal()))
+// Set encrypts and stores the secret called name of a mailbox.
+func (p *Secrets) Set(ctx context.Context, mailboxID int64, name string, secret vault.Secret) error {
+	ct, err := p.vault.Seal([]byte(secret.Reveal()))
 	if err != nil {
-		return fmt.Errorf("encrypt password of mailbox %d: %w", mailboxID, err)
+		return fmt.Errorf("encrypt %s of mailbox %d: %w", name, mailboxID, err)
 	}
-	if err := p.store.SetSecret(ctx, mailboxID, secretPassword, ct); err != nil {
-		return fmt.Errorf("store password of mailbox %d: %w", mailboxID, err)
+	if err := p.store.SetSecret(ctx, mailboxID, name, ct); err != nil {
+		return fmt.Errorf("store %s of mailbox %d: %w", name, mailboxID, err)
 	}
 	return nil
 }
 
-// Get returns the password of a mailbox; the zero Secret when none is stored.
-func (p *Passwords) Get(ctx context.Context, mailboxID int64) (vault.Secret, error) {
-	ct, err := p.store.Secret(ctx, mailboxID, secretPassword)
+// Get returns the secret called name of a mailbox; the zero Secret when none is stored.
+func (p *Secrets) Get(ctx context.Context, mailboxID int64, name string) (vault.Secret, error) {
+	ct, err := p.store.Secret(ctx, mailboxID, name)
 	if err != nil {
 		if store.IsNotFound(err) {
 			return vault.Secret{}, nil
 		}
-		return vault.Secret{}, fmt.Errorf("read password of mailbox %d: %w", mailboxID, err)
+		return vault.Secret{}, fmt.Errorf("read %s of mailbox %d: %w", name, mailboxID, err)
 	}
 	pt, err := p.vault.Open(ct)
 	if err != nil {
-		return vault.Secret{}, fmt.Errorf("decrypt password of mailbox %d: %w", mailboxID, err)
+		return vault.Secret{}, fmt.Errorf("decrypt %s of mailbox %d: %w", name, mailboxID, err)
 	}
 	return vault.NewSecret(string(pt)), nil
+}
+
+// Passwords reads and writes mailbox passwords, encrypted at rest.
+type Passwords struct {
+	secrets *Secrets
+}
+
+// NewPasswords returns a Passwords. It does no I/O.
+func NewPasswords(st store.Store, v *vault.Vault) *Passwords {
+	return &Passwords{secrets: NewSecrets(st, v)}
+}
+
+// Secrets returns the store of every named secret, passwords included.
+func (p *Passwords) Secrets() *Secrets { return p.secrets }
+
+// Set encrypts and stores the password of a mailbox.
+func (p *Passwords) Set(ctx context.Context, mailboxID int64, password vault.Secret) error {
+	return p.secrets.Set(ctx, mailboxID, store.SecretPassword, password)
+}
+
+// Get returns the password of a mailbox; the zero Secret when none is stored.
+func (p *Passwords) Get(ctx context.Context, mailboxID int64) (vault.Secret, error) {
+	return p.secrets.Get(ctx, mailboxID, store.SecretPassword)
 }

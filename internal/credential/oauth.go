@@ -25,6 +25,9 @@ const tokenRequestTimeout = 30 * time.Second
 const (
 	grantClientCredentials = "client_credentials"
 	grantRefreshToken      = "refresh_token"
+	grantPassword          = "password"
+	// assertionType is RFC 7523's client assertion type.
+	assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
 
 // OAuthConfig says how to get access tokens from an OAuth 2.0 token endpoint
@@ -34,8 +37,12 @@ type OAuthConfig struct {
 	// https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.
 	TokenURL string
 	ClientID string
-	// ClientSecret is empty for a public client (refresh token grant only).
+	// ClientSecret is empty for a public client (refresh token grant only) and for an app
+	// that proves itself with a certificate (Assertion).
 	ClientSecret vault.Secret
+	// Assertion, when set, makes a signed client assertion (RFC 7523) for each request,
+	// sent instead of the client secret: Microsoft's certificate credentials.
+	Assertion func() (string, error)
 	// Scopes are sent with every request, e.g. https://outlook.office365.com/.default.
 	Scopes []string
 	// HTTPClient, when set, makes the token requests; nil means a client with
@@ -50,7 +57,32 @@ type OAuthConfig struct {
 func ClientCredentials(cfg OAuthConfig) connector.TokenFunc {
 	ts := newTokenSource(cfg, grantClientCredentials)
 	ts.fetch = func(ctx context.Context) (*oauth2.Token, error) {
-		return ts.clientConfig(nil).Token(ctx)
+		cc, err := ts.clientConfig(nil)
+		if err != nil {
+			return nil, err
+		}
+		return cc.Token(ctx)
+	}
+	return ts.token
+}
+
+// ResourceOwnerPassword returns a TokenFunc for the resource owner password credentials
+// grant (RFC 6749 §4.3, Microsoft's "ROPC"): the mailbox's login and password are traded
+// for a token each time one is needed. It fails for accounts with MFA or under
+// Conditional Access, and Microsoft recommends against it; postroom offers it because
+// existing installations use it, and says so in the mailbox form.
+func ResourceOwnerPassword(cfg OAuthConfig, username string, password vault.Secret) connector.TokenFunc {
+	ts := newTokenSource(cfg, grantPassword)
+	ts.fetch = func(ctx context.Context) (*oauth2.Token, error) {
+		cc, err := ts.clientConfig(url.Values{
+			"grant_type": {grantPassword},
+			"username":   {username},
+			"password":   {password.Reveal()},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return cc.Token(ctx)
 	}
 	return ts.token
 }
@@ -69,10 +101,14 @@ func RefreshToken(cfg OAuthConfig, refresh vault.Secret, save func(ctx context.C
 		// clientcredentials.Config lets grant_type be replaced (its documented escape),
 		// which keeps the scopes in the request: Microsoft's v2 endpoint asks for them on a
 		// refresh, and oauth2.Config's refresher does not send them.
-		return ts.clientConfig(url.Values{
+		cc, err := ts.clientConfig(url.Values{
 			"grant_type":    {grantRefreshToken},
 			"refresh_token": {ts.refresh.Reveal()},
-		}).Token(ctx)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return cc.Token(ctx)
 	}
 	return ts.token
 }
@@ -106,7 +142,19 @@ func newTokenSource(cfg OAuthConfig, grant string) *tokenSource {
 		log: log.With(slog.String("oauth_grant", grant), slog.String("token_url", redactURL(cfg.TokenURL)))}
 }
 
-func (ts *tokenSource) clientConfig(params url.Values) *clientcredentials.Config {
+func (ts *tokenSource) clientConfig(params url.Values) (*clientcredentials.Config, error) {
+	if ts.cfg.Assertion != nil {
+		jwt, err := ts.cfg.Assertion()
+		if err != nil {
+			return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth client assertion", Err: err,
+				Advice: "the app's certificate cannot sign: upload the certificate and its private key again"}
+		}
+		if params == nil {
+			params = url.Values{}
+		}
+		params.Set("client_assertion_type", assertionType)
+		params.Set("client_assertion", jwt)
+	}
 	return &clientcredentials.Config{
 		ClientID:     ts.cfg.ClientID,
 		ClientSecret: ts.cfg.ClientSecret.Reveal(),
@@ -116,7 +164,7 @@ func (ts *tokenSource) clientConfig(params url.Values) *clientcredentials.Config
 		// auto-detection a refused request would be sent twice.
 		AuthStyle:      oauth2.AuthStyleInParams,
 		EndpointParams: params,
-	}
+	}, nil
 }
 
 // token is the TokenFunc.
