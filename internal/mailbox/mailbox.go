@@ -39,6 +39,9 @@ var (
 type Service struct {
 	// RootCAs replaces the system roots in connection tests (tests of our own).
 	RootCAs *x509.CertPool
+	// OnCredentialsChange, when set, is called after a mailbox's settings or secrets
+	// change, so cached token sources are dropped (credential.Tokens.Forget).
+	OnCredentialsChange func(mailboxID int64)
 
 	store     store.Store
 	passwords *credential.Passwords
@@ -57,7 +60,7 @@ func NewService(st store.Store, pw *credential.Passwords, log *slog.Logger) *Ser
 // Create validates in and stores a new, disabled mailbox with its password.
 func (s *Service) Create(ctx context.Context, actor string, in Input) (store.Mailbox, error) {
 	m := normalize(in)
-	if verr := validate(m, in.Password != nil && in.Password.Reveal() != ""); verr != nil {
+	if verr := validate(m, givenSecrets(in, store.Mailbox{})); verr != nil {
 		return store.Mailbox{}, verr
 	}
 	if _, err := s.store.MailboxByName(ctx, m.Name); err == nil {
@@ -82,15 +85,17 @@ func (s *Service) Create(ctx context.Context, actor string, in Input) (store.Mai
 		}
 		return store.Mailbox{}, fmt.Errorf("create mailbox %q: %w", m.Name, err)
 	}
-	if in.Password != nil && in.Password.Reveal() != "" {
-		if err := s.passwords.Set(ctx, created.ID, *in.Password); err != nil {
-			return store.Mailbox{}, err
-		}
-	}
-	if err := s.audit(ctx, actor, "mailbox.create", created.ID, "", describe(created, in.Password != nil)); err != nil {
+	if err := s.saveSecrets(ctx, created.ID, in); err != nil {
 		return store.Mailbox{}, err
 	}
-	return s.store.Mailbox(ctx, created.ID)
+	stored, err := s.store.Mailbox(ctx, created.ID)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	if err := s.audit(ctx, actor, "mailbox.create", created.ID, "", describe(stored, false)); err != nil {
+		return store.Mailbox{}, err
+	}
+	return stored, nil
 }
 
 // Update validates in and changes the mailbox's settings; the name cannot change.
@@ -111,7 +116,7 @@ func (s *Service) Update(ctx context.Context, actor string, id int64, in Input) 
 	}
 	m := normalize(in)
 	newPassword := in.Password != nil && in.Password.Reveal() != ""
-	if verr := validate(m, newPassword || old.PasswordSet); verr != nil {
+	if verr := validate(m, givenSecrets(in, old)); verr != nil {
 		return store.Mailbox{}, verr
 	}
 	m.ID, m.CreatedAt = old.ID, old.CreatedAt
@@ -120,13 +125,15 @@ func (s *Service) Update(ctx context.Context, actor string, id int64, in Input) 
 	if old.IsDefault && !m.IsDefault {
 		return store.Mailbox{}, &ValidationError{Fields: map[string]string{"is_default": "make another outbound mailbox the default instead"}}
 	}
+	m.OAuth.Account = old.OAuth.Account
 	if err := s.store.UpdateMailbox(ctx, m); err != nil {
 		return store.Mailbox{}, fmt.Errorf("update mailbox %q: %w", m.Name, err)
 	}
-	if newPassword {
-		if err := s.passwords.Set(ctx, id, *in.Password); err != nil {
-			return store.Mailbox{}, err
-		}
+	if s.OnCredentialsChange != nil {
+		s.OnCredentialsChange(id)
+	}
+	if err := s.saveSecrets(ctx, id, in); err != nil {
+		return store.Mailbox{}, err
 	}
 	updated, err := s.store.Mailbox(ctx, id)
 	if err != nil {
@@ -241,7 +248,7 @@ func (s *Service) Copy(ctx context.Context, actor string, id int64, newName stri
 	in.Name = newName
 	in.IsDefault = false
 	m := normalize(in)
-	verr := validate(m, true) // the password is entered later
+	verr := validate(m, secretsAt{password: true, clientSecret: true, certificate: true}) // the secrets are entered later
 	if verr != nil {
 		return store.Mailbox{}, verr
 	}
@@ -445,6 +452,13 @@ func describe(m store.Mailbox, passwordGiven bool) string {
 			fmt.Sprintf("poll_interval_seconds=%d", int(m.PollInterval.Seconds())), fmt.Sprintf("max_size_mb=%d", m.MaxSizeMB))
 	} else {
 		lines = append(lines, fmt.Sprintf("is_default=%t", m.IsDefault))
+	}
+	if m.Auth != "" && m.Auth != store.AuthPassword {
+		o := m.OAuth
+		lines = append(lines, "auth="+m.Auth, "oauth_provider="+o.Provider, "oauth_cloud="+o.Cloud,
+			"oauth_authority_url="+o.AuthorityURL, "oauth_tenant="+o.Tenant, "oauth_client_id="+o.ClientID,
+			"oauth_token_url="+o.TokenURL, "oauth_scopes="+o.Scopes, "graph_url="+m.GraphURL,
+			"client_secret="+mask(m.ClientSecretSet), "client_certificate="+mask(m.CertificateSet))
 	}
 	lines = append(lines, fmt.Sprintf("enabled=%t", m.Enabled))
 	return strings.Join(lines, "\n")

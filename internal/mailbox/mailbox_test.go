@@ -91,7 +91,34 @@ func TestValidation(t *testing.T) {
 		{"unknown action", func(in *mailbox.Input) { in.AfterAction = "shred" }, "after_action"},
 		{"pop3 with a folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.POP3, "INBOX" }, "folder"},
 		{"pop3 keep", func(in *mailbox.Input) { in.Protocol, in.AfterAction = mailbox.POP3, store.AfterKeep }, ""},
-		{"graph not yet", func(in *mailbox.Input) { in.Protocol = "graph" }, "protocol"},
+		{"ews not yet", func(in *mailbox.Input) { in.Protocol = "ews" }, "protocol"},
+		{"graph with a password", func(in *mailbox.Input) { in.Protocol, in.Auth = mailbox.Graph, store.AuthPassword }, "auth"},
+		{"graph app", graphApp(nil), ""},
+		{"graph app without tenant", graphApp(func(in *mailbox.Input) { in.OAuth.Tenant = "" }), "oauth_tenant"},
+		{"graph app on common", graphApp(func(in *mailbox.Input) { in.OAuth.Tenant = "common" }), "oauth_tenant"},
+		{"client id not a GUID", graphApp(func(in *mailbox.Input) { in.OAuth.ClientID = "postroom" }), "oauth_client_id"},
+		{"app without secret", graphApp(func(in *mailbox.Input) { in.ClientSecret = nil }), "client_secret"},
+		{"certificate without key", graphApp(func(in *mailbox.Input) {
+			in.ClientSecret = nil
+			c := vault.NewSecret("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+			in.Certificate = &c
+		}), "client_certificate"},
+		{"custom cloud without authority", graphApp(func(in *mailbox.Input) { in.OAuth.Cloud = "custom" }), "oauth_authority_url"},
+		{"custom cloud over plain http", graphApp(func(in *mailbox.Input) {
+			in.OAuth.Cloud, in.OAuth.AuthorityURL = "custom", "http://login.example.com"
+		}), "oauth_authority_url"},
+		{"custom cloud on loopback", graphApp(func(in *mailbox.Input) {
+			in.OAuth.Cloud, in.OAuth.AuthorityURL, in.GraphURL = "custom", "http://127.0.0.1:9443", "http://127.0.0.1:9444"
+		}), ""},
+		{"unknown cloud", graphApp(func(in *mailbox.Input) { in.OAuth.Cloud = "mars" }), "oauth_cloud"},
+		{"ropc without password", func(in *mailbox.Input) {
+			in.Auth, in.Password = store.AuthOAuthROPC, nil
+			in.OAuth = store.OAuth{Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}
+		}, "password"},
+		{"custom provider without token URL", func(in *mailbox.Input) {
+			in.Auth, in.OAuth = store.AuthOAuthDelegated, store.OAuth{Provider: "custom", ClientID: "postroom"}
+		}, "oauth_token_url"},
+		{"unknown method", func(in *mailbox.Input) { in.Auth = "kerberos" }, "auth"},
 		{"poll too fast", func(in *mailbox.Input) { in.PollInterval = 1e9 }, "poll_interval_seconds"},
 		{"bad direction", func(in *mailbox.Input) { in.Direction = "sideways" }, "direction"},
 	}
@@ -358,5 +385,59 @@ func TestConnectionTest(t *testing.T) {
 				t.Errorf("report %+v; want the last step failed with advice containing %q", rep, tt.advice)
 			}
 		})
+	}
+}
+
+// graphApp returns an edit that makes a Graph mailbox signing in as an app with a secret,
+// then applies more.
+func graphApp(more func(*mailbox.Input)) func(*mailbox.Input) {
+	return func(in *mailbox.Input) {
+		secret := vault.NewSecret("qWe8Q~secret")
+		in.Protocol, in.Auth, in.Host, in.Port, in.Security, in.Login, in.Password = mailbox.Graph, store.AuthOAuthApp, "", 0, "", "", nil
+		in.OAuth = store.OAuth{Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "11111111-2222-3333-4444-555555555555"}
+		in.ClientSecret = &secret
+		if more != nil {
+			more(in)
+		}
+	}
+}
+
+// TestOAuthDefaults: an OAuth mailbox of Microsoft without a host gets Exchange Online's
+// hosts and ports; a Graph mailbox gets the Inbox; secrets are stored but never returned,
+// and the audit log shows them masked.
+func TestOAuthDefaults(t *testing.T) {
+	svc, st, _ := newService(t)
+	ctx := context.Background()
+	in := inbound("exo")
+	in.Host, in.Port, in.Security, in.Password = "", 0, "", nil
+	in.Auth = store.AuthOAuthApp
+	in.OAuth = store.OAuth{Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}
+	secret := vault.NewSecret("qWe8Q~very-secret")
+	in.ClientSecret = &secret
+	m, err := svc.Create(ctx, "admin", in)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if m.Host != "outlook.office365.com" || m.Port != 993 || m.Security != mailbox.SecurityTLS {
+		t.Errorf("IMAP app mailbox: %s:%d %s, want outlook.office365.com:993 tls", m.Host, m.Port, m.Security)
+	}
+	if !m.ClientSecretSet || m.OAuth.Provider != "microsoft" || m.OAuth.Cloud != "global" {
+		t.Errorf("mailbox %+v: want the client secret stored, provider microsoft, cloud global", m)
+	}
+	g, err := svc.Create(ctx, "admin", func() mailbox.Input { x := inbound("graph"); graphApp(nil)(&x); return x }())
+	if err != nil {
+		t.Fatalf("Create graph: %v", err)
+	}
+	if g.Folder != "Inbox" || g.Host != "" || g.AfterAction != store.AfterMarkRead || g.Login != g.Address {
+		t.Errorf("graph mailbox: folder %q host %q after %q login %q, want Inbox, no host, mark_read, login = address", g.Folder, g.Host, g.AfterAction, g.Login)
+	}
+	events, err := st.ListAudit(ctx, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if strings.Contains(e.New, "very-secret") || strings.Contains(e.New, "qWe8Q") {
+			t.Errorf("audit event %q shows a secret", e.New)
+		}
 	}
 }

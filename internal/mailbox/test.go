@@ -48,7 +48,16 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 		in.Name = "test" // not saved: the name rules do not matter here
 	}
 	m := normalize(in)
-	if verr := validate(m, stored || !password.IsZero()); verr != nil {
+	have := secretsAt{password: stored || !password.IsZero(), clientSecret: in.ClientSecret != nil, certificate: in.Certificate != nil}
+	if id != 0 {
+		old, err := s.store.Mailbox(ctx, id)
+		if err != nil {
+			return diag.Report{}, fmt.Errorf("mailbox %d: %w", id, err)
+		}
+		have.clientSecret = have.clientSecret || old.ClientSecretSet
+		have.certificate = have.certificate || old.CertificateSet
+	}
+	if verr := validate(m, have); verr != nil {
 		return diag.Report{}, verr
 	}
 	return diag.Test(ctx, m, password, &diag.Options{RootCAs: s.RootCAs}), nil

@@ -64,6 +64,16 @@ type Input struct {
 	PollInterval time.Duration
 	MaxSizeMB    int
 	IsDefault    bool
+
+	// Auth is the sign-in method (store.AuthPassword by default) and OAuth its settings
+	// (OAuth.Account is not taken from input: a sign-in sets it).
+	Auth     string
+	OAuth    store.OAuth
+	GraphURL string
+	// Write-only OAuth secrets; nil keeps the stored one.
+	ClientSecret *vault.Secret
+	Certificate  *vault.Secret // PEM: the app's certificate and private key
+	RefreshToken *vault.Secret // custom provider: a refresh token obtained elsewhere
 }
 
 // FromMailbox returns the Input that reproduces m (without a password).
@@ -72,6 +82,7 @@ func FromMailbox(m store.Mailbox) Input {
 		Name: m.Name, Direction: m.Direction, Protocol: m.Protocol, Address: m.Address, Host: m.Host, Port: m.Port,
 		Security: m.Security, Login: m.Login, Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
 		PollInterval: m.PollInterval, MaxSizeMB: m.MaxSizeMB, IsDefault: m.IsDefault,
+		Auth: m.Auth, OAuth: m.OAuth, GraphURL: m.GraphURL,
 	}
 }
 
@@ -195,12 +206,19 @@ func normalize(in Input) store.Mailbox {
 	} else {
 		m.IsDefault = false
 	}
+	normalizeAuth(in, &m)
 	return m
 }
 
-// validate checks m (already normalized) against every rule but uniqueness. hasPassword
-// tells whether a password is given or already stored.
-func validate(m store.Mailbox, hasPassword bool) *ValidationError {
+// secretsAt tells which secrets are given with the input or already stored.
+type secretsAt struct {
+	password, clientSecret, certificate bool
+	certificateErr                      string // why a given certificate cannot be used
+}
+
+// validate checks m (already normalized) against every rule but uniqueness. have tells
+// which secrets are given or already stored.
+func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	e := &ValidationError{Fields: map[string]string{}}
 	switch {
 	case m.Name == "":
@@ -213,29 +231,34 @@ func validate(m store.Mailbox, hasPassword bool) *ValidationError {
 	switch m.Direction {
 	case store.Inbound:
 		switch m.Protocol {
-		case IMAP, POP3:
-		case "graph", "ews":
-			e.add("protocol", "Microsoft Graph and EWS mailboxes are not available yet: use imap or pop3")
+		case IMAP, POP3, Graph:
+		case "ews":
+			e.add("protocol", "EWS mailboxes are not available yet: use graph, imap or pop3")
 		default:
-			e.add("protocol", "choose imap or pop3 for an inbound mailbox")
+			e.add("protocol", "choose imap, pop3 or graph for an inbound mailbox")
 		}
 	case store.Outbound:
-		if m.Protocol != SMTP {
-			e.add("protocol", "an outbound mailbox sends with smtp")
+		if m.Protocol != SMTP && m.Protocol != Graph {
+			e.add("protocol", "an outbound mailbox sends with smtp or graph")
 		}
 	default:
 		e.add("direction", "choose inbound or outbound")
 	}
 	switch {
+	case m.Protocol == Graph: // no host: Graph's host is part of the OAuth settings
 	case m.Host == "":
 		e.add("host", "enter the mail server's host name, e.g. mail.example.com")
 	case len(m.Host) > maxHostLen || (net.ParseIP(strings.Trim(m.Host, "[]")) == nil && !hostRe.MatchString(m.Host)):
 		e.add("host", "enter a host name (mail.example.com) or an IP address, without spaces, scheme or port")
 	}
-	if m.Port < 1 || m.Port > 65535 {
+	if (m.Port < 1 || m.Port > 65535) && m.Protocol != Graph {
 		e.add("port", "use a port number from 1 to 65535")
 	}
 	switch m.Security {
+	case "":
+		if m.Protocol != Graph {
+			e.add("security", "choose tls, starttls or none")
+		}
 	case SecurityTLS, SecurityStartTLS:
 	case SecurityNone:
 		if m.Host != "" && !IsLoopback(m.Host) {
@@ -244,12 +267,13 @@ func validate(m store.Mailbox, hasPassword bool) *ValidationError {
 	default:
 		e.add("security", "choose tls, starttls or none")
 	}
-	if m.Direction == store.Inbound && m.Login == "" {
+	if m.Direction == store.Inbound && m.Login == "" && m.Protocol != Graph {
 		e.add("login", "enter the login name of the mailbox")
 	}
-	if m.Login != "" && !hasPassword {
+	if m.Login != "" && !have.password && (m.Auth == store.AuthPassword || m.Auth == store.AuthOAuthROPC) {
 		e.add("password", "enter the password of this login")
 	}
+	validateAuth(m, have, e)
 	if m.Address != "" {
 		if a, err := mail.ParseAddress(m.Address); err != nil || a.Address != m.Address {
 			e.add("address", "enter one email address, like support@example.com")
@@ -258,6 +282,23 @@ func validate(m store.Mailbox, hasPassword bool) *ValidationError {
 		e.add("address", "enter the email address replies are sent from")
 	}
 	switch m.Protocol {
+	case Graph:
+		if len(m.Folder) > maxFolderLen || strings.ContainsAny(m.Folder, "\r\n\x00") {
+			e.add("folder", "enter a folder name such as Inbox")
+		}
+		if m.Direction == store.Inbound {
+			switch m.AfterAction {
+			case store.AfterMarkRead, store.AfterKeep:
+			case store.AfterMove:
+				if m.MoveFolder == "" {
+					e.add("move_folder", "enter the folder processed messages are moved to")
+				} else if strings.EqualFold(m.MoveFolder, m.Folder) {
+					e.add("move_folder", "choose another folder than the one being read")
+				}
+			default:
+				e.add("after_action", "choose mark_read, move or keep for a Graph mailbox")
+			}
+		}
 	case IMAP:
 		if len(m.Folder) > maxFolderLen || strings.ContainsAny(m.Folder, "\r\n\x00") {
 			e.add("folder", "enter a folder name such as INBOX")
