@@ -20,6 +20,7 @@ import (
 
 	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/ingest"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -64,6 +65,8 @@ type App struct {
 	Store     store.Store
 	Vault     *vault.Vault
 	Passwords *credential.Passwords
+	// Tokens keeps the OAuth 2.0 token sources of the mailboxes that sign in with OAuth.
+	Tokens    *credential.Tokens
 	Auth      *auth.Service
 	Replies   *outbound.Service
 	Mailboxes *mailbox.Service
@@ -120,8 +123,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		cfg:       cfg,
 		log:       log,
 	}
+	a.Tokens = credential.NewTokens(a.Passwords.Secrets(), credential.TokensOptions{Logger: log})
 	a.Mailboxes = mailbox.NewService(st, a.Passwords, log)
 	a.Mailboxes.RootCAs = cfg.RootCAs
+	a.Mailboxes.OnCredentialsChange = a.Tokens.Forget
 	if _, err := st.EnsureDefaultQueue(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
@@ -178,9 +183,19 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
 		ReadTimeout: a.cfg.ReadTimeout,
+		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
+			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
+		},
 	})
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
+		Tokens: func(m store.Mailbox) connector.TokenFunc {
+			fn, err := a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
+			if err != nil { // the send fails with the reason, and is retried or failed by its kind
+				return func(context.Context, bool) (string, error) { return "", err }
+			}
+			return fn
+		},
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(ctx) })

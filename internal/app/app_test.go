@@ -51,15 +51,30 @@ func startApp(t *testing.T, kind string, roots *x509.CertPool, afterCommit func(
 
 func startAppIn(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, afterCommit func(int64, string) error) *harness {
 	t.Helper()
+	return startAppLogs(t, dir, kind, pgURL, roots, afterCommit, nil)
+}
+
+// startAppLogged starts an App on SQLite in dir whose log also goes to logs.
+func startAppLogged(t *testing.T, dir string, roots *x509.CertPool, logs io.Writer) *harness {
+	t.Helper()
+	return startAppLogs(t, dir, "sqlite", "", roots, nil, logs)
+}
+
+func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, afterCommit func(int64, string) error, logs io.Writer) *harness {
+	t.Helper()
 	if kind == "postgres" && pgURL == "" {
 		pgURL = testenv.Postgres(t)
+	}
+	var logTo io.Writer = testWriter{t}
+	if logs != nil {
+		logTo = io.MultiWriter(logTo, logs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, app.Config{
 		DataDir:      dir,
 		DatabaseURL:  pgURL,
 		Getenv:       func(k string) string { return map[string]string{vault.EnvKey: testKey}[k] },
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:       slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		RootCAs:      roots,
 		IngestReload: 200 * time.Millisecond,
 		AfterCommit:  afterCommit,

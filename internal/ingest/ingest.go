@@ -84,7 +84,10 @@ const (
 type Options struct {
 	Store     store.Store
 	Passwords *credential.Passwords
-	Logger    *slog.Logger
+	// Tokens returns the OAuth 2.0 token source of a mailbox that signs in with OAuth, or
+	// nil for one that signs in with its password; nil Tokens: passwords only.
+	Tokens func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error)
+	Logger *slog.Logger
 	// RootCAs replaces the system roots for TLS connections (tests).
 	RootCAs        *x509.CertPool
 	BatchSize      int
@@ -270,7 +273,13 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	if err != nil {
 		return false, err
 	}
-	src, err := r.dial(ctx, m, cursor.Value, password, log)
+	var token connector.TokenFunc
+	if r.opts.Tokens != nil {
+		if token, err = r.opts.Tokens(ctx, m); err != nil {
+			return false, err
+		}
+	}
+	src, err := r.dial(ctx, m, cursor.Value, password, token, log)
 	if err != nil {
 		return false, err
 	}
@@ -318,18 +327,20 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 }
 
 // dial opens the mailbox's source.
-func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, password vault.Secret, log *slog.Logger) (connector.Source, error) {
+func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, password vault.Secret, token connector.TokenFunc, log *slog.Logger) (connector.Source, error) {
 	switch m.Protocol {
 	case "imap":
 		return imap.Dial(ctx, imap.Config{
 			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
 			Folder: m.Folder, Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
 			MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log, ReadTimeout: r.opts.ReadTimeout,
+			Token: token,
 		})
 	case "pop3":
 		return pop3.Dial(ctx, pop3.Config{
 			Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, Password: password,
 			AfterAction: m.AfterAction, MaxSize: maxSize(m), RootCAs: r.opts.RootCAs, Logger: log, ReadTimeout: r.opts.ReadTimeout,
+			Token: token,
 			// POP3 has no cursor: what is stored already is not downloaded again.
 			Skip: func(sourceID string) bool {
 				_, err := r.opts.Store.MessageBySource(ctx, m.ID, sourceID)
