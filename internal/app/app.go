@@ -56,6 +56,8 @@ type Config struct {
 	// ReadTimeout is how long a mail server may stay silent mid-command before the
 	// connection is replaced (0: 2 minutes; tests shorten it).
 	ReadTimeout time.Duration
+	// ExpiryCheck is how often client secret expiry dates are checked (0: hourly).
+	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
 	AfterCommit func(mailboxID int64, sourceID string) error
 }
@@ -200,6 +202,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(ctx) })
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
+	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
 	return wg.Wait
 }
 

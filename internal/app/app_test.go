@@ -39,6 +39,7 @@ type harness struct {
 	cancel context.CancelFunc
 	wait   func()
 	url    string
+	dir    string // the data directory
 }
 
 // startApp opens an App on the given store kind ("sqlite" or "postgres") and starts its
@@ -93,7 +94,7 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 		defer close(served)
 		_ = a.Serve(ctx, ln)
 	}()
-	h := &harness{t: t, app: a, cancel: cancel, url: "http://" + ln.Addr().String()}
+	h := &harness{t: t, app: a, cancel: cancel, url: "http://" + ln.Addr().String(), dir: dir}
 	h.wait = func() { wait(); <-served }
 	t.Cleanup(h.stop)
 	return h

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -439,5 +440,29 @@ func TestOAuthDefaults(t *testing.T) {
 		if strings.Contains(e.New, "very-secret") || strings.Contains(e.New, "qWe8Q") {
 			t.Errorf("audit event %q shows a secret", e.New)
 		}
+	}
+}
+
+func TestSecretExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	m := store.Mailbox{Auth: store.AuthOAuthApp}
+	for _, c := range []struct {
+		at            time.Time
+		warn, expired bool
+		days          int
+	}{
+		{now.Add(15 * 24 * time.Hour), false, false, 15},
+		{now.Add(14 * 24 * time.Hour), true, false, 14},
+		{now.Add(36 * time.Hour), true, false, 1},
+		{now.Add(-time.Hour), false, true, -1},
+	} {
+		m.OAuth.SecretExpiresAt = c.at
+		e := mailbox.SecretExpiry(m, now)
+		if e.Warn != c.warn || e.Expired != c.expired || e.DaysLeft != c.days {
+			t.Errorf("expiry at %v: %+v, want warn %v expired %v days %d", c.at, e, c.warn, c.expired, c.days)
+		}
+	}
+	if e := mailbox.SecretExpiry(store.Mailbox{Auth: store.AuthPassword, OAuth: store.OAuth{SecretExpiresAt: now}}, now); e.Warn || e.Expired {
+		t.Errorf("a password mailbox warns of a secret expiry: %+v", e)
 	}
 }
