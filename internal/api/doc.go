@@ -31,7 +31,12 @@
 //     errors (delete while enabled, the default outbound mailbox, a disabled queue) are 409.
 //     In a request body an unknown field or a value of the wrong JSON type is a field error
 //     too, never a silent default. Reads are for supervisors and admins, changes for admins.
-//   - A mailbox password is write-only: requests may set it, no response carries it
-//     ("password_set" says whether one is stored), and an absent, null or empty password
+//   - A mailbox's secrets are write-only: password, client_secret, client_certificate (a
+//     PEM bundle with its private key) and refresh_token. Requests may set them, no
+//     response carries them ("password_set", "client_secret_set", "client_certificate_set"
+//     and "refresh_token_set" say whether one is stored), and an absent, null or empty one
 //     keeps the stored one.
+//   - A mailbox's OAuth settings are the object "oauth"; its members that are sent replace
+//     the stored ones, the others keep theirs. Their field errors are keyed oauth_<member>
+//     (oauth_tenant, oauth_client_id, ...), the keys of mailbox.ValidationError.
 package api

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -16,46 +17,108 @@ import (
 )
 
 // MailboxView is a mailbox as the API (and `postroom mailbox show -json`) shows it. There
-// is deliberately no field for its secret: PasswordSet only says whether one is stored.
+// are deliberately no fields for its secrets (password, client secret, certificate, refresh
+// token): PasswordSet, ClientSecretSet, ClientCertificateSet and RefreshTokenSet only say
+// whether one is stored.
 type MailboxView struct {
-	ID                  int64      `json:"id"`
-	Name                string     `json:"name"`
-	Direction           string     `json:"direction"`
-	Protocol            string     `json:"protocol"`
-	Address             string     `json:"address"`
-	Host                string     `json:"host"`
-	Port                int        `json:"port"`
-	Security            string     `json:"security"`
-	Login               string     `json:"login"`
-	PasswordSet         bool       `json:"password_set"`
-	Folder              string     `json:"folder"`
-	AfterAction         string     `json:"after_action"`
-	MoveFolder          string     `json:"move_folder"`
-	PollIntervalSeconds int64      `json:"poll_interval_seconds"`
-	MaxSizeMB           int        `json:"max_size_mb"`
-	Enabled             bool       `json:"enabled"`
-	IsDefault           bool       `json:"is_default"`
-	QueueID             *int64     `json:"queue_id"`
-	Queue               string     `json:"queue"`
-	Status              string     `json:"status"` // connected, idle, error or disabled
-	StatusMessage       string     `json:"status_message"`
-	StatusAt            *time.Time `json:"status_at"`
-	LastOKAt            *time.Time `json:"last_ok_at"`
-	IngestedToday       int        `json:"ingested_today"`
-	CreatedAt           time.Time  `json:"created_at"`
-	UpdatedAt           time.Time  `json:"updated_at"`
+	ID                   int64      `json:"id"`
+	Name                 string     `json:"name"`
+	Direction            string     `json:"direction"`
+	Protocol             string     `json:"protocol"`
+	Address              string     `json:"address"`
+	Host                 string     `json:"host"`
+	Port                 int        `json:"port"`
+	Security             string     `json:"security"`
+	Login                string     `json:"login"`
+	PasswordSet          bool       `json:"password_set"`
+	Auth                 string     `json:"auth"`
+	OAuth                OAuthView  `json:"oauth"`
+	GraphURL             string     `json:"graph_url"`
+	ClientSecretSet      bool       `json:"client_secret_set"`
+	ClientCertificateSet bool       `json:"client_certificate_set"`
+	RefreshTokenSet      bool       `json:"refresh_token_set"`
+	Folder               string     `json:"folder"`
+	AfterAction          string     `json:"after_action"`
+	MoveFolder           string     `json:"move_folder"`
+	PollIntervalSeconds  int64      `json:"poll_interval_seconds"`
+	MaxSizeMB            int        `json:"max_size_mb"`
+	Enabled              bool       `json:"enabled"`
+	IsDefault            bool       `json:"is_default"`
+	QueueID              *int64     `json:"queue_id"`
+	Queue                string     `json:"queue"`
+	Status               string     `json:"status"` // connected, idle, error or disabled
+	StatusMessage        string     `json:"status_message"`
+	StatusAt             *time.Time `json:"status_at"`
+	LastOKAt             *time.Time `json:"last_ok_at"`
+	IngestedToday        int        `json:"ingested_today"`
+	CreatedAt            time.Time  `json:"created_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+}
+
+// OAuthView is a mailbox's OAuth 2.0 settings (MailboxView.OAuth); all empty for the
+// password method. Account is read-only: a person's sign-in sets it.
+type OAuthView struct {
+	Provider     string `json:"provider"` // microsoft or custom
+	Cloud        string `json:"cloud"`    // global, usgov, usgov-dod, china or custom
+	AuthorityURL string `json:"authority_url"`
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	TokenURL     string `json:"token_url"`
+	AuthorizeURL string `json:"authorize_url"`
+	Scopes       string `json:"scopes"`
+	Account      string `json:"account"`
+	// SecretExpiresAt is the client secret's expiry date (RFC 3339 full-date, UTC), nil
+	// when none is recorded.
+	SecretExpiresAt *string `json:"secret_expires_at"`
+}
+
+// ParseSecretExpiry reads a client secret's expiry date as the API and the CLI take it: an
+// RFC 3339 full-date (2026-12-31, the start of that day in UTC) or date-time. "" is no date.
+func ParseSecretExpiry(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, errors.New(hintSecretExpiry)
+	}
+	return t.UTC(), nil
+}
+
+// FormatSecretExpiry is the full-date (UTC) of a client secret's expiry; nil when unknown.
+func FormatSecretExpiry(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.DateOnly)
+	return &s
 }
 
 // NewMailboxView returns the view of m with its live status and the name of its queue.
 func NewMailboxView(m store.Mailbox, st mailbox.Status, queue string) MailboxView {
+	o := m.OAuth
 	v := MailboxView{
 		ID: m.ID, Name: m.Name, Direction: m.Direction, Protocol: m.Protocol, Address: m.Address,
 		Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, PasswordSet: m.PasswordSet,
+		Auth: m.Auth, GraphURL: m.GraphURL, ClientSecretSet: m.ClientSecretSet,
+		ClientCertificateSet: m.CertificateSet, RefreshTokenSet: m.RefreshTokenSet,
+		OAuth: OAuthView{
+			Provider: o.Provider, Cloud: o.Cloud, AuthorityURL: o.AuthorityURL, Tenant: o.Tenant, ClientID: o.ClientID,
+			TokenURL: o.TokenURL, AuthorizeURL: o.AuthorizeURL, Scopes: o.Scopes, Account: o.Account,
+			SecretExpiresAt: FormatSecretExpiry(o.SecretExpiresAt),
+		},
 		Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
 		PollIntervalSeconds: int64(m.PollInterval / time.Second), MaxSizeMB: m.MaxSizeMB,
 		Enabled: m.Enabled, IsDefault: m.IsDefault, Queue: queue,
 		Status: st.State, StatusMessage: st.Message, StatusAt: timePtr(st.At), LastOKAt: timePtr(st.LastOK),
 		IngestedToday: st.IngestedToday, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+	}
+	if v.Auth == "" {
+		v.Auth = store.AuthPassword
 	}
 	if m.QueueID != 0 {
 		id := m.QueueID
@@ -80,6 +143,9 @@ const (
 	hintBool      = "use true or false"
 	hintQueueID   = "use the id of a queue (a whole number), or null for no queue"
 	hintDirection = "use inbound or outbound (or leave it out for both)"
+	hintOAuth     = `use an object, like {"tenant": "contoso.onmicrosoft.com", "client_id": "11111111-2222-3333-4444-555555555555"}, or leave it out`
+	// hintSecretExpiry is also ParseSecretExpiry's error.
+	hintSecretExpiry = "use the date the client secret expires, like 2026-12-31 (as the app registration's Certificates & secrets page shows it), or null for none"
 )
 
 // maxPollSeconds bounds poll_interval_seconds before it becomes a time.Duration, so that a
@@ -93,35 +159,128 @@ const mailboxErrors = "the mailbox has errors"
 // readOnlyMailboxFields may be sent back in a mailbox body (a GET, edited, PUT back); they
 // are ignored: enabled and queue_id change through their own endpoints.
 var readOnlyMailboxFields = []string{
-	"id", "password_set", "enabled", "queue_id", "queue", "status", "status_message",
+	"id", "password_set", "client_secret_set", "client_certificate_set", "refresh_token_set",
+	"enabled", "queue_id", "queue", "status", "status_message",
 	"status_at", "last_ok_at", "ingested_today", "created_at", "updated_at",
 }
 
+// oauthFieldPrefix turns a member of "oauth" into its field error key (tenant:
+// oauth_tenant), the keys mailbox.ValidationError uses.
+const oauthFieldPrefix = "oauth_"
+
 // mailboxBody is a mailbox as a client sends it. A nil field was absent (or null): on
-// create it takes the default, on update it keeps the stored value. An empty password
-// keeps the stored one too.
+// create it takes the default, on update it keeps the stored value. An empty password,
+// client secret, certificate or refresh token keeps the stored one too.
 type mailboxBody struct {
 	Name, Direction, Protocol, Address, Host, Security, Login, Password *string
 	Folder, AfterAction, MoveFolder                                     *string
 	Port, MaxSizeMB                                                     *int
 	PollIntervalSeconds                                                 *int64
 	IsDefault                                                           *bool
+	Auth, GraphURL, ClientSecret, ClientCertificate, RefreshToken       *string
+	// OAuth holds the members of "oauth" that were sent (nil: none, or null).
+	OAuth *oauthBody
 }
 
-// decode fills b from the members of a JSON object; it returns field errors.
-func (b *mailboxBody) decode(obj map[string]json.RawMessage) map[string]string {
-	errs := decodeFields(obj, map[string]member{
+// oauthBody is the "oauth" object of a mailbox body: each member sent replaces the stored
+// value, the others keep theirs. secret_expires_at null or "" removes the date.
+type oauthBody struct {
+	Provider, Cloud, AuthorityURL, Tenant, ClientID, TokenURL, AuthorizeURL, Scopes *string
+	expirySent                                                                      bool
+	SecretExpiresAt                                                                 time.Time
+}
+
+// members maps each member of a mailbox body to its destination in b.
+func (b *mailboxBody) members() map[string]member {
+	return map[string]member{
 		"name": {&b.Name, hintText}, "direction": {&b.Direction, hintText}, "protocol": {&b.Protocol, hintText},
 		"address": {&b.Address, hintText}, "host": {&b.Host, hintText}, "port": {&b.Port, hintPort},
 		"security": {&b.Security, hintText}, "login": {&b.Login, hintText}, "password": {&b.Password, hintText},
 		"folder": {&b.Folder, hintText}, "after_action": {&b.AfterAction, hintText}, "move_folder": {&b.MoveFolder, hintText},
 		"poll_interval_seconds": {&b.PollIntervalSeconds, hintPoll}, "max_size_mb": {&b.MaxSizeMB, hintMaxSize},
 		"is_default": {&b.IsDefault, hintBool},
-	}, readOnlyMailboxFields...)
+		"auth":       {&b.Auth, hintText}, "graph_url": {&b.GraphURL, hintText}, "client_secret": {&b.ClientSecret, hintText},
+		"client_certificate": {&b.ClientCertificate, hintText}, "refresh_token": {&b.RefreshToken, hintText},
+		"oauth": {new(json.RawMessage), hintOAuth}, // decoded by decodeOAuth
+	}
+}
+
+// members maps each writable member of "oauth" to its destination in o; secret_expires_at
+// is read apart, "account" is read-only.
+func (o *oauthBody) members() map[string]member {
+	return map[string]member{
+		"provider": {&o.Provider, hintText}, "cloud": {&o.Cloud, hintText}, "authority_url": {&o.AuthorityURL, hintText},
+		"tenant": {&o.Tenant, hintText}, "client_id": {&o.ClientID, hintText}, "token_url": {&o.TokenURL, hintText},
+		"authorize_url": {&o.AuthorizeURL, hintText}, "scopes": {&o.Scopes, hintText},
+		"secret_expires_at": {new(json.RawMessage), hintSecretExpiry},
+	}
+}
+
+// decode fills b from the members of a JSON object; it returns field errors.
+func (b *mailboxBody) decode(obj map[string]json.RawMessage) map[string]string {
+	errs := decodeFields(obj, b.members(), readOnlyMailboxFields...)
 	if p := b.PollIntervalSeconds; p != nil && (*p < 0 || *p > maxPollSeconds) {
 		errs["poll_interval_seconds"] = hintPoll
 	}
+	if raw, ok := obj["oauth"]; ok {
+		b.OAuth = decodeOAuth(raw, errs)
+	}
 	return errs
+}
+
+// decodeOAuth reads the "oauth" member; it adds field errors under the keys of
+// mailbox.ValidationError (oauth_tenant, ...).
+func decodeOAuth(raw json.RawMessage, errs map[string]string) *oauthBody {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		errs["oauth"] = hintOAuth
+		return nil
+	}
+	if obj == nil { // null: as if absent
+		return nil
+	}
+	var o oauthBody
+	for name, msg := range decodeFields(obj, o.members(), "account") {
+		errs[oauthFieldPrefix+name] = msg
+	}
+	if raw, ok := obj["secret_expires_at"]; ok {
+		var s *string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			errs[oauthFieldPrefix+"secret_expires_at"] = hintSecretExpiry
+		} else if s != nil {
+			t, err := ParseSecretExpiry(*s)
+			if err != nil {
+				errs[oauthFieldPrefix+"secret_expires_at"] = hintSecretExpiry
+			}
+			o.SecretExpiresAt = t
+		}
+		o.expirySent = true
+	}
+	return &o
+}
+
+// apply overlays the members that were sent on in.
+func (o *oauthBody) apply(in *store.OAuth) {
+	for _, x := range []struct{ dst, v *string }{
+		{&in.Provider, o.Provider}, {&in.Cloud, o.Cloud}, {&in.AuthorityURL, o.AuthorityURL}, {&in.Tenant, o.Tenant},
+		{&in.ClientID, o.ClientID}, {&in.TokenURL, o.TokenURL}, {&in.AuthorizeURL, o.AuthorizeURL}, {&in.Scopes, o.Scopes},
+	} {
+		if x.v != nil {
+			*x.dst = *x.v
+		}
+	}
+	if o.expirySent {
+		in.SecretExpiresAt = o.SecretExpiresAt
+	}
+}
+
+// secretOf wraps a write-only member; nil when absent, null or empty (keep the stored one).
+func secretOf(v *string) *vault.Secret {
+	if v == nil || *v == "" {
+		return nil
+	}
+	s := vault.NewSecret(*v)
+	return &s
 }
 
 // apply overlays the fields that were sent on in.
@@ -141,6 +300,11 @@ func (b *mailboxBody) apply(in mailbox.Input) mailbox.Input {
 	set(&in.Folder, b.Folder)
 	set(&in.AfterAction, b.AfterAction)
 	set(&in.MoveFolder, b.MoveFolder)
+	set(&in.Auth, b.Auth)
+	set(&in.GraphURL, b.GraphURL)
+	if b.OAuth != nil {
+		b.OAuth.apply(&in.OAuth)
+	}
 	if b.Port != nil {
 		in.Port = *b.Port
 	}
@@ -153,9 +317,17 @@ func (b *mailboxBody) apply(in mailbox.Input) mailbox.Input {
 	if b.IsDefault != nil {
 		in.IsDefault = *b.IsDefault
 	}
-	if b.Password != nil && *b.Password != "" {
-		pw := vault.NewSecret(*b.Password)
-		in.Password = &pw
+	if pw := secretOf(b.Password); pw != nil {
+		in.Password = pw
+	}
+	if sec := secretOf(b.ClientSecret); sec != nil {
+		in.ClientSecret = sec
+	}
+	if cert := secretOf(b.ClientCertificate); cert != nil {
+		in.Certificate = cert
+	}
+	if rt := secretOf(b.RefreshToken); rt != nil {
+		in.RefreshToken = rt
 	}
 	return in
 }
