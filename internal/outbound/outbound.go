@@ -10,10 +10,13 @@
 //     after the server accepted the message. A 4xx answer or a broken connection is retried
 //     with exponential backoff (kept in the outbox across restarts); a 5xx answer or refused
 //     credentials mark the row failed with the server's words, shown to the agent.
-//   - Results are per recipient (smtp.Deliver): when the server accepts some recipients and
-//     refuses others, the row is sent (never sent again to those who got it) and LastError
-//     lists each refused recipient with the server's words. When it refuses all of them the
-//     row is failed (all 5xx) or retried (some 4xx) like any other failure.
+//   - Results are per recipient (smtp.Deliver). When the server answers recipients
+//     differently, one transaction (store.RecordOutboxOutcome) narrows the row to those it
+//     refused for now (4xx, or a connection lost before they got it), which are retried
+//     with backoff; those it accepted get a sent row and are never sent the message again;
+//     those it refused for good (5xx, or still 4xx at the last attempt) get a failed row
+//     whose LastError is the server's words, shown to the agent on the work item. When
+//     every recipient fares alike the row is sent, retried or failed as a whole.
 //   - The Sender keeps one SMTP connection per outbound mailbox between sends (smtp.Sink:
 //     NOOP after 30 s idle, closed after 5 minutes idle), rebuilt when the mailbox's
 //     settings change.
@@ -28,6 +31,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -363,35 +367,26 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 	res, err := s.send(ctx, it)
 	attempts := it.Attempts + 1
 	now := s.opts.Now()
+	if o := splitOutcome(it, res, err, attempts); groups(o) > 1 {
+		return s.recordSplit(ctx, log, it, o, now)
+	}
 	switch {
-	case err == nil && len(res.Refused) == 0:
+	case err == nil:
 		if err := s.opts.Store.MarkOutboxSent(ctx, it.ID, now); err != nil {
 			log.Error("sent, but cannot record it", slog.Any("error", err))
 		}
 		log.Info("reply sent", slog.Int("recipients", len(it.Recipients)))
 		s.outcomes.Inc("sent")
 		return true
-	case err == nil:
-		// Some recipients got it: the row is sent (a retry would send them a second copy),
-		// with the refusals in LastError for the agent. The store has no single call for
-		// "sent, with a note": the note is written first with the row still leased, then
-		// the row is marked sent; a crash between the two sends the message again after
-		// the lease (at least once, as everywhere in the outbox).
-		note := (&smtp.PartialError{Result: res}).Error()
-		if res.Temporary() {
-			note += "; temporary refusals are not retried automatically: reply again to reach those recipients"
-		}
-		if err := s.opts.Store.MarkOutboxRetry(ctx, it.ID, it.Attempts, now.Add(claimLease), note); err != nil {
-			log.Error("sent, but cannot record the refused recipients", slog.Any("error", err))
-		}
-		if err := s.opts.Store.MarkOutboxSent(ctx, it.ID, now); err != nil {
-			log.Error("sent, but cannot record it", slog.Any("error", err))
-		}
-		log.Warn("reply sent to some recipients only", slog.Int("accepted", len(res.Accepted)), slog.String("refused", res.Summary()))
-		s.outcomes.Inc("partial")
-		return true
 	case connector.IsPermanent(err) || attempts >= maxAttempts:
-		if err := s.opts.Store.MarkOutboxFailed(ctx, it.ID, attempts, err.Error()); err != nil {
+		text := err.Error()
+		if !connector.IsPermanent(err) {
+			if len(res.Refused) > 0 {
+				text = res.Summary() // the connector's advice says it is retried: not any more
+			}
+			text = fmt.Sprintf("gave up after %d attempts: %s", attempts, text)
+		}
+		if err := s.opts.Store.MarkOutboxFailed(ctx, it.ID, attempts, text); err != nil {
 			log.Error("cannot record failure", slog.Any("error", err))
 		}
 		log.Error("reply failed for good", slog.Any("error", err), slog.String("advice", connector.Advice(err)))
@@ -405,6 +400,93 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 		s.outcomes.Inc("retry")
 	}
 	return false
+}
+
+// splitOutcome sorts the recipients of row it by what attempt number attempts did to
+// them: accepted, refused for now (retried unless this was the last attempt) or refused
+// for good. A recipient the result does not mention (the attempt stopped before it) is
+// refused for now with err.
+func splitOutcome(it store.OutboxItem, res smtp.Result, err error, attempts int) store.OutboxOutcome {
+	o := store.OutboxOutcome{Attempts: attempts, Delivered: res.Accepted}
+	var deferred, failed []smtp.Refusal
+	for _, r := range res.Refused {
+		if r.Temporary() && attempts < maxAttempts {
+			deferred = append(deferred, r)
+		} else {
+			failed = append(failed, r)
+		}
+	}
+	if err != nil {
+		seen := map[string]int{}
+		for _, r := range res.Accepted {
+			seen[r]++
+		}
+		for _, r := range res.Refused {
+			seen[r.Recipient]++
+		}
+		for _, r := range it.Recipients {
+			if seen[r] > 0 {
+				seen[r]--
+				continue
+			}
+			deferred = append(deferred, smtp.Refusal{Recipient: r, Text: "not attempted: " + err.Error()})
+		}
+	}
+	for _, r := range deferred {
+		o.Deferred = append(o.Deferred, r.Recipient)
+	}
+	for _, r := range failed {
+		o.Failed = append(o.Failed, r.Recipient)
+	}
+	o.DeferredError = smtp.Result{Refused: deferred}.Summary()
+	o.FailedError = smtp.Result{Refused: failed}.Summary()
+	if slices.ContainsFunc(failed, smtp.Refusal.Temporary) {
+		o.FailedError = fmt.Sprintf("gave up after %d attempts: %s", attempts, o.FailedError)
+	}
+	return o
+}
+
+// groups counts the non-empty groups of o: with one, every recipient fared alike.
+func groups(o store.OutboxOutcome) int {
+	n := 0
+	for _, g := range [][]string{o.Delivered, o.Deferred, o.Failed} {
+		if len(g) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// recordSplit records an attempt that the server answered differently for different
+// recipients: those who got the message are never sent it again, those refused for now
+// stay in the outbox (this row, narrowed to them) for a retry with backoff, and those
+// refused for good get a failed row with the server's words (store.RecordOutboxOutcome).
+// It reports whether anyone got the message.
+func (s *Sender) recordSplit(ctx context.Context, log *slog.Logger, it store.OutboxItem, o store.OutboxOutcome, now time.Time) bool {
+	o.At = now
+	if len(o.Deferred) > 0 {
+		o.NextAttemptAt = now.Add(retryDelay(o.Attempts))
+	}
+	if err := s.opts.Store.RecordOutboxOutcome(ctx, it.ID, o); err != nil {
+		// The row stays leased and queued: after the lease the whole reply is tried again
+		// (at least once, as everywhere in the outbox).
+		log.Error("cannot record which recipients got the reply", slog.Any("error", err))
+	}
+	attrs := []any{slog.Int("delivered", len(o.Delivered))}
+	if len(o.Deferred) > 0 {
+		attrs = append(attrs, slog.String("retrying", o.DeferredError), slog.Time("next_attempt", o.NextAttemptAt))
+	}
+	if len(o.Failed) > 0 {
+		attrs = append(attrs, slog.String("failed", o.FailedError))
+	}
+	if len(o.Delivered) == 0 {
+		log.Warn("reply refused for some recipients for good; retrying the others", attrs...)
+		s.outcomes.Inc("retry")
+		return false
+	}
+	log.Warn("reply sent to some recipients only", attrs...)
+	s.outcomes.Inc("partial")
+	return true
 }
 
 func (s *Sender) send(ctx context.Context, it store.OutboxItem) (smtp.Result, error) {

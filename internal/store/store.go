@@ -358,6 +358,27 @@ type OutboxItem struct {
 	SentAt        time.Time
 }
 
+// OutboxOutcome is what one delivery attempt did for each recipient of an outbox item
+// (RecordOutboxOutcome). Delivered, Deferred and Failed together hold each of the item's
+// Recipients exactly once.
+type OutboxOutcome struct {
+	// Attempts counts the item's delivery attempts, this one included.
+	Attempts int
+	// At is when the attempt ended: the SentAt of the delivered recipients (zero: now).
+	At time.Time
+	// Delivered are the recipients the server accepted the message for.
+	Delivered []string
+	// Deferred were refused for now (4xx, or the connection failed before they got it):
+	// they are tried again at NextAttemptAt; DeferredError is the server's words.
+	Deferred      []string
+	DeferredError string
+	NextAttemptAt time.Time
+	// Failed were refused for good (5xx, or deferred too many times); FailedError is the
+	// server's words, shown to the agent.
+	Failed      []string
+	FailedError string
+}
+
 // ReplyInput is what CreateReply records in one transaction.
 type ReplyInput struct {
 	WorkItemID int64
@@ -504,6 +525,15 @@ type Store interface {
 	MarkOutboxSent(ctx context.Context, id int64, at time.Time) error
 	MarkOutboxRetry(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error
 	MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error
+	// RecordOutboxOutcome writes, in one transaction, an attempt that the server answered
+	// differently for different recipients. The queued item id keeps the first non-empty
+	// group of Deferred (narrowed to them, queued for NextAttemptAt), Delivered (sent) and
+	// Failed (failed); each other non-empty group becomes a new item of the same reply
+	// (mailbox, work item, message, From, CreatedAt) in its state, so that nobody who got
+	// the message gets it again and everyone's fate is on the work item. Every item
+	// written has o.Attempts. The groups must split the item's Recipients exactly, and the
+	// item must be queued; otherwise nothing is written.
+	RecordOutboxOutcome(ctx context.Context, id int64, o OutboxOutcome) error
 	OutboxItem(ctx context.Context, id int64) (OutboxItem, error)
 	OutboxForWorkItem(ctx context.Context, workItemID int64) ([]OutboxItem, error)
 	// CountOutbox counts the outbox items in a state (OutboxQueued, ...).

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -336,4 +338,204 @@ func parseSinkDump(raw []byte) (SinkMessage, error) {
 	}
 	m.Data = data.Bytes()
 	return m, nil
+}
+
+// gateDialTimeout bounds the gate's connection to smtp-sink on loopback.
+const gateDialTimeout = 5 * time.Second
+
+// RcptGate is an SMTP relay on 127.0.0.1 in front of an SMTPSink that answers RCPT for
+// chosen recipients itself. smtp-sink refuses every RCPT alike or none (-r, -f), while a
+// sender's handling of per-recipient answers (RFC 5321 §4.2.5: in one transaction some
+// recipients accepted, some 4xx, some 5xx) needs a server that tells them apart. Every
+// other command and every recipient without an answer goes to smtp-sink unchanged, and
+// each reply comes back from it, so what a transaction delivers is in the sink's Messages,
+// with exactly the recipients that were accepted.
+//
+// Commands are relayed one at a time, each reply before the next command is read, which
+// keeps replies in order for a client that pipelines (RFC 2920).
+type RcptGate struct {
+	Addr string // "127.0.0.1:port"
+
+	sink *SMTPSink
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	answers map[string]string // lower-cased address -> reply line
+	conns   map[net.Conn]bool
+	closed  bool
+}
+
+// StartRcptGate starts a gate in front of s; it is stopped at t.Cleanup.
+func (s *SMTPSink) StartRcptGate(t testing.TB) *RcptGate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: RCPT gate: %v", err)
+	}
+	g := &RcptGate{Addr: ln.Addr().String(), sink: s, ln: ln, answers: map[string]string{}, conns: map[net.Conn]bool{}}
+	g.wg.Go(g.accept)
+	t.Cleanup(g.close)
+	return g
+}
+
+// Answer makes the gate reply to RCPT TO:<rcpt> with reply, a whole reply line such as
+// "452 4.2.2 Mailbox full" (a 4xx or 5xx code, a space, text), instead of passing it to
+// smtp-sink; reply "" passes rcpt on again. Addresses compare without regard to case.
+func (g *RcptGate) Answer(t testing.TB, rcpt, reply string) {
+	t.Helper()
+	if reply != "" && (len(reply) < 5 || (reply[0] != '4' && reply[0] != '5') ||
+		reply[1] < '0' || reply[1] > '9' || reply[2] < '0' || reply[2] > '9' || reply[3] != ' ' ||
+		strings.ContainsAny(reply, "\r\n")) {
+		t.Fatalf("testenv: RCPT gate answer %q: want one line like \"452 4.2.2 Mailbox full\" with a 4xx or 5xx code", reply)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	key := strings.ToLower(rcpt)
+	if reply == "" {
+		delete(g.answers, key)
+		return
+	}
+	g.answers[key] = reply
+}
+
+func (g *RcptGate) accept() {
+	for {
+		c, err := g.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			c.Close()
+			return
+		}
+		g.conns[c] = true
+		g.mu.Unlock()
+		g.wg.Go(func() {
+			defer func() {
+				g.mu.Lock()
+				delete(g.conns, c)
+				g.mu.Unlock()
+				c.Close()
+			}()
+			g.relay(c)
+		})
+	}
+}
+
+// close stops accepting, closes every connection and waits for their goroutines.
+func (g *RcptGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	for c := range g.conns {
+		c.Close()
+	}
+	g.mu.Unlock()
+	g.ln.Close()
+	g.wg.Wait()
+}
+
+// relay carries one client session to smtp-sink and back, answering RCPTs that have an
+// answer itself.
+func (g *RcptGate) relay(client net.Conn) {
+	up, err := net.DialTimeout("tcp", g.sink.Addr, gateDialTimeout)
+	if err != nil {
+		_, _ = io.WriteString(client, "421 4.3.0 RCPT gate: smtp-sink unreachable\r\n")
+		return
+	}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		up.Close()
+		return
+	}
+	g.conns[up] = true
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.conns, up)
+		g.mu.Unlock()
+		up.Close()
+	}()
+	fromClient, fromSink := bufio.NewReader(client), bufio.NewReader(up)
+	if _, err := relayReply(fromSink, client); err != nil { // the greeting
+		return
+	}
+	inData := false
+	for {
+		line, err := fromClient.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if inData {
+			// RFC 5321 §4.5.2: the message ends with a line holding one dot.
+			if _, err := io.WriteString(up, line); err != nil {
+				return
+			}
+			if line == ".\r\n" {
+				inData = false
+				if _, err := relayReply(fromSink, client); err != nil {
+					return
+				}
+			}
+			continue
+		}
+		if reply, ok := g.answerFor(line); ok {
+			if _, err := io.WriteString(client, reply+"\r\n"); err != nil {
+				return
+			}
+			continue
+		}
+		if _, err := io.WriteString(up, line); err != nil {
+			return
+		}
+		code, err := relayReply(fromSink, client)
+		if err != nil {
+			return
+		}
+		if verb, _, _ := strings.Cut(strings.TrimSpace(line), " "); strings.EqualFold(verb, "DATA") && code == 354 {
+			inData = true
+		}
+	}
+}
+
+// answerFor returns the answer set for the recipient of a RCPT command line.
+func (g *RcptGate) answerFor(line string) (string, bool) {
+	const prefix = "RCPT TO:"
+	if len(line) < len(prefix) || !strings.EqualFold(line[:len(prefix)], prefix) {
+		return "", false
+	}
+	path := strings.TrimSpace(line[len(prefix):])
+	if rest, ok := strings.CutPrefix(path, "<"); ok {
+		path, _, _ = strings.Cut(rest, ">")
+	} else {
+		path, _, _ = strings.Cut(path, " ")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	reply, ok := g.answers[strings.ToLower(path)]
+	return reply, ok
+}
+
+// relayReply copies one reply, all its lines (RFC 5321 §4.2.1: "NNN-" continues,
+// "NNN " ends), from r to w and returns its code.
+func relayReply(r *bufio.Reader, w io.Writer) (int, error) {
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		if _, err := io.WriteString(w, line); err != nil {
+			return 0, err
+		}
+		if len(line) < 4 || line[3] != '-' {
+			code, err := strconv.Atoi(line[:min(3, len(line))])
+			if err != nil {
+				return 0, fmt.Errorf("smtp-sink reply %q: %w", line, err)
+			}
+			return code, nil
+		}
+	}
 }

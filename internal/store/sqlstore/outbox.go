@@ -193,6 +193,106 @@ func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, attempts int, la
 	return s.wrap(fmt.Sprintf("mark outbox item %d failed", id), err)
 }
 
+// RecordOutboxOutcome writes a per-recipient outcome: the item keeps one group (deferred,
+// else delivered, else failed) and each other group becomes a new row of the same reply.
+// The item is read FOR UPDATE (PostgreSQL) so that a concurrent change waits; on SQLite
+// the single writer serialises.
+func (s *Store) RecordOutboxOutcome(ctx context.Context, id int64, o store.OutboxOutcome) error {
+	op := fmt.Sprintf("record the outcome of outbox item %d", id)
+	at := o.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	if len(o.Deferred) > 0 && o.NextAttemptAt.IsZero() {
+		return fmt.Errorf("%s: deferred recipients need a next attempt time", op)
+	}
+	type group struct {
+		state     string
+		rcpts     []string
+		lastError string
+		sentAt    time.Time
+	}
+	var groups []group
+	for _, g := range []group{
+		{store.OutboxQueued, o.Deferred, o.DeferredError, time.Time{}},
+		{store.OutboxSent, o.Delivered, "", at},
+		{store.OutboxFailed, o.Failed, o.FailedError, time.Time{}},
+	} {
+		if len(g.rcpts) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		return fmt.Errorf("%s: the outcome names no recipient", op)
+	}
+	err := s.inTx(ctx, func(tx runner) error {
+		var row store.OutboxItem
+		var recipients string
+		err := tx.queryRow(ctx, `SELECT mailbox_id, work_item_id, message_id, from_addr, recipients,
+			state, next_attempt_at, created_at FROM outbox WHERE id = ?`+s.d.forUpdate, id).Scan(
+			&row.MailboxID, idCol{&row.WorkItemID}, &row.MessageID, &row.From, &recipients,
+			&row.State, tcol(&row.NextAttemptAt), tcol(&row.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if row.State != store.OutboxQueued {
+			return fmt.Errorf("the item is %s, not queued: another sender finished it", row.State)
+		}
+		if row.Recipients, err = decodeList(recipients); err != nil {
+			return err
+		}
+		if !splits(row.Recipients, o.Deferred, o.Delivered, o.Failed) {
+			return fmt.Errorf("delivered %q, deferred %q and failed %q do not split the item's recipients %q",
+				o.Delivered, o.Deferred, o.Failed, row.Recipients)
+		}
+		keep := groups[0]
+		next := row.NextAttemptAt
+		if keep.state == store.OutboxQueued {
+			next = o.NextAttemptAt
+		}
+		if _, err := tx.exec(ctx, `UPDATE outbox SET recipients = ?, state = ?, attempts = ?,
+			next_attempt_at = ?, last_error = ?, sent_at = ? WHERE id = ?`,
+			encodeList(keep.rcpts), keep.state, o.Attempts, s.d.timeArg(next), clean(keep.lastError),
+			s.d.timeArg(keep.sentAt), id); err != nil {
+			return fmt.Errorf("narrow the item to its %s recipients: %w", keep.state, err)
+		}
+		for _, g := range groups[1:] {
+			if _, err := tx.exec(ctx, `INSERT INTO outbox (mailbox_id, work_item_id, message_id,
+				from_addr, recipients, state, attempts, next_attempt_at, last_error, created_at, sent_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				row.MailboxID, nullID(row.WorkItemID), row.MessageID, clean(row.From), encodeList(g.rcpts),
+				g.state, o.Attempts, s.d.timeArg(at), clean(g.lastError), s.d.timeArg(row.CreatedAt),
+				s.d.timeArg(g.sentAt)); err != nil {
+				return fmt.Errorf("record the %s recipients: %w", g.state, err)
+			}
+		}
+		return nil
+	})
+	return s.wrap(op, err)
+}
+
+// splits reports whether the groups together hold each of all exactly once.
+func splits(all []string, groups ...[]string) bool {
+	count := make(map[string]int, len(all))
+	for _, r := range all {
+		count[r]++
+	}
+	for _, g := range groups {
+		for _, r := range g {
+			if count[r] == 0 {
+				return false
+			}
+			count[r]--
+		}
+	}
+	for _, n := range count {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // OutboxItem returns one outbox item with its raw message.
 func (s *Store) OutboxItem(ctx context.Context, id int64) (store.OutboxItem, error) {
 	o, err := scanOutbox(s.r.queryRow(ctx, outboxSelect+` WHERE o.id = ?`, id))

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -279,5 +280,135 @@ func testOutboxConcurrentClaims(t *testing.T, s store.Store) {
 		if n != 1 {
 			t.Errorf("outbox item %d claimed %d times, want once", id, n)
 		}
+	}
+}
+
+// testOutboxOutcome: a server that accepts some recipients, defers some (4xx) and refuses
+// some for good (5xx). The reply's row is narrowed to the deferred recipients and retried;
+// the delivered and the failed ones become rows of their own, with the server's words, so
+// that nobody gets the message twice and the agent sees what happened to each.
+func testOutboxOutcome(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	f := newReplyFixture(t, s)
+	in := f.replyInput("split@example.com")
+	in.Recipients = []string{"ana@example.org", "bob@example.org", "carol@example.org", "dave@example.org"}
+	o, err := s.CreateReply(ctx, in)
+	must(t, "CreateReply", err)
+	now := o.NextAttemptAt.Add(time.Second)
+	lease := now.Add(time.Minute)
+	claimed, err := s.ClaimOutbox(ctx, now, lease, 10)
+	must(t, "ClaimOutbox", err)
+	if len(claimed) != 1 || claimed[0].ID != o.ID {
+		t.Fatalf("claimed %+v, want item %d", claimed, o.ID)
+	}
+
+	at := now.Add(2 * time.Second)
+	next := at.Add(30 * time.Second)
+	must(t, "RecordOutboxOutcome", s.RecordOutboxOutcome(ctx, o.ID, store.OutboxOutcome{
+		Attempts:      1,
+		At:            at,
+		Delivered:     []string{"ana@example.org", "carol@example.org"},
+		Deferred:      []string{"dave@example.org"},
+		DeferredError: "dave@example.org: 452 4.2.2 mailbox full",
+		NextAttemptAt: next,
+		Failed:        []string{"bob@example.org"},
+		FailedError:   "bob@example.org: 550 5.1.1 no such user",
+	}))
+	list, err := s.OutboxForWorkItem(ctx, f.res.WorkItemID)
+	must(t, "OutboxForWorkItem", err)
+	if len(list) != 3 {
+		t.Fatalf("after the outcome the work item has %d outbox items, want 3 (deferred, delivered, failed): %+v", len(list), list)
+	}
+	deferred, delivered, failed := list[0], list[1], list[2]
+	if deferred.ID != o.ID || deferred.State != store.OutboxQueued || !slices.Equal(deferred.Recipients, []string{"dave@example.org"}) ||
+		deferred.Attempts != 1 || deferred.LastError != "dave@example.org: 452 4.2.2 mailbox full" || !deferred.SentAt.IsZero() {
+		t.Errorf("the reply's own item = %+v, want it queued for dave only, 1 attempt, the 452", deferred)
+	}
+	sameTime(t, "deferred NextAttemptAt", deferred.NextAttemptAt, next)
+	if delivered.State != store.OutboxSent || !slices.Equal(delivered.Recipients, []string{"ana@example.org", "carol@example.org"}) ||
+		delivered.Attempts != 1 || delivered.LastError != "" {
+		t.Errorf("delivered item = %+v, want sent to ana and carol after 1 attempt", delivered)
+	}
+	sameTime(t, "delivered SentAt", delivered.SentAt, at)
+	if failed.State != store.OutboxFailed || !slices.Equal(failed.Recipients, []string{"bob@example.org"}) ||
+		failed.Attempts != 1 || failed.LastError != "bob@example.org: 550 5.1.1 no such user" || !failed.SentAt.IsZero() {
+		t.Errorf("failed item = %+v, want failed for bob with the server's words", failed)
+	}
+	for _, it := range list {
+		if it.MessageID != o.MessageID || it.MailboxID != o.MailboxID || it.WorkItemID != o.WorkItemID ||
+			it.From != o.From || !bytes.Equal(it.Raw, o.Raw) {
+			t.Errorf("item %d = %+v, want the same reply (message %d from %s through mailbox %d)", it.ID, it, o.MessageID, o.From, o.MailboxID)
+		}
+		sameTime(t, fmt.Sprintf("item %d CreatedAt", it.ID), it.CreatedAt, o.CreatedAt)
+	}
+	for state, want := range map[string]int{store.OutboxQueued: 1, store.OutboxSent: 1, store.OutboxFailed: 1} {
+		if n, err := s.CountOutbox(ctx, state); err != nil || n != want {
+			t.Errorf("CountOutbox(%s) = %d, %v; want %d", state, n, err, want)
+		}
+	}
+
+	// Only the deferred recipient is tried again, when the backoff is over.
+	if items, err := s.ClaimOutbox(ctx, next.Add(-time.Second), next.Add(time.Minute), 10); err != nil || len(items) != 0 {
+		t.Errorf("claim before the retry is due = %d items, %v; want none", len(items), err)
+	}
+	items, err := s.ClaimOutbox(ctx, next, next.Add(time.Minute), 10)
+	must(t, "ClaimOutbox", err)
+	if len(items) != 1 || items[0].ID != o.ID || !slices.Equal(items[0].Recipients, []string{"dave@example.org"}) {
+		t.Fatalf("claim when the retry is due = %+v, want item %d for dave only", items, o.ID)
+	}
+
+	// The outcome must split the item's recipients exactly; otherwise nothing is written.
+	for name, bad := range map[string]store.OutboxOutcome{
+		"a recipient left out":    {Attempts: 2, Delivered: []string{}},
+		"a stranger":              {Attempts: 2, Delivered: []string{"dave@example.org", "eve@example.org"}},
+		"a recipient twice":       {Attempts: 2, Delivered: []string{"dave@example.org"}, Failed: []string{"dave@example.org"}},
+		"someone already handled": {Attempts: 2, Delivered: []string{"ana@example.org"}},
+		"deferred without a time": {Attempts: 2, Deferred: []string{"dave@example.org"}},
+	} {
+		if err := s.RecordOutboxOutcome(ctx, o.ID, bad); err == nil {
+			t.Errorf("RecordOutboxOutcome with %s succeeded, want an error", name)
+		}
+	}
+	wantErr(t, "RecordOutboxOutcome of a missing item", s.RecordOutboxOutcome(ctx, failed.ID+1000,
+		store.OutboxOutcome{Attempts: 1, Delivered: []string{"x@example.org"}}), store.ErrNotFound)
+	if err := s.RecordOutboxOutcome(ctx, delivered.ID, store.OutboxOutcome{Attempts: 2, Delivered: delivered.Recipients}); err == nil {
+		t.Errorf("RecordOutboxOutcome of a sent item succeeded, want an error")
+	}
+	if got, _ := s.OutboxForWorkItem(ctx, f.res.WorkItemID); len(got) != 3 || got[0].State != store.OutboxQueued ||
+		!slices.Equal(got[0].Recipients, []string{"dave@example.org"}) || got[0].Attempts != 1 || got[1].Attempts != 1 {
+		t.Fatalf("refused outcomes changed the outbox: %+v", got)
+	}
+
+	// The retry reaches dave: the reply's own item is sent, nothing new is written.
+	sentAt := next.Add(time.Second)
+	must(t, "RecordOutboxOutcome delivered", s.RecordOutboxOutcome(ctx, o.ID, store.OutboxOutcome{
+		Attempts: 2, At: sentAt, Delivered: []string{"dave@example.org"},
+	}))
+	got, err := s.OutboxItem(ctx, o.ID)
+	must(t, "OutboxItem", err)
+	if got.State != store.OutboxSent || got.Attempts != 2 || !slices.Equal(got.Recipients, []string{"dave@example.org"}) {
+		t.Errorf("after the retry: %+v, want sent to dave after 2 attempts", got)
+	}
+	sameTime(t, "SentAt after the retry", got.SentAt, sentAt)
+	if n, _ := s.CountOutbox(ctx, store.OutboxQueued); n != 0 {
+		t.Errorf("%d items still queued, want none", n)
+	}
+	if list, _ := s.OutboxForWorkItem(ctx, f.res.WorkItemID); len(list) != 3 {
+		t.Errorf("after the retry the work item has %d outbox items, want still 3", len(list))
+	}
+
+	// No deferred recipient: the item itself is sent and the refused ones split off.
+	second, err := s.CreateReply(ctx, f.replyInput("split2@example.com"))
+	must(t, "CreateReply", err)
+	must(t, "RecordOutboxOutcome", s.RecordOutboxOutcome(ctx, second.ID, store.OutboxOutcome{
+		Attempts: 1, At: sentAt, Delivered: []string{"cc@example.org"},
+		Failed: []string{"customer@example.org"}, FailedError: "customer@example.org: 554 5.7.1 rejected",
+	}))
+	list, err = s.OutboxForWorkItem(ctx, f.res.WorkItemID)
+	must(t, "OutboxForWorkItem", err)
+	if len(list) != 5 || list[3].ID != second.ID || list[3].State != store.OutboxSent ||
+		!slices.Equal(list[3].Recipients, []string{"cc@example.org"}) || list[4].State != store.OutboxFailed ||
+		!slices.Equal(list[4].Recipients, []string{"customer@example.org"}) || list[4].LastError != "customer@example.org: 554 5.7.1 rejected" {
+		t.Errorf("second reply's items = %+v, want it sent to cc and a failed item for customer", list[3:])
 	}
 }

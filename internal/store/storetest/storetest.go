@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateReplyMissingWorkItem", testCreateReplyMissingWorkItem},
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+		{"OutboxOutcome", testOutboxOutcome},
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
