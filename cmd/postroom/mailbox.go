@@ -17,14 +17,22 @@ import (
 
 	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/app"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
 
-// maxPasswordBytes bounds a password read from standard input or a file: real mailbox
-// passwords are far shorter, and a wrong path (a large file) must not be read whole.
-const maxPasswordBytes = 4096
+// Bounds of the secrets read from standard input or a file: real ones are far shorter, and
+// a wrong path (a large file) must not be read whole. A certificate bundle (PEM certificate,
+// maybe its chain, and private key) is the largest.
+const (
+	maxPasswordBytes     = 4096
+	maxTokenBytes        = 16 << 10
+	maxCertificateBytes  = 64 << 10
+	secretExpiresNone    = "none"
+	secretFlagsExplained = "a secret on the command line is visible to other users and kept in the shell history"
+)
 
 // maxListMessage bounds the error message shown in the status column of `mailbox list`
 // (`mailbox show` prints it whole).
@@ -45,15 +53,32 @@ Commands:
   disable NAME            disable
   delete NAME             delete a disabled mailbox (its messages and work items stay)
   test NAME               test the connection with the stored settings, step by step
-  copy NAME NEWNAME       copy every setting but the name and the password (disabled)
+  copy NAME NEWNAME       copy every setting but the name and the secrets (disabled)
 
-Passwords are read from standard input (-password-stdin) or a file (-password-file PATH),
-never from a flag value, which other users could see in the process list.
+Sign-in (-auth): password (the default), or OAuth 2.0: oauth_app (an app registration
+signs in as itself with a client secret or certificate: Microsoft Graph, or IMAP, POP3 and
+SMTP at Exchange Online), oauth_delegated (a person signs in once, in the web pages),
+oauth_ropc (login and password traded for a token; fails with MFA). A Microsoft 365
+mailbox through Graph:
+
+  postroom mailbox add support -direction inbound -protocol graph \
+      -address support@contoso.com -oauth-tenant contoso.onmicrosoft.com \
+      -oauth-client-id 11111111-2222-3333-4444-555555555555 \
+      -client-secret-file secret.txt -secret-expires 2026-12-31
+
+IMAP, POP3 or SMTP with -auth oauth_app and no -host get Exchange Online's hosts
+(outlook.office365.com 993/995, smtp.office365.com 587).
+
+Secrets are read from standard input or a file, never from a flag value, which other users
+could see in the process list: -password-stdin or -password-file PATH, -client-secret-stdin
+or -client-secret-file PATH, -client-certificate-file PATH (PEM: the certificate and its
+private key), -refresh-token-stdin or -refresh-token-file PATH. Only one of them can use
+standard input.
 
 Run "postroom mailbox COMMAND -h" for the flags of a command.
 `
 
-// runMailbox runs `postroom mailbox ...`. stdin is read only for -password-stdin.
+// runMailbox runs `postroom mailbox ...`. stdin is read only for one -*-stdin flag.
 func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mailboxUsage)
@@ -69,7 +94,7 @@ func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "unknown mailbox command %q\n\n%s", cmd, mailboxUsage)
 		return errUsage
 	}
-	if err := refusePasswordFlag(args); err != nil {
+	if err := refuseSecretFlags(args); err != nil {
 		return err
 	}
 	fs := flag.NewFlagSet("postroom mailbox "+cmd, flag.ContinueOnError)
@@ -98,10 +123,15 @@ func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var password *vault.Secret
+	var secrets cliSecrets
 	if spec.settings {
-		if password, err = opts.password(stdin); err != nil {
+		if secrets, err = opts.secrets(stdin); err != nil {
 			return err
+		}
+		if set["secret-expires"] {
+			if opts.secretExpiresAt, err = parseSecretExpires(opts.secretExpires); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -120,7 +150,7 @@ func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	defer a.Close()
 	c := &mailboxCLI{
 		st: a.Store, svc: a.Mailboxes, actor: cliActor(getenv),
-		out: stdout, opts: &opts, set: set, password: password,
+		out: stdout, opts: &opts, set: set, secrets: secrets,
 	}
 	return spec.run(c, ctx, pos)
 }
@@ -130,7 +160,7 @@ type mailboxCommand struct {
 	args             string // for usage: "NAME [flags]"
 	help             string
 	minArgs, maxArgs int
-	settings         bool // takes the mailbox setting flags and a password
+	settings         bool // takes the mailbox setting flags and secrets
 	output           bool // takes -json
 	filter           bool // takes -direction and -q as filters (list)
 	run              func(c *mailboxCLI, ctx context.Context, pos []string) error
@@ -141,13 +171,13 @@ var mailboxCommands = map[string]mailboxCommand{
 	"show": {args: "NAME [flags]", help: "Show every setting of a mailbox and its live status.", minArgs: 1, maxArgs: 1, output: true, run: (*mailboxCLI).show},
 	"add": {args: "NAME [flags]", help: "Create a mailbox, disabled. Flags left out take their defaults.",
 		minArgs: 0, maxArgs: 1, settings: true, run: (*mailboxCLI).add},
-	"edit": {args: "NAME [flags]", help: "Change the settings given as flags; the others, and the password unless a new one is given, keep their value.",
+	"edit": {args: "NAME [flags]", help: "Change the settings given as flags; the others, and each secret unless a new one is given, keep their value.",
 		minArgs: 1, maxArgs: 1, settings: true, run: (*mailboxCLI).edit},
 	"enable":  {args: "NAME", help: "Enable a mailbox.", minArgs: 1, maxArgs: 1, run: (*mailboxCLI).enable},
 	"disable": {args: "NAME", help: "Disable a mailbox.", minArgs: 1, maxArgs: 1, run: (*mailboxCLI).disable},
 	"delete":  {args: "NAME", help: "Delete a disabled mailbox.", minArgs: 1, maxArgs: 1, run: (*mailboxCLI).delete},
-	"test":    {args: "NAME", help: "Test the connection of a mailbox with its stored settings and password.", minArgs: 1, maxArgs: 1, run: (*mailboxCLI).test},
-	"copy":    {args: "NAME NEWNAME", help: "Copy a mailbox's settings, but not its name and password, to a new disabled mailbox.", minArgs: 2, maxArgs: 2, run: (*mailboxCLI).copy},
+	"test":    {args: "NAME", help: "Test the connection of a mailbox with its stored settings and secrets.", minArgs: 1, maxArgs: 1, run: (*mailboxCLI).test},
+	"copy":    {args: "NAME NEWNAME", help: "Copy a mailbox's settings, but not its name and secrets, to a new disabled mailbox.", minArgs: 2, maxArgs: 2, run: (*mailboxCLI).copy},
 }
 
 // mailboxFlags are the flags of the mailbox commands; the settings mirror the API fields.
@@ -160,6 +190,13 @@ type mailboxFlags struct {
 	passwordFile                                                                               string
 	json                                                                                       bool
 	query                                                                                      string
+
+	// Sign-in settings (the API's auth, oauth.* and graph_url).
+	auth, oauthProvider, oauthCloud, oauthAuthorityURL, oauthTenant, oauthClientID string
+	oauthTokenURL, oauthAuthorizeURL, oauthScopes, graphURL, secretExpires         string
+	secretExpiresAt                                                                time.Time // secretExpires parsed
+	clientSecretStdin, refreshTokenStdin                                           bool
+	clientSecretFile, certificateFile, refreshTokenFile                            string
 }
 
 func (o *mailboxFlags) register(fs *flag.FlagSet, spec mailboxCommand) {
@@ -189,52 +226,139 @@ func (o *mailboxFlags) register(fs *flag.FlagSet, spec mailboxCommand) {
 	fs.BoolVar(&o.isDefault, "default", false, "outbound: make this the default outbound mailbox")
 	fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from standard input")
 	fs.StringVar(&o.passwordFile, "password-file", "", "read the password from this file")
+
+	fs.StringVar(&o.auth, "auth", "", "sign-in: password (default; oauth_app for graph), oauth_app, oauth_delegated or oauth_ropc")
+	fs.StringVar(&o.graphURL, "graph-url", "", "graph: the Microsoft Graph host (default: the cloud's, https://graph.microsoft.com)")
+	fs.StringVar(&o.oauthProvider, "oauth-provider", "", "OAuth provider: microsoft (default) or custom (give -oauth-token-url)")
+	fs.StringVar(&o.oauthCloud, "oauth-cloud", "", "Microsoft cloud: global (default), usgov, usgov-dod, china, or custom (give -oauth-authority-url)")
+	fs.StringVar(&o.oauthAuthorityURL, "oauth-authority-url", "", "-oauth-cloud custom: the login host, e.g. https://login.microsoftonline.com (the tenant-authority)")
+	fs.StringVar(&o.oauthTenant, "oauth-tenant", "", "directory (tenant) id: a GUID or contoso.onmicrosoft.com (Entra admin center > Overview > Tenant ID)")
+	fs.StringVar(&o.oauthClientID, "oauth-client-id", "", "application (client) id (App registrations > your app > Overview)")
+	fs.StringVar(&o.oauthTokenURL, "oauth-token-url", "", "-oauth-provider custom: the token endpoint URL")
+	fs.StringVar(&o.oauthAuthorizeURL, "oauth-authorize-url", "", "-oauth-provider custom: the authorization endpoint URL")
+	fs.StringVar(&o.oauthScopes, "oauth-scopes", "", "space-separated scopes (default: the provider's for the protocol)")
+	fs.StringVar(&o.secretExpires, "secret-expires", "", "the client secret's expiry date, YYYY-MM-DD (postroom warns 14 days ahead); none removes it")
+	fs.BoolVar(&o.clientSecretStdin, "client-secret-stdin", false, "read the app's client secret from standard input")
+	fs.StringVar(&o.clientSecretFile, "client-secret-file", "", "read the app's client secret from this file")
+	fs.StringVar(&o.certificateFile, "client-certificate-file", "", "read the app's certificate and its RSA private key (PEM) from this file")
+	fs.BoolVar(&o.refreshTokenStdin, "refresh-token-stdin", false, "-oauth-provider custom: read a refresh token from standard input")
+	fs.StringVar(&o.refreshTokenFile, "refresh-token-file", "", "-oauth-provider custom: read a refresh token from this file")
 }
 
-// password reads the password from stdin or the file, if asked to; nil when neither.
-// One trailing line break is removed (echo and editors add it).
-func (o *mailboxFlags) password(stdin io.Reader) (*vault.Secret, error) {
+// cliSecrets are the secrets given to add or edit; nil keeps the stored one.
+type cliSecrets struct {
+	password, clientSecret, certificate, refreshToken *vault.Secret
+}
+
+// secretSource is where one secret may come from.
+type secretSource struct {
+	what      string // "the password"
+	stdinFlag string // "password-stdin"; "" when it cannot come from standard input
+	fileFlag  string
+	stdin     bool
+	file      string
+	limit     int
+	dst       **vault.Secret
+}
+
+// secrets reads each secret whose -*-stdin or -*-file flag was given. Standard input can
+// give only one of them.
+func (o *mailboxFlags) secrets(stdin io.Reader) (cliSecrets, error) {
+	var out cliSecrets
+	sources := []secretSource{
+		{"the password", "password-stdin", "password-file", o.passwordStdin, o.passwordFile, maxPasswordBytes, &out.password},
+		{"the client secret", "client-secret-stdin", "client-secret-file", o.clientSecretStdin, o.clientSecretFile, maxPasswordBytes, &out.clientSecret},
+		{"the certificate", "", "client-certificate-file", false, o.certificateFile, maxCertificateBytes, &out.certificate},
+		{"the refresh token", "refresh-token-stdin", "refresh-token-file", o.refreshTokenStdin, o.refreshTokenFile, maxTokenBytes, &out.refreshToken},
+	}
+	var fromStdin []string
+	for _, src := range sources {
+		if src.stdin {
+			fromStdin = append(fromStdin, "-"+src.stdinFlag)
+		}
+	}
+	if len(fromStdin) > 1 {
+		return cliSecrets{}, fmt.Errorf("%s all read standard input, which holds one secret: give the others as files (-*-file PATH)", strings.Join(fromStdin, " and "))
+	}
+	for _, src := range sources {
+		s, err := src.read(stdin)
+		if err != nil {
+			return cliSecrets{}, err
+		}
+		*src.dst = s
+	}
+	return out, nil
+}
+
+// read reads the secret from stdin or the file, if asked to; nil when neither. One
+// trailing line break is removed (echo and editors add it).
+func (src secretSource) read(stdin io.Reader) (*vault.Secret, error) {
 	var r io.Reader
 	var from string
 	switch {
-	case o.passwordStdin && o.passwordFile != "":
-		return nil, errors.New("give -password-stdin or -password-file, not both")
-	case o.passwordStdin:
+	case src.stdin && src.file != "":
+		return nil, fmt.Errorf("give -%s or -%s, not both", src.stdinFlag, src.fileFlag)
+	case src.stdin:
 		r, from = stdin, "standard input"
-	case o.passwordFile != "":
-		f, err := os.Open(o.passwordFile)
+	case src.file != "":
+		f, err := os.Open(src.file)
 		if err != nil {
-			return nil, fmt.Errorf("password file: %w", err)
+			return nil, fmt.Errorf("%s file (-%s): %w", strings.TrimPrefix(src.what, "the "), src.fileFlag, err)
 		}
 		defer f.Close()
-		r, from = f, o.passwordFile
+		r, from = f, src.file
 	default:
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r, maxPasswordBytes+1))
+	b, err := io.ReadAll(io.LimitReader(r, int64(src.limit)+1))
 	if err != nil {
-		return nil, fmt.Errorf("read the password from %s: %w", from, err)
+		return nil, fmt.Errorf("read %s from %s: %w", src.what, from, err)
 	}
-	if len(b) > maxPasswordBytes {
-		return nil, fmt.Errorf("the password in %s is longer than %d bytes: is it the right file?", from, maxPasswordBytes)
+	if len(b) > src.limit {
+		return nil, fmt.Errorf("%s in %s is longer than %d bytes: is it the right file?", src.what, from, src.limit)
 	}
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-	if s == "" {
-		return nil, fmt.Errorf("no password in %s", from)
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("no %s in %s", strings.TrimPrefix(src.what, "the "), from)
 	}
-	pw := vault.NewSecret(s)
-	return &pw, nil
+	v := vault.NewSecret(s)
+	return &v, nil
 }
 
-// refusePasswordFlag gives a clear error for -password VALUE, without echoing the value.
-func refusePasswordFlag(args []string) error {
+// parseSecretExpires reads -secret-expires: a date, or "none" (no date).
+func parseSecretExpires(s string) (time.Time, error) {
+	if strings.EqualFold(strings.TrimSpace(s), secretExpiresNone) {
+		return time.Time{}, nil
+	}
+	if strings.TrimSpace(s) == "" {
+		return time.Time{}, errors.New("-secret-expires is empty: give the date the client secret expires, like 2026-12-31, or none to remove it")
+	}
+	t, err := api.ParseSecretExpiry(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("-secret-expires %q: give the date the client secret expires, like 2026-12-31 (YYYY-MM-DD), or none to remove it", s)
+	}
+	return t, nil
+}
+
+// secretFlags are the flags that do not exist because their value would be a secret on the
+// command line, and what to use instead.
+var secretFlags = map[string]string{
+	"password":           "-password-stdin or -password-file PATH",
+	"client-secret":      "-client-secret-stdin or -client-secret-file PATH",
+	"client-certificate": "-client-certificate-file PATH",
+	"refresh-token":      "-refresh-token-stdin or -refresh-token-file PATH",
+}
+
+// refuseSecretFlags gives a clear error for -password VALUE (or -client-secret VALUE, ...),
+// without echoing the value.
+func refuseSecretFlags(args []string) error {
 	for _, a := range args {
 		if a == "--" {
 			return nil
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && name == "password" {
-			return errors.New("there is no -password flag: a password on the command line is visible to other users and kept in the shell history; use -password-stdin or -password-file PATH")
+		if use, ok := secretFlags[name]; ok && strings.HasPrefix(a, "-") {
+			return fmt.Errorf("there is no -%s flag: %s; use %s", name, secretFlagsExplained, use)
 		}
 	}
 	return nil
@@ -273,13 +397,13 @@ func cliActor(getenv func(string) string) string {
 
 // mailboxCLI runs one mailbox command against the opened store.
 type mailboxCLI struct {
-	st       store.Store
-	svc      *mailbox.Service
-	actor    string
-	out      io.Writer
-	opts     *mailboxFlags
-	set      map[string]bool // flags given on the command line
-	password *vault.Secret
+	st      store.Store
+	svc     *mailbox.Service
+	actor   string
+	out     io.Writer
+	opts    *mailboxFlags
+	set     map[string]bool // flags given on the command line
+	secrets cliSecrets
 }
 
 // flagOfField names the flag of each API field, for error messages.
@@ -288,6 +412,11 @@ var flagOfField = map[string]string{
 	"port": "-port", "security": "-security", "login": "-login", "password": "-password-stdin or -password-file",
 	"folder": "-folder", "after_action": "-after-action", "move_folder": "-move-folder",
 	"poll_interval_seconds": "-poll", "max_size_mb": "-max-size", "is_default": "-default",
+	"auth": "-auth", "graph_url": "-graph-url", "oauth_provider": "-oauth-provider", "oauth_cloud": "-oauth-cloud",
+	"oauth_authority_url": "-oauth-authority-url", "oauth_tenant": "-oauth-tenant", "oauth_client_id": "-oauth-client-id",
+	"oauth_token_url": "-oauth-token-url", "oauth_authorize_url": "-oauth-authorize-url", "oauth_scopes": "-oauth-scopes",
+	"oauth_secret_expires_at": "-secret-expires", "client_secret": "-client-secret-stdin or -client-secret-file",
+	"client_certificate": "-client-certificate-file", "refresh_token": "-refresh-token-stdin or -refresh-token-file",
 }
 
 // explain turns a validation error into one line per field, naming its flag.
@@ -327,7 +456,11 @@ func (c *mailboxCLI) apply(in mailbox.Input) mailbox.Input {
 		"name": {&in.Name, &o.name}, "direction": {&in.Direction, &o.direction}, "protocol": {&in.Protocol, &o.protocol},
 		"address": {&in.Address, &o.address}, "host": {&in.Host, &o.host}, "security": {&in.Security, &o.security},
 		"login": {&in.Login, &o.login}, "folder": {&in.Folder, &o.folder}, "after-action": {&in.AfterAction, &o.afterAction},
-		"move-folder": {&in.MoveFolder, &o.moveFolder},
+		"move-folder": {&in.MoveFolder, &o.moveFolder}, "auth": {&in.Auth, &o.auth}, "graph-url": {&in.GraphURL, &o.graphURL},
+		"oauth-provider": {&in.OAuth.Provider, &o.oauthProvider}, "oauth-cloud": {&in.OAuth.Cloud, &o.oauthCloud},
+		"oauth-authority-url": {&in.OAuth.AuthorityURL, &o.oauthAuthorityURL}, "oauth-tenant": {&in.OAuth.Tenant, &o.oauthTenant},
+		"oauth-client-id": {&in.OAuth.ClientID, &o.oauthClientID}, "oauth-token-url": {&in.OAuth.TokenURL, &o.oauthTokenURL},
+		"oauth-authorize-url": {&in.OAuth.AuthorizeURL, &o.oauthAuthorizeURL}, "oauth-scopes": {&in.OAuth.Scopes, &o.oauthScopes},
 	} {
 		if c.set[flagName] {
 			*pair.dst = *pair.v
@@ -345,7 +478,13 @@ func (c *mailboxCLI) apply(in mailbox.Input) mailbox.Input {
 	if c.set["default"] {
 		in.IsDefault = o.isDefault
 	}
-	in.Password = c.password
+	if c.set["secret-expires"] {
+		in.OAuth.SecretExpiresAt = o.secretExpiresAt
+	}
+	in.Password = c.secrets.password
+	in.ClientSecret = c.secrets.clientSecret
+	in.Certificate = c.secrets.certificate
+	in.RefreshToken = c.secrets.refreshToken
 	return in
 }
 
@@ -416,7 +555,7 @@ func (c *mailboxCLI) list(ctx context.Context, _ []string) error {
 		if v.Status == mailbox.StateError && v.StatusMessage != "" {
 			status += ": " + shorten(v.StatusMessage, maxListMessage)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%d\t%s\t%s\n", v.Name, v.Direction, v.Protocol, v.Host, v.Port, yesNo(v.Enabled), status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Direction, v.Protocol, serverText(v), yesNo(v.Enabled), status)
 	}
 	return tw.Flush()
 }
@@ -437,25 +576,27 @@ func (c *mailboxCLI) show(ctx context.Context, pos []string) error {
 	if c.opts.json {
 		return c.printJSON(v)
 	}
-	password := "not set"
-	if v.PasswordSet {
-		password = "set"
-	}
 	queue := "(none)"
 	if v.Queue != "" {
 		queue = v.Queue
 	}
-	rows := [][2]string{
-		{"name", v.Name}, {"direction", v.Direction}, {"protocol", v.Protocol}, {"address", v.Address},
-		{"host", v.Host}, {"port", fmt.Sprint(v.Port)}, {"security", v.Security}, {"login", v.Login},
-		{"password", password}, {"folder", v.Folder}, {"after_action", v.AfterAction}, {"move_folder", v.MoveFolder},
+	rows := [][2]string{{"name", v.Name}, {"direction", v.Direction}, {"protocol", v.Protocol}, {"address", v.Address}}
+	if v.Protocol == mailbox.Graph {
+		rows = append(rows, [2]string{"graph_url", serverText(v)})
+	} else {
+		rows = append(rows, [][2]string{{"host", v.Host}, {"port", fmt.Sprint(v.Port)}, {"security", v.Security}}...)
+	}
+	rows = append(rows, [2]string{"login", v.Login})
+	rows = append(rows, signInRows(m, v, time.Now())...)
+	rows = append(rows, [][2]string{
+		{"folder", v.Folder}, {"after_action", v.AfterAction}, {"move_folder", v.MoveFolder},
 		{"poll_interval", (time.Duration(v.PollIntervalSeconds) * time.Second).String()},
 		{"max_size", fmt.Sprintf("%d MB", v.MaxSizeMB)}, {"enabled", yesNo(v.Enabled)}, {"default", yesNo(v.IsDefault)},
 		{"queue", queue}, {"status", v.Status}, {"status_message", v.StatusMessage},
 		{"status_at", timeText(v.StatusAt)}, {"last_ok_at", timeText(v.LastOKAt)},
 		{"ingested_today", fmt.Sprint(v.IngestedToday)},
 		{"created_at", v.CreatedAt.Local().Format(time.DateTime)}, {"updated_at", v.UpdatedAt.Local().Format(time.DateTime)},
-	}
+	}...)
 	if m.Direction == store.Outbound {
 		froms, err := c.st.ListFromAddresses(ctx, m.ID)
 		if err != nil {
@@ -547,7 +688,7 @@ func (c *mailboxCLI) copy(ctx context.Context, pos []string) error {
 	if err != nil {
 		return explain(err)
 	}
-	printf(c.out, "copied mailbox %q to %q (disabled, no password: set one with postroom mailbox edit %s -password-stdin)\n", m.Name, cp.Name, cp.Name)
+	printf(c.out, "copied mailbox %q to %q (disabled, without secrets: %s)\n", m.Name, cp.Name, secretsHint(cp))
 	return nil
 }
 
@@ -580,6 +721,105 @@ func (c *mailboxCLI) test(ctx context.Context, pos []string) error {
 	}
 	printf(c.out, "mailbox %q: connection test passed\n", m.Name)
 	return nil
+}
+
+// secretsHint says how to give a copied mailbox the secrets its sign-in needs.
+func secretsHint(m store.Mailbox) string {
+	edit := "postroom mailbox edit " + m.Name
+	switch m.Auth {
+	case store.AuthOAuthApp:
+		return "give the client secret with " + edit + " -client-secret-stdin, or the certificate with -client-certificate-file PATH"
+	case store.AuthOAuthDelegated:
+		if m.OAuth.Provider == credential.ProviderCustom {
+			return "give a refresh token with " + edit + " -refresh-token-stdin"
+		}
+		return "sign in with Microsoft on the mailbox's page in the web pages"
+	}
+	return "set the password with " + edit + " -password-stdin"
+}
+
+// serverText is where a mailbox connects, for the list and show: host:port, or the Graph
+// host of a Graph mailbox.
+func serverText(v api.MailboxView) string {
+	if v.Protocol != mailbox.Graph {
+		return fmt.Sprintf("%s:%d", v.Host, v.Port)
+	}
+	if v.GraphURL != "" {
+		return v.GraphURL
+	}
+	if cloud, ok := credential.CloudByName(v.OAuth.Cloud); ok {
+		return cloud.GraphURL
+	}
+	return "(the cloud's Graph host)"
+}
+
+// signInRows are show's rows for the sign-in method and its settings; secrets only say
+// whether they are stored.
+func signInRows(m store.Mailbox, v api.MailboxView, now time.Time) [][2]string {
+	setText := func(b bool) string {
+		if b {
+			return "set"
+		}
+		return "not set"
+	}
+	orDefault := func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}
+	rows := [][2]string{{"auth", v.Auth}}
+	if v.Auth == store.AuthPassword || v.Auth == store.AuthOAuthROPC {
+		rows = append(rows, [2]string{"password", setText(v.PasswordSet)})
+	}
+	if v.Auth == store.AuthPassword {
+		return rows
+	}
+	o := v.OAuth
+	rows = append(rows, [2]string{"oauth_provider", o.Provider})
+	if o.Provider == credential.ProviderCustom {
+		rows = append(rows, [][2]string{{"oauth_token_url", o.TokenURL}, {"oauth_authorize_url", o.AuthorizeURL}}...)
+	} else {
+		rows = append(rows, [2]string{"oauth_cloud", o.Cloud})
+		if o.Cloud == credential.CloudCustom {
+			rows = append(rows, [2]string{"oauth_authority_url", o.AuthorityURL})
+		}
+		rows = append(rows, [2]string{"oauth_tenant", orDefault(o.Tenant, "(organizations)")})
+	}
+	rows = append(rows, [][2]string{{"oauth_client_id", o.ClientID}, {"oauth_scopes", orDefault(o.Scopes, "(the default for the protocol)")}}...)
+	if v.Auth == store.AuthOAuthDelegated {
+		rows = append(rows, [][2]string{{"account", orDefault(o.Account, "(nobody signed in yet)")}, {"refresh_token", setText(v.RefreshTokenSet)}}...)
+	}
+	// An app signs in with a secret or a certificate; a person's sign-in may use a secret
+	// too (a confidential client), shown when one is stored.
+	if v.Auth == store.AuthOAuthApp || v.ClientSecretSet {
+		rows = append(rows, [2]string{"client_secret", setText(v.ClientSecretSet)})
+	}
+	if v.Auth == store.AuthOAuthApp || v.ClientCertificateSet {
+		rows = append(rows, [2]string{"client_certificate", setText(v.ClientCertificateSet)})
+	}
+	if v.Auth == store.AuthOAuthApp || v.ClientSecretSet || v.OAuth.SecretExpiresAt != nil {
+		rows = append(rows, [2]string{"secret_expires", expiryText(m, now)})
+	}
+	return rows
+}
+
+// expiryText is a client secret's expiry date and how far off it is.
+func expiryText(m store.Mailbox, now time.Time) string {
+	e := mailbox.SecretExpiry(m, now)
+	if e.At.IsZero() {
+		return "(not recorded: add it with -secret-expires YYYY-MM-DD to be warned 14 days ahead)"
+	}
+	date := e.At.UTC().Format(time.DateOnly)
+	switch {
+	case e.Expired:
+		return date + " (EXPIRED: create a new secret in the app registration, Certificates & secrets, and give it with -client-secret-stdin)"
+	case e.Warn && e.DaysLeft == 0:
+		return date + " (expires within a day: create a new secret in the app registration now)"
+	case e.Warn:
+		return fmt.Sprintf("%s (expires in %d days: create a new secret in the app registration soon)", date, e.DaysLeft)
+	}
+	return fmt.Sprintf("%s (in %d days)", date, e.DaysLeft)
 }
 
 func yesNo(b bool) string {
