@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/store"
@@ -32,23 +34,61 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
+	log.Info("postroom serve starting", slog.String("version", version), slog.String("data", c.dataDir),
+		slog.String("database", databaseKind(dbURL)))
+
+	// A signal (ctx) during start-up stops it cleanly. Opening and migrating the database
+	// stay cancellable (they may wait on the network or on another node's migration); each
+	// of their steps is one transaction, so a cancelled one leaves nothing behind and the
+	// next start does it again. The first admin and the configured mailboxes take several
+	// store calls each (a mailbox, then its password, then enabling it), so they are not
+	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
 	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
 	if err != nil {
-		return err
+		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}
 	defer a.Close()
-	if err := bootstrapAdmin(ctx, a, getenv, stdout); err != nil {
+	if ctx.Err() != nil {
+		return stoppedDuringStartup(ctx, log, "open and migrate the database", ctx.Err())
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bootstrapTimeout)
+	defer cancel()
+	if err := bootstrapAdmin(bctx, a, getenv, stdout); err != nil {
 		return err
 	}
-	if err := bootstrapMailboxes(ctx, a, getenv); err != nil {
+	if err := bootstrapMailboxes(bctx, a, getenv); err != nil {
 		return err
+	}
+	cancel()
+	if ctx.Err() != nil {
+		return stoppedDuringStartup(ctx, log, "create the first admin and the configured mailboxes", ctx.Err())
 	}
 	ln, err := listen("web UI", c.listen, "listen")
 	if err != nil {
 		return err
 	}
 	printf(stdout, "postroom %s serving http://%s (data folder %s, database %s)\n", version, ln.Addr(), c.dataDir, databaseKind(dbURL))
-	return a.Run(ctx, ln)
+	if err := a.Run(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("stopped by a signal")
+	return nil
+}
+
+// bootstrapTimeout bounds writing the first admin and the configured mailboxes, which a
+// signal does not interrupt.
+const bootstrapTimeout = 30 * time.Second
+
+// stoppedDuringStartup returns err from the start-up step doing, unless ctx was cancelled
+// (SIGTERM or SIGINT): then start-up stopped because it was asked to, which is not a
+// failure, and it logs that instead.
+func stoppedDuringStartup(ctx context.Context, log *slog.Logger, doing string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	log.Info("stopped by a signal during start-up", slog.String("step", doing))
+	log.Debug("start-up step interrupted", slog.String("step", doing), slog.Any("error", err))
+	return nil
 }
 
 func databaseKind(url string) string {
