@@ -11,7 +11,6 @@ import (
 
 // state is everything the server knows; Server.mu guards it.
 type state struct {
-	offset  time.Duration      // added to Options.Now by Advance
 	tenants map[string]*Tenant // by lower-case id
 	domains map[string]*Tenant // by lower-case domain
 	apps    map[string]*App    // by lower-case client id
@@ -20,6 +19,11 @@ type state struct {
 	codes   map[string]*authCode     // by code
 	// accessNotBefore: access tokens issued before it are refused (ExpireAccessTokens).
 	accessNotBefore time.Time
+	// issued: every access token's uti -> when it was issued (to the nanosecond, which a
+	// JWT's iat is not), for ExpireAccessTokens and RevokeUserSessions.
+	issued map[string]time.Time
+	// flows: sign-in pages in progress, by flow id.
+	flows map[string]*signInFlow
 
 	mail  mailState
 	graph graphState
@@ -32,6 +36,8 @@ func newState() *state {
 		apps:    map[string]*App{},
 		refresh: map[string]*refreshGrant{},
 		codes:   map[string]*authCode{},
+		issued:  map[string]time.Time{},
+		flows:   map[string]*signInFlow{},
 		mail:    newMailState(),
 		graph:   newGraphState(),
 	}
@@ -298,10 +304,9 @@ type UserConfig struct {
 	// NoMailbox: no Exchange Online licence / mailbox on-premises; Graph mail answers 404
 	// MailboxNotEnabledForRESTAPI. (Shared mailboxes need no licence.)
 	NoMailbox bool
-	// SMTPAuthDisabled, IMAPDisabled, POPDisabled (Set-CASMailbox) make introspection
-	// refuse tokens for that protocol's service... see IntrospectURL; Dovecot does not
-	// tell which protocol it checks, so any of them set makes the mailbox refuse
-	// XOAUTH2 logins through the introspection endpoint.
+	// SMTPAuthDisabled, IMAPDisabled, POPDisabled (Set-CASMailbox): introspection refuses
+	// tokens for that protocol. Dovecot names the protocol only with send_auth_headers =
+	// yes (X-Dovecot-Auth-Service); without it, any of them set refuses every login.
 	SMTPAuthDisabled, IMAPDisabled, POPDisabled bool
 }
 

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -136,6 +137,8 @@ type Server struct {
 	bgCtx     context.Context    // cancelled at Close
 	bgCancel  context.CancelFunc // cancels bgCtx
 
+	offset atomic.Int64 // nanoseconds added to Options.Now by Advance
+
 	mu    sync.Mutex
 	state *state
 }
@@ -252,21 +255,12 @@ func (s *Server) IntrospectURLFor(mailbox string) string {
 	return s.IntrospectURL() + "?mailbox=" + queryEscape(mailbox)
 }
 
-// now is the server's clock.
-func (s *Server) now() time.Time {
-	s.mu.Lock()
-	off := s.state.offset
-	s.mu.Unlock()
-	return s.opts.Now().Add(off)
-}
+// now is the server's clock. It takes no lock, so it works inside and outside s.mu.
+func (s *Server) now() time.Time { return s.opts.Now().Add(time.Duration(s.offset.Load())) }
 
-// nowLocked is now for callers holding s.mu.
-func (s *Server) nowLocked() time.Time { return s.opts.Now().Add(s.state.offset) }
+// nowLocked is now; the name says the caller holds s.mu.
+func (s *Server) nowLocked() time.Time { return s.now() }
 
 // Advance moves the server's clock forward by d: tokens, secrets, codes, refresh tokens,
 // subscriptions and throttle windows age by d.
-func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.state.offset += d
-}
+func (s *Server) Advance(d time.Duration) { s.offset.Add(int64(d)) }

@@ -8,7 +8,7 @@ import (
 
 // Subscription is a change-notification subscription as a test sees it.
 type Subscription struct {
-	ID, ClientID, Resource, ChangeType string
+	ID, ClientID, Resource, ChangeType                     string
 	NotificationURL, LifecycleNotificationURL, ClientState string
 	Expires                                                time.Time
 	// Mailbox is the subscribed mailbox's UPN, Folder the folder's display path ("" when
