@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -113,6 +115,18 @@ func randomPassword() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// OAuth query parameters of a mailbox URL, and the store.OAuth member each sets.
+var urlOAuthParams = map[string]func(o *store.OAuth) *string{
+	"provider":      func(o *store.OAuth) *string { return &o.Provider },
+	"cloud":         func(o *store.OAuth) *string { return &o.Cloud },
+	"authority_url": func(o *store.OAuth) *string { return &o.AuthorityURL },
+	"tenant":        func(o *store.OAuth) *string { return &o.Tenant },
+	"client_id":     func(o *store.OAuth) *string { return &o.ClientID },
+	"token_url":     func(o *store.OAuth) *string { return &o.TokenURL },
+	"authorize_url": func(o *store.OAuth) *string { return &o.AuthorizeURL },
+	"scopes":        func(o *store.OAuth) *string { return &o.Scopes },
+}
+
 // mailboxFromURL turns a mailbox URL into a Mailbox:
 //
 //	imaps://LOGIN@HOST[:993]/FOLDER?address=A&poll=60s    implicit TLS
@@ -121,8 +135,16 @@ func randomPassword() string {
 //	smtps://LOGIN@HOST[:465]?address=A                      implicit TLS
 //	smtp://LOGIN@HOST[:587]?address=A                       STARTTLS
 //	smtp+insecure://[LOGIN@]HOST:PORT?address=A             plain text, STARTTLS if offered
+//	graph://USER@DOMAIN[/FOLDER]?tenant=T&client_id=C       Microsoft Graph (inbound;
+//	                                                        &direction=outbound to send)
 //
-// A login containing "@" is written %40. The password never goes in the URL.
+// A login containing "@" is written %40; a Graph URL's user and host are the mailbox's
+// address. The password never goes in the URL.
+//
+// Sign-in: auth=password (the default; oauth_app for graph), oauth_app, oauth_delegated or
+// oauth_ropc, with the OAuth settings tenant, client_id, cloud, authority_url, scopes,
+// provider, token_url, authorize_url, secret_expires=YYYY-MM-DD and, for graph, graph_url.
+// An unknown parameter is an error (a typo must not be a silent default).
 func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -131,7 +153,17 @@ func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	if _, set := u.User.Password(); set {
 		return store.Mailbox{}, errors.New("mailbox URL: put the password in the *_PASSWORD variable, not in the URL")
 	}
+	q := u.Query()
+	if err := checkURLParams(q, u.Scheme); err != nil {
+		return store.Mailbox{}, err
+	}
 	m := store.Mailbox{Name: name, Host: u.Hostname(), Login: u.User.Username(), MaxSizeMB: 5, Enabled: true}
+	if err := oauthFromURL(q, &m); err != nil {
+		return store.Mailbox{}, err
+	}
+	if u.Scheme == "graph" {
+		return graphFromURL(u, m)
+	}
 	defaultPort := 0
 	switch u.Scheme {
 	case "imaps":
@@ -147,7 +179,7 @@ func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	case "smtp+insecure":
 		m.Direction, m.Protocol, m.Security, defaultPort = store.Outbound, "smtp", "none", 25
 	default:
-		return store.Mailbox{}, fmt.Errorf("mailbox URL scheme %q: use imaps, imap, imap+insecure, smtps, smtp or smtp+insecure", u.Scheme)
+		return store.Mailbox{}, fmt.Errorf("mailbox URL scheme %q: use imaps, imap, imap+insecure, smtps, smtp, smtp+insecure or graph", u.Scheme)
 	}
 	if m.Host == "" {
 		return store.Mailbox{}, fmt.Errorf("mailbox URL %q has no host", raw)
@@ -167,7 +199,6 @@ func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	} else {
 		m.IsDefault = true
 	}
-	q := u.Query()
 	m.Address = q.Get("address")
 	if m.Address == "" && strings.Contains(m.Login, "@") {
 		m.Address = m.Login
@@ -175,13 +206,108 @@ func mailboxFromURL(name, raw string) (store.Mailbox, error) {
 	if m.Address == "" {
 		return store.Mailbox{}, fmt.Errorf("mailbox URL %q: add ?address=the mailbox's email address", raw)
 	}
-	if p := q.Get("poll"); p != "" {
-		m.PollInterval, err = time.ParseDuration(p)
-		if err != nil || m.PollInterval < 10*time.Second {
-			return store.Mailbox{}, fmt.Errorf("mailbox URL poll=%q: use a duration of at least 10s, like 60s", p)
-		}
+	if err := pollFromURL(q, &m); err != nil {
+		return store.Mailbox{}, err
 	}
 	return m, nil
+}
+
+func pollFromURL(q url.Values, m *store.Mailbox) error {
+	if p := q.Get("poll"); p != "" {
+		var err error
+		m.PollInterval, err = time.ParseDuration(p)
+		if err != nil || m.PollInterval < 10*time.Second {
+			return fmt.Errorf("mailbox URL poll=%q: use a duration of at least 10s, like 60s", p)
+		}
+	}
+	return nil
+}
+
+// checkURLParams refuses query parameters a mailbox URL of scheme does not take.
+func checkURLParams(q url.Values, scheme string) error {
+	known := []string{"address", "poll", "auth", "secret_expires"}
+	for k := range urlOAuthParams {
+		known = append(known, k)
+	}
+	if scheme == "graph" {
+		known = append(known, "direction", "graph_url")
+	}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			slices.Sort(known)
+			return fmt.Errorf("mailbox URL parameter %q: not known here; use %s", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// oauthFromURL reads the sign-in method and OAuth settings of a mailbox URL into m.
+func oauthFromURL(q url.Values, m *store.Mailbox) error {
+	m.Auth = q.Get("auth")
+	for k, member := range urlOAuthParams {
+		*member(&m.OAuth) = q.Get(k)
+	}
+	if d := q.Get("secret_expires"); d != "" {
+		t, err := api.ParseSecretExpiry(d)
+		if err != nil {
+			return fmt.Errorf("mailbox URL secret_expires=%q: use the date the client secret expires, like 2026-12-31", d)
+		}
+		m.OAuth.SecretExpiresAt = t
+	}
+	return nil
+}
+
+// graphFromURL fills in a Microsoft Graph mailbox: graph://USER@DOMAIN[/FOLDER]?....
+func graphFromURL(u *url.URL, m store.Mailbox) (store.Mailbox, error) {
+	q := u.Query()
+	if u.Port() != "" {
+		return store.Mailbox{}, fmt.Errorf("mailbox URL %q: a Graph URL has no port; give another Graph host as graph_url=https://HOST", u.Redacted())
+	}
+	m.Address = q.Get("address")
+	if m.Address == "" && m.Login != "" && m.Host != "" {
+		m.Address = m.Login + "@" + m.Host
+	}
+	if m.Address == "" {
+		return store.Mailbox{}, fmt.Errorf("mailbox URL %q: write the mailbox's address as graph://support@contoso.com", u.Redacted())
+	}
+	m.Protocol, m.Login, m.Host, m.GraphURL = "graph", m.Address, "", q.Get("graph_url")
+	if m.Auth == "" {
+		m.Auth = store.AuthOAuthApp
+	}
+	switch d := q.Get("direction"); d {
+	case "", store.Inbound:
+		m.Direction = store.Inbound
+		m.Folder = strings.TrimPrefix(u.Path, "/")
+		if m.Folder == "" {
+			m.Folder = "Inbox"
+		}
+	case store.Outbound:
+		if strings.Trim(u.Path, "/") != "" {
+			return store.Mailbox{}, fmt.Errorf("mailbox URL %q: a Graph mailbox that sends has no folder", u.Redacted())
+		}
+		m.Direction, m.IsDefault = store.Outbound, true
+	default:
+		return store.Mailbox{}, fmt.Errorf("mailbox URL direction=%q: use inbound (the default) or outbound", d)
+	}
+	if err := pollFromURL(q, &m); err != nil {
+		return store.Mailbox{}, err
+	}
+	return m, nil
+}
+
+// mailboxOAuthSecrets reads the OAuth secrets that go with the mailbox URL variable urlKey
+// (POSTROOM_INBOUND_URL): <PREFIX>_CLIENT_SECRET and <PREFIX>_CLIENT_CERTIFICATE (a PEM
+// bundle), each also as a file named by the same name with _FILE appended. Zero secrets
+// are not set.
+func mailboxOAuthSecrets(getenv func(string) string, urlKey string) (clientSecret, certificate vault.Secret, err error) {
+	prefix := strings.TrimSuffix(urlKey, "_URL")
+	if clientSecret, err = mailboxSecret(getenv, prefix+"_CLIENT_SECRET"); err != nil {
+		return vault.Secret{}, vault.Secret{}, err
+	}
+	if certificate, err = mailboxSecret(getenv, prefix+"_CLIENT_CERTIFICATE"); err != nil {
+		return vault.Secret{}, vault.Secret{}, err
+	}
+	return clientSecret, certificate, nil
 }
 
 // mailboxSecret reads the password variable for a mailbox URL variable.
