@@ -4,16 +4,31 @@
 // reports each step separately, so an administrator sees which step failed, the server's own
 // words and what to fix in plain words.
 //
+// OAuth 2.0 mailboxes (Auth other than store.AuthPassword) get their access token from
+// Options.Token and log in with XOAUTH2 (or OAUTHBEARER). For Microsoft's identity
+// platform the token request is explained step by step (microsoft.go): sign-in service
+// reachable, tenant, app, client secret or certificate (or the person's sign-in), consent
+// and the permissions read from the token; each AADSTS code names its own fix. Microsoft
+// Graph mailboxes (protocol "graph") then check the mailbox, the folder and sending with a
+// few Graph GETs (graph.go). MicrosoftPrechecks (prechecks.go) is the walk-through the
+// mailbox form shows before the first test, with the PowerShell commands filled in.
+//
 // Invariants:
 //   - Steps run in order and stop at the first failure: a Report never lists a step after a
 //     failed one, and Report.OK is true only when every listed step passed.
 //   - Nothing is changed at the server: IMAP folders are opened read-only (EXAMINE), POP3
-//     only counts (STAT), SMTP never sends MAIL (it ends with QUIT).
-//   - IMAP with after-action move: a move folder that does not exist yet passes with a note,
-//     as the IMAP connector creates it before the first move; one that differs from an
-//     existing folder only in case fails (a typo that would create a second folder).
-//   - The password is only handed to the protocol's login command; it never appears in a
-//     Step (Detail and Advice hold server answers and advice only).
+//     only counts (STAT), SMTP never sends MAIL (it ends with QUIT), Microsoft Graph gets
+//     only GET requests: no test message is ever sent, not even to the mailbox itself (an
+//     inbound mailbox would turn it into a work item).
+//   - IMAP with after-action move (and Graph likewise): a move folder that does not exist
+//     yet passes with a note, as the connector creates it before the first move; one that
+//     differs from an existing folder only in case fails (a typo that would create a second
+//     folder).
+//   - The password, the client secret, access and refresh tokens are only handed to the
+//     protocol's login command or the token source; they never appear in a Step (Detail and
+//     Advice hold server answers, claims such as roles and audience, and advice only).
+//   - The token is always fetched anew (TokenFunc with refresh=true), so a cached token
+//     cannot hide a secret that expired or a consent that was revoked since.
 //   - The whole test is bounded by Options.Timeout and ctx; every step that talks to the
 //     server closes the connection when its time is up, because go-imap has no context.
 package diag
@@ -25,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +52,7 @@ import (
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/pop3"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -54,6 +71,10 @@ type Step struct {
 type Report struct {
 	OK    bool
 	Steps []Step
+	// SecretExpired is set when Microsoft answered that the mailbox's client secret has
+	// expired (AADSTS7000222): the caller may record the expiry (store.OAuth.SecretExpiresAt)
+	// so that the mailboxes page and the metric show it.
+	SecretExpired bool
 }
 
 // Options tune a test. A nil *Options means the zero value.
@@ -62,13 +83,23 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// Timeout bounds the whole test; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Token gets the access tokens of an OAuth 2.0 mailbox (Auth other than
+	// store.AuthPassword) for its protocol's audience (credential.AudienceOf), e.g.
+	// credential.Tokens.For. The test always calls it with refresh=true. A mailbox whose
+	// token source cannot be built passes a TokenFunc that returns that error: its advice
+	// is shown. Nil for an OAuth mailbox fails the "Check settings" step.
+	Token connector.TokenFunc
+	// HTTPClient makes the Microsoft Graph requests of a Graph mailbox; nil means a client
+	// that trusts RootCAs (or the system's roots). The token requests are Token's own.
+	HTTPClient *http.Client
 }
 
 // Protocols and security settings, as stored on a mailbox (internal/mailbox owns the rules).
 const (
-	protoIMAP = "imap"
-	protoPOP3 = "pop3"
-	protoSMTP = "smtp"
+	protoIMAP  = "imap"
+	protoPOP3  = "pop3"
+	protoSMTP  = "smtp"
+	protoGraph = "graph"
 
 	securityTLS      = "tls"
 	securityStartTLS = "starttls"
@@ -111,11 +142,18 @@ func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Opt
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	r := &run{ctx: ctx}
+	r := &run{ctx: ctx, opts: opts, timeout: timeout}
 	defer r.closeConn()
-	if name, detail, advice := checkSettings(m); advice != "" {
+	if name, detail, advice := checkSettings(m, opts); advice != "" {
 		r.steps = append(r.steps, Step{Name: name, Detail: detail, Advice: advice})
 		r.failed = true
+		return r.report()
+	}
+	if m.Protocol == protoGraph {
+		testGraph(r, m)
+		return r.report()
+	}
+	if usesOAuth(m) && !r.signIn(m, credential.AudienceOf(m.Protocol)) {
 		return r.report()
 	}
 	port := m.Port
@@ -147,14 +185,27 @@ func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Opt
 	return r.report()
 }
 
+// usesOAuth reports whether m signs in with an OAuth 2.0 token.
+func usesOAuth(m store.Mailbox) bool {
+	return m.Auth != "" && m.Auth != store.AuthPassword
+}
+
 // checkSettings catches settings no server could accept. It returns the step to report
 // (advice != "") or empty strings.
-func checkSettings(m store.Mailbox) (name, detail, advice string) {
+func checkSettings(m store.Mailbox, opts *Options) (name, detail, advice string) {
 	const name0 = "Check settings"
 	switch m.Protocol {
-	case protoIMAP, protoPOP3, protoSMTP:
+	case protoIMAP, protoPOP3, protoSMTP, protoGraph:
 	default:
-		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3 and SMTP: set the protocol to one of them"
+		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP and Microsoft Graph: set the protocol to one of them"
+	}
+	if usesOAuth(m) || m.Protocol == protoGraph {
+		if n, d, a := checkOAuthSettings(m, opts); a != "" {
+			return n, d, a
+		}
+	}
+	if m.Protocol == protoGraph {
+		return "", "", ""
 	}
 	switch m.Security {
 	case securityTLS, securityStartTLS, securityNone:
@@ -169,6 +220,9 @@ func checkSettings(m store.Mailbox) (name, detail, advice string) {
 	}
 	if m.Protocol != protoSMTP && m.Login == "" {
 		return name0, "no login name", "enter the login name of the mailbox (often its full email address)"
+	}
+	if m.Protocol == protoSMTP && usesOAuth(m) && m.Login == "" {
+		return name0, "no login name", "enter the address of the mailbox to send as: the OAuth sign-in names it"
 	}
 	return "", "", ""
 }
@@ -199,6 +253,8 @@ func defaultPort(protocol, security string) int {
 // run is one test in progress.
 type run struct {
 	ctx       context.Context // bounded by Options.Timeout
+	opts      *Options
+	timeout   time.Duration // the whole test's limit
 	steps     []Step
 	failed    bool
 	host      string
@@ -208,10 +264,36 @@ type run struct {
 	conn      net.Conn // the TCP connection, closed when a step runs out of time (guarded by mu)
 	tlsConfig *tls.Config
 	tlsState  *tls.ConnectionState // set once a handshake succeeded (guarded by mu)
+
+	// OAuth mailboxes: what the sign-in steps obtained.
+	oauth         *oauthLogin
+	secretExpired bool
 }
 
 func (r *run) report() Report {
-	return Report{OK: len(r.steps) > 0 && !r.failed, Steps: r.steps}
+	return Report{OK: len(r.steps) > 0 && !r.failed, Steps: r.steps, SecretExpired: r.secretExpired}
+}
+
+// put records a step whose outcome is already known: it passes when advice is "". It
+// returns false when the step failed or an earlier one had (nothing is recorded then).
+func (r *run) put(name, detail, advice string) bool {
+	if r.failed {
+		return false
+	}
+	ok := advice == ""
+	r.steps = append(r.steps, Step{Name: name, OK: ok, Detail: detail, Advice: advice})
+	r.failed = !ok
+	return ok
+}
+
+// putTimeout records name as failed because the test ran out of time (or was canceled)
+// while waiting for who.
+func (r *run) putTimeout(name, who string) bool {
+	if errors.Is(r.ctx.Err(), context.Canceled) {
+		return r.put(name, "the test was canceled", "test again")
+	}
+	return r.put(name, fmt.Sprintf("no answer within %s", r.timeout.Round(time.Second)),
+		fmt.Sprintf("%s did not answer in time: check that this machine may connect to it (firewall, proxy), then test again", who))
 }
 
 // closeConn closes the current connection; a step's timer may call it from another
@@ -395,6 +477,13 @@ func (r *run) handshake(ctx context.Context) (*tls.Conn, error) {
 		return nil, err
 	}
 	return tc, nil
+}
+
+// port is the port of the configured address.
+func (r *run) port() int {
+	_, p, _ := net.SplitHostPort(r.addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // plainAllowed fails when plain text is configured for a server that is not on this

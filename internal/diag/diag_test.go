@@ -359,7 +359,16 @@ func TestSettings(t *testing.T) {
 		m      store.Mailbox
 		advice string
 	}{
-		{"protocol", store.Mailbox{Protocol: "graph", Host: "x", Security: "tls", Login: user}, "IMAP, POP3 and SMTP"},
+		{"protocol", store.Mailbox{Protocol: "ews", Host: "x", Security: "tls", Login: user}, "IMAP, POP3, SMTP and Microsoft Graph"},
+		{"graph with a password", store.Mailbox{Protocol: "graph", Auth: store.AuthPassword, Login: user}, "Microsoft Graph takes only OAuth 2.0"},
+		{"graph without an address", store.Mailbox{Protocol: "graph", Auth: store.AuthOAuthApp,
+			OAuth: store.OAuth{Provider: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}}, "enter the address of the Microsoft 365 mailbox"},
+		{"oauth without a client id", store.Mailbox{Protocol: "imap", Host: "x", Security: "tls", Login: user, Auth: store.AuthOAuthApp,
+			OAuth: store.OAuth{Provider: "microsoft", Tenant: "contoso.onmicrosoft.com"}}, "Application (client) ID"},
+		{"oauth without a token source", store.Mailbox{Protocol: "imap", Host: "x", Security: "tls", Login: user, Auth: store.AuthOAuthApp,
+			OAuth: store.OAuth{Provider: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}}, "save the mailbox's OAuth settings"},
+		{"password grant without a login", store.Mailbox{Protocol: "imap", Host: "x", Security: "tls", Auth: store.AuthOAuthROPC,
+			OAuth: store.OAuth{Provider: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}}, "user principal name"},
 		{"security", store.Mailbox{Protocol: "imap", Host: "x", Security: "ssl", Login: user}, "tls, starttls or none"},
 		{"host", store.Mailbox{Protocol: "imap", Security: "tls", Login: user}, "host name"},
 		{"login", store.Mailbox{Protocol: "pop3", Host: "x", Security: "tls"}, "login name"},

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -41,7 +42,12 @@ func testIMAP(r *run, m store.Mailbox, password vault.Secret) {
 	if !r.step("TLS", greetingTimeout, func(ctx context.Context) (string, error) { return t.secure(ctx, m.Security) }) {
 		return
 	}
-	if !r.step("Log in as "+m.Login, 0, func(context.Context) (string, error) { return t.login(m.Host, m.Login, password) }) {
+	if !r.step("Log in as "+m.Login, 0, func(ctx context.Context) (string, error) {
+		if r.oauth != nil {
+			return t.loginOAuth(ctx, m)
+		}
+		return t.login(m.Host, m.Login, password)
+	}) {
 		return
 	}
 	if !r.step("Open folder "+folder, 0, func(context.Context) (string, error) { return t.open(folder, m.Login) }) {
@@ -126,6 +132,34 @@ func (t *imapTest) login(host, login string, password vault.Secret) (string, err
 		return "logged in; the server supports IDLE: new mail is seen at once", nil
 	}
 	return "logged in; the server has no IDLE: the folder is polled", nil
+}
+
+// loginOAuth logs in with AUTHENTICATE XOAUTH2 (or OAUTHBEARER, RFC 7628) and the token
+// the sign-in steps obtained. It is not retried with a renewed token: that one is fresh.
+func (t *imapTest) loginOAuth(ctx context.Context, m store.Mailbox) (string, error) {
+	mechs := t.c.Caps().AuthMechanisms()
+	mech := credential.PickOAuthMechanism(mechs)
+	if mech == "" {
+		return "", fail(fmt.Sprintf("the server offers AUTH=%s", strings.Join(mechs, " AUTH=")),
+			"the server does not take OAuth 2.0 sign-in (XOAUTH2 or OAUTHBEARER) here: check the host (Exchange Online: outlook.office365.com, security tls, port 993), or use a password for this mailbox")
+	}
+	token, err := t.r.tokenFor(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	err = t.c.Authenticate(credential.NewOAuthClient(mech, m.Login, token, m.Host, t.r.port()))
+	if err == nil {
+		return fmt.Sprintf("logged in (AUTHENTICATE %s)", mech), nil
+	}
+	// After a refused token the exchange may still be open (the client answers the
+	// error challenge by returning): no LOGOUT on this connection, it is closed.
+	t.greeted = false
+	var ce *credential.ChallengeError
+	var ie *imap.Error
+	if errors.As(err, &ce) || errors.As(err, &ie) {
+		return "", fail(words(err), t.r.exchangeLoginAdvice(m, words(err)))
+	}
+	return "", err
 }
 
 // imapLoginAdvice words a refused LOGIN by its response code (RFC 5530).

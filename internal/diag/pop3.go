@@ -7,6 +7,7 @@ import (
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/pop3"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -72,6 +73,9 @@ func testPOP3(r *run, m store.Mailbox, password vault.Secret) {
 		return
 	}
 	if !r.step("Log in as "+m.Login, 0, func(ctx context.Context) (string, error) {
+		if r.oauth != nil {
+			return pop3LoginOAuth(ctx, r, c, m)
+		}
 		err := c.Login(ctx, m.Login, password)
 		var ce *connector.Error
 		if errors.As(err, &ce) && ce.Kind == connector.KindAuth {
@@ -101,6 +105,26 @@ func testPOP3(r *run, m store.Mailbox, password vault.Secret) {
 		}
 		return fmt.Sprintf("%d messages, %s", count, byteSize(size)), nil
 	})
+}
+
+// pop3LoginOAuth logs in with AUTH XOAUTH2 (or OAUTHBEARER) and the token the sign-in
+// steps obtained; the POP3 client renews it once when the server refuses it.
+func pop3LoginOAuth(ctx context.Context, r *run, c *pop3.Client, m store.Mailbox) (string, error) {
+	err := c.LoginOAuth(ctx, m.Login, r.tokenFor)
+	var ce *connector.Error
+	var ee *credential.EndpointError
+	switch {
+	case err == nil:
+		return "logged in (OAuth 2.0)", nil
+	case errors.As(err, &ee) && errors.As(err, &ce):
+		// The renewal the client asked for after a refusal failed.
+		return "", fail(tokenWords(err), ce.Advice)
+	case errors.As(err, &ce) && ce.Kind == connector.KindAuth:
+		return "", fail(words(err), r.exchangeLoginAdvice(m, words(err)))
+	case errors.As(err, &ce) && ce.Kind == connector.KindConfig:
+		return "", fail(words(err), ce.Advice)
+	}
+	return "", err
 }
 
 // byteSize formats a size for people (1 kB = 1000 bytes, as mail clients show it).

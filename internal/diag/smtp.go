@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -48,7 +49,12 @@ func testSMTP(r *run, m store.Mailbox, password vault.Secret) {
 		})
 		return
 	}
-	r.step("Authenticate as "+m.Login, 0, func(context.Context) (string, error) { return t.auth(m.Host, m.Login, password) })
+	r.step("Authenticate as "+m.Login, 0, func(ctx context.Context) (string, error) {
+		if r.oauth != nil {
+			return t.authOAuth(ctx, m)
+		}
+		return t.auth(m.Host, m.Login, password)
+	})
 }
 
 // secure sets up TLS as configured.
@@ -169,6 +175,71 @@ func (t *smtpTest) auth(host, login string, password vault.Secret) (string, erro
 		return "", fail(words(err), smtpAuthAdvice(se, mech, host))
 	}
 	return fmt.Sprintf("accepted (AUTH %s)", mech), nil
+}
+
+// authOAuth authenticates with XOAUTH2 (or OAUTHBEARER, RFC 7628) and the token the
+// sign-in steps obtained.
+func (t *smtpTest) authOAuth(ctx context.Context, m store.Mailbox) (string, error) {
+	ok, mechs := t.c.Extension("AUTH")
+	if !ok {
+		return "", fail("the server announces no AUTH",
+			fmt.Sprintf("%s does not offer authentication: use the submission port (Exchange Online: smtp.office365.com, port 587, security starttls)", t.r.addr))
+	}
+	mech := credential.PickOAuthMechanism(strings.Fields(mechs))
+	if mech == "" {
+		return "", fail("the server offers AUTH "+mechs,
+			"the server does not take OAuth 2.0 sign-in (XOAUTH2 or OAUTHBEARER): check the host (Exchange Online: smtp.office365.com, port 587, security starttls), or use a password for this mailbox")
+	}
+	token, err := t.r.tokenFor(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	client := &finalAnswerClient{Client: credential.NewOAuthClient(mech, m.Login, token, m.Host, t.r.port())}
+	if err := t.c.Auth(client); err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			return "", err
+		}
+		if se.Code/100 == 4 {
+			return "", fail(words(err), "the server cannot check the sign-in right now (temporary failure): test again later")
+		}
+		return "", fail(words(err), t.r.exchangeLoginAdvice(m, words(err)))
+	}
+	return fmt.Sprintf("accepted (AUTH %s)", mech), nil
+}
+
+// finalAnswerClient sends the mechanism's initial response after the server's empty
+// "334 " challenge rather than on the AUTH line: RFC 4954 §4 allows both, and a token of
+// real size (1-3 kB) makes the AUTH line longer than some servers take (Dovecot answers
+// "500 5.5.2 Line too long" past 512 octets). It answers a later error challenge the way
+// the mechanisms ask (an empty response for XOAUTH2, %x01 for OAUTHBEARER, RFC 7628
+// §3.2.3), so that the server ends the exchange with its own reply code and words (535
+// 5.7.139 and the like) instead of the client cancelling it.
+type finalAnswerClient struct {
+	sasl.Client
+	mech string
+	ir   []byte // the initial response, sent at the first challenge
+	sent bool
+}
+
+func (a *finalAnswerClient) Start() (string, []byte, error) {
+	mech, ir, err := a.Client.Start()
+	if err != nil {
+		return "", nil, err
+	}
+	a.mech, a.ir = mech, ir
+	return mech, nil, nil
+}
+
+func (a *finalAnswerClient) Next(challenge []byte) ([]byte, error) {
+	if !a.sent && len(challenge) == 0 {
+		a.sent = true
+		return a.ir, nil
+	}
+	if a.mech == credential.MechOAUTHBEARER {
+		return []byte{0x01}, nil
+	}
+	return []byte{}, nil
 }
 
 // smtpAuthAdvice words a refused AUTH by its reply code (RFC 4954 §6, RFC 5321 §4.2).
