@@ -92,13 +92,17 @@ func TestMailboxURLsPassTheRules(t *testing.T) {
 		check               func(m store.Mailbox) bool
 	}{
 		{"ropc", "imaps://support%40contoso.com@outlook.office365.com/INBOX?auth=oauth_ropc&" + ids, "user-pw",
-			func(m store.Mailbox) bool { return m.Auth == store.AuthOAuthROPC && m.PasswordSet && m.Port == 993 && m.OAuth.Cloud == "global" }},
+			func(m store.Mailbox) bool {
+				return m.Auth == store.AuthOAuthROPC && m.PasswordSet && m.Port == 993 && m.OAuth.Cloud == "global"
+			}},
 		{"delegated", "graph://support@contoso.com?auth=oauth_delegated&" + ids, "",
 			func(m store.Mailbox) bool {
 				return m.Protocol == "graph" && m.Folder == "Inbox" && m.AfterAction == store.AfterMarkRead && m.OAuth.Provider == "microsoft"
 			}},
 		{"sender", "smtp://support%40contoso.com@smtp.office365.com?auth=oauth_ropc&" + ids, "user-pw",
-			func(m store.Mailbox) bool { return m.Direction == store.Outbound && m.Port == 587 && m.Security == "starttls" }},
+			func(m store.Mailbox) bool {
+				return m.Direction == store.Outbound && m.Port == 587 && m.Security == "starttls"
+			}},
 	} {
 		m, err := mailboxFromURL(tc.name, tc.raw)
 		if err != nil {
@@ -121,7 +125,7 @@ func TestMailboxOAuthSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{
-		"POSTROOM_INBOUND_CLIENT_SECRET":           "qWe8Q~in",
+		"POSTROOM_INBOUND_CLIENT_SECRET":            "qWe8Q~in",
 		"POSTROOM_OUTBOUND_CLIENT_CERTIFICATE_FILE": path,
 	}
 	getenv := func(k string) string { return env[k] }
