@@ -411,10 +411,12 @@ type sessionState struct {
 	uidvChecked bool   // the first fetched source id was compared with cursor
 }
 
-// drain fetches one batch, stores each message in order, then acknowledges what was
-// stored. A message that fails to be stored ends the batch there (nothing after it is
-// stored, so the cursor does not pass it) and the session, unless it failed maxTries
-// times: then it is quarantined and the batch goes on.
+// drain fetches one batch, stores its messages in order, then acknowledges what was
+// stored. The messages are stored together in one transaction (store.IngestMessages);
+// should that fail, one by one, so that the message at fault is found. A message that
+// fails to be stored ends the batch there (nothing after it is stored, so the cursor does
+// not pass it) and the session, unless it failed maxTries times: then it is quarantined
+// and the batch goes on.
 func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Source, st *sessionState, log *slog.Logger) (int, error) {
 	batch, err := src.Next(ctx, r.opts.BatchSize)
 	if err != nil {
@@ -428,20 +430,11 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 		}
 		return r.ack(ctx, m, src, over, true)
 	}
-	for _, in := range batch {
-		res, err := r.store(ctx, m, in)
-		quarantined := false
-		if err != nil {
-			res, err = r.failed(ctx, m, in, err, log)
-			quarantined = err == nil
-		}
-		if err != nil {
-			// Acknowledge what did commit before giving up on this session.
-			if ackErr := finish(); ackErr != nil {
-				log.Warn("ack after failure", slog.Any("error", ackErr))
-			}
-			return 0, err
-		}
+	// done records a message stored (or quarantined) and lets go of its raw source, so
+	// that a batch of large messages is not held until its end.
+	done := func(i int, res store.IngestResult, quarantined bool) error {
+		in := batch[i]
+		batch[i].Raw = nil
 		switch {
 		case quarantined: // logged and counted by failed
 		case res.Linked:
@@ -458,7 +451,7 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 		}
 		if r.opts.AfterCommit != nil {
 			if err := r.opts.AfterCommit(m.ID, in.SourceID); err != nil {
-				return 0, fmt.Errorf("after commit of %s: %w", in.SourceID, err)
+				return fmt.Errorf("after commit of %s: %w", in.SourceID, err)
 			}
 		}
 		if in.OverSize {
@@ -466,6 +459,74 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 		} else {
 			committed = append(committed, in.SourceID)
 		}
+		return nil
+	}
+	// fail handles message i that could not be stored: quarantined (then the batch goes
+	// on), or the error that ends the session after what did commit is acknowledged.
+	fail := func(i int, cause error) error {
+		res, err := r.failed(ctx, m, batch[i], cause, log)
+		if err != nil {
+			if ackErr := finish(); ackErr != nil {
+				log.Warn("ack after failure", slog.Any("error", ackErr))
+			}
+			return err
+		}
+		return done(i, res, true)
+	}
+
+	prepared := make([]store.InboundMessage, len(batch))
+	prepErr := make([]error, len(batch))
+	for i, in := range batch {
+		prepared[i], prepErr[i] = r.prepare(ctx, m, in)
+	}
+	for i := 0; i < len(batch); {
+		// The run of messages from i that were parsed and prepared: one transaction.
+		j := i
+		for j < len(batch) && prepErr[j] == nil {
+			j++
+		}
+		if j > i {
+			results, err := r.ingest(ctx, prepared[i:j])
+			if err != nil && ctx.Err() == nil && j-i > 1 {
+				log.Debug("storing the batch in one transaction failed; storing its messages one by one", slog.Any("error", err))
+				for k := i; k < j; k++ {
+					results, err := r.ingest(ctx, prepared[k:k+1])
+					prepared[k] = store.InboundMessage{}
+					if err != nil {
+						if err := fail(k, fmt.Errorf("store message %s: %w", batch[k].SourceID, err)); err != nil {
+							return 0, err
+						}
+						continue
+					}
+					if err := done(k, results[0], false); err != nil {
+						return 0, err
+					}
+				}
+				i = j
+				continue
+			}
+			if err != nil {
+				if err := fail(i, fmt.Errorf("store message %s: %w", batch[i].SourceID, err)); err != nil {
+					return 0, err
+				}
+				prepared[i] = store.InboundMessage{}
+				i++
+				continue
+			}
+			for k, res := range results {
+				prepared[i+k] = store.InboundMessage{}
+				if err := done(i+k, res, false); err != nil {
+					return 0, err
+				}
+			}
+			i = j
+			continue
+		}
+		// Message i could not be prepared (its parse panicked, or a test refused it).
+		if err := fail(i, prepErr[i]); err != nil {
+			return 0, err
+		}
+		i++
 	}
 	if err := finish(); err != nil {
 		return 0, err
@@ -625,17 +686,36 @@ func uidValidityOf(cursor string) (uint64, bool) {
 	return n, err == nil
 }
 
-// store parses and stores one message with its cursor in one transaction. A panic while
-// parsing or storing is turned into an error: one message never takes the process down.
-func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incoming) (res store.IngestResult, err error) {
+// ingest stores msgs in one transaction. A panic while storing is turned into an error,
+// as one in the parser is.
+func (r *Runner) ingest(ctx context.Context, msgs []store.InboundMessage) (res []store.IngestResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			res, err = store.IngestResult{}, fmt.Errorf("store message %s: panic: %v", in.SourceID, p)
+			res, err = nil, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	if len(msgs) == 1 {
+		one, err := r.opts.Store.IngestMessage(ctx, msgs[0])
+		if err != nil {
+			return nil, err
+		}
+		return []store.IngestResult{one}, nil
+	}
+	return r.opts.Store.IngestMessages(ctx, msgs)
+}
+
+// prepare parses one message into what the store takes: the parsed form with its cursor,
+// and for a message over the size limit the notice to its sender. A panic while parsing is
+// turned into an error: one message never takes the process down.
+func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Incoming) (inbound store.InboundMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			inbound, err = store.InboundMessage{}, fmt.Errorf("store message %s: panic: %v", in.SourceID, p)
 		}
 	}()
 	if r.opts.beforeStore != nil {
 		if err := r.opts.beforeStore(in); err != nil {
-			return store.IngestResult{}, fmt.Errorf("store message %s: %w", in.SourceID, err)
+			return store.InboundMessage{}, fmt.Errorf("store message %s: %w", in.SourceID, err)
 		}
 	}
 	parsed := message.Parse(in.Raw)
@@ -649,7 +729,7 @@ func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incomi
 	if in.Cursor != "" {
 		cursor = &store.Cursor{MailboxID: m.ID, Value: in.Cursor}
 	}
-	inbound := store.InboundMessage{
+	inbound = store.InboundMessage{
 		MailboxID:  m.ID,
 		Raw:        in.Raw,
 		Message:    parsed,
@@ -664,15 +744,11 @@ func (r *Runner) store(ctx context.Context, m store.Mailbox, in connector.Incomi
 			"The original is kept at the mail server (IMAP: in the folder %q).", formatMB(in.Size), m.MaxSizeMB, imap.OversizeFolder)
 		notice, err := r.oversizeNotice(ctx, m, in, parsed)
 		if err != nil {
-			return store.IngestResult{}, err
+			return store.InboundMessage{}, err
 		}
 		inbound.AutoReply = notice
 	}
-	res, err = r.opts.Store.IngestMessage(ctx, inbound)
-	if err != nil {
-		return res, fmt.Errorf("store message %s: %w", in.SourceID, err)
-	}
-	return res, nil
+	return inbound, nil
 }
 
 func (r *Runner) setStatus(ctx context.Context, id int64, status, msg string) {

@@ -485,6 +485,10 @@ type Store interface {
 
 	// Inbound messages.
 	IngestMessage(ctx context.Context, in InboundMessage) (IngestResult, error)
+	// IngestMessages stores several inbound messages in order in ONE transaction, each as
+	// IngestMessage would (a later one sees the earlier ones); the results are in the same
+	// order. When one fails, none is stored.
+	IngestMessages(ctx context.Context, in []InboundMessage) ([]IngestResult, error)
 	// MessageBySource, MarkAcked and PendingAcks consider every source of a message: the
 	// one it was stored through and those linked to it later (IngestResult.Linked).
 	// MessageBySource finds a stored message by its dedup key.

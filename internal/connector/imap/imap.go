@@ -117,7 +117,10 @@ type Source struct {
 	uidValidity uint32
 	lastUID     imap.UID // 0: no valid cursor, read unseen messages
 	newMail     chan struct{}
-	log         *slog.Logger
+	// ahead, when not nil, delivers the batch fetched in the background after the last
+	// one Next returned (Next, Wait and Close wait for it).
+	ahead chan fetched
+	log   *slog.Logger
 }
 
 var (
@@ -378,12 +381,69 @@ func (s *Source) selectFolder(ctx context.Context, cursor string) error {
 	return nil
 }
 
+// maxBatchBytes bounds the bytes of whole messages one batch of Next holds, the batch
+// fetched ahead included: a batch of small messages is many, of large ones few, and a
+// single message larger than this comes alone, so that large messages are never held
+// many at a time.
+const maxBatchBytes = 8 << 20
+
 // Next returns up to max messages after the cursor (or the unseen ones when there is no
-// valid cursor), oldest first, fetched without setting \Seen.
+// valid cursor), oldest first, fetched without setting \Seen. Each message is read into
+// one buffer of its size, never copied.
+//
+// When more messages wait than one batch holds, Next starts fetching the next batch
+// before it returns, in the background, so that the server sends it while the caller
+// stores this one: the caller's Ack and SetAside may run meanwhile (go-imap pipelines
+// the commands, RFC 9051 §5.5; every command here names messages by UID), and the next
+// call of Next (or Wait, or Close) waits for it.
 func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error) {
+	if max < 1 {
+		max = 1
+	}
+	var b fetched
+	if s.ahead != nil {
+		b = <-s.ahead
+		s.ahead = nil
+		if b.err == nil && len(b.msgs) == 0 && b.more {
+			// The fetch ahead stopped before a message too large for what the batch
+			// before left of maxBatchBytes: fetch it now, alone.
+			b = s.fetchBatch(ctx, s.lastUID, max, maxBatchBytes)
+		}
+	} else {
+		b = s.fetchBatch(ctx, s.lastUID, max, maxBatchBytes)
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	if len(b.msgs) > 0 {
+		s.lastUID = b.last
+	}
+	if len(b.msgs) > 0 && b.more && b.bytes < maxBatchBytes {
+		ch := make(chan fetched, 1)
+		s.ahead = ch
+		after, budget := s.lastUID, maxBatchBytes-b.bytes
+		go func() { ch <- s.fetchBatch(ctx, after, max, budget) }()
+	}
+	return b.msgs, nil
+}
+
+// fetched is one batch read from the server.
+type fetched struct {
+	msgs  []connector.Incoming
+	last  imap.UID // the UID of the last message in msgs
+	bytes int64    // the bytes of whole messages in msgs
+	more  bool     // messages after msgs wait at the server
+	err   error
+}
+
+// fetchBatch fetches up to max messages with UIDs above after (the unseen ones when after
+// is 0) holding at most budget bytes of whole messages, but at least one message when
+// budget is maxBatchBytes (a message larger than a whole batch comes alone). It touches
+// no state of s but the connection, so that it can run beside Ack.
+func (s *Source) fetchBatch(ctx context.Context, after imap.UID, max int, budget int64) fetched {
 	criteria := &imap.SearchCriteria{}
-	if s.lastUID > 0 {
-		criteria.UID = []imap.UIDSet{{imap.UIDRange{Start: s.lastUID + 1, Stop: 0}}}
+	if after > 0 {
+		criteria.UID = []imap.UIDSet{{imap.UIDRange{Start: after + 1, Stop: 0}}}
 	} else {
 		criteria.NotFlag = []imap.Flag{imap.FlagSeen}
 	}
@@ -397,17 +457,18 @@ func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error
 		return nil
 	})
 	if err != nil {
-		return nil, s.opError("imap search", err)
+		return fetched{err: s.opError("imap search", err)}
 	}
 	// "UID n:*" always matches the last message even when its UID is below n
 	// (RFC 9051 §6.4.4), so filter again.
-	uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return u <= s.lastUID })
+	uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return u <= after })
 	slices.Sort(uids)
+	var res fetched
 	if len(uids) > max {
-		uids = uids[:max]
+		uids, res.more = uids[:max], true
 	}
 	if len(uids) == 0 {
-		return nil, nil
+		return res
 	}
 	// First the sizes, so that a message over the limit is not downloaded whole.
 	var sizes []*imapclient.FetchMessageBuffer
@@ -417,48 +478,73 @@ func (s *Source) Next(ctx context.Context, max int) ([]connector.Incoming, error
 		return err
 	})
 	if err != nil {
-		return nil, s.opError("imap fetch sizes", err)
+		return fetched{err: s.opError("imap fetch sizes", err)}
 	}
-	var whole, headerOnly []imap.UID
-	info := map[imap.UID]*imapclient.FetchMessageBuffer{}
+	info := make(map[imap.UID]*imapclient.FetchMessageBuffer, len(sizes))
 	for _, b := range sizes {
 		info[b.UID] = b
-		if s.maxSize > 0 && b.RFC822Size > s.maxSize {
-			headerOnly = append(headerOnly, b.UID)
-		} else {
-			whole = append(whole, b.UID)
+	}
+	// Cut the batch where the next whole message would pass the byte budget.
+	var whole, headerOnly []imap.UID
+	for i, uid := range uids {
+		b, ok := info[uid]
+		if !ok {
+			continue // expunged meanwhile
 		}
+		if s.maxSize > 0 && b.RFC822Size > s.maxSize {
+			headerOnly = append(headerOnly, uid)
+			continue
+		}
+		if res.bytes+b.RFC822Size > budget && (len(whole) > 0 || budget < maxBatchBytes) {
+			uids, res.more = uids[:i], true
+			break
+		}
+		whole = append(whole, uid)
+		res.bytes += b.RFC822Size
 	}
-	raw := map[imap.UID][]byte{}
-	if err := s.fetchBodies(ctx, whole, &imap.FetchItemBodySection{Peek: true}, raw); err != nil {
-		return nil, err
+	raw := make(map[imap.UID][]byte, len(uids))
+	if err := s.fetchBodies(ctx, whole, &imap.FetchItemBodySection{Peek: true}, info, raw); err != nil {
+		return fetched{err: err}
 	}
-	if err := s.fetchBodies(ctx, headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}, raw); err != nil {
-		return nil, err
+	if err := s.fetchBodies(ctx, headerOnly, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}, info, raw); err != nil {
+		return fetched{err: err}
 	}
-	out := make([]connector.Incoming, 0, len(uids))
+	res.msgs = make([]connector.Incoming, 0, len(uids))
 	for _, uid := range uids {
 		b, ok := info[uid]
 		if !ok {
 			continue // expunged meanwhile
 		}
-		out = append(out, connector.Incoming{
+		body, ok := raw[uid]
+		if !ok {
+			// The server sent no body for it (expunged between the two fetches, or a
+			// FETCH of its flags came first): end the batch here, so that the cursor does
+			// not pass it; the next batch asks again.
+			res.more = true
+			break
+		}
+		res.msgs = append(res.msgs, connector.Incoming{
 			SourceID:   SourceID(s.uidValidity, uint32(uid)),
-			Raw:        raw[uid],
+			Raw:        body,
 			Size:       b.RFC822Size,
 			Cursor:     FormatCursor(s.uidValidity, uint32(uid)),
 			ReceivedAt: b.InternalDate,
 			OverSize:   s.maxSize > 0 && b.RFC822Size > s.maxSize,
 		})
-		if uid > s.lastUID {
-			s.lastUID = uid
-		}
+		res.last = uid
 	}
-	return out, nil
+	return res
 }
 
-// fetchBodies fetches section of uids (BODY.PEEK: no \Seen) into raw.
-func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap.FetchItemBodySection, raw map[imap.UID][]byte) error {
+// literalSlack is how much larger than its announced RFC822.SIZE a body may be and still
+// be read into a buffer allocated at once (a server may count line ends differently).
+const literalSlack = 64 << 10
+
+// fetchBodies fetches section of uids (BODY.PEEK: no \Seen) into raw, each into a buffer
+// of the literal's size. info holds the RFC822.SIZE announced for each message: a literal
+// much larger than that grows its buffer as it comes, so that a lying server cannot make
+// postroom allocate what it never sends.
+func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap.FetchItemBodySection, info map[imap.UID]*imapclient.FetchMessageBuffer, raw map[imap.UID][]byte) error {
 	if len(uids) == 0 {
 		return nil
 	}
@@ -477,10 +563,11 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 					if it.Literal == nil {
 						continue
 					}
-					b, err := io.ReadAll(it.Literal)
-					if err == nil && int64(len(b)) != it.Literal.Size() {
-						err = fmt.Errorf("message cut short after %d of %d bytes: %w", len(b), it.Literal.Size(), io.ErrUnexpectedEOF)
+					var announced int64
+					if b := info[uid]; b != nil {
+						announced = b.RFC822Size
 					}
+					b, err := readLiteral(it.Literal, it.Literal.Size(), announced)
 					if err != nil {
 						// The literal's error released go-imap's reader goroutine: touching
 						// the command again would race with it. Abandon the connection.
@@ -490,7 +577,7 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 					body = b
 				}
 			}
-			if uid != 0 {
+			if uid != 0 && body != nil {
 				raw[uid] = body
 			}
 		}
@@ -500,6 +587,28 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 		return s.opError("imap fetch", err)
 	}
 	return nil
+}
+
+// readLiteral reads a literal of size bytes whose message was announced at announced
+// bytes: into one buffer of its size when that is plausible, else growing as it comes.
+func readLiteral(r io.Reader, size, announced int64) ([]byte, error) {
+	var b []byte
+	var err error
+	if size <= max(announced, 0)+literalSlack {
+		b = make([]byte, size)
+		var n int
+		n, err = io.ReadFull(r, b)
+		b = b[:n]
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = nil // said below, with the sizes
+		}
+	} else {
+		b, err = io.ReadAll(r)
+	}
+	if err == nil && int64(len(b)) != size {
+		err = fmt.Errorf("message cut short after %d of %d bytes: %w", len(b), size, io.ErrUnexpectedEOF)
+	}
+	return b, err
 }
 
 // Ack applies the after-processing action to the messages: mark them \Seen, move them,
@@ -635,6 +744,15 @@ func (s *Source) ensureFolder(ctx context.Context, folder string) error {
 // it just sleeps, and the caller polls. The wait itself is exempt from ReadTimeout; the
 // IDLE command and its DONE are not.
 func (s *Source) Wait(ctx context.Context, max time.Duration) error {
+	if s.ahead != nil {
+		b := <-s.ahead
+		if b.err != nil || len(b.msgs) > 0 || b.more {
+			s.ahead = make(chan fetched, 1)
+			s.ahead <- b
+			return nil // there is mail (or an error) for Next already
+		}
+		s.ahead = nil
+	}
 	select {
 	case <-s.newMail:
 		return nil
@@ -709,7 +827,12 @@ func (s *Source) Close() error {
 	case <-done:
 	case <-time.After(logoutTimeout):
 	}
-	return s.c.Close()
+	err := s.c.Close()
+	if s.ahead != nil {
+		<-s.ahead // ends at once on the closed connection
+		s.ahead = nil
+	}
+	return err
 }
 
 // SourceID is the dedup key of an IMAP message: "imap:<uidvalidity>:<uid>".

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/postroom/postroom/internal/store"
@@ -30,7 +31,35 @@ const ingestAttempts = 2
 // nothing (store.ErrNotFound).
 func (s *Store) IngestMessage(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
 	op := fmt.Sprintf("ingest message %q into mailbox %d", in.Message.SourceID, in.MailboxID)
-	var res store.IngestResult
+	res, err := s.ingest(ctx, []store.InboundMessage{in})
+	if err != nil {
+		return store.IngestResult{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return res[0], nil
+}
+
+// IngestMessages stores several inbound messages, in order, in ONE transaction: each as
+// IngestMessage would, a later one seeing the earlier ones (a second copy in the same call
+// is a duplicate, a reply joins its parent's conversation). One commit for many messages
+// is what makes a busy mailbox fast: on SQLite the commit (writing the WAL) cost as much
+// as everything else of a small message together. When any message fails, nothing is
+// stored.
+func (s *Store) IngestMessages(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	res, err := s.ingest(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %d messages (sources %q to %q): %w", len(in), in[0].Message.SourceID, in[len(in)-1].Message.SourceID, err)
+	}
+	return res, nil
+}
+
+// ingest runs the transaction of IngestMessages; when it loses a race on a dedup key
+// (store.ErrConflict from another node) it runs once more, and the second run finds the
+// stored copy.
+func (s *Store) ingest(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
+	var res []store.IngestResult
 	var err error
 	for range ingestAttempts {
 		res, err = s.ingestOnce(ctx, in)
@@ -38,105 +67,135 @@ func (s *Store) IngestMessage(ctx context.Context, in store.InboundMessage) (sto
 			break
 		}
 	}
+	return res, err
+}
+
+func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
+	now := s.now()
+	res := make([]store.IngestResult, len(in))
+	err := s.inTx(ctx, func(tx runner) error {
+		checked := map[int64]bool{} // mailboxes known to exist in this transaction
+		// The cursor of each mailbox is written once, after its last message: the messages
+		// come in source order, so the last cursor is the position after all of them.
+		var cursors []store.Cursor
+		for i := range in {
+			if !checked[in[i].MailboxID] {
+				if err := mailboxExists(ctx, tx, in[i].MailboxID); err != nil {
+					return err
+				}
+				checked[in[i].MailboxID] = true
+			}
+			r, cursor, err := s.ingestOne(ctx, tx, in[i], now)
+			if err != nil {
+				if len(in) > 1 {
+					return fmt.Errorf("message %q: %w", in[i].Message.SourceID, err)
+				}
+				return err
+			}
+			res[i] = r
+			if cursor == nil {
+				continue
+			}
+			if j := slices.IndexFunc(cursors, func(c store.Cursor) bool { return c.MailboxID == cursor.MailboxID }); j >= 0 {
+				cursors[j] = *cursor
+			} else {
+				cursors = append(cursors, *cursor)
+			}
+		}
+		for _, c := range cursors {
+			if err := setCursor(ctx, tx, c, s.d.timeArg(now)); err != nil {
+				return fmt.Errorf("save cursor of mailbox %d: %w", c.MailboxID, err)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return store.IngestResult{}, fmt.Errorf("%s: %w", op, err)
+		return nil, err
 	}
 	return res, nil
 }
 
-func (s *Store) ingestOnce(ctx context.Context, in store.InboundMessage) (store.IngestResult, error) {
+// ingestOne writes one inbound message inside the transaction tx (the mailbox is known to
+// exist) and returns the cursor to save for it: in.Cursor, or nil when nothing was written
+// (a duplicate of the same source).
+func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessage, now time.Time) (store.IngestResult, *store.Cursor, error) {
 	m := in.Message
 	m.MailboxID = in.MailboxID
 	m.Direction = store.Inbound
 	if m.Size == 0 {
 		m.Size = int64(len(in.Raw))
 	}
-	now := s.now()
 	var res store.IngestResult
-	err := s.inTx(ctx, func(tx runner) error {
-		res = store.IngestResult{}
-		if err := mailboxExists(ctx, tx, m.MailboxID); err != nil {
-			return err
-		}
-		if m.SourceID != "" {
-			dup, found, err := s.storedCopy(ctx, tx, m.MailboxID, m.SourceID)
-			if err != nil {
-				return err
-			}
-			if found {
-				res = dup
-				return nil
-			}
-		}
-		headerID, hash := secondKey(m, in.Raw)
-		if hash != "" {
-			same, found, err := s.sameEmail(ctx, tx, headerID, hash)
-			if err != nil {
-				return err
-			}
-			if found {
-				res = same
-				res.Linked = m.SourceID != ""
-				return s.linkSource(ctx, tx, in, res.MessageID, now)
-			}
-		}
-
-		convID, err := s.findThread(ctx, tx, m)
+	if m.SourceID != "" {
+		dup, found, err := s.storedCopy(ctx, tx, m.MailboxID, m.SourceID)
 		if err != nil {
-			return err
+			return res, nil, err
 		}
-		if convID != 0 {
-			res.Threaded = true
-			if _, err := tx.exec(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, s.d.timeArg(now), convID); err != nil {
-				return fmt.Errorf("touch conversation %d: %w", convID, err)
-			}
-		} else {
-			err := tx.queryRow(ctx, `INSERT INTO conversations (mailbox_id, subject, created_at, updated_at)
-				VALUES (?, ?, ?, ?) RETURNING id`,
-				m.MailboxID, clean(m.Subject), s.d.timeArg(now), s.d.timeArg(now)).Scan(&convID)
-			if err != nil {
-				return fmt.Errorf("insert conversation: %w", err)
-			}
+		if found {
+			return dup, nil, nil
 		}
-		res.ConversationID = convID
-
-		msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, hash, now)
+	}
+	headerID, hash := secondKey(m, in.Raw)
+	if hash != "" {
+		same, found, err := s.sameEmail(ctx, tx, headerID, hash)
 		if err != nil {
-			return s.wrap("store message", err)
+			return res, nil, err
 		}
-		res.MessageID = msgID
-		if m.SourceID != "" {
-			if err := s.addSource(ctx, tx, m.MailboxID, m.SourceID, msgID, now); err != nil {
-				return err
-			}
-			if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
-				return err
-			}
+		if found {
+			res = same
+			res.Linked = m.SourceID != ""
+			return res, in.Cursor, s.linkSource(ctx, tx, in, res.MessageID, now)
 		}
+	}
 
-		received := now
-		if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
-			received = in.ReceivedAt.UTC()
+	convID, err := s.findThread(ctx, tx, m)
+	if err != nil {
+		return res, nil, err
+	}
+	if convID != 0 {
+		res.Threaded = true
+		if _, err := tx.exec(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`, s.d.timeArg(now), convID); err != nil {
+			return res, nil, fmt.Errorf("touch conversation %d: %w", convID, err)
 		}
-		res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, received, now)
+	} else {
+		err := tx.queryRow(ctx, `INSERT INTO conversations (mailbox_id, subject, created_at, updated_at)
+			VALUES (?, ?, ?, ?) RETURNING id`,
+			m.MailboxID, clean(m.Subject), s.d.timeArg(now), s.d.timeArg(now)).Scan(&convID)
 		if err != nil {
-			return err
+			return res, nil, fmt.Errorf("insert conversation: %w", err)
 		}
+	}
+	res.ConversationID = convID
 
-		if in.AutoReply != nil {
-			if err := s.queueAutoReply(ctx, tx, *in.AutoReply, convID, res.WorkItemID, now); err != nil {
-				return err
-			}
+	msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, hash, now)
+	if err != nil {
+		return res, nil, s.wrap("store message", err)
+	}
+	res.MessageID = msgID
+	if m.SourceID != "" {
+		if err := s.addSource(ctx, tx, m.MailboxID, m.SourceID, msgID, now); err != nil {
+			return res, nil, err
 		}
+		if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
+			return res, nil, err
+		}
+	}
 
-		if in.Cursor != nil {
-			if err := setCursor(ctx, tx, *in.Cursor, s.d.timeArg(now)); err != nil {
-				return fmt.Errorf("save cursor of mailbox %d: %w", in.Cursor.MailboxID, err)
-			}
+	received := now
+	if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
+		received = in.ReceivedAt.UTC()
+	}
+	res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, received, now)
+	if err != nil {
+		return res, nil, err
+	}
+
+	if in.AutoReply != nil {
+		if err := s.queueAutoReply(ctx, tx, *in.AutoReply, convID, res.WorkItemID, now); err != nil {
+			return res, nil, err
 		}
-		return nil
-	})
-	return res, err
+	}
+	return res, in.Cursor, nil
 }
 
 // queueAutoReply stores an automatic reply as an outbound message of conversation convID
@@ -169,24 +228,17 @@ func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply
 }
 
 // linkSource records in's (mailbox, source id), when it has one, as another source of the
-// stored message msgID, saves in's cursor and forgets the source's failures: what a linked
-// duplicate writes.
+// stored message msgID and forgets the source's failures: what a linked duplicate writes,
+// with its cursor (saved by the caller).
 func (s *Store) linkSource(ctx context.Context, tx runner, in store.InboundMessage, msgID int64, now time.Time) error {
 	sourceID := in.Message.SourceID
-	if sourceID != "" {
-		if err := s.addSource(ctx, tx, in.MailboxID, sourceID, msgID, now); err != nil {
-			return err
-		}
-		if err := forgetFailures(ctx, tx, in.MailboxID, sourceID); err != nil {
-			return err
-		}
+	if sourceID == "" {
+		return nil
 	}
-	if in.Cursor != nil {
-		if err := setCursor(ctx, tx, *in.Cursor, s.d.timeArg(now)); err != nil {
-			return fmt.Errorf("save cursor of mailbox %d: %w", in.Cursor.MailboxID, err)
-		}
+	if err := s.addSource(ctx, tx, in.MailboxID, sourceID, msgID, now); err != nil {
+		return err
 	}
-	return nil
+	return forgetFailures(ctx, tx, in.MailboxID, sourceID)
 }
 
 // storedCopy looks up a stored message by its dedup key (any of its sources) and returns

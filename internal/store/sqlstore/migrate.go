@@ -66,7 +66,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = s.inTx(ctx, func(tx runner) error {
+	// Statements prepared before may no longer fit the schema; migrations themselves run
+	// unprepared (their scripts hold several statements).
+	defer s.ws.reset()
+	defer s.rs.reset()
+	err = s.inTxOn(ctx, s.wd, nil, func(tx runner) error {
 		if err := s.lockMigrations(ctx, tx); err != nil {
 			return err
 		}
@@ -115,7 +119,7 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 		return err
 	}
 	if !s.d.foreignKeysOffToMigrate {
-		return s.inTx(ctx, apply)
+		return s.inTxOn(ctx, s.wd, nil, apply)
 	}
 	conn, err := s.wd.Conn(ctx)
 	if err != nil {
@@ -125,7 +129,7 @@ func (s *Store) applyMigration(ctx context.Context, m migration) error {
 	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
 		return fmt.Errorf("turn foreign keys off: %w", err)
 	}
-	err = s.inTxOn(ctx, conn, apply)
+	err = s.inTxOn(ctx, conn, nil, apply)
 	// The connection goes back to the pool: foreign keys must be on again even when ctx
 	// was cancelled.
 	if _, onErr := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); onErr != nil {

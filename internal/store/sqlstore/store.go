@@ -23,6 +23,9 @@ type Store struct {
 	r  runner
 	wd *sql.DB
 	rd *sql.DB
+	// ws and rs are the prepared statements of wd and rd (stmtcache.go).
+	ws *stmtCache
+	rs *stmtCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -33,17 +36,26 @@ func New(d Dialect, writeDB, readDB *sql.DB) *Store {
 	if readDB == nil {
 		readDB = writeDB
 	}
+	ws := newStmtCache(writeDB, d)
+	rs := ws
+	if readDB != writeDB {
+		rs = newStmtCache(readDB, d)
+	}
 	return &Store{
 		d:  d,
-		w:  runner{q: writeDB, d: d},
-		r:  runner{q: readDB, d: d},
+		w:  runner{q: writeDB, d: d, stmts: ws},
+		r:  runner{q: readDB, d: d, stmts: rs},
 		wd: writeDB,
 		rd: readDB,
+		ws: ws,
+		rs: rs,
 	}
 }
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	s.ws.reset()
+	s.rs.reset()
 	err := s.wd.Close()
 	if s.rd != s.wd {
 		err = errors.Join(err, s.rd.Close())
@@ -67,21 +79,51 @@ type querier interface {
 }
 
 // runner runs SQL written with ? placeholders on a pool or a transaction, rebinding the
-// placeholders for the dialect.
+// placeholders for the dialect, through the pool's prepared statements when it has them.
 type runner struct {
 	q querier
 	d Dialect
+	// stmts caches prepared statements of the pool (nil: every query runs unprepared, as
+	// the multi-statement scripts of migrations must).
+	stmts *stmtCache
+	// tx is q when q is a transaction on that pool.
+	tx *sql.Tx
+}
+
+// stmt returns the prepared statement to run query with, or nil to run it unprepared.
+func (r runner) stmt(ctx context.Context, query string) *sql.Stmt {
+	switch {
+	case r.stmts == nil:
+		return nil
+	case r.tx != nil:
+		st := r.stmts.lookup(query, true)
+		if st == nil {
+			return nil
+		}
+		return r.tx.StmtContext(ctx, st)
+	default:
+		return r.stmts.get(ctx, query)
+	}
 }
 
 func (r runner) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := r.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return r.q.ExecContext(ctx, r.d.rebind(query), args...)
 }
 
 func (r runner) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := r.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return r.q.QueryContext(ctx, r.d.rebind(query), args...)
 }
 
 func (r runner) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := r.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return r.q.QueryRowContext(ctx, r.d.rebind(query), args...)
 }
 
@@ -104,7 +146,8 @@ func (r runner) execOne(ctx context.Context, query string, args ...any) error {
 // inTx runs fn in a transaction on the writer pool, committing when fn returns nil and
 // rolling back otherwise.
 func (s *Store) inTx(ctx context.Context, fn func(tx runner) error) error {
-	return s.inTxOn(ctx, s.wd, fn)
+	defer s.ws.preparePending(ctx) // the writer's connection is free again
+	return s.inTxOn(ctx, s.wd, s.ws, fn)
 }
 
 // txBeginner is what *sql.DB and *sql.Conn have in common.
@@ -112,13 +155,14 @@ type txBeginner interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
-// inTxOn is inTx on a given pool or pinned connection.
-func (s *Store) inTxOn(ctx context.Context, b txBeginner, fn func(tx runner) error) error {
+// inTxOn is inTx on a given pool or pinned connection; stmts are the pool's prepared
+// statements, nil to run every statement unprepared.
+func (s *Store) inTxOn(ctx context.Context, b txBeginner, stmts *stmtCache, fn func(tx runner) error) error {
 	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(runner{q: tx, d: s.d}); err != nil {
+	if err := fn(runner{q: tx, d: s.d, stmts: stmts, tx: tx}); err != nil {
 		_ = tx.Rollback() // the error that matters is fn's
 		return err
 	}

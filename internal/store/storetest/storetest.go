@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IngestRollback", testIngestRollback},
 		{"IngestCancelled", testIngestCancelled},
 		{"IngestCleansText", testIngestCleansText},
+		{"IngestMessages", testIngestMessages},
+		{"IngestMessagesRollback", testIngestMessagesRollback},
 		{"Threading", testThreading},
 		{"WorkItemReuse", testWorkItemReuse},
 		{"CursorAndAcks", testCursorAndAcks},
