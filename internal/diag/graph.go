@@ -429,7 +429,7 @@ func (g *graphTest) folderNames(ctx context.Context) ([]string, error) {
 
 // graphMissingFolderAdvice names the missing folder, a near miss and the mailbox's folders.
 func graphMissingFolderAdvice(folder, addr string, names []string) string {
-	advice := fmt.Sprintf("the folder %s does not exist in %s: check its name (a folder below the inbox is Inbox/Name)", folder, addr)
+	near := ""
 	last := folder
 	if i := strings.LastIndexByte(folder, '/'); i >= 0 {
 		last = folder[i+1:]
@@ -440,11 +440,12 @@ func graphMissingFolderAdvice(folder, addr string, names []string) string {
 			base = n[i+1:]
 		}
 		if strings.EqualFold(base, last) && !strings.EqualFold(n, folder) {
-			advice += fmt.Sprintf(" (the mailbox has %s)", n)
+			near = fmt.Sprintf(" (the mailbox has %s)", n)
 			break
 		}
 	}
-	return advice + "; the mailbox's folders are: " + listNames(names)
+	return fmt.Sprintf("the folder %s does not exist in %s%s: check its name, and write a folder below the inbox as Inbox/Name; the mailbox's folders are: %s",
+		folder, addr, near, listNames(names))
 }
 
 // splitFolderPath splits "Inbox/Support" into its names; "" is the inbox.

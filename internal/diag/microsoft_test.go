@@ -219,12 +219,18 @@ func tokenSource(t *testing.T, m store.Mailbox, c creds, rec *seen) connector.To
 // leaves one), with the scopes m's delegated sign-in asks for.
 func (f *tenant) signInOnce(t *testing.T, m store.Mailbox) string {
 	t.Helper()
+	return f.signInAs(t, m, f.user.UPN(), f.userPW)
+}
+
+// signInAs gets a refresh token for upn.
+func (f *tenant) signInAs(t *testing.T, m store.Mailbox, upn, password string) string {
+	t.Helper()
 	plan, err := credential.PlanFor(m, credential.AudienceOf(m.Protocol))
 	if err != nil {
 		t.Fatal(err)
 	}
 	form := url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()}, "client_secret": {f.secret},
-		"username": {f.user.UPN()}, "password": {f.userPW}, "scope": {strings.Join(plan.Scopes, " ")}}
+		"username": {upn}, "password": {password}, "scope": {strings.Join(plan.Scopes, " ")}}
 	resp, err := http.PostForm(plan.TokenURL, form)
 	if err != nil {
 		t.Fatal(err)
@@ -691,4 +697,119 @@ func stepDetail(name string, want ...string) func(t *testing.T, f *tenant, rep d
 func (f *tenant) fill(s string) string {
 	return strings.NewReplacer("{mailbox}", f.shared, "{user}", f.user.UPN(), "{client}", f.app.ClientID(),
 		"{sp}", f.sp, "{tenant}", f.t.ID()).Replace(s)
+}
+
+// TestMicrosoftGraph: Graph mailboxes at the stand-in: what passes, and each way Graph
+// refuses a mailbox, a folder or sending, with its fix.
+func TestMicrosoftGraph(t *testing.T) {
+	e := startMS(t)
+	graphSteps := func(more ...string) func(m store.Mailbox) []string {
+		return func(m store.Mailbox) []string {
+			return appSteps(append([]string{"Reach Microsoft Graph at " + hostOf(m.GraphURL), "Mailbox " + m.Login}, more...)...)(m)
+		}
+	}
+	cases := []msCase{
+		{name: "inbound app-only", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			return f.graph(store.Inbound), appCreds(f)
+		}, want: msWant{stepsFor: graphSteps("Read folder Inbox"), last: "Read folder Inbox", detail: []string{"2 messages"},
+			check: stepDetail("Consent and permissions", "roles: Mail.ReadWrite, Mail.Send")}},
+		{name: "outbound app-only", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			return f.graph(store.Outbound), appCreds(f)
+		}, want: msWant{stepsFor: graphSteps("Send as {mailbox}"), last: "Send as {mailbox}",
+			detail: []string{"Mail.Send granted", "postroom sends no test message"},
+			check: func(t *testing.T, f *tenant, _ diag.Report) {
+				if sent := f.s.Sent(f.shared); len(sent) != 0 {
+					t.Errorf("the test sent %d messages", len(sent))
+				}
+			}}},
+		{name: "folder below the inbox, by name", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			if _, err := f.s.CreateFolder(f.shared, "Inbox/Cases"); err != nil {
+				t.Fatal(err)
+			}
+			m := f.graph(store.Inbound)
+			m.Folder = "Cases"
+			return m, appCreds(f)
+		}, want: msWant{last: "Read folder Cases", detail: []string{"0 messages"}}},
+		{name: "move folder not there yet", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := f.graph(store.Inbound)
+			m.AfterAction, m.MoveFolder = store.AfterMove, "Handled"
+			return m, appCreds(f)
+		}, want: msWant{stepsFor: graphSteps("Read folder Inbox", "Move folder Handled"), last: "Move folder Handled",
+			detail: []string{"postroom creates it when it moves the first message", "Inbox", "Sent Items"}}},
+		{name: "delegated on a shared mailbox", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := delegated(f.graph(store.Inbound), f)
+			return m, creds{secret: f.secret, refresh: f.signInOnce(t, m)}
+		}, want: msWant{last: "Read folder Inbox", check: stepDetail("Mailbox {mailbox}", "the signed-in account may open it")}},
+
+		{name: "mailbox does not exist", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := f.graph(store.Inbound)
+			m.Login = "nobody@" + f.t.Domains()[0]
+			return m, appCreds(f)
+		}, want: msWant{lastFor: func(m store.Mailbox) string { return "Mailbox " + m.Login }, fail: true,
+			advice: []string{"there is no mailbox nobody@", "a distribution list or a Microsoft 365 group address is not a mailbox"},
+			detail: []string{"404 ErrorInvalidUser"}}},
+		{name: "mailbox without an Exchange Online licence", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.user.Update(func(c *mstest.UserConfig) { c.NoMailbox = true })
+			m := f.graph(store.Inbound)
+			m.Login = f.user.UPN()
+			return m, appCreds(f)
+		}, want: msWant{last: "Mailbox {user}", fail: true,
+			advice: []string{"assign the user a licence that includes Exchange Online", "or use a shared mailbox"},
+			detail: []string{"404 MailboxNotEnabledForRESTAPI"}}},
+		{name: "application access policy leaves the mailbox out", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetAccessPolicy(&mstest.AccessPolicy{Mailboxes: []string{f.user.UPN()}})
+			return f.graph(store.Inbound), appCreds(f)
+		}, want: msWant{last: "Mailbox {mailbox}", fail: true,
+			advice: []string{"is not one of them", "Test-ApplicationAccessPolicy -Identity {mailbox} -AppId {client}",
+				"Add-DistributionGroupMember -Identity <policy group address> -Member {mailbox}",
+				"Test-ServicePrincipalAuthorization -Identity {sp} -Resource {mailbox}", "30 minutes to 2 hours"},
+			detail: []string{"403 ErrorAccessDenied", "[RAOP]"}}},
+		{name: "folder missing: the folders that exist are listed", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			if _, err := f.s.CreateFolder(f.shared, "Inbox/Cases"); err != nil {
+				t.Fatal(err)
+			}
+			m := f.graph(store.Inbound)
+			m.Folder = "Archive/Cases"
+			return m, appCreds(f)
+		}, want: msWant{last: "Read folder Archive/Cases", fail: true,
+			advice: []string{"the folder Archive/Cases does not exist in {mailbox} (the mailbox has Inbox/Cases): check its name", "the mailbox's folders are: ", "Sent Items"}}},
+		{name: "throttled", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.s.FailNext(mstest.Fault{Status: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Mailbox: f.shared})
+			return f.graph(store.Inbound), appCreds(f)
+		}, want: msWant{last: "Mailbox {mailbox}", fail: true,
+			advice: []string{"throttling", "this is not a settings problem", "Test again in 7s"}, detail: []string{"429"}}},
+		{name: "Graph temporarily unavailable", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.s.FailNext(mstest.Fault{Status: http.StatusServiceUnavailable, Mailbox: f.shared})
+			return f.graph(store.Inbound), appCreds(f)
+		}, want: msWant{last: "Mailbox {mailbox}", fail: true, advice: []string{"temporary problem (HTTP 503)", "not a settings problem"}}},
+		{name: "Graph host is not Microsoft Graph", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := f.graph(store.Inbound)
+			m.GraphURL = f.s.LoginURL()
+			return m, appCreds(f)
+		}, want: msWant{lastFor: func(m store.Mailbox) string { return "Reach Microsoft Graph at " + hostOf(m.GraphURL) }, fail: true,
+			advice: []string{"answered, but not as Microsoft Graph: check the Graph host"}}},
+		{name: "Graph host unreachable", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := f.graph(store.Inbound)
+			m.GraphURL = closedURL(t)
+			return m, appCreds(f)
+		}, want: msWant{lastFor: func(m store.Mailbox) string { return "Reach Microsoft Graph at " + hostOf(m.GraphURL) }, fail: true,
+			advice: []string{"postroom cannot reach", "port 443"}}},
+		{name: "outbound without Mail.Send", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetRoles(mstest.RoleMailReadWrite)
+			return f.graph(store.Outbound), appCreds(f)
+		}, want: msWant{last: "Send as {mailbox}", fail: true,
+			advice: []string{"the app may not send mail", "Application permissions > Mail.Send, then Grant admin consent"}, detail: []string{"no Mail.Send role"}}},
+		{name: "delegated account without access to the shared mailbox", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			other, err := f.t.AddUser(mstest.UserConfig{UPN: "temp@" + f.t.Domains()[0], Password: f.userPW})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := delegated(f.graph(store.Inbound), f)
+			m.OAuth.Account = other.UPN()
+			return m, creds{secret: f.secret, refresh: f.signInAs(t, m, other.UPN(), f.userPW)}
+		}, want: msWant{last: "Mailbox {mailbox}", fail: true,
+			advice: []string{"the signed-in account temp@", "Add-MailboxPermission -Identity {mailbox} -User temp@", "-AccessRights FullAccess"},
+			detail: []string{"403 ErrorAccessDenied"}}},
+	}
+	runMS(t, e, cases)
 }
