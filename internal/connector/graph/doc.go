@@ -1,0 +1,61 @@
+// Package graph reads and sends the mail of a Microsoft 365 mailbox through Microsoft Graph
+// v1.0 (shared/reference/ms365-protocol.md, sections 3 and 4): a connector.Source and
+// connector.Waiter (Source), a connector.Sink (Sink), and the change-notification
+// subscription of a folder with its webhook (Subscriber). It is our own small REST code on
+// net/http and encoding/json; no Microsoft SDK.
+//
+// Hosts: Config.GraphURL is the Graph host of the mailbox's cloud (DefaultGraphURL, or e.g.
+// https://graph.microsoft.us, https://microsoftgraph.chinacloudapi.cn, or a local stand-in).
+// Every request carries the bearer token of Config.Token (an app token for
+// https://graph.microsoft.com/.default or a delegated one) and Prefer: IdType="ImmutableId",
+// so message ids survive moves. A token refused with 401 InvalidAuthenticationToken is
+// renewed once (Token(ctx, true)) and the request sent again.
+//
+// How a folder is read (Source):
+//
+//   - Delta query on the folder's messages, odata.maxpagesize = Config.PageSize,
+//     changeType=created (later rounds only report new arrivals; updates such as our own
+//     "mark read" do not bring a message back). @odata.nextLink pages are followed verbatim
+//     until the page that carries the @odata.deltaLink; that link starts the next round.
+//   - Incoming.SourceID is "graph:" + the immutable id; Raw is GET .../messages/{id}/$value,
+//     the message's MIME bytes.
+//   - The cursor is the deltaLink of a finished round (with the mailbox and folder it belongs
+//     to, see FormatCursor). It rides only on the last message of a round, which the ingest
+//     pipeline stores in the same transaction as that message. A crash anywhere before that
+//     restarts the round from the previous cursor: messages come again and the store's dedup
+//     by SourceID recognises them. Nothing is lost, because no message of a round is behind
+//     the saved cursor until the whole round is stored. When a round ends with no message to
+//     carry its cursor, Config.SaveCursor (if set) saves it: by then the caller has stored
+//     every message Next returned before (it calls Next again only after committing a batch).
+//   - 410 Gone (syncStateNotFound: the delta token fell out of Microsoft's cache) restarts
+//     with a full sync of the folder. It is logged at warn level. Nothing is duplicated:
+//     messages handed out before are skipped, Config.Skip asks the store, and dedup catches
+//     the rest.
+//   - The first sync of a mailbox (no cursor) with AfterAction mark_read takes the unread
+//     messages only, as the IMAP source does: read ones were handled before postroom.
+//   - A message over Config.MaxSizeBytes is not downloaded whole: Raw holds its header,
+//     OverSize is set, and SetAside moves it to the folder OversizeFolder.
+//   - Ack, after the store committed: mark_read PATCHes isRead true, move moves the message
+//     to MoveFolder (created when missing), delete deletes it (to Deleted Items), keep leaves
+//     it. A message that is gone already (404) counts as done.
+//   - Wait returns when Notify is called (the webhook saw a change) or after max: without a
+//     public URL for notifications, the caller polls with delta.
+//
+// Throttling: at most 4 requests of a mailbox are in flight at once (Limiter; share one
+// between the Source, Sink and Subscriber of a mailbox). 429, 503 and 504 answers are
+// retried after their Retry-After (integer seconds, at most maxRetryWait; exponential
+// backoff when absent), and while one request waits out a Retry-After, the other requests of
+// the mailbox wait too. After maxAttempts tries the throttling is reported as a KindServer
+// *connector.Error; the caller's backoff takes over.
+//
+// Errors an administrator can act on are *connector.Error with Kind and Advice: a refused
+// token, missing permission or consent, a mailbox outside the application access policy or
+// RBAC scope (with the PowerShell to run), an unlicensed or on-premises mailbox, an unknown
+// mailbox, a missing folder, network failures (connector.ClassifyDial).
+//
+// Sending (Sink): sendMail with the message as base64 MIME (Content-Type text/plain), so our
+// own Message-ID, In-Reply-To and References go out unchanged, saved to Sent Items. A message
+// over 3 MB is sent as a draft made from its MIME without the large attachments, which are
+// then added through upload sessions (up to 150 MB), and /send. Graph answers 202 for all
+// recipients at once: there are no per-recipient results.
+package graph

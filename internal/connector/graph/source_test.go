@@ -1,0 +1,243 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/postroom/postroom/internal/connector/graph"
+	"github.com/postroom/postroom/internal/mstest"
+	"github.com/postroom/postroom/internal/store"
+)
+
+// TestDeltaSyncAcrossPagesThenNewMail: 23 messages over pages of 5 arrive once each,
+// byte for byte, with the cursor only on the last message of the round; then new mail is
+// the only thing the next round brings, and a Source opened from the saved cursor brings
+// nothing old.
+func TestDeltaSyncAcrossPagesThenNewMail(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	want := e.deliver(t, "inbox", 0, 23)
+	cfg := e.config()
+	cfg.PageSize = 5
+	// Nothing changes at the source, so a restart that ignored the cursor would hand
+	// everything out again.
+	cfg.AfterAction = store.AfterKeep
+	src := e.open(t, cfg)
+	in := newIngest()
+	if n := in.drain(t, src, 7); n != 23 {
+		t.Fatalf("first round handed out %d messages, want 23", n)
+	}
+	got := in.byMessageID()
+	for id, raw := range want {
+		if !bytes.Equal(got[id], raw) {
+			t.Errorf("message %s: got %q, want the delivered bytes %q", id, got[id], raw)
+		}
+	}
+	if in.cursors != 1 || in.dups != 0 {
+		t.Fatalf("%d messages carried a cursor and %d came twice, want 1 and 0", in.cursors, in.dups)
+	}
+	if _, _, link, ok := graph.ParseCursor(in.cursor); !ok || !strings.Contains(link, "deltatoken") {
+		t.Fatalf("cursor %q is not a delta position", in.cursor)
+	}
+
+	more := e.deliver(t, "inbox", 100, 2)
+	if n := in.drain(t, src, 7); n != 2 {
+		t.Fatalf("second round handed out %d messages, want the 2 new ones", n)
+	}
+	for id := range more {
+		if in.byMessageID()[id] == nil {
+			t.Errorf("new message %s not handed out", id)
+		}
+	}
+	if in.cursors != 2 {
+		t.Fatalf("%d cursors after two rounds, want 2", in.cursors)
+	}
+
+	// A restart from the saved cursor sees only what came after it.
+	cfg.Cursor = in.cursor
+	again := e.open(t, cfg)
+	if n := in.drain(t, again, 10); n != 0 {
+		t.Fatalf("a Source opened at the saved cursor handed out %d old messages", n)
+	}
+	e.deliver(t, "inbox", 200, 1)
+	if n := in.drain(t, again, 10); n != 1 || in.dups != 0 {
+		t.Fatalf("after a restart: %d handed out (want 1), %d duplicates", n, in.dups)
+	}
+}
+
+// TestCrashBetweenPagesLosesNothing: the cursor is saved only with the last message of a
+// round, so a crash after storing part of a round starts the round again from the old
+// position: everything comes again and dedup recognises what was stored.
+func TestCrashBetweenPagesLosesNothing(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	want := e.deliver(t, "inbox", 0, 12)
+	cfg := e.config()
+	cfg.PageSize = 4
+	cfg.AfterAction = store.AfterKeep // nothing changes at the source: the hardest case
+	in := newIngest()
+
+	first := e.open(t, cfg)
+	msgs, err := first.Next(context.Background(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.store(msgs)
+	if in.cursor != "" {
+		t.Fatalf("a cursor was handed out in the middle of a round: %q", in.cursor)
+	}
+	// Crash: the Source is gone; a new one starts from the stored cursor (none yet).
+	cfg.Cursor = in.cursor
+	second := e.open(t, cfg)
+	in.drain(t, second, 5)
+	if len(in.stored) != len(want) || in.dups != 5 {
+		t.Fatalf("stored %d of %d, %d recognised duplicates (want 5)", len(in.stored), len(want), in.dups)
+	}
+	for id := range want {
+		if in.byMessageID()[id] == nil {
+			t.Errorf("message %s lost", id)
+		}
+	}
+}
+
+// TestAckMarksReadWithoutLoop: mark_read PATCHes isRead, and our own change does not
+// bring the message back in the next round.
+func TestAckMarksReadWithoutLoop(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 3)
+	src := e.open(t, e.config())
+	in := newIngest()
+	in.drain(t, src, 10)
+	msgs, err := e.srv.Messages(e.sample.Mailbox, "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if !m.IsRead {
+			t.Errorf("message %s not marked read after Ack", m.InternetMessageID)
+		}
+	}
+	if n := in.drain(t, src, 10); n != 0 {
+		t.Fatalf("%d messages came back after being marked read", n)
+	}
+}
+
+// TestFirstSyncTakesUnreadOnly: like IMAP's first start, mail read before postroom came is
+// left alone when the after action is mark_read.
+func TestFirstSyncTakesUnreadOnly(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	id, err := e.srv.Deliver(e.sample.Mailbox, "inbox", customerMail(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.SetRead(e.sample.Mailbox, id, true); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "inbox", 2, 2)
+	in := newIngest()
+	in.drain(t, e.open(t, e.config()), 10)
+	got := in.byMessageID()
+	if len(got) != 2 || got[messageID(1)] != nil {
+		t.Fatalf("first sync stored %d messages (read one included: %v), want the 2 unread", len(got), got[messageID(1)] != nil)
+	}
+}
+
+// TestAckMovesToNewFolder: after action move creates the folder (a path below the inbox)
+// and moves the messages there; their ids stay (immutable ids).
+func TestAckMovesToNewFolder(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 3)
+	cfg := e.config()
+	cfg.AfterAction = store.AfterMove
+	cfg.MoveFolder = "Inbox/Handled"
+	in := newIngest()
+	in.drain(t, e.open(t, cfg), 10)
+	if len(in.stored) != 3 {
+		t.Fatalf("stored %d, want 3", len(in.stored))
+	}
+	inbox, _ := e.srv.Messages(e.sample.Mailbox, "inbox")
+	moved, err := e.srv.Messages(e.sample.Mailbox, "Inbox/Handled")
+	if err != nil {
+		t.Fatalf("folder Inbox/Handled: %v", err)
+	}
+	if len(inbox) != 0 || len(moved) != 3 {
+		t.Fatalf("inbox holds %d, Inbox/Handled %d; want 0 and 3", len(inbox), len(moved))
+	}
+	for _, m := range moved {
+		if _, ok := in.stored[graph.SourceID(m.ID)]; !ok {
+			t.Errorf("moved message %s has an id we did not store (%s)", m.InternetMessageID, m.ID)
+		}
+	}
+}
+
+// TestAckDeletes: after action delete removes the messages from the folder.
+func TestAckDeletes(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 2)
+	cfg := e.config()
+	cfg.AfterAction = store.AfterDelete
+	in := newIngest()
+	in.drain(t, e.open(t, cfg), 10)
+	inbox, _ := e.srv.Messages(e.sample.Mailbox, "inbox")
+	if len(in.stored) != 2 || len(inbox) != 0 {
+		t.Fatalf("stored %d (want 2), %d left in the inbox (want 0)", len(in.stored), len(inbox))
+	}
+}
+
+// TestOverSizeHeaderOnlyAndSetAside: a message over MaxSizeBytes comes with its header
+// only and its real size, and SetAside moves it to a new folder Oversize, unread.
+func TestOverSizeHeaderOnlyAndSetAside(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	big := append(customerMail(7), bytes.Repeat([]byte("0123456789abcdef\r\n"), 20_000)...)
+	if _, err := e.srv.Deliver(e.sample.Mailbox, "inbox", big); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "inbox", 8, 1)
+	cfg := e.config()
+	cfg.MaxSizeBytes = 100_000
+	src := e.open(t, cfg)
+	msgs, err := src.Next(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages, want 2", len(msgs))
+	}
+	var over, small = msgs[0], msgs[1]
+	if !over.OverSize {
+		over, small = small, over
+	}
+	if !over.OverSize || small.OverSize {
+		t.Fatalf("over-size flags: %v %v", msgs[0].OverSize, msgs[1].OverSize)
+	}
+	if over.Size != int64(len(big)) || headerValue(over.Raw, "Message-ID") != messageID(7) || bytes.Contains(over.Raw, []byte("0123456789")) {
+		t.Fatalf("over-size message: size %d (want %d), raw %q", over.Size, len(big), over.Raw)
+	}
+	if err := src.SetAside(context.Background(), []string{over.SourceID}); err != nil {
+		t.Fatal(err)
+	}
+	aside, err := e.srv.Messages(e.sample.Mailbox, graph.OversizeFolder)
+	if err != nil || len(aside) != 1 || aside[0].IsRead || !bytes.Equal(aside[0].Raw, big) {
+		t.Fatalf("Oversize folder: %d messages, err %v", len(aside), err)
+	}
+}
+
+// TestFolderByNameAndPath: a folder is found by display name below the inbox and by path.
+func TestFolderByNameAndPath(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	if _, err := e.srv.CreateFolder(e.sample.Mailbox, "Inbox/Support"); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "Inbox/Support", 0, 2)
+	e.deliver(t, "inbox", 10, 1)
+	for _, name := range []string{"Support", "Inbox/Support", "inbox/support"} {
+		cfg := e.config()
+		cfg.Folder = name
+		cfg.AfterAction = store.AfterKeep
+		in := newIngest()
+		in.drain(t, e.open(t, cfg), 10)
+		if len(in.stored) != 2 || in.byMessageID()[messageID(10)] != nil {
+			t.Errorf("folder %q: stored %d messages, want the 2 of Inbox/Support", name, len(in.stored))
+		}
+	}
+}

@@ -1,0 +1,417 @@
+package graph
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/postroom/postroom/internal/connector"
+)
+
+// Subscription lifetimes (reference 4.1).
+const (
+	// maxSubscriptionLifetime is Graph's cap for Outlook messages (10,080 minutes), less a
+	// margin for clock skew.
+	maxSubscriptionLifetime = 10080*time.Minute - time.Hour
+	// DefaultSubscriptionLifetime is how long a subscription is asked to live.
+	DefaultSubscriptionLifetime = 72 * time.Hour
+	// minRetry and maxRetry bound the wait after a failed create or renew.
+	minRetry = 30 * time.Second
+	maxRetry = 15 * time.Minute
+	// notificationBodyLimit bounds a notification POST's body.
+	notificationBodyLimit = 1 << 20
+	// validationTokenLimit bounds the validation token echoed back.
+	validationTokenLimit = 4 << 10
+	// deleteTimeout bounds deleting the subscription when Run ends.
+	deleteTimeout = 10 * time.Second
+)
+
+// Lifecycle events (reference 4.4).
+const (
+	lifecycleReauthorize = "reauthorizationRequired"
+	lifecycleRemoved     = "subscriptionRemoved"
+	lifecycleMissed      = "missed"
+)
+
+// SubscribeOptions say where Graph sends change notifications for a folder.
+type SubscribeOptions struct {
+	// NotificationURL is the public HTTPS URL at which the Subscriber (an http.Handler) is
+	// served; Graph POSTs notifications there.
+	NotificationURL string
+	// LifecycleURL receives lifecycle notifications; "" means NotificationURL (the handler
+	// takes both).
+	LifecycleURL string
+	// Lifetime is how long a subscription is asked to live before it is renewed
+	// (DefaultSubscriptionLifetime when 0; at most Graph's 10,080 minutes).
+	Lifetime time.Duration
+	// Notify is called when the folder may have new mail: a notification came, Graph
+	// missed some, or the subscription was made anew. Source.Notify fits. It must not
+	// block.
+	Notify func()
+	// Now is the clock for expiry dates (time.Now when nil).
+	Now func() time.Time
+}
+
+// Subscriber keeps a change-notification subscription for the new messages of one folder
+// and answers Graph's calls to the notification URL: mount it there (ServeHTTP) before
+// calling Subscribe or Run, since Graph validates the URL while the subscription is made.
+//
+// Each Subscriber makes its own random clientState secret; a notification that does not
+// carry it is refused (403) and ignored.
+type Subscriber struct {
+	c          *client
+	folderPath string
+	opts       SubscribeOptions
+	state      string // clientState: random, never logged
+	events     chan string
+
+	mu       sync.Mutex
+	id       string
+	resource string
+	expires  time.Time
+}
+
+var _ http.Handler = (*Subscriber)(nil)
+
+// NewSubscriber returns a Subscriber for cfg.Folder of cfg.Mailbox; it uses GraphURL,
+// Mailbox, Folder, Token, HTTPClient, Limiter and Logger of cfg and makes no request.
+func NewSubscriber(cfg Config, opts SubscribeOptions) (*Subscriber, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(opts.NotificationURL)
+	if opts.NotificationURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, &connector.Error{Kind: connector.KindConfig, Op: "graph subscribe", Err: fmt.Errorf("notification URL %q", opts.NotificationURL),
+			Advice: "set postroom's public URL (https://...) so that Microsoft Graph can send change notifications; without it the mailbox is polled"}
+	}
+	if opts.LifecycleURL == "" {
+		opts.LifecycleURL = opts.NotificationURL
+	}
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = DefaultSubscriptionLifetime
+	}
+	opts.Lifetime = min(opts.Lifetime, maxSubscriptionLifetime)
+	if opts.Notify == nil {
+		opts.Notify = func() {}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("graph subscribe: make clientState: %w", err)
+	}
+	folder := cfg.Folder
+	if folder == "" {
+		folder = "inbox"
+	}
+	return &Subscriber{c: c, folderPath: folder, opts: opts, state: hex.EncodeToString(b[:]), events: make(chan string, 16)}, nil
+}
+
+// subscription is Graph's subscription resource, as far as we use it.
+type subscription struct {
+	ID                       string `json:"id,omitempty"`
+	ChangeType               string `json:"changeType,omitempty"`
+	NotificationURL          string `json:"notificationUrl,omitempty"`
+	LifecycleNotificationURL string `json:"lifecycleNotificationUrl,omitempty"`
+	Resource                 string `json:"resource,omitempty"`
+	ExpirationDateTime       string `json:"expirationDateTime,omitempty"`
+	ClientState              string `json:"clientState,omitempty"`
+	LatestSupportedTLS       string `json:"latestSupportedTlsVersion,omitempty"`
+}
+
+// ID is the current subscription's id ("" before Subscribe).
+func (s *Subscriber) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
+
+// Expires is when the current subscription ends.
+func (s *Subscriber) Expires() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expires
+}
+
+// Subscribe makes a new subscription for the folder's new messages (changeType created),
+// after deleting the ones an earlier run left for the same URL and folder.
+func (s *Subscriber) Subscribe(ctx context.Context) error {
+	const op = "graph subscribe"
+	s.mu.Lock()
+	resource := s.resource
+	s.mu.Unlock()
+	if resource == "" {
+		f, err := s.c.resolveFolder(ctx, s.folderPath)
+		if err != nil {
+			return s.c.folderError(s.folderPath, err)
+		}
+		resource = "users/" + s.c.mailbox + "/mailFolders('" + f.ID + "')/messages"
+	}
+	s.removeStale(ctx, resource)
+	req := subscription{
+		ChangeType:               "created",
+		NotificationURL:          s.opts.NotificationURL,
+		LifecycleNotificationURL: s.opts.LifecycleURL,
+		Resource:                 resource,
+		ExpirationDateTime:       formatGraphTime(s.opts.Now().Add(s.opts.Lifetime)),
+		ClientState:              s.state,
+		LatestSupportedTLS:       "v1_2",
+	}
+	var got subscription
+	err := s.c.sendJSON(ctx, op, http.MethodPost, s.c.base+"/subscriptions", req, &got)
+	if err != nil {
+		if ae, ok := asAPIError(err); ok && ae.Status == http.StatusBadRequest {
+			return &connector.Error{Kind: connector.KindConfig, Op: op, Err: err,
+				Advice: fmt.Sprintf("Microsoft Graph refused the subscription: it must reach %s from the internet (HTTPS, a public certificate) and get an answer within 10 seconds: check postroom's public URL and any firewall or proxy in front of it", s.opts.NotificationURL)}
+		}
+		return s.c.classify(op, err)
+	}
+	if got.ID == "" {
+		return &connector.Error{Kind: connector.KindServer, Op: op, Err: errors.New("the subscription has no id"),
+			Advice: "Microsoft Graph did not say which subscription it made; postroom tries again"}
+	}
+	s.mu.Lock()
+	s.id, s.resource, s.expires = got.ID, resource, parseGraphTime(got.ExpirationDateTime, s.opts.Now().Add(s.opts.Lifetime))
+	s.mu.Unlock()
+	s.c.log.Info("graph: change notifications subscribed", slog.String("subscription", got.ID),
+		slog.String("folder", s.folderPath), slog.Time("expires", s.Expires()))
+	return nil
+}
+
+// removeStale deletes subscriptions of this app for the same notification URL and
+// resource (left by an earlier run, which had another clientState). Failures only log:
+// such a subscription ends by itself.
+func (s *Subscriber) removeStale(ctx context.Context, resource string) {
+	var list struct {
+		Value []subscription `json:"value"`
+	}
+	if err := s.c.getJSON(ctx, "graph list subscriptions", s.c.base+"/subscriptions", &list); err != nil {
+		s.c.log.Debug("graph: cannot list subscriptions", slog.Any("error", err))
+		return
+	}
+	for _, sub := range list.Value {
+		if sub.NotificationURL != s.opts.NotificationURL || !strings.EqualFold(sub.Resource, resource) || sub.ID == s.ID() {
+			continue
+		}
+		err := s.c.do(ctx, "graph delete subscription", request{method: http.MethodDelete, url: s.c.base + "/subscriptions/" + url.PathEscape(sub.ID), idempotent: true}, nil)
+		if err != nil && !hasStatus(err, http.StatusNotFound) {
+			s.c.log.Debug("graph: cannot delete an old subscription", slog.String("subscription", sub.ID), slog.Any("error", err))
+		}
+	}
+}
+
+// Renew extends the subscription by Lifetime (PATCH). A subscription Graph no longer
+// knows (404: it expired or was removed) is made anew, and Notify is called because
+// notifications may have been missed meanwhile.
+func (s *Subscriber) Renew(ctx context.Context) error {
+	const op = "graph renew subscription"
+	id := s.ID()
+	if id == "" {
+		return s.recreate(ctx)
+	}
+	var got subscription
+	err := s.c.sendJSON(ctx, op, http.MethodPatch, s.c.base+"/subscriptions/"+url.PathEscape(id),
+		subscription{ExpirationDateTime: formatGraphTime(s.opts.Now().Add(s.opts.Lifetime))}, &got)
+	if hasStatus(err, http.StatusNotFound) {
+		s.c.log.Info("graph: the subscription is gone; making a new one", slog.String("subscription", id))
+		return s.recreate(ctx)
+	}
+	if err != nil {
+		return s.c.classify(op, err)
+	}
+	s.mu.Lock()
+	s.expires = parseGraphTime(got.ExpirationDateTime, s.opts.Now().Add(s.opts.Lifetime))
+	s.mu.Unlock()
+	s.c.log.Info("graph: subscription renewed", slog.String("subscription", id), slog.Time("expires", s.Expires()))
+	return nil
+}
+
+// recreate makes a new subscription and runs a delta sync (Notify) for what came
+// meanwhile.
+func (s *Subscriber) recreate(ctx context.Context) error {
+	s.mu.Lock()
+	s.id = ""
+	s.mu.Unlock()
+	if err := s.Subscribe(ctx); err != nil {
+		return err
+	}
+	s.opts.Notify()
+	return nil
+}
+
+// Run subscribes, renews before expiry, handles lifecycle events and retries failures
+// with a growing wait, until ctx is done; then it deletes the subscription. It returns
+// at once with the error when the first Subscribe fails with a permanent error (a setting
+// to fix), else nil when ctx ends.
+func (s *Subscriber) Run(ctx context.Context) error {
+	if s.ID() == "" {
+		if err := s.Subscribe(ctx); err != nil {
+			if connector.IsPermanent(err) || ctx.Err() != nil {
+				return err
+			}
+			s.c.log.Warn("graph: cannot subscribe to change notifications yet; trying again", slog.Any("error", err))
+		}
+	}
+	defer s.unsubscribe(ctx)
+	retry := minRetry
+	for {
+		var wait time.Duration
+		if s.ID() == "" {
+			wait = retry
+		} else {
+			wait = s.Expires().Add(-s.opts.Lifetime / 3).Sub(s.opts.Now())
+		}
+		t := time.NewTimer(max(wait, 0))
+		var err error
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case ev := <-s.events:
+			t.Stop()
+			err = s.lifecycle(ctx, ev)
+		case <-t.C:
+			err = s.Renew(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.c.log.Warn("graph: change notification subscription failed; the folder is polled meanwhile and postroom tries again",
+				slog.Any("error", err), slog.Duration("retry_in", retry))
+			if s.ID() != "" {
+				// Keep the old one until it expires, and try again sooner than planned.
+				if err := sleep(ctx, retry); err != nil {
+					return nil
+				}
+			}
+			retry = min(retry*2, maxRetry)
+			continue
+		}
+		retry = minRetry
+	}
+}
+
+// lifecycle handles one lifecycle event (reference 4.4).
+func (s *Subscriber) lifecycle(ctx context.Context, event string) error {
+	switch event {
+	case lifecycleReauthorize:
+		return s.Renew(ctx)
+	case lifecycleRemoved:
+		return s.recreate(ctx)
+	}
+	return nil
+}
+
+// unsubscribe deletes the subscription when Run ends (best effort).
+func (s *Subscriber) unsubscribe(ctx context.Context) {
+	id := s.ID()
+	if id == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
+	err := s.c.do(ctx, "graph delete subscription", request{method: http.MethodDelete, url: s.c.base + "/subscriptions/" + url.PathEscape(id), idempotent: true}, nil)
+	if err != nil && !hasStatus(err, http.StatusNotFound) {
+		s.c.log.Info("graph: cannot delete the subscription; it ends by itself", slog.String("subscription", id), slog.Any("error", err))
+	}
+	s.mu.Lock()
+	s.id = ""
+	s.mu.Unlock()
+}
+
+// notificationBatch is the body of a change or lifecycle notification (reference 4.3,
+// 4.4).
+type notificationBatch struct {
+	Value []struct {
+		SubscriptionID string `json:"subscriptionId"`
+		ClientState    string `json:"clientState"`
+		ChangeType     string `json:"changeType"`
+		LifecycleEvent string `json:"lifecycleEvent"`
+	} `json:"value"`
+}
+
+// ServeHTTP answers Graph at the notification (and lifecycle) URL: the validation
+// handshake (?validationToken=...: 200, text/plain, the token as it is), change
+// notifications (Notify is called, 202) and lifecycle notifications (renew, make anew, or
+// Notify; 202). Notifications whose clientState is not this Subscriber's are ignored;
+// when none of a request's is, it is refused with 403.
+func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("validationToken") {
+		token := r.URL.Query().Get("validationToken")
+		if len(token) > validationTokenLimit {
+			http.Error(w, "validation token too long", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, token)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "notifications are POSTed", http.StatusMethodNotAllowed)
+		return
+	}
+	var batch notificationBatch
+	if err := json.NewDecoder(io.LimitReader(r.Body, notificationBodyLimit)).Decode(&batch); err != nil {
+		http.Error(w, "the body is not a Graph notification", http.StatusBadRequest)
+		return
+	}
+	valid, change := 0, false
+	for _, n := range batch.Value {
+		if subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(s.state)) != 1 {
+			s.c.log.Warn("graph: notification refused: its clientState is not ours (forged, or from an old subscription)",
+				slog.String("subscription", n.SubscriptionID))
+			continue
+		}
+		valid++
+		switch n.LifecycleEvent {
+		case "":
+			change = true
+		case lifecycleMissed:
+			s.c.log.Info("graph: Microsoft Graph missed notifications; reading the folder", slog.String("subscription", n.SubscriptionID))
+			change = true
+		case lifecycleReauthorize, lifecycleRemoved:
+			s.c.log.Info("graph: subscription lifecycle event", slog.String("event", n.LifecycleEvent), slog.String("subscription", n.SubscriptionID))
+			select {
+			case s.events <- n.LifecycleEvent:
+			default: // already plenty queued; one is enough
+			}
+		default:
+			s.c.log.Info("graph: unknown lifecycle event ignored", slog.String("event", n.LifecycleEvent))
+		}
+	}
+	if valid == 0 {
+		http.Error(w, "clientState does not match", http.StatusForbidden)
+		return
+	}
+	if change {
+		s.opts.Notify()
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// formatGraphTime formats t as Graph's expirationDateTime.
+func formatGraphTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.0000000Z")
+}
+
+// parseGraphTime parses a Graph date-time; def when it cannot.
+func parseGraphTime(s string, def time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t
+	}
+	return def
+}
