@@ -122,8 +122,9 @@ func (s *Server) ResetRequests() {
 }
 
 // MaxInFlight returns the most Graph requests the app with clientID ever had in flight
-// at once for mailbox (throttled ones included), so a test can check a client keeps
-// within the concurrency limit.
+// at once for mailbox, counting a request that arrived while the others were in flight
+// even when it was refused: a value over Options.MaxConcurrent means the client went over
+// the concurrency limit.
 func (s *Server) MaxInFlight(clientID, mailbox string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

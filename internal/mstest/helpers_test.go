@@ -179,7 +179,11 @@ func graphRequest(t *testing.T, method, u, token string, body []byte, header ...
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
+		if header[i] == "Content-Type" {
+			req.Header.Set(header[i], header[i+1])
+		} else {
+			req.Header.Add(header[i], header[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

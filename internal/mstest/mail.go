@@ -57,6 +57,15 @@ type message struct {
 	attachments []*attachment
 	// changeKey changes with every update (@odata.etag).
 	changeKey int64
+	created   time.Time
+	modified  time.Time
+	// categories set through PATCH.
+	categories []string
+	// draft is how a draft made from JSON was composed (nil for MIME drafts and received
+	// mail); PATCH edits it and raw is made again.
+	draft *composed
+	// view is the parsed MIME, made on first use (viewOf); nil after raw changes.
+	view *view
 }
 
 type attachment struct {
@@ -170,6 +179,7 @@ func (ms *mailState) addMessage(mb *mailbox, f *folder, raw []byte, received tim
 		header:      parseHeader(raw),
 	}
 	m.changeKey = m.changed
+	m.created, m.modified = m.received, m.received
 	mb.messages[m.immutableID] = m
 	mb.restIDs[m.restID] = m.immutableID
 	return m

@@ -284,6 +284,9 @@ type UserConfig struct {
 	UPN string
 	// DisplayName; the UPN's local part when empty.
 	DisplayName string
+	// Aliases are further addresses of the mailbox (proxy addresses): sendMail may use
+	// them as From; any other From answers 403 ErrorSendAsDenied.
+	Aliases []string
 	// Password for ROPC and the sign-in page. A shared mailbox has none (it cannot sign
 	// in; AADSTS50126).
 	Password string

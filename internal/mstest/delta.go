@@ -1,0 +1,185 @@
+package mstest
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// deltaState is what a delta or skip token stands for.
+type deltaState struct {
+	mb       *mailbox
+	folderID string
+	// baseline: changes after this change seq are reported (a deltaLink's round).
+	baseline int64
+	// round is set for a skip token: the items of a round in progress from start on.
+	round *deltaRound
+	start int
+}
+
+// deltaRound is the list of changes of one round, fixed when the round begins.
+type deltaRound struct {
+	folderID string
+	items    []deltaItem
+	snapshot int64 // the change seq when the round began: the next deltaLink's baseline
+	sel      []string
+	pageSize int
+}
+
+type deltaItem struct {
+	immutableID string
+	removed     *removal // set for @removed entries
+}
+
+// opDelta serves /mailFolders/{f}/messages/delta: a new round, or the page of a
+// $skiptoken, or the round of a $deltatoken.
+func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
+	sel := selectList(c.query)
+	if e := validSelect(sel); e != nil {
+		return e
+	}
+	pageSize := s.opts.PageSize
+	applied := []string{}
+	if v := prefer(c.header)["odata.maxpagesize"]; v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return gerr(http.StatusBadRequest, "BadRequest", "Invalid odata.maxpagesize: "+v)
+		}
+		pageSize = min(n, 1000)
+		applied = append(applied, "odata.maxpagesize="+strconv.Itoa(pageSize))
+	}
+	s.mu.Lock()
+	f, e := c.folderLocked(rest[1])
+	if e != nil {
+		s.mu.Unlock()
+		return e
+	}
+	var round *deltaRound
+	start := 0
+	switch {
+	case c.query.Get("$skiptoken") != "":
+		st := s.state.graph.delta[c.query.Get("$skiptoken")]
+		if st == nil || st.round == nil || st.mb != c.mb || st.folderID != f.id {
+			s.mu.Unlock()
+			return syncStateNotFound()
+		}
+		round, start = st.round, st.start
+	case c.query.Get("$deltatoken") != "":
+		st := s.state.graph.delta[c.query.Get("$deltatoken")]
+		if st == nil || st.round != nil || st.mb != c.mb || st.folderID != f.id {
+			s.mu.Unlock()
+			return syncStateNotFound()
+		}
+		round = s.newRoundLocked(c.mb, f, st.baseline, sel, pageSize)
+	default:
+		round = s.newRoundLocked(c.mb, f, -1, sel, pageSize)
+	}
+	if c.query.Get("$skiptoken") != "" && prefer(c.header)["odata.maxpagesize"] == "" {
+		pageSize = round.pageSize
+	}
+	end := min(start+pageSize, len(round.items))
+	out := []any{}
+	for _, it := range round.items[start:end] {
+		out = append(out, s.deltaItemJSON(c, round, it))
+	}
+	base := s.graphURL + "/v1.0/" + pathOf(c.segs)
+	resp := map[string]any{"@odata.context": s.graphURL + "/v1.0/$metadata#Collection(message)", "value": out}
+	if end < len(round.items) {
+		tok := randomToken(48)
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, round: round, start: end}
+		resp["@odata.nextLink"] = base + "?$skiptoken=" + tok
+	} else {
+		tok := randomToken(64)
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot}
+		resp["@odata.deltaLink"] = base + "?$deltatoken=" + tok
+	}
+	s.mu.Unlock()
+	r := gjson(http.StatusOK, resp)
+	if c.immutable {
+		applied = append(applied, `IdType="ImmutableId"`)
+	}
+	if len(applied) > 0 {
+		r.header = http.Header{"Preference-Applied": {strings.Join(applied, ", ")}}
+	}
+	return r
+}
+
+func syncStateNotFound() *graphResp {
+	return gerr(http.StatusGone, "syncStateNotFound",
+		"The sync state generation is not found. The delta token is expired and data must be synchronized again.")
+}
+
+func pathOf(segs []string) string {
+	out := make([]string, len(segs))
+	for i, p := range segs {
+		out[i] = url.PathEscape(p)
+	}
+	return strings.Join(out, "/")
+}
+
+// newRoundLocked lists the changes of folder f after baseline (-1: a first round, the
+// folder's current messages only).
+func (s *Server) newRoundLocked(mb *mailbox, f *folder, baseline int64, sel []string, pageSize int) *deltaRound {
+	r := &deltaRound{folderID: f.id, snapshot: s.state.mail.seq, sel: sel, pageSize: pageSize}
+	type entry struct {
+		seq int64
+		it  deltaItem
+	}
+	var entries []entry
+	present := map[string]bool{}
+	for _, m := range mb.messages {
+		if m.folderID != f.id {
+			continue
+		}
+		present[m.immutableID] = true
+		if baseline < 0 || m.changed > baseline {
+			entries = append(entries, entry{m.changed, deltaItem{immutableID: m.immutableID}})
+		}
+	}
+	if baseline >= 0 {
+		gone := map[string]bool{}
+		for i := len(mb.removals) - 1; i >= 0; i-- {
+			rm := mb.removals[i]
+			if rm.seq <= baseline {
+				break
+			}
+			if rm.folderID != f.id || present[rm.immutableID] || gone[rm.immutableID] {
+				continue
+			}
+			gone[rm.immutableID] = true
+			entries = append(entries, entry{rm.seq, deltaItem{immutableID: rm.immutableID, removed: &rm}})
+		}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return int(a.seq - b.seq) })
+	for _, e := range entries {
+		r.items = append(r.items, e.it)
+	}
+	return r
+}
+
+// deltaItemJSON renders one item of a round as it is now: a message still in place, or
+// @removed.
+func (s *Server) deltaItemJSON(c *mailboxCall, r *deltaRound, it deltaItem) map[string]any {
+	if it.removed == nil {
+		if m := c.mb.messages[it.immutableID]; m != nil && m.folderID == r.folderID {
+			out := s.messageJSON(c, m, r.sel)
+			out["@odata.type"] = "#microsoft.graph.message"
+			return out
+		}
+		// Deleted or moved out since the round began.
+		for i := len(c.mb.removals) - 1; i >= 0; i-- {
+			if c.mb.removals[i].immutableID == it.immutableID {
+				rm := c.mb.removals[i]
+				it.removed = &rm
+				break
+			}
+		}
+	}
+	id := it.immutableID
+	if !c.immutable && it.removed != nil {
+		id = it.removed.restID
+	}
+	return map[string]any{"@odata.type": "#microsoft.graph.message", "id": id, "@removed": map[string]any{"reason": "deleted"}}
+}
