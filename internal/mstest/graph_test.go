@@ -655,3 +655,101 @@ func maps(a, b map[string]int) bool {
 	}
 	return true
 }
+
+func TestRepliesAndInlineAttachments(t *testing.T) {
+	f := newFixture(t, Options{})
+	tok := f.appToken(t, GraphAudience+"/.default")
+	raw := []byte("From: Ana <ana@example.net>\r\nTo: support@contoso.example, bob@example.net\r\nCc: carol@example.net\r\n" +
+		"Subject: Order 1234\r\nMessage-ID: <abc@example.net>\r\nReferences: <root@example.net>\r\n\r\nWhere is it?\r\n")
+	id, _ := f.s.Deliver(testShared, "inbox", raw)
+	base := "/v1.0/users/" + testShared + "/messages/"
+
+	// createReplyAll: a draft with threading headers and everyone but ourselves.
+	g := f.graph(t, "POST", base+id+"/createReplyAll", tok, map[string]any{"comment": "We are looking into it."}, "Prefer", immutable)
+	if g.status != 201 {
+		t.Fatalf("createReplyAll: %d %s", g.status, g.body)
+	}
+	draft := g.json(t)["id"].(string)
+	g = f.graph(t, "POST", base+draft+"/attachments", tok, map[string]any{"@odata.type": "#microsoft.graph.fileAttachment",
+		"name": "note.txt", "contentType": "text/plain", "contentBytes": base64.StdEncoding.EncodeToString([]byte("small file"))})
+	if g.status != 201 {
+		t.Fatalf("inline attachment: %d %s", g.status, g.body)
+	}
+	if g := f.graph(t, "PATCH", base+draft, tok, map[string]any{"subject": "RE: Order 1234 (ticket T-1)"}); g.status != 200 {
+		t.Fatalf("PATCH draft: %d %s", g.status, g.body)
+	}
+	if g := f.graph(t, "POST", base+draft+"/send", tok, nil); g.status != 202 || len(g.body) != 0 {
+		t.Fatalf("send: %d %s", g.status, g.body)
+	}
+	sent := f.s.Sent(testShared)
+	v := parseView(sent[0].Raw)
+	if v.subject != "RE: Order 1234 (ticket T-1)" || !strings.Contains(v.text, "We are looking into it.") ||
+		!slices.Equal(sent[0].Recipients, []string{"ana@example.net", "bob@example.net", "carol@example.net"}) ||
+		len(v.attachments) != 1 || string(v.attachments[0].content) != "small file" {
+		t.Errorf("reply-all sent: %+v\n%s", sent[0].Recipients, sent[0].Raw)
+	}
+	h := parseHeader(sent[0].Raw)
+	if h.Get("In-Reply-To") != "<abc@example.net>" || h.Get("References") != "<root@example.net> <abc@example.net>" {
+		t.Errorf("threading headers %q / %q", h.Get("In-Reply-To"), h.Get("References"))
+	}
+	// One-step forward.
+	g = f.graph(t, "POST", base+id+"/forward", tok, map[string]any{"comment": "FYI",
+		"toRecipients": []any{map[string]any{"emailAddress": map[string]any{"address": "billing@contoso.example"}}}})
+	if g.status != 202 {
+		t.Fatalf("forward: %d %s", g.status, g.body)
+	}
+	sent = f.s.Sent(testShared)
+	if fw := sent[len(sent)-1]; !slices.Equal(fw.Recipients, []string{"billing@contoso.example"}) || parseView(fw.Raw).subject != "FW: Order 1234" {
+		t.Errorf("forward: %+v", fw.Recipients)
+	}
+	// Attachments cannot be added to received mail.
+	wantGraphError(t, f.graph(t, "POST", base+id+"/attachments", tok, map[string]any{"@odata.type": "#microsoft.graph.fileAttachment",
+		"name": "x", "contentBytes": ""}), 400, "ErrorInvalidOperation")
+}
+
+func TestDelegatedGraph(t *testing.T) {
+	f := newFixture(t, Options{})
+	tok := f.userToken(t, ScopeGraphMailReadWrite+" "+ScopeGraphMailSend).AccessToken
+	if _, err := f.s.Deliver(testUser, "inbox", msgRaw(1)); err != nil {
+		t.Fatal(err)
+	}
+	items, _, _ := f.collect(t, "/v1.0/me/mailFolders/inbox/messages", tok)
+	if len(items) != 1 {
+		t.Errorf("/me: %d items", len(items))
+	}
+	// A shared mailbox needs the user's FullAccess.
+	wantGraphError(t, f.graph(t, "GET", inboxPath, tok, nil), 403, "ErrorAccessDenied")
+	f.user.GrantFullAccess(testShared)
+	if g := f.graph(t, "GET", inboxPath, tok, nil); g.status != 200 {
+		t.Errorf("shared mailbox with FullAccess: %d %s", g.status, g.body)
+	}
+	// A token without Mail.Send cannot send.
+	readOnly := f.userToken(t, ScopeGraphMailReadWrite).AccessToken
+	wantGraphError(t, f.graph(t, "POST", "/v1.0/me/sendMail", readOnly, map[string]any{"message": map[string]any{"subject": "x"}}), 403, "ErrorAccessDenied")
+}
+
+func TestSampleTenant(t *testing.T) {
+	s := start(t, Options{})
+	sample, err := s.SampleTenant(SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := post(t, s.TokenURL(sample.TenantID), url.Values{"grant_type": {"client_credentials"}, "client_id": {sample.ClientID},
+		"client_secret": {sample.ClientSecret}, "scope": {GraphAudience + "/.default"}})
+	if status != 200 {
+		t.Fatalf("sample token: %d %s", status, body)
+	}
+	var tr TokenResponse
+	_ = json.Unmarshal(body, &tr)
+	status, _, out := graphRequest(t, "GET", s.GraphURL()+"/v1.0/users/"+sample.Mailbox+"/mailFolders/inbox/messages", tr.AccessToken, nil)
+	var page struct {
+		Value []map[string]any `json:"value"`
+	}
+	_ = json.Unmarshal(out, &page)
+	if status != 200 || len(page.Value) != 3 || len(sample.MessageIDs) != 3 {
+		t.Errorf("sample inbox: %d, %d messages", status, len(page.Value))
+	}
+	if _, err := s.SampleTenant(SampleOptions{}); err == nil {
+		t.Errorf("a second sample tenant in the same server was accepted")
+	}
+}
