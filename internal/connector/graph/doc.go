@@ -37,7 +37,9 @@
 //     OverSize is set, and SetAside moves it to the folder OversizeFolder.
 //   - Ack, after the store committed: mark_read PATCHes isRead true, move moves the message
 //     to MoveFolder (created when missing), delete deletes it (to Deleted Items), keep leaves
-//     it. A message that is gone already (404) counts as done.
+//     it. These go in JSON batches of up to 20, chained with dependsOn so that Graph runs
+//     them one after the other (one of the mailbox's 4 concurrent requests, not 20). A
+//     message that is gone already (404) counts as done; throttled members are sent again.
 //   - Wait returns when Notify is called (the webhook saw a change) or after max: without a
 //     public URL for notifications, the caller polls with delta.
 //

@@ -81,8 +81,14 @@ func TestSendLargeAttachmentThroughUploadSession(t *testing.T) {
 	_, _ = r.Read(data)
 	small := []byte("a small attachment that stays in the MIME\n")
 	raw := multipart(t, []attachment{{"scan.bin", "application/octet-stream", data}, {"note.txt", "text/plain", small}})
-	if err := e.sink(t).Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw); err != nil {
+	sink := e.sink(t)
+	e.srv.ResetRequests()
+	if err := sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw); err != nil {
 		t.Fatal(err)
+	}
+	// The draft, the upload session, two PUTs of at most 4 MB, and /send.
+	if n := e.srv.Requests(e.sample.ClientID); n != 5 {
+		t.Errorf("%d requests, want 5", n)
 	}
 	sent := e.srv.Sent(e.sample.Mailbox)
 	if len(sent) != 1 {

@@ -429,13 +429,12 @@ func (s *Source) Ack(ctx context.Context, sourceIDs []string) error {
 	case store.AfterMove:
 		return s.move(ctx, ids, s.moveFolder)
 	case store.AfterDelete:
-		return s.each(ctx, ids, "graph delete message", func(id string) request {
-			return request{method: http.MethodDelete, url: s.c.userURL("/messages/" + url.PathEscape(id)), idempotent: true}
+		return s.eachBatched(ctx, ids, "graph delete message", func(id string) memberRequest {
+			return memberRequest{method: http.MethodDelete, path: "/messages/" + url.PathEscape(id)}
 		})
 	default:
-		return s.each(ctx, ids, "graph mark read", func(id string) request {
-			return request{method: http.MethodPatch, url: s.c.userURL("/messages/" + url.PathEscape(id)),
-				body: []byte(`{"isRead":true}`), contentType: "application/json", idempotent: true}
+		return s.eachBatched(ctx, ids, "graph mark read", func(id string) memberRequest {
+			return memberRequest{method: http.MethodPatch, path: "/messages/" + url.PathEscape(id), body: []byte(`{"isRead":true}`)}
 		})
 	}
 }
@@ -462,16 +461,15 @@ func (s *Source) move(ctx context.Context, ids []string, path string) error {
 		s.folders[path] = dest
 	}
 	body := fmt.Appendf(nil, `{"destinationId":%q}`, dest)
-	return s.each(ctx, ids, fmt.Sprintf("graph move to %q", path), func(id string) request {
-		// A move that did happen is not done again: a retried move of a message that is
-		// no longer in the folder answers 404, which counts as done.
-		return request{method: http.MethodPost, url: s.c.userURL("/messages/" + url.PathEscape(id) + "/move"),
-			body: body, contentType: "application/json", idempotent: true}
+	return s.eachBatched(ctx, ids, fmt.Sprintf("graph move to %q", path), func(id string) memberRequest {
+		// Moving again a message that was moved (a retry) keeps it where it is: with
+		// immutable ids the id still names it.
+		return memberRequest{method: http.MethodPost, path: "/messages/" + url.PathEscape(id) + "/move", body: body}
 	})
 }
 
-// each sends one request per message, up to MaxConcurrent at once; a message that is gone
-// (404) counts as done.
+// each sends one request per message, up to MaxConcurrent at once (when the Graph host
+// takes no batches); a message that is gone (404) counts as done.
 func (s *Source) each(ctx context.Context, ids []string, op string, req func(id string) request) error {
 	errs := make([]error, len(ids))
 	work := make(chan int)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
@@ -239,5 +241,71 @@ func TestFolderByNameAndPath(t *testing.T) {
 		if len(in.stored) != 2 || in.byMessageID()[messageID(10)] != nil {
 			t.Errorf("folder %q: stored %d messages, want the 2 of Inbox/Support", name, len(in.stored))
 		}
+	}
+}
+
+// TestAckInBatches: acknowledgements go in JSON batches of 20 (two requests for 30
+// messages); a message a person deleted meanwhile counts as done and the others of its
+// batch are still marked; a throttled member is sent again after Retry-After.
+func TestAckInBatches(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 30)
+	src := e.open(t, e.config())
+	msgs, err := src.Next(context.Background(), 30)
+	if err != nil || len(msgs) != 30 {
+		t.Fatalf("next: %d messages, %v", len(msgs), err)
+	}
+	e.srv.ResetRequests()
+	if err := src.Ack(context.Background(), sourceIDs(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Requests(e.sample.ClientID); n != 2 {
+		t.Fatalf("%d requests to acknowledge 30 messages, want 2 batches", n)
+	}
+	assertAllRead(t, e, 30)
+
+	e.deliver(t, "inbox", 100, 5)
+	msgs, err = src.Next(context.Background(), 10)
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("next: %d messages, %v", len(msgs), err)
+	}
+	gone := strings.TrimPrefix(msgs[2].SourceID, "graph:")
+	if err := e.srv.DeleteMessage(e.sample.Mailbox, gone); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.FailNext(mstest.Fault{Count: 1, Status: 429, RetryAfter: time.Second, PathContains: "/messages/"})
+	e.srv.ResetRequests()
+	if err := src.Ack(context.Background(), sourceIDs(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	// Throttled first member: the batch again; gone third member: the rest again.
+	if n := e.srv.Requests(e.sample.ClientID); n != 3 {
+		t.Fatalf("%d requests, want 3 batches", n)
+	}
+	assertAllRead(t, e, 34)
+}
+
+func sourceIDs(msgs []connector.Incoming) []string {
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.SourceID)
+	}
+	return ids
+}
+
+func assertAllRead(t *testing.T, e *env, want int) {
+	t.Helper()
+	inbox, err := e.srv.Messages(e.sample.Mailbox, "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for _, m := range inbox {
+		if m.IsRead {
+			read++
+		}
+	}
+	if len(inbox) != want || read != want {
+		t.Fatalf("inbox: %d messages, %d read; want %d, all read", len(inbox), read, want)
 	}
 }
