@@ -3,14 +3,19 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
 )
 
 // TestDeltaSyncAcrossPagesThenNewMail: 23 messages over pages of 5 arrive once each,
@@ -307,5 +312,103 @@ func assertAllRead(t *testing.T, e *env, want int) {
 	}
 	if len(inbox) != want || read != want {
 		t.Fatalf("inbox: %d messages, %d read; want %d, all read", len(inbox), read, want)
+	}
+}
+
+// TestDelegatedSignInReadsAndSendsSharedMailbox: an agent's delegated sign-in (refresh
+// token, rotated) with Full Access reads the shared mailbox and sends from it.
+func TestDelegatedSignInReadsAndSendsSharedMailbox(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 2)
+	form := url.Values{
+		"grant_type": {"password"}, "client_id": {e.sample.ClientID}, "client_secret": {e.sample.ClientSecret},
+		"username": {e.sample.Agent}, "password": {e.sample.AgentPassword},
+		"scope": {"offline_access " + mstest.ScopeGraphMailReadWrite + " " + mstest.ScopeGraphMailSend},
+	}
+	resp, err := http.PostForm(e.srv.TokenURL(e.sample.TenantID), form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("ROPC sign-in: %d, %v", resp.StatusCode, err)
+	}
+	saved := 0
+	cfg := e.config()
+	cfg.Token = credential.RefreshToken(credential.OAuthConfig{
+		TokenURL: e.srv.TokenURL(e.sample.TenantID), ClientID: e.sample.ClientID, ClientSecret: vault.NewSecret(e.sample.ClientSecret),
+		Scopes: []string{"offline_access", mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend}, Logger: e.log,
+	}, vault.NewSecret(tok.RefreshToken), func(context.Context, vault.Secret) error { saved++; return nil })
+	in := newIngest()
+	in.drain(t, e.open(t, cfg), 10)
+	if len(in.stored) != 2 {
+		t.Fatalf("delegated read stored %d, want 2", len(in.stored))
+	}
+	assertAllRead(t, e, 2)
+	sink, err := graph.NewSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, reply("Content-Type: text/plain\r\n", "Hi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.srv.Sent(e.sample.Mailbox); len(sent) != 1 {
+		t.Fatalf("%d sent from the shared mailbox, want 1", len(sent))
+	}
+	if saved == 0 {
+		t.Fatal("the rotated refresh token was never handed to save")
+	}
+}
+
+// TestCursorOfAnotherHostIgnored: a saved position that points at another host (the Graph
+// URL setting changed) is not followed, so the token never goes there; the folder is read
+// from the start.
+func TestCursorOfAnotherHostIgnored(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 2)
+	cfg := e.config()
+	folderID := e.open(t, cfg).FolderID()
+	cfg.Cursor = graph.FormatCursor(e.sample.Mailbox, folderID, "http://127.0.0.2:9/v1.0/users/x/mailFolders/y/messages/delta?$deltatoken=z")
+	in := newIngest()
+	in.drain(t, e.open(t, cfg), 10)
+	if len(in.stored) != 2 || !strings.Contains(e.logs.String(), "belongs to another mailbox, folder or Graph host") {
+		t.Fatalf("stored %d (want 2); log:\n%s", len(in.stored), e.logs)
+	}
+}
+
+// TestSaveCursorWhenRoundHandsOutNothing: a round whose messages are all stored already
+// (here after a resync) has no message to carry its position: SaveCursor saves it, and a
+// Source opened there needs one request to find nothing new.
+func TestSaveCursorWhenRoundHandsOutNothing(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	e.deliver(t, "inbox", 0, 3)
+	cfg := e.config()
+	cfg.AfterAction = store.AfterKeep
+	in := newIngest()
+	in.drain(t, e.open(t, cfg), 10)
+
+	e.srv.ExpireDeltaTokens()
+	var savedCursor string
+	cfg.Cursor = in.cursor
+	cfg.Skip = func(id string) bool { _, ok := in.stored[id]; return ok }
+	cfg.SaveCursor = func(_ context.Context, c string) error { savedCursor = c; return nil }
+	if n := in.drain(t, e.open(t, cfg), 10); n != 0 {
+		t.Fatalf("%d handed out, want none", n)
+	}
+	if _, _, _, ok := graph.ParseCursor(savedCursor); !ok || savedCursor == in.cursor {
+		t.Fatalf("saved cursor %q (old %q)", savedCursor, in.cursor)
+	}
+	cfg.Cursor = savedCursor
+	src := e.open(t, cfg)
+	e.srv.ResetRequests()
+	if n := in.drain(t, src, 10); n != 0 {
+		t.Fatalf("%d handed out from the saved cursor", n)
+	}
+	if n := e.srv.Requests(e.sample.ClientID); n != 1 {
+		t.Fatalf("%d requests from the saved cursor, want 1 (no resync)", n)
 	}
 }
