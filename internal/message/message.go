@@ -42,4 +42,8 @@ const (
 
 	// maxQuotedBytes is how much of the original text a reply quotes.
 	maxQuotedBytes = 64 << 10
+
+	// maxHeldAttachment is the largest decoded attachment Parse holds in memory (Data);
+	// a larger one is streamed from the raw message when it is stored (Attachment.Open).
+	maxHeldAttachment = 256 << 10
 )

@@ -410,8 +410,14 @@ func (p *parser) walk(e *gomessage.Entity, path, parent string, depth int) error
 	if strings.HasPrefix(mediaType, "multipart/") {
 		return p.walkMultipart(e, mediaType, params, path, depth)
 	}
-	data, _ := io.ReadAll(e.Body) // a corrupt encoding keeps what could be decoded
-	p.leaf(e.Header, mediaType, params, data, path, parent == "multipart/alternative")
+	meta := leafMeta(e.Header, params)
+	alternative := parent == "multipart/alternative"
+	if p.isTextBody(mediaType, meta, alternative) {
+		data, _ := io.ReadAll(e.Body) // a corrupt encoding keeps what could be decoded
+		p.textBody(mediaType, params, data, alternative)
+		return nil
+	}
+	p.attachment(e.Body, mediaType, meta, path)
 	return nil
 }
 
@@ -494,55 +500,134 @@ func contentType(h gomessage.Header) (string, map[string]string) {
 	return mt, params
 }
 
-// leaf stores a non-multipart part as a body or an attachment; alternative is true when
-// its parent is a multipart/alternative.
-func (p *parser) leaf(h gomessage.Header, mediaType string, params map[string]string, data []byte, path string, alternative bool) {
+// partMeta is what a leaf part's header says about it.
+type partMeta struct {
+	disposition string // "attachment", "inline" or ""
+	filename    string // cleaned; "" when the part has none
+	contentID   string
+}
+
+func leafMeta(h gomessage.Header, params map[string]string) partMeta {
 	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
 	filename := dparams["filename"]
 	if filename == "" {
 		filename = params["name"]
 	}
-	filename = cleanFilename(decodeText(filename))
-	contentID := cleanText(firstOf(msgIDs(h.Get("Content-Id"))))
-
-	isText := mediaType == "text/plain" || mediaType == "text/html"
-	if isText && disp != "attachment" && filename == "" {
-		text := decodeBody(data, params["charset"])
-		if mediaType == "text/plain" {
-			text = strings.ReplaceAll(text, "\r\n", "\n")
-			if strings.EqualFold(params["format"], "flowed") {
-				text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
-			}
-		}
-		body := &p.msg.TextBody
-		if mediaType == "text/html" {
-			body = &p.msg.HTMLBody
-		}
-		switch {
-		case *body == "":
-			*body = text
-			return
-		case !alternative:
-			*body += "\n\n" + text
-			return
-		}
-		// A second text of the same type inside an alternative: keep it as an attachment.
+	return partMeta{
+		disposition: disp,
+		filename:    cleanFilename(decodeText(filename)),
+		contentID:   cleanText(firstOf(msgIDs(h.Get("Content-Id")))),
 	}
+}
 
+// isTextBody reports whether a leaf part becomes (part of) TextBody or HTMLBody rather
+// than an attachment: an unnamed text/plain or text/html part not marked as an attachment,
+// except a second text of the same type inside a multipart/alternative (alternative is
+// true when the part's parent is one), which is kept as an attachment.
+func (p *parser) isTextBody(mediaType string, meta partMeta, alternative bool) bool {
+	if meta.disposition == "attachment" || meta.filename != "" {
+		return false
+	}
+	switch mediaType {
+	case "text/plain":
+		return p.msg.TextBody == "" || !alternative
+	case "text/html":
+		return p.msg.HTMLBody == "" || !alternative
+	}
+	return false
+}
+
+// textBody sets or extends TextBody or HTMLBody with a text part (isTextBody).
+func (p *parser) textBody(mediaType string, params map[string]string, data []byte, alternative bool) {
+	text := decodeBody(data, params["charset"])
+	body := &p.msg.TextBody
+	if mediaType == "text/html" {
+		body = &p.msg.HTMLBody
+	} else {
+		text = strings.ReplaceAll(text, "\r\n", "\n")
+		if strings.EqualFold(params["format"], "flowed") {
+			text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
+		}
+	}
+	if *body == "" {
+		*body = text
+		return
+	}
+	*body += "\n\n" + text
+}
+
+// attachment adds a leaf part that is not a text body as an Attachment, reading its
+// decoded content from body. Content up to maxHeldAttachment bytes is kept in Data; a
+// larger one is only counted here, and its Open decodes it again from the raw message
+// when it is stored, so that it never sits in memory beside the raw message.
+func (p *parser) attachment(body io.Reader, mediaType string, meta partMeta, path string) {
+	filename := meta.filename
 	if filename == "" {
 		filename = defaultFilename(mediaType, path)
 	}
 	if mediaType == "message/rfc822" && !strings.Contains(filename, ".") {
 		filename += ".eml"
 	}
-	p.msg.Attachments = append(p.msg.Attachments, store.Attachment{
+	a := store.Attachment{
 		Filename:    filename,
 		ContentType: mediaType,
-		ContentID:   contentID,
-		Inline:      contentID != "" && disp != "attachment",
-		Size:        int64(len(data)),
-		Data:        data,
-	})
+		ContentID:   meta.contentID,
+		Inline:      meta.contentID != "" && meta.disposition != "attachment",
+	}
+	// A corrupt encoding keeps what could be decoded, here and in Open alike.
+	head, _ := io.ReadAll(io.LimitReader(body, maxHeldAttachment+1))
+	if len(head) <= maxHeldAttachment {
+		a.Data, a.Size = head, int64(len(head))
+	} else {
+		rest, _ := io.Copy(io.Discard, body)
+		a.Size = int64(len(head)) + rest
+		raw := p.raw
+		a.Open = func() (io.Reader, error) { return openPart(raw, path) }
+	}
+	p.msg.Attachments = append(p.msg.Attachments, a)
+}
+
+// openPart returns the decoded content of the leaf part at MIME path ("" for the
+// message's own body, else "1", "1.2", ...) of raw, read the way Parse read it: the same
+// header, boundaries and decoders, so that the bytes are those Parse counted. Reading
+// ends without an error where Parse's read ended (a corrupt encoding keeps what could be
+// decoded).
+func openPart(raw []byte, path string) (io.Reader, error) {
+	br := bufio.NewReader(bytes.NewReader(skipMboxFromLine(raw)))
+	h, err := textproto.ReadHeader(br)
+	if err != nil && !(errors.Is(err, io.EOF) && h.Len() > 0) {
+		return nil, fmt.Errorf("open part %q: header: %w", path, err)
+	}
+	e, _ := gomessage.New(gomessage.Header{Header: h}, br)
+	if path != "" {
+		for step := range strings.SplitSeq(path, ".") {
+			n, err := strconv.Atoi(step)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("open part %q: bad path", path)
+			}
+			_, params := contentType(e.Header)
+			mr := textproto.NewMultipartReader(e.Body, params["boundary"])
+			var part *textproto.Part
+			for range n {
+				if part, err = mr.NextPart(); err != nil {
+					return nil, fmt.Errorf("open part %q: %w", path, err)
+				}
+			}
+			e, _ = gomessage.New(gomessage.Header{Header: part.Header}, part)
+		}
+	}
+	return untilError{e.Body}, nil
+}
+
+// untilError reads r and ends at its first error as at its end.
+type untilError struct{ r io.Reader }
+
+func (u untilError) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if err != nil {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // decodeBody turns a text part into a string. go-message has already converted known

@@ -25,6 +25,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -248,6 +249,11 @@ type Attachment struct {
 	Inline      bool
 	Size        int64
 	Data        []byte // content; filled on insert and by Store.Attachment only
+	// Open, when set on insert instead of Data, gives the content as a stream (of Size
+	// bytes) each time it is called: the parser leaves a large attachment in the raw
+	// message and the store decodes it straight into the database, so that a large
+	// message is not held in memory twice. Never set when read back.
+	Open func() (io.Reader, error)
 }
 
 // Conversation groups the messages of one thread.

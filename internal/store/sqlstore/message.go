@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -54,25 +57,12 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 	if err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
-	if raw == nil {
-		raw = []byte{}
+	if err := s.insertRaw(ctx, tx, id, raw, m.Direction == store.Inbound); err != nil {
+		return 0, err
 	}
-	if _, err := tx.exec(ctx, `INSERT INTO raw_messages (message_id, data) VALUES (?, ?)`, id, raw); err != nil {
-		return 0, fmt.Errorf("insert raw message: %w", err)
-	}
+	var buf []byte // the chunk buffer of streamed attachments, shared by them
 	for _, a := range m.Attachments {
-		data := a.Data
-		if data == nil {
-			data = []byte{}
-		}
-		size := a.Size
-		if size == 0 {
-			size = int64(len(a.Data))
-		}
-		_, err := tx.exec(ctx, `INSERT INTO attachments (message_id, filename, content_type,
-			content_id, is_inline, size, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, clean(a.Filename), clean(a.ContentType), clean(a.ContentID), a.Inline, size, data)
-		if err != nil {
+		if err := s.insertAttachment(ctx, tx, id, a, &buf); err != nil {
 			return 0, fmt.Errorf("insert attachment %q: %w", a.Filename, err)
 		}
 	}
@@ -84,6 +74,159 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 		}
 	}
 	return id, nil
+}
+
+// chunkSize is the most bytes of raw source or attachment content one row (and one
+// statement) carries: the driver and the engine each copy a bound value and build a
+// record from it, so a whole 20 MB message in one statement would cost several times its
+// size in memory. Larger content is split: its first chunk in raw_messages.data or
+// attachments.data, the rest in raw_message_chunks or attachment_chunks (seq 1, 2, ...).
+const chunkSize = 256 << 10
+
+// insertRaw stores the raw source of message id: in chunks when chunked is set (inbound
+// messages), else whole in raw_messages (outbound messages, which the outbox reads from
+// there in one piece).
+func (s *Store) insertRaw(ctx context.Context, tx runner, id int64, raw []byte, chunked bool) error {
+	if raw == nil {
+		raw = []byte{}
+	}
+	first := raw
+	if chunked {
+		first = raw[:min(len(raw), chunkSize)]
+	}
+	if _, err := tx.exec(ctx, `INSERT INTO raw_messages (message_id, data) VALUES (?, ?)`, id, first); err != nil {
+		return fmt.Errorf("insert raw message: %w", err)
+	}
+	for seq, off := 1, len(first); off < len(raw); seq, off = seq+1, off+chunkSize {
+		chunk := raw[off:min(len(raw), off+chunkSize)]
+		if _, err := tx.exec(ctx, `INSERT INTO raw_message_chunks (message_id, seq, data) VALUES (?, ?, ?)`, id, seq, chunk); err != nil {
+			return fmt.Errorf("insert raw message chunk %d: %w", seq, err)
+		}
+	}
+	return nil
+}
+
+// insertAttachment stores one attachment of message msgID: its Data, or what its Open
+// gives, read chunkSize at a time into *buf (allocated on first use) and written as it
+// comes, so that a large attachment is never whole in memory.
+func (s *Store) insertAttachment(ctx context.Context, tx runner, msgID int64, a store.Attachment, buf *[]byte) error {
+	data := a.Data
+	var src io.Reader
+	if a.Open != nil && a.Data == nil {
+		r, err := a.Open()
+		if err != nil {
+			return fmt.Errorf("open content: %w", err)
+		}
+		if *buf == nil {
+			*buf = make([]byte, chunkSize)
+		}
+		src = r
+		n, err := io.ReadFull(r, *buf)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("read content: %w", err)
+		}
+		data = (*buf)[:n]
+		if n < chunkSize {
+			src = nil // all of it is in data
+		}
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	first := data[:min(len(data), chunkSize)]
+	size := a.Size
+	if size == 0 && a.Open == nil {
+		size = int64(len(a.Data))
+	}
+	var id int64
+	err := tx.queryRow(ctx, `INSERT INTO attachments (message_id, filename, content_type,
+		content_id, is_inline, size, data) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		msgID, clean(a.Filename), clean(a.ContentType), clean(a.ContentID), a.Inline, size, first).Scan(&id)
+	if err != nil {
+		return err
+	}
+	written := int64(len(first))
+	seq := 1
+	for off := len(first); off < len(data); off += chunkSize { // Data larger than a chunk
+		chunk := data[off:min(len(data), off+chunkSize)]
+		if err := insertAttachmentChunk(ctx, tx, id, seq, chunk); err != nil {
+			return err
+		}
+		written += int64(len(chunk))
+		seq++
+	}
+	for src != nil { // the rest of a streamed attachment
+		n, err := io.ReadFull(src, *buf)
+		if n > 0 {
+			if err := insertAttachmentChunk(ctx, tx, id, seq, (*buf)[:n]); err != nil {
+				return err
+			}
+			written += int64(n)
+			seq++
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read content: %w", err)
+		}
+	}
+	if a.Open != nil && a.Data == nil && written != size {
+		// The stream gave other than the parser counted: the stored size is the truth.
+		if _, err := tx.exec(ctx, `UPDATE attachments SET size = ? WHERE id = ?`, written, id); err != nil {
+			return fmt.Errorf("correct the size: %w", err)
+		}
+	}
+	return nil
+}
+
+func insertAttachmentChunk(ctx context.Context, tx runner, attachmentID int64, seq int, chunk []byte) error {
+	_, err := tx.exec(ctx, `INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)`, attachmentID, seq, chunk)
+	if err != nil {
+		return fmt.Errorf("insert chunk %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Tables of the chunks after the first (migration 0005), and the column naming what they
+// belong to.
+const (
+	rawChunks        = "raw_message_chunks"
+	rawChunksKey     = "message_id"
+	attachChunks     = "attachment_chunks"
+	attachChunksKey  = "attachment_id"
+	chunkQueryLength = `SELECT COALESCE(SUM(LENGTH(data)), 0) FROM %s WHERE %s = ?`
+	chunkQueryData   = `SELECT data FROM %s WHERE %s = ? ORDER BY seq`
+)
+
+// withChunks returns first followed by the chunks of id in table, in one buffer of the
+// exact size. Only a full first chunk has others after it.
+func (s *Store) withChunks(ctx context.Context, first []byte, table, key string, id int64) ([]byte, error) {
+	if len(first) < chunkSize {
+		return first, nil
+	}
+	var rest int64
+	if err := s.r.queryRow(ctx, fmt.Sprintf(chunkQueryLength, table, key), id).Scan(&rest); err != nil {
+		return nil, err
+	}
+	if rest == 0 {
+		return first, nil
+	}
+	b := make([]byte, len(first), int64(len(first))+rest)
+	copy(b, first)
+	rows, err := s.r.query(ctx, fmt.Sprintf(chunkQueryData, table, key), id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var chunk sql.RawBytes
+		if err := rows.Scan(&chunk); err != nil {
+			return nil, err
+		}
+		b = append(b, chunk...)
+	}
+	return b, rows.Err()
 }
 
 // Message returns a stored message with its attachments' metadata.
@@ -146,10 +289,14 @@ func (s *Store) attachments(ctx context.Context, where string, args ...any) (map
 
 // RawMessage returns the raw MIME source of a stored message.
 func (s *Store) RawMessage(ctx context.Context, messageID int64) ([]byte, error) {
+	op := fmt.Sprintf("raw message %d", messageID)
 	var b []byte
 	err := s.r.queryRow(ctx, `SELECT data FROM raw_messages WHERE message_id = ?`, messageID).Scan(&b)
+	if err == nil {
+		b, err = s.withChunks(ctx, b, rawChunks, rawChunksKey, messageID)
+	}
 	if err != nil {
-		return nil, s.wrap(fmt.Sprintf("raw message %d", messageID), err)
+		return nil, s.wrap(op, err)
 	}
 	if b == nil {
 		b = []byte{}
@@ -164,6 +311,9 @@ func (s *Store) Attachment(ctx context.Context, id int64) (store.Attachment, err
 		is_inline, size, data FROM attachments WHERE id = ?`, id).
 		Scan(&a.ID, &a.MessageID, &a.Filename, &a.ContentType, &a.ContentID, &a.Inline, &a.Size, &a.Data)
 	if err != nil {
+		return store.Attachment{}, s.wrap(fmt.Sprintf("attachment %d", id), err)
+	}
+	if a.Data, err = s.withChunks(ctx, a.Data, attachChunks, attachChunksKey, id); err != nil {
 		return store.Attachment{}, s.wrap(fmt.Sprintf("attachment %d", id), err)
 	}
 	if a.Data == nil {

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IngestCleansText", testIngestCleansText},
 		{"IngestMessages", testIngestMessages},
 		{"IngestMessagesRollback", testIngestMessagesRollback},
+		{"IngestLarge", testIngestLarge},
 		{"Threading", testThreading},
 		{"WorkItemReuse", testWorkItemReuse},
 		{"CursorAndAcks", testCursorAndAcks},
