@@ -14,6 +14,10 @@ type deltaState struct {
 	folderID string
 	// baseline: changes after this change seq are reported (a deltaLink's round).
 	baseline int64
+	// sel and pageSize of the round that handed out the deltaLink: the next round keeps
+	// them unless the request names its own.
+	sel      []string
+	pageSize int
 	// round is set for a skip token: the items of a round in progress from start on.
 	round *deltaRound
 	start int
@@ -72,6 +76,12 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 			s.mu.Unlock()
 			return syncStateNotFound()
 		}
+		if sel == nil {
+			sel = st.sel
+		}
+		if prefer(c.header)["odata.maxpagesize"] == "" && st.pageSize > 0 {
+			pageSize = st.pageSize
+		}
 		round = s.newRoundLocked(c.mb, f, st.baseline, sel, pageSize)
 	default:
 		round = s.newRoundLocked(c.mb, f, -1, sel, pageSize)
@@ -92,7 +102,7 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 		resp["@odata.nextLink"] = base + "?$skiptoken=" + tok
 	} else {
 		tok := randomToken(64)
-		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot}
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot, sel: round.sel, pageSize: pageSize}
 		resp["@odata.deltaLink"] = base + "?$deltatoken=" + tok
 	}
 	s.mu.Unlock()

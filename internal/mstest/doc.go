@@ -41,8 +41,26 @@
 // against Options.Now (default time.Now) plus whatever Advance added, so tests never sleep
 // to make something expire.
 //
-// Simplifications (all deliberate, documented where they happen): one signing key; ids are
-// opaque strings that look like Microsoft's but encode nothing a client may parse; message
-// bodies in JSON are the text part of the MIME message; $filter supports only what the
-// reference names for delta (receivedDateTime ge/gt) and childFolders (displayName eq).
+// Dovecot: testenv.DovecotOptions{IntrospectionURL: s.IntrospectURL()} makes real Dovecot
+// take the stand-in's Exchange tokens for XOAUTH2/OAUTHBEARER. Dovecot sends only the
+// token, so IntrospectURL answers for an app token with the one mailbox the app holds
+// FullAccess on; IntrospectURLFor(mailbox) names the mailbox when there are several.
+//
+// Deliberate simplifications (the reference does not need more, or a test could not
+// observe it):
+//   - apps are single-tenant; one signing key; access tokens live exactly
+//     AccessTokenLifetime (Microsoft randomises 60-90 minutes);
+//   - ids are opaque strings shaped like Exchange's; folder ids are the same with and
+//     without Prefer: IdType="ImmutableId" (message ids differ and change on move);
+//   - a message's JSON body is its text or HTML part; $filter takes receivedDateTime,
+//     isRead, internetMessageId and subject (messages) and displayName eq (folders);
+//     $orderby receivedDateTime only; no $search, $count or $expand;
+//   - notification URLs must be http or https on 127.0.0.1/::1 (Microsoft demands public
+//     HTTPS); notifications are POSTed in the background, unbatched, without retries;
+//   - a $batch is one request in Requests() and runs its members in order; each member
+//     passes the per-mailbox throttle on its own;
+//   - sendMail keeps MIME byte for byte (Exchange rewrites it; the reference asks for the
+//     headers to survive) and adds only a missing Date, Message-ID or From;
+//   - Set-CASMailbox protocol switches (IMAPDisabled, ...) act at introspection, per
+//     protocol only when Dovecot sends X-Dovecot-Auth-Service (send_auth_headers = yes).
 package mstest

@@ -199,6 +199,8 @@ func (s *Server) writeGraph(w http.ResponseWriter, r *http.Request, gr *graphReq
 	h.Set("client-request-id", gr.clientReqID)
 	h.Set("x-ms-ags-diagnostic", `{"ServerInfo":{"DataCenter":"mstest","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"local"}}`)
 	s.fillInnerError(gr, resp)
+	// The path only: an upload URL's query is its credential.
+	s.log.Debug("mstest: graph", "method", r.Method, "path", r.URL.Path, "status", resp.status, "request-id", gr.requestID)
 	if resp.json != nil {
 		h.Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
 		w.WriteHeader(resp.status)

@@ -24,7 +24,7 @@ type gcall struct {
 	body   []byte
 }
 
-func (g gcall) json(t *testing.T) map[string]any {
+func (g gcall) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(g.body, &m); err != nil {
@@ -34,7 +34,7 @@ func (g gcall) json(t *testing.T) map[string]any {
 }
 
 // graph calls the Graph host; path is below GraphURL() or a full URL (nextLink).
-func (f *fixture) graph(t *testing.T, method, path, token string, body any, header ...string) gcall {
+func (f *fixture) graph(t testing.TB, method, path, token string, body any, header ...string) gcall {
 	t.Helper()
 	u := path
 	if !strings.HasPrefix(path, "http") {
@@ -186,7 +186,7 @@ func TestGraphErrors(t *testing.T) {
 }
 
 // collect follows nextLinks verbatim and returns every item.
-func (f *fixture) collect(t *testing.T, first, tok string, header ...string) (items []map[string]any, last map[string]any, pages int) {
+func (f *fixture) collect(t testing.TB, first, tok string, header ...string) (items []map[string]any, last map[string]any, pages int) {
 	t.Helper()
 	link := first
 	for link != "" {
@@ -296,6 +296,8 @@ func TestDeltaSync(t *testing.T) {
 		kind := "changed"
 		if _, ok := it["@removed"]; ok {
 			kind = "removed"
+		} else if _, ok := it["body"]; ok || it["subject"] == nil {
+			t.Errorf("the deltaLink round forgot $select: %v", it)
 		}
 		seen[it["id"].(string)] = kind
 	}

@@ -32,7 +32,7 @@ const (
 	testRedirect = "http://127.0.0.1:9/oauth/callback"
 )
 
-func start(t *testing.T, opts Options) *Server {
+func start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	s, err := Start(opts)
 	if err != nil {
@@ -46,7 +46,7 @@ func start(t *testing.T, opts Options) *Server {
 	return s
 }
 
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
 	s := start(t, opts)
 	tn, err := s.AddTenant(testTenantID, "contoso.example", "contoso.onmicrosoft.com")
@@ -78,7 +78,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 }
 
 // post sends a form to u and returns status and body.
-func post(t *testing.T, u string, form url.Values) (int, []byte) {
+func post(t testing.TB, u string, form url.Values) (int, []byte) {
 	t.Helper()
 	resp, err := http.PostForm(u, form)
 	if err != nil {
@@ -93,7 +93,7 @@ func post(t *testing.T, u string, form url.Values) (int, []byte) {
 }
 
 // token asks the token endpoint of tenant and wants success.
-func (f *fixture) token(t *testing.T, tenant string, form url.Values) TokenResponse {
+func (f *fixture) token(t testing.TB, tenant string, form url.Values) TokenResponse {
 	t.Helper()
 	status, body := post(t, f.s.TokenURL(tenant), form)
 	if status != http.StatusOK {
@@ -106,13 +106,13 @@ func (f *fixture) token(t *testing.T, tenant string, form url.Values) TokenRespo
 	return tr
 }
 
-func (f *fixture) appToken(t *testing.T, scope string) string {
+func (f *fixture) appToken(t testing.TB, scope string) string {
 	t.Helper()
 	return f.token(t, testTenantID, url.Values{"grant_type": {"client_credentials"}, "client_id": {f.app.ClientID()},
 		"client_secret": {f.secret}, "scope": {scope}}).AccessToken
 }
 
-func (f *fixture) userToken(t *testing.T, scope string) TokenResponse {
+func (f *fixture) userToken(t testing.TB, scope string) TokenResponse {
 	t.Helper()
 	return f.token(t, testTenantID, url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()},
 		"client_secret": {f.secret}, "username": {testUser}, "password": {testPassword}, "scope": {scope}})
@@ -162,7 +162,7 @@ func wantTokenError(t *testing.T, status int, body []byte, wantStatus int, wantE
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // graphRequest makes a Graph request with a bearer token and returns status, header, body.
-func graphRequest(t *testing.T, method, u, token string, body []byte, header ...string) (int, http.Header, []byte) {
+func graphRequest(t testing.TB, method, u, token string, body []byte, header ...string) (int, http.Header, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {

@@ -421,7 +421,7 @@ func (s *Server) opSendDraft(c *mailboxCall, rest []string) *graphResp {
 
 func attachmentJSON(a *attachment, withContent bool) map[string]any {
 	out := map[string]any{"@odata.type": "#microsoft.graph.fileAttachment", "id": a.id, "name": a.name, "contentType": a.contentType,
-		"size": len(a.content), "isInline": a.isInline, "lastModifiedDateTime": graphTime(time.Now())}
+		"size": len(a.content), "isInline": a.isInline}
 	if withContent {
 		out["contentBytes"] = base64.StdEncoding.EncodeToString(a.content)
 	}

@@ -85,7 +85,7 @@ func (s *Server) SendLifecycle(ctx context.Context, id, event string) (int, erro
 }
 
 // subscriptionResource matches the resources the stand-in takes (reference §4.1).
-var subscriptionResource = regexp.MustCompile(`^/?(users/([^/]+)|me)/(mailFolders(\('([^')]+)'\)|/([^/]+))/)?messages$`)
+var subscriptionResource = regexp.MustCompile(`(?i)^/?(users/([^/]+)|me)/(mailFolders(\('([^')]+)'\)|/([^/]+))/)?messages$`)
 
 // serveSubscriptions serves /subscriptions[/{id}[/reauthorize]].
 func (s *Server) serveSubscriptions(gr *graphReq, rest []string) *graphResp {

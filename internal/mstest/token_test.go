@@ -390,6 +390,32 @@ func TestRefreshTokenRotationExpiryRevocation(t *testing.T) {
 	f.user.SetPassword("new-pw")
 	status, body = refresh(fresh, "")
 	wantTokenError(t, status, body, 400, "invalid_grant", 50173)
+
+	// Revoking an app's refresh tokens.
+	f.user.SetPassword(testPassword)
+	status, body = post(t, f.s.TokenURL(testTenantID), url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()},
+		"client_secret": {f.secret}, "username": {testUser}, "password": {testPassword}, "scope": {ScopeIMAP + " offline_access"}})
+	if status != 200 {
+		t.Fatalf("sign-in with the new password: %d %s", status, body)
+	}
+	_ = json.Unmarshal(body, &tr)
+	f.s.RevokeRefreshTokens(f.app.ClientID())
+	status, body = refresh(tr.RefreshToken, "")
+	wantTokenError(t, status, body, 400, "invalid_grant", 50173)
+}
+
+func TestTokenEndpointUnavailable(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.s.FailTokenRequests(2)
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {f.app.ClientID()}, "client_secret": {f.secret},
+		"scope": {GraphAudience + "/.default"}}
+	for range 2 {
+		status, body := post(t, f.s.TokenURL(testTenantID), form)
+		wantTokenError(t, status, body, 503, "temporarily_unavailable", 90033)
+	}
+	if status, body := post(t, f.s.TokenURL(testTenantID), form); status != 200 {
+		t.Errorf("third request: %d %s", status, body)
+	}
 }
 
 func TestAccessTokenAudienceAndExpiryAtIntrospection(t *testing.T) {
