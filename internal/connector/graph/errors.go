@@ -89,8 +89,13 @@ func (c *client) classify(op string, err error) error {
 	case code == "erroritemnotfound":
 		e.Kind = connector.KindServer
 		e.Advice = "the item is no longer in the mailbox (moved or deleted meanwhile); postroom reads the folder again"
-	case ae.Status == http.StatusTooManyRequests || ae.Status >= 500:
-		return throttledError(op, ae, 1, 0)
+	case ae.Status == http.StatusTooManyRequests:
+		e.Kind = connector.KindServer
+		e.Advice = "Microsoft Graph is throttling this mailbox; postroom waits and tries again by itself"
+	case ae.Status >= 500:
+		e.Kind = connector.KindServer
+		e.Advice = fmt.Sprintf("Microsoft Graph had a temporary failure (HTTP %d); postroom tries again by itself: "+
+			"if it goes on, see Microsoft 365 service health", ae.Status)
 	default:
 		e.Kind = connector.KindServer
 		e.Advice = "Microsoft Graph refused the request; postroom tries again: if it persists, report it with the request-id"

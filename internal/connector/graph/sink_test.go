@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message/mail"
 
@@ -187,5 +188,30 @@ func attachments(t *testing.T, raw []byte) map[string][]byte {
 			}
 			out[name] = b
 		}
+	}
+}
+
+// TestSendThrottledOnceSentOnce: a 429 on sendMail is waited out and sent again (one
+// message goes out); a 504, whose effect is unknown, is not resent inside Send (it could
+// duplicate the email) but reported as temporary.
+func TestSendThrottledOnceSentOnce(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	sink := e.sink(t)
+	raw := reply("Content-Type: text/plain\r\n", "Hello\r\n")
+	e.srv.FailNext(mstest.Fault{Count: 1, Status: 429, RetryAfter: time.Second, PathContains: "/sendMail"})
+	e.srv.ResetRequests()
+	if err := sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	if n, sent := e.srv.Requests(e.sample.ClientID), len(e.srv.Sent(e.sample.Mailbox)); n != 2 || sent != 1 {
+		t.Fatalf("%d requests and %d sent, want 2 and 1", n, sent)
+	}
+
+	e.srv.FailNext(mstest.Fault{Count: 1, Status: 504, PathContains: "/sendMail"})
+	e.srv.ResetRequests()
+	err := sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw)
+	assertKind(t, err, connector.KindServer, "HTTP 504")
+	if n := e.srv.Requests(e.sample.ClientID); n != 1 {
+		t.Fatalf("%d requests after a 504, want 1", n)
 	}
 }
