@@ -156,7 +156,7 @@ func mayUseFrom(mb *mailbox, addr string) bool {
 	return strings.EqualFold(addr, u.UPN) || slices.ContainsFunc(u.Aliases, func(a string) bool { return strings.EqualFold(a, addr) })
 }
 
-var errSendAs = func(addr string) *graphResp {
+func errSendAs(addr string) *graphResp {
 	return gerr(http.StatusForbidden, "ErrorSendAsDenied",
 		fmt.Sprintf("The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account '%s'.", addr))
 }
