@@ -151,6 +151,10 @@ func TestAuthorizeErrors(t *testing.T) {
 	if status != 400 || !strings.Contains(body, "AADSTS50011") {
 		t.Errorf("redirect mismatch: %d %s", status, body)
 	}
+	f.app.AddRedirectURI(bad.RedirectURL)
+	if status, _, body := b.do(http.MethodGet, bad.AuthCodeURL("x"), nil); status != 200 || !strings.Contains(body, "i0116") {
+		t.Errorf("after AddRedirectURI: %d %s", status, body)
+	}
 	unknown := *cfg
 	unknown.Endpoint.AuthURL = f.s.AuthorizeURL("fabrikam.example")
 	if status, _, body := b.do(http.MethodGet, unknown.AuthCodeURL("x"), nil); status != 400 || !strings.Contains(body, "AADSTS90002") {

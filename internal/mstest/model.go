@@ -226,6 +226,16 @@ func (a *App) AddCertificate(cert *x509.Certificate) {
 	a.certs = append(a.certs, cert)
 }
 
+// AddRedirectURI registers one more redirect URI (e.g. postroom's callback once its
+// listener is known).
+func (a *App) AddRedirectURI(uri string) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if !slices.Contains(a.cfg.RedirectURIs, uri) {
+		a.cfg.RedirectURIs = append(a.cfg.RedirectURIs, uri)
+	}
+}
+
 // SetDisabled turns "Enabled for users to sign in" off (true) or on.
 func (a *App) SetDisabled(disabled bool) {
 	a.s.mu.Lock()
