@@ -1,6 +1,8 @@
 // Package web serves postroom's server-rendered pages: sign-in, the work item list, a work
 // item's conversation with the reply form (and its From choice), and the administration
-// of mailboxes, their From addresses and the queues (admins change, supervisors look).
+// of mailboxes, their From addresses and the queues (admins change, supervisors look),
+// with the mailboxes' OAuth 2.0 sign-in settings and the delegated sign-in ("Sign in with
+// Microsoft", signin.go: authorization code with PKCE, the redirect URI /oauth/callback).
 // Pages are html/template files embedded in the binary, one Go file per page; there is no
 // JavaScript at all (menus are plain links, confirmations are pages, the form's "Test
 // connection" is a second submit button with its own formaction).
@@ -9,7 +11,9 @@
 //
 //   - Every response carries the security headers of securityHeaders: a Content-Security-Policy
 //     with script-src 'none' (the pages need no script, so any injected script is dead),
-//     frame-ancestors 'none' and X-Frame-Options DENY (no clickjacking),
+//     frame-ancestors 'none' and X-Frame-Options DENY (no clickjacking), form-action 'self'
+//     (widened only on a page with a sign-in button, to the origin of that mailbox's
+//     authorize endpoint, because browsers hold a form's redirects to form-action),
 //     Referrer-Policy no-referrer (URLs of work items do not leak to links in emails) and
 //     X-Content-Type-Options nosniff.
 //   - Email HTML is shown only after message.SanitizeHTML, and then only inside
@@ -29,6 +33,11 @@
 //     (api.ServeRaw, api.ServeAttachment).
 //   - Mailbox rules live in internal/mailbox only: the pages pass the form to it and show
 //     its *mailbox.ValidationError next to the fields (the form's field names are the
-//     API's JSON names). A mailbox password is write-only: no page ever contains it, not
-//     even a form sent back with errors (the field comes back empty, with a note).
+//     API's JSON names; the OAuth settings' keys are oauth_tenant, oauth_client_id, ...).
+//     Secrets are write-only: no page ever contains a password, client secret,
+//     certificate or refresh token, not even a form sent back with errors (the field
+//     comes back empty, with a note); pages say only whether one is stored.
+//   - A delegated sign-in's state and PKCE verifier stay in this process, bound to the
+//     admin's session and the mailbox, for ten minutes, and are taken once: a callback
+//     with another state, from another session, or a second time changes nothing.
 package web

@@ -113,6 +113,7 @@ func newFixture(t *testing.T) *fixture {
 	h, err := New(Options{
 		Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler)),
 		Mailboxes: f.mbox, ProductVersion: "test",
+		SignIn: credential.NewSignIn(f.passwords.Secrets(), credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)}),
 	})
 	if err != nil {
 		t.Fatal(err)

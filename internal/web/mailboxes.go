@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/diag"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
@@ -120,17 +121,101 @@ var notices = map[string]string{
 	"assigned":     "Queue assignment saved.",
 	"all-enabled":  "Mailboxes enabled.",
 	"all-disabled": "Mailboxes disabled.",
+	// "signed-in" is built from the mailbox's account (signedInNotice).
 }
 
 // mailboxRow is one row of the table.
 type mailboxRow struct {
 	store.Mailbox
 	Type     string // "Inbound", "Outbound"
-	Client   string // "IMAP", "POP3", "SMTP"
+	Client   string // "IMAP", "POP3", "SMTP", "Graph"
 	Live     mailbox.Status
 	Queue    string
 	Selected bool
+	// NeedsSignIn: a delegated mailbox nobody has signed in to, or whose sign-in died.
+	NeedsSignIn bool
+	// Expiry is the client secret's expiry as recorded (zero At: unknown).
+	Expiry mailbox.Expiry
 }
+
+// ExpiryText says when the client secret expires, relative to now: "expires in 9 days",
+// "expired 3 days ago".
+func (r mailboxRow) ExpiryText() string {
+	e := r.Expiry
+	switch {
+	case e.At.IsZero():
+		return ""
+	case e.Expired && e.Left > -24*time.Hour:
+		return "expired today"
+	case e.Expired && e.Left > -48*time.Hour:
+		return "expired 1 day ago"
+	case e.Expired:
+		return fmt.Sprintf("expired %d days ago", int(-e.Left/(24*time.Hour)))
+	case e.DaysLeft == 0:
+		return "expires today"
+	case e.DaysLeft == 1:
+		return "expires in 1 day"
+	}
+	return fmt.Sprintf("expires in %d days", e.DaysLeft)
+}
+
+// ExpiryClass is the style of ExpiryText: a warning within mailbox.ExpiryWarning, an
+// error once expired.
+func (r mailboxRow) ExpiryClass() string {
+	switch {
+	case r.Expiry.Expired:
+		return "expiry-expired"
+	case r.Expiry.Warn:
+		return "expiry-warn"
+	}
+	return "expiry-ok"
+}
+
+// SignInButton is the label of the mailbox's sign-in button.
+func (r mailboxRow) SignInButton() string { return signInButton(r.Mailbox) }
+
+// CloudLabel names the mailbox's Microsoft cloud or its provider's token URL.
+func (r mailboxRow) CloudLabel() string {
+	o := r.OAuth
+	if o.Provider == credential.ProviderCustom {
+		return "other provider, token URL " + o.TokenURL
+	}
+	if o.Cloud == credential.CloudCustom {
+		return "authority " + o.AuthorityURL
+	}
+	if c, ok := credential.CloudByName(o.Cloud); ok {
+		return c.Label
+	}
+	return o.Cloud
+}
+
+// GraphHost is the Graph host the mailbox uses.
+func (r mailboxRow) GraphHost() string {
+	if r.GraphURL != "" {
+		return r.GraphURL
+	}
+	if c, ok := credential.CloudByName(r.OAuth.Cloud); ok {
+		return c.GraphURL + " (default)"
+	}
+	return ""
+}
+
+// GraphHostName is the host of GraphHost, for the table.
+func (r mailboxRow) GraphHostName() string {
+	raw := r.GraphURL
+	if raw == "" {
+		if c, ok := credential.CloudByName(r.OAuth.Cloud); ok {
+			raw = c.GraphURL
+		}
+	}
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
+// OAuthOn reports whether the mailbox signs in with OAuth 2.0.
+func (r mailboxRow) OAuthOn() bool { return r.Auth != "" && r.Auth != store.AuthPassword }
 
 // mailboxDetail is the detail pane of the selected mailbox.
 type mailboxDetail struct {
@@ -174,6 +259,7 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 		h.serverError(w, r, "list the mailboxes", err)
 		return
 	}
+	var formTargets []string
 	queues, err := h.st.ListQueues(ctx)
 	if err != nil {
 		h.serverError(w, r, "list the queues", err)
@@ -224,6 +310,12 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 				return
 			}
 			d.Detail = &det
+			if o := signInOrigin(m); o != "" {
+				formTargets = append(formTargets, o)
+			}
+			if r.URL.Query().Get("notice") == "signed-in" {
+				d.Notice = signedInNotice(m)
+			}
 		}
 		if d.Detail != nil && d.Detail.ID == 0 {
 			d.Detail = nil
@@ -231,6 +323,9 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 	}
 	pd := h.data(v, "Mailboxes", "mailboxes", d)
 	pd.Wide = true
+	if pd.CanAdmin {
+		pd.FormTargets = formTargets
+	}
 	h.render(w, r, status, "mailboxes", pd)
 }
 
@@ -257,7 +352,8 @@ func matches(m store.Mailbox, lv listView) bool {
 
 // row builds the table row of m with its live status.
 func (h *handler) row(ctx context.Context, m store.Mailbox, queueNames map[int64]string) (mailboxRow, error) {
-	row := mailboxRow{Mailbox: m, Type: directionLabel(m.Direction), Client: strings.ToUpper(m.Protocol), Queue: queueNames[m.QueueID]}
+	row := mailboxRow{Mailbox: m, Type: directionLabel(m.Direction), Client: protocolLabel(m.Protocol), Queue: queueNames[m.QueueID],
+		NeedsSignIn: credential.SignInNeeded(m), Expiry: mailbox.SecretExpiry(m, h.now())}
 	if h.mailboxes == nil {
 		row.Live = mailbox.Status{State: m.Status, Message: m.StatusMessage, At: m.StatusAt, LastOK: m.LastOKAt}
 		return row, nil
@@ -268,6 +364,51 @@ func (h *handler) row(ctx context.Context, m store.Mailbox, queueNames map[int64
 	}
 	row.Live = st
 	return row, nil
+}
+
+// signedInNotice is the notice after a delegated sign-in of m.
+func signedInNotice(m store.Mailbox) string {
+	if m.OAuth.Account == "" {
+		return "Signed in. The provider did not name the account. postroom keeps the sign-in and renews it by itself."
+	}
+	n := "Signed in as " + m.OAuth.Account + "."
+	if m.Address != "" && !strings.EqualFold(m.Address, m.OAuth.Account) {
+		n += " This account opens " + m.Address + ": it needs Full Access to that mailbox."
+	}
+	return n + " postroom keeps the sign-in and renews it by itself."
+}
+
+// protocolLabel names a protocol for the Client Type column.
+func protocolLabel(p string) string {
+	if p == mailbox.Graph {
+		return "Graph"
+	}
+	return strings.ToUpper(p)
+}
+
+// authLabel names a sign-in method for people; certificate tells an app with a
+// certificate from one with a secret.
+func authLabel(m store.Mailbox) string {
+	switch m.Auth {
+	case store.AuthOAuthApp:
+		if m.CertificateSet && !m.ClientSecretSet {
+			return "app registration with a certificate (no user)"
+		}
+		return "app registration with a client secret (no user)"
+	case store.AuthOAuthDelegated:
+		return "a person signs in (delegated)"
+	case store.AuthOAuthROPC:
+		return "login and password for a token (ROPC)"
+	}
+	return "password"
+}
+
+// formatDate shows a date (a client secret's expiry) without a time.
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return "not recorded"
+	}
+	return t.UTC().Format("Mon 2 Jan 2006")
 }
 
 func directionLabel(dir string) string {

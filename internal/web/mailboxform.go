@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/diag"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
@@ -29,8 +30,11 @@ const (
 
 // formFields lists the form's fields in page order, for the error summary.
 var formFields = []string{
-	"name", "direction", "protocol", "address", "login", "password", "host", "port", "security",
-	"folder", "after_action", "move_folder", "poll_interval_seconds", "max_size_mb", "display_name", "is_default",
+	"name", "direction", "max_size_mb", "address", "login", "password", "protocol", "host", "security", "port",
+	"auth", "oauth_provider", "oauth_cloud", "oauth_authority_url", "graph_url", "oauth_tenant", "oauth_client_id",
+	"client_secret", "client_certificate", "oauth_secret_expires_at", "oauth_token_url", "oauth_authorize_url",
+	"oauth_scopes", "refresh_token",
+	"folder", "after_action", "move_folder", "poll_interval_seconds", "display_name", "is_default",
 }
 
 // fieldLabels are the labels of the form's fields, for the error summary and banners.
@@ -40,6 +44,11 @@ var fieldLabels = map[string]string{
 	"folder": "Folder", "after_action": "After processing", "move_folder": "Move to folder",
 	"poll_interval_seconds": "Poll interval", "max_size_mb": "Max size", "display_name": "Display name",
 	"is_default": "Default outbound mailbox",
+	"auth":       "Sign-in method", "oauth_provider": "OAuth 2.0 provider", "oauth_cloud": "Microsoft cloud",
+	"oauth_authority_url": "Authority URL", "graph_url": "Graph host", "oauth_tenant": "Directory (tenant) ID",
+	"oauth_client_id": "Application (client) ID", "client_secret": "Client secret", "client_certificate": "Certificate",
+	"oauth_secret_expires_at": "Client secret expires", "oauth_token_url": "Token URL", "oauth_authorize_url": "Authorize URL",
+	"oauth_scopes": "Scopes", "refresh_token": "Refresh token",
 }
 
 func fieldLabel(key string) string {
@@ -49,11 +58,15 @@ func fieldLabel(key string) string {
 	return key
 }
 
-// formValues are the form's fields as typed (the password is never among them).
+// formValues are the form's fields as typed (the password and the other secrets are never
+// among them).
 type formValues struct {
 	Name, Protocol, Address, Host, Port, Security, Login   string
 	Folder, AfterAction, MoveFolder, PollInterval, MaxSize string
 	IsDefault                                              bool
+	// Sign-in: the method and its OAuth 2.0 settings.
+	Auth, Provider, Cloud, AuthorityURL, GraphURL, Tenant, ClientID string
+	SecretExpires, TokenURL, AuthorizeURL, Scopes                   string
 }
 
 type choice struct{ Value, Label string }
@@ -64,6 +77,11 @@ type mailboxFormData struct {
 	Type        string // "Inbound", "Outbound"
 	V           formValues
 	PasswordSet bool
+	// Which OAuth secrets are stored, and the account that signed in (delegated).
+	ClientSecretSet, CertificateSet, RefreshTokenSet bool
+	Account                                          string
+	// RedirectURI is the delegated sign-in's redirect URI, for the app registration.
+	RedirectURI string
 	Errors      map[string]string
 	Summary     []string
 	Report      *diag.Report
@@ -71,12 +89,15 @@ type mailboxFormData struct {
 	// a password was typed: the field is empty again (passwords are never put in the
 	// page), so it must be typed once more.
 	TypedPassword bool
-	Action        string
-	TestAction    string
-	Cancel        string
-	Protocols     []choice
-	Securities    []choice
-	AfterActions  []choice
+	// The same for the client secret, the certificate and a pasted refresh token.
+	TypedClientSecret, TypedCertificate, TypedRefreshToken bool
+	Auths, Providers, Clouds                               []choice
+	Action                                                 string
+	TestAction                                             string
+	Cancel                                                 string
+	Protocols                                              []choice
+	Securities                                             []choice
+	AfterActions                                           []choice
 }
 
 func (d mailboxFormData) Inbound() bool { return d.Direction == store.Inbound }
@@ -86,7 +107,7 @@ func (h *handler) mailboxNew(w http.ResponseWriter, r *http.Request, v viewer) {
 	if dir != store.Inbound && dir != store.Outbound {
 		dir = store.Inbound
 	}
-	fv := formValues{Security: defaultSecurity}
+	fv := formValues{Security: defaultSecurity, Auth: store.AuthPassword, Provider: credential.ProviderMicrosoft, Cloud: credential.CloudGlobal}
 	if dir == store.Inbound {
 		// Folder and after-processing action stay empty: their defaults depend on the
 		// protocol (IMAP: INBOX, mark as read; POP3: no folder, delete), and the page has no
@@ -104,7 +125,13 @@ func (h *handler) mailboxEdit(w http.ResponseWriter, r *http.Request, v viewer) 
 	if !ok {
 		return
 	}
-	h.renderForm(w, r, v, http.StatusOK, mailboxFormData{ID: m.ID, Direction: m.Direction, V: valuesOf(m), PasswordSet: m.PasswordSet})
+	h.renderForm(w, r, v, http.StatusOK, formOf(m))
+}
+
+// formOf is the edit form of a stored mailbox.
+func formOf(m store.Mailbox) mailboxFormData {
+	return mailboxFormData{ID: m.ID, Direction: m.Direction, V: valuesOf(m), PasswordSet: m.PasswordSet,
+		ClientSecretSet: m.ClientSecretSet, CertificateSet: m.CertificateSet, RefreshTokenSet: m.RefreshTokenSet, Account: m.OAuth.Account}
 }
 
 func (h *handler) mailboxCreate(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -220,9 +247,24 @@ func (h *handler) formRefused(w http.ResponseWriter, r *http.Request, v viewer, 
 
 // valuesOf is the form filled with a stored mailbox.
 func valuesOf(m store.Mailbox) formValues {
+	o := m.OAuth
 	fv := formValues{
 		Name: m.Name, Protocol: m.Protocol, Address: m.Address, Host: m.Host, Security: m.Security,
 		Login: m.Login, Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder, IsDefault: m.IsDefault,
+		Auth: m.Auth, Provider: o.Provider, Cloud: o.Cloud, AuthorityURL: o.AuthorityURL, GraphURL: m.GraphURL,
+		Tenant: o.Tenant, ClientID: o.ClientID, TokenURL: o.TokenURL, AuthorizeURL: o.AuthorizeURL, Scopes: o.Scopes,
+	}
+	if fv.Auth == "" {
+		fv.Auth = store.AuthPassword
+	}
+	if fv.Provider == "" {
+		fv.Provider = credential.ProviderMicrosoft
+	}
+	if fv.Cloud == "" {
+		fv.Cloud = credential.CloudGlobal
+	}
+	if !o.SecretExpiresAt.IsZero() {
+		fv.SecretExpires = o.SecretExpiresAt.UTC().Format(time.DateOnly)
 	}
 	// The default port is shown as an empty field, so that changing the security (993 to
 	// 143) does not keep a port that no longer fits.
@@ -248,8 +290,17 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 		Security: get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
 		MoveFolder: get("move_folder"), PollInterval: get("poll_interval_seconds"), MaxSize: get("max_size_mb"),
 		IsDefault: f.Get("is_default") != "",
+		Auth:      get("auth"), Provider: get("oauth_provider"), Cloud: get("oauth_cloud"), AuthorityURL: get("oauth_authority_url"),
+		GraphURL: get("graph_url"), Tenant: get("oauth_tenant"), ClientID: get("oauth_client_id"),
+		SecretExpires: get("oauth_secret_expires_at"), TokenURL: get("oauth_token_url"), AuthorizeURL: get("oauth_authorize_url"),
+		Scopes: get("oauth_scopes"),
 	}
-	d = mailboxFormData{ID: stored.ID, Direction: get("direction"), V: fv, PasswordSet: stored.PasswordSet, TypedPassword: f.Get("password") != ""}
+	d = formOf(stored)
+	d.Direction, d.V = get("direction"), fv
+	d.TypedPassword = f.Get("password") != ""
+	d.TypedClientSecret = strings.TrimSpace(f.Get("client_secret")) != ""
+	d.TypedCertificate = strings.TrimSpace(f.Get("client_certificate")) != ""
+	d.TypedRefreshToken = strings.TrimSpace(f.Get("refresh_token")) != ""
 	if stored.ID != 0 {
 		// Name and direction are set at creation and read-only afterwards.
 		d.Direction, d.V.Name = stored.Direction, stored.Name
@@ -259,13 +310,28 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 		Name: fv.Name, Direction: d.Direction, Protocol: fv.Protocol, Address: fv.Address, Host: fv.Host,
 		Security: fv.Security, Login: fv.Login, Folder: fv.Folder, AfterAction: fv.AfterAction,
 		MoveFolder: fv.MoveFolder, IsDefault: fv.IsDefault,
+		Auth: fv.Auth, GraphURL: fv.GraphURL,
+		OAuth: store.OAuth{Provider: fv.Provider, Cloud: fv.Cloud, AuthorityURL: fv.AuthorityURL, Tenant: fv.Tenant,
+			ClientID: fv.ClientID, TokenURL: fv.TokenURL, AuthorizeURL: fv.AuthorizeURL, Scopes: fv.Scopes},
 	}
 	// The password is taken as typed (spaces may belong to it); empty means "keep".
 	if pw := f.Get("password"); pw != "" {
 		s := vault.NewSecret(pw)
 		in.Password = &s
 	}
+	// A client secret, certificate or refresh token has no meaningful outer spaces (a
+	// pasted one often has), so they are trimmed; empty means "keep" too.
+	in.ClientSecret = formSecret(f.Get("client_secret"))
+	in.Certificate = formSecret(f.Get("client_certificate"))
+	in.RefreshToken = formSecret(f.Get("refresh_token"))
 	errs := map[string]string{}
+	if fv.SecretExpires != "" {
+		t, err := time.Parse(time.DateOnly, fv.SecretExpires)
+		if err != nil {
+			errs["oauth_secret_expires_at"] = "enter the date as YYYY-MM-DD, like 2027-05-31 (App registrations > Certificates & secrets shows it), or leave it empty"
+		}
+		in.OAuth.SecretExpiresAt = t
+	}
 	number := func(key, s string, unit string) int {
 		if s == "" {
 			return 0
@@ -286,6 +352,16 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 	return d, in, true
 }
 
+// formSecret is a write-only field's value; nil when empty (keep the stored one).
+func formSecret(v string) *vault.Secret {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	s := vault.NewSecret(v)
+	return &s
+}
+
 // renderForm fills the form's choices and error summary and renders it.
 func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, status int, d mailboxFormData) {
 	d.Type = directionLabel(d.Direction)
@@ -302,17 +378,32 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 		{mailbox.SecurityStartTLS, "STARTTLS (e.g. 143, 110, 587)"},
 		{mailbox.SecurityNone, "None (only for a server on this machine)"},
 	}
+	d.RedirectURI = h.redirectURI(r)
+	d.Auths = []choice{
+		{store.AuthPassword, "Password"},
+		{store.AuthOAuthApp, "Microsoft 365 app: client secret or certificate"},
+		{store.AuthOAuthDelegated, "A person signs in (delegated)"},
+		{store.AuthOAuthROPC, "Login and password for a token (ROPC, deprecated)"},
+	}
+	d.Providers = []choice{
+		{credential.ProviderMicrosoft, "Microsoft 365 (Microsoft Entra ID)"},
+		{credential.ProviderCustom, "Another OAuth 2.0 provider (token URL below)"},
+	}
+	for _, c := range credential.Clouds() {
+		d.Clouds = append(d.Clouds, choice{c.Name, c.Label})
+	}
+	d.Clouds = append(d.Clouds, choice{credential.CloudCustom, "Another authority URL (below)"})
 	if d.Inbound() {
-		d.Protocols = []choice{{mailbox.IMAP, "IMAP"}, {mailbox.POP3, "POP3"}}
+		d.Protocols = []choice{{mailbox.IMAP, "IMAP"}, {mailbox.POP3, "POP3"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
 		d.AfterActions = []choice{
-			{"", "default (IMAP: mark as read, POP3: delete)"},
-			{store.AfterMarkRead, "IMAP: mark as read"},
-			{store.AfterMove, "IMAP: move to a folder"},
-			{store.AfterDelete, "Delete from the server"},
-			{store.AfterKeep, "POP3: leave on the server"},
+			{"", "default (IMAP, Graph: mark as read; POP3: delete)"},
+			{store.AfterMarkRead, "IMAP, Graph: mark as read"},
+			{store.AfterMove, "IMAP, Graph: move to a folder"},
+			{store.AfterDelete, "IMAP, POP3: delete from the server"},
+			{store.AfterKeep, "POP3, Graph: leave on the server"},
 		}
 	} else {
-		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}}
+		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
 	}
 	for _, k := range formFields {
 		if msg := d.Errors[k]; msg != "" {

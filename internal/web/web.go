@@ -10,11 +10,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
@@ -51,7 +56,14 @@ type Options struct {
 	Replier Replier
 	// Mailboxes administers mailboxes, queues and From addresses; without it the
 	// administration pages say that it is not configured.
-	Mailboxes      *mailbox.Service
+	Mailboxes *mailbox.Service
+	// SignIn redeems the codes of delegated sign-ins ("Sign in with Microsoft"); without
+	// it the pages say that delegated sign-in is not available on this server.
+	SignIn *credential.SignIn
+	// PublicURL is the address browsers reach postroom at (POSTROOM_PUBLIC_URL), e.g.
+	// https://postroom.example.org; the sign-in's redirect URI is PublicURL +
+	// /oauth/callback. Empty: the scheme and host of the request that starts the sign-in.
+	PublicURL      string
 	Logger         *slog.Logger
 	ProductVersion string
 }
@@ -61,17 +73,21 @@ type handler struct {
 	auth      *auth.Service
 	replier   Replier
 	mailboxes *mailbox.Service
+	signIn    *credential.SignIn
+	publicURL string
 	logger    *slog.Logger
 	version   string
 	pages     map[string]*template.Template
 	signer    *attachmentSigner
+	pending   *pendingSignIns
+	now       func() time.Time
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
 // shared parts of parts.html.
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
-	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues",
+	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -87,12 +103,22 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
 		version: opts.ProductVersion, pages: map[string]*template.Template{},
-		signer: &attachmentSigner{st: opts.Store},
+		signer:  &attachmentSigner{st: opts.Store},
+		signIn:  opts.SignIn,
+		pending: newPendingSignIns(),
+		now:     time.Now,
+	}
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("web: public URL %q: give the scheme and host browsers use, like https://postroom.example.org", opts.PublicURL)
+		}
+		h.publicURL = strings.TrimRight(u.String(), "/")
 	}
 	funcs := template.FuncMap{
 		"age": formatAge, "datetime": formatTime, "size": formatSize,
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
-		"lower": strings.ToLower, "join": strings.Join,
+		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
@@ -120,6 +146,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
+	h.signInRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -129,6 +156,21 @@ func New(opts Options) (http.Handler, error) {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
 	}))
 	return securityHeaders(cop.Handler(mux)), nil
+}
+
+// originRe is what policyWithFormTargets accepts as an origin: nothing that could end a
+// CSP source expression or directive.
+var originRe = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
+// policyWithFormTargets is contentSecurityPolicy with form-action widened to origins.
+func policyWithFormTargets(origins []string) string {
+	sources := []string{"'self'"}
+	for _, o := range origins {
+		if originRe.MatchString(o) && !slices.Contains(sources, o) {
+			sources = append(sources, o)
+		}
+	}
+	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action "+strings.Join(sources, " "), 1)
 }
 
 // securityHeaders sets the headers every response carries (see the package doc).
@@ -221,7 +263,12 @@ type pageData struct {
 	CanAdmin bool
 	// Wide lets the page use the whole window (the mailbox table with its detail pane).
 	Wide bool
-	Page any
+	// FormTargets are origins (scheme://host[:port]) besides this one that a form on the
+	// page may lead to through a redirect: the identity provider of a "Sign in with
+	// Microsoft" button. Browsers hold a form submission's redirects to the page's CSP
+	// form-action.
+	FormTargets []string
+	Page        any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
@@ -244,6 +291,9 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if len(d.FormTargets) > 0 {
+		w.Header().Set("Content-Security-Policy", policyWithFormTargets(d.FormTargets))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
 }
@@ -314,6 +364,21 @@ func formatTime(t time.Time) string {
 		return "never"
 	}
 	return t.Local().Format("Mon 2 Jan 2006 15:04 MST")
+}
+
+// sentence starts s with a capital letter and ends it with a full stop: advice is written
+// to follow "...: " in an error message, and shown alone on a page.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[n:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 func formatSize(n int64) string {

@@ -1,0 +1,286 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/postroom/postroom/internal/credential"
+	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// Delegated sign-in ("Sign in with Microsoft"): the authorization code grant with PKCE for
+// mailboxes whose account signs in (store.AuthOAuthDelegated).
+//
+//	GET  /mailboxes/{id}/signin  explains the sign-in (the account, the redirect URI to
+//	                             register, the permissions) with the button; the "sign in
+//	                             again" link of a mailbox whose sign-in died leads here
+//	POST /mailboxes/{id}/signin  (the button, CSRF) makes a state and a PKCE verifier, keeps
+//	                             them here bound to the admin's session and the mailbox
+//	                             for credential.SignInLifetime, and redirects the browser
+//	                             to the provider's authorize URL
+//	GET  /oauth/callback         the redirect URI: takes the state (once), checks the
+//	                             session, shows the provider's error with advice, or
+//	                             redeems the code, stores the refresh token and the
+//	                             account (mailbox.Service.SetSignedIn) and goes back to
+//	                             the mailbox with "Signed in as ..."
+//
+// The pending sign-ins live in this process. With several nodes behind a load balancer,
+// the callback must reach the node that started the sign-in (sticky sessions); otherwise
+// the page says to start again, and nothing is changed.
+
+// callbackPath is the path of the redirect URI.
+const callbackPath = "/oauth/callback"
+
+// maxPendingSignIns bounds the sign-ins in progress, so that a script pressing the button
+// cannot fill the memory: far more than administrators signing mailboxes in at once.
+const maxPendingSignIns = 1000
+
+// pendingSignIn is a sign-in between the button and the callback.
+type pendingSignIn struct {
+	session     string // the admin's session (its token hash)
+	mailboxID   int64
+	verifier    vault.Secret
+	redirectURI string
+	expires     time.Time
+}
+
+// pendingSignIns holds the sign-ins in progress by state. Each is taken once.
+type pendingSignIns struct {
+	mu sync.Mutex
+	m  map[string]pendingSignIn
+}
+
+func newPendingSignIns() *pendingSignIns {
+	return &pendingSignIns{m: map[string]pendingSignIn{}}
+}
+
+// add keeps p under state; false when too many sign-ins are in progress.
+func (ps *pendingSignIns) add(state string, p pendingSignIn, now time.Time) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for k, old := range ps.m {
+		if !now.Before(old.expires) {
+			delete(ps.m, k)
+		}
+	}
+	if len(ps.m) >= maxPendingSignIns {
+		return false
+	}
+	ps.m[state] = p
+	return true
+}
+
+// take removes and returns the sign-in of state; ok is false when there is none or it
+// expired.
+func (ps *pendingSignIns) take(state string, now time.Time) (pendingSignIn, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p, ok := ps.m[state]
+	if !ok || state == "" {
+		return pendingSignIn{}, false
+	}
+	delete(ps.m, state)
+	return p, now.Before(p.expires)
+}
+
+func (h *handler) signInRoutes(mux *http.ServeMux) {
+	adm := store.RoleAdmin
+	mux.HandleFunc("GET /mailboxes/{id}/signin", h.signedIn(adm, h.signInPage))
+	mux.HandleFunc("POST /mailboxes/{id}/signin", h.signedIn(adm, h.signInStart))
+	mux.HandleFunc("GET "+callbackPath, h.signedIn(adm, h.signInCallback))
+}
+
+// redirectURI is the sign-in's redirect URI: the public URL's, or this request's scheme
+// and host.
+func (h *handler) redirectURI(r *http.Request) string {
+	if h.publicURL != "" {
+		return h.publicURL + callbackPath
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + callbackPath
+}
+
+// signInOrigin is the origin of m's authorize URL ("" when it has none), which the page
+// with its sign-in button must allow as a form target.
+func signInOrigin(m store.Mailbox) string {
+	if m.Auth != store.AuthOAuthDelegated {
+		return ""
+	}
+	_, plan, err := credential.SignInScopes(m)
+	if err != nil || plan.AuthorizeURL == "" {
+		return ""
+	}
+	u, err := url.Parse(plan.AuthorizeURL)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// signInButton is the label of m's sign-in button.
+func signInButton(m store.Mailbox) string {
+	if m.OAuth.Provider == credential.ProviderCustom {
+		return "Sign in with the provider"
+	}
+	return "Sign in with Microsoft"
+}
+
+// signInData is the sign-in page: the start (Failure nil) or a sign-in that did not finish.
+type signInData struct {
+	Mailbox     store.Mailbox
+	Button      string
+	RedirectURI string
+	Hint        string   // the account the sign-in suggests
+	Scopes      []string // the permissions asked for
+	Origin      string   // where the button leads
+	// Problem says why the sign-in cannot start (settings missing); the button is hidden.
+	Problem string
+	// Heading and Failure describe a sign-in that did not finish; Message when there is no
+	// provider error to show (a stale or foreign state).
+	Heading string
+	Failure *credential.SignInError
+	Message string
+}
+
+// startData fills the start page of m.
+func (h *handler) startData(r *http.Request, m store.Mailbox) signInData {
+	d := signInData{Mailbox: m, Button: signInButton(m), RedirectURI: h.redirectURI(r), Origin: signInOrigin(m)}
+	switch {
+	case h.signIn == nil || h.mailboxes == nil:
+		d.Problem = "Delegated sign-in is not available on this server. Ask the operator, or paste a refresh token through the API."
+	case m.Auth != store.AuthOAuthDelegated:
+		d.Problem = "This mailbox does not sign in with a person's account. Edit it and choose “A person signs in” to use this sign-in."
+	default:
+		st, err := credential.StartSignIn(m, d.RedirectURI)
+		if err != nil {
+			d.Problem = err.Error() + "."
+			break
+		}
+		d.Scopes = st.Scopes
+		if u, err := url.Parse(st.URL); err == nil {
+			d.Hint = u.Query().Get("login_hint")
+		}
+	}
+	return d
+}
+
+func (h *handler) renderSignIn(w http.ResponseWriter, r *http.Request, v viewer, status int, d signInData) {
+	title := d.Button
+	if d.Heading != "" {
+		title = d.Heading
+	}
+	pd := h.data(v, title, "mailboxes", d)
+	if d.Origin != "" && d.Problem == "" {
+		pd.FormTargets = []string{d.Origin}
+	}
+	h.render(w, r, status, "signin", pd)
+}
+
+func (h *handler) signInPage(w http.ResponseWriter, r *http.Request, v viewer) {
+	m, ok := h.loadMailbox(w, r)
+	if !ok {
+		return
+	}
+	h.renderSignIn(w, r, v, http.StatusOK, h.startData(r, m))
+}
+
+// signInStart is the button: it keeps the sign-in and sends the browser to the provider.
+func (h *handler) signInStart(w http.ResponseWriter, r *http.Request, v viewer) {
+	m, ok := h.loadMailbox(w, r)
+	if !ok {
+		return
+	}
+	d := h.startData(r, m)
+	if d.Problem != "" {
+		h.renderSignIn(w, r, v, http.StatusBadRequest, d)
+		return
+	}
+	st, err := credential.StartSignIn(m, d.RedirectURI)
+	if err != nil { // startData succeeded a moment ago with the same mailbox
+		h.serverError(w, r, "start the sign-in", err)
+		return
+	}
+	now := h.now()
+	if !h.pending.add(st.State, pendingSignIn{session: v.Session.TokenHash, mailboxID: m.ID, verifier: st.Verifier,
+		redirectURI: st.RedirectURI, expires: now.Add(credential.SignInLifetime)}, now) {
+		h.errorPage(w, r, http.StatusServiceUnavailable, "Too many sign-ins in progress",
+			"Too many sign-ins were started in the last minutes. Wait ten minutes and press the button again.")
+		return
+	}
+	h.logger.InfoContext(r.Context(), "delegated sign-in started", slog.String("mailbox", m.Name), slog.String("user", v.User.Username),
+		slog.String("redirect_uri", st.RedirectURI))
+	http.Redirect(w, r, st.URL, http.StatusSeeOther)
+}
+
+// signInCallback is the redirect URI.
+func (h *handler) signInCallback(w http.ResponseWriter, r *http.Request, v viewer) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	p, ok := h.pending.take(q.Get("state"), h.now())
+	if !ok || p.session != v.Session.TokenHash {
+		h.logger.WarnContext(ctx, "sign-in callback refused: unknown, used or expired state, or another session", slog.String("user", v.User.Username))
+		h.renderSignIn(w, r, v, http.StatusBadRequest, signInData{Heading: "This sign-in cannot be finished",
+			Message: "The answer of the sign-in page does not belong to a sign-in started in this browser session: it was used already, " +
+				"more than ten minutes passed, or it was started elsewhere. Nothing was changed. Go back to the mailbox and press the sign-in button again."})
+		return
+	}
+	m, err := h.st.Mailbox(ctx, p.mailboxID)
+	if store.IsNotFound(err) {
+		h.mailboxNotFound(w, r)
+		return
+	}
+	if err != nil {
+		h.serverError(w, r, "read the mailbox", err)
+		return
+	}
+	failed := func(e *credential.SignInError) {
+		h.logger.WarnContext(ctx, "delegated sign-in did not finish", slog.String("mailbox", m.Name),
+			slog.String("error", e.Code), slog.String("aadsts", e.AADSTS))
+		d := h.startData(r, m)
+		d.Heading, d.Failure = "Sign-in not finished", e
+		h.renderSignIn(w, r, v, http.StatusBadRequest, d)
+	}
+	if e := credential.CallbackError(q, p.redirectURI); e != nil {
+		failed(e)
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		failed(&credential.SignInError{Code: "no_code", Advice: "the provider sent the browser back without a code: sign in again"})
+		return
+	}
+	if h.signIn == nil || h.mailboxes == nil || m.Auth != store.AuthOAuthDelegated {
+		failed(&credential.SignInError{Code: "not_delegated",
+			Advice: "the mailbox no longer signs in with a person's account (its settings changed meanwhile): nothing was stored"})
+		return
+	}
+	res, err := h.signIn.Redeem(ctx, m, code, p.verifier, p.redirectURI)
+	var se *credential.SignInError
+	switch {
+	case errors.As(err, &se):
+		failed(se)
+		return
+	case err != nil:
+		h.serverError(w, r, "finish the sign-in", err)
+		return
+	}
+	if _, err := h.mailboxes.SetSignedIn(ctx, v.User.Username, m.ID, res.Account, res.RefreshToken); err != nil {
+		var ve *mailbox.ValidationError
+		if errors.As(err, &ve) {
+			failed(&credential.SignInError{Code: "not_delegated", Advice: ve.Fields["auth"]})
+			return
+		}
+		h.serverError(w, r, "store the sign-in", err)
+		return
+	}
+	http.Redirect(w, r, listView{Selected: m.ID}.URL("signed-in"), http.StatusSeeOther)
+}
