@@ -129,8 +129,10 @@ const (
 // helloName is the name given in EHLO, the same as the SMTP connector's.
 const helloName = "localhost"
 
-// Test runs the connection test of mailbox m with password and returns the checklist.
-// It never returns an error: every failure is a failed Step with advice.
+// Test runs the connection test of mailbox m and returns the checklist. A mailbox that
+// signs in with a password logs in with password; an OAuth 2.0 mailbox (every Graph
+// mailbox is one) logs in with a token from opts.Token, and password is not used. It never
+// returns an error: every failure is a failed Step with advice.
 func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Options) Report {
 	if opts == nil {
 		opts = &Options{}

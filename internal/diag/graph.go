@@ -92,6 +92,7 @@ func testGraph(r *run, m store.Mailbox) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: r.opts.RootCAs, MinVersion: tls.VersionTLS12}
 		g.http = &http.Client{Transport: tr}
+		defer tr.CloseIdleConnections()
 	}
 	g.graph = credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud)
 	g.base = g.graph + "/v1.0/users/" + url.PathEscape(g.addr)

@@ -429,9 +429,9 @@ func (r *run) explainTokenError(m store.Mailbox, plan credential.Plan, host stri
 	case "50034":
 		return stageAccount, detail, fmt.Sprintf("there is no account %s in the tenant: check the login (the user principal name, often the address) and the tenant. Note: %s", m.Login, ropcWarning)
 	case "50076":
-		return stageAccount, detail, fmt.Sprintf("the account %s must use multi-factor authentication, which the password grant cannot do: switch this mailbox to Sign in with Microsoft (delegated) or to the app (client credentials)", m.Login)
+		return stageAccount, detail, fmt.Sprintf("the account %s must use multi-factor authentication, which the password grant cannot do: switch this mailbox to Sign in with Microsoft (delegated) or to the app (client credentials). Note: %s", m.Login, ropcWarning)
 	case "50079":
-		return stageAccount, detail, fmt.Sprintf("the account %s must register for multi-factor authentication, and the password grant cannot do MFA at all: switch this mailbox to Sign in with Microsoft (delegated) or to the app (client credentials)", m.Login)
+		return stageAccount, detail, fmt.Sprintf("the account %s must register for multi-factor authentication, and the password grant cannot do MFA at all: switch this mailbox to Sign in with Microsoft (delegated) or to the app (client credentials). Note: %s", m.Login, ropcWarning)
 	case "53003":
 		return stageAccount, detail, fmt.Sprintf("a Conditional Access policy blocks this sign-in: find the policy in Microsoft Entra admin center > Sign-in logs (filter by application %s), then exclude the app or meet the policy; better, switch this mailbox to the app (client credentials). Note: %s", client, ropcWarning)
 	case "50057":

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -505,11 +506,11 @@ func TestMicrosoftSignIn(t *testing.T) {
 		{name: "password grant: MFA required", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			f.user.Update(func(c *mstest.UserConfig) { c.MFARequired = true })
 			return ropc(t, e, f), creds{secret: f.secret, password: f.userPW}
-		}, want: msWant{lastFor: ropcStep, fail: true, advice: []string{"must use multi-factor authentication, which the password grant cannot do", "Sign in with Microsoft"}, detail: []string{"AADSTS50076"}}},
+		}, want: msWant{lastFor: ropcStep, fail: true, advice: []string{"must use multi-factor authentication, which the password grant cannot do", "Sign in with Microsoft", "recommends against the password grant"}, detail: []string{"AADSTS50076"}}},
 		{name: "password grant: MFA registration required", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			f.user.Update(func(c *mstest.UserConfig) { c.MFARegistrationRequired = true })
 			return ropc(t, e, f), creds{secret: f.secret, password: f.userPW}
-		}, want: msWant{lastFor: ropcStep, fail: true, advice: []string{"must register for multi-factor authentication"}, detail: []string{"AADSTS50079"}}},
+		}, want: msWant{lastFor: ropcStep, fail: true, advice: []string{"must register for multi-factor authentication", "recommends against the password grant"}, detail: []string{"AADSTS50079"}}},
 		{name: "password grant: wrong password", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			return ropc(t, e, f), creds{secret: f.secret, password: "not-the-Password-1"}
 		}, want: msWant{lastFor: ropcStep, fail: true, advice: []string{"refused the login name or password", "recommends against the password grant"}, detail: []string{"AADSTS50126"}}},
@@ -812,4 +813,53 @@ func TestMicrosoftGraph(t *testing.T) {
 			detail: []string{"403 ErrorAccessDenied"}}},
 	}
 	runMS(t, e, cases)
+}
+
+// TestOtherOAuthProvider: a provider other than Microsoft (a token URL of its own) gets one
+// token step with the token source's advice, then the usual IMAP steps. The stand-in's
+// token endpoint plays the provider.
+func TestOtherOAuthProvider(t *testing.T) {
+	e := startMS(t)
+	custom := func(t *testing.T, e *msEnv, f *tenant) store.Mailbox {
+		m := f.exchange(t, e, "imap")
+		m.OAuth = store.OAuth{Provider: "custom", ClientID: f.app.ClientID(), TokenURL: f.s.TokenURL(f.t.ID()),
+			Scopes: "https://outlook.office365.com/.default"}
+		return m
+	}
+	tokenStep := func(m store.Mailbox) string { return "Get an OAuth token from " + hostOf(m.OAuth.TokenURL) }
+	runMS(t, e, []msCase{
+		{name: "token and login", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			return custom(t, e, f), appCreds(f)
+		}, want: msWant{stepsFor: func(m store.Mailbox) []string {
+			addr := net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
+			return []string{tokenStep(m), "Resolve 127.0.0.1", "Connect to " + addr, "TLS", "Log in as " + m.Login, "Open folder INBOX"}
+		}, last: "Open folder INBOX"}},
+		{name: "secret refused", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			return custom(t, e, f), creds{secret: "not-the-secret-value"}
+		}, want: msWant{lastFor: tokenStep, fail: true, advice: []string{"the client secret is wrong or expired"}, detail: []string{"invalid_client"}}},
+		{name: "login refused", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.RevokeFullAccess(f.shared)
+			return custom(t, e, f), appCreds(f)
+		}, want: msWant{last: "Log in as {mailbox}", fail: true, advice: []string{"the server refused the OAuth token for {mailbox}", "may use IMAP for this account"}}},
+	})
+}
+
+// TestSignInServiceSilent: a sign-in service that accepts the request but never answers
+// fails the first step within the test's time limit, with the advice for a host that does
+// not answer.
+func TestSignInServiceSilent(t *testing.T) {
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client hang up
+		<-r.Context().Done()
+	}))
+	t.Cleanup(silent.Close)
+	s := startStandIn(t)
+	f := newTenant(t, s)
+	m := f.graph(store.Inbound)
+	m.OAuth.AuthorityURL = silent.URL
+	rec := &seen{}
+	opts := &diag.Options{Timeout: time.Second, Token: tokenSource(t, m, appCreds(f), rec)}
+	rep := diag.Test(context.Background(), m, vault.Secret{}, opts)
+	checkMS(t, rep, msWant{last: reachStep(m), fail: true, detail: []string{"no answer within 1s"},
+		advice: []string{hostOf(silent.URL) + " did not answer in time"}}, rec.all())
 }
