@@ -85,6 +85,9 @@ type mailboxFormData struct {
 	Errors      map[string]string
 	Summary     []string
 	Report      *diag.Report
+	// Prechecks is the Microsoft 365 walk-through for the settings on the form (Graph, or
+	// OAuth with Microsoft), with PowerShell filled in with the ids entered so far.
+	Prechecks []diag.Precheck
 	// TypedPassword is true when the form comes back (with errors or a test report) after
 	// a password was typed: the field is empty again (passwords are never put in the
 	// page), so it must be typed once more.
@@ -352,6 +355,27 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 	return d, in, true
 }
 
+// formMailbox is the mailbox as the form describes it so far (not normalized: enough for
+// the Microsoft 365 walk-through).
+func formMailbox(d mailboxFormData) store.Mailbox {
+	v := d.V
+	return store.Mailbox{
+		Name: v.Name, Direction: d.Direction, Protocol: v.Protocol, Address: v.Address, Login: v.Login, Auth: v.Auth,
+		GraphURL: v.GraphURL, OAuth: store.OAuth{Provider: v.Provider, Cloud: v.Cloud, AuthorityURL: v.AuthorityURL,
+			Tenant: v.Tenant, ClientID: v.ClientID, Account: d.Account},
+		ClientSecretSet: d.ClientSecretSet, CertificateSet: d.CertificateSet, RefreshTokenSet: d.RefreshTokenSet,
+	}
+}
+
+// microsoftMailbox reports whether m connects to Microsoft 365: through Graph, or with an
+// OAuth sign-in at Microsoft.
+func microsoftMailbox(m store.Mailbox) bool {
+	if m.Protocol == mailbox.Graph {
+		return true
+	}
+	return m.Auth != "" && m.Auth != store.AuthPassword && m.OAuth.Provider != credential.ProviderCustom
+}
+
 // formSecret is a write-only field's value; nil when empty (keep the stored one).
 func formSecret(v string) *vault.Secret {
 	v = strings.TrimSpace(v)
@@ -404,6 +428,9 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 		}
 	} else {
 		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
+	}
+	if fm := formMailbox(d); microsoftMailbox(fm) {
+		d.Prechecks = diag.MicrosoftPrechecks(fm)
 	}
 	for _, k := range formFields {
 		if msg := d.Errors[k]; msg != "" {

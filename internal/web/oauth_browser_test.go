@@ -126,12 +126,20 @@ func TestBrowserDelegatedSignIn(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "06-declined")
 
-	// The stored sign-in works.
-	bg := context.Background()
-	m, err := f.st.MailboxByName(bg, "graph_support")
+	// The edit form walks through the Microsoft 365 set-up, filled in with the ids.
+	do(t, ctx, chromedp.Navigate(f.srv.URL+"/mailboxes"), chromedp.WaitVisible(chromedp.CSS("table.mailboxes")))
+	m, err := f.st.MailboxByName(context.Background(), "graph_support")
 	if err != nil {
 		t.Fatal(err)
 	}
+	do(t, ctx, chromedp.Navigate(f.srv.URL+"/mailboxes/"+itoa(m.ID)+"/edit"), chromedp.WaitVisible(chromedp.ID("prechecks")))
+	if ps := get(t, ctx, chromedp.Text(chromedp.CSS("#prechecks"))); !strings.Contains(ps, sample.Agent) || !strings.Contains(ps, sample.Mailbox) {
+		t.Errorf("walk-through does not name the account signed in and the mailbox:\n%s", ps)
+	}
+	screenshot(t, ctx, shots, "07-edit-prechecks")
+
+	// The stored sign-in works.
+	bg := context.Background()
 	tokens := credential.NewTokens(f.passwords.Secrets(), credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)})
 	fn, err := tokens.For(bg, m, credential.AudienceGraph)
 	if err != nil {
