@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -421,5 +422,38 @@ func TestSignInCallbackErrors(t *testing.T) {
 			q := url.Values{"error": {tc.code}, "error_description": {tc.description + "\r\nTrace ID: 0000aaaa-11bb-cccc-dd33-eeeeee333333"}, "state": {state}}
 			check(t, callbackPath+"?"+q.Encode(), tc.wants...)
 		})
+	}
+}
+
+// TestSignInPublicURL: with a public URL configured, the redirect URI is built from it, not
+// from the request's host (postroom behind a proxy); a public URL that is not an http(s)
+// origin is refused at start.
+func TestSignInPublicURL(t *testing.T) {
+	f := newFixture(t)
+	s := newSignInSetup(t, f)
+	opts := Options{Store: f.st, Auth: f.auth, Mailboxes: f.mbox, PublicURL: "https://postroom.example.org/",
+		SignIn: credential.NewSignIn(f.passwords.Secrets(), credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)})}
+	h, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := *f
+	behind.srv = httptest.NewServer(h)
+	t.Cleanup(behind.srv.Close)
+	c := behind.signIn(t, "admin")
+	page := c.get(fmt.Sprintf("/mailboxes/%d/signin", s.m.ID))
+	if !strings.Contains(page.body, `<code id="redirect-uri">https://postroom.example.org/oauth/callback</code>`) {
+		t.Errorf("sign-in page behind a proxy does not show the public redirect URI:\n%s", page.body)
+	}
+	resp := c.post(fmt.Sprintf("/mailboxes/%d/signin", s.m.ID), url.Values{"csrf": {page.csrf(t)}})
+	u, err := url.Parse(resp.header.Get("Location"))
+	if err != nil || u.Query().Get("redirect_uri") != "https://postroom.example.org/oauth/callback" {
+		t.Errorf("authorize URL %q: want the public redirect URI", resp.header.Get("Location"))
+	}
+	for _, bad := range []string{"postroom.example.org", "ftp://postroom.example.org", "https://postroom.example.org/?x=1"} {
+		opts.PublicURL = bad
+		if _, err := New(opts); err == nil || !strings.Contains(err.Error(), "https://postroom.example.org") {
+			t.Errorf("public URL %q: %v, want a refusal that shows the form to use", bad, err)
+		}
 	}
 }
