@@ -74,18 +74,23 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 	now := s.now()
 	res := make([]store.IngestResult, len(in))
 	err := s.inTx(ctx, func(tx runner) error {
-		checked := map[int64]bool{} // mailboxes known to exist in this transaction
+		st := ingestTx{failures: map[int64]bool{}}
 		// The cursor of each mailbox is written once, after its last message: the messages
 		// come in source order, so the last cursor is the position after all of them.
 		var cursors []store.Cursor
 		for i := range in {
-			if !checked[in[i].MailboxID] {
+			if _, checked := st.failures[in[i].MailboxID]; !checked {
 				if err := mailboxExists(ctx, tx, in[i].MailboxID); err != nil {
 					return err
 				}
-				checked[in[i].MailboxID] = true
+				var n int
+				err := tx.queryRow(ctx, `SELECT COUNT(*) FROM ingest_failures WHERE mailbox_id = ?`, in[i].MailboxID).Scan(&n)
+				if err != nil {
+					return fmt.Errorf("look up failed messages of mailbox %d: %w", in[i].MailboxID, err)
+				}
+				st.failures[in[i].MailboxID] = n > 0
 			}
-			r, cursor, err := s.ingestOne(ctx, tx, in[i], now)
+			r, cursor, err := s.ingestOne(ctx, tx, in[i], now, st)
 			if err != nil {
 				if len(in) > 1 {
 					return fmt.Errorf("message %q: %w", in[i].Message.SourceID, err)
@@ -115,10 +120,18 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 	return res, nil
 }
 
+// ingestTx is what one ingest transaction knows of the mailboxes it writes to.
+type ingestTx struct {
+	// failures tells, for each mailbox checked to exist, whether it had failed messages
+	// (ingest_failures) when the transaction began: only then may a message stored now
+	// have a failure count to forget.
+	failures map[int64]bool
+}
+
 // ingestOne writes one inbound message inside the transaction tx (the mailbox is known to
 // exist) and returns the cursor to save for it: in.Cursor, or nil when nothing was written
 // (a duplicate of the same source).
-func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessage, now time.Time) (store.IngestResult, *store.Cursor, error) {
+func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessage, now time.Time, st ingestTx) (store.IngestResult, *store.Cursor, error) {
 	m := in.Message
 	m.MailboxID = in.MailboxID
 	m.Direction = store.Inbound
@@ -144,7 +157,7 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 		if found {
 			res = same
 			res.Linked = m.SourceID != ""
-			return res, in.Cursor, s.linkSource(ctx, tx, in, res.MessageID, now)
+			return res, in.Cursor, s.linkSource(ctx, tx, in, res.MessageID, now, st.failures[in.MailboxID])
 		}
 	}
 
@@ -176,8 +189,10 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 		if err := s.addSource(ctx, tx, m.MailboxID, m.SourceID, msgID, now); err != nil {
 			return res, nil, err
 		}
-		if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
-			return res, nil, err
+		if st.failures[m.MailboxID] {
+			if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
+				return res, nil, err
+			}
 		}
 	}
 
@@ -185,7 +200,7 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 	if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
 		received = in.ReceivedAt.UTC()
 	}
-	res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, received, now)
+	res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, !res.Threaded, received, now)
 	if err != nil {
 		return res, nil, err
 	}
@@ -228,15 +243,18 @@ func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply
 }
 
 // linkSource records in's (mailbox, source id), when it has one, as another source of the
-// stored message msgID and forgets the source's failures: what a linked duplicate writes,
-// with its cursor (saved by the caller).
-func (s *Store) linkSource(ctx context.Context, tx runner, in store.InboundMessage, msgID int64, now time.Time) error {
+// stored message msgID and forgets the source's failures (when its mailbox has any): what
+// a linked duplicate writes, with its cursor (saved by the caller).
+func (s *Store) linkSource(ctx context.Context, tx runner, in store.InboundMessage, msgID int64, now time.Time, failures bool) error {
 	sourceID := in.Message.SourceID
 	if sourceID == "" {
 		return nil
 	}
 	if err := s.addSource(ctx, tx, in.MailboxID, sourceID, msgID, now); err != nil {
 		return err
+	}
+	if !failures {
+		return nil
 	}
 	return forgetFailures(ctx, tx, in.MailboxID, sourceID)
 }
@@ -294,12 +312,16 @@ func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int
 }
 
 // routeWorkItem points the conversation's work item that is not closed at the new
-// message (a replied one becomes new again), or creates a new work item.
-func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, received, now time.Time) (int64, error) {
+// message (a replied one becomes new again), or creates a new work item; newConv says the
+// conversation was created for this message, so it has none yet.
+func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, newConv bool, received, now time.Time) (int64, error) {
 	var id int64
 	var state string
-	err := tx.queryRow(ctx, `SELECT id, state FROM work_items WHERE conversation_id = ? AND state <> ?
-		ORDER BY id DESC LIMIT 1`+s.d.forUpdate, convID, store.StateClosed).Scan(&id, &state)
+	err := sql.ErrNoRows
+	if !newConv {
+		err = tx.queryRow(ctx, `SELECT id, state FROM work_items WHERE conversation_id = ? AND state <> ?
+			ORDER BY id DESC LIMIT 1`+s.d.forUpdate, convID, store.StateClosed).Scan(&id, &state)
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
