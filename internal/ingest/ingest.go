@@ -1,6 +1,13 @@
 // Package ingest runs one loop per enabled inbound mailbox: connect, fetch what waits,
 // parse it, store it, acknowledge it at the source, then wait (IMAP IDLE, or poll).
 //
+// For speed (README "Performance"), the messages of one fetched batch are stored in one
+// transaction (store.IngestMessages; one by one only when that fails, to find the message
+// at fault), the IMAP source fetches the next batch while this one is stored, and at most
+// Options.MaxDials mailboxes sign in at the same time. A large message is held once: the
+// parser leaves its large attachments in the raw message (store.Attachment.Open), so the
+// raw bytes of a batch must not change until it is stored.
+//
 // Invariants a change must keep:
 //
 //  1. Commit, then ack (DESIGN.md 1). A message is acknowledged at its source only after

@@ -15,6 +15,10 @@
 //   - Every string Parse returns is valid UTF-8 without NUL bytes, so both store engines can
 //     keep it in a text column.
 //   - Message ids are kept without angle brackets, References oldest first.
+//   - A large message is not held twice: an attachment of more than maxHeldAttachment
+//     decoded bytes comes with Open instead of Data, which decodes it again from the raw
+//     message, the same way (same bytes as Size counts), each time it is called. The raw
+//     bytes given to Parse must therefore stay unchanged until the message is stored.
 //   - HTML is kept as received in HTMLBody and must go through SanitizeHTML before it reaches
 //     a page; SanitizeHTML never lets the page load anything from outside (no remote images,
 //     styles, frames or scripts).

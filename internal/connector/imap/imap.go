@@ -10,6 +10,11 @@
 //     unseen messages; the store's dedup key catches anything seen before.
 //   - Messages are fetched with BODY.PEEK[] so nothing is marked \Seen before the store has
 //     committed (DESIGN.md invariant 1). Ack marks them \Seen afterwards.
+//   - Batches are bounded by count and by bytes (maxBatchBytes; a larger message comes
+//     alone), each body is read into one buffer of its announced size, and while the caller
+//     stores a batch the next one is fetched in the background (Next), so that the server
+//     works while postroom stores. Every command names messages by UID, so the background
+//     FETCH and the caller's Ack (STORE, MOVE) can share the connection (RFC 9051 §5.5).
 //   - go-imap v2 has no context.Context: every call closes the connection when ctx is done.
 //   - A hung server is detected: the connection is dialled here and wrapped
 //     (activityConn), and while a command runs, a watchdog closes it when no byte has

@@ -79,4 +79,18 @@
 //     default outbound mailbox.
 //   - MarkOutboxSent counts the successful attempt (attempts + 1).
 //   - PollInterval is stored in milliseconds.
+//   - IngestMessages stores a batch in one transaction, each message as IngestMessage
+//     would; each mailbox's cursor is written once, the last message's (they come in
+//     source order).
+//   - Statements are prepared once per pool and connection and reused (stmtcache.go); a
+//     statement first met inside a transaction runs unprepared that once, because
+//     preparing needs a free connection and SQLite's writer pool has only the one the
+//     transaction holds. Migrations run unprepared, and Migrate drops what was prepared.
+//   - Content larger than chunkSize (256 KiB) is written in chunks (migration 0005): the
+//     raw source of an inbound message and every attachment, the first chunk in
+//     raw_messages.data or attachments.data, the others in raw_message_chunks or
+//     attachment_chunks by seq. An outbound message's raw source stays whole in
+//     raw_messages.data, where the outbox reads it. An attachment given as a stream
+//     (Attachment.Open) is read one chunk at a time into the database, never whole; its
+//     stored size is what the stream gave.
 package sqlstore
