@@ -30,6 +30,7 @@ const (
 	envAdminPassword = "POSTROOM_ADMIN_PASSWORD" // password of the first admin, created on an empty database
 	envInboundURL    = "POSTROOM_INBOUND_URL"    // e.g. imaps://support%40example.com@mail.example.com/INBOX?address=support@example.com
 	envInboundPass   = "POSTROOM_INBOUND_PASSWORD"
+	envPublicURL     = "POSTROOM_PUBLIC_URL"
 	envOutboundURL   = "POSTROOM_OUTBOUND_URL" // e.g. smtp://support%40example.com@mail.example.com:587?address=support@example.com
 	envOutboundPass  = "POSTROOM_OUTBOUND_PASSWORD"
 	envLogLevel      = "POSTROOM_LOG_LEVEL" // debug, info, warn, error

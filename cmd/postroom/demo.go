@@ -12,6 +12,7 @@ import (
 
 	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/demo"
+	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -63,6 +64,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	defer mail.Close()
+	// A local stand-in for Microsoft 365 (login and Graph hosts on loopback) with a sample
+	// tenant, so the demo shows a Microsoft 365 mailbox working. Nothing reaches Microsoft.
+	ms, err := mstest.Start(mstest.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("start the local Microsoft 365 stand-in: %w", err)
+	}
+	defer ms.Close()
+	tenant, err := ms.SampleTenant(mstest.SampleOptions{})
+	if err != nil {
+		return fmt.Errorf("local Microsoft 365 sample tenant: %w", err)
+	}
 
 	// The demo's own key is kept in its data folder; never take a production key from the
 	// environment into a throwaway folder.
@@ -75,9 +87,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := seedDemo(ctx, a, mail, *password); err != nil {
 		return err
 	}
+	if err := seedMicrosoftDemo(ctx, a, ms, tenant); err != nil {
+		return err
+	}
 	wait := a.Start(ctx)
 	defer wait()
-	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now())))
+	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs))
 
 	printf(stdout, `postroom demo is running
 
@@ -87,10 +102,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
   Send mail:    SMTP %s, no login needed, to support@example.com
                 e.g. swaks --server %s --to support@example.com --from you@example.org
   Demo IMAP:    %s  (support@example.com / %s; replies to customers land in "customers" / %s)
+  Microsoft 365 (LOCAL STAND-IN, not Microsoft's cloud): mailbox %q reads %s
+                over Microsoft Graph at %s
+                tenant %s, app (client) id %s, signed in with a client secret
   Data folder:  %s
 
 Press Ctrl-C to stop.
-`, ln.Addr(), *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password, dir)
+`, ln.Addr(), *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
+		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, dir)
 	return a.Serve(ctx, ln)
 }
 
@@ -124,6 +143,32 @@ func seedDemo(ctx context.Context, a *app.App, mail *demo.Server, password strin
 	}
 	if _, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: out}); err != nil {
 		return fmt.Errorf("create demo outbound mailbox: %w", err)
+	}
+	return nil
+}
+
+// demoGraphMailbox is the name of the demo's Microsoft 365 mailbox.
+const demoGraphMailbox = "m365_local_support"
+
+// seedMicrosoftDemo creates the inbound Graph mailbox of the local Microsoft 365 sample
+// tenant, signing in as its app with a client secret, as an administrator would.
+func seedMicrosoftDemo(ctx context.Context, a *app.App, ms *mstest.Server, t *mstest.Sample) error {
+	m := store.Mailbox{
+		Name: demoGraphMailbox, Direction: store.Inbound, Protocol: "graph", Address: t.Mailbox,
+		Folder: "Inbox", MaxSizeMB: 5, PollInterval: 10 * time.Second, Enabled: true,
+		Auth: store.AuthOAuthApp,
+		OAuth: store.OAuth{Provider: "microsoft", Cloud: "custom", AuthorityURL: ms.LoginURL(),
+			Tenant: t.TenantID, ClientID: t.ClientID},
+		GraphURL: ms.GraphURL(),
+	}
+	saved, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: m, ClientSecret: vault.NewSecret(t.ClientSecret)})
+	if err != nil {
+		return fmt.Errorf("create the demo Microsoft 365 mailbox: %w", err)
+	}
+	// The stand-in is new at every start (-data keeps the database): a delta link of the
+	// last run points at its old address, so sync from scratch; dedup keeps it exact.
+	if err := a.Store.SetCursor(ctx, store.Cursor{MailboxID: saved.ID}); err != nil {
+		return fmt.Errorf("reset the demo Microsoft 365 mailbox's position: %w", err)
 	}
 	return nil
 }

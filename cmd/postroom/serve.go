@@ -18,9 +18,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	fs.SetOutput(stderr)
 	var c commonFlags
 	c.register(fs, getenv, true)
+	publicURL := fs.String("public-url", getenv(envPublicURL), "the URL at which Microsoft Graph's change notifications and sign-in redirects reach this postroom, e.g. https://postroom.example.org (env "+envPublicURL+"); empty: Graph mailboxes are polled")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s.\n\nFlags:\n",
-			envDatabaseURL, envDatabaseURL, "POSTROOM_SECRET_KEY", envAdminPassword, envInboundURL, envInboundPass, envOutboundURL, envOutboundPass)
+		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s, %s; for OAuth mailboxes %s and %s (and _FILE, also for OUTBOUND).\n\nFlags:\n",
+			envDatabaseURL, envDatabaseURL, "POSTROOM_SECRET_KEY", envAdminPassword, envInboundURL, envInboundPass, envOutboundURL, envOutboundPass, envPublicURL,
+			"POSTROOM_INBOUND_CLIENT_SECRET", "POSTROOM_INBOUND_CLIENT_CERTIFICATE")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -43,7 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// next start does it again. The first admin and the configured mailboxes take several
 	// store calls each (a mailbox, then its password, then enabling it), so they are not
 	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
-	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL})
 	if err != nil {
 		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}
@@ -144,7 +146,12 @@ func bootstrapMailboxes(ctx context.Context, a *app.App, getenv func(string) str
 		if err != nil {
 			return err
 		}
-		if _, err := a.EnsureMailbox(ctx, "system", app.MailboxInput{Mailbox: m, Password: pw}); err != nil {
+		clientSecret, cert, err := mailboxOAuthSecrets(getenv, b.urlKey)
+		if err != nil {
+			return err
+		}
+		in := app.MailboxInput{Mailbox: m, Password: pw, ClientSecret: clientSecret, Certificate: cert}
+		if _, err := a.EnsureMailbox(ctx, "system", in); err != nil {
 			return fmt.Errorf("%s: %w", b.urlKey, err)
 		}
 	}

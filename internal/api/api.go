@@ -73,6 +73,7 @@ func (s *server) routes() []route {
 		supervisor("GET /api/v1/mailboxes", s.listMailboxes),
 		admin("POST /api/v1/mailboxes", s.createMailbox),
 		admin("POST /api/v1/mailboxes/test", s.testUnsaved),
+		admin("POST /api/v1/mailboxes/migrate", s.migrateMailboxes),
 		admin("POST /api/v1/mailboxes/enable-all", s.setAllEnabled(true)),
 		admin("POST /api/v1/mailboxes/disable-all", s.setAllEnabled(false)),
 		supervisor("GET /api/v1/mailboxes/{id}", s.getMailbox),

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,11 @@ type Config struct {
 	// ReadTimeout is how long a mail server may stay silent mid-command before the
 	// connection is replaced (0: 2 minutes; tests shorten it).
 	ReadTimeout time.Duration
+	// PublicURL is the URL at which others reach this postroom (POSTROOM_PUBLIC_URL), e.g.
+	// https://postroom.example.org: Microsoft Graph sends change notifications to
+	// PublicURL/graph/notify/<mailbox id>, and delegated sign-ins return to
+	// PublicURL/oauth/callback. Empty: Graph mailboxes are polled.
+	PublicURL string
 	// ExpiryCheck is how often client secret expiry dates are checked (0: hourly).
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
@@ -68,7 +75,9 @@ type App struct {
 	Vault     *vault.Vault
 	Passwords *credential.Passwords
 	// Tokens keeps the OAuth 2.0 token sources of the mailboxes that sign in with OAuth.
-	Tokens    *credential.Tokens
+	Tokens *credential.Tokens
+
+	runner    *ingest.Runner
 	Auth      *auth.Service
 	Replies   *outbound.Service
 	Mailboxes *mailbox.Service
@@ -129,11 +138,13 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.Mailboxes = mailbox.NewService(st, a.Passwords, log)
 	a.Mailboxes.RootCAs = cfg.RootCAs
 	a.Mailboxes.OnCredentialsChange = a.Tokens.Forget
+	a.Mailboxes.Tokens = a.Tokens
 	if _, err := st.EnsureDefaultQueue(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
 	}
-	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version})
+	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
+		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
@@ -141,6 +152,17 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log}))
 	mux.Handle("/", pages)
+	a.runner = a.newRunner()
+	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each
+	// subscription's own random clientState is checked instead.
+	mux.HandleFunc("POST /graph/notify/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		a.runner.ServeNotification(w, r, id)
+	})
 	a.Metrics.GaugeFunc("postroom_outbox_queued", "Outgoing messages waiting in the outbox.", func(ctx context.Context) (float64, error) {
 		n, err := st.CountOutbox(ctx, store.OutboxQueued)
 		return float64(n), err
@@ -151,6 +173,22 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}))
 	a.Handler = mux
 	return a, nil
+}
+
+// newRunner makes the ingest runner of the app (it does no I/O; Start runs it).
+func (a *App) newRunner() *ingest.Runner {
+	notify := ""
+	if a.cfg.PublicURL != "" {
+		notify = strings.TrimRight(a.cfg.PublicURL, "/") + "/graph/notify"
+	}
+	return ingest.NewRunner(ingest.Options{
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
+		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
+		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
+			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
+		},
+	})
 }
 
 // OpenStore opens PostgreSQL when databaseURL is set, else SQLite in dataDir. It does not
@@ -181,14 +219,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 // Start runs the ingest loops and the outbox sender in the background until ctx is done;
 // the returned function waits for them to stop.
 func (a *App) Start(ctx context.Context) (wait func()) {
-	runner := ingest.NewRunner(ingest.Options{
-		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
-		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout,
-		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
-			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
-		},
-	})
+	runner := a.runner
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
 		Tokens: func(m store.Mailbox) connector.TokenFunc {
@@ -239,6 +270,12 @@ type MailboxInput struct {
 	// one is assigned to the Default queue).
 	Mailbox  store.Mailbox
 	Password vault.Secret // zero: keep the stored one
+	// ClientSecret is the OAuth client secret of a mailbox signing in as an app (zero:
+	// keep the stored one).
+	ClientSecret vault.Secret
+	// Certificate is the app's certificate and private key as PEM (zero: keep the stored
+	// one).
+	Certificate vault.Secret
 }
 
 // EnsureMailbox creates the mailbox named in.Mailbox.Name, or updates its settings when it
@@ -247,6 +284,12 @@ func (a *App) EnsureMailbox(ctx context.Context, actor string, in MailboxInput) 
 	input := mailbox.FromMailbox(in.Mailbox)
 	if !in.Password.IsZero() {
 		input.Password = &in.Password
+	}
+	if !in.ClientSecret.IsZero() {
+		input.ClientSecret = &in.ClientSecret
+	}
+	if !in.Certificate.IsZero() {
+		input.Certificate = &in.Certificate
 	}
 	m, err := a.Store.MailboxByName(ctx, in.Mailbox.Name)
 	switch {

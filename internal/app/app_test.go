@@ -70,8 +70,15 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 	if logs != nil {
 		logTo = io.MultiWriter(logTo, logs)
 	}
+	// Listen first: the app's public URL (where Microsoft Graph's notifications go) is its
+	// own address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, app.Config{
+		PublicURL:    "http://" + ln.Addr().String(),
 		DataDir:      dir,
 		DatabaseURL:  pgURL,
 		Getenv:       func(k string) string { return map[string]string{vault.EnvKey: testKey}[k] },
@@ -82,11 +89,8 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 	})
 	if err != nil {
 		cancel()
+		ln.Close()
 		t.Fatalf("open app: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	wait := a.Start(ctx)
 	served := make(chan struct{})

@@ -186,26 +186,56 @@ func (t *Tokens) Forget(mailboxID int64) {
 }
 
 func (t *Tokens) build(ctx context.Context, m store.Mailbox, aud Audience) (connector.TokenFunc, error) {
+	var sec MailboxSecrets
+	for _, x := range []struct {
+		name string
+		dst  *vault.Secret
+		want bool
+	}{
+		{store.SecretClientSecret, &sec.ClientSecret, true},
+		{store.SecretCertificate, &sec.Certificate, m.CertificateSet},
+		{store.SecretPassword, &sec.Password, m.Auth == store.AuthOAuthROPC},
+		{store.SecretRefreshToken, &sec.RefreshToken, m.Auth == store.AuthOAuthDelegated},
+	} {
+		if !x.want {
+			continue
+		}
+		v, err := t.secrets.Get(ctx, m.ID, x.name)
+		if err != nil {
+			return nil, err
+		}
+		*x.dst = v
+	}
+	id := m.ID
+	return TokenFuncFor(m, aud, sec, t.opts, func(ctx context.Context, newRefresh vault.Secret) error {
+		return t.secrets.Set(ctx, id, store.SecretRefreshToken, newRefresh)
+	})
+}
+
+// MailboxSecrets are the secrets a mailbox's OAuth sign-in may use.
+type MailboxSecrets struct {
+	ClientSecret, Certificate, Password, RefreshToken vault.Secret
+}
+
+// TokenFuncFor makes the token source of mailbox m for aud from the given secrets (a
+// connection test of settings not saved yet uses it with the secrets typed in the form).
+// saveRefresh receives every rotated refresh token of a delegated sign-in; nil drops them.
+func TokenFuncFor(m store.Mailbox, aud Audience, sec MailboxSecrets, opts TokensOptions, saveRefresh func(ctx context.Context, newRefresh vault.Secret) error) (connector.TokenFunc, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	plan, err := PlanFor(m, aud)
 	if err != nil {
 		return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth settings", Err: err,
 			Advice: "complete the mailbox's OAuth settings (client id, tenant or token URL)"}
 	}
-	secret, err := t.secrets.Get(ctx, m.ID, store.SecretClientSecret)
-	if err != nil {
-		return nil, err
-	}
 	cfg := OAuthConfig{
-		TokenURL: plan.TokenURL, ClientID: m.OAuth.ClientID, ClientSecret: secret, Scopes: plan.Scopes,
-		HTTPClient: t.opts.HTTPClient,
-		Logger:     t.opts.Logger.With(slog.Int64("mailbox_id", m.ID), slog.String("mailbox", m.Name), slog.String("audience", string(aud))),
+		TokenURL: plan.TokenURL, ClientID: m.OAuth.ClientID, ClientSecret: sec.ClientSecret, Scopes: plan.Scopes,
+		HTTPClient: opts.HTTPClient,
+		Logger:     opts.Logger.With(slog.Int64("mailbox_id", m.ID), slog.String("mailbox", m.Name), slog.String("audience", string(aud))),
 	}
-	if secret.Reveal() == "" && m.CertificateSet {
-		cert, err := t.secrets.Get(ctx, m.ID, store.SecretCertificate)
-		if err != nil {
-			return nil, err
-		}
-		assert, err := NewClientAssertion(cert, m.OAuth.ClientID, plan.TokenURL)
+	if sec.ClientSecret.Reveal() == "" && sec.Certificate.Reveal() != "" {
+		assert, err := NewClientAssertion(sec.Certificate, m.OAuth.ClientID, plan.TokenURL)
 		if err != nil {
 			return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth certificate", Err: err,
 				Advice: "the stored certificate cannot be used: upload the app's certificate and private key as one PEM file"}
@@ -214,33 +244,22 @@ func (t *Tokens) build(ctx context.Context, m store.Mailbox, aud Audience) (conn
 	}
 	switch m.Auth {
 	case store.AuthOAuthApp:
-		if secret.Reveal() == "" && cfg.Assertion == nil {
+		if sec.ClientSecret.Reveal() == "" && cfg.Assertion == nil {
 			return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth settings", Err: fmt.Errorf("no client secret or certificate"),
 				Advice: "enter the app's client secret (or upload its certificate) in the mailbox settings"}
 		}
 		return ClientCredentials(cfg), nil
 	case store.AuthOAuthROPC:
-		password, err := t.secrets.Get(ctx, m.ID, store.SecretPassword)
-		if err != nil {
-			return nil, err
-		}
-		if m.Login == "" || password.Reveal() == "" {
+		if m.Login == "" || sec.Password.Reveal() == "" {
 			return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth settings", Err: fmt.Errorf("no login or password"),
 				Advice: "enter the login and password of the mailbox's account"}
 		}
-		return ResourceOwnerPassword(cfg, m.Login, password), nil
+		return ResourceOwnerPassword(cfg, m.Login, sec.Password), nil
 	default: // delegated
-		refresh, err := t.secrets.Get(ctx, m.ID, store.SecretRefreshToken)
-		if err != nil {
-			return nil, err
-		}
-		if refresh.Reveal() == "" {
+		if sec.RefreshToken.Reveal() == "" {
 			return nil, &connector.Error{Kind: connector.KindAuth, Op: "oauth sign-in", Err: fmt.Errorf("nobody has signed in yet"),
 				Advice: "sign in with the mailbox's account: Mailboxes > this mailbox > Sign in"}
 		}
-		id := m.ID
-		return RefreshToken(cfg, refresh, func(ctx context.Context, newRefresh vault.Secret) error {
-			return t.secrets.Set(ctx, id, store.SecretRefreshToken, newRefresh)
-		}), nil
+		return RefreshToken(cfg, sec.RefreshToken, saveRefresh), nil
 	}
 }

@@ -115,3 +115,15 @@ func MicrosoftTokenURL(loginURL, tenant string) string {
 func MicrosoftAuthorizeURL(loginURL, tenant string) string {
 	return strings.TrimRight(loginURL, "/") + "/" + url.PathEscape(tenant) + "/oauth2/v2.0/authorize"
 }
+
+// GraphURLFor is the Graph host of a mailbox: its own GraphURL when set, else its cloud's.
+func GraphURLFor(graphURL, cloudName string) string {
+	if graphURL != "" {
+		return strings.TrimRight(graphURL, "/")
+	}
+	c, ok := CloudByName(cloudName)
+	if !ok {
+		c = Clouds()[0]
+	}
+	return c.GraphURL
+}

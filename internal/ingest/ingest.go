@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/imap"
 	"github.com/postroom/postroom/internal/connector/pop3"
 	"github.com/postroom/postroom/internal/credential"
@@ -100,6 +102,13 @@ type Options struct {
 	// nil for one that signs in with its password; nil Tokens: passwords only.
 	Tokens func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error)
 	Logger *slog.Logger
+	// HTTPClient makes Microsoft Graph requests (nil: a default client).
+	HTTPClient *http.Client
+	// NotificationURL, when set, is the public URL prefix at which Microsoft Graph can
+	// reach postroom (e.g. https://postroom.example.org/graph/notify): a Graph mailbox's
+	// session then subscribes to change notifications at NotificationURL/<mailbox id>, and
+	// ServeNotification must be mounted there. Without it Graph mailboxes are polled.
+	NotificationURL string
 	// RootCAs replaces the system roots for TLS connections (tests).
 	RootCAs        *x509.CertPool
 	BatchSize      int
@@ -141,6 +150,13 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[int64]*loop
+	// hooksMu guards notifiers and subscribers; not mu, which stopAll holds while it waits
+	// for sessions to end.
+	hooksMu sync.Mutex
+	// notifiers wake the connected sources that can be woken (Graph change notifications).
+	notifiers map[int64]func()
+	// subscribers answer Microsoft Graph at a mailbox's notification URL.
+	subscribers map[int64]http.Handler
 }
 
 type loop struct {
@@ -148,6 +164,66 @@ type loop struct {
 	done    chan struct{}
 	updated time.Time // the mailbox's UpdatedAt when the loop started
 	name    string    // the mailbox's name, its metrics label
+}
+
+// subscribe keeps a Graph change-notification subscription for the session of m: the
+// handler is mounted before the subscription is made (Graph validates the URL while it is
+// made). It returns a function that ends the subscription and waits for it.
+func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Source, token connector.TokenFunc, log *slog.Logger) (stop func()) {
+	url := strings.TrimRight(r.opts.NotificationURL, "/") + "/" + strconv.FormatInt(m.ID, 10)
+	sub, err := graph.NewSubscriber(r.graphConfig(m, "", token, log), graph.SubscribeOptions{NotificationURL: url, Notify: src.Notify})
+	if err != nil {
+		log.Warn("graph change notifications unavailable; the mailbox is polled", slog.Any("error", err))
+		return func() {}
+	}
+	r.hooksMu.Lock()
+	r.subscribers[m.ID] = sub
+	r.hooksMu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := sub.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("graph change notifications unavailable; the mailbox is polled", slog.Any("error", err), slog.String("advice", connector.Advice(err)))
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		r.hooksMu.Lock()
+		if r.subscribers[m.ID] == sub {
+			delete(r.subscribers, m.ID)
+		}
+		r.hooksMu.Unlock()
+	}
+}
+
+// ServeNotification answers Microsoft Graph's calls for a mailbox at its notification URL
+// (validation handshake, change and lifecycle notifications). A mailbox without a live
+// subscription answers 404, which tells Graph to stop.
+func (r *Runner) ServeNotification(w http.ResponseWriter, req *http.Request, mailboxID int64) {
+	r.hooksMu.Lock()
+	h := r.subscribers[mailboxID]
+	r.hooksMu.Unlock()
+	if h == nil {
+		http.NotFound(w, req)
+		return
+	}
+	h.ServeHTTP(w, req)
+}
+
+// Notify wakes the connected source of a mailbox that waits for change notifications
+// (Microsoft Graph): it runs a delta sync now instead of at the next poll. It reports
+// whether such a source was connected.
+func (r *Runner) Notify(mailboxID int64) bool {
+	r.hooksMu.Lock()
+	n := r.notifiers[mailboxID]
+	r.hooksMu.Unlock()
+	if n == nil {
+		return false
+	}
+	n()
+	return true
 }
 
 // NewRunner returns a Runner. It does no I/O.
@@ -168,7 +244,7 @@ func NewRunner(opts Options) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}}
+	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}, notifiers: map[int64]func(){}, subscribers: map[int64]http.Handler{}}
 }
 
 // Run starts a loop for every enabled inbound mailbox and keeps the set in step with the
@@ -197,7 +273,7 @@ func (r *Runner) sync(ctx context.Context) error {
 	}
 	want := map[int64]store.Mailbox{}
 	for _, m := range boxes {
-		if m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3") {
+		if m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph") {
 			want[m.ID] = m
 		}
 	}
@@ -311,6 +387,20 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 		return false, err
 	}
 	defer src.Close()
+	if n, ok := src.(interface{ Notify() }); ok {
+		r.hooksMu.Lock()
+		r.notifiers[m.ID] = n.Notify
+		r.hooksMu.Unlock()
+		defer func() {
+			r.hooksMu.Lock()
+			delete(r.notifiers, m.ID)
+			r.hooksMu.Unlock()
+		}()
+	}
+	if gs, ok := src.(*graph.Source); ok && r.opts.NotificationURL != "" {
+		stop := r.subscribe(ctx, m, gs, token, log)
+		defer stop()
+	}
 	r.setStatus(ctx, m.ID, store.StatusConnected, "")
 	r.met.up(m.Name)
 	log.Info("mailbox connected", slog.String("host", m.Host), slog.String("folder", m.Folder))
@@ -392,9 +482,28 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 				return err == nil
 			},
 		})
+	case "graph":
+		cfg := r.graphConfig(m, cursor, token, log)
+		cfg.Skip = func(sourceID string) bool {
+			_, err := r.opts.Store.MessageBySource(ctx, m.ID, sourceID)
+			return err == nil
+		}
+		cfg.SaveCursor = func(ctx context.Context, c string) error {
+			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c})
+		}
+		return graph.Open(ctx, cfg)
 	}
 	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
 		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}
+}
+
+// graphConfig is the Graph connector's configuration of mailbox m.
+func (r *Runner) graphConfig(m store.Mailbox, cursor string, token connector.TokenFunc, log *slog.Logger) graph.Config {
+	return graph.Config{
+		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Mailbox: m.Address, Folder: m.Folder,
+		Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder, MaxSizeBytes: maxSize(m),
+		Token: token, HTTPClient: r.opts.HTTPClient, Logger: log,
+	}
 }
 
 // maxSize is the mailbox's Max size in bytes.

@@ -42,6 +42,9 @@ type Service struct {
 	// OnCredentialsChange, when set, is called after a mailbox's settings or secrets
 	// change, so cached token sources are dropped (credential.Tokens.Forget).
 	OnCredentialsChange func(mailboxID int64)
+	// Tokens gives connection tests of stored OAuth mailboxes their token sources (nil:
+	// OAuth mailboxes are tested without a token, and their sign-in step fails).
+	Tokens *credential.Tokens
 
 	store     store.Store
 	passwords *credential.Passwords

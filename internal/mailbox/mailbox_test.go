@@ -93,6 +93,7 @@ func TestValidation(t *testing.T) {
 		{"pop3 with a folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.POP3, "INBOX" }, "folder"},
 		{"pop3 keep", func(in *mailbox.Input) { in.Protocol, in.AfterAction = mailbox.POP3, store.AfterKeep }, ""},
 		{"ews not yet", func(in *mailbox.Input) { in.Protocol = "ews" }, "protocol"},
+		{"graph without address", graphApp(func(in *mailbox.Input) { in.Address = "" }), "address"},
 		{"graph with a password", func(in *mailbox.Input) { in.Protocol, in.Auth = mailbox.Graph, store.AuthPassword }, "auth"},
 		{"graph app", graphApp(nil), ""},
 		{"graph app without tenant", graphApp(func(in *mailbox.Input) { in.OAuth.Tenant = "" }), "oauth_tenant"},
@@ -395,6 +396,7 @@ func graphApp(more func(*mailbox.Input)) func(*mailbox.Input) {
 	return func(in *mailbox.Input) {
 		secret := vault.NewSecret("qWe8Q~secret")
 		in.Protocol, in.Auth, in.Host, in.Port, in.Security, in.Login, in.Password = mailbox.Graph, store.AuthOAuthApp, "", 0, "", "", nil
+		in.Address = "support@contoso.example"
 		in.OAuth = store.OAuth{Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", ClientID: "11111111-2222-3333-4444-555555555555"}
 		in.ClientSecret = &secret
 		if more != nil {

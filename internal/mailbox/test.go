@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/diag"
+	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -18,7 +21,20 @@ func (s *Service) Test(ctx context.Context, id int64) (diag.Report, error) {
 	if err != nil {
 		return diag.Report{}, err
 	}
-	return diag.Test(ctx, m, password, &diag.Options{RootCAs: s.RootCAs}), nil
+	opts := &diag.Options{RootCAs: s.RootCAs}
+	if m.Auth != "" && m.Auth != store.AuthPassword && s.Tokens != nil {
+		opts.Token = tokenOrError(s.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol)))
+	}
+	return diag.Test(ctx, m, password, opts), nil
+}
+
+// tokenOrError turns a failure to make a token source into a TokenFunc that reports it, so
+// the connection test shows its advice at the sign-in step.
+func tokenOrError(fn connector.TokenFunc, err error) connector.TokenFunc {
+	if err != nil {
+		return func(context.Context, bool) (string, error) { return "", err }
+	}
+	return fn
 }
 
 // TestInput tests settings that are not saved yet (the form's "Test connection" before
@@ -60,5 +76,41 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 	if verr := validate(m, have); verr != nil {
 		return diag.Report{}, verr
 	}
-	return diag.Test(ctx, m, password, &diag.Options{RootCAs: s.RootCAs}), nil
+	opts := &diag.Options{RootCAs: s.RootCAs}
+	if m.Auth != store.AuthPassword {
+		sec, err := s.typedSecrets(ctx, id, in, password)
+		if err != nil {
+			return diag.Report{}, err
+		}
+		m.ID = id
+		opts.Token = tokenOrError(credential.TokenFuncFor(m, credential.AudienceOf(m.Protocol), sec, credential.TokensOptions{Logger: s.log}, nil))
+	}
+	return diag.Test(ctx, m, password, opts), nil
+}
+
+// typedSecrets are the OAuth secrets of a test of unsaved settings: those typed in, else
+// the stored ones of mailbox id (0: none).
+func (s *Service) typedSecrets(ctx context.Context, id int64, in Input, password vault.Secret) (credential.MailboxSecrets, error) {
+	sec := credential.MailboxSecrets{Password: password}
+	for _, x := range []struct {
+		name  string
+		typed *vault.Secret
+		dst   *vault.Secret
+	}{
+		{store.SecretClientSecret, in.ClientSecret, &sec.ClientSecret},
+		{store.SecretCertificate, in.Certificate, &sec.Certificate},
+		{store.SecretRefreshToken, in.RefreshToken, &sec.RefreshToken},
+	} {
+		switch {
+		case x.typed != nil && x.typed.Reveal() != "":
+			*x.dst = *x.typed
+		case id != 0:
+			v, err := s.passwords.Secrets().Get(ctx, id, x.name)
+			if err != nil {
+				return sec, err
+			}
+			*x.dst = v
+		}
+	}
+	return sec, nil
 }

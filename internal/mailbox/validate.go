@@ -280,6 +280,8 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 		}
 	} else if m.Direction == store.Outbound {
 		e.add("address", "enter the email address replies are sent from")
+	} else if m.Protocol == Graph {
+		e.add("address", "enter the address of the Microsoft 365 mailbox to read, like support@contoso.com")
 	}
 	switch m.Protocol {
 	case Graph:

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"net/mail"
 	"slices"
 	"strings"
@@ -37,6 +38,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/smtp"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/message"
@@ -269,7 +271,9 @@ type SenderOptions struct {
 	// OAuth (XOAUTH2/OAUTHBEARER), or nil when it signs in with its password. A nil
 	// Tokens means every mailbox uses its password.
 	Tokens func(m store.Mailbox) connector.TokenFunc
-	Logger *slog.Logger
+	// HTTPClient makes Microsoft Graph requests (nil: a default client).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
 	// RootCAs replaces the system roots for TLS (tests).
 	RootCAs *x509.CertPool
 	Now     func() time.Time
@@ -502,11 +506,35 @@ func (s *Sender) send(ctx context.Context, it store.OutboxItem) (smtp.Result, er
 		// Not permanent: the reply waits (with backoff) until an admin enables the mailbox.
 		return smtp.Result{}, fmt.Errorf("outbound mailbox %q is disabled: an administrator must enable it on the Mailboxes page; the reply waits until then", m.Name)
 	}
+	if m.Protocol == "graph" {
+		return s.sendGraph(ctx, m, it)
+	}
 	sink, err := s.sink(ctx, m)
 	if err != nil {
 		return smtp.Result{}, err
 	}
 	return sink.Deliver(ctx, it.From, it.Recipients, it.Raw)
+}
+
+// sendGraph sends through Microsoft Graph (sendMail with the MIME message, saved to Sent
+// Items). Graph accepts or refuses a message for all its recipients at once.
+func (s *Sender) sendGraph(ctx context.Context, m store.Mailbox, it store.OutboxItem) (smtp.Result, error) {
+	var token connector.TokenFunc
+	if s.opts.Tokens != nil {
+		token = s.opts.Tokens(m)
+	}
+	sink, err := graph.NewSink(graph.Config{
+		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Mailbox: m.Address, Token: token,
+		HTTPClient: s.opts.HTTPClient, Logger: s.log.With(slog.String("mailbox", m.Name)),
+	})
+	if err != nil {
+		return smtp.Result{}, err
+	}
+	defer sink.Close()
+	if err := sink.Send(ctx, it.From, it.Recipients, it.Raw); err != nil {
+		return smtp.Result{}, err
+	}
+	return smtp.Result{Accepted: slices.Clone(it.Recipients), Transactions: 1}, nil
 }
 
 // sink returns the kept Sink of mailbox m, or a new one when there is none or m's

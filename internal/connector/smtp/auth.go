@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,11 +110,46 @@ func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
 
 func (s *Sink) tokenClient(mech, token string) sasl.Client {
 	if mech == mechXOAuth2 {
-		return &xoauth2Client{user: s.cfg.Login, token: token}
+		return &lineLimited{Client: &xoauth2Client{user: s.cfg.Login, token: token}}
 	}
-	return &oauthBearerClient{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
+	return &lineLimited{Client: &oauthBearerClient{Client: sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{
 		Username: s.cfg.Login, Token: token, Host: s.cfg.Host, Port: s.cfg.Port,
-	})}
+	})}}
+}
+
+// maxCommandLine is the longest SMTP command line a server must accept (RFC 5321
+// §4.5.3.1.4: 512 octets with CRLF). Dovecot's submission service holds to it; an
+// access token of Microsoft's size does not fit in an AUTH line with it.
+const maxCommandLine = 512
+
+// lineLimited sends the initial response on the AUTH line (RFC 4954 §4) only when the line
+// stays within maxCommandLine; otherwise it sends AUTH with the mechanism alone and gives
+// the response after the server's empty 334 challenge, which every server accepts.
+type lineLimited struct {
+	sasl.Client
+	deferred []byte // the initial response held back for the first challenge
+	answered bool
+}
+
+func (a *lineLimited) Start() (string, []byte, error) {
+	mech, ir, err := a.Client.Start()
+	if err != nil {
+		return mech, ir, err
+	}
+	if len("AUTH ")+len(mech)+1+base64.StdEncoding.EncodedLen(len(ir))+2 > maxCommandLine {
+		a.deferred = ir
+		return mech, nil, nil
+	}
+	a.answered = true
+	return mech, ir, nil
+}
+
+func (a *lineLimited) Next(challenge []byte) ([]byte, error) {
+	if !a.answered {
+		a.answered = true
+		return a.deferred, nil
+	}
+	return a.Client.Next(challenge)
 }
 
 // tokenError classifies a TokenFunc failure. A *connector.Error passes as it is (a token

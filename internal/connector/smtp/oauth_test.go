@@ -151,3 +151,33 @@ func TestOAuthBearerFallback(t *testing.T) {
 		t.Errorf("tokens presented %q, %d messages received", seen, len(p.Transactions()))
 	}
 }
+
+// TestOAuthLongToken: an access token of Microsoft's size (well over a kilobyte) does not
+// fit on an AUTH line within the 512 octets Dovecot submission accepts (RFC 5321
+// §4.5.3.1.4); the response goes after the server's 334 instead, and the login works.
+func TestOAuthLongToken(t *testing.T) {
+	intro := &introspection{}
+	endpoint := httptest.NewServer(intro)
+	defer endpoint.Close()
+	sink := testenv.StartSMTPSink(t)
+	d := testenv.StartDovecot(t, &testenv.DovecotOptions{IntrospectionURL: endpoint.URL + "/introspect", SubmissionRelay: sink.Addr})
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CertPEM)
+	long := "good-" + strings.Repeat("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9", 40) // ~1.5 KB, like a JWT
+	for _, mech := range []string{"XOAUTH2"} {
+		tk := &tokens{first: long, renewed: long}
+		s := smtp.New(smtp.Config{Host: "localhost", Port: port(t, d.SubmissionAddr), Security: smtp.SecurityStartTLS,
+			Login: user, Token: tk.get, RootCAs: roots})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := s.Send(ctx, user, []string{"bob@example.net"}, []byte(strings.Replace(raw, "Subject: hello", "Subject: long token", 1)))
+		cancel()
+		s.Close()
+		if err != nil {
+			t.Fatalf("%s with a %d-byte token: %v", mech, len(long), err)
+		}
+		if len(tk.calls) != 1 {
+			t.Errorf("%s: %d token calls, want 1 (no refusal, no renewal)", mech, len(tk.calls))
+		}
+	}
+	sink.Wait(t, 1, time.Minute)
+}

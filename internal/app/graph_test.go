@@ -1,0 +1,143 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/mstest"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/vault"
+)
+
+// startMS starts the Microsoft stand-in with its sample tenant.
+func startMS(t *testing.T, opts mstest.SampleOptions) (*mstest.Server, *mstest.Sample) {
+	t.Helper()
+	ms, err := mstest.Start(mstest.Options{})
+	if err != nil {
+		t.Fatalf("start the Microsoft stand-in: %v", err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	sample, err := ms.SampleTenant(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms, sample
+}
+
+// graphInput is a Graph mailbox of the sample tenant, signing in as the sample app.
+func graphInput(ms *mstest.Server, sample *mstest.Sample, name string) mailbox.Input {
+	secret := vault.NewSecret(sample.ClientSecret)
+	return mailbox.Input{
+		Name: name, Direction: store.Inbound, Protocol: mailbox.Graph, Address: sample.Mailbox,
+		Auth:         store.AuthOAuthApp,
+		OAuth:        store.OAuth{Cloud: "custom", AuthorityURL: ms.LoginURL(), Tenant: sample.TenantID, ClientID: sample.ClientID},
+		GraphURL:     ms.GraphURL(),
+		ClientSecret: &secret,
+		PollInterval: 10 * time.Second,
+	}
+}
+
+// TestGraphMailboxIngest: a Graph mailbox (app-only, client secret) ingests the sample
+// messages through delta sync and $value, marks them read after commit, and a message
+// delivered later becomes a work item too; each exactly once.
+func TestGraphMailboxIngest(t *testing.T) {
+	ms, sample := startMS(t, mstest.SampleOptions{})
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	m, err := h.app.Mailboxes.Create(ctx, "admin", graphInput(ms, sample, "contoso"))
+	if err != nil {
+		t.Fatalf("create the Graph mailbox: %v", err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := len(sample.MessageIDs)
+	waitFor(t, "the sample messages", func() (bool, string) {
+		c, _ := h.app.Store.CountMessages(ctx, m.ID)
+		got, _ := h.app.Store.Mailbox(ctx, m.ID)
+		return c == want, fmt.Sprintf("%d stored, status %s %s", c, got.Status, got.StatusMessage)
+	})
+	waitFor(t, "the messages marked read at Microsoft", func() (bool, string) {
+		msgs, _ := ms.Messages(sample.Mailbox, "inbox")
+		read := 0
+		for _, x := range msgs {
+			if x.IsRead {
+				read++
+			}
+		}
+		return read == want, fmt.Sprintf("%d of %d read", read, len(msgs))
+	})
+	delivered, err := ms.Deliver(sample.Mailbox, "inbox", mstest.SampleMessage(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A change notification (the harness has a public URL) or the next delta poll picks it up.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, _ := h.app.Store.CountMessages(ctx, m.ID); c == want+1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ids := append(slices.Clone(sample.MessageIDs), delivered)
+	checkGraphOnce(t, h.app.Store, m.ID, ids)
+}
+
+// checkGraphOnce asserts that each Graph message id is stored exactly once in the
+// mailbox, and nothing else is.
+func checkGraphOnce(t *testing.T, st store.Store, mailboxID int64, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range ids {
+		if _, err := st.MessageBySource(ctx, mailboxID, "graph:"+id); err != nil {
+			t.Errorf("message %s is not stored: %v", id, err)
+		}
+	}
+	if c, err := st.CountMessages(ctx, mailboxID); err != nil || c != len(ids) {
+		t.Errorf("%d messages stored (%v), want %d: one each", c, err, len(ids))
+	}
+}
+
+// TestGraphChangeNotifications: with a public URL, a Graph mailbox subscribes to change
+// notifications (the validation handshake answered by postroom), and a delivered message
+// becomes a work item at once, long before the next poll (the poll interval is an hour).
+func TestGraphChangeNotifications(t *testing.T) {
+	ms, sample := startMS(t, mstest.SampleOptions{Messages: -1})
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	in := graphInput(ms, sample, "contoso")
+	in.PollInterval = time.Hour
+	m, err := h.app.Mailboxes.Create(ctx, "admin", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a subscription", func() (bool, string) {
+		subs := ms.Subscriptions()
+		return len(subs) == 1, fmt.Sprintf("%+v", subs)
+	})
+	sub := ms.Subscriptions()[0]
+	if !strings.HasPrefix(sub.NotificationURL, h.url+"/graph/notify/") {
+		t.Errorf("notification URL %q is not postroom's", sub.NotificationURL)
+	}
+	var ids []string
+	for i := range 3 {
+		id, err := ms.Deliver(sample.Mailbox, "inbox", mstest.SampleMessage(200+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		waitFor(t, "the notified message", func() (bool, string) {
+			c, _ := h.app.Store.CountMessages(ctx, m.ID)
+			return c == i+1, fmt.Sprintf("%d stored", c)
+		})
+	}
+	checkGraphOnce(t, h.app.Store, m.ID, ids)
+}
