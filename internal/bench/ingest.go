@@ -25,6 +25,7 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -159,6 +160,7 @@ func Ingest(ctx context.Context, opts IngestOptions) (IngestResult, error) {
 		return res, err
 	}
 	defer p.close()
+	settleDisk()
 	stopProfile, err := startProfiles(opts.CPUProfile, opts.Trace)
 	if err != nil {
 		return res, err
@@ -201,6 +203,7 @@ func Ingest(ctx context.Context, opts IngestOptions) (IngestResult, error) {
 	// mbsync, both ways; Sync Pull changes nothing at the server, so both runs download
 	// the same unread messages.
 	for _, fsync := range []bool{true, false} {
+		settleDisk()
 		d, n, err := runMbsync(ctx, s, mbsyncUser, fsync)
 		if err != nil {
 			return res, err
@@ -221,6 +224,12 @@ func Ingest(ctx context.Context, opts IngestOptions) (IngestResult, error) {
 	}
 	return res, nil
 }
+
+// settleDisk writes what earlier phases left in the kernel's page cache to disk (sync(2))
+// before a timed phase starts: postroom's SQLite commits without fsync (WAL,
+// synchronous=NORMAL), so without this the kernel would write its data back while mbsync
+// runs, and mbsync's fsyncs would wait for it (and the seeding's writes for postroom's).
+func settleDisk() { syscall.Sync() }
 
 // startProfiles starts a CPU profile into cpuPath and an execution trace into tracePath
 // ("" for none); the returned function stops them and closes the files.

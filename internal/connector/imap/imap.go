@@ -545,6 +545,11 @@ func (s *Source) fetchBatch(ctx context.Context, after imap.UID, max int, budget
 // be read into a buffer allocated at once (a server may count line ends differently).
 const literalSlack = 64 << 10
 
+// maxPrealloc bounds the buffer allocated before a body arrives: a mailbox without a Max
+// size may be told of any size, and only what the server actually sends should cost
+// memory. A larger body grows its buffer as it comes.
+const maxPrealloc = 64 << 20
+
 // fetchBodies fetches section of uids (BODY.PEEK: no \Seen) into raw, each into a buffer
 // of the literal's size. info holds the RFC822.SIZE announced for each message: a literal
 // much larger than that grows its buffer as it comes, so that a lying server cannot make
@@ -599,7 +604,7 @@ func (s *Source) fetchBodies(ctx context.Context, uids []imap.UID, section *imap
 func readLiteral(r io.Reader, size, announced int64) ([]byte, error) {
 	var b []byte
 	var err error
-	if size <= max(announced, 0)+literalSlack {
+	if size <= max(announced, 0)+literalSlack && size <= maxPrealloc {
 		b = make([]byte, size)
 		var n int
 		n, err = io.ReadFull(r, b)

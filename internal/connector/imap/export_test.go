@@ -1,0 +1,4 @@
+package imap
+
+// MaxBatchBytes is maxBatchBytes for the external tests.
+const MaxBatchBytes = maxBatchBytes
