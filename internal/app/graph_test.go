@@ -141,3 +141,65 @@ func TestGraphChangeNotifications(t *testing.T) {
 	}
 	checkGraphOnce(t, h.app.Store, m.ID, ids)
 }
+
+// TestGraphSecretRotatedWhileRunning: the app's client secret expires while the mailbox
+// runs: the next token renewal fails and the mailbox shows the error with the fix; the
+// connection test records the expiry for the warnings; the admin enters a new secret and
+// the mail that arrived meanwhile comes in, each message once, no secret in the log.
+func TestGraphSecretRotatedWhileRunning(t *testing.T) {
+	ms, sample := startMS(t, mstest.SampleOptions{Messages: 2})
+	logs := &lockedBuffer{}
+	h := startAppLogged(t, t.TempDir(), nil, logs)
+	ctx := context.Background()
+	m, err := h.app.Mailboxes.Create(ctx, "admin", graphInput(ms, sample, "contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sample messages", func() (bool, string) {
+		c, _ := h.app.Store.CountMessages(ctx, m.ID)
+		return c == 2, fmt.Sprintf("%d stored", c)
+	})
+
+	sample.App.ExpireSecret(sample.ClientSecret)
+	ms.ExpireAccessTokens()
+	late, err := ms.Deliver(sample.Mailbox, "inbox", mstest.SampleMessage(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mailbox in error", func() (bool, string) {
+		got, _ := h.app.Store.Mailbox(ctx, m.ID)
+		return got.Status == store.StatusError && strings.Contains(got.StatusMessage, "expired"), got.Status + " " + got.StatusMessage
+	})
+	rep, err := h.app.Mailboxes.Test(ctx, m.ID)
+	if err != nil || rep.OK || !rep.SecretExpired {
+		t.Fatalf("connection test: ok %v secretExpired %v (%v), want a failed test that says the secret expired", rep.OK, rep.SecretExpired, err)
+	}
+	got, _ := h.app.Store.Mailbox(ctx, m.ID)
+	if exp := mailbox.SecretExpiry(got, time.Now().Add(time.Second)); !exp.Expired {
+		t.Errorf("the expired secret is not recorded: expiry %+v", exp)
+	}
+
+	fresh := "pst8Q~fresh-secret-for-the-test-0123456789"
+	sample.App.AddSecret(fresh, time.Now().Add(365*24*time.Hour))
+	in := mailbox.FromMailbox(got)
+	secret := vault.NewSecret(fresh)
+	in.ClientSecret = &secret
+	in.OAuth.SecretExpiresAt = time.Now().Add(365 * 24 * time.Hour)
+	if _, err := h.app.Mailboxes.Update(ctx, "admin", m.ID, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message that arrived meanwhile", func() (bool, string) {
+		c, _ := h.app.Store.CountMessages(ctx, m.ID)
+		st, _ := h.app.Store.Mailbox(ctx, m.ID)
+		return c == 3, fmt.Sprintf("%d stored, %s %s", c, st.Status, st.StatusMessage)
+	})
+	checkGraphOnce(t, h.app.Store, m.ID, append(slices.Clone(sample.MessageIDs), late))
+	for _, s := range []string{sample.ClientSecret, fresh} {
+		if strings.Contains(logs.String(), s) {
+			t.Error("a client secret is in the log")
+		}
+	}
+}

@@ -3,6 +3,7 @@ package mailbox
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/credential"
@@ -25,7 +26,28 @@ func (s *Service) Test(ctx context.Context, id int64) (diag.Report, error) {
 	if m.Auth != "" && m.Auth != store.AuthPassword && s.Tokens != nil {
 		opts.Token = tokenOrError(s.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol)))
 	}
-	return diag.Test(ctx, m, password, opts), nil
+	rep := diag.Test(ctx, m, password, opts)
+	if rep.SecretExpired {
+		s.recordExpiredSecret(ctx, m)
+	}
+	return rep, nil
+}
+
+// recordExpiredSecret notes that Microsoft called m's client secret expired, when the
+// recorded expiry date says otherwise, so the mailboxes page, the log and the metric show
+// it (ExpiryWarning).
+func (s *Service) recordExpiredSecret(ctx context.Context, m store.Mailbox) {
+	now := s.now()
+	if !m.OAuth.SecretExpiresAt.IsZero() && !m.OAuth.SecretExpiresAt.After(now) {
+		return
+	}
+	m.OAuth.SecretExpiresAt = now
+	if err := s.store.UpdateMailbox(ctx, m); err != nil {
+		s.log.Warn("record the expired client secret", slog.String("mailbox", m.Name), slog.Any("error", err))
+		return
+	}
+	s.log.Warn("Microsoft says this mailbox's client secret has expired: create a new secret in the app registration (Certificates & secrets) and enter it in the mailbox settings",
+		slog.String("mailbox", m.Name))
 }
 
 // tokenOrError turns a failure to make a token source into a TokenFunc that reports it, so
