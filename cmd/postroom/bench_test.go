@@ -64,6 +64,24 @@ func TestBenchLargeMessage(t *testing.T) {
 	}
 }
 
+// TestBenchGraph: the Graph benchmark against the stand-in ends with its machine-readable
+// line (the acceptance check parses it), every message stored once.
+func TestBenchGraph(t *testing.T) {
+	lines := runBenchCommand(t, "graph", "-n", "60", "-arrivals", "5")
+	last := lines[len(lines)-1]
+	re := regexp.MustCompile(`^graph_msgs_per_s=(\d+) requests_per_msg=(\d+\.\d\d) p99_arrival_ms=(\d+) lost=(\d+) duplicated=(\d+)$`)
+	m := re.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not %s", last, re)
+	}
+	if m[4] != "0" || m[5] != "0" {
+		t.Errorf("lost=%s duplicated=%s, want 0 and 0", m[4], m[5])
+	}
+	if v, _ := strconv.ParseFloat(m[2], 64); v < 1 {
+		t.Errorf("requests_per_msg=%s: each message needs at least its $value", m[2])
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	for _, args := range [][]string{{"bench"}, {"bench", "frobnicate"}, {"bench", "ingest", "-n", "x"}} {
 		var out, errOut bytes.Buffer

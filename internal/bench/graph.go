@@ -138,7 +138,8 @@ func Graph(ctx context.Context, opts GraphOptions) (GraphResult, error) {
 	defer cancel()
 	served := make(chan struct{})
 	go func() { defer close(served); _ = a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
+	stopped := func() {}
+	defer func() { cancel(); stopped(); <-served }()
 	m, err := a.EnsureMailbox(ctx, "bench", app.MailboxInput{
 		Mailbox: store.Mailbox{
 			Name: "bench_graph", Direction: store.Inbound, Protocol: "graph", Address: sample.Mailbox, Folder: "Inbox",
@@ -152,8 +153,7 @@ func Graph(ctx context.Context, opts GraphOptions) (GraphResult, error) {
 		return res, err
 	}
 	ms.ResetRequests()
-	wait := a.Start(ctx)
-	defer wait()
+	stopped = a.Start(ctx)
 	start := time.Now()
 	if err := a.Mailboxes.Enable(ctx, "bench", m.ID); err != nil {
 		return res, err
