@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/testenv"
 )
 
@@ -64,4 +66,59 @@ func TestServeFromEnvironment(t *testing.T) {
 		t.Fatalf("mailboxes: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// TestServeGraphFromEnvironment: a Microsoft 365 mailbox configured only by environment
+// variables (a graph:// URL and its client secret) ingests the stand-in tenant's mail.
+func TestServeGraphFromEnvironment(t *testing.T) {
+	ms, err := mstest.Start(mstest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	sample, err := ms.SampleTenant(mstest.SampleOptions{Messages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"tenant": {sample.TenantID}, "client_id": {sample.ClientID}, "cloud": {"custom"},
+		"authority_url": {ms.LoginURL()}, "graph_url": {ms.GraphURL()}}
+	env := map[string]string{
+		"POSTROOM_SECRET_KEY":            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		envAdminPassword:                 "first-admin-pw",
+		envInboundURL:                    "graph://" + sample.Mailbox + "/Inbox?" + q.Encode(),
+		"POSTROOM_INBOUND_CLIENT_SECRET": sample.ClientSecret,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, &out, &errOut, func(k string) string { return env[k] })
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited with %d: %s", code, errOut.String())
+		}
+	}()
+	re := regexp.MustCompile(`serving (http://\S+)`)
+	var base string
+	for deadline := time.Now().Add(waitLimit); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
+	}
+	c := apiSignIn(t, base, "admin", "first-admin-pw")
+	n := 0
+	for deadline := time.Now().Add(waitLimit); n < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		n = len(listItems(t, c, base, "").Items)
+	}
+	if n != 2 {
+		t.Fatalf("%d work items from the Graph mailbox, want 2; log: %s", n, errOut.String())
+	}
+	if strings.Contains(errOut.String(), sample.ClientSecret) {
+		t.Error("the client secret is in the log")
+	}
 }
