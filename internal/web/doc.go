@@ -2,7 +2,8 @@
 // item's conversation with the reply form (and its From choice), and the administration
 // of mailboxes, their From addresses and the queues (admins change, supervisors look),
 // with the mailboxes' OAuth 2.0 sign-in settings and the delegated sign-in ("Sign in with
-// Microsoft", signin.go: authorization code with PKCE, the redirect URI /oauth/callback).
+// Microsoft", signin.go: authorization code with PKCE, the redirect URI /oauth/callback)
+// and the self-service migration of password mailboxes to OAuth 2.0 (migrate.go).
 // Pages are html/template files embedded in the binary, one Go file per page; there is no
 // JavaScript at all (menus are plain links, confirmations are pages, the form's "Test
 // connection" is a second submit button with its own formaction).

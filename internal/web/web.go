@@ -87,7 +87,7 @@ type handler struct {
 // shared parts of parts.html.
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
-	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin",
+	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -146,6 +146,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
+	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
