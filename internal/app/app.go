@@ -23,6 +23,7 @@ import (
 	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/ingest"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -75,9 +76,7 @@ type App struct {
 	Vault     *vault.Vault
 	Passwords *credential.Passwords
 	// Tokens keeps the OAuth 2.0 token sources of the mailboxes that sign in with OAuth.
-	Tokens *credential.Tokens
-
-	runner    *ingest.Runner
+	Tokens    *credential.Tokens
 	Auth      *auth.Service
 	Replies   *outbound.Service
 	Mailboxes *mailbox.Service
@@ -87,6 +86,11 @@ type App struct {
 
 	cfg Config
 	log *slog.Logger
+
+	runner *ingest.Runner
+
+	limitersMu sync.Mutex
+	limiters   map[string]*graph.Limiter // by Graph host and mailbox address
 }
 
 // Open opens (and migrates) the store, loads the secret key and checks that it matches the
@@ -175,6 +179,24 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
+// graphLimiter returns the one request limiter of the Microsoft Graph mailbox m (by Graph
+// host and address): its reading, sending and subscription share Graph's 4 concurrent
+// requests per mailbox.
+func (a *App) graphLimiter(m store.Mailbox) *graph.Limiter {
+	key := strings.ToLower(credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud) + " " + m.Address)
+	a.limitersMu.Lock()
+	defer a.limitersMu.Unlock()
+	if a.limiters == nil {
+		a.limiters = map[string]*graph.Limiter{}
+	}
+	l := a.limiters[key]
+	if l == nil {
+		l = graph.NewLimiter(0)
+		a.limiters[key] = l
+	}
+	return l
+}
+
 // newRunner makes the ingest runner of the app (it does no I/O; Start runs it).
 func (a *App) newRunner() *ingest.Runner {
 	notify := ""
@@ -184,7 +206,7 @@ func (a *App) newRunner() *ingest.Runner {
 	return ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, GraphLimiter: a.graphLimiter,
 		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
 			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 		},
@@ -222,6 +244,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	runner := a.runner
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
+		GraphLimiter: a.graphLimiter,
 		Tokens: func(m store.Mailbox) connector.TokenFunc {
 			fn, err := a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 			if err != nil { // the send fails with the reason, and is retried or failed by its kind

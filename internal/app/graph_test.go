@@ -203,3 +203,42 @@ func TestGraphSecretRotatedWhileRunning(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphReply: an agent's reply goes out through an outbound Graph mailbox as the
+// shared mailbox (sendMail with the MIME message), saved to Sent Items, threaded to the
+// customer's email.
+func TestGraphReply(t *testing.T) {
+	ms, sample := startMS(t, mstest.SampleOptions{Messages: 1})
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	m, err := h.app.Mailboxes.Create(ctx, "admin", graphInput(ms, sample, "contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	out := graphInput(ms, sample, "contoso_out")
+	out.Direction, out.PollInterval = store.Outbound, 0
+	o, err := h.app.Mailboxes.Create(ctx, "admin", out)
+	if err != nil {
+		t.Fatalf("create the outbound Graph mailbox: %v", err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", o.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.replyAsAgent("Your parcel left our warehouse today.")
+	var sent []mstest.SentMessage
+	waitFor(t, "the reply at Microsoft", func() (bool, string) {
+		sent = ms.Sent(sample.Mailbox)
+		return len(sent) == 1, fmt.Sprintf("%d sent", len(sent))
+	})
+	raw := string(sent[0].Raw)
+	if !sent[0].SavedToSentItems || !strings.Contains(raw, "In-Reply-To: <sample-0@") || !strings.Contains(raw, "parcel left our warehouse") {
+		t.Errorf("sent %+v:\n%s\nwant saved to Sent Items, In-Reply-To the customer's email and the agent's text", sent[0], raw)
+	}
+	waitFor(t, "the reply marked sent", func() (bool, string) {
+		n, _ := h.app.Store.CountOutbox(ctx, store.OutboxSent)
+		return n == 1, fmt.Sprintf("%d sent in the outbox", n)
+	})
+}

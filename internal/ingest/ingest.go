@@ -109,6 +109,10 @@ type Options struct {
 	// session then subscribes to change notifications at NotificationURL/<mailbox id>, and
 	// ServeNotification must be mounted there. Without it Graph mailboxes are polled.
 	NotificationURL string
+	// GraphLimiter returns the request limiter of a Microsoft Graph mailbox, shared with
+	// whatever else talks to the same mailbox (the sender), so that together they keep to
+	// Graph's 4 concurrent requests per mailbox. nil: one limiter per session.
+	GraphLimiter func(m store.Mailbox) *graph.Limiter
 	// RootCAs replaces the system roots for TLS connections (tests).
 	RootCAs        *x509.CertPool
 	BatchSize      int
@@ -497,9 +501,25 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}
 }
 
+// whereSetAside says where an over-size message stays at its source (connector SetAside).
+func whereSetAside(protocol string) string {
+	switch protocol {
+	case "imap":
+		return fmt.Sprintf(", in the folder %q", imap.OversizeFolder)
+	case "graph":
+		return fmt.Sprintf(" (Microsoft 365), in the mailbox's folder %q", graph.OversizeFolder)
+	}
+	return " (POP3: left on the server, not downloaded again)"
+}
+
 // graphConfig is the Graph connector's configuration of mailbox m.
 func (r *Runner) graphConfig(m store.Mailbox, cursor string, token connector.TokenFunc, log *slog.Logger) graph.Config {
+	var lim *graph.Limiter
+	if r.opts.GraphLimiter != nil {
+		lim = r.opts.GraphLimiter(m)
+	}
 	return graph.Config{
+		Limiter:  lim,
 		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Mailbox: m.Address, Folder: m.Folder,
 		Cursor: cursor, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder, MaxSizeBytes: maxSize(m),
 		Token: token, HTTPClient: r.opts.HTTPClient, Logger: log,
@@ -895,7 +915,7 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 		inbound.Message.Size = in.Size
 		// A header-only "message" parses fine; what is missing is said plainly.
 		inbound.Message.TextBody = fmt.Sprintf("This message is %s, over this mailbox's Max size of %d MB, so only its header was stored. "+
-			"The original is kept at the mail server (IMAP: in the folder %q).", formatMB(in.Size), m.MaxSizeMB, imap.OversizeFolder)
+			"The original is kept at the mail server%s.", formatMB(in.Size), m.MaxSizeMB, whereSetAside(m.Protocol))
 		notice, err := r.oversizeNotice(ctx, m, in, parsed)
 		if err != nil {
 			return store.InboundMessage{}, err

@@ -273,7 +273,10 @@ type SenderOptions struct {
 	Tokens func(m store.Mailbox) connector.TokenFunc
 	// HTTPClient makes Microsoft Graph requests (nil: a default client).
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// GraphLimiter returns the request limiter shared by everything that talks to a
+	// Microsoft Graph mailbox (see ingest.Options.GraphLimiter); nil: one per send.
+	GraphLimiter func(m store.Mailbox) *graph.Limiter
+	Logger       *slog.Logger
 	// RootCAs replaces the system roots for TLS (tests).
 	RootCAs *x509.CertPool
 	Now     func() time.Time
@@ -523,7 +526,12 @@ func (s *Sender) sendGraph(ctx context.Context, m store.Mailbox, it store.Outbox
 	if s.opts.Tokens != nil {
 		token = s.opts.Tokens(m)
 	}
+	var lim *graph.Limiter
+	if s.opts.GraphLimiter != nil {
+		lim = s.opts.GraphLimiter(m)
+	}
 	sink, err := graph.NewSink(graph.Config{
+		Limiter:  lim,
 		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Mailbox: m.Address, Token: token,
 		HTTPClient: s.opts.HTTPClient, Logger: s.log.With(slog.String("mailbox", m.Name)),
 	})
