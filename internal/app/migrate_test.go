@@ -52,8 +52,9 @@ func TestMigratePasswordToOAuth(t *testing.T) {
 	if len(res) != 1 || res[0].Migrated || !res[0].RolledBack || !strings.Contains(res[0].Error, "secret") {
 		t.Fatalf("migration with a wrong secret: %+v, want rolled back with advice about the secret", res)
 	}
-	if got, _ := h.app.Store.Mailbox(ctx, m.ID); got.Auth != store.AuthPassword || !got.Enabled {
-		t.Fatalf("after the rollback: auth %q enabled %v, want the password sign-in, still enabled", got.Auth, got.Enabled)
+	if got, _ := h.app.Store.Mailbox(ctx, m.ID); got.Auth != store.AuthPassword || !got.Enabled || got.ClientSecretSet {
+		t.Fatalf("after the rollback: auth %q enabled %v client secret kept %v, want the password sign-in, still enabled, no secret left",
+			got.Auth, got.Enabled, got.ClientSecretSet)
 	}
 
 	right := vault.NewSecret(sample.ClientSecret)

@@ -53,25 +53,7 @@ func (s *Service) Migrate(ctx context.Context, actor string, ids []int64, mig Mi
 			return out, fmt.Errorf("mailbox %d: %w", id, err)
 		}
 		r := MigrationResult{MailboxID: id, Name: old.Name}
-		in := FromMailbox(old)
-		in.Name = ""
-		in.Auth = mig.Auth
-		if in.Auth == "" {
-			in.Auth = store.AuthOAuthApp
-		}
-		in.OAuth, in.GraphURL = mig.OAuth, mig.GraphURL
-		in.ClientSecret, in.Certificate = mig.ClientSecret, mig.Certificate
-		if mig.ToGraph {
-			in.Protocol, in.Host, in.Port, in.Security = Graph, "", 0, ""
-			if old.Protocol == IMAP && !strings.EqualFold(old.Folder, "INBOX") {
-				in.Folder = old.Folder
-			} else {
-				in.Folder = ""
-			}
-			if in.AfterAction == store.AfterDelete {
-				in.AfterAction = store.AfterMarkRead // Graph mailboxes are marked read or moved
-			}
-		}
+		in := mig.Input(old)
 		if _, err := s.Update(ctx, actor, id, in); err != nil {
 			r.Error = err.Error()
 			out = append(out, r)
@@ -90,9 +72,19 @@ func (s *Service) Migrate(ctx context.Context, actor string, ids []int64, mig Mi
 			out = append(out, r)
 			continue
 		}
-		// Roll back: the old settings, as they were.
+		// Roll back: the old settings, as they were, without the secrets the migration added.
 		if err := s.store.UpdateMailbox(ctx, old); err != nil {
 			return out, fmt.Errorf("roll back mailbox %q: %w", old.Name, err)
+		}
+		for _, x := range []struct {
+			name string
+			had  bool
+		}{{store.SecretClientSecret, old.ClientSecretSet}, {store.SecretCertificate, old.CertificateSet}} {
+			if !x.had {
+				if err := s.store.DeleteSecret(ctx, id, x.name); err != nil {
+					return out, fmt.Errorf("roll back mailbox %q: %w", old.Name, err)
+				}
+			}
 		}
 		if s.OnCredentialsChange != nil {
 			s.OnCredentialsChange(id)
@@ -105,6 +97,32 @@ func (s *Service) Migrate(ctx context.Context, actor string, ids []int64, mig Mi
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Input is the settings mailbox m gets from mig, as Migrate saves them: the OAuth sign-in
+// and, for ToGraph, Microsoft Graph instead of IMAP, POP3 or SMTP (a folder other than the
+// IMAP INBOX is kept; delete after processing becomes mark read).
+func (mig Migration) Input(m store.Mailbox) Input {
+	in := FromMailbox(m)
+	in.Name = ""
+	in.Auth = mig.Auth
+	if in.Auth == "" {
+		in.Auth = store.AuthOAuthApp
+	}
+	in.OAuth, in.GraphURL = mig.OAuth, mig.GraphURL
+	in.ClientSecret, in.Certificate = mig.ClientSecret, mig.Certificate
+	if mig.ToGraph {
+		in.Protocol, in.Host, in.Port, in.Security = Graph, "", 0, ""
+		if m.Protocol == IMAP && !strings.EqualFold(m.Folder, "INBOX") {
+			in.Folder = m.Folder
+		} else {
+			in.Folder = ""
+		}
+		if in.AfterAction == store.AfterDelete {
+			in.AfterAction = store.AfterMarkRead // Graph mailboxes are marked read or moved
+		}
+	}
+	return in
 }
 
 // failedStep names the step of rep that failed and its advice.

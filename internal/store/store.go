@@ -488,6 +488,8 @@ type Store interface {
 	// SetSecret stores an encrypted secret for a mailbox under a name ("password").
 	SetSecret(ctx context.Context, mailboxID int64, name string, ciphertext []byte) error
 	Secret(ctx context.Context, mailboxID int64, name string) ([]byte, error)
+	// DeleteSecret removes a mailbox's secret called name; none stored is not an error.
+	DeleteSecret(ctx context.Context, mailboxID int64, name string) error
 
 	// Inbound messages.
 	IngestMessage(ctx context.Context, in InboundMessage) (IngestResult, error)

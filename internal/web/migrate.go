@@ -286,7 +286,7 @@ func (h *handler) migrateRun(w http.ResponseWriter, r *http.Request, v viewer) {
 // TestName, or field errors for settings that break a rule). It returns false after
 // writing an error page.
 func (h *handler) runMigrateTest(w http.ResponseWriter, r *http.Request, d *migrateData, test store.Mailbox, mig mailbox.Migration) bool {
-	rep, err := h.mailboxes.TestInput(r.Context(), test.ID, migrationInput(test, mig))
+	rep, err := h.mailboxes.TestInput(r.Context(), test.ID, mig.Input(test))
 	var ve *mailbox.ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -316,32 +316,6 @@ func migrateValidationErrors(ve *mailbox.ValidationError, test store.Mailbox) ma
 		errs[""] = strings.TrimSpace(errs[""] + " " + sentence(test.Name+": "+fieldLabel(k)+": "+msg))
 	}
 	return errs
-}
-
-// migrationInput is the settings mailbox m gets from mig, as mailbox.Service.Migrate
-// saves them: the app sign-in, and for ToGraph Microsoft Graph instead of IMAP, POP3 or
-// SMTP. The test of the test mailbox runs with exactly these.
-func migrationInput(m store.Mailbox, mig mailbox.Migration) mailbox.Input {
-	in := mailbox.FromMailbox(m)
-	in.Name = ""
-	in.Auth = mig.Auth
-	if in.Auth == "" {
-		in.Auth = store.AuthOAuthApp
-	}
-	in.OAuth, in.GraphURL = mig.OAuth, mig.GraphURL
-	in.ClientSecret, in.Certificate = mig.ClientSecret, mig.Certificate
-	if mig.ToGraph {
-		in.Protocol, in.Host, in.Port, in.Security = mailbox.Graph, "", 0, ""
-		if m.Protocol == mailbox.IMAP && !strings.EqualFold(m.Folder, "INBOX") {
-			in.Folder = m.Folder
-		} else {
-			in.Folder = ""
-		}
-		if in.AfterAction == store.AfterDelete {
-			in.AfterAction = store.AfterMarkRead
-		}
-	}
-	return in
 }
 
 // readMigrateForm reads the posted page into d (values as typed) and the migration.

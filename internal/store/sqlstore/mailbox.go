@@ -255,6 +255,12 @@ func (s *Store) SetSecret(ctx context.Context, mailboxID int64, name string, cip
 	return s.wrap(op, err)
 }
 
+// DeleteSecret removes the secret of a mailbox stored under name, if any.
+func (s *Store) DeleteSecret(ctx context.Context, mailboxID int64, name string) error {
+	_, err := s.w.exec(ctx, `DELETE FROM credentials WHERE mailbox_id = ? AND name = ?`, mailboxID, name)
+	return s.wrap(fmt.Sprintf("delete secret %q of mailbox %d", name, mailboxID), err)
+}
+
 // Secret returns the encrypted secret of a mailbox stored under name.
 func (s *Store) Secret(ctx context.Context, mailboxID int64, name string) ([]byte, error) {
 	var b []byte

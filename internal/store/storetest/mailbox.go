@@ -480,6 +480,16 @@ func testMailboxAuth(t *testing.T, s store.Store) {
 			got.ClientSecretSet, got.RefreshTokenSet, got.CertificateSet, got.PasswordSet)
 	}
 
+	must(t, "DeleteSecret client_secret", s.DeleteSecret(ctx, created.ID, store.SecretClientSecret))
+	must(t, "DeleteSecret of nothing stored", s.DeleteSecret(ctx, created.ID, store.SecretCertificate))
+	got = getMailbox(t, s, created.ID)
+	if got.ClientSecretSet || !got.RefreshTokenSet {
+		t.Errorf("after DeleteSecret client_secret: ClientSecretSet %v RefreshTokenSet %v, want false and true", got.ClientSecretSet, got.RefreshTokenSet)
+	}
+	if _, err := s.Secret(ctx, created.ID, store.SecretClientSecret); !store.IsNotFound(err) {
+		t.Errorf("Secret after DeleteSecret: %v, want not found", err)
+	}
+
 	got.Auth = store.AuthOAuthDelegated
 	got.OAuth.Cloud, got.OAuth.AuthorityURL = "custom", "http://127.0.0.1:9999"
 	got.OAuth.SecretExpiresAt = time.Time{}
