@@ -81,14 +81,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	noEnv := func(string) string { return "" }
 	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: version, IngestReload: time.Second})
 	if err != nil {
+		if ctx.Err() != nil { // Ctrl-C during start-up: not a failure
+			return nil
+		}
 		return err
 	}
 	defer a.Close()
-	if err := seedDemo(ctx, a, mail, *password); err != nil {
+	// The accounts and mailboxes are written whole even when Ctrl-C comes meanwhile (as
+	// `serve` does); then the demo stops.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), bootstrapTimeout)
+	err = seedDemo(sctx, a, mail, *password)
+	if err == nil {
+		err = seedMicrosoftDemo(sctx, a, ms, tenant)
+	}
+	scancel()
+	if err != nil {
 		return err
 	}
-	if err := seedMicrosoftDemo(ctx, a, ms, tenant); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return nil
 	}
 	wait := a.Start(ctx)
 	defer wait()
