@@ -79,3 +79,65 @@ func TestMigratePasswordToOAuth(t *testing.T) {
 	})
 	checkExactlyOnce(t, h.app.Store, m.ID, 3)
 }
+
+// TestMigrateIMAPToGraph: a mailbox read over IMAP moves to Microsoft Graph; the messages
+// read before the switch come again through Graph (a full first sync) and are recognised
+// by Message-ID and content: no second work item, and a message that arrives after the
+// switch comes in once.
+func TestMigrateIMAPToGraph(t *testing.T) {
+	ms, sample := startMS(t, mstest.SampleOptions{Messages: -1})
+	d := testenv.StartDovecot(t, nil)
+	user := sample.Mailbox
+	d.AddUser(t, user, "old-password")
+	for i := range 2 {
+		raw := mstest.SampleMessage(i)
+		d.Append(t, user, "INBOX", raw)
+		// The same emails wait at Microsoft, unread: the first Graph sync takes them.
+		if _, err := ms.Deliver(user, "inbox", raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
+	ctx := context.Background()
+	host, port := hostPort(t, d.IMAPSAddr)
+	pw := vault.NewSecret("old-password")
+	m, err := h.app.Mailboxes.Create(ctx, "admin", mailbox.Input{Name: "support", Direction: store.Inbound, Protocol: mailbox.IMAP,
+		Address: user, Host: host, Port: port, Security: mailbox.SecurityTLS, Login: user, Password: &pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ingest over IMAP", func() (bool, string) {
+		n := len(allWorkItems(t, h.app.Store))
+		return n == 2, fmt.Sprintf("%d work items", n)
+	})
+	secret := vault.NewSecret(sample.ClientSecret)
+	res, err := h.app.Mailboxes.Migrate(ctx, "admin", []int64{m.ID}, mailbox.Migration{ToGraph: true, ClientSecret: &secret, GraphURL: ms.GraphURL(),
+		OAuth: store.OAuth{Cloud: "custom", AuthorityURL: ms.LoginURL(), Tenant: sample.TenantID, ClientID: sample.ClientID}})
+	if err != nil || len(res) != 1 || !res[0].Migrated {
+		t.Fatalf("migrate to Graph: %+v %v", res, err)
+	}
+	late, err := ms.Deliver(user, "inbox", mstest.SampleMessage(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new message over Graph", func() (bool, string) {
+		_, err := h.app.Store.MessageBySource(ctx, m.ID, "graph:"+late)
+		return err == nil, fmt.Sprint(err)
+	})
+	waitFor(t, "the earlier messages seen again at Microsoft (marked read)", func() (bool, string) {
+		msgs, _ := ms.Messages(user, "inbox")
+		read := 0
+		for _, x := range msgs {
+			if x.IsRead {
+				read++
+			}
+		}
+		return read == 3, fmt.Sprintf("%d of %d read", read, len(msgs))
+	})
+	if n := len(allWorkItems(t, h.app.Store)); n != 3 {
+		t.Errorf("%d work items after the switch, want 3: the two read over IMAP must not come again", n)
+	}
+}
