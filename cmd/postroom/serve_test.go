@@ -28,28 +28,7 @@ func TestServeFromEnvironment(t *testing.T) {
 		envInboundURL:         fmt.Sprintf("imap+insecure://support%%40example.test@%s/INBOX?poll=10s", d.IMAPAddr),
 		envInboundPass:        "support-pw",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, &out, &errOut, func(k string) string { return env[k] })
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited with %d: %s", code, errOut.String())
-		}
-	}()
-	re := regexp.MustCompile(`serving (http://\S+)`)
-	var base string
-	for deadline := time.Now().Add(waitLimit); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
-		}
-	}
-	if base == "" {
-		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
-	}
+	base, out, errOut := startServe(t, env)
 	if !strings.Contains(out.String(), "PostgreSQL") {
 		t.Errorf("serve does not say it uses PostgreSQL: %s", out.String())
 	}
@@ -88,28 +67,7 @@ func TestServeGraphFromEnvironment(t *testing.T) {
 		envInboundURL:                    "graph://" + sample.Mailbox + "/Inbox?" + q.Encode(),
 		"POSTROOM_INBOUND_CLIENT_SECRET": sample.ClientSecret,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, &out, &errOut, func(k string) string { return env[k] })
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited with %d: %s", code, errOut.String())
-		}
-	}()
-	re := regexp.MustCompile(`serving (http://\S+)`)
-	var base string
-	for deadline := time.Now().Add(waitLimit); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			base = m[1]
-		}
-	}
-	if base == "" {
-		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
-	}
+	base, _, errOut := startServe(t, env)
 	c := apiSignIn(t, base, "admin", "first-admin-pw")
 	n := 0
 	for deadline := time.Now().Add(waitLimit); n < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -121,4 +79,32 @@ func TestServeGraphFromEnvironment(t *testing.T) {
 	if strings.Contains(errOut.String(), sample.ClientSecret) {
 		t.Error("the client secret is in the log")
 	}
+}
+
+// startServe runs `postroom serve` with env until the test ends (it must then exit 0) and
+// returns the address it serves and its output.
+func startServe(t *testing.T, env map[string]string) (base string, out, errOut *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut = &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, out, errOut, func(k string) string { return env[k] })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited with %d: %s", code, errOut.String())
+		}
+	})
+	re := regexp.MustCompile(`serving (http://\S+)`)
+	for deadline := time.Now().Add(waitLimit); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
+	}
+	return base, out, errOut
 }

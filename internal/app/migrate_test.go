@@ -28,16 +28,7 @@ func TestMigratePasswordToOAuth(t *testing.T) {
 	d.Append(t, user, "INBOX", customerMail(1))
 	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
 	ctx := context.Background()
-	host, port := hostPort(t, d.IMAPSAddr)
-	pw := vault.NewSecret("old-password")
-	m, err := h.app.Mailboxes.Create(ctx, "admin", mailbox.Input{Name: "support", Direction: store.Inbound, Protocol: mailbox.IMAP,
-		Address: user, Host: host, Port: port, Security: mailbox.SecurityTLS, Login: user, Password: &pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
-		t.Fatal(err)
-	}
+	m := h.addInbound(d, user, "old-password")
 	waitFor(t, "ingest with the password", func() (bool, string) {
 		c, _ := h.app.Store.CountMessages(ctx, m.ID)
 		return c == 2, fmt.Sprintf("%d stored", c)
@@ -68,7 +59,7 @@ func TestMigratePasswordToOAuth(t *testing.T) {
 	// Prove the old password is no longer what logs in: change it at the server.
 	d.AddUser(t, user, "changed-after-migration")
 	got, _ := h.app.Store.Mailbox(ctx, m.ID)
-	if got.Auth != store.AuthOAuthApp || got.Host != host {
+	if got.Auth != store.AuthOAuthApp || got.Host != m.Host {
 		t.Fatalf("after migrating: auth %q host %q, want oauth_app on the same host", got.Auth, got.Host)
 	}
 	d.Append(t, user, "INBOX", customerMail(2))
@@ -99,16 +90,7 @@ func TestMigrateIMAPToGraph(t *testing.T) {
 	}
 	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
 	ctx := context.Background()
-	host, port := hostPort(t, d.IMAPSAddr)
-	pw := vault.NewSecret("old-password")
-	m, err := h.app.Mailboxes.Create(ctx, "admin", mailbox.Input{Name: "support", Direction: store.Inbound, Protocol: mailbox.IMAP,
-		Address: user, Host: host, Port: port, Security: mailbox.SecurityTLS, Login: user, Password: &pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
-		t.Fatal(err)
-	}
+	m := h.addInbound(d, user, "old-password")
 	waitFor(t, "ingest over IMAP", func() (bool, string) {
 		n := len(allWorkItems(t, h.app.Store))
 		return n == 2, fmt.Sprintf("%d work items", n)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -498,19 +499,10 @@ func (g *graphTest) getURL(ctx context.Context, u string, out any) error {
 	}
 	if resp.StatusCode/100 != 2 {
 		ge := &graphError{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
-		var env struct {
-			Error struct {
-				Code       string `json:"code"`
-				Message    string `json:"message"`
-				InnerError struct {
-					RequestID string `json:"request-id"`
-				} `json:"innerError"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
-			ge.Code, ge.Message = env.Error.Code, env.Error.Message
+		if e, ok := graph.DecodeError(body); ok && e.Code != "" {
+			ge.Code, ge.Message = e.Code, e.Message
 			if ge.RequestID == "" {
-				ge.RequestID = env.Error.InnerError.RequestID
+				ge.RequestID = e.RequestID
 			}
 		}
 		if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {

@@ -147,17 +147,8 @@ func (s *Source) sendBatch(ctx context.Context, op string, ids []string, req fun
 // memberError reads a member's error answer.
 func memberError(a batchAnswer) *apiError {
 	ae := &apiError{Status: a.Status}
-	var env struct {
-		Error struct {
-			Code       string `json:"code"`
-			Message    string `json:"message"`
-			InnerError struct {
-				RequestID string `json:"request-id"`
-			} `json:"innerError"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(a.Body, &env) == nil {
-		ae.Code, ae.Message, ae.RequestID = env.Error.Code, env.Error.Message, env.Error.InnerError.RequestID
+	if e, ok := DecodeError(a.Body); ok {
+		ae.Code, ae.Message, ae.RequestID = e.Code, e.Message, e.RequestID
 	}
 	if ae.Message == "" {
 		ae.Message = http.StatusText(a.Status)

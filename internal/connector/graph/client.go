@@ -246,10 +246,15 @@ func hasStatus(err error, status int, codes ...string) bool {
 	return false
 }
 
-// readAPIError reads an error answer.
-func readAPIError(resp *http.Response) *apiError {
-	ae := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+// ErrorBody is Graph's error envelope (ms365-protocol.md §3.12):
+// {"error":{"code","message","innerError":{"request-id",...}}}.
+type ErrorBody struct {
+	Code, Message, RequestID string
+}
+
+// DecodeError reads Graph's error envelope from an answer's body; ok is false when the
+// body is not one.
+func DecodeError(body []byte) (e ErrorBody, ok bool) {
 	var env struct {
 		Error struct {
 			Code       string `json:"code"`
@@ -259,10 +264,20 @@ func readAPIError(resp *http.Response) *apiError {
 			} `json:"innerError"`
 		} `json:"error"`
 	}
-	if json.Unmarshal(body, &env) == nil {
-		ae.Code, ae.Message = env.Error.Code, env.Error.Message
+	if json.Unmarshal(body, &env) != nil || env.Error.Code == "" && env.Error.Message == "" {
+		return ErrorBody{}, false
+	}
+	return ErrorBody{Code: env.Error.Code, Message: env.Error.Message, RequestID: env.Error.InnerError.RequestID}, true
+}
+
+// readAPIError reads an error answer.
+func readAPIError(resp *http.Response) *apiError {
+	ae := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+	if e, ok := DecodeError(body); ok {
+		ae.Code, ae.Message = e.Code, e.Message
 		if ae.RequestID == "" {
-			ae.RequestID = env.Error.InnerError.RequestID
+			ae.RequestID = e.RequestID
 		}
 	} else if s := strings.TrimSpace(string(body)); s != "" && len(s) < 300 {
 		ae.Message = s
