@@ -86,6 +86,17 @@ func TestDovecotAcceptsExchangeTokens(t *testing.T) {
 	if got := imapXOAUTH2(t, d.IMAPAddr, testUser, del); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("delegated IMAP token: %q\n%s", got, d.Log())
 	}
+	// Dovecot names the protocol it checks (send_auth_headers), so turning SMTP AUTH off
+	// for the mailbox leaves IMAP open, and turning IMAP off closes it.
+	f.shared.Update(func(c *UserConfig) { c.SMTPAuthDisabled = true })
+	if got := imapXOAUTH2(t, d.IMAPAddr, testShared, exch); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("IMAP with SMTP AUTH disabled for the mailbox: %q, want OK", got)
+	}
+	f.shared.Update(func(c *UserConfig) { c.SMTPAuthDisabled, c.IMAPDisabled = false, true })
+	if got := imapXOAUTH2(t, d.IMAPAddr, testShared, exch); !strings.HasPrefix(got, "a NO") {
+		t.Errorf("IMAP disabled for the mailbox: %q, want NO", got)
+	}
+	f.shared.Update(func(c *UserConfig) { c.IMAPDisabled = false })
 	f.s.Advance(DefaultAccessTokenLifetime + time.Second)
 	if got := imapXOAUTH2(t, d.IMAPAddr, testShared, exch); !strings.HasPrefix(got, "a NO") {
 		t.Errorf("expired token: %q, want NO", got)

@@ -412,7 +412,11 @@ func (d *Dovecot) writeFiles(cfg *dovecotConfig, opts *DovecotOptions) error {
 			"force_introspection = yes\n" +
 			"username_attribute = email\n" +
 			"active_attribute = active\n" +
-			"active_value = true\n"
+			"active_value = true\n" +
+			// X-Dovecot-Auth-Service names the protocol (imap, pop3, submission), so an
+			// introspection endpoint can refuse one protocol only, as Exchange Online's
+			// per-mailbox switches do.
+			"send_auth_headers = yes\n"
 		if err := os.WriteFile(cfg.OAuth2Conf, []byte(oauth), 0o600); err != nil {
 			return fmt.Errorf("write dovecot oauth2 settings: %w", err)
 		}
