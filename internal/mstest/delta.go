@@ -18,6 +18,8 @@ type deltaState struct {
 	// them unless the request names its own.
 	sel      []string
 	pageSize int
+	// changeTypes is the round's changeType filter (nil: all changes).
+	changeTypes map[string]bool
 	// round is set for a skip token: the items of a round in progress from start on.
 	round *deltaRound
 	start int
@@ -30,6 +32,9 @@ type deltaRound struct {
 	snapshot int64 // the change seq when the round began: the next deltaLink's baseline
 	sel      []string
 	pageSize int
+	// changeTypes limits the changes reported (changeType=created,updated,deleted); nil:
+	// all. A deltaLink keeps the filter of the round that handed it out.
+	changeTypes map[string]bool
 }
 
 type deltaItem struct {
@@ -46,6 +51,17 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 	}
 	pageSize := s.opts.PageSize
 	applied := []string{}
+	var changeTypes map[string]bool
+	if v := c.query.Get("changeType"); v != "" {
+		changeTypes = map[string]bool{}
+		for _, ct := range strings.Split(v, ",") {
+			ct = strings.TrimSpace(ct)
+			if ct != "created" && ct != "updated" && ct != "deleted" {
+				return gerr(http.StatusBadRequest, "ErrorInvalidParameter", "Invalid changeType: "+ct)
+			}
+			changeTypes[ct] = true
+		}
+	}
 	if v := prefer(c.header)["odata.maxpagesize"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -82,9 +98,12 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 		if prefer(c.header)["odata.maxpagesize"] == "" && st.pageSize > 0 {
 			pageSize = st.pageSize
 		}
-		round = s.newRoundLocked(c.mb, f, st.baseline, sel, pageSize)
+		if changeTypes == nil {
+			changeTypes = st.changeTypes
+		}
+		round = s.newRoundLocked(c.mb, f, st.baseline, sel, pageSize, changeTypes)
 	default:
-		round = s.newRoundLocked(c.mb, f, -1, sel, pageSize)
+		round = s.newRoundLocked(c.mb, f, -1, sel, pageSize, changeTypes)
 	}
 	if c.query.Get("$skiptoken") != "" && prefer(c.header)["odata.maxpagesize"] == "" {
 		pageSize = round.pageSize
@@ -102,7 +121,7 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 		resp["@odata.nextLink"] = base + "?$skiptoken=" + tok
 	} else {
 		tok := randomToken(64)
-		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot, sel: round.sel, pageSize: pageSize}
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot, sel: round.sel, pageSize: pageSize, changeTypes: round.changeTypes}
 		resp["@odata.deltaLink"] = base + "?$deltatoken=" + tok
 	}
 	s.mu.Unlock()
@@ -131,8 +150,9 @@ func pathOf(segs []string) string {
 
 // newRoundLocked lists the changes of folder f after baseline (-1: a first round, the
 // folder's current messages only).
-func (s *Server) newRoundLocked(mb *mailbox, f *folder, baseline int64, sel []string, pageSize int) *deltaRound {
-	r := &deltaRound{folderID: f.id, snapshot: s.state.mail.seq, sel: sel, pageSize: pageSize}
+func (s *Server) newRoundLocked(mb *mailbox, f *folder, baseline int64, sel []string, pageSize int, changeTypes map[string]bool) *deltaRound {
+	r := &deltaRound{folderID: f.id, snapshot: s.state.mail.seq, sel: sel, pageSize: pageSize, changeTypes: changeTypes}
+	wants := func(ct string) bool { return changeTypes == nil || changeTypes[ct] }
 	type entry struct {
 		seq int64
 		it  deltaItem
@@ -144,11 +164,16 @@ func (s *Server) newRoundLocked(mb *mailbox, f *folder, baseline int64, sel []st
 			continue
 		}
 		present[m.immutableID] = true
-		if baseline < 0 || m.changed > baseline {
-			entries = append(entries, entry{m.changed, deltaItem{immutableID: m.immutableID}})
+		switch {
+		case baseline < 0: // a first round lists what is there
+		case m.arrived > baseline && wants("created"):
+		case m.changed > baseline && m.arrived <= baseline && wants("updated"):
+		default:
+			continue
 		}
+		entries = append(entries, entry{m.changed, deltaItem{immutableID: m.immutableID}})
 	}
-	if baseline >= 0 {
+	if baseline >= 0 && wants("deleted") {
 		gone := map[string]bool{}
 		for i := len(mb.removals) - 1; i >= 0; i-- {
 			rm := mb.removals[i]

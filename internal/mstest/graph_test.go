@@ -755,3 +755,32 @@ func TestSampleTenant(t *testing.T) {
 		t.Errorf("a second sample tenant in the same server was accepted")
 	}
 }
+
+// TestDeltaChangeTypeCreated: a delta query with changeType=created reports, in later
+// rounds, only messages that arrived in the folder (delivered or moved in), not updates
+// such as being marked read, nor deletions; the filter rides on the deltaLink.
+func TestDeltaChangeTypeCreated(t *testing.T) {
+	f := newFixture(t, Options{})
+	ids := f.deliverN(t, 3)
+	tok := f.appToken(t, GraphAudience+"/.default")
+	hdr := []string{"Prefer", immutable}
+	items, last, _ := f.collect(t, "/v1.0/users/"+testShared+"/mailFolders/inbox/messages/delta?changeType=created", tok, hdr...)
+	if len(items) != 3 {
+		t.Fatalf("first round: %d items, want 3", len(items))
+	}
+	delta := last["@odata.deltaLink"].(string)
+	if g := f.graph(t, "PATCH", "/v1.0/users/"+testShared+"/messages/"+ids[0], tok, map[string]any{"isRead": true}, "Prefer", immutable); g.status != 200 {
+		t.Fatalf("PATCH: %d %s", g.status, g.body)
+	}
+	if err := f.s.DeleteMessage(testShared, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	fresh := f.deliverN(t, 1)
+	items, _, _ = f.collect(t, delta, tok, hdr...)
+	if len(items) != 1 || items[0]["id"] != fresh[0] {
+		t.Errorf("created-only round: %v, want only the new message %s", items, fresh[0])
+	}
+	if g := f.graph(t, "GET", "/v1.0/users/"+testShared+"/mailFolders/inbox/messages/delta?changeType=moved", tok, nil); g.status != 400 {
+		t.Errorf("changeType=moved: %d, want 400", g.status)
+	}
+}

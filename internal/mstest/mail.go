@@ -51,6 +51,7 @@ type message struct {
 	isDraft     bool
 	received    time.Time
 	changed     int64 // change seq of the last create/update/move-in
+	arrived     int64 // change seq of the create or move-in (delta's changeType=created)
 	header      mail.Header
 	// attachments added to a draft (inline or through an upload session), merged into
 	// raw when the draft is sent.
@@ -178,7 +179,7 @@ func (ms *mailState) addMessage(mb *mailbox, f *folder, raw []byte, received tim
 		changed:     ms.nextSeq(),
 		header:      parseHeader(raw),
 	}
-	m.changeKey = m.changed
+	m.changeKey, m.arrived = m.changed, m.changed
 	m.created, m.modified = m.received, m.received
 	mb.messages[m.immutableID] = m
 	mb.restIDs[m.restID] = m.immutableID
@@ -196,7 +197,7 @@ func (ms *mailState) moveMessage(mb *mailbox, m *message, f *folder) {
 	m.restID = newID("AAMkAGI2TG93AAA")
 	mb.restIDs[m.restID] = m.immutableID
 	m.folderID = f.id
-	m.changed = seq
+	m.changed, m.arrived = seq, seq
 	m.changeKey = seq
 }
 
