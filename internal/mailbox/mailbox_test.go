@@ -468,3 +468,21 @@ func TestSecretExpiry(t *testing.T) {
 		t.Errorf("a password mailbox warns of a secret expiry: %+v", e)
 	}
 }
+
+func TestSignInExpiry(t *testing.T) {
+	used := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
+	m := store.Mailbox{Auth: store.AuthOAuthDelegated, RefreshTokenSet: true, RefreshTokenAt: used}
+	if e := mailbox.SignInExpiry(m, used.Add(70*24*time.Hour)); e.Warn || e.Expired || e.DaysLeft != 20 {
+		t.Errorf("70 days unused: %+v, want 20 days left, no warning", e)
+	}
+	if e := mailbox.SignInExpiry(m, used.Add(80*24*time.Hour)); !e.Warn || e.DaysLeft != 10 {
+		t.Errorf("80 days unused: %+v, want a warning, 10 days left", e)
+	}
+	if e := mailbox.SignInExpiry(m, used.Add(91*24*time.Hour)); !e.Expired {
+		t.Errorf("91 days unused: %+v, want lapsed", e)
+	}
+	m.Auth = store.AuthOAuthApp
+	if e := mailbox.SignInExpiry(m, used.Add(91*24*time.Hour)); !e.At.IsZero() {
+		t.Errorf("an app sign-in has no refresh token to lapse: %+v", e)
+	}
+}

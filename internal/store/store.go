@@ -112,6 +112,9 @@ type Mailbox struct {
 	ClientSecretSet bool
 	CertificateSet  bool
 	RefreshTokenSet bool
+	// RefreshTokenAt is when the stored refresh token was last saved (read-only; zero when
+	// none): a provider that rotates refresh tokens makes it the time of their last use.
+	RefreshTokenAt time.Time
 
 	Status        string    // StatusUnknown, StatusConnected or StatusError
 	StatusMessage string    // for StatusError: what is wrong and what to do

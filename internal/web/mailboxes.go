@@ -136,6 +136,8 @@ type mailboxRow struct {
 	NeedsSignIn bool
 	// Expiry is the client secret's expiry as recorded (zero At: unknown).
 	Expiry mailbox.Expiry
+	// SignIn is when a delegated sign-in lapses if unused (zero At: not delegated).
+	SignIn mailbox.Expiry
 }
 
 // ExpiryText says when the client secret expires, relative to now: "expires in 9 days",
@@ -353,7 +355,8 @@ func matches(m store.Mailbox, lv listView) bool {
 // row builds the table row of m with its live status.
 func (h *handler) row(ctx context.Context, m store.Mailbox, queueNames map[int64]string) (mailboxRow, error) {
 	row := mailboxRow{Mailbox: m, Type: directionLabel(m.Direction), Client: protocolLabel(m.Protocol), Queue: queueNames[m.QueueID],
-		NeedsSignIn: credential.SignInNeeded(m), Expiry: mailbox.SecretExpiry(m, h.now())}
+		NeedsSignIn: credential.SignInNeeded(m), Expiry: mailbox.SecretExpiry(m, h.now()),
+		SignIn: mailbox.SignInExpiry(m, h.now())}
 	if h.mailboxes == nil {
 		row.Live = mailbox.Status{State: m.Status, Message: m.StatusMessage, At: m.StatusAt, LastOK: m.LastOKAt}
 		return row, nil

@@ -20,7 +20,8 @@ const mailboxColumns = `m.id, m.name, m.direction, m.protocol, m.address, m.host
 	m.oauth_account, m.graph_url, m.secret_expires_at,
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_secret'),
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_certificate'),
-	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token')`
+	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token'),
+	(SELECT c.updated_at FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token')`
 
 // liveMailbox selects the mailboxes m that are not deleted.
 const liveMailbox = `m.deleted_at IS NULL`
@@ -36,7 +37,7 @@ func scanMailbox(sc scanner) (store.Mailbox, error) {
 		&m.Auth, &m.OAuth.Provider, &m.OAuth.Cloud, &m.OAuth.AuthorityURL, &m.OAuth.Tenant,
 		&m.OAuth.ClientID, &m.OAuth.TokenURL, &m.OAuth.AuthorizeURL, &m.OAuth.Scopes,
 		&m.OAuth.Account, &m.GraphURL, tcol(&m.OAuth.SecretExpiresAt),
-		&m.ClientSecretSet, &m.CertificateSet, &m.RefreshTokenSet)
+		&m.ClientSecretSet, &m.CertificateSet, &m.RefreshTokenSet, tcol(&m.RefreshTokenAt))
 	m.PollInterval = time.Duration(pollMS) * time.Millisecond
 	return m, err
 }

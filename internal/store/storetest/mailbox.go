@@ -475,6 +475,9 @@ func testMailboxAuth(t *testing.T, s store.Store) {
 	must(t, "SetSecret client_secret", s.SetSecret(ctx, created.ID, store.SecretClientSecret, []byte("sealed")))
 	must(t, "SetSecret refresh_token", s.SetSecret(ctx, created.ID, store.SecretRefreshToken, []byte("sealed")))
 	got = getMailbox(t, s, created.ID)
+	if got.RefreshTokenAt.IsZero() || time.Since(got.RefreshTokenAt) > time.Hour {
+		t.Errorf("RefreshTokenAt = %v, want the time the refresh token was stored", got.RefreshTokenAt)
+	}
 	if !got.ClientSecretSet || !got.RefreshTokenSet || got.CertificateSet || got.PasswordSet {
 		t.Errorf("after storing a client secret and a refresh token: ClientSecretSet %v RefreshTokenSet %v CertificateSet %v PasswordSet %v",
 			got.ClientSecretSet, got.RefreshTokenSet, got.CertificateSet, got.PasswordSet)
