@@ -105,7 +105,15 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 			return diag.Report{}, err
 		}
 		m.ID = id
-		opts.Token = tokenOrError(credential.TokenFuncFor(m, credential.AudienceOf(m.Protocol), sec, credential.TokensOptions{Logger: s.log}, nil))
+		// A stored refresh token that the test rotates is saved, as in use: the provider may
+		// treat the newest as the only current one.
+		var save func(context.Context, vault.Secret) error
+		if id != 0 && (in.RefreshToken == nil || in.RefreshToken.Reveal() == "") {
+			save = func(ctx context.Context, rt vault.Secret) error {
+				return s.passwords.Secrets().Set(ctx, id, store.SecretRefreshToken, rt)
+			}
+		}
+		opts.Token = tokenOrError(credential.TokenFuncFor(m, credential.AudienceOf(m.Protocol), sec, credential.TokensOptions{Logger: s.log}, save))
 	}
 	return diag.Test(ctx, m, password, opts), nil
 }
