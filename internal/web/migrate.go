@@ -188,56 +188,47 @@ func (h *handler) migratePage(w http.ResponseWriter, r *http.Request, v viewer) 
 
 // migrateTest tests the new sign-in on the test mailbox; nothing is saved.
 func (h *handler) migrateTest(w http.ResponseWriter, r *http.Request, v viewer) {
+	if d, rows, _, ok := h.migrateGate(w, r, v, false); ok {
+		h.renderMigrate(w, r, v, http.StatusOK, d, rows)
+	}
+}
+
+// migrateGate reads and checks the posted page and tests the new sign-in on the test
+// mailbox. When ok is false it has answered already (errors, or the test failed before
+// a migration, shown as the gate); otherwise d holds the passing or failing report.
+func (h *handler) migrateGate(w http.ResponseWriter, r *http.Request, v viewer, migrating bool) (d migrateData, rows []migrateRow, mig mailbox.Migration, ok bool) {
 	if !h.needService(w, r) {
-		return
+		return d, nil, mig, false
 	}
-	rows, ok := h.migrateRows(w, r)
-	if !ok {
-		return
+	if rows, ok = h.migrateRows(w, r); !ok {
+		return d, nil, mig, false
 	}
-	d, mig := readMigrateForm(r)
-	test, errs := checkMigrateForm(d, rows, false)
+	d, mig = readMigrateForm(r)
+	test, errs := checkMigrateForm(d, rows, migrating)
 	if len(errs) > 0 {
 		d.Errors = errs
 		h.renderMigrate(w, r, v, http.StatusBadRequest, d, rows)
-		return
+		return d, rows, mig, false
 	}
 	if !h.runMigrateTest(w, r, &d, test, mig) {
-		return
+		return d, rows, mig, false
 	}
-	status := http.StatusOK
 	if len(d.Errors) > 0 {
-		status = http.StatusBadRequest
+		h.renderMigrate(w, r, v, http.StatusBadRequest, d, rows)
+		return d, rows, mig, false
 	}
-	h.renderMigrate(w, r, v, status, d, rows)
+	if migrating && !d.Report.OK {
+		d.Gate = true
+		h.renderMigrate(w, r, v, http.StatusOK, d, rows)
+		return d, rows, mig, false
+	}
+	return d, rows, mig, true
 }
 
 // migrateRun migrates the ticked mailboxes, after the test mailbox passed the test.
 func (h *handler) migrateRun(w http.ResponseWriter, r *http.Request, v viewer) {
-	if !h.needService(w, r) {
-		return
-	}
-	rows, ok := h.migrateRows(w, r)
+	d, rows, mig, ok := h.migrateGate(w, r, v, true)
 	if !ok {
-		return
-	}
-	d, mig := readMigrateForm(r)
-	test, errs := checkMigrateForm(d, rows, true)
-	if len(errs) > 0 {
-		d.Errors = errs
-		h.renderMigrate(w, r, v, http.StatusBadRequest, d, rows)
-		return
-	}
-	if !h.runMigrateTest(w, r, &d, test, mig) {
-		return
-	}
-	if len(d.Errors) > 0 {
-		h.renderMigrate(w, r, v, http.StatusBadRequest, d, rows)
-		return
-	}
-	if !d.Report.OK {
-		d.Gate = true
-		h.renderMigrate(w, r, v, http.StatusOK, d, rows)
 		return
 	}
 	// The table's order, so the result table reads like the list that was ticked.
