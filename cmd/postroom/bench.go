@@ -75,10 +75,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	res.Report(stdout)
-	fmt.Fprintf(stdout, "goal:      ratio >= %.1f, lost=0, duplicated=0\n", benchIngestGoalRatio)
-	fmt.Fprintln(stdout, res.Line())
-	return nil
+	return printBench(stdout, res, fmt.Sprintf("goal:      ratio >= %.1f, lost=0, duplicated=0", benchIngestGoalRatio))
 }
 
 func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -99,10 +96,7 @@ func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	res.Report(stdout)
-	fmt.Fprintf(stdout, "goal:      peak RSS <= %d × the message's size\n", benchLargeGoalFactor)
-	fmt.Fprintln(stdout, res.Line())
-	return nil
+	return printBench(stdout, res, fmt.Sprintf("goal:      peak RSS <= %d × the message's size", benchLargeGoalFactor))
 }
 
 func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,10 +116,7 @@ func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	res.Report(stdout)
-	fmt.Fprintf(stdout, "goal:      peak RSS <= %d MB for %d mailboxes\n", benchIdleGoalMB, defaultIdleMailboxes)
-	fmt.Fprintln(stdout, res.Line())
-	return nil
+	return printBench(stdout, res, fmt.Sprintf("goal:      peak RSS <= %d MB for %d mailboxes", benchIdleGoalMB, defaultIdleMailboxes))
 }
 
 func runBenchGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -148,8 +139,19 @@ func runBenchGraph(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	res.Report(stdout)
-	fmt.Fprintf(stdout, "goal:      p99 arrival <= %d ms, lost=0, duplicated=0 (the stand-in's 10,000 requests / 10 min limit is lifted; 4 concurrent requests per mailbox kept)\n", benchGraphGoalP99MS)
-	fmt.Fprintln(stdout, res.Line())
+	return printBench(stdout, res, fmt.Sprintf("goal:      p99 arrival <= %d ms, lost=0, duplicated=0 (the stand-in's 10,000 requests / 10 min limit is lifted; 4 concurrent requests per mailbox kept)", benchGraphGoalP99MS))
+}
+
+// benchResult is what each benchmark reports.
+type benchResult interface {
+	Report(w io.Writer) // the figures for people
+	Line() string       // the machine-readable last line
+}
+
+// printBench prints the figures, the goal and, last, the machine-readable line.
+func printBench(w io.Writer, res benchResult, goal string) error {
+	res.Report(w)
+	fmt.Fprintln(w, goal)
+	fmt.Fprintln(w, res.Line())
 	return nil
 }

@@ -116,12 +116,10 @@ func Graph(ctx context.Context, opts GraphOptions) (GraphResult, error) {
 	defer os.RemoveAll(dir)
 	var mu sync.Mutex
 	committed := map[string]time.Time{} // source id -> first commit
-	commits := 0
 	afterCommit := func(_ int64, sourceID string) error {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
-		commits++
 		if _, ok := committed[sourceID]; !ok {
 			committed[sourceID] = now
 		}

@@ -154,11 +154,9 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[int64]*loop
-	// hooksMu guards notifiers and subscribers; not mu, which stopAll holds while it waits
-	// for sessions to end.
+	// hooksMu guards subscribers; not mu, which stopAll holds while it waits for sessions
+	// to end.
 	hooksMu sync.Mutex
-	// notifiers wake the connected sources that can be woken (Graph change notifications).
-	notifiers map[int64]func()
 	// subscribers answer Microsoft Graph at a mailbox's notification URL.
 	subscribers map[int64]http.Handler
 }
@@ -216,20 +214,6 @@ func (r *Runner) ServeNotification(w http.ResponseWriter, req *http.Request, mai
 	h.ServeHTTP(w, req)
 }
 
-// Notify wakes the connected source of a mailbox that waits for change notifications
-// (Microsoft Graph): it runs a delta sync now instead of at the next poll. It reports
-// whether such a source was connected.
-func (r *Runner) Notify(mailboxID int64) bool {
-	r.hooksMu.Lock()
-	n := r.notifiers[mailboxID]
-	r.hooksMu.Unlock()
-	if n == nil {
-		return false
-	}
-	n()
-	return true
-}
-
 // NewRunner returns a Runner. It does no I/O.
 func NewRunner(opts Options) *Runner {
 	if opts.BatchSize <= 0 {
@@ -248,7 +232,7 @@ func NewRunner(opts Options) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}, notifiers: map[int64]func(){}, subscribers: map[int64]http.Handler{}}
+	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}, subscribers: map[int64]http.Handler{}}
 }
 
 // Run starts a loop for every enabled inbound mailbox and keeps the set in step with the
@@ -391,16 +375,6 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 		return false, err
 	}
 	defer src.Close()
-	if n, ok := src.(interface{ Notify() }); ok {
-		r.hooksMu.Lock()
-		r.notifiers[m.ID] = n.Notify
-		r.hooksMu.Unlock()
-		defer func() {
-			r.hooksMu.Lock()
-			delete(r.notifiers, m.ID)
-			r.hooksMu.Unlock()
-		}()
-	}
 	if gs, ok := src.(*graph.Source); ok && r.opts.NotificationURL != "" {
 		stop := r.subscribe(ctx, m, gs, token, log)
 		defer stop()
