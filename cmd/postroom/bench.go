@@ -83,6 +83,7 @@ func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	size := fs.Int("size", defaultLargeSize, "size of the one message in bytes")
 	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback")
+	text := fs.Bool("text", false, "make the message one long plain-text body instead of a short text and one attachment")
 	memProfile := fs.String("memprofile", "", "write a heap profile (allocations during the ingest) to this file")
 	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -92,7 +93,7 @@ func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	res, err := bench.LargeMessage(ctx, bench.LargeOptions{Size: *size, TLS: *useTLS, MemProfile: *memProfile, Logger: log, Progress: stdout})
+	res, err := bench.LargeMessage(ctx, bench.LargeOptions{Size: *size, Text: *text, TLS: *useTLS, MemProfile: *memProfile, Logger: log, Progress: stdout})
 	if err != nil {
 		return err
 	}

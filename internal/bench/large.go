@@ -16,6 +16,9 @@ import (
 // LargeOptions configure LargeMessage.
 type LargeOptions struct {
 	Size int // bytes of the one message
+	// Text makes the message one long plain-text body instead of a short text and one
+	// attachment.
+	Text bool
 	TLS  bool
 	// MemProfile, when set, is the file a heap profile is written to after the ingest; its
 	// alloc_space view shows what allocated how much during it.
@@ -27,6 +30,7 @@ type LargeOptions struct {
 // LargeResult is what LargeMessage measured.
 type LargeResult struct {
 	Size        int // bytes of the message as loaded
+	Text        bool
 	Elapsed     time.Duration
 	Stored      bool // stored whole (not over size), once, and acknowledged
 	PeakRSS     int64
@@ -50,7 +54,11 @@ func (r LargeResult) Line() string {
 
 // Report is the human-readable account of the run.
 func (r LargeResult) Report(w io.Writer) {
-	fmt.Fprintf(w, "message:   one of %d bytes (%s MB): short text and one base64 attachment\n", r.Size, mb(int64(r.Size)))
+	kind := "short text and one base64 attachment"
+	if r.Text {
+		kind = "one plain-text body"
+	}
+	fmt.Fprintf(w, "message:   one of %d bytes (%s MB): %s\n", r.Size, mb(int64(r.Size)), kind)
 	fmt.Fprintf(w, "postroom:  %s to fetch, store as a work item and mark \\Seen (stored whole, once: %t)\n", r.Elapsed.Round(time.Millisecond), r.Stored)
 	fmt.Fprintf(w, "memory:    peak RSS %s MB = %.2f × the message (baseline before the ingest %s MB; %s)\n",
 		mb(r.PeakRSS), r.Factor(), mb(r.BaselineRSS), r.RSSMethod)
@@ -73,7 +81,7 @@ func LargeMessage(ctx context.Context, opts LargeOptions) (LargeResult, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	var res LargeResult
+	res := LargeResult{Text: opts.Text}
 	s, err := startServer([]string{postroomUser}, opts.TLS)
 	if err != nil {
 		return res, err
@@ -81,7 +89,12 @@ func LargeMessage(ctx context.Context, opts LargeOptions) (LargeResult, error) {
 	defer s.stop()
 	gen := newGenerator(uint64(time.Now().UnixNano()), strconv.FormatInt(time.Now().UnixNano(), 36))
 	if _, err := s.seed(ctx, []string{postroomUser}, 1, func(i int) []byte {
-		raw := gen.largeMessage(i, opts.Size)
+		var raw []byte
+		if opts.Text {
+			raw = gen.largeTextMessage(i, opts.Size)
+		} else {
+			raw = gen.largeMessage(i, opts.Size)
+		}
 		res.Size = len(raw)
 		return raw
 	}, gen.messageID); err != nil {

@@ -163,6 +163,19 @@ func (g *generator) largeMessage(i, size int) []byte {
 	return b.Bytes()
 }
 
+// largeTextMessage returns message i, of about size bytes, whose body is one long plain
+// text (a log pasted into an email, a forwarded thread gone wild).
+func (g *generator) largeTextMessage(i, size int) []byte {
+	var b bytes.Buffer
+	b.Grow(size + 4096)
+	g.header(&b, i)
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+	for b.Len() < size {
+		b.WriteString(g.text(min(64<<10, size-b.Len()+64)))
+	}
+	return b.Bytes()
+}
+
 // text is a body of about n bytes: a greeting, paragraphs, a signature.
 func (g *generator) text(n int) string {
 	const hello, bye = "Hello,\r\n\r\n", "Kind regards,\r\nCustomer\r\n"

@@ -524,8 +524,12 @@ func TestMalformedCorpus(t *testing.T) {
 	if msg := stored["6"]; !msg.Unparsed && len(msg.Attachments) != 1000 {
 		t.Errorf("a thousand attachments: %d stored and not flagged unparsed", len(msg.Attachments))
 	}
-	if msg := stored["7"]; len(msg.TextBody) < 20<<20 {
-		t.Errorf("one long line: text of %d bytes, want the whole line", len(msg.TextBody))
+	if msg := stored["7"]; len(msg.TextBody) > 2<<20 || !strings.HasPrefix(msg.TextBody, "xxxx") ||
+		!strings.Contains(msg.TextBody, "the whole text is attached as full-text.txt") ||
+		len(msg.Attachments) != 1 || msg.Attachments[0].Size != 20<<20+2 {
+		t.Errorf("one long line: text of %d bytes, attachments %+v; want its first MB shown and the whole line attached", len(msg.TextBody), msg.Attachments)
+	} else if a, err := e.st.Attachment(context.Background(), msg.Attachments[0].ID); err != nil || string(a.Data) != longLine[strings.Index(longLine, "\r\n\r\n")+4:] {
+		t.Errorf("one long line: the attached text (%d bytes, %v) is not the line as sent", len(a.Data), err)
 	}
 	if msg, ok := stored[strconv.Itoa(len(corpus))]; !ok || msg.Subject != "Order 1 has not arrived" || msg.Unparsed {
 		t.Errorf("the normal message after the corpus = %+v, want it stored and parsed", msg.Subject)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -132,4 +133,75 @@ func TestLargeSinglePartMessage(t *testing.T) {
 	if got := content(t, m.Attachments[0]); !bytes.Equal(got, zip) || m.Attachments[0].Size != int64(len(zip)) {
 		t.Errorf("a.zip: %d bytes (Size %d), want the %d sent", len(got), m.Attachments[0].Size, len(zip))
 	}
+}
+
+// TestLongTextBodyClipped: a text body longer than maxTextBody is shown up to there, cut
+// at a line end or between characters, with a note naming the attachment that holds the
+// whole text; that attachment is streamed from the raw message and equals the decoded part
+// (line ends as sent).
+func TestLongTextBodyClipped(t *testing.T) {
+	line := "Líne of a very long complaint, with ünïcode € and more words to fill it.\n"
+	lines := strings.Repeat(line, 3*maxTextBody/len(line))
+	oneLine := strings.Repeat("€", maxTextBody) // 3 bytes each: a cut falls inside one
+	for _, c := range []struct {
+		name, raw, wantText, file string
+		html                        bool
+	}{
+		{"lines", "From: a@example.org\r\nSubject: Long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+			strings.ReplaceAll(lines, "\n", "\r\n"), strings.ReplaceAll(lines, "\n", "\r\n"), "full-text.txt", false},
+		{"one line, quoted-printable", "From: a@example.org\r\nSubject: Long\r\nMIME-Version: 1.0\r\n" +
+			"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+			"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qpLines(oneLine) + "\r\n--b--\r\n", oneLine, "full-text-1.txt", false},
+		{"html", "From: a@example.org\r\nSubject: Long\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>" +
+			strings.ReplaceAll(lines, "\n", "</p>\r\n<p>") + "</p>\r\n", "", "full-text.html", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := Parse([]byte(c.raw))
+			if m.Unparsed {
+				t.Fatalf("unparsed: %s", m.ParseError)
+			}
+			if len(m.Attachments) != 1 || m.Attachments[0].Filename != c.file || m.Attachments[0].Open == nil {
+				t.Fatalf("attachments %+v, want %s streamed", m.Attachments, c.file)
+			}
+			full := content(t, m.Attachments[0])
+			if int64(len(full)) != m.Attachments[0].Size || len(full) <= maxTextBody {
+				t.Errorf("attachment of %d bytes, Size %d", len(full), m.Attachments[0].Size)
+			}
+			body := m.TextBody
+			if c.html {
+				body = m.HTMLBody
+			}
+			if len(body) > maxTextBody+300 || len(body) < maxTextBody/2 {
+				t.Errorf("body of %d bytes, want about %d", len(body), maxTextBody)
+			}
+			if !strings.Contains(body, "the whole text is attached as "+c.file) || !utf8.ValidString(body) || strings.Contains(body, "\uFFFD") {
+				t.Errorf("body does not name %s or has a cut character: ...%q", c.file, body[max(0, len(body)-200):])
+			}
+			if c.wantText != "" {
+				if string(full) != c.wantText {
+					t.Errorf("attachment differs from the text (%d vs %d bytes)", len(full), len(c.wantText))
+				}
+				shown, _, _ := strings.Cut(body, "\n\n[postroom:")
+				if !strings.HasPrefix(strings.ReplaceAll(c.wantText, "\r\n", "\n"), shown) {
+					t.Errorf("shown text is not the start of the text")
+				}
+			}
+		})
+	}
+}
+
+// qpLines encodes s as quoted-printable with soft line breaks.
+func qpLines(s string) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); i++ {
+		enc := fmt.Sprintf("=%02X", s[i])
+		if n+len(enc) > 75 {
+			b.WriteString("=\r\n")
+			n = 0
+		}
+		b.WriteString(enc)
+		n += len(enc)
+	}
+	return b.String()
 }

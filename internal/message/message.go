@@ -50,4 +50,9 @@ const (
 	// maxHeldAttachment is the largest decoded attachment Parse holds in memory (Data);
 	// a larger one is streamed from the raw message when it is stored (Attachment.Open).
 	maxHeldAttachment = 256 << 10
+
+	// maxTextBody is the longest text or HTML body part (decoded) shown as the message's
+	// body; a longer one is cut there and attached whole (the way webmail clips long
+	// messages behind "view entire message"), so a 20 MB body is never held in memory.
+	maxTextBody = 512 << 10
 )

@@ -413,7 +413,15 @@ func (p *parser) walk(e *gomessage.Entity, path, parent string, depth int) error
 	meta := leafMeta(e.Header, params)
 	alternative := parent == "multipart/alternative"
 	if p.isTextBody(mediaType, meta, alternative) {
-		data, _ := io.ReadAll(e.Body) // a corrupt encoding keeps what could be decoded
+		// One buffer, sized for the usual case (a charset conversion may need more); a
+		// corrupt encoding keeps what could be decoded.
+		buf := bytes.NewBuffer(make([]byte, 0, min(len(p.raw), maxTextBody)+bytes.MinRead+1))
+		_, _ = buf.ReadFrom(io.LimitReader(e.Body, maxTextBody+1))
+		data := buf.Bytes()
+		if len(data) > maxTextBody {
+			p.longTextBody(e.Body, data, mediaType, params, path, alternative)
+			return nil
+		}
 		p.textBody(mediaType, params, data, alternative)
 		return nil
 	}
@@ -554,6 +562,65 @@ func (p *parser) textBody(mediaType string, params map[string]string, data []byt
 		return
 	}
 	*body += "\n\n" + text
+}
+
+// longTextBody handles a text body part longer than maxTextBody (head holds its first
+// maxTextBody+1 decoded bytes, rest the others): the body shows the head, cut at a line
+// end, and says where the rest is; the whole part is added as an attachment that is
+// streamed from the raw message when it is stored, like a large attachment. An agent sees
+// a readable message, nothing is lost, and the text is never held whole in memory.
+func (p *parser) longTextBody(rest io.Reader, head []byte, mediaType string, params map[string]string, path string, alternative bool) {
+	more, _ := io.Copy(io.Discard, rest)
+	size := int64(len(head)) + more
+	name := "full-text"
+	if path != "" {
+		name += "-" + path
+	}
+	name += commonExtensions[mediaType]
+	p.textBody(mediaType, params, cutAtLine(head[:maxTextBody]), alternative)
+	note := fmt.Sprintf("[postroom: this text is %s long; the first %s is shown here and the whole text is attached as %s.]",
+		byteSize(size), byteSize(maxTextBody), name)
+	if mediaType == "text/html" {
+		p.msg.HTMLBody += "\n<p>" + note + "</p>"
+	} else {
+		p.msg.TextBody += "\n\n" + note
+	}
+	raw := p.raw
+	p.msg.Attachments = append(p.msg.Attachments, store.Attachment{
+		Filename:    name,
+		ContentType: mediaType,
+		Size:        size,
+		Open:        func() (io.Reader, error) { return openPart(raw, path) },
+	})
+}
+
+// cutAtLine shortens b to its last line end when there is one in its second half, else to
+// the start of a UTF-8 sequence, so that a cut text does not end in half a character.
+func cutAtLine(b []byte) []byte {
+	if i := bytes.LastIndexByte(b, '\n'); i >= len(b)/2 {
+		return b[:i+1]
+	}
+	start := len(b) - 1 // of the last character
+	for start > 0 && len(b)-start < utf8.UTFMax && !utf8.RuneStart(b[start]) {
+		start--
+	}
+	if start >= 0 && !utf8.FullRune(b[start:]) {
+		return b[:start]
+	}
+	return b
+}
+
+// byteSize words n for a person: "20.0 MB", "1 MB", "512 KB".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // attachment adds a leaf part that is not a text body as an Attachment, reading its
