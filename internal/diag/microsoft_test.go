@@ -415,6 +415,12 @@ func TestMicrosoftSignIn(t *testing.T) {
 			m.OAuth.Tenant = mstest.NewGUID()
 			return m, appCreds(f)
 		}, want: msWant{lastFor: tenantStep, fail: true, advice: []string{"Microsoft does not know the tenant", "copy the Directory (tenant) ID"}, detail: []string{"AADSTS90002"}}},
+		{name: "tenant of another cloud", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := f.graph(store.Inbound)
+			m.OAuth.Tenant = mstest.NewGUID()
+			f.s.AddOtherCloudTenant(m.OAuth.Tenant, mstest.CloudUSGov)
+			return m, appCreds(f)
+		}, want: msWant{lastFor: tenantStep, fail: true, advice: []string{"belongs to another Microsoft cloud than the one chosen", "choose the tenant's cloud (US Government or China) under Cloud"}, detail: []string{"AADSTS90038"}}},
 		{name: "tenant neither id nor domain", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			m := f.graph(store.Inbound)
 			m.OAuth.Tenant = "contoso"

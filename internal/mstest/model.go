@@ -14,6 +14,9 @@ type state struct {
 	tenants map[string]*Tenant // by lower-case id
 	domains map[string]*Tenant // by lower-case domain
 	apps    map[string]*App    // by lower-case client id
+	// otherCloud: tenants (by lower-case id or domain) that live in a national cloud this
+	// stand-in does not play, with that cloud's name (AddOtherCloudTenant).
+	otherCloud map[string]string
 
 	refresh map[string]*refreshGrant // by refresh token
 	codes   map[string]*authCode     // by code
@@ -31,15 +34,16 @@ type state struct {
 
 func newState() *state {
 	return &state{
-		tenants: map[string]*Tenant{},
-		domains: map[string]*Tenant{},
-		apps:    map[string]*App{},
-		refresh: map[string]*refreshGrant{},
-		codes:   map[string]*authCode{},
-		issued:  map[string]time.Time{},
-		flows:   map[string]*signInFlow{},
-		mail:    newMailState(),
-		graph:   newGraphState(),
+		tenants:    map[string]*Tenant{},
+		domains:    map[string]*Tenant{},
+		apps:       map[string]*App{},
+		otherCloud: map[string]string{},
+		refresh:    map[string]*refreshGrant{},
+		codes:      map[string]*authCode{},
+		issued:     map[string]time.Time{},
+		flows:      map[string]*signInFlow{},
+		mail:       newMailState(),
+		graph:      newGraphState(),
 	}
 }
 
@@ -85,6 +89,22 @@ func (s *Server) AddTenant(id string, domains ...string) (*Tenant, error) {
 		s.state.domains[strings.ToLower(d)] = t
 	}
 	return t, nil
+}
+
+// National clouds, as Microsoft names them in AADSTS90038.
+const (
+	CloudUSGov = "USGov"
+	CloudChina = "China"
+)
+
+// AddOtherCloudTenant makes the token and authorize endpoints answer AADSTS90038
+// (NationalCloudTenantRedirection) for a tenant id or domain that lives in another cloud
+// (CloudUSGov, CloudChina) than the global one this stand-in plays: what Microsoft's global
+// login host says to an administrator who picked the wrong cloud.
+func (s *Server) AddOtherCloudTenant(idOrDomain, cloud string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.otherCloud[strings.ToLower(idOrDomain)] = cloud
 }
 
 // ID is the tenant's directory id (lower case).

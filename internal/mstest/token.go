@@ -178,6 +178,10 @@ func (s *Server) resolveTenantLocked(seg string) (t *Tenant, special string, e *
 		return nil, "", newAADError("invalid_request", 900023,
 			"Specified tenant identifier '%s' is neither a valid DNS name, nor a valid external domain.", seg)
 	}
+	if cloud := s.state.otherCloud[lower]; cloud != "" {
+		return nil, "", newAADError("invalid_request", 90038,
+			"Tenant '%s' request is being redirected to the National Cloud '%s'. Current cloud instance 'Prod' does not federate with '%s'.", seg, cloud, cloud)
+	}
 	return nil, "", newAADError("invalid_request", 90002,
 		"Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. "+
 			"Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.", seg)

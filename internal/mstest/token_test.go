@@ -92,6 +92,7 @@ func TestTokenErrorsOnTheWire(t *testing.T) {
 	disabled, _ := f.tenant.AddApp(AppConfig{Disabled: true})
 	disabled.AddSecret("d", time.Now().Add(time.Hour))
 	public, _ := f.tenant.AddApp(AppConfig{PublicClient: true, Scopes: []string{ScopeIMAP}, AdminConsent: true})
+	f.s.AddOtherCloudTenant("7d2c1e0a-5b3f-4c8e-9a61-2f4e8b7c9d10", CloudUSGov)
 	cc := func(client, secret, scope string) url.Values {
 		return url.Values{"grant_type": {"client_credentials"}, "client_id": {client}, "client_secret": {secret}, "scope": {scope}}
 	}
@@ -106,6 +107,7 @@ func TestTokenErrorsOnTheWire(t *testing.T) {
 	}{
 		{"unknown tenant", "0b5a7c3e-1111-2222-3333-444444444444", cc(id, f.secret, graph), 400, "invalid_request", 90002},
 		{"unknown domain", "fabrikam.example", cc(id, f.secret, graph), 400, "invalid_request", 90002},
+		{"tenant of the US Government cloud", "7d2c1e0a-5b3f-4c8e-9a61-2f4e8b7c9d10", cc(id, f.secret, graph), 400, "invalid_request", 90038},
 		{"malformed tenant", "not a tenant!", cc(id, f.secret, graph), 400, "invalid_request", 900023},
 		{"wrong secret", testTenantID, cc(id, "wrong", graph), 401, "invalid_client", 7000215},
 		{"secret id instead of value", testTenantID, cc(id, secretID, graph), 401, "invalid_client", 7000215},
