@@ -105,7 +105,7 @@ func validateAuth(m store.Mailbox, have secretsAt, e *ValidationError) {
 	switch m.Auth {
 	case store.AuthPassword:
 		if m.Protocol == Graph {
-			e.add("auth", "a Graph mailbox signs in with OAuth 2.0: choose oauth_app (app registration with a secret or certificate) or oauth_delegated (a person signs in)")
+			e.add("auth", `a Graph mailbox signs in with OAuth 2.0: choose "Microsoft 365 app" (oauth_app: the app registration signs in with a client secret or certificate) or "A person signs in" (oauth_delegated)`)
 		}
 		return
 	case store.AuthOAuthApp, store.AuthOAuthDelegated, store.AuthOAuthROPC:
