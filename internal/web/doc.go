@@ -6,7 +6,9 @@
 // and the self-service migration of password mailboxes to OAuth 2.0 (migrate.go).
 // Pages are html/template files embedded in the binary, one Go file per page; there is no
 // JavaScript at all (menus are plain links, confirmations are pages, the form's "Test
-// connection" is a second submit button with its own formaction).
+// connection" is a second submit button with its own formaction; the mailbox form shows
+// only the fields of the chosen client type, sign-in method and provider through CSS :has
+// rules on its selects, and keeps a field with an error in view).
 //
 // Invariants a change must keep:
 //

@@ -86,8 +86,9 @@ type mailboxFormData struct {
 	Summary     []string
 	Report      *diag.Report
 	// Prechecks is the Microsoft 365 walk-through for the settings on the form (Graph, or
-	// OAuth with Microsoft), with PowerShell filled in with the ids entered so far.
-	Prechecks []diag.Precheck
+	// OAuth with Microsoft), with PowerShell filled in with the ids entered so far: one list
+	// per client type, of which the style sheet shows the chosen one.
+	Prechecks []precheckList
 	// TypedPassword is true when the form comes back (with errors or a test report) after
 	// a password was typed: the field is empty again (passwords are never put in the
 	// page), so it must be typed once more.
@@ -376,6 +377,12 @@ func microsoftMailbox(m store.Mailbox) bool {
 	return m.Auth != "" && m.Auth != store.AuthPassword && m.OAuth.Provider != credential.ProviderCustom
 }
 
+// precheckList is the Microsoft 365 walk-through for one client type.
+type precheckList struct {
+	Protocol string
+	Steps    []diag.Precheck
+}
+
 // formSecret is a write-only field's value; nil when empty (keep the stored one).
 func formSecret(v string) *vault.Secret {
 	v = strings.TrimSpace(v)
@@ -429,8 +436,17 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 	} else {
 		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
 	}
-	if fm := formMailbox(d); microsoftMailbox(fm) {
-		d.Prechecks = diag.MicrosoftPrechecks(fm)
+	// The walk-through is on every form, one list per client type: the style sheet shows
+	// the one for the chosen client type while the sign-in is a Microsoft 365 one. When
+	// the form's sign-in is not (yet), the lists are for an app registration; Test
+	// connection (or Save) brings the ones for the choices made.
+	fm := formMailbox(d)
+	if !microsoftMailbox(fm) || fm.Auth == store.AuthPassword {
+		fm.Auth, fm.OAuth.Provider = store.AuthOAuthApp, credential.ProviderMicrosoft
+	}
+	for _, p := range d.Protocols {
+		fm.Protocol = p.Value
+		d.Prechecks = append(d.Prechecks, precheckList{Protocol: p.Value, Steps: diag.MicrosoftPrechecks(fm)})
 	}
 	for _, k := range formFields {
 		if msg := d.Errors[k]; msg != "" {
