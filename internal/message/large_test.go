@@ -145,7 +145,7 @@ func TestLongTextBodyClipped(t *testing.T) {
 	oneLine := strings.Repeat("€", maxTextBody) // 3 bytes each: a cut falls inside one
 	for _, c := range []struct {
 		name, raw, wantText, file string
-		html                        bool
+		html                      bool
 	}{
 		{"lines", "From: a@example.org\r\nSubject: Long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
 			strings.ReplaceAll(lines, "\n", "\r\n"), strings.ReplaceAll(lines, "\n", "\r\n"), "full-text.txt", false},
