@@ -346,13 +346,29 @@ func readMailboxBody(w http.ResponseWriter, r *http.Request, optional bool) (bod
 	return &b, true
 }
 
-// needMailboxes answers 503 when the server was built without the mailbox service.
-func (s *server) needMailboxes(w http.ResponseWriter) bool {
-	if s.mailboxes == nil {
-		writeError(w, http.StatusServiceUnavailable, "mailbox administration is not configured on this server")
-		return false
+// idHandler handles a request about one object, named by the path's {id}.
+type idHandler func(w http.ResponseWriter, r *http.Request, user store.User, id int64)
+
+// withMailboxes runs h only when the server has the mailbox service (every change to the
+// mailbox set-up goes through it); otherwise it answers 503.
+func (s *server) withMailboxes(h authedHandler) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, user store.User, sess store.Session) {
+		if s.mailboxes == nil {
+			writeError(w, http.StatusServiceUnavailable, "mailbox administration is not configured on this server")
+			return
+		}
+		h(w, r, user, sess)
 	}
-	return true
+}
+
+// withMailboxID is withMailboxes for a handler of the object {id} of the path (what names
+// its kind in the 404 of a malformed id).
+func (s *server) withMailboxID(what string, h idHandler) authedHandler {
+	return s.withMailboxes(func(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+		if id, ok := pathID(w, r, what); ok {
+			h(w, r, user, id)
+		}
+	})
 }
 
 // queueNames maps queue ids to names.
@@ -483,9 +499,6 @@ func (s *server) getMailbox(w http.ResponseWriter, r *http.Request, _ store.User
 }
 
 func (s *server) createMailbox(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
 	b, ok := readMailboxBody(w, r, false)
 	if !ok {
 		return
@@ -513,14 +526,7 @@ func (s *server) storedInput(w http.ResponseWriter, r *http.Request, id int64, b
 }
 
 // updateMailbox changes the fields that were sent and keeps the others.
-func (s *server) updateMailbox(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) updateMailbox(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	b, ok := readMailboxBody(w, r, false)
 	if !ok {
 		return
@@ -536,14 +542,7 @@ func (s *server) updateMailbox(w http.ResponseWriter, r *http.Request, user stor
 	s.writeMailbox(w, r, http.StatusOK, id)
 }
 
-func (s *server) deleteMailbox(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) deleteMailbox(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	if err := s.mailboxes.Delete(r.Context(), user.Username, id); err != nil {
 		s.writeChangeError(w, r, fmt.Sprintf("mailbox %d", id), "delete", err)
 		return
@@ -551,15 +550,8 @@ func (s *server) deleteMailbox(w http.ResponseWriter, r *http.Request, user stor
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *server) setEnabled(enabled bool) authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-		if !s.needMailboxes(w) {
-			return
-		}
-		id, ok := pathID(w, r, "mailbox")
-		if !ok {
-			return
-		}
+func (s *server) setEnabled(enabled bool) idHandler {
+	return func(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 		var err error
 		if enabled {
 			err = s.mailboxes.Enable(r.Context(), user.Username, id)
@@ -578,9 +570,6 @@ func (s *server) setEnabled(enabled bool) authedHandler {
 // lists all mailboxes afterwards.
 func (s *server) setAllEnabled(enabled bool) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-		if !s.needMailboxes(w) {
-			return
-		}
 		obj, ok := readObject(w, r, true)
 		if !ok {
 			return
@@ -603,14 +592,7 @@ func (s *server) setAllEnabled(enabled bool) authedHandler {
 	}
 }
 
-func (s *server) copyMailbox(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) copyMailbox(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	obj, ok := readObject(w, r, false)
 	if !ok {
 		return
@@ -630,14 +612,7 @@ func (s *server) copyMailbox(w http.ResponseWriter, r *http.Request, user store.
 
 // assignQueue puts an inbound mailbox in a queue ({"queue_id": N}), which enables it when
 // the queue is enabled, or in none ({"queue_id": null}), which disables it.
-func (s *server) assignQueue(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) assignQueue(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	obj, ok := readObject(w, r, false)
 	if !ok {
 		return
@@ -695,14 +670,7 @@ func toTestReportJSON(rep diag.Report) testReportJSON {
 // testMailbox runs the connection test of a stored mailbox. With a body, the fields sent
 // replace the stored ones for the test only (the form's "Test connection" before Save);
 // the stored password is used unless one is sent.
-func (s *server) testMailbox(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) testMailbox(w http.ResponseWriter, r *http.Request, _ store.User, id int64) {
 	b, ok := readMailboxBody(w, r, true)
 	if !ok {
 		return
@@ -727,9 +695,6 @@ func (s *server) testMailbox(w http.ResponseWriter, r *http.Request, _ store.Use
 
 // testUnsaved runs the connection test of settings not saved (a new mailbox's form).
 func (s *server) testUnsaved(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
 	b, ok := readMailboxBody(w, r, false)
 	if !ok {
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -705,5 +706,41 @@ func TestPasswordNeverShown(t *testing.T) {
 		if bytes.Contains(b, []byte(secretPassword)) {
 			t.Errorf("%s holds the password in plain text", filepath.Base(name))
 		}
+	}
+}
+
+// TestMailboxChangesNeedTheService: an id that is not a number is a 404 that names the
+// kind of object; a server built without the mailbox service answers every change to the
+// set-up with 503 and says so, and still serves the reads.
+func TestMailboxChangesNeedTheService(t *testing.T) {
+	f := newFixture(t)
+	admin := f.signedIn(t, "admin")
+	for path, want := range map[string]string{
+		"/api/v1/mailboxes/x/enable":           `mailbox \"x\" not found: ids are positive whole numbers`,
+		"/api/v1/queues/0/disable":             `queue \"0\" not found`,
+		"/api/v1/mailboxes/-3/test":            `mailbox \"-3\" not found`,
+		"/api/v1/mailboxes/1.5/from-addresses": `mailbox \"1.5\" not found`,
+	} {
+		if resp := admin.postJSON(path, `{}`); resp.status != http.StatusNotFound || !strings.Contains(string(resp.body), want) {
+			t.Errorf("POST %s: %d %s, want 404 with %s", path, resp.status, resp.body, want)
+		}
+	}
+	if resp := admin.do("DELETE", "/api/v1/from-addresses/none", "application/json", ""); resp.status != http.StatusNotFound || !strings.Contains(string(resp.body), `From address \"none\" not found`) {
+		t.Errorf("DELETE a From address by a bad id: %d %s", resp.status, resp.body)
+	}
+
+	bare := httptest.NewServer(New(Options{Store: f.st, Auth: f.auth}))
+	t.Cleanup(bare.Close)
+	admin.base = bare.URL
+	if resp := admin.postJSON("/api/v1/session", fmt.Sprintf(`{"user": "admin", "password": %q}`, testPassword)); resp.status != http.StatusOK {
+		t.Fatalf("sign in: %d %s", resp.status, resp.body)
+	}
+	for _, path := range []string{"/api/v1/mailboxes", fmt.Sprintf("/api/v1/mailboxes/%d/disable", f.inbound.ID), "/api/v1/queues", "/api/v1/mailboxes/disable-all"} {
+		if resp := admin.postJSON(path, `{"name": "x"}`); resp.status != http.StatusServiceUnavailable || !strings.Contains(string(resp.body), "mailbox administration is not configured on this server") {
+			t.Errorf("POST %s without the service: %d %s", path, resp.status, resp.body)
+		}
+	}
+	if resp := admin.get("/api/v1/mailboxes"); resp.status != http.StatusOK {
+		t.Errorf("GET mailboxes without the service: %d %s", resp.status, resp.body)
 	}
 }

@@ -83,9 +83,6 @@ func (s *server) writeQueue(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 func (s *server) createQueue(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
 	obj, ok := readObject(w, r, false)
 	if !ok {
 		return
@@ -104,15 +101,8 @@ func (s *server) createQueue(w http.ResponseWriter, r *http.Request, user store.
 }
 
 // setQueueEnabled enables or disables a queue and with it every mailbox assigned to it.
-func (s *server) setQueueEnabled(enabled bool) authedHandler {
-	return func(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-		if !s.needMailboxes(w) {
-			return
-		}
-		id, ok := pathID(w, r, "queue")
-		if !ok {
-			return
-		}
+func (s *server) setQueueEnabled(enabled bool) idHandler {
+	return func(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 		if err := s.mailboxes.SetQueueEnabled(r.Context(), user.Username, id, enabled); err != nil {
 			s.writeChangeError(w, r, fmt.Sprintf("queue %d", id), enableVerb(enabled), err)
 			return
@@ -145,14 +135,7 @@ func (s *server) listFromAddresses(w http.ResponseWriter, r *http.Request, _ sto
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *server) addFromAddress(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "mailbox")
-	if !ok {
-		return
-	}
+func (s *server) addFromAddress(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	obj, ok := readObject(w, r, false)
 	if !ok {
 		return
@@ -170,14 +153,7 @@ func (s *server) addFromAddress(w http.ResponseWriter, r *http.Request, user sto
 	writeJSON(w, http.StatusCreated, toFromAddressJSON(f))
 }
 
-func (s *server) deleteFromAddress(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
-	if !s.needMailboxes(w) {
-		return
-	}
-	id, ok := pathID(w, r, "From address")
-	if !ok {
-		return
-	}
+func (s *server) deleteFromAddress(w http.ResponseWriter, r *http.Request, user store.User, id int64) {
 	if err := s.mailboxes.DeleteFromAddress(r.Context(), user.Username, id); err != nil {
 		s.writeChangeError(w, r, fmt.Sprintf("From address %d", id), "delete", err)
 		return
