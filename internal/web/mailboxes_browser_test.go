@@ -47,6 +47,17 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
+// adminBrowser is a headless Chromium with the screenshots' window size, signed in as
+// admin, and the directory for the test's screenshots.
+func adminBrowser(t *testing.T, f *fixture) (context.Context, string) {
+	t.Helper()
+	ctx := testenv.Chromium(t)
+	shots := screenshotDir(t)
+	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
+	signInInBrowser(t, ctx, f, "admin")
+	return ctx, shots
+}
+
 // tableRows returns the Mailbox Name cells of the mailbox table, in order.
 func tableRows(t *testing.T, ctx context.Context) []string {
 	t.Helper()
@@ -55,10 +66,7 @@ func tableRows(t *testing.T, ctx context.Context) []string {
 
 func TestBrowserMailboxesPage(t *testing.T) {
 	f := newFixture(t)
-	ctx := testenv.Chromium(t)
-	shots := screenshotDir(t)
-	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
-	signInInBrowser(t, ctx, f, "admin")
+	ctx, shots := adminBrowser(t, f)
 
 	do(t, ctx,
 		chromedp.Click(`//nav/a[text()="Mailboxes"]`),
@@ -230,10 +238,7 @@ func TestBrowserMailboxesPage(t *testing.T) {
 
 func TestBrowserFromAddressesAndQueues(t *testing.T) {
 	f := newFixture(t)
-	ctx := testenv.Chromium(t)
-	shots := screenshotDir(t)
-	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
-	signInInBrowser(t, ctx, f, "admin")
+	ctx, shots := adminBrowser(t, f)
 
 	// From the outbound mailbox's pane to its From addresses; add one.
 	do(t, ctx,

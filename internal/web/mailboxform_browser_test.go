@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/postroom/postroom/internal/testenv"
 )
 
 // shown reports, for each element id, whether the browser renders it.
@@ -23,10 +21,7 @@ func shown(t *testing.T, ctx context.Context, ids ...string) map[string]bool {
 // choices are Microsoft's, before anything is saved; a field with an error stays in view.
 func TestBrowserMailboxFormAdapts(t *testing.T) {
 	f := newFixture(t)
-	ctx := testenv.Chromium(t)
-	shots := screenshotDir(t)
-	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
-	signInInBrowser(t, ctx, f, "admin")
+	ctx, shots := adminBrowser(t, f)
 	do(t, ctx,
 		chromedp.Navigate(f.srv.URL+"/mailboxes/new?direction=inbound"),
 		chromedp.WaitVisible(chromedp.ID("name")),

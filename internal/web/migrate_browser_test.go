@@ -64,10 +64,7 @@ func TestBrowserMigrateToOAuth(t *testing.T) {
 		}
 	}
 
-	ctx := testenv.Chromium(t)
-	shots := screenshotDir(t)
-	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
-	signInInBrowser(t, ctx, f, "admin")
+	ctx, shots := adminBrowser(t, f)
 	do(t, ctx, chromedp.Navigate(f.srv.URL+"/mailboxes"), chromedp.WaitVisible(chromedp.CSS("table.mailboxes")))
 	submit(t, ctx, chromedp.Click(chromedp.ID("migrate-oauth")))
 	do(t, ctx, chromedp.WaitVisible(chromedp.ID("migrate-mailboxes")))

@@ -12,7 +12,6 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
-	"github.com/postroom/postroom/internal/testenv"
 )
 
 // TestBrowserDelegatedSignIn drives the whole delegated sign-in in Chromium: an admin
@@ -31,10 +30,7 @@ func TestBrowserDelegatedSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testenv.Chromium(t)
-	shots := screenshotDir(t)
-	do(t, ctx, chromedp.EmulateViewport(screenshotWidth, screenshotHeight))
-	signInInBrowser(t, ctx, f, "admin")
+	ctx, shots := adminBrowser(t, f)
 
 	// The form: a Graph mailbox, a person signs in, the stand-in as a custom authority.
 	do(t, ctx,
