@@ -204,9 +204,19 @@ func listenError(proto, addr, flag string, err error) error {
 type printfLogger struct{ log *slog.Logger }
 
 func (p printfLogger) Printf(format string, args ...any) {
-	p.log.Warn(fmt.Sprintf(format, args...))
+	p.report(fmt.Sprintf(format, args...))
 }
 
 func (p printfLogger) Println(args ...any) {
-	p.log.Warn(strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+	p.report(strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+}
+
+// report logs msg as a warning, except a connection the demo itself closed as it stopped
+// (Ctrl-C with a client in IDLE), which is expected and logged for debugging only.
+func (p printfLogger) report(msg string) {
+	if strings.Contains(msg, net.ErrClosed.Error()) {
+		p.log.Debug(msg)
+		return
+	}
+	p.log.Warn(msg)
 }
