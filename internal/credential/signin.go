@@ -159,6 +159,26 @@ func NewSignIn(secrets *Secrets, opts TokensOptions) *SignIn {
 	return &SignIn{secrets: secrets, opts: opts}
 }
 
+// SealVerifier encrypts the PKCE verifier of a started sign-in with the vault, so that it
+// can wait in the store for the callback, which any node may receive.
+func (s *SignIn) SealVerifier(verifier vault.Secret) ([]byte, error) {
+	ct, err := s.secrets.vault.Seal([]byte(verifier.Reveal()))
+	if err != nil {
+		return nil, fmt.Errorf("encrypt the sign-in's verifier: %w", err)
+	}
+	return ct, nil
+}
+
+// OpenVerifier decrypts a verifier sealed by SealVerifier (with the same key: every node
+// of one database has it).
+func (s *SignIn) OpenVerifier(sealed []byte) (vault.Secret, error) {
+	pt, err := s.secrets.vault.Open(sealed)
+	if err != nil {
+		return vault.Secret{}, fmt.Errorf("decrypt the sign-in's verifier: %w", err)
+	}
+	return vault.NewSecret(string(pt)), nil
+}
+
 // Redeem trades the code of a sign-in of mailbox m for tokens (RFC 6749 §4.1.3 with the
 // PKCE code_verifier, RFC 7636 §4.5). It sends the mailbox's client secret (or a client
 // assertion signed with its certificate) when one is stored, and nothing for a public

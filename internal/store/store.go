@@ -35,6 +35,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique constraint (a mailbox name, a user name) is violated.
 var ErrConflict = errors.New("already exists")
 
+// ErrTooManySignIns is returned by AddPendingSignIn when the given maximum of unexpired
+// sign-ins is in progress already.
+var ErrTooManySignIns = errors.New("too many sign-ins in progress")
+
 // Directions of mailboxes and messages.
 const (
 	Inbound  = "inbound"
@@ -431,6 +435,24 @@ type APIToken struct {
 	CreatedAt time.Time
 }
 
+// PendingSignIn is a delegated sign-in ("Sign in with Microsoft") between its button and
+// its callback: the authorization code grant with PKCE needs the verifier, the redirect URI
+// and who started it when the provider sends the browser back, possibly to another node.
+// It is kept in the store so that any node can finish it, once.
+type PendingSignIn struct {
+	// State is the OAuth state that travels through the browser. The store keeps only its
+	// SHA-256 (hex): a state read from the database cannot be replayed.
+	State string
+	// SessionHash is the token hash of the admin's session that started the sign-in.
+	SessionHash string
+	MailboxID   int64
+	// Verifier is the PKCE code_verifier sealed by the vault; never plaintext.
+	Verifier    []byte
+	RedirectURI string
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
 // AuditEvent records who changed what. Secrets in Old/New are masked by the caller.
 type AuditEvent struct {
 	ID     int64
@@ -565,6 +587,18 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash string) error
 	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
 	APITokenByHash(ctx context.Context, tokenHash string) (APIToken, error)
+
+	// Delegated sign-ins in progress (PendingSignIn). A mailbox's deletion deletes them.
+	// AddPendingSignIn deletes the sign-ins expired at now, then keeps p (CreatedAt zero:
+	// now); ErrTooManySignIns when limit unexpired ones are kept already, ErrNotFound when the
+	// mailbox does not exist, ErrConflict when the state is kept already. Adds at the same
+	// moment on several PostgreSQL nodes may each pass the check, so limit may be exceeded
+	// by as many.
+	AddPendingSignIn(ctx context.Context, p PendingSignIn, limit int, now time.Time) error
+	// TakePendingSignIn deletes the sign-in of state and returns it, in one statement: of
+	// several takes at once, on any nodes, exactly one gets it. Unknown, taken already or
+	// expired at now (an expired one is deleted too) is ErrNotFound.
+	TakePendingSignIn(ctx context.Context, state string, now time.Time) (PendingSignIn, error)
 
 	// Audit events.
 	AddAudit(ctx context.Context, e AuditEvent) error

@@ -5,13 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sync"
-	"time"
 
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
-	"github.com/postroom/postroom/internal/vault"
 )
 
 // Delegated sign-in ("Sign in with Microsoft"): the authorization code grant with PKCE for
@@ -21,73 +18,31 @@ import (
 //	                             register, the permissions) with the button; the "sign in
 //	                             again" link of a mailbox whose sign-in died leads here
 //	POST /mailboxes/{id}/signin  (the button, CSRF) makes a state and a PKCE verifier, keeps
-//	                             them here bound to the admin's session and the mailbox
-//	                             for credential.SignInLifetime, and redirects the browser
-//	                             to the provider's authorize URL
+//	                             them in the store (store.PendingSignIn) bound to the
+//	                             admin's session and the mailbox for
+//	                             credential.SignInLifetime, and redirects the browser to
+//	                             the provider's authorize URL
 //	GET  /oauth/callback         the redirect URI: takes the state (once), checks the
 //	                             session, shows the provider's error with advice, or
 //	                             redeems the code, stores the refresh token and the
 //	                             account (mailbox.Service.SetSignedIn) and goes back to
 //	                             the mailbox with "Signed in as ..."
 //
-// The pending sign-ins live in this process. With several nodes behind a load balancer,
-// the callback must reach the node that started the sign-in (sticky sessions); otherwise
-// the page says to start again, and nothing is changed.
+// The pending sign-ins live in the store, not in this process: with several nodes on one
+// PostgreSQL database behind a load balancer, the callback may reach any node, and a
+// restart between the button and the callback loses nothing. The store keeps only the
+// SHA-256 of the state (it travels in URLs) and the verifier sealed by the vault (every
+// node has the same key); taking a state deletes it in one statement, so a sign-in is
+// finished once even when two nodes get its callback at the same moment. A state that is
+// unknown, used, expired or another session's makes the page say to start again, and
+// nothing is changed.
 
 // callbackPath is the path of the redirect URI.
 const callbackPath = "/oauth/callback"
 
 // maxPendingSignIns bounds the sign-ins in progress, so that a script pressing the button
-// cannot fill the memory: far more than administrators signing mailboxes in at once.
+// cannot fill the database: far more than administrators signing mailboxes in at once.
 const maxPendingSignIns = 1000
-
-// pendingSignIn is a sign-in between the button and the callback.
-type pendingSignIn struct {
-	session     string // the admin's session (its token hash)
-	mailboxID   int64
-	verifier    vault.Secret
-	redirectURI string
-	expires     time.Time
-}
-
-// pendingSignIns holds the sign-ins in progress by state. Each is taken once.
-type pendingSignIns struct {
-	mu sync.Mutex
-	m  map[string]pendingSignIn
-}
-
-func newPendingSignIns() *pendingSignIns {
-	return &pendingSignIns{m: map[string]pendingSignIn{}}
-}
-
-// add keeps p under state; false when too many sign-ins are in progress.
-func (ps *pendingSignIns) add(state string, p pendingSignIn, now time.Time) bool {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	for k, old := range ps.m {
-		if !now.Before(old.expires) {
-			delete(ps.m, k)
-		}
-	}
-	if len(ps.m) >= maxPendingSignIns {
-		return false
-	}
-	ps.m[state] = p
-	return true
-}
-
-// take removes and returns the sign-in of state; ok is false when there is none or it
-// expired.
-func (ps *pendingSignIns) take(state string, now time.Time) (pendingSignIn, bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	p, ok := ps.m[state]
-	if !ok || state == "" {
-		return pendingSignIn{}, false
-	}
-	delete(ps.m, state)
-	return p, now.Before(p.expires)
-}
 
 func (h *handler) signInRoutes(mux *http.ServeMux) {
 	adm := store.RoleAdmin
@@ -209,11 +164,24 @@ func (h *handler) signInStart(w http.ResponseWriter, r *http.Request, v viewer) 
 		h.serverError(w, r, "start the sign-in", err)
 		return
 	}
+	sealed, err := h.signIn.SealVerifier(st.Verifier)
+	if err != nil {
+		h.serverError(w, r, "start the sign-in", err)
+		return
+	}
 	now := h.now()
-	if !h.pending.add(st.State, pendingSignIn{session: v.Session.TokenHash, mailboxID: m.ID, verifier: st.Verifier,
-		redirectURI: st.RedirectURI, expires: now.Add(credential.SignInLifetime)}, now) {
+	err = h.st.AddPendingSignIn(r.Context(), store.PendingSignIn{State: st.State, SessionHash: v.Session.TokenHash, MailboxID: m.ID,
+		Verifier: sealed, RedirectURI: st.RedirectURI, ExpiresAt: now.Add(credential.SignInLifetime), CreatedAt: now}, maxPendingSignIns, now)
+	switch {
+	case errors.Is(err, store.ErrTooManySignIns):
 		h.errorPage(w, r, http.StatusServiceUnavailable, "Too many sign-ins in progress",
 			"Too many sign-ins were started in the last minutes. Wait ten minutes and press the button again.")
+		return
+	case store.IsNotFound(err): // deleted a moment ago
+		h.mailboxNotFound(w, r)
+		return
+	case err != nil:
+		h.serverError(w, r, "start the sign-in", err)
 		return
 	}
 	h.logger.InfoContext(r.Context(), "delegated sign-in started", slog.String("mailbox", m.Name), slog.String("user", v.User.Username),
@@ -225,15 +193,19 @@ func (h *handler) signInStart(w http.ResponseWriter, r *http.Request, v viewer) 
 func (h *handler) signInCallback(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	p, ok := h.pending.take(q.Get("state"), h.now())
-	if !ok || p.session != v.Session.TokenHash {
+	p, err := h.st.TakePendingSignIn(ctx, q.Get("state"), h.now())
+	if err != nil && !store.IsNotFound(err) {
+		h.serverError(w, r, "finish the sign-in", err)
+		return
+	}
+	if err != nil || p.SessionHash != v.Session.TokenHash {
 		h.logger.WarnContext(ctx, "sign-in callback refused: unknown, used or expired state, or another session", slog.String("user", v.User.Username))
 		h.renderSignIn(w, r, v, http.StatusBadRequest, signInData{Heading: "This sign-in cannot be finished",
 			Message: "The answer of the sign-in page does not belong to a sign-in started in this browser session: it was used already, " +
 				"more than ten minutes passed, or it was started elsewhere. Nothing was changed. Go back to the mailbox and press the sign-in button again."})
 		return
 	}
-	m, err := h.st.Mailbox(ctx, p.mailboxID)
+	m, err := h.st.Mailbox(ctx, p.MailboxID)
 	if store.IsNotFound(err) {
 		h.mailboxNotFound(w, r)
 		return
@@ -249,7 +221,7 @@ func (h *handler) signInCallback(w http.ResponseWriter, r *http.Request, v viewe
 		d.Heading, d.Failure = "Sign-in not finished", e
 		h.renderSignIn(w, r, v, http.StatusBadRequest, d)
 	}
-	if e := credential.CallbackError(q, p.redirectURI); e != nil {
+	if e := credential.CallbackError(q, p.RedirectURI); e != nil {
 		failed(e)
 		return
 	}
@@ -263,7 +235,12 @@ func (h *handler) signInCallback(w http.ResponseWriter, r *http.Request, v viewe
 			Advice: "the mailbox no longer signs in with a person's account (its settings changed meanwhile): nothing was stored"})
 		return
 	}
-	res, err := h.signIn.Redeem(ctx, m, code, p.verifier, p.redirectURI)
+	verifier, err := h.signIn.OpenVerifier(p.Verifier)
+	if err != nil {
+		h.serverError(w, r, "finish the sign-in", err)
+		return
+	}
+	res, err := h.signIn.Redeem(ctx, m, code, verifier, p.RedirectURI)
 	var se *credential.SignInError
 	switch {
 	case errors.As(err, &se):

@@ -79,7 +79,6 @@ type handler struct {
 	version   string
 	pages     map[string]*template.Template
 	signer    *attachmentSigner
-	pending   *pendingSignIns
 	now       func() time.Time
 }
 
@@ -103,10 +102,9 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
 		version: opts.ProductVersion, pages: map[string]*template.Template{},
-		signer:  &attachmentSigner{st: opts.Store},
-		signIn:  opts.SignIn,
-		pending: newPendingSignIns(),
-		now:     time.Now,
+		signer: &attachmentSigner{st: opts.Store},
+		signIn: opts.SignIn,
+		now:    time.Now,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)

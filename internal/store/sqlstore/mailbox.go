@@ -196,8 +196,9 @@ func (s *Store) ListMailboxes(ctx context.Context) ([]store.Mailbox, error) {
 
 // DeleteMailbox soft-deletes a mailbox: the row is marked deleted (and disabled, not
 // default, in no queue) so that its messages, conversations and work items keep their
-// mailbox and its name; its secrets, cursor and From addresses are removed. A deleted
-// mailbox is store.ErrNotFound everywhere, and its name is free for a new mailbox.
+// mailbox and its name; its secrets, cursor, From addresses and sign-ins in progress are
+// removed. A deleted mailbox is store.ErrNotFound everywhere, and its name is free for a
+// new mailbox.
 func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
 	op := fmt.Sprintf("delete mailbox %d", id)
 	now := s.d.timeArg(s.now())
@@ -212,6 +213,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
 			`DELETE FROM cursors WHERE mailbox_id = ?`,
 			`DELETE FROM from_addresses WHERE mailbox_id = ?`,
 			`DELETE FROM ingest_failures WHERE mailbox_id = ?`,
+			`DELETE FROM pending_signins WHERE mailbox_id = ?`,
 		} {
 			if _, err := tx.exec(ctx, q, id); err != nil {
 				return err

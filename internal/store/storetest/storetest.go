@@ -72,6 +72,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Users", testUsers},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
+		{"PendingSignIns", testPendingSignIns},
+		{"PendingSignInLimit", testPendingSignInLimit},
+		{"PendingSignInMailboxDelete", testPendingSignInMailboxDelete},
+		{"PendingSignInConcurrentTake", testPendingSignInConcurrentTake},
 		{"Audit", testAudit},
 		{"ConcurrentIngest", testConcurrentIngest},
 	}
