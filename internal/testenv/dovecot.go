@@ -745,6 +745,27 @@ func (d *Dovecot) Log() string {
 	return string(b)
 }
 
+// logWait is how long WaitLog waits for a line: Dovecot's processes write their log lines
+// through its log process, a moment after the client saw what they report.
+const logWait = 10 * time.Second
+
+// WaitLog returns the Dovecot log once it contains substr, and fails the test when it does
+// not within 10 seconds.
+func (d *Dovecot) WaitLog(t testing.TB, substr string) string {
+	t.Helper()
+	deadline := time.Now().Add(logWait)
+	for {
+		log := d.Log()
+		if strings.Contains(log, substr) {
+			return log
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: the dovecot log has no %q after %s:\n%s", substr, logWait, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Stop stops Dovecot now, for tests of a server that is down. It is idempotent; t.Cleanup
 // calls it too. doveadm-based methods (Append, Messages) need a running Dovecot.
 func (d *Dovecot) Stop() {

@@ -137,7 +137,7 @@ func TestSubmissionKeepsConnection(t *testing.T) {
 	if strings.Join(rcpts, ",") != "a@example.net,b@example.net,c@example.net,d@example.net" {
 		t.Errorf("relayed to %v", rcpts)
 	}
-	if n := strings.Count(d.Log(), "Login: user=<"+user+">"); n != 1 {
-		t.Errorf("%d logins for 2 sends and 3 transactions, want 1:\n%s", n, d.Log())
+	if log := d.WaitLog(t, "Login: user=<"+user+">"); strings.Count(log, "Login: user=<"+user+">") != 1 {
+		t.Errorf("%d logins for 2 sends and 3 transactions, want 1:\n%s", strings.Count(log, "Login: user=<"+user+">"), log)
 	}
 }
