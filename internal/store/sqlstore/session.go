@@ -7,15 +7,24 @@ import (
 	"github.com/postroom/postroom/internal/store"
 )
 
-// CreateSession stores a session under its token hash.
+// CreateSession stores a session under its token hash. It first deletes the sessions that
+// have expired (nobody can use them), so that the table holds about the sessions in use
+// without a cleaning job.
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	now := s.now()
 	created := se.CreatedAt
 	if created.IsZero() {
-		created = s.now()
+		created = now
 	}
-	_, err := s.w.exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`,
-		se.TokenHash, se.UserID, se.CSRFToken, s.d.timeArg(created), s.d.timeArg(se.ExpiresAt))
+	err := s.inTx(ctx, func(tx runner) error {
+		if _, err := tx.exec(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, s.d.timeArg(now)); err != nil {
+			return err
+		}
+		_, err := tx.exec(ctx, `INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?)`,
+			se.TokenHash, se.UserID, se.CSRFToken, s.d.timeArg(created), s.d.timeArg(se.ExpiresAt))
+		return err
+	})
 	return s.wrap(fmt.Sprintf("create session of user %d", se.UserID), err)
 }
 

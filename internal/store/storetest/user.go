@@ -76,13 +76,22 @@ func testSessions(t *testing.T, s store.Store) {
 	sameTime(t, "CreatedAt", got.CreatedAt, expired.CreatedAt)
 	sameTime(t, "ExpiresAt", got.ExpiresAt, expired.ExpiresAt)
 
-	err = s.CreateSession(ctx, store.Session{TokenHash: "hash-old", UserID: u.ID, CSRFToken: "x", ExpiresAt: created})
+	// The next sign-in clears the expired session; live ones stay.
+	live := store.Session{TokenHash: "hash-live", UserID: u.ID, CSRFToken: "csrf-2", ExpiresAt: time.Now().Add(time.Hour)}
+	must(t, "CreateSession", s.CreateSession(ctx, live))
+	_, err = s.SessionByTokenHash(ctx, "hash-old")
+	wantErr(t, "SessionByTokenHash of an expired session after another sign-in", err, store.ErrNotFound)
+	must(t, "CreateSession", s.CreateSession(ctx, store.Session{TokenHash: "hash-live-2", UserID: u.ID, CSRFToken: "csrf-3", ExpiresAt: time.Now().Add(time.Hour)}))
+	_, err = s.SessionByTokenHash(ctx, "hash-live")
+	must(t, "SessionByTokenHash of a live session after another sign-in", err)
+
+	err = s.CreateSession(ctx, store.Session{TokenHash: "hash-live", UserID: u.ID, CSRFToken: "x", ExpiresAt: time.Now().Add(time.Hour)})
 	wantErr(t, "CreateSession with a token hash in use", err, store.ErrConflict)
 
-	must(t, "DeleteSession", s.DeleteSession(ctx, "hash-old"))
-	_, err = s.SessionByTokenHash(ctx, "hash-old")
+	must(t, "DeleteSession", s.DeleteSession(ctx, "hash-live"))
+	_, err = s.SessionByTokenHash(ctx, "hash-live")
 	wantErr(t, "SessionByTokenHash after delete", err, store.ErrNotFound)
-	wantErr(t, "DeleteSession again", s.DeleteSession(ctx, "hash-old"), store.ErrNotFound)
+	wantErr(t, "DeleteSession again", s.DeleteSession(ctx, "hash-live"), store.ErrNotFound)
 }
 
 func testAPITokens(t *testing.T, s store.Store) {
