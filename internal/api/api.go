@@ -92,7 +92,9 @@ func (s *server) routes() []route {
 		admin("POST /api/v1/queues/{id}/enable", s.withMailboxID("queue", s.setQueueEnabled(true))),
 		admin("POST /api/v1/queues/{id}/disable", s.withMailboxID("queue", s.setQueueEnabled(false))),
 
+		admin("GET /api/v1/tokens", s.listTokens),
 		admin("POST /api/v1/tokens", s.createToken),
+		admin("DELETE /api/v1/tokens/{id}", s.deleteToken),
 	}
 }
 

@@ -433,6 +433,9 @@ type APIToken struct {
 	Name      string
 	TokenHash string
 	CreatedAt time.Time
+	// Username is the owner's username, filled in by ListAPITokens (which leaves TokenHash
+	// empty: a listing has no use for the credential).
+	Username string
 }
 
 // PendingSignIn is a delegated sign-in ("Sign in with Microsoft") between its button and
@@ -587,6 +590,12 @@ type Store interface {
 	DeleteSession(ctx context.Context, tokenHash string) error
 	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
 	APITokenByHash(ctx context.Context, tokenHash string) (APIToken, error)
+	// ListAPITokens lists every API token, newest first, with its owner's Username and
+	// without its TokenHash.
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	// DeleteAPIToken deletes the token, which no longer authenticates from then on;
+	// ErrNotFound when there is none with the id.
+	DeleteAPIToken(ctx context.Context, id int64) error
 
 	// Delegated sign-ins in progress (PendingSignIn). A mailbox's deletion deletes them.
 	// AddPendingSignIn deletes the sign-ins expired at now, then keeps p (CreatedAt zero:

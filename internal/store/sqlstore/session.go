@@ -70,3 +70,31 @@ func (s *Store) APITokenByHash(ctx context.Context, tokenHash string) (store.API
 	}
 	return t, nil
 }
+
+// ListAPITokens lists every API token, newest first, with its owner's username. The hash
+// is not read: a listing is shown to people and has no use for the credential.
+func (s *Store) ListAPITokens(ctx context.Context) ([]store.APIToken, error) {
+	rows, err := s.r.query(ctx, `SELECT t.id, t.user_id, u.username, t.name, t.created_at
+		FROM api_tokens t JOIN users u ON u.id = t.user_id
+		ORDER BY t.created_at DESC, t.id DESC`)
+	if err != nil {
+		return nil, s.wrap("list API tokens", err)
+	}
+	defer rows.Close()
+	var list []store.APIToken
+	for rows.Next() {
+		var t store.APIToken
+		if err := rows.Scan(&t.ID, &t.UserID, &t.Username, &t.Name, tcol(&t.CreatedAt)); err != nil {
+			return nil, s.wrap("list API tokens", err)
+		}
+		list = append(list, t)
+	}
+	return list, s.wrap("list API tokens", rows.Err())
+}
+
+// DeleteAPIToken deletes the API token with the id (revocation): the next request that
+// presents it is refused.
+func (s *Store) DeleteAPIToken(ctx context.Context, id int64) error {
+	err := s.w.execOne(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
+	return s.wrap(fmt.Sprintf("delete API token %d", id), err)
+}

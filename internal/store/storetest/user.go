@@ -115,6 +115,45 @@ func testAPITokens(t *testing.T, s store.Store) {
 	wantErr(t, "CreateAPIToken with a hash in use", err, store.ErrConflict)
 	_, err = s.APITokenByHash(ctx, "th-2")
 	wantErr(t, "APITokenByHash missing", err, store.ErrNotFound)
+
+	// The listing names each token and its owner, newest first, and carries no hash.
+	ops, err := s.CreateUser(ctx, store.User{Username: "ops", Role: store.RoleAdmin})
+	must(t, "CreateUser ops", err)
+	tok2, err := s.CreateAPIToken(ctx, store.APIToken{UserID: ops.ID, Name: "nightly report", TokenHash: "th-3"})
+	must(t, "CreateAPIToken 2", err)
+	list, err := s.ListAPITokens(ctx)
+	must(t, "ListAPITokens", err)
+	if len(list) != 2 {
+		t.Fatalf("ListAPITokens = %+v, want the two tokens", list)
+	}
+	for i, want := range []struct {
+		tok  store.APIToken
+		user string
+	}{{tok2, "ops"}, {tok, "admin"}} {
+		got := list[i]
+		if got.ID != want.tok.ID || got.UserID != want.tok.UserID || got.Name != want.tok.Name || got.Username != want.user {
+			t.Errorf("ListAPITokens[%d] = %+v, want %q of %s (newest first)", i, got, want.tok.Name, want.user)
+		}
+		sameTime(t, fmt.Sprintf("ListAPITokens[%d].CreatedAt", i), got.CreatedAt, want.tok.CreatedAt)
+		if got.TokenHash != "" {
+			t.Errorf("ListAPITokens[%d] carries the hash %q", i, got.TokenHash)
+		}
+	}
+
+	// A deleted (revoked) token no longer resolves; the other one still does.
+	must(t, "DeleteAPIToken", s.DeleteAPIToken(ctx, tok.ID))
+	_, err = s.APITokenByHash(ctx, "th-1")
+	wantErr(t, "APITokenByHash of a deleted token", err, store.ErrNotFound)
+	wantErr(t, "DeleteAPIToken again", s.DeleteAPIToken(ctx, tok.ID), store.ErrNotFound)
+	wantErr(t, "DeleteAPIToken of an unknown id", s.DeleteAPIToken(ctx, tok2.ID+100), store.ErrNotFound)
+	if got, err := s.APITokenByHash(ctx, "th-3"); err != nil || got.ID != tok2.ID {
+		t.Errorf("APITokenByHash of the other token = %+v, %v; want token %d", got, err, tok2.ID)
+	}
+	list, err = s.ListAPITokens(ctx)
+	must(t, "ListAPITokens after delete", err)
+	if len(list) != 1 || list[0].ID != tok2.ID {
+		t.Errorf("ListAPITokens after delete = %+v, want only %q", list, "nightly report")
+	}
 }
 
 func testAudit(t *testing.T, s store.Store) {
