@@ -15,6 +15,7 @@ import (
 const maxTokenNameLen = 100
 
 // createToken creates an API token for the signed-in admin and returns its plaintext once.
+// The creation is recorded in the audit log as "token.create" on "token:<id>".
 func (s *server) createToken(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
 	var body struct {
 		Name string `json:"name"`
@@ -36,6 +37,13 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request, user store.
 		s.logger.ErrorContext(r.Context(), "create api token", slog.Any("error", err))
 		writeError(w, http.StatusInternalServerError, "could not create the token: internal error, the server log has the details; try again later")
 		return
+	}
+	// Like a revocation, the token is there whatever happens to the audit entry.
+	if err := s.st.AddAudit(r.Context(), store.AuditEvent{
+		Actor: user.Username, Action: "token.create", Object: fmt.Sprintf("token:%d", t.ID),
+		New: fmt.Sprintf("name=%q user=%s", t.Name, user.Username),
+	}); err != nil {
+		s.logger.ErrorContext(r.Context(), "audit api token creation", slog.Int64("token_id", t.ID), slog.Any("error", err))
 	}
 	writeJSON(w, http.StatusCreated, struct {
 		ID        int64     `json:"id"`

@@ -109,13 +109,14 @@ func TestTokensListAndRevoke(t *testing.T) {
 		t.Errorf("token list after revoking %q: %d %s", nightly.Name, after.status, after.body)
 	}
 
-	// The audit log says who revoked which token, without the token.
+	// The audit log says who created and who revoked which token, without the token.
 	events, err := f.st.ListAuditFor(t.Context(), fmt.Sprintf("token:%d", nightly.ID), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || events[0].Actor != "admin" || events[0].Action != "token.delete" || !strings.Contains(events[0].Old, "nightly report") {
-		t.Errorf("audit of the revocation = %+v, want one token.delete by admin naming %q", events, nightly.Name)
+	if len(events) != 2 || events[0].Actor != "admin" || events[0].Action != "token.delete" || !strings.Contains(events[0].Old, "nightly report") ||
+		events[1].Actor != "admin" || events[1].Action != "token.create" || !strings.Contains(events[1].New, "nightly report") {
+		t.Errorf("audit of the token = %+v, want token.create then token.delete by admin naming %q", events, nightly.Name)
 	}
 	for _, e := range events {
 		if strings.Contains(e.Old+e.New, nightly.Token) || strings.Contains(e.Old+e.New, auth.HashToken(nightly.Token)) {
