@@ -33,7 +33,8 @@ const (
 	envPublicURL     = "POSTROOM_PUBLIC_URL"
 	envOutboundURL   = "POSTROOM_OUTBOUND_URL" // e.g. smtp://support%40example.com@mail.example.com:587?address=support@example.com
 	envOutboundPass  = "POSTROOM_OUTBOUND_PASSWORD"
-	envLogLevel      = "POSTROOM_LOG_LEVEL" // debug, info, warn, error
+	envLogLevel      = "POSTROOM_LOG_LEVEL"      // debug, info, warn, error
+	envMaxConnecting = "POSTROOM_MAX_CONNECTING" // mailboxes signing in at the same time, default 32
 )
 
 // Defaults.

@@ -6,11 +6,35 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/store"
 )
+
+// Bounds of -max-connecting. The default starts a thousand mailboxes on one Dovecot
+// without a login timing out (README, Performance).
+const (
+	defaultMaxConnecting = 32
+	minMaxConnecting     = 1
+	maxMaxConnecting     = 1000
+)
+
+// parseMaxConnecting reads -max-connecting / POSTROOM_MAX_CONNECTING; empty is the default.
+func parseMaxConnecting(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return defaultMaxConnecting, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minMaxConnecting || n > maxMaxConnecting {
+		return 0, fmt.Errorf("-max-connecting (%s) %q: give a whole number from %d to %d, or leave it empty for %d",
+			envMaxConnecting, v, minMaxConnecting, maxMaxConnecting, defaultMaxConnecting)
+	}
+	return n, nil
+}
 
 // runServe runs the product against real mail servers.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -19,6 +43,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	var c commonFlags
 	c.register(fs, getenv, true)
 	publicURL := fs.String("public-url", getenv(envPublicURL), "the URL at which Microsoft Graph's change notifications and sign-in redirects reach this postroom, e.g. https://postroom.example.org (env "+envPublicURL+"); empty: Graph mailboxes are polled")
+	maxConnecting := fs.String("max-connecting", getenv(envMaxConnecting), fmt.Sprintf("how many mailboxes may be signing in to their servers at the same time, %d to %d (env %s); the others wait their turn; empty: %d", minMaxConnecting, maxMaxConnecting, envMaxConnecting, defaultMaxConnecting))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s, %s; for OAuth mailboxes %s and %s (and _FILE, also for OUTBOUND).\n\nFlags:\n",
 			envDatabaseURL, envDatabaseURL, "POSTROOM_SECRET_KEY", envAdminPassword, envInboundURL, envInboundPass, envOutboundURL, envOutboundPass, envPublicURL,
@@ -26,6 +51,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	connecting, err := parseMaxConnecting(*maxConnecting)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, c.logLevel)
@@ -45,7 +74,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// next start does it again. The first admin and the configured mailboxes take several
 	// store calls each (a mailbox, then its password, then enabling it), so they are not
 	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
-	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL})
+	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL,
+		MaxConnecting: connecting})
 	if err != nil {
 		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -107,4 +109,34 @@ func startServe(t *testing.T, env map[string]string) (base string, out, errOut *
 		t.Fatalf("serve printed no address: %s %s", out.String(), errOut.String())
 	}
 	return base, out, errOut
+}
+
+// TestServeMaxConnectingRefused: a bad -max-connecting or POSTROOM_MAX_CONNECTING stops
+// serve before it opens anything, with the range to use.
+func TestServeMaxConnectingRefused(t *testing.T) {
+	for name, c := range map[string]struct {
+		args []string
+		env  map[string]string
+	}{
+		"zero flag":      {args: []string{"serve", "-max-connecting", "0"}},
+		"too many flag":  {args: []string{"serve", "-max-connecting", "5000"}},
+		"word from env":  {args: []string{"serve"}, env: map[string]string{envMaxConnecting: "lots"}},
+		"negative (env)": {args: []string{"serve"}, env: map[string]string{envMaxConnecting: "-2"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			getenv := func(k string) string { return c.env[k] }
+			dir := t.TempDir()
+			args := append(c.args, "-data", dir)
+			if code := run(context.Background(), args, &out, &errOut, getenv); code == 0 {
+				t.Fatalf("serve started: %s", out.String())
+			}
+			if !strings.Contains(errOut.String(), "give a whole number from 1 to 1000") {
+				t.Errorf("stderr %q does not give the range", errOut.String())
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Errorf("serve wrote %d files to the data folder before refusing", len(entries))
+			}
+		})
+	}
 }

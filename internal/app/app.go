@@ -64,6 +64,9 @@ type Config struct {
 	// PublicURL/graph/notify/<mailbox id>, and delegated sign-ins return to
 	// PublicURL/oauth/callback. Empty: Graph mailboxes are polled.
 	PublicURL string
+	// MaxConnecting is how many mailboxes may be signing in to their servers at the same
+	// time (POSTROOM_MAX_CONNECTING; 0: the ingest runner's default, 32).
+	MaxConnecting int
 	// ExpiryCheck is how often client secret expiry dates are checked (0: hourly).
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
@@ -206,7 +209,7 @@ func (a *App) newRunner() *ingest.Runner {
 	return ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, GraphLimiter: a.graphLimiter,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
 		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
 			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 		},
