@@ -1,6 +1,6 @@
 // Package connector defines how postroom talks to mail servers: a Source delivers inbound
 // messages and takes acknowledgements, a Sink sends outbound messages. One subpackage per
-// protocol implements them (imap and smtp now; pop3, graph and ews later); they never import
+// protocol implements them (imap, pop3, graph and smtp now; ews later); they never import
 // each other or the domain packages above them.
 //
 // Invariant (DESIGN.md 1): callers acknowledge a message at its source only after the
@@ -70,6 +70,19 @@ type Sink interface {
 // (RFC 7628). refresh asks for a new token because the server refused the last one; an
 // implementation renews tokens before they expire by itself (golang.org/x/oauth2).
 type TokenFunc func(ctx context.Context, refresh bool) (string, error)
+
+// TokenError classifies a TokenFunc failure for the protocol step op ("imap oauth token"):
+// a *Error passes as it is (a token source says KindAuth when the grant is gone), and so
+// does a cancelled or expired context; anything else, such as an unreachable token
+// endpoint, is temporary.
+func TokenError(op string, err error) error {
+	var ce *Error
+	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &Error{Kind: KindNetwork, Op: op, Err: err,
+		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
+}
 
 // Kind says who has to act on an error.
 type Kind string

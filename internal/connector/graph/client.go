@@ -325,7 +325,7 @@ func (c *client) do(ctx context.Context, op string, r request, handle func(*http
 			var err error
 			token, err = c.token(ctx, refreshed)
 			if err != nil {
-				return tokenError("graph oauth token", err)
+				return connector.TokenError("graph oauth token", err)
 			}
 		}
 		if err := c.lim.acquire(ctx); err != nil {
@@ -460,17 +460,6 @@ func decodeInto(v any) func(*http.Response) error {
 	return func(resp *http.Response) error {
 		return json.NewDecoder(resp.Body).Decode(v)
 	}
-}
-
-// tokenError classifies a TokenFunc failure: a *connector.Error (a grant that is gone is
-// KindAuth) passes as it is; anything else is temporary.
-func tokenError(op string, err error) error {
-	var ce *connector.Error
-	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
-		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
 }
 
 // throttledError reports throttling or unavailability that outlasted the retries.

@@ -321,7 +321,7 @@ func (s *Source) loginToken(ctx context.Context, cfg Config, refresh bool) (refu
 	}
 	token, err := cfg.Token(ctx, refresh)
 	if err != nil {
-		return false, tokenError("imap oauth token", err)
+		return false, connector.TokenError("imap oauth token", err)
 	}
 	op := "imap authenticate " + mech
 	err = s.withContext(ctx, func() error {
@@ -340,17 +340,6 @@ func (s *Source) loginToken(ctx context.Context, cfg Config, refresh bool) (refu
 			Advice: "the server rejected the OAuth sign-in command: check that it supports " + mech + " for IMAP"}
 	}
 	return false, s.opError(op, err)
-}
-
-// tokenError classifies a TokenFunc failure: a *connector.Error (a grant that is gone is
-// KindAuth) passes as it is; anything else is temporary.
-func tokenError(op string, err error) error {
-	var ce *connector.Error
-	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return &connector.Error{Kind: connector.KindNetwork, Op: op, Err: err,
-		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
 }
 
 func (s *Source) selectFolder(ctx context.Context, cursor string) error {

@@ -467,7 +467,7 @@ func (c *Client) LoginOAuth(ctx context.Context, login string, token connector.T
 	for attempt := range 2 {
 		tok, terr := token(ctx, attempt > 0)
 		if terr != nil {
-			return tokenError(terr)
+			return connector.TokenError("pop3 oauth token", terr)
 		}
 		err = c.authenticate(ctx, credential.NewOAuthClient(mech, login, tok, c.cfg.Host, c.port()))
 		if err == nil {
@@ -495,17 +495,6 @@ func tokenRefused(err error) bool {
 	}
 	var pe *Error
 	return errors.As(err, &pe) && (pe.Code == "" || pe.Code == CodeAuth)
-}
-
-// tokenError classifies a TokenFunc failure: a *connector.Error (a grant that is gone is
-// KindAuth) passes as it is; anything else is temporary.
-func tokenError(err error) error {
-	var ce *connector.Error
-	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return &connector.Error{Kind: connector.KindNetwork, Op: "pop3 oauth token", Err: err,
-		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
 }
 
 func (c *Client) port() int {

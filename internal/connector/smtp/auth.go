@@ -85,7 +85,7 @@ func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
 		refresh := attempt > 0
 		token, terr := s.cfg.Token(ctx, refresh)
 		if terr != nil {
-			return tokenError(terr)
+			return connector.TokenError("smtp oauth token", terr)
 		}
 		err = c.Auth(s.tokenClient(mech, token))
 		var se *smtp.SMTPError
@@ -150,18 +150,6 @@ func (a *lineLimited) Next(challenge []byte) ([]byte, error) {
 		return a.deferred, nil
 	}
 	return a.Client.Next(challenge)
-}
-
-// tokenError classifies a TokenFunc failure. A *connector.Error passes as it is (a token
-// source says KindAuth when the grant is gone); anything else, such as an unreachable
-// token endpoint, is temporary.
-func tokenError(err error) error {
-	var ce *connector.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	return &connector.Error{Kind: connector.KindNetwork, Op: "smtp oauth token", Err: err,
-		Advice: "postroom could not get an OAuth token for this mailbox; it tries again"}
 }
 
 func needAuth(c *smtp.Client) error {
