@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/testenv"
 )
 
 // waitLimit bounds waits for the demo to catch up; it is a deadline, not a goal.
@@ -91,24 +91,6 @@ func TestMailboxFromURL(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the demo goroutine and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type demoRun struct {
 	web, smtp, imap string
 }
@@ -117,7 +99,7 @@ type demoRun struct {
 func startDemo(t *testing.T) demoRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut testenv.LogBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "-listen", "127.0.0.1:0", "-imap-addr", "127.0.0.1:0", "-smtp-addr", "127.0.0.1:0"}, &out, &errOut, noEnv)

@@ -85,10 +85,10 @@ func TestServeGraphFromEnvironment(t *testing.T) {
 
 // startServe runs `postroom serve` with env until the test ends (it must then exit 0) and
 // returns the address it serves and its output.
-func startServe(t *testing.T, env map[string]string) (base string, out, errOut *syncBuffer) {
+func startServe(t *testing.T, env map[string]string) (base string, out, errOut *testenv.LogBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut = &syncBuffer{}, &syncBuffer{}
+	out, errOut = &testenv.LogBuffer{}, &testenv.LogBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-level", "warn"}, out, errOut, func(k string) string { return env[k] })

@@ -9,13 +9,14 @@ import (
 
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
 
 // TestSecretExpiryWarning: a mailbox whose client secret expires in 3 days is reported in
 // the log (once) and as a metric; one that expires in a month only as a metric.
 func TestSecretExpiryWarning(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	h := startAppLogged(t, t.TempDir(), nil, logs)
 	ctx := context.Background()
 	mk := func(name string, left time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -148,7 +149,7 @@ func TestGraphChangeNotifications(t *testing.T) {
 // the mail that arrived meanwhile comes in, each message once, no secret in the log.
 func TestGraphSecretRotatedWhileRunning(t *testing.T) {
 	ms, sample := startMS(t, mstest.SampleOptions{Messages: 2})
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	h := startAppLogged(t, t.TempDir(), nil, logs)
 	ctx := context.Background()
 	m, err := h.app.Mailboxes.Create(ctx, "admin", graphInput(ms, sample, "contoso"))

@@ -27,7 +27,7 @@ func TestOAuthMailboxEndToEnd(t *testing.T) {
 	user := "support@example.test"
 	d.Append(t, user, "INBOX", customerMail(1))
 	dir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	h := startAppLogged(t, dir, certPool(t, d.CertPEM), logs)
 	ctx := context.Background()
 	host, port := hostPort(t, d.IMAPSAddr)

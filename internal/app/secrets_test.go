@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,24 +50,6 @@ func TestWrongKeyRefusedAtStart(t *testing.T) {
 	a.Close()
 }
 
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecretsNeverLeak: a mailbox password is not in the log (even at debug level and
 // while the login fails), not in any API answer, and not in the database file.
 func TestSecretsNeverLeak(t *testing.T) {
@@ -76,7 +57,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	d := testenv.StartDovecot(t, nil)
 	d.AddUser(t, "support@example.test", "another-password")
 	dir := t.TempDir()
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, app.Config{
 		DataDir: dir,

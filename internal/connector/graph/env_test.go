@@ -1,18 +1,17 @@
 package graph_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mstest"
+	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
 
@@ -22,7 +21,7 @@ type env struct {
 	srv    *mstest.Server
 	sample *mstest.Sample
 	token  connector.TokenFunc
-	logs   *lockedBuffer
+	logs   *testenv.LogBuffer
 	log    *slog.Logger
 }
 
@@ -37,7 +36,7 @@ func newEnv(t *testing.T, opts mstest.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return &env{srv: srv, sample: sm, logs: logs, log: log, token: appToken(srv, sm, log)}
 }
@@ -164,22 +163,4 @@ func (in *ingest) byMessageID() map[string][]byte {
 		out[headerValue(raw, "Message-ID")] = raw
 	}
 	return out
-}
-
-// lockedBuffer is a bytes.Buffer for a logger used from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
