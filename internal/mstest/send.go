@@ -273,55 +273,62 @@ func (s *Server) deliverSentLocked(c *mailboxCall, raw []byte, save bool, draft 
 	return s.changeNotificationsLocked(c.mb, sentItems, m, "created"), nil
 }
 
-// opSendMail serves /sendMail, JSON or base64 MIME.
-func (s *Server) opSendMail(c *mailboxCall, rest []string) *graphResp {
-	if c.tooLarge {
-		return gerr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is over 4 MB: add large attachments through an upload session on a draft.")
+// sendComposed runs compose under the server's lock and delivers what it returns (raw,
+// and the draft it sends, if any; save files a copy in sentitems). The change
+// notifications go out once the lock is released.
+func (s *Server) sendComposed(c *mailboxCall, save bool, compose func() ([]byte, *message, *graphResp)) *graphResp {
+	s.mu.Lock()
+	raw, draft, e := compose()
+	var notes []notification
+	if e == nil {
+		notes, e = s.deliverSentLocked(c, raw, save, draft)
 	}
-	var raw []byte
-	save := true
-	if isMIME(c.header) {
-		var e *graphResp
-		if raw, e = decodeMIME(c.body); e != nil {
-			return e
-		}
-		s.mu.Lock()
-		raw = s.completeMIME(raw, c.mb)
-	} else {
-		var in struct {
-			Message         *jsonMessage `json:"message"`
-			SaveToSentItems *bool        `json:"saveToSentItems"`
-		}
-		if err := json.Unmarshal(c.body, &in); err != nil || in.Message == nil {
-			return gerr(http.StatusBadRequest, "ErrorInvalidRequest", "The request body needs a message (JSON), or base64 MIME with Content-Type text/plain.")
-		}
-		if in.SaveToSentItems != nil {
-			save = *in.SaveToSentItems
-		}
-		s.mu.Lock()
-		comp := s.newComposed(c.mb)
-		if e := applyJSON(comp, in.Message); e != nil {
-			s.mu.Unlock()
-			return e
-		}
-		var err error
-		if raw, err = comp.mime(); err != nil {
-			s.mu.Unlock()
-			return gerr(http.StatusBadRequest, "ErrorInvalidRequest", err.Error())
-		}
-		if len(comp.bcc) > 0 {
-			var bcc mail.Header
-			bcc.SetAddressList("Bcc", comp.bcc)
-			raw = append([]byte("Bcc: "+bcc.Get("Bcc")+"\r\n"), raw...)
-		}
-	}
-	notes, e := s.deliverSentLocked(c, raw, save, nil)
 	s.mu.Unlock()
 	if e != nil {
 		return e
 	}
 	s.send(notes)
 	return &graphResp{status: http.StatusAccepted}
+}
+
+// opSendMail serves /sendMail, JSON or base64 MIME.
+func (s *Server) opSendMail(c *mailboxCall, rest []string) *graphResp {
+	if c.tooLarge {
+		return gerr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", "The request body is over 4 MB: add large attachments through an upload session on a draft.")
+	}
+	if isMIME(c.header) {
+		raw, e := decodeMIME(c.body)
+		if e != nil {
+			return e
+		}
+		return s.sendComposed(c, true, func() ([]byte, *message, *graphResp) {
+			return s.completeMIME(raw, c.mb), nil, nil
+		})
+	}
+	var in struct {
+		Message         *jsonMessage `json:"message"`
+		SaveToSentItems *bool        `json:"saveToSentItems"`
+	}
+	if err := json.Unmarshal(c.body, &in); err != nil || in.Message == nil {
+		return gerr(http.StatusBadRequest, "ErrorInvalidRequest", "The request body needs a message (JSON), or base64 MIME with Content-Type text/plain.")
+	}
+	save := in.SaveToSentItems == nil || *in.SaveToSentItems
+	return s.sendComposed(c, save, func() ([]byte, *message, *graphResp) {
+		comp := s.newComposed(c.mb)
+		if e := applyJSON(comp, in.Message); e != nil {
+			return nil, nil, e
+		}
+		raw, err := comp.mime()
+		if err != nil {
+			return nil, nil, gerr(http.StatusBadRequest, "ErrorInvalidRequest", err.Error())
+		}
+		if len(comp.bcc) > 0 {
+			var bcc mail.Header
+			bcc.SetAddressList("Bcc", comp.bcc)
+			raw = append([]byte("Bcc: "+bcc.Get("Bcc")+"\r\n"), raw...)
+		}
+		return raw, nil, nil
+	})
 }
 
 // opCreateDraft serves POST /messages (and /mailFolders/{f}/messages): a draft from JSON
@@ -399,24 +406,17 @@ func finalMIME(m *message) ([]byte, error) {
 }
 
 func (s *Server) opSendDraft(c *mailboxCall, rest []string) *graphResp {
-	s.mu.Lock()
-	m, e := c.draftLocked(rest)
-	if e != nil {
-		s.mu.Unlock()
-		return e
-	}
-	raw, err := finalMIME(m)
-	if err != nil {
-		s.mu.Unlock()
-		return gerr(http.StatusBadRequest, "ErrorMimeContentInvalid", err.Error())
-	}
-	notes, e := s.deliverSentLocked(c, raw, true, m)
-	s.mu.Unlock()
-	if e != nil {
-		return e
-	}
-	s.send(notes)
-	return &graphResp{status: http.StatusAccepted}
+	return s.sendComposed(c, true, func() ([]byte, *message, *graphResp) {
+		m, e := c.draftLocked(rest)
+		if e != nil {
+			return nil, nil, e
+		}
+		raw, err := finalMIME(m)
+		if err != nil {
+			return nil, nil, gerr(http.StatusBadRequest, "ErrorMimeContentInvalid", err.Error())
+		}
+		return raw, m, nil
+	})
 }
 
 func attachmentJSON(a *attachment, withContent bool) map[string]any {
@@ -700,27 +700,19 @@ func (s *Server) opCreateReply(c *mailboxCall, rest []string) *graphResp {
 }
 
 func (s *Server) opReplyNow(c *mailboxCall, rest []string) *graphResp {
-	s.mu.Lock()
-	m, e := c.messageLocked(rest)
-	if e != nil {
-		s.mu.Unlock()
-		return e
-	}
-	comp, e := s.replyDraftLocked(c, m, rest[2], c.body)
-	if e != nil {
-		s.mu.Unlock()
-		return e
-	}
-	raw, err := comp.mime()
-	if err != nil {
-		s.mu.Unlock()
-		return gerr(http.StatusBadRequest, "ErrorInvalidRequest", err.Error())
-	}
-	notes, e := s.deliverSentLocked(c, raw, true, nil)
-	s.mu.Unlock()
-	if e != nil {
-		return e
-	}
-	s.send(notes)
-	return &graphResp{status: http.StatusAccepted}
+	return s.sendComposed(c, true, func() ([]byte, *message, *graphResp) {
+		m, e := c.messageLocked(rest)
+		if e != nil {
+			return nil, nil, e
+		}
+		comp, e := s.replyDraftLocked(c, m, rest[2], c.body)
+		if e != nil {
+			return nil, nil, e
+		}
+		raw, err := comp.mime()
+		if err != nil {
+			return nil, nil, gerr(http.StatusBadRequest, "ErrorInvalidRequest", err.Error())
+		}
+		return raw, nil, nil
+	})
 }
