@@ -21,6 +21,7 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/message"
+	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/sqlite"
@@ -197,4 +198,21 @@ func (f *fixture) signIn(t *testing.T, user string) *browserless {
 		t.Fatalf("sign in as %s: %d %s\n%s", user, resp.status, resp.header.Get("Location"), resp.body)
 	}
 	return c
+}
+
+// sampleTenant starts the Microsoft 365 stand-in with its sample tenant and no mail,
+// closed with the test; redirectURI ("" for none) is registered on the sample app for
+// "Sign in with Microsoft".
+func sampleTenant(t *testing.T, redirectURI string) (*mstest.Server, *mstest.Sample) {
+	t.Helper()
+	ms, err := mstest.Start(mstest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ms.Close() })
+	sample, err := ms.SampleTenant(mstest.SampleOptions{RedirectURI: redirectURI, Messages: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms, sample
 }

@@ -28,15 +28,7 @@ import (
 func TestBrowserMigrateToOAuth(t *testing.T) {
 	f := newFixture(t)
 	f.withTokens()
-	ms, err := mstest.Start(mstest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ms.Close() })
-	sample, err := ms.SampleTenant(mstest.SampleOptions{Messages: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ms, sample := sampleTenant(t, "")
 	d := testenv.StartDovecot(t, &testenv.DovecotOptions{IntrospectionURL: ms.IntrospectURL()})
 	sales := "sales@" + mstest.SampleDomain
 	d.AddUser(t, sample.Mailbox, secretPassword)

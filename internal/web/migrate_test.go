@@ -255,15 +255,7 @@ func TestMigrateFormErrors(t *testing.T) {
 func TestMigrateToGraphResultTable(t *testing.T) {
 	f := newFixture(t)
 	f.withTokens()
-	ms, err := mstest.Start(mstest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ms.Close() })
-	sample, err := ms.SampleTenant(mstest.SampleOptions{Messages: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ms, sample := sampleTenant(t, "")
 	ctx := context.Background()
 	good := f.addPasswordMailbox(t, exoInbound("exo_support", sample.Mailbox))
 	stranger := f.addPasswordMailbox(t, exoInbound("exo_stranger", "nobody@"+mstest.SampleDomain))

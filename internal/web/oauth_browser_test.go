@@ -10,7 +10,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/postroom/postroom/internal/credential"
-	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -21,15 +20,7 @@ import (
 // token then gives access tokens.
 func TestBrowserDelegatedSignIn(t *testing.T) {
 	f := newFixture(t)
-	ms, err := mstest.Start(mstest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ms.Close() })
-	sample, err := ms.SampleTenant(mstest.SampleOptions{RedirectURI: f.srv.URL + callbackPath, Messages: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ms, sample := sampleTenant(t, f.srv.URL+callbackPath)
 	ctx, shots := adminBrowser(t, f)
 
 	// The form: a Graph mailbox, a person signs in, the stand-in as a custom authority.

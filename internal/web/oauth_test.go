@@ -170,18 +170,11 @@ type signInSetup struct {
 
 func newSignInSetup(t *testing.T, f *fixture) *signInSetup {
 	t.Helper()
-	ms, err := mstest.Start(mstest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ms.Close() })
-	sample, err := ms.SampleTenant(mstest.SampleOptions{RedirectURI: f.srv.URL + callbackPath, Messages: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ms, sample := sampleTenant(t, f.srv.URL+callbackPath)
 	s := &signInSetup{ms: ms, sample: sample}
 	f.mbox.OnCredentialsChange = func(id int64) { s.forgot = append(s.forgot, id) }
 	secret := vault.NewSecret(sample.ClientSecret)
+	var err error
 	s.m, err = f.mbox.Create(context.Background(), "admin", mailbox.Input{
 		Name: "graph_support", Direction: store.Inbound, Protocol: mailbox.Graph, Address: sample.Mailbox,
 		Auth: store.AuthOAuthDelegated, GraphURL: ms.GraphURL(), ClientSecret: &secret,
