@@ -69,7 +69,7 @@ var (
 
 // Service signs users in and authenticates requests against the store.
 type Service struct {
-	st     store.Store
+	st     store.Users
 	logger *slog.Logger
 	now    func() time.Time
 	// dummyHash is compared against when the user name is unknown, so that the answer
@@ -79,7 +79,7 @@ type Service struct {
 
 // NewService returns a Service over st. It computes one bcrypt hash (tens of milliseconds)
 // and does no I/O.
-func NewService(st store.Store, logger *slog.Logger) *Service {
+func NewService(st store.Users, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}

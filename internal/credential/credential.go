@@ -21,15 +21,21 @@ import (
 	"github.com/postroom/postroom/internal/vault"
 )
 
+// SecretStore is the part of the store that keeps mailboxes' encrypted secrets.
+type SecretStore interface {
+	SetSecret(ctx context.Context, mailboxID int64, name string, ciphertext []byte) error
+	Secret(ctx context.Context, mailboxID int64, name string) ([]byte, error)
+}
+
 // Secrets reads and writes any named secret of a mailbox (store.SecretPassword,
 // store.SecretClientSecret, ...), encrypted at rest.
 type Secrets struct {
-	store store.Store
+	store SecretStore
 	vault *vault.Vault
 }
 
 // NewSecrets returns a Secrets. It does no I/O.
-func NewSecrets(st store.Store, v *vault.Vault) *Secrets {
+func NewSecrets(st SecretStore, v *vault.Vault) *Secrets {
 	return &Secrets{store: st, vault: v}
 }
 
@@ -67,7 +73,7 @@ type Passwords struct {
 }
 
 // NewPasswords returns a Passwords. It does no I/O.
-func NewPasswords(st store.Store, v *vault.Vault) *Passwords {
+func NewPasswords(st SecretStore, v *vault.Vault) *Passwords {
 	return &Passwords{secrets: NewSecrets(st, v)}
 }
 

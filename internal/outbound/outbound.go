@@ -67,16 +67,26 @@ var ErrNoOutboundMailbox = errors.New("no outbound mailbox is configured: an adm
 // ErrEmptyReply means the reply has no text.
 var ErrEmptyReply = errors.New("the reply is empty: write a reply before sending")
 
+// ReplyStore is what Service needs of the store: the work item and its message, the
+// mailboxes and From addresses to send from, and the reply's transaction.
+type ReplyStore interface {
+	WorkItem(ctx context.Context, id int64) (store.WorkItem, error)
+	Message(ctx context.Context, id int64) (store.Message, error)
+	ListMailboxes(ctx context.Context) ([]store.Mailbox, error)
+	ListFromAddresses(ctx context.Context, mailboxID int64) ([]store.FromAddress, error)
+	CreateReply(ctx context.Context, in store.ReplyInput) (store.OutboxItem, error)
+}
+
 // Service records agents' replies.
 type Service struct {
-	store  store.Store
+	store  ReplyStore
 	log    *slog.Logger
 	queued chan struct{}
 	now    func() time.Time
 }
 
 // NewService returns a Service. It does no I/O.
-func NewService(st store.Store, logger *slog.Logger) *Service {
+func NewService(st ReplyStore, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -467,19 +467,21 @@ type AuditEvent struct {
 	New    string
 }
 
-// Store is the one persistence interface. Every method takes a context and wraps its
-// errors with the operation; ErrNotFound and ErrConflict are returned (wrapped) where they
-// apply.
-type Store interface {
-	// Migrate applies the embedded schema migrations that are missing, each in its own
-	// transaction. Safe to call on every start.
-	Migrate(ctx context.Context) error
-	Close() error
+// The store is split by aggregate into role interfaces; each consumer takes the narrow one
+// it needs (auth takes Users, the routing engine WorkItems and Users, ...). Store is all of
+// them, implemented by sqlstore for both engines. Every method takes a context and wraps
+// its errors with the operation; ErrNotFound and ErrConflict are returned (wrapped) where
+// they apply.
 
-	// Settings: small key/value pairs (for example the vault's key check).
+// Settings are small key/value pairs (for example the vault's key check).
+type Settings interface {
 	Setting(ctx context.Context, key string) (string, error)
 	SetSetting(ctx context.Context, key, value string) error
+}
 
+// Mailboxes holds mailboxes, their secrets, From addresses, queues and delegated sign-ins
+// in progress.
+type Mailboxes interface {
 	// Mailboxes.
 	CreateMailbox(ctx context.Context, m Mailbox) (Mailbox, error)
 	UpdateMailbox(ctx context.Context, m Mailbox) error
@@ -519,6 +521,21 @@ type Store interface {
 	// DeleteSecret removes a mailbox's secret called name; none stored is not an error.
 	DeleteSecret(ctx context.Context, mailboxID int64, name string) error
 
+	// Delegated sign-ins in progress (PendingSignIn). A mailbox's deletion deletes them.
+	// AddPendingSignIn deletes the sign-ins expired at now, then keeps p (CreatedAt zero:
+	// now); ErrTooManySignIns when limit unexpired ones are kept already, ErrNotFound when the
+	// mailbox does not exist, ErrConflict when the state is kept already. Adds at the same
+	// moment on several PostgreSQL nodes may each pass the check, so limit may be exceeded
+	// by as many.
+	AddPendingSignIn(ctx context.Context, p PendingSignIn, limit int, now time.Time) error
+	// TakePendingSignIn deletes the sign-in of state and returns it, in one statement: of
+	// several takes at once, on any nodes, exactly one gets it. Unknown, taken already or
+	// expired at now (an expired one is deleted too) is ErrNotFound.
+	TakePendingSignIn(ctx context.Context, state string, now time.Time) (PendingSignIn, error)
+}
+
+// Ingest stores inbound messages with their source positions.
+type Ingest interface {
 	// Inbound messages.
 	IngestMessage(ctx context.Context, in InboundMessage) (IngestResult, error)
 	// IngestMessages stores several inbound messages in order in ONE transaction, each as
@@ -545,19 +562,25 @@ type Store interface {
 	CountMessages(ctx context.Context, mailboxID int64) (int, error)
 	// CountMessagesSince counts messages of a mailbox stored at or after since.
 	CountMessagesSince(ctx context.Context, mailboxID int64, since time.Time) (int, error)
+}
 
-	// Messages and conversations.
+// Messages reads stored messages, their raw source, attachments and conversations.
+type Messages interface {
 	Message(ctx context.Context, id int64) (Message, error)
 	RawMessage(ctx context.Context, messageID int64) ([]byte, error)
 	Attachment(ctx context.Context, id int64) (Attachment, error)
 	ConversationMessages(ctx context.Context, conversationID int64) ([]Message, error)
+}
 
-	// Work items.
+// WorkItems holds work items.
+type WorkItems interface {
 	ListWorkItems(ctx context.Context, f WorkItemFilter) ([]WorkItem, error)
 	WorkItem(ctx context.Context, id int64) (WorkItem, error)
 	SetWorkItemState(ctx context.Context, id int64, state string) error
+}
 
-	// Replies and the outbox.
+// Outbox records replies and their delivery.
+type Outbox interface {
 	CreateReply(ctx context.Context, in ReplyInput) (OutboxItem, error)
 	// ClaimOutbox returns up to limit queued items due at now and moves their
 	// NextAttemptAt to leaseUntil, so that no other worker takes them meanwhile.
@@ -578,8 +601,10 @@ type Store interface {
 	OutboxForWorkItem(ctx context.Context, workItemID int64) ([]OutboxItem, error)
 	// CountOutbox counts the outbox items in a state (OutboxQueued, ...).
 	CountOutbox(ctx context.Context, state string) (int, error)
+}
 
-	// Users, sessions and API tokens.
+// Users holds users, their sessions and API tokens.
+type Users interface {
 	CreateUser(ctx context.Context, u User) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
 	UserByUsername(ctx context.Context, username string) (User, error)
@@ -596,24 +621,31 @@ type Store interface {
 	// DeleteAPIToken deletes the token, which no longer authenticates from then on;
 	// ErrNotFound when there is none with the id.
 	DeleteAPIToken(ctx context.Context, id int64) error
+}
 
-	// Delegated sign-ins in progress (PendingSignIn). A mailbox's deletion deletes them.
-	// AddPendingSignIn deletes the sign-ins expired at now, then keeps p (CreatedAt zero:
-	// now); ErrTooManySignIns when limit unexpired ones are kept already, ErrNotFound when the
-	// mailbox does not exist, ErrConflict when the state is kept already. Adds at the same
-	// moment on several PostgreSQL nodes may each pass the check, so limit may be exceeded
-	// by as many.
-	AddPendingSignIn(ctx context.Context, p PendingSignIn, limit int, now time.Time) error
-	// TakePendingSignIn deletes the sign-in of state and returns it, in one statement: of
-	// several takes at once, on any nodes, exactly one gets it. Unknown, taken already or
-	// expired at now (an expired one is deleted too) is ErrNotFound.
-	TakePendingSignIn(ctx context.Context, state string, now time.Time) (PendingSignIn, error)
-
-	// Audit events.
+// Audit is the audit log.
+type Audit interface {
 	AddAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 	// ListAuditFor lists the newest events of one object ("mailbox:3").
 	ListAuditFor(ctx context.Context, object string, limit int) ([]AuditEvent, error)
+}
+
+// Store is every role of the persistence layer, with migrations and closing.
+type Store interface {
+	// Migrate applies the embedded schema migrations that are missing, each in its own
+	// transaction. Safe to call on every start.
+	Migrate(ctx context.Context) error
+	Close() error
+
+	Settings
+	Mailboxes
+	Ingest
+	Messages
+	WorkItems
+	Outbox
+	Users
+	Audit
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.
