@@ -47,10 +47,10 @@ const (
 
 // Work item states.
 const (
-	StateNew     = "new"     // arrived, nobody has opened it
-	StateOpen    = "open"    // an agent opened it
-	StateReplied = "replied" // an agent replied; the work item is done
-	StateClosed  = "closed"  // closed without a reply
+	// StateNew is an item being created: ingest classifies it and the store writes it
+	// queued (or done, when a rule closed it) in the same transaction. The other states
+	// are in routing.go.
+	StateNew = "new"
 )
 
 // Outbox states.
@@ -294,13 +294,54 @@ type WorkItem struct {
 	Mailboxes  []string
 	ReceivedAt time.Time
 	UpdatedAt  time.Time
+
+	// Routing (see routing.go): the queue and what classification decided.
+	QueueID        int64
+	QueueName      string
+	Category       string
+	Tags           []string
+	PriorityAdjust int
+	Skills         map[string]int
+	Language       string
+	SchemaID       int64
+	SLAPolicyID    int64
+	// QueuedAt starts the item's age in its queue; a declined or timed-out offer keeps it.
+	QueuedAt time.Time
+	// The running SLA clock: due and at-risk instants (zero when no SLA applies, or while
+	// pending, when SLARemaining holds what was left).
+	SLADueAt        time.Time
+	SLARiskAt       time.Time
+	SLAFirstDueAt   time.Time
+	SLARemaining    time.Duration
+	FirstResponseAt time.Time
+	OfferedTo       int64
+	OfferExpiresAt  time.Time
+	DeclinedBy      []int64
+	// Flag is set for a supervisor's attention (e.g. declined three times).
+	Flag           string
+	PreferredAgent int64
+	PreferredUntil time.Time
+	Overflowed     bool
+	// StateReason is why the item is in its state (e.g. "spam" for a closed one).
+	StateReason string
+	AssignedAt  time.Time
+	DoneAt      time.Time
+	// AssignedName is the assigned agent's display name (or username).
+	AssignedName string
 }
 
 // WorkItemFilter selects work items for a listing. Zero values mean "any".
 type WorkItemFilter struct {
 	// Query matches case-insensitively against subject, sender name and sender address.
-	Query  string
-	State  string
+	Query string
+	State string
+	// States, when not empty, selects any of these states (State is then ignored).
+	States     []string
+	QueueID    int64
+	AssignedTo int64
+	OfferedTo  int64
+	// Sort is "newest" (received, the default) or "oldest" (by the age in the queue).
+	Sort   string
 	Limit  int // 0 means a default of 100
 	Offset int
 }
@@ -322,6 +363,10 @@ type InboundMessage struct {
 	// ReceivedAt is when the source received the message (IMAP INTERNALDATE). It starts the
 	// work item's age; zero (or a time in the future) means now.
 	ReceivedAt time.Time
+	// Classification, when not nil, is what the classification rules decided (queue,
+	// priority, skills, SLA): the store writes it on the work item. Without it the item
+	// goes to the mailbox's queue with no requirements.
+	Classification *Classification
 	// AutoReply, when not nil, is an automatic message to the sender (the over-size
 	// notice) stored as an outbound message of the same conversation and queued in the
 	// outbox in the same transaction, so that it is sent exactly once.
@@ -402,7 +447,7 @@ type ReplyInput struct {
 	Raw        []byte
 	From       string // envelope sender
 	Recipients []string
-	// NewState is the work item's state after the reply, normally StateReplied.
+	// NewState is the work item's state after the reply, StateDone when empty.
 	NewState string
 }
 
@@ -414,6 +459,10 @@ type User struct {
 	Role         string
 	PasswordHash string
 	CreatedAt    time.Time
+	Email        string
+	Disabled     bool
+	TimeZone     string  // IANA name for the user's pages; "" for UTC
+	Teams        []int64 // filled by UserByID and ListUsers
 }
 
 // Session is a signed-in browser or API session. The token itself is never stored, only
@@ -575,8 +624,9 @@ type Messages interface {
 // WorkItems holds work items.
 type WorkItems interface {
 	ListWorkItems(ctx context.Context, f WorkItemFilter) ([]WorkItem, error)
+	// CountWorkItems counts the work items matching f (Limit and Offset ignored).
+	CountWorkItems(ctx context.Context, f WorkItemFilter) (int, error)
 	WorkItem(ctx context.Context, id int64) (WorkItem, error)
-	SetWorkItemState(ctx context.Context, id int64, state string) error
 }
 
 // Outbox records replies and their delivery.
@@ -610,6 +660,13 @@ type Users interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	SetUserPassword(ctx context.Context, id int64, passwordHash string) error
+	// UpdateUser saves the user's display name, email, role, disabled flag and time zone;
+	// ErrLastAdmin when it would leave no enabled admin (checked in the transaction).
+	// Disabling a user deletes their sessions and API tokens.
+	UpdateUser(ctx context.Context, u User) error
+	// DeleteUser deletes a user (ErrLastAdmin for the last enabled admin); their work items
+	// stay, unassigned.
+	DeleteUser(ctx context.Context, id int64) error
 	CreateSession(ctx context.Context, s Session) error
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
@@ -646,6 +703,7 @@ type Store interface {
 	Outbox
 	Users
 	Audit
+	Routing
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

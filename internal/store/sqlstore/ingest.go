@@ -200,7 +200,7 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 	if !in.ReceivedAt.IsZero() && in.ReceivedAt.Before(now) {
 		received = in.ReceivedAt.UTC()
 	}
-	res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, msgID, convID, !res.Threaded, received, now)
+	res.WorkItemID, err = s.routeWorkItem(ctx, tx, m, in.Classification, msgID, convID, !res.Threaded, received, now)
 	if err != nil {
 		return res, nil, err
 	}
@@ -311,40 +311,102 @@ func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int
 	return 0, nil
 }
 
-// routeWorkItem points the conversation's work item that is not closed at the new
-// message (a replied one becomes new again), or creates a new work item; newConv says the
-// conversation was created for this message, so it has none yet.
-func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, msgID, convID int64, newConv bool, received, now time.Time) (int64, error) {
-	var id int64
+// routeWorkItem writes the work item of an inbound message as classification decided
+// (the store makes no routing decision): a new conversation gets a new item, queued (or
+// done at once when a rule closed it); a message in a conversation whose item is open
+// joins it; a pending, done or cancelled item is reopened (queued, first offered to the
+// agent who had it) unless the message must not reopen it (automatic mail).
+func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c *store.Classification, msgID, convID int64, newConv bool, received, now time.Time) (int64, error) {
+	if c == nil {
+		c = &store.Classification{}
+	}
+	var id, assigned, queueID int64
 	var state string
+	var firstResponse time.Time
+	var due sql.NullInt64
 	err := sql.ErrNoRows
 	if !newConv {
-		err = tx.queryRow(ctx, `SELECT id, state FROM work_items WHERE conversation_id = ? AND state <> ?
-			ORDER BY id DESC LIMIT 1`+s.d.forUpdate, convID, store.StateClosed).Scan(&id, &state)
+		err = tx.queryRow(ctx, `SELECT id, state, assigned_to, queue_id, first_response_at,
+			CASE WHEN sla_due_at IS NULL THEN 0 ELSE 1 END FROM work_items WHERE conversation_id = ?
+			ORDER BY id DESC LIMIT 1`+s.d.forUpdate, convID).Scan(&id, &state, idCol{&assigned}, idCol{&queueID},
+			tcol(&firstResponse), &due)
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
-			state, unparsed, over_size, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			convID, m.MailboxID, msgID, store.StateNew, m.Unparsed, m.OverSize, s.d.timeArg(received),
-			s.d.timeArg(now)).Scan(&id)
-		if err != nil {
-			return 0, fmt.Errorf("insert work item: %w", err)
-		}
-		return id, nil
+		return s.insertWorkItem(ctx, tx, m, c, msgID, convID, received, now)
 	case err != nil:
 		return 0, fmt.Errorf("look up work item of conversation %d: %w", convID, err)
 	}
-	if state == store.StateReplied {
-		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, state = ?, unparsed = ?,
-			over_size = ?, received_at = ?, updated_at = ? WHERE id = ?`,
-			msgID, store.StateNew, m.Unparsed, m.OverSize, s.d.timeArg(received), s.d.timeArg(now), id)
-	} else {
-		_, err = tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?,
-			updated_at = ? WHERE id = ?`, msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), id)
+	reopen := false
+	switch state {
+	case store.StatePending, store.StateDone, store.StateCancelled:
+		reopen = !c.NoReopen && c.Close == ""
 	}
+	if !reopen {
+		// The customer wrote again before the answer: the item takes the new message; a
+		// clock that stopped with the first response starts for the next one.
+		q := `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ? WHERE id = ?`
+		args := []any{msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), id}
+		if due.Int64 == 0 && !firstResponse.IsZero() && !c.NextDue.IsZero() && !c.NoReopen && state != store.StatePending &&
+			state != store.StateDone && state != store.StateCancelled {
+			q = `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ?, sla_due_at = ?,
+				sla_risk_at = ? WHERE id = ?`
+			args = []any{msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), s.d.timeArg(c.NextDue), s.d.timeArg(c.NextRisk), id}
+		}
+		if _, err := tx.exec(ctx, q, args...); err != nil {
+			return 0, fmt.Errorf("update work item %d: %w", id, err)
+		}
+		return id, nil
+	}
+	if queueID == 0 {
+		queueID = c.QueueID
+	}
+	var preferredUntil any
+	if assigned != 0 && c.PreferredWait > 0 {
+		preferredUntil = s.d.timeArg(now.Add(c.PreferredWait))
+	}
+	if _, err := tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ?,
+		state = ?, queue_id = ?, queued_at = ?, received_at = ?, assigned_to = NULL, offered_to = NULL,
+		offer_expires_at = NULL, declined_by = '[]', preferred_agent = ?, preferred_until = ?, sla_due_at = ?,
+		sla_risk_at = ?, sla_remaining_ms = NULL, done_at = NULL, state_reason = '', overflowed = FALSE
+		WHERE id = ?`, msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), store.StateQueued, nullID(queueID),
+		s.d.timeArg(received), s.d.timeArg(received), nullID(assigned), preferredUntil,
+		s.d.timeArg(c.NextDue), s.d.timeArg(c.NextRisk), id); err != nil {
+		return 0, fmt.Errorf("reopen work item %d: %w", id, err)
+	}
+	return id, s.insertEvent(ctx, tx, store.Event{WorkItemID: id, At: now, Kind: "reopen", From: state,
+		To: store.StateQueued, QueueID: queueID, Reason: "the customer wrote again"})
+}
+
+// insertWorkItem creates the work item of a new conversation.
+func (s *Store) insertWorkItem(ctx context.Context, tx runner, m store.Message, c *store.Classification, msgID, convID int64, received, now time.Time) (int64, error) {
+	state, reason := store.StateQueued, ""
+	var doneAt any
+	if c.Close != "" {
+		state, reason, doneAt = store.StateDone, c.Close, s.d.timeArg(now)
+	}
+	queue := nullID(c.QueueID)
+	queueSQL := `?`
+	if c.QueueID == 0 {
+		queueSQL = `(SELECT queue_id FROM mailboxes WHERE id = ?)`
+		queue = m.MailboxID
+	}
+	var id int64
+	err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
+		state, unparsed, over_size, received_at, updated_at, queue_id, category, tags, priority_adjust, skills,
+		language, schema_id, sla_policy_id, queued_at, sla_due_at, sla_risk_at, sla_first_due_at, state_reason,
+		done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, `+queueSQL+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		convID, m.MailboxID, msgID, state, m.Unparsed, m.OverSize, s.d.timeArg(received), s.d.timeArg(now),
+		queue, clean(c.Category), encodeList(c.Tags), c.PriorityAdjust, encodeSkills(c.Skills), c.Language,
+		nullID(c.SchemaID), nullID(c.SLAPolicyID), s.d.timeArg(received), s.d.timeArg(c.FirstDue),
+		s.d.timeArg(c.FirstRisk), s.d.timeArg(c.FirstDue), reason, doneAt).Scan(&id)
 	if err != nil {
-		return 0, fmt.Errorf("update work item %d: %w", id, err)
+		return 0, fmt.Errorf("insert work item: %w", err)
 	}
-	return id, nil
+	why := "arrived"
+	if reason != "" {
+		why = "closed by a rule: " + reason
+	}
+	return id, s.insertEvent(ctx, tx, store.Event{WorkItemID: id, At: now, Kind: "created", From: store.StateNew,
+		To: state, QueueID: c.QueueID, Reason: why})
 }

@@ -39,10 +39,12 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 	op := fmt.Sprintf("create reply to work item %d", in.WorkItemID)
 	newState := in.NewState
 	if newState == "" {
-		newState = store.StateReplied
+		newState = store.StateDone
 	}
-	if !validState(newState) {
-		return store.OutboxItem{}, fmt.Errorf("%s: unknown new state %q", op, newState)
+	switch newState {
+	case store.StateDone, store.StatePending, store.StateAssigned:
+	default:
+		return store.OutboxItem{}, fmt.Errorf("%s: a reply leaves the item done, pending or assigned, not %q", op, newState)
 	}
 	now := s.now()
 	m := in.Message
@@ -84,9 +86,22 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 		if err != nil {
 			return err
 		}
-		if _, err := tx.exec(ctx, `UPDATE work_items SET state = ?, updated_at = ? WHERE id = ?`,
-			newState, s.d.timeArg(now), in.WorkItemID); err != nil {
+		// The reply answers the customer: the SLA clock stops (the first response is
+		// recorded once), and the item takes its new state.
+		var doneAt any
+		if newState == store.StateDone {
+			doneAt = s.d.timeArg(now)
+		}
+		if _, err := tx.exec(ctx, `UPDATE work_items SET state = ?, updated_at = ?,
+			first_response_at = COALESCE(first_response_at, ?), sla_due_at = NULL, sla_risk_at = NULL,
+			sla_remaining_ms = NULL, done_at = ?, offered_to = NULL, offer_expires_at = NULL,
+			assigned_to = COALESCE(assigned_to, ?) WHERE id = ?`,
+			newState, s.d.timeArg(now), s.d.timeArg(now), doneAt, nullID(in.UserID), in.WorkItemID); err != nil {
 			return fmt.Errorf("set work item state: %w", err)
+		}
+		if err := s.insertEvent(ctx, tx, store.Event{WorkItemID: in.WorkItemID, At: now, ActorID: in.UserID,
+			Actor: actor, Kind: "reply", From: oldState, To: newState, AgentID: in.UserID, Reason: "replied"}); err != nil {
+			return err
 		}
 		if _, err := tx.exec(ctx, `UPDATE conversations SET updated_at = ? WHERE id = ?`,
 			s.d.timeArg(now), m.ConversationID); err != nil {

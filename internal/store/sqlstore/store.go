@@ -268,3 +268,49 @@ func likePattern(q string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return "%" + r.Replace(strings.ToLower(clean(q))) + "%"
 }
+
+// encodeSkills stores a skill map as JSON text.
+func encodeSkills(m map[string]int) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	c := make(map[string]int, len(m))
+	for k, v := range m {
+		c[clean(k)] = v
+	}
+	b, _ := json.Marshal(c) // a map[string]int always marshals
+	return string(b)
+}
+
+// decodeSkills reads a map written by encodeSkills; an empty one is nil.
+func decodeSkills(s string) (map[string]int, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	var m map[string]int
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decode skills: %w", err)
+	}
+	return m, nil
+}
+
+// encodeIDs stores a list of ids as JSON text.
+func encodeIDs(ids []int64) string {
+	if len(ids) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ids) // an []int64 always marshals
+	return string(b)
+}
+
+// decodeIDs reads a list written by encodeIDs; an empty list is nil.
+func decodeIDs(s string) ([]int64, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var ids []int64
+	if err := json.Unmarshal([]byte(s), &ids); err != nil {
+		return nil, fmt.Errorf("decode ids: %w", err)
+	}
+	return ids, nil
+}

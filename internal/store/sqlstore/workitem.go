@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -16,41 +18,105 @@ const defaultWorkItemLimit = 100
 // and the mailbox; scanWorkItem scans its columns.
 const workItemSelect = `SELECT w.id, w.conversation_id, w.mailbox_id, w.message_id, w.state,
 	w.unparsed, w.over_size, w.assigned_to, m.subject, m.from_name, m.from_addr, b.name, w.received_at,
-	w.updated_at
+	w.updated_at, w.queue_id, COALESCE(q.name, ''), w.category, w.tags, w.priority_adjust, w.skills,
+	w.language, w.schema_id, w.sla_policy_id, w.queued_at, w.sla_due_at, w.sla_risk_at,
+	w.sla_first_due_at, w.sla_remaining_ms, w.first_response_at, w.offered_to, w.offer_expires_at,
+	w.declined_by, w.flag, w.preferred_agent, w.preferred_until, w.overflowed, w.state_reason,
+	w.assigned_at, w.done_at, COALESCE(NULLIF(u.display_name, ''), u.username, '')
 	FROM work_items w
 	JOIN messages m ON m.id = w.message_id
-	JOIN mailboxes b ON b.id = w.mailbox_id`
+	JOIN mailboxes b ON b.id = w.mailbox_id
+	LEFT JOIN queues q ON q.id = w.queue_id
+	LEFT JOIN users u ON u.id = w.assigned_to`
 
 func scanWorkItem(sc scanner) (store.WorkItem, error) {
 	var w store.WorkItem
+	var tags, skills, declined string
+	var remaining sql.NullInt64
 	err := sc.Scan(&w.ID, &w.ConversationID, &w.MailboxID, &w.MessageID, &w.State,
 		&w.Unparsed, &w.OverSize, idCol{&w.AssignedTo}, &w.Subject, &w.FromName, &w.FromAddr,
-		&w.MailboxName, tcol(&w.ReceivedAt), tcol(&w.UpdatedAt))
+		&w.MailboxName, tcol(&w.ReceivedAt), tcol(&w.UpdatedAt), idCol{&w.QueueID}, &w.QueueName,
+		&w.Category, &tags, &w.PriorityAdjust, &skills, &w.Language, idCol{&w.SchemaID},
+		idCol{&w.SLAPolicyID}, tcol(&w.QueuedAt), tcol(&w.SLADueAt), tcol(&w.SLARiskAt),
+		tcol(&w.SLAFirstDueAt), &remaining, tcol(&w.FirstResponseAt), idCol{&w.OfferedTo},
+		tcol(&w.OfferExpiresAt), &declined, &w.Flag, idCol{&w.PreferredAgent}, tcol(&w.PreferredUntil),
+		&w.Overflowed, &w.StateReason, tcol(&w.AssignedAt), tcol(&w.DoneAt), &w.AssignedName)
+	if err != nil {
+		return w, err
+	}
+	w.SLARemaining = time.Duration(remaining.Int64) * time.Millisecond
+	if w.Tags, err = decodeList(tags); err != nil {
+		return w, err
+	}
+	if w.Skills, err = decodeSkills(skills); err != nil {
+		return w, err
+	}
+	w.DeclinedBy, err = decodeIDs(declined)
 	return w, err
 }
 
-// ListWorkItems returns the work items matching f, newest first.
-func (s *Store) ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error) {
+// workItemWhere builds the WHERE clause of a listing.
+func workItemWhere(f store.WorkItemFilter) (string, []any) {
 	var where []string
 	var args []any
 	if f.Query != "" {
 		where = append(where, `m.search_text LIKE ? ESCAPE '\'`)
 		args = append(args, likePattern(f.Query))
 	}
-	if f.State != "" {
+	switch {
+	case len(f.States) > 0:
+		where = append(where, `w.state IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(f.States)), ", ")+`)`)
+		for _, st := range f.States {
+			args = append(args, st)
+		}
+	case f.State != "":
 		where = append(where, `w.state = ?`)
 		args = append(args, f.State)
 	}
-	query := workItemSelect
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+	if f.QueueID != 0 {
+		where = append(where, `w.queue_id = ?`)
+		args = append(args, f.QueueID)
 	}
+	if f.AssignedTo != 0 {
+		where = append(where, `w.assigned_to = ?`)
+		args = append(args, f.AssignedTo)
+	}
+	if f.OfferedTo != 0 {
+		where = append(where, `w.offered_to = ?`)
+		args = append(args, f.OfferedTo)
+	}
+	if len(where) == 0 {
+		return "", args
+	}
+	return ` WHERE ` + strings.Join(where, ` AND `), args
+}
+
+// CountWorkItems counts the work items matching f.
+func (s *Store) CountWorkItems(ctx context.Context, f store.WorkItemFilter) (int, error) {
+	where, args := workItemWhere(f)
+	join := ""
+	if f.Query != "" {
+		join = ` JOIN messages m ON m.id = w.message_id`
+	}
+	var n int
+	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM work_items w`+join+where, args...).Scan(&n)
+	return n, s.wrap("count work items", err)
+}
+
+// ListWorkItems returns the work items matching f, newest first.
+func (s *Store) ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error) {
+	where, args := workItemWhere(f)
+	query := workItemSelect + where
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultWorkItemLimit
 	}
 	offset := max(f.Offset, 0)
-	query += ` ORDER BY w.received_at DESC, w.id DESC LIMIT ? OFFSET ?`
+	if f.Sort == "oldest" {
+		query += ` ORDER BY COALESCE(w.queued_at, w.received_at), w.id LIMIT ? OFFSET ?`
+	} else {
+		query += ` ORDER BY w.received_at DESC, w.id DESC LIMIT ? OFFSET ?`
+	}
 	args = append(args, limit, offset)
 
 	rows, err := s.r.query(ctx, query, args...)
@@ -148,24 +214,4 @@ func (s *Store) fillMailboxes(ctx context.Context, list []store.WorkItem) error 
 		}
 	}
 	return nil
-}
-
-// validState reports whether state is one of the work item states.
-func validState(state string) bool {
-	switch state {
-	case store.StateNew, store.StateOpen, store.StateReplied, store.StateClosed:
-		return true
-	}
-	return false
-}
-
-// SetWorkItemState changes the state of a work item.
-func (s *Store) SetWorkItemState(ctx context.Context, id int64, state string) error {
-	op := fmt.Sprintf("set state of work item %d to %q", id, state)
-	if !validState(state) {
-		return fmt.Errorf("%s: unknown state (want new, open, replied or closed)", op)
-	}
-	err := s.w.execOne(ctx, `UPDATE work_items SET state = ?, updated_at = ? WHERE id = ?`,
-		state, s.d.timeArg(s.now()), id)
-	return s.wrap(op, err)
 }
