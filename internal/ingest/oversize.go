@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/mail"
 	"net/textproto"
-	"strings"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -20,7 +19,15 @@ import (
 // Max size, sent from the default outbound mailbox. It returns nil (no notice) when the
 // message is itself automatic (RFC 3834 §2) or when there is no outbound mailbox.
 func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connector.Incoming, parsed store.Message) (*store.AutoReply, error) {
-	if reason := automatic(in.Raw, parsed); reason != "" {
+	from := parsed.ReplyTo // the address the notice would go to
+	if from == "" {
+		from = parsed.FromAddr
+	}
+	reason := message.Automatic(header(in.Raw), from)
+	if reason == "" && from == "" {
+		reason = "no sender address"
+	}
+	if reason != "" {
 		r.log.Info("no over-size notice: the message is automatic", slog.String("source_id", in.SourceID), slog.String("reason", reason))
 		return nil, nil
 	}
@@ -66,43 +73,6 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 		return nil, nil
 	}
 	return &store.AutoReply{Message: msg, Raw: raw, From: out.Address, Recipients: rcpts}, nil
-}
-
-// noReplyLocalParts are senders that must never get an automatic answer.
-var noReplyLocalParts = map[string]bool{
-	"mailer-daemon": true, "postmaster": true, "noreply": true, "no-reply": true,
-	"do-not-reply": true, "donotreply": true, "bounce": true, "bounces": true,
-}
-
-// automatic says why a message must not be answered automatically (RFC 3834 §2, and the
-// usual list and bounce markers), or "" when it may be.
-func automatic(raw []byte, parsed store.Message) string {
-	h := header(raw)
-	if v := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); v != "" && v != "no" {
-		return "Auto-Submitted: " + v
-	}
-	switch strings.ToLower(strings.TrimSpace(h.Get("Precedence"))) {
-	case "bulk", "junk", "list":
-		return "Precedence: " + h.Get("Precedence")
-	}
-	if h.Get("List-Id") != "" {
-		return "a mailing list message (List-Id)"
-	}
-	if strings.TrimSpace(h.Get("Return-Path")) == "<>" {
-		return "a bounce (empty Return-Path)"
-	}
-	from := parsed.ReplyTo
-	if from == "" {
-		from = parsed.FromAddr
-	}
-	if from == "" {
-		return "no sender address"
-	}
-	local, _, _ := strings.Cut(strings.ToLower(from), "@")
-	if noReplyLocalParts[local] {
-		return "sender " + from
-	}
-	return ""
 }
 
 // header reads the header block of raw leniently; a broken header yields what was read.
