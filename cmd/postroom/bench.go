@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/postroom/postroom/internal/bench"
 )
@@ -17,7 +18,7 @@ const (
 	defaultLargeSize     = 20_000_000
 	defaultIdleMailboxes = 1000
 	benchDefaultLogLevel = "warn" // one line per message at info would drown the figures
-	benchUsage           = "usage: postroom bench ingest|rss20mb|idle|graph [flags] (-h for the flags)\n"
+	benchUsage           = "usage: postroom bench ingest|rss20mb|idle|graph|routing [flags] (-h for the flags)\n"
 	defaultGraphMessages = 5000 // the Graph ingest
 	defaultGraphArrivals = 200
 	benchGraphGoalP99MS  = 1000 // arrival → work item with change notifications
@@ -42,6 +43,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchIdle(ctx, args[1:], stdout, stderr)
 	case "graph":
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
+	case "routing":
+		return runBenchRouting(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "postroom bench: unknown benchmark %q\n%s", args[0], benchUsage)
 		return errUsage
@@ -154,5 +157,42 @@ func printBench(w io.Writer, res benchResult, goal string) error {
 	res.Report(w)
 	fmt.Fprintln(w, goal)
 	fmt.Fprintln(w, res.Line())
+	return nil
+}
+
+// runBenchRouting runs the routing benchmark on SQLite, then PostgreSQL; the last two
+// lines are the result lines, one per store.
+func runBenchRouting(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench routing", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	agents := fs.Int("agents", 1000, "number of agents (random skills and languages)")
+	items := fs.Int("items", 100000, "number of queued work items")
+	queues := fs.Int("queues", 20, "number of queues")
+	stores := fs.String("stores", "sqlite,postgres", "stores to measure, in order")
+	pgURL := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL server to create a throwaway database on")
+	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *agents < 1 || *items < 1 || *queues < 1 {
+		return fmt.Errorf("-agents, -items and -queues must be at least 1")
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for _, s := range strings.Split(*stores, ",") {
+		res, err := bench.Routing(ctx, bench.RoutingOptions{Store: strings.TrimSpace(s), PostgresURL: *pgURL, Agents: *agents,
+			Items: *items, Queues: *queues, Logger: log, Progress: stdout})
+		if err != nil {
+			return fmt.Errorf("bench routing on %s: %w", s, err)
+		}
+		lines = append(lines, res.Line())
+	}
+	fmt.Fprintln(stdout, "goal: assignments_per_s >= 5000 (sqlite), >= 2000 (postgres); p99_decision_ms <= 10; double_assigned=0")
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
 	return nil
 }

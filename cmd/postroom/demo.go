@@ -92,6 +92,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), bootstrapTimeout)
 	err = seedDemo(sctx, a, mail, *password)
 	if err == nil {
+		err = seedRouting(sctx, a, *password)
+	}
+	if err == nil {
 		err = seedMicrosoftDemo(sctx, a, ms, tenant)
 	}
 	scancel()
@@ -109,7 +112,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 
   Web UI:       http://%s
   Sign in:      admin / %s   (administrator)
-                agent / %s   (agent)
+                agent / %s   (agent; bea, chen and dana too, with other skills and languages)
+                supervisor / %s   (supervisor: the board at /board)
   Send mail:    SMTP %s, no login needed, to support@example.com
                 e.g. swaks --server %s --to support@example.com --from you@example.org
   Demo IMAP:    %s  (support@example.com / %s; replies to customers land in "customers" / %s)
@@ -119,7 +123,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
   Data folder:  %s
 
 Press Ctrl-C to stop.
-`, ln.Addr(), *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
+`, ln.Addr(), *password, *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
 		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, dir)
 	return a.Serve(ctx, ln)
 }

@@ -10,7 +10,9 @@ import (
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 // Replier sends an agent's reply to a work item (internal/outbound implements it): it
@@ -30,6 +32,10 @@ type Options struct {
 	// Mailboxes applies the mailbox rules for the mailbox, queue and From address
 	// endpoints; without it those that change something answer 503.
 	Mailboxes *mailbox.Service
+	// Engine and WorkItems run routing and the work item lifecycle; without them those
+	// endpoints answer 503.
+	Engine    *routing.Engine
+	WorkItems *workitem.Service
 	Logger    *slog.Logger
 }
 
@@ -38,6 +44,8 @@ type server struct {
 	auth      *auth.Service
 	replier   Replier
 	mailboxes *mailbox.Service
+	engine    *routing.Engine
+	work      *workitem.Service
 	logger    *slog.Logger
 }
 
@@ -68,6 +76,37 @@ func (s *server) routes() []route {
 		agent("GET /api/v1/workitems/{id}", s.getWorkItem),
 		agent("POST /api/v1/workitems/{id}/reply", s.reply),
 		agent("GET /api/v1/messages/{id}/raw", s.raw),
+		agent("POST /api/v1/me/next", s.withRouting(s.next)),
+		agent("GET /api/v1/me/work", s.myWork),
+		agent("POST /api/v1/workitems/{id}/accept", s.withRouting(s.act(workitem.Accept))),
+		agent("POST /api/v1/workitems/{id}/decline", s.withRouting(s.act(workitem.Decline))),
+		agent("POST /api/v1/workitems/{id}/pend", s.withRouting(s.act(workitem.Pend))),
+		agent("POST /api/v1/workitems/{id}/hold", s.withRouting(s.act(workitem.Hold))),
+		agent("POST /api/v1/workitems/{id}/resume", s.withRouting(s.act(workitem.Resume))),
+		agent("POST /api/v1/workitems/{id}/close", s.withRouting(s.act(workitem.Close))),
+		agent("POST /api/v1/workitems/{id}/release", s.withRouting(s.act(workitem.Release))),
+		agent("POST /api/v1/workitems/{id}/transfer", s.withRouting(s.act(workitem.Transfer))),
+		supervisor("POST /api/v1/workitems/{id}/cancel", s.withRouting(s.act(workitem.Cancel))),
+		supervisor("POST /api/v1/workitems/{id}/restart", s.withRouting(s.act(workitem.Restart))),
+		supervisor("GET /api/v1/workitems/{id}/routing", s.routingTrace),
+		supervisor("GET /api/v1/board", s.board),
+		supervisor("GET /api/v1/calendars", s.listRoutingObjects),
+		admin("POST /api/v1/calendars", s.saveRoutingObject(true)),
+		admin("PUT /api/v1/calendars/{id}", s.saveRoutingObject(false)),
+		admin("DELETE /api/v1/calendars/{id}", s.deleteRoutingObject),
+		supervisor("GET /api/v1/schemas", s.listRoutingObjects),
+		admin("POST /api/v1/schemas", s.saveRoutingObject(true)),
+		admin("PUT /api/v1/schemas/{id}", s.saveRoutingObject(false)),
+		admin("DELETE /api/v1/schemas/{id}", s.deleteRoutingObject),
+		supervisor("GET /api/v1/sla-policies", s.listRoutingObjects),
+		admin("POST /api/v1/sla-policies", s.saveRoutingObject(true)),
+		admin("PUT /api/v1/sla-policies/{id}", s.saveRoutingObject(false)),
+		admin("DELETE /api/v1/sla-policies/{id}", s.deleteRoutingObject),
+		supervisor("GET /api/v1/rules", s.listRoutingObjects),
+		admin("POST /api/v1/rules", s.saveRoutingObject(true)),
+		admin("PUT /api/v1/rules/{id}", s.saveRoutingObject(false)),
+		admin("DELETE /api/v1/rules/{id}", s.deleteRoutingObject),
+		admin("PUT /api/v1/queues/{id}", s.queueSettings),
 		agent("GET /api/v1/attachments/{id}", s.attachment),
 
 		supervisor("GET /api/v1/mailboxes", s.listMailboxes),
@@ -104,7 +143,8 @@ func New(opts Options) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger}
+	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
+		engine: opts.Engine, work: opts.WorkItems}
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {

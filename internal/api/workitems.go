@@ -11,14 +11,9 @@ import (
 
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
-// Listing limits: the store's default page is 100 work items; more than maxListLimit in one
-// response makes the page slow for no one's benefit (page with offset instead).
-const (
-	defaultListLimit = 100
-	maxListLimit     = 500
-)
 
 type workItemJSON struct {
 	ID             int64     `json:"id"`
@@ -113,7 +108,7 @@ func toMessageJSON(m store.Message) messageJSON {
 	out := messageJSON{
 		ID: m.ID, Direction: m.Direction, MessageID: m.MessageID, FromName: m.FromName, FromAddr: m.FromAddr,
 		To: m.To, Cc: m.Cc, ReplyTo: m.ReplyTo, Subject: m.Subject, Date: m.Date, Text: m.TextBody,
-		HTML: MessageHTML(m, apiAttachmentURL), Unparsed: m.Unparsed, ParseError: m.ParseError,
+		HTML: workitem.MessageHTML(m, apiAttachmentURL), Unparsed: m.Unparsed, ParseError: m.ParseError,
 		RawURL: messagePath + strconv.FormatInt(m.ID, 10) + "/raw", Attachments: []attachmentJSON{},
 	}
 	for _, a := range m.Attachments {
@@ -135,41 +130,9 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 	return id, true
 }
 
-// ParseWorkItemFilter reads q, state, limit and offset from a query string. It returns
-// field errors for values it cannot use.
-func ParseWorkItemFilter(q map[string][]string) (store.WorkItemFilter, map[string]string) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return strings.TrimSpace(v[0])
-		}
-		return ""
-	}
-	f := store.WorkItemFilter{Query: get("q"), State: get("state"), Limit: defaultListLimit}
-	fields := map[string]string{}
-	switch f.State {
-	case "", store.StateNew, store.StateOpen, store.StateReplied, store.StateClosed:
-	default:
-		fields["state"] = "use one of new, open, replied, closed (or leave it out for all)"
-	}
-	if v := get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxListLimit {
-			fields["limit"] = fmt.Sprintf("use a whole number from 1 to %d", maxListLimit)
-		}
-		f.Limit = n
-	}
-	if v := get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			fields["offset"] = "use a whole number, 0 or more"
-		}
-		f.Offset = n
-	}
-	return f, fields
-}
 
 func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
-	f, fields := ParseWorkItemFilter(r.URL.Query())
+	f, fields := workitem.ParseFilter(r.URL.Query())
 	if len(fields) > 0 {
 		writeFieldErrors(w, fields)
 		return
@@ -244,8 +207,6 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	writeJSON(w, http.StatusOK, out)
 }
 
-// ReplyFieldError is the message for an empty reply, shared with the web form.
-const ReplyFieldError = "write a reply before sending"
 
 func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
 	id, ok := pathID(w, r, "work item")
@@ -260,7 +221,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	if strings.TrimSpace(body.Text) == "" {
-		writeFieldErrors(w, map[string]string{"text": ReplyFieldError})
+		writeFieldErrors(w, map[string]string{"text": workitem.ReplyFieldError})
 		return
 	}
 	if s.replier == nil {

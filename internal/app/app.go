@@ -29,11 +29,13 @@ import (
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
 	"github.com/postroom/postroom/internal/store/sqlite"
 	"github.com/postroom/postroom/internal/vault"
 	"github.com/postroom/postroom/internal/web"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 // sqliteFile is the database file inside the data folder.
@@ -83,6 +85,9 @@ type App struct {
 	Auth      *auth.Service
 	Replies   *outbound.Service
 	Mailboxes *mailbox.Service
+	// Routing assigns work items to agents; WorkItems carries out the lifecycle actions.
+	Routing   *routing.Engine
+	WorkItems *workitem.Service
 	// Metrics is served at GET /metrics to supervisors and admins (internal/metrics).
 	Metrics *metrics.Registry
 	Handler http.Handler
@@ -150,6 +155,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
 	}
+	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log})
+	if err := a.Routing.Load(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("load routing: %w", err)
+	}
+	a.WorkItems = workitem.NewService(st, a.Routing)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL})
 	if err != nil {
@@ -157,7 +168,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("load the web pages: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log}))
+	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
+		Engine: a.Routing, WorkItems: a.WorkItems}))
 	mux.Handle("/", pages)
 	a.runner = a.newRunner()
 	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each
@@ -209,7 +221,8 @@ func (a *App) newRunner() *ingest.Runner {
 	return ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
+		Classify: routing.Classifier{Config: a.Routing.Config}.Classify, Stored: a.Routing.Wake, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
 		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
 			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 		},
@@ -258,6 +271,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = runner.Run(ctx) })
+	wg.Go(func() { a.Routing.Run(ctx) })
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
 	return wg.Wait

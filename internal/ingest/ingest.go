@@ -123,6 +123,12 @@ type Options struct {
 	AfterCommit func(mailboxID int64, sourceID string) error
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Classify, when set, decides a message's routing (queue, priority, skills, SLA) by
+	// the classification rules: a pure function whose result travels in the inbound
+	// message for the store to write (internal/routing.Classifier).
+	Classify func(m store.Mailbox, in *store.InboundMessage)
+	// Stored, when set, is told after a batch committed (the routing engine wakes up).
+	Stored func()
 	// Metrics receives the ingest metrics (metrics.go); nil for none.
 	Metrics *metrics.Registry
 	// ReadTimeout is how long a server may stay silent in the middle of a command before
@@ -841,6 +847,9 @@ func (r *Runner) ingest(ctx context.Context, msgs []store.InboundMessage) (res [
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("panic: %v", p)
 		}
+		if err == nil && r.opts.Stored != nil {
+			r.opts.Stored()
+		}
 	}()
 	if len(msgs) == 1 {
 		one, err := r.opts.Store.IngestMessage(ctx, msgs[0])
@@ -895,6 +904,9 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 			return store.InboundMessage{}, err
 		}
 		inbound.AutoReply = notice
+	}
+	if r.opts.Classify != nil {
+		r.opts.Classify(m, &inbound)
 	}
 	return inbound, nil
 }

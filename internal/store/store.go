@@ -191,6 +191,8 @@ type Queue struct {
 	Name      string
 	Enabled   bool
 	CreatedAt time.Time
+	// Spec is the queue's routing settings (JSON of routing.QueueSettings; empty: none).
+	Spec []byte
 }
 
 // DefaultQueue is the name of the queue that always exists.

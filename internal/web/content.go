@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -13,7 +13,7 @@ func (h *handler) raw(w http.ResponseWriter, r *http.Request, _ viewer) {
 	if !ok {
 		return
 	}
-	if err := api.ServeRaw(r.Context(), w, h.st, id); err != nil {
+	if err := workitem.ServeRaw(r.Context(), w, h.st, id); err != nil {
 		h.storeError(w, r, "message", err)
 	}
 }
@@ -42,7 +42,7 @@ func (h *handler) attachment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveAttachment(w http.ResponseWriter, r *http.Request, id int64) {
-	if err := api.ServeAttachment(r.Context(), w, h.st, id); err != nil {
+	if err := workitem.ServeAttachment(r.Context(), w, h.st, id); err != nil {
 		h.storeError(w, r, "attachment", err)
 	}
 }

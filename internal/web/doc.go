@@ -33,7 +33,7 @@
 //     sandboxed frame's requests carry no SameSite cookie (signed.go). Every other
 //     attachment and raw source needs the session.
 //   - Raw sources and attachments are served by the same code as the API
-//     (api.ServeRaw, api.ServeAttachment).
+//     (workitem.ServeRaw, workitem.ServeAttachment).
 //   - Mailbox rules live in internal/mailbox only: the pages pass the form to it and show
 //     its *mailbox.ValidationError next to the fields (the form's field names are the
 //     API's JSON names; the OAuth settings' keys are oauth_tenant, oauth_client_id, ...).

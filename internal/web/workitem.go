@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -51,14 +51,6 @@ func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.storeError(w, r, "work item", err)
 		return
 	}
-	// Opening a new work item marks it open: someone is looking at it.
-	if wi.State == store.StateNew {
-		if err := h.st.SetWorkItemState(ctx, id, store.StateOpen); err != nil {
-			h.logger.WarnContext(ctx, "mark work item open", slog.Int64("work_item_id", id), slog.Any("error", err))
-		} else {
-			wi.State = store.StateOpen
-		}
-	}
 	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != ""})
 }
 
@@ -99,7 +91,7 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	for _, m := range msgs {
 		mv := messageView{Message: m}
-		if html := api.MessageHTML(m, imageURL); html != "" {
+		if html := workitem.MessageHTML(m, imageURL); html != "" {
 			mv.FrameHTML = emailFrameHead + html
 		}
 		d.Messages = append(d.Messages, mv)
@@ -126,7 +118,7 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 	from := strings.TrimSpace(r.PostForm.Get("from"))
 	if strings.TrimSpace(text) == "" {
 		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
-			ReplyText: text, From: from, Errors: map[string]string{"text": api.ReplyFieldError},
+			ReplyText: text, From: from, Errors: map[string]string{"text": workitem.ReplyFieldError},
 		})
 		return
 	}
@@ -145,7 +137,7 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	case errors.Is(err, outbound.ErrEmptyReply):
 		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
-			ReplyText: text, From: from, Errors: map[string]string{"text": api.ReplyFieldError},
+			ReplyText: text, From: from, Errors: map[string]string{"text": workitem.ReplyFieldError},
 		})
 		return
 	case errors.Is(err, outbound.ErrNoOutboundMailbox):

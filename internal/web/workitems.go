@@ -3,7 +3,7 @@ package web
 import (
 	"net/http"
 
-	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -16,10 +16,10 @@ type workItemsData struct {
 }
 
 func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
-	f, fields := api.ParseWorkItemFilter(r.URL.Query())
+	f, fields := workitem.ParseFilter(r.URL.Query())
 	d := workItemsData{
 		Query: f.Query, State: f.State, Errors: fields,
-		States: []string{store.StateNew, store.StateOpen, store.StateReplied, store.StateClosed},
+		States: []string{"open", store.StateQueued, store.StateOffered, store.StateAssigned, store.StatePending, store.StateOnHold, store.StateDone, store.StateCancelled},
 	}
 	status := http.StatusOK
 	if len(fields) > 0 {

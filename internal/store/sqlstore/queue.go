@@ -7,11 +7,15 @@ import (
 	"github.com/postroom/postroom/internal/store"
 )
 
-const queueColumns = `id, name, enabled, created_at`
+const queueColumns = `id, name, enabled, created_at, spec`
 
 func scanQueue(sc scanner) (store.Queue, error) {
 	var q store.Queue
-	err := sc.Scan(&q.ID, &q.Name, &q.Enabled, tcol(&q.CreatedAt))
+	var spec string
+	err := sc.Scan(&q.ID, &q.Name, &q.Enabled, tcol(&q.CreatedAt), &spec)
+	if spec != "" && spec != "{}" {
+		q.Spec = []byte(spec)
+	}
 	return q, err
 }
 

@@ -1,0 +1,627 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// EngineStore is what the assignment engine needs of the store.
+type EngineStore interface {
+	ConfigStore
+	RoutingItems(ctx context.Context, since time.Time) ([]store.RoutingItem, error)
+	ApplyChanges(ctx context.Context, changes []store.Change) ([]store.ChangeResult, error)
+	ExpiredOffers(ctx context.Context, now time.Time) ([]store.RoutingItem, error)
+	AgentLoads(ctx context.Context) (map[int64]int, error)
+	SetAgentStatus(ctx context.Context, userID int64, status string, at time.Time) error
+	WorkItem(ctx context.Context, id int64) (store.WorkItem, error)
+	ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error)
+	AddEvent(ctx context.Context, e store.Event) error
+}
+
+// ErrAtCapacity is returned by Pull when the agent has as many items as their capacity.
+var ErrAtCapacity = errors.New("you have as many items as your capacity allows: finish one first")
+
+// EngineOptions configure an Engine.
+type EngineOptions struct {
+	Store  EngineStore
+	Logger *slog.Logger
+	// Now is the clock (time.Now when nil); tests pass a fake one.
+	Now func() time.Time
+	// Tick is how often the engine refreshes, expires offers and pushes (1 s when 0).
+	Tick time.Duration
+	// Ramp paces an agent who comes online: one more item of capacity per Ramp (60 s when
+	// 0), so that the first agent in the morning does not get the whole backlog at once.
+	Ramp time.Duration
+	// IdleTimeout sets an agent offline after this long without a request (30 min when 0;
+	// negative: never).
+	IdleTimeout time.Duration
+	// NoPush turns push offers off (the engine then only answers pulls).
+	NoPush bool
+	// OnOffer, when set, is told of each offer made (live views, the routing benchmark).
+	OnOffer func(itemID, agentID int64)
+}
+
+// agentState is what the engine knows of an agent.
+type agentState struct {
+	store.Agent
+	load   int // items offered or assigned
+	offers int // of those, offers not yet answered
+}
+
+// Engine assigns work items to agents: it pushes offers to available agents and answers
+// agents' pulls ("Get next"), both with the same choice, honouring skills, languages and
+// capacity. It keeps an index of the queued items in memory for speed; the store stays the
+// truth: every assignment is a conditional change (the item must still be queued, the
+// agent under capacity), so that one item goes to at most one agent even with several
+// processes on one PostgreSQL, and the index is refreshed from the store's changes.
+type Engine struct {
+	st      EngineStore
+	log     *slog.Logger
+	now     func() time.Time
+	tick    time.Duration
+	ramp    time.Duration
+	idle    time.Duration
+	noPush  bool
+	onOffer func(itemID, agentID int64)
+
+	cfg  atomic.Pointer[Config]
+	wake chan struct{}
+	w    *writer
+
+	mu     sync.Mutex
+	index  *index
+	agents map[int64]*agentState
+	// seen is the newest UpdatedAt the index has read.
+	seen time.Time
+}
+
+// NewEngine returns an Engine; Start loads it and runs it.
+func NewEngine(opts EngineOptions) *Engine {
+	e := &Engine{st: opts.Store, log: opts.Logger, now: opts.Now, tick: opts.Tick, ramp: opts.Ramp,
+		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, wake: make(chan struct{}, 1), index: newIndex(),
+		agents: map[int64]*agentState{}}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.tick <= 0 {
+		e.tick = time.Second
+	}
+	if e.ramp <= 0 {
+		e.ramp = time.Minute
+	}
+	if e.idle == 0 {
+		e.idle = 30 * time.Minute
+	}
+	e.w = newWriter(opts.Store)
+	return e
+}
+
+// Config returns the current configuration snapshot (nil before Load).
+func (e *Engine) Config() *Config { return e.cfg.Load() }
+
+// Load reads the configuration, the agents and the queued items.
+func (e *Engine) Load(ctx context.Context) error {
+	if err := e.reloadConfig(ctx, true); err != nil {
+		return err
+	}
+	items, err := e.st.RoutingItems(ctx, time.Time{})
+	if err != nil {
+		return fmt.Errorf("routing: load queued items: %w", err)
+	}
+	e.mu.Lock()
+	e.index = newIndex()
+	for _, it := range items {
+		e.noteSeen(it.UpdatedAt)
+		if it.State == store.StateQueued {
+			e.index.put(it)
+		}
+	}
+	if e.seen.IsZero() {
+		e.seen = e.now()
+	}
+	e.mu.Unlock()
+	return e.refreshAgents(ctx)
+}
+
+// reloadConfig loads a new configuration snapshot when the stored version changed.
+func (e *Engine) reloadConfig(ctx context.Context, force bool) error {
+	if !force {
+		v, err := e.st.RoutingVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("routing: configuration version: %w", err)
+		}
+		if c := e.cfg.Load(); c != nil && c.Version == v && v != "" {
+			return nil
+		}
+	}
+	c, problems, err := LoadConfig(ctx, e.st)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		e.log.Warn("routing configuration object skipped: fix it on its admin page", slog.Any("error", p))
+	}
+	e.cfg.Store(c)
+	return nil
+}
+
+// refreshAgents reloads the agents' profiles, statuses and loads.
+func (e *Engine) refreshAgents(ctx context.Context) error {
+	list, err := e.st.ListAgents(ctx)
+	if err != nil {
+		return fmt.Errorf("routing: load agents: %w", err)
+	}
+	loads, err := e.st.AgentLoads(ctx)
+	if err != nil {
+		return fmt.Errorf("routing: load agents: %w", err)
+	}
+	offers, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, Limit: 100000})
+	if err != nil {
+		return fmt.Errorf("routing: load offers: %w", err)
+	}
+	byAgent := map[int64]int{}
+	for _, w := range offers {
+		byAgent[w.OfferedTo]++
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	agents := make(map[int64]*agentState, len(list))
+	for _, a := range list {
+		agents[a.UserID] = &agentState{Agent: a, load: loads[a.UserID], offers: byAgent[a.UserID]}
+	}
+	e.agents = agents
+	return nil
+}
+
+func (e *Engine) noteSeen(t time.Time) {
+	if t.After(e.seen) {
+		e.seen = t
+	}
+}
+
+// refreshItems reads the items changed since the last refresh (with a margin for clock
+// differences between nodes and commits in flight) into the index.
+func (e *Engine) refreshItems(ctx context.Context) error {
+	e.mu.Lock()
+	since := e.seen.Add(-5 * time.Second)
+	e.mu.Unlock()
+	items, err := e.st.RoutingItems(ctx, since)
+	if err != nil {
+		return fmt.Errorf("routing: refresh items: %w", err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, it := range items {
+		e.noteSeen(it.UpdatedAt)
+		if e.index.reserved[it.ID] {
+			continue
+		}
+		if it.State == store.StateQueued {
+			e.index.put(it)
+		} else {
+			e.index.remove(it.ID)
+		}
+	}
+	return nil
+}
+
+// Wake asks the engine to look for work now (an item arrived, an agent became available).
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run refreshes, expires offers and pushes until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	go e.w.run(ctx)
+	t := time.NewTicker(e.tick)
+	defer t.Stop()
+	for {
+		if err := e.Step(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("routing step failed; retrying", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// Step runs one round: configuration, agents and items refreshed, expired offers taken
+// back, idle agents set offline, absent agents' items returned, offers pushed.
+func (e *Engine) Step(ctx context.Context) error {
+	if err := e.reloadConfig(ctx, false); err != nil {
+		return err
+	}
+	if err := e.refreshAgents(ctx); err != nil {
+		return err
+	}
+	if err := e.refreshItems(ctx); err != nil {
+		return err
+	}
+	if err := e.expireOffers(ctx); err != nil {
+		return err
+	}
+	if err := e.idleAgents(ctx); err != nil {
+		return err
+	}
+	if err := e.returnAbsent(ctx); err != nil {
+		return err
+	}
+	if e.noPush {
+		return nil
+	}
+	return e.push(ctx)
+}
+
+// apply runs changes through the batching writer.
+func (e *Engine) apply(ctx context.Context, c store.Change) error {
+	return e.w.apply(ctx, c)
+}
+
+// expireOffers takes back offers not answered in time: the item goes back to its queue
+// with its age kept, and the agent is not offered it again.
+func (e *Engine) expireOffers(ctx context.Context) error {
+	now := e.now()
+	list, err := e.st.ExpiredOffers(ctx, now)
+	if err != nil {
+		return fmt.Errorf("routing: expired offers: %w", err)
+	}
+	for _, it := range list {
+		if err := e.returnOffer(ctx, it, it.OfferedTo, "offer not accepted in time", "offer_timeout", store.Event{}); err != nil &&
+			!errors.Is(err, store.ErrStateChanged) {
+			return err
+		}
+	}
+	return nil
+}
+
+// returnOffer puts an offered item back in its queue, remembering who declined it.
+func (e *Engine) returnOffer(ctx context.Context, it store.RoutingItem, agentID int64, reason, kind string, actor store.Event) error {
+	declined := append(slices.Clone(it.DeclinedBy), agentID)
+	zero := int64(0)
+	var zt time.Time
+	c := store.Change{WorkItemID: it.ID, From: []string{store.StateOffered}, IfAgent: agentID, To: store.StateQueued,
+		OfferedTo: &zero, OfferExpiresAt: &zt, DeclinedBy: declined,
+		Event: store.Event{Kind: kind, ActorID: actor.ActorID, Actor: actor.Actor, AgentID: agentID, QueueID: it.QueueID, Reason: reason}}
+	if it.PreferredAgent == agentID {
+		c.PreferredAgent = &zero
+	}
+	if len(declined) >= MaxDeclines {
+		flag := fmt.Sprintf("declined or not accepted %d times: a supervisor should look at it", len(declined))
+		c.Flag = &flag
+	}
+	if err := e.apply(ctx, c); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if a := e.agents[agentID]; a != nil {
+		a.load = max(0, a.load-1)
+		a.offers = max(0, a.offers-1)
+	}
+	it.State, it.OfferedTo, it.DeclinedBy = store.StateQueued, 0, declined
+	if it.PreferredAgent == agentID {
+		it.PreferredAgent = 0
+	}
+	e.index.put(it)
+	e.mu.Unlock()
+	e.Wake()
+	return nil
+}
+
+// Decline is an agent's refusal of an offer.
+func (e *Engine) Decline(ctx context.Context, agent store.User, itemID int64, reason string) error {
+	it, err := e.itemFromStore(ctx, itemID)
+	if err != nil {
+		return err
+	}
+	if it.State != store.StateOffered || it.OfferedTo != agent.ID {
+		return store.ErrStateChanged
+	}
+	why := "declined"
+	if reason = strings.TrimSpace(reason); reason != "" {
+		why += ": " + reason
+	}
+	return e.returnOffer(ctx, it, agent.ID, why, "decline", store.Event{ActorID: agent.ID, Actor: agent.Username})
+}
+
+// Accept is an agent's acceptance of an offer.
+func (e *Engine) Accept(ctx context.Context, agent store.User, itemID int64) error {
+	zero := int64(0)
+	var zt time.Time
+	id := agent.ID
+	err := e.apply(ctx, store.Change{WorkItemID: itemID, From: []string{store.StateOffered}, IfAgent: agent.ID,
+		To: store.StateAssigned, AssignedTo: &id, OfferedTo: &zero, OfferExpiresAt: &zt, AgentAssigned: agent.ID,
+		Event: store.Event{Kind: "accept", ActorID: agent.ID, Actor: agent.Username, AgentID: agent.ID, Reason: "offer accepted"}})
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if a := e.agents[agent.ID]; a != nil {
+		a.offers = max(0, a.offers-1)
+		a.LastAssignedAt = e.now()
+	}
+	e.mu.Unlock()
+	e.Wake()
+	return nil
+}
+
+func (e *Engine) itemFromStore(ctx context.Context, id int64) (store.RoutingItem, error) {
+	list, err := e.st.RoutingItems(ctx, time.Time{})
+	if err != nil {
+		return store.RoutingItem{}, err
+	}
+	for _, it := range list {
+		if it.ID == id {
+			return it, nil
+		}
+	}
+	return store.RoutingItem{}, store.ErrStateChanged
+}
+
+// idleAgents sets offline the agents who made no request for the idle timeout.
+func (e *Engine) idleAgents(ctx context.Context) error {
+	if e.idle < 0 {
+		return nil
+	}
+	now := e.now()
+	var idle []int64
+	e.mu.Lock()
+	for id, a := range e.agents {
+		last := a.LastSeenAt
+		if a.StatusAt.After(last) {
+			last = a.StatusAt
+		}
+		if a.Status != store.AgentOffline && !last.IsZero() && now.Sub(last) > e.idle {
+			idle = append(idle, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, id := range idle {
+		if err := e.SetStatus(ctx, id, store.AgentOffline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetStatus sets an agent's status; items offered to an agent who goes away or offline
+// go back to their queue.
+func (e *Engine) SetStatus(ctx context.Context, agentID int64, status string) error {
+	now := e.now()
+	if err := e.st.SetAgentStatus(ctx, agentID, status, now); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if a := e.agents[agentID]; a != nil {
+		a.Status, a.StatusAt, a.LastSeenAt = status, now, now
+	}
+	e.mu.Unlock()
+	if status != store.AgentAvailable {
+		offered, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, OfferedTo: agentID, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, w := range offered {
+			it, err := e.itemFromStore(ctx, w.ID)
+			if err != nil {
+				continue
+			}
+			if err := e.returnOffer(ctx, it, agentID, "the agent went "+status, "offer_returned", store.Event{}); err != nil &&
+				!errors.Is(err, store.ErrStateChanged) {
+				return err
+			}
+		}
+	}
+	e.Wake()
+	return nil
+}
+
+// returnAbsent returns the assigned items of agents away or offline for longer than their
+// queue's ReturnAfterS.
+func (e *Engine) returnAbsent(ctx context.Context) error {
+	cfg := e.Config()
+	if cfg == nil {
+		return nil
+	}
+	anyReturn := false
+	for _, q := range cfg.Queues {
+		if q.Settings.ReturnAfterS > 0 {
+			anyReturn = true
+		}
+	}
+	if !anyReturn {
+		return nil
+	}
+	now := e.now()
+	e.mu.Lock()
+	var absent []*agentState
+	for _, a := range e.agents {
+		if a.Status != store.AgentAvailable && a.load > 0 {
+			absent = append(absent, a)
+		}
+	}
+	e.mu.Unlock()
+	for _, a := range absent {
+		items, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateAssigned, AssignedTo: a.UserID, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, w := range items {
+			q := cfg.Queues[w.QueueID]
+			if q == nil || q.Settings.ReturnAfterS <= 0 || now.Sub(a.StatusAt) < time.Duration(q.Settings.ReturnAfterS)*time.Second {
+				continue
+			}
+			zero := int64(0)
+			err := e.apply(ctx, store.Change{WorkItemID: w.ID, From: []string{store.StateAssigned}, IfAgent: a.UserID,
+				To: store.StateQueued, AssignedTo: &zero,
+				Event: store.Event{Kind: "returned", AgentID: a.UserID, QueueID: w.QueueID,
+					Reason: fmt.Sprintf("the agent has been %s since %s", a.Status, a.StatusAt.UTC().Format(time.RFC3339))}})
+			if err != nil && !errors.Is(err, store.ErrStateChanged) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// candidate is an item the engine may give out, with its priority now.
+type candidate struct {
+	it       store.RoutingItem
+	q        *Queue
+	priority int
+	bd       Breakdown
+	age      time.Duration
+	skills   map[string]int // after relaxation
+}
+
+// better orders candidates: highest priority first, oldest first on ties.
+func better(a, b *candidate) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if !a.it.QueuedAt.Equal(b.it.QueuedAt) {
+		return a.it.QueuedAt.Before(b.it.QueuedAt)
+	}
+	return a.it.ID < b.it.ID
+}
+
+// overflowed reports whether an item is past its queue's overflow time (or its queue is
+// over its back-pressure limit).
+func (e *Engine) overflowed(q *Queue, it store.RoutingItem, age time.Duration) bool {
+	s := q.Settings
+	if it.Overflowed {
+		return true
+	}
+	if s.OverflowAfterS > 0 && age >= time.Duration(s.OverflowAfterS)*time.Second {
+		return true
+	}
+	return s.MaxDepth > 0 && e.index.depth(q.ID) > s.MaxDepth
+}
+
+// makeCandidate computes an item's priority and relaxed requirements at now.
+func (e *Engine) makeCandidate(cfg *Config, it store.RoutingItem, now time.Time) *candidate {
+	q := cfg.Queues[it.QueueID]
+	if q == nil || !q.Enabled {
+		return nil
+	}
+	age := now.Sub(it.QueuedAt)
+	if e.overflowed(q, it, age) && !it.Overflowed {
+		it.Overflowed = true
+	}
+	p, bd := cfg.Priority(it, now)
+	return &candidate{it: it, q: q, priority: p, bd: bd, age: age, skills: q.Settings.relaxed(it.Skills, age)}
+}
+
+// exclusion says why an agent may not take an item now ("" when they may).
+func (e *Engine) exclusion(a *agentState, c *candidate, now time.Time, push bool) string {
+	switch {
+	case a.Disabled:
+		return "user disabled"
+	case push && a.Status != store.AgentAvailable:
+		return "status " + a.Status
+	case !c.q.Serves(a.UserID, c.it.Overflowed):
+		return "does not serve queue " + c.q.Name
+	case slices.Contains(c.it.DeclinedBy, a.UserID):
+		return "declined it or let the offer expire"
+	case c.it.PreferredAgent != 0 && c.it.PreferredAgent != a.UserID && now.Before(c.it.PreferredUntil):
+		return "reserved for the agent who answered the conversation last until " + c.it.PreferredUntil.UTC().Format(time.RFC3339)
+	}
+	if c.it.Language != "" && !slices.Contains(a.Languages, c.it.Language) {
+		return "does not speak " + c.it.Language
+	}
+	for skill, level := range c.skills {
+		if a.Skills[skill] < level {
+			if a.Skills[skill] == 0 {
+				return fmt.Sprintf("lacks skill %s (needs %d)", skill, level)
+			}
+			return fmt.Sprintf("skill %s at %d, needs %d", skill, a.Skills[skill], level)
+		}
+	}
+	capacity := a.Capacity
+	if capacity <= 0 {
+		capacity = 5
+	}
+	if a.load >= capacity {
+		return fmt.Sprintf("at capacity (%d of %d)", a.load, capacity)
+	}
+	if push {
+		if a.offers > 0 {
+			return "has an offer waiting for an answer"
+		}
+		if paced := e.pacedCapacity(a, now); a.load >= paced {
+			return fmt.Sprintf("paced after coming online (%d of %d for now)", a.load, paced)
+		}
+	}
+	return ""
+}
+
+// pacedCapacity is an agent's capacity while ramping up after becoming available.
+func (e *Engine) pacedCapacity(a *agentState, now time.Time) int {
+	online := now.Sub(a.StatusAt)
+	if online < 0 {
+		online = 0
+	}
+	return min(max(a.Capacity, 1), 1+int(online/e.ramp))
+}
+
+// proficiency sums an agent's levels in the item's required skills.
+func proficiency(a *agentState, skills map[string]int) int {
+	n := 0
+	for s := range skills {
+		n += a.Skills[s]
+	}
+	return n
+}
+
+// TraceCandidate is one agent (push) or item (pull) the engine considered.
+type TraceCandidate struct {
+	AgentID     int64  `json:"agent_id,omitempty"`
+	Username    string `json:"username,omitempty"`
+	ItemID      int64  `json:"item_id,omitempty"`
+	Priority    int    `json:"priority,omitempty"`
+	Queue       string `json:"queue,omitempty"`
+	Excluded    string `json:"excluded,omitempty"`
+	Proficiency int    `json:"proficiency,omitempty"`
+	Load        int    `json:"load,omitempty"`
+	Capacity    int    `json:"capacity,omitempty"`
+	IdleS       int64  `json:"idle_s,omitempty"`
+	Rank        int    `json:"rank,omitempty"`
+}
+
+// Trace is the decision trace of one assignment: why this agent, why now.
+type Trace struct {
+	Mode      string         `json:"mode"` // "push" or "pull"
+	At        time.Time      `json:"at"`
+	ItemID    int64          `json:"item_id"`
+	AgentID   int64          `json:"agent_id"`
+	Agent     string         `json:"agent"`
+	Queue     string         `json:"queue"`
+	Priority  int            `json:"priority"`
+	Breakdown Breakdown      `json:"priority_breakdown"`
+	Why       string         `json:"why"`
+	Skills    map[string]int `json:"required_skills,omitempty"`
+	Language  string         `json:"required_language,omitempty"`
+	// Candidates are the agents considered (push: the winner, the runners-up and up to 40
+	// excluded ones) or the items weighed (pull: the chosen item and those it beat).
+	Candidates []TraceCandidate `json:"candidates"`
+	// Excluded counts every excluded candidate by reason, listed or not.
+	Excluded   map[string]int `json:"excluded,omitempty"`
+	Considered int            `json:"considered"`
+}
