@@ -497,6 +497,11 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 		}
 	}
 	if c.AgentAssigned != 0 {
+		// An agent whose profile was never saved has no row yet: without one the
+		// assignment would not be recorded, and the agent would look idle for ever.
+		if err := s.ensureAgent(ctx, tx, c.AgentAssigned, now); err != nil {
+			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)
+		}
 		if _, err := tx.exec(ctx, `UPDATE agents SET last_assigned_at = ? WHERE user_id = ?`,
 			s.d.timeArg(at), c.AgentAssigned); err != nil {
 			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)
