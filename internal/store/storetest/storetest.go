@@ -80,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ApplyChanges", testApplyChanges},
 		{"Capacity", testCapacity},
 		{"RoutingItems", testRoutingItems},
+		{"ConcurrentClaims", testConcurrentClaims},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
 		{"PendingSignIns", testPendingSignIns},
