@@ -361,16 +361,18 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c
 	if queueID == 0 {
 		queueID = c.QueueID
 	}
-	var preferredUntil any
+	// The agent who had the item is preferred for the classification's PreferredWait;
+	// with no wait, nobody is (never a preferred agent without its PreferredUntil).
+	var preferredAgent, preferredUntil any
 	if assigned != 0 && c.PreferredWait > 0 {
-		preferredUntil = s.d.timeArg(now.Add(c.PreferredWait))
+		preferredAgent, preferredUntil = assigned, s.d.timeArg(now.Add(c.PreferredWait))
 	}
 	if _, err := tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ?,
 		state = ?, queue_id = ?, queued_at = ?, received_at = ?, assigned_to = NULL, offered_to = NULL,
 		offer_expires_at = NULL, declined_by = '[]', preferred_agent = ?, preferred_until = ?, sla_due_at = ?,
 		sla_risk_at = ?, sla_remaining_ms = NULL, done_at = NULL, state_reason = '', overflowed = FALSE
 		WHERE id = ?`, msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), store.StateQueued, nullID(queueID),
-		s.d.timeArg(received), s.d.timeArg(received), nullID(assigned), preferredUntil,
+		s.d.timeArg(received), s.d.timeArg(received), preferredAgent, preferredUntil,
 		s.d.timeArg(c.NextDue), s.d.timeArg(c.NextRisk), id); err != nil {
 		return 0, fmt.Errorf("reopen work item %d: %w", id, err)
 	}

@@ -145,10 +145,11 @@ func (s *Store) TouchAgent(ctx context.Context, userID int64, at time.Time) erro
 	return s.wrap(fmt.Sprintf("touch agent %d", userID), err)
 }
 
-// AgentLoads counts the items offered or assigned to each agent.
+// AgentLoads counts the items offered or assigned to each agent, as the capacity check of
+// applyChange does: an offered item is its offered_to's load, whoever held it before.
 func (s *Store) AgentLoads(ctx context.Context) (map[int64]int, error) {
-	rows, err := s.r.query(ctx, `SELECT COALESCE(assigned_to, offered_to), COUNT(*) FROM work_items
-		WHERE state IN (?, ?) GROUP BY COALESCE(assigned_to, offered_to)`, store.StateOffered, store.StateAssigned)
+	rows, err := s.r.query(ctx, `SELECT CASE WHEN state = ? THEN assigned_to ELSE offered_to END AS agent, COUNT(*)
+		FROM work_items WHERE state IN (?, ?) GROUP BY agent`, store.StateAssigned, store.StateOffered, store.StateAssigned)
 	if err != nil {
 		return nil, s.wrap("agent loads", err)
 	}
@@ -496,6 +497,11 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 		}
 	}
 	if c.AgentAssigned != 0 {
+		// An agent whose profile was never saved has no row yet: without one the
+		// assignment would not be recorded, and the agent would look idle for ever.
+		if err := s.ensureAgent(ctx, tx, c.AgentAssigned, now); err != nil {
+			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)
+		}
 		if _, err := tx.exec(ctx, `UPDATE agents SET last_assigned_at = ? WHERE user_id = ?`,
 			s.d.timeArg(at), c.AgentAssigned); err != nil {
 			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)

@@ -124,8 +124,8 @@ func testAutoReply(t *testing.T, s store.Store) {
 
 	w, err := s.WorkItem(ctx, res.WorkItemID)
 	must(t, "WorkItem", err)
-	if w.State != store.StateNew || !w.OverSize || w.MessageID != res.MessageID {
-		t.Errorf("work item = %+v, want new, over size, pointing at the inbound message: the notice answers nothing", w)
+	if w.State != store.StateQueued || !w.OverSize || w.MessageID != res.MessageID {
+		t.Errorf("work item = %+v, want queued, over size, pointing at the inbound message: the notice answers nothing", w)
 	}
 
 	// Re-fetching the message (the source was not acknowledged) queues no second notice.

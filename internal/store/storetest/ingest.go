@@ -107,9 +107,9 @@ func testIngestRoundTrip(t *testing.T, s store.Store) {
 	w, err := s.WorkItem(ctx, res.WorkItemID)
 	must(t, "WorkItem", err)
 	if w.ConversationID != res.ConversationID || w.MailboxID != mb.ID || w.MessageID != res.MessageID ||
-		w.State != store.StateNew || w.Unparsed || w.AssignedTo != 0 || w.Subject != want.Subject ||
+		w.State != store.StateQueued || w.Unparsed || w.AssignedTo != 0 || w.Subject != want.Subject ||
 		w.FromName != want.FromName || w.FromAddr != want.FromAddr || w.MailboxName != "support" {
-		t.Errorf("WorkItem = %+v, want a new work item for the message in mailbox support", w)
+		t.Errorf("WorkItem = %+v, want a queued work item for the message in mailbox support", w)
 	}
 	recent(t, "WorkItem ReceivedAt", w.ReceivedAt, start)
 	recent(t, "WorkItem UpdatedAt", w.UpdatedAt, start)

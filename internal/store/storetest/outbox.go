@@ -51,7 +51,6 @@ func (f replyFixture) replyInput(messageID string) store.ReplyInput {
 		Raw:        []byte("Message-ID: <" + messageID + ">\r\nSubject: Re: Question\r\n\r\nHere is the answer.\r\n"),
 		From:       "support@example.com",
 		Recipients: []string{"customer@example.org", "cc@example.org"},
-		NewState:   store.StateReplied,
 	}
 }
 
@@ -59,6 +58,13 @@ func testCreateReply(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	start := time.Now()
 	f := newReplyFixture(t, s)
+	// The agent works on the item, whose SLA clock runs.
+	due := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	change(t, s, store.Change{WorkItemID: f.res.WorkItemID, From: []string{store.StateQueued}, To: store.StateAssigned,
+		AssignedTo: &f.agent.ID, SLADueAt: &due, SLARiskAt: ptr(due.Add(-10 * time.Minute))})
+	if w := getWorkItem(t, s, f.res.WorkItemID); !w.SLADueAt.Equal(due) || w.SLARiskAt.IsZero() {
+		t.Fatalf("SLA clock before the reply: due %v, at risk %v; want due %v", w.SLADueAt, w.SLARiskAt, due)
+	}
 	in := f.replyInput("r1@example.com")
 	o, err := s.CreateReply(ctx, in)
 	must(t, "CreateReply", err)
@@ -93,8 +99,20 @@ func testCreateReply(t *testing.T, s store.Store) {
 	}
 	w, err := s.WorkItem(ctx, f.res.WorkItemID)
 	must(t, "WorkItem", err)
-	if w.State != store.StateReplied || w.MessageID != f.res.MessageID {
-		t.Errorf("work item after reply = %+v, want replied, still pointing at the inbound message", w)
+	if w.State != store.StateDone || w.MessageID != f.res.MessageID || w.AssignedTo != f.agent.ID {
+		t.Errorf("work item after reply = %+v, want done, assigned to the agent who replied, still pointing at the inbound message", w)
+	}
+	// The reply is the first response: the SLA clock stops.
+	recent(t, "FirstResponseAt", w.FirstResponseAt, start)
+	recent(t, "DoneAt", w.DoneAt, start)
+	if !w.SLADueAt.IsZero() || !w.SLARiskAt.IsZero() {
+		t.Errorf("SLA clock after the reply: due %v, at risk %v; want none", w.SLADueAt, w.SLARiskAt)
+	}
+	ev, err := s.Events(ctx, f.res.WorkItemID)
+	must(t, "Events", err)
+	if last := ev[len(ev)-1]; last.Kind != "reply" || last.From != store.StateAssigned || last.To != store.StateDone ||
+		last.ActorID != f.agent.ID || last.Actor != "alice" {
+		t.Errorf("last event = %+v, want alice's reply from assigned to done", last)
 	}
 	if p, _ := s.PendingAcks(ctx, f.out.ID); len(p) != 0 {
 		t.Errorf("outbound reply waits for an acknowledgement: %v", p)
@@ -120,14 +138,19 @@ func testCreateReply(t *testing.T, s store.Store) {
 	_, err = s.OutboxItem(ctx, second.ID+1000)
 	wantErr(t, "OutboxItem missing", err, store.ErrNotFound)
 
+	// The second reply leaves the first response as it was.
+	if w2 := getWorkItem(t, s, f.res.WorkItemID); !w2.FirstResponseAt.Equal(w.FirstResponseAt) {
+		t.Errorf("FirstResponseAt after a second reply = %v, want the first %v", w2.FirstResponseAt, w.FirstResponseAt)
+	}
+
 	// The customer answers the reply: it threads through the reply's Message-ID and the
-	// replied work item is new again.
+	// done work item is queued again.
 	ans := ingest(t, s, reply(mail(f.in, "imap:1:2", "a2@example.org", "Re: Re: Question"), "r1@example.com"))
 	if !ans.Threaded || ans.ConversationID != f.res.ConversationID || ans.WorkItemID != f.res.WorkItemID {
 		t.Errorf("answer to the reply = %+v, want conversation %d, work item %d", ans, f.res.ConversationID, f.res.WorkItemID)
 	}
-	if w, _ := s.WorkItem(ctx, f.res.WorkItemID); w.State != store.StateNew {
-		t.Errorf("work item after the customer's answer is %q, want new", w.State)
+	if w, _ := s.WorkItem(ctx, f.res.WorkItemID); w.State != store.StateQueued {
+		t.Errorf("work item after the customer's answer is %q, want queued", w.State)
 	}
 }
 
@@ -153,8 +176,8 @@ func testCreateReplyMissingWorkItem(t *testing.T, s store.Store) {
 	if events, _ := s.ListAudit(ctx, 10); len(events) != 0 {
 		t.Errorf("failed replies left audit events: %+v", events)
 	}
-	if w, _ := s.WorkItem(ctx, f.res.WorkItemID); w.State != store.StateNew {
-		t.Errorf("work item is %q after failed replies, want new", w.State)
+	if w, _ := s.WorkItem(ctx, f.res.WorkItemID); w.State != store.StateQueued || !w.FirstResponseAt.IsZero() {
+		t.Errorf("work item after failed replies = %+v, want queued, unanswered", w)
 	}
 }
 

@@ -133,14 +133,15 @@ func testIngestSecondKey(t *testing.T, s store.Store) {
 		t.Errorf("%d messages stored, want 2", n)
 	}
 
-	// A work item of the conversation owned by sales lists sales first.
-	must(t, "close", s.SetWorkItemState(ctx, first.WorkItemID, store.StateClosed))
+	// The customer writes again through sales after the item was done: the same item is
+	// reopened, and still lists its own mailbox first.
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, To: store.StateDone})
 	follow := reply(mail(sales, "imap:7:2", "follow@example.org", "Re: Where is my order?"), "cc-1@example.org")
 	fres := ingest(t, s, follow)
 	w, err = s.WorkItem(ctx, fres.WorkItemID)
 	must(t, "WorkItem of the follow-up", err)
-	if fres.WorkItemID == first.WorkItemID || !slices.Equal(w.Mailboxes, []string{"sales", "support"}) {
-		t.Errorf("follow-up work item %d mailboxes %q, want a new work item listing [sales support]", fres.WorkItemID, w.Mailboxes)
+	if fres.WorkItemID != first.WorkItemID || w.State != store.StateQueued || !slices.Equal(w.Mailboxes, []string{"support", "sales"}) {
+		t.Errorf("follow-up work item %d (%s) mailboxes %q, want work item %d reopened, listing [support sales]", fres.WorkItemID, w.State, w.Mailboxes, first.WorkItemID)
 	}
 }
 

@@ -70,6 +70,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
 		{"OutboxOutcome", testOutboxOutcome},
 		{"Users", testUsers},
+		{"UpdateUser", testUpdateUser},
+		{"LastAdmin", testLastAdmin},
+		{"DeleteUser", testDeleteUser},
+		{"Teams", testTeams},
+		{"Agents", testAgents},
+		{"AgentLoads", testAgentLoads},
+		{"RoutingObjects", testRoutingObjects},
+		{"ApplyChanges", testApplyChanges},
+		{"Capacity", testCapacity},
+		{"RoutingItems", testRoutingItems},
+		{"ConcurrentClaims", testConcurrentClaims},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
 		{"PendingSignIns", testPendingSignIns},
@@ -236,3 +247,42 @@ func equalIDs(t *testing.T, what string, got, want []int64) {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
+
+// getWorkItem reads a work item and fails the test on error.
+func getWorkItem(t *testing.T, s store.Store, id int64) store.WorkItem {
+	t.Helper()
+	w, err := s.WorkItem(t.Context(), id)
+	must(t, "WorkItem", err)
+	return w
+}
+
+// apply applies changes in one batch and fails the test at once on a store error; the
+// results are returned for the caller to check.
+func apply(t *testing.T, s store.Store, changes ...store.Change) []store.ChangeResult {
+	t.Helper()
+	res, err := s.ApplyChanges(t.Context(), changes)
+	must(t, "ApplyChanges", err)
+	if len(res) != len(changes) {
+		t.Fatalf("ApplyChanges returned %d results for %d changes", len(res), len(changes))
+	}
+	return res
+}
+
+// change applies one change that must succeed.
+func change(t *testing.T, s store.Store, c store.Change) {
+	t.Helper()
+	if res := apply(t, s, c); res[0].Err != nil {
+		t.Fatalf("change of work item %d from %v to %s: %v", c.WorkItemID, c.From, c.To, res[0].Err)
+	}
+}
+
+// newAgent creates a user with the agent role.
+func newAgent(t *testing.T, s store.Store, username string) store.User {
+	t.Helper()
+	u, err := s.CreateUser(t.Context(), store.User{Username: username, DisplayName: username, Role: store.RoleAgent, PasswordHash: "h"})
+	must(t, "CreateUser "+username, err)
+	return u
+}
+
+// ptr returns a pointer to v (the optional fields of store.Change).
+func ptr[T any](v T) *T { return &v }

@@ -57,13 +57,11 @@ func testThreading(t *testing.T, s store.Store) {
 }
 
 func testWorkItemReuse(t *testing.T, s store.Store) {
-	ctx := t.Context()
 	mb := newMailbox(t, s, "support", store.Inbound)
+	agent := newAgent(t, s, "alice")
 	state := func(id int64) store.WorkItem {
 		t.Helper()
-		w, err := s.WorkItem(ctx, id)
-		must(t, "WorkItem", err)
-		return w
+		return getWorkItem(t, s, id)
 	}
 
 	first := ingest(t, s, mail(mb, "imap:1:1", "m1@x", "Question"))
@@ -72,41 +70,74 @@ func testWorkItemReuse(t *testing.T, s store.Store) {
 		t.Fatalf("follow-up got work item %d, want the open one %d", second.WorkItemID, first.WorkItemID)
 	}
 	w := state(first.WorkItemID)
-	if w.MessageID != second.MessageID || w.State != store.StateNew || w.Subject != "Re: Question" {
-		t.Errorf("work item after follow-up = %+v, want it to point at the follow-up, state new", w)
+	if w.MessageID != second.MessageID || w.State != store.StateQueued || w.Subject != "Re: Question" {
+		t.Errorf("work item after follow-up = %+v, want it to point at the follow-up, still queued", w)
 	}
 
-	must(t, "SetWorkItemState open", s.SetWorkItemState(ctx, first.WorkItemID, store.StateOpen))
+	// While the item is open (assigned, on hold) a message joins it and changes nothing else.
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateQueued}, To: store.StateAssigned, AssignedTo: &agent.ID})
 	third := ingest(t, s, reply(mail(mb, "imap:1:3", "m3@x", "Re: Question"), "m2@x"))
 	w = state(first.WorkItemID)
-	if third.WorkItemID != first.WorkItemID || w.State != store.StateOpen || w.MessageID != third.MessageID {
-		t.Errorf("follow-up to an open work item: %+v, want the same work item still open, pointing at it", w)
+	if third.WorkItemID != first.WorkItemID || w.State != store.StateAssigned || w.AssignedTo != agent.ID || w.MessageID != third.MessageID {
+		t.Errorf("follow-up to an assigned work item: %+v, want the same work item still assigned to %d, pointing at it", w, agent.ID)
+	}
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateAssigned}, To: store.StateOnHold})
+	third2 := ingest(t, s, reply(mail(mb, "imap:1:31", "m31@x", "Re: Question"), "m3@x"))
+	w = state(first.WorkItemID)
+	if third2.WorkItemID != first.WorkItemID || w.State != store.StateOnHold || w.AssignedTo != agent.ID || w.MessageID != third2.MessageID {
+		t.Errorf("follow-up to a work item on hold: %+v, want the same work item still on hold", w)
 	}
 
-	must(t, "SetWorkItemState replied", s.SetWorkItemState(ctx, first.WorkItemID, store.StateReplied))
+	// A message to a done item reopens it: queued again, waiting a while for the agent who
+	// had it (the classification's PreferredWait).
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateOnHold}, To: store.StateDone})
 	before := state(first.WorkItemID)
-	fourth := ingest(t, s, reply(mail(mb, "imap:1:4", "m4@x", "Re: Question"), "m3@x"))
-	w = state(first.WorkItemID)
-	if fourth.WorkItemID != first.WorkItemID || w.State != store.StateNew || w.MessageID != fourth.MessageID {
-		t.Errorf("answer to a replied work item: %+v, want the same work item back to new", w)
+	if before.DoneAt.IsZero() {
+		t.Errorf("done item has no DoneAt")
 	}
-	if w.ReceivedAt.Before(before.ReceivedAt) || w.UpdatedAt.Before(before.UpdatedAt) {
+	waitPast(before.UpdatedAt)
+	start := time.Now()
+	in := reply(mail(mb, "imap:1:4", "m4@x", "Re: Question"), "m31@x")
+	in.Classification = &store.Classification{PreferredWait: time.Hour}
+	fourth := ingest(t, s, in)
+	w = state(first.WorkItemID)
+	if fourth.WorkItemID != first.WorkItemID || w.State != store.StateQueued || w.MessageID != fourth.MessageID {
+		t.Errorf("answer to a done work item: %+v, want the same work item queued again", w)
+	}
+	if w.AssignedTo != 0 || w.PreferredAgent != agent.ID || !w.DoneAt.IsZero() {
+		t.Errorf("reopened item: assigned to %d, preferred agent %d, done at %v; want unassigned, preferring %d, not done",
+			w.AssignedTo, w.PreferredAgent, w.DoneAt, agent.ID)
+	}
+	if w.PreferredUntil.Before(start.Add(time.Hour-time.Second)) || w.PreferredUntil.After(time.Now().Add(time.Hour+time.Second)) {
+		t.Errorf("PreferredUntil = %v, want about an hour after %v", w.PreferredUntil, start)
+	}
+	if w.ReceivedAt.Before(before.ReceivedAt) || !w.UpdatedAt.After(before.UpdatedAt) {
 		t.Errorf("reopened work item times went back: received %v updated %v", w.ReceivedAt, w.UpdatedAt)
 	}
+	events, err := s.Events(t.Context(), first.WorkItemID)
+	must(t, "Events", err)
+	if last := events[len(events)-1]; last.Kind != "reopen" || last.From != store.StateDone || last.To != store.StateQueued {
+		t.Errorf("last event = %+v, want the reopening from done to queued", last)
+	}
 
-	must(t, "SetWorkItemState closed", s.SetWorkItemState(ctx, first.WorkItemID, store.StateClosed))
+	// A message to a pending item reopens it; without PreferredWait no agent is preferred.
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateQueued}, To: store.StateAssigned, AssignedTo: &agent.ID})
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateAssigned}, To: store.StatePending})
 	fifth := ingest(t, s, reply(mail(mb, "imap:1:5", "m5@x", "Re: Question"), "m4@x"))
-	if fifth.WorkItemID == first.WorkItemID || fifth.ConversationID != first.ConversationID {
-		t.Errorf("message to a closed work item: %+v, want a new work item in the same conversation", fifth)
+	w = state(first.WorkItemID)
+	if fifth.WorkItemID != first.WorkItemID || fifth.ConversationID != first.ConversationID || w.State != store.StateQueued ||
+		w.MessageID != fifth.MessageID || w.AssignedTo != 0 || w.PreferredAgent != 0 {
+		t.Errorf("message to a pending work item: %+v, want the same work item queued, unassigned, no preferred agent", w)
 	}
-	if w := state(fifth.WorkItemID); w.State != store.StateNew || w.MessageID != fifth.MessageID {
-		t.Errorf("new work item = %+v, want state new for the new message", w)
+
+	// A cancelled item is reopened too.
+	change(t, s, store.Change{WorkItemID: first.WorkItemID, From: []string{store.StateQueued}, To: store.StateCancelled})
+	sixth := ingest(t, s, reply(mail(mb, "imap:1:6", "m6@x", "Re: Question"), "m5@x"))
+	if w := state(first.WorkItemID); sixth.WorkItemID != first.WorkItemID || w.State != store.StateQueued || w.MessageID != sixth.MessageID {
+		t.Errorf("message to a cancelled work item: %+v, want the same work item queued", w)
 	}
-	if w := state(first.WorkItemID); w.State != store.StateClosed {
-		t.Errorf("closed work item changed to %q", w.State)
-	}
-	if n := len(listAll(t, s)); n != 2 {
-		t.Errorf("%d work items, want 2", n)
+	if n := len(listAll(t, s)); n != 1 {
+		t.Errorf("%d work items, want 1: every message of the conversation is on the same item", n)
 	}
 }
 
@@ -171,7 +202,7 @@ func testCountMessages(t *testing.T, s store.Store) {
 		Raw:        []byte("Subject: Re: one\r\n\r\nok\r\n"),
 		From:       "out@example.com",
 		Recipients: []string{"customer@example.org"},
-		NewState:   store.StateReplied,
+		NewState:   store.StateDone,
 	})
 	must(t, "CreateReply", err)
 	for _, tc := range []struct {
@@ -210,7 +241,7 @@ func testConversationMessages(t *testing.T, s store.Store) {
 		Raw:        []byte("x"),
 		From:       "out@example.com",
 		Recipients: []string{"customer@example.org"},
-		NewState:   store.StateReplied,
+		NewState:   store.StateDone,
 	})
 	must(t, "CreateReply", err)
 	// The customer answers the agent: it threads through the outbound Message-ID.

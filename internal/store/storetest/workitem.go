@@ -36,7 +36,7 @@ func testListWorkItems(t *testing.T, s store.Store) {
 	if len(all) == 5 {
 		w := all[4]
 		if w.Subject != items[0].subject || w.FromName != items[0].name || w.FromAddr != items[0].addr ||
-			w.MailboxName != "support" || w.State != store.StateNew || w.MailboxID != support.ID {
+			w.MailboxName != "support" || w.State != store.StateQueued || w.MailboxID != support.ID {
 			t.Errorf("listed work item = %+v, want the listing fields of the first message", w)
 		}
 		if all[3].MailboxName != "sales" {
@@ -67,14 +67,25 @@ func testListWorkItems(t *testing.T, s store.Store) {
 		equalIDs(t, "ListWorkItems Query "+tc.query, ids(got), tc.want)
 	}
 
-	must(t, "SetWorkItemState", s.SetWorkItemState(ctx, created[1], store.StateOpen))
-	must(t, "SetWorkItemState", s.SetWorkItemState(ctx, created[3], store.StateOpen))
-	open, err := s.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOpen})
+	agent := newAgent(t, s, "alice")
+	for _, id := range []int64{created[1], created[3]} {
+		change(t, s, store.Change{WorkItemID: id, From: []string{store.StateQueued}, To: store.StateAssigned, AssignedTo: &agent.ID})
+	}
+	assigned, err := s.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateAssigned})
 	must(t, "ListWorkItems state", err)
-	equalIDs(t, "ListWorkItems State open", ids(open), []int64{created[3], created[1]})
-	openDan, err := s.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOpen, Query: "dan"})
+	equalIDs(t, "ListWorkItems State assigned", ids(assigned), []int64{created[3], created[1]})
+	assignedDan, err := s.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateAssigned, Query: "dan"})
 	must(t, "ListWorkItems state and query", err)
-	equalIDs(t, "ListWorkItems State open Query dan", ids(openDan), []int64{created[3]})
+	equalIDs(t, "ListWorkItems State assigned Query dan", ids(assignedDan), []int64{created[3]})
+	queued, err := s.ListWorkItems(ctx, store.WorkItemFilter{States: []string{store.StateQueued, store.StateDone}})
+	must(t, "ListWorkItems states", err)
+	equalIDs(t, "ListWorkItems States queued, done", ids(queued), []int64{created[4], created[2], created[0]})
+	mine, err := s.ListWorkItems(ctx, store.WorkItemFilter{AssignedTo: agent.ID})
+	must(t, "ListWorkItems assigned to", err)
+	equalIDs(t, "ListWorkItems AssignedTo alice", ids(mine), []int64{created[3], created[1]})
+	if n, err := s.CountWorkItems(ctx, store.WorkItemFilter{State: store.StateAssigned, Limit: 1}); err != nil || n != 2 {
+		t.Errorf("CountWorkItems assigned = %d, %v; want 2", n, err)
+	}
 
 	page, err := s.ListWorkItems(ctx, store.WorkItemFilter{Limit: 2})
 	must(t, "ListWorkItems limit", err)
@@ -85,25 +96,32 @@ func testListWorkItems(t *testing.T, s store.Store) {
 }
 
 func testWorkItemState(t *testing.T, s store.Store) {
-	ctx := t.Context()
 	mb := newMailbox(t, s, "support", store.Inbound)
+	agent := newAgent(t, s, "alice")
 	res := ingest(t, s, mail(mb, "imap:1:1", "a@x", "Hi"))
-	before, err := s.WorkItem(ctx, res.WorkItemID)
-	must(t, "WorkItem", err)
-	must(t, "SetWorkItemState", s.SetWorkItemState(ctx, res.WorkItemID, store.StateOpen))
-	w, err := s.WorkItem(ctx, res.WorkItemID)
-	must(t, "WorkItem", err)
-	if w.State != store.StateOpen {
-		t.Errorf("State = %q, want open", w.State)
+	before := getWorkItem(t, s, res.WorkItemID)
+	if before.State != store.StateQueued {
+		t.Errorf("State of a new item = %q, want queued", before.State)
 	}
-	if w.UpdatedAt.Before(before.UpdatedAt) {
-		t.Errorf("UpdatedAt went back: %v < %v", w.UpdatedAt, before.UpdatedAt)
+	waitPast(before.UpdatedAt)
+	change(t, s, store.Change{WorkItemID: res.WorkItemID, From: []string{store.StateQueued}, To: store.StateAssigned,
+		AssignedTo: &agent.ID})
+	w := getWorkItem(t, s, res.WorkItemID)
+	if w.State != store.StateAssigned || w.AssignedTo != agent.ID || w.AssignedName != "alice" {
+		t.Errorf("after the change: state %q assigned to %d (%q), want assigned to alice (%d)", w.State, w.AssignedTo, w.AssignedName, agent.ID)
 	}
-	if err := s.SetWorkItemState(ctx, res.WorkItemID, "bogus"); err == nil {
-		t.Error("SetWorkItemState accepted an unknown state")
+	if !w.UpdatedAt.After(before.UpdatedAt) {
+		t.Errorf("UpdatedAt did not move: %v, before %v", w.UpdatedAt, before.UpdatedAt)
 	}
-	if w, _ := s.WorkItem(ctx, res.WorkItemID); w.State != store.StateOpen {
-		t.Errorf("State after a refused change = %q, want open", w.State)
+	// A change whose item is no longer in the expected state is refused and writes nothing.
+	r := apply(t, s, store.Change{WorkItemID: res.WorkItemID, From: []string{store.StateQueued}, To: store.StateOnHold})
+	wantErr(t, "change from a state the item left", r[0].Err, store.ErrStateChanged)
+	if w := getWorkItem(t, s, res.WorkItemID); w.State != store.StateAssigned {
+		t.Errorf("State after a refused change = %q, want assigned", w.State)
 	}
-	wantErr(t, "SetWorkItemState missing", s.SetWorkItemState(ctx, res.WorkItemID+1000, store.StateOpen), store.ErrNotFound)
+	r = apply(t, s, store.Change{WorkItemID: res.WorkItemID + 1000, To: store.StateDone})
+	wantErr(t, "change of a missing item", r[0].Err, store.ErrStateChanged)
+	if n := len(listAll(t, s)); n != 1 {
+		t.Errorf("%d work items after changing a missing one, want 1", n)
+	}
 }
