@@ -110,7 +110,7 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 			Actions: routing.Actions{Category: "billing", Skills: map[string]int{"billing": 5}, Tags: []string{"billing"}}},
 		{Name: "Orders and deliveries", Enabled: true, Match: "any", Continue: true,
 			Conditions: []routing.Condition{{Field: "subject", Op: "regex", Value: `order|deliver|arrived|colis|parcel|shipping`}},
-			Actions: routing.Actions{Category: "orders", Skills: map[string]int{"orders": 4}, Tags: []string{"orders"}}},
+			Actions:    routing.Actions{Category: "orders", Skills: map[string]int{"orders": 4}, Tags: []string{"orders"}}},
 		{Name: "German mail to German speakers", Enabled: true, Continue: true,
 			Conditions: []routing.Condition{{Field: "language", Op: "equals", Value: "de"}},
 			Actions:    routing.Actions{Language: "de"}},

@@ -14,7 +14,6 @@ import (
 	"github.com/postroom/postroom/internal/workitem"
 )
 
-
 type workItemJSON struct {
 	ID             int64     `json:"id"`
 	ConversationID int64     `json:"conversation_id"`
@@ -130,7 +129,6 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 	return id, true
 }
 
-
 func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
 	f, fields := workitem.ParseFilter(r.URL.Query())
 	if len(fields) > 0 {
@@ -206,7 +204,6 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-
 
 func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
 	id, ok := pathID(w, r, "work item")

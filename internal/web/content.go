@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 func (h *handler) raw(w http.ResponseWriter, r *http.Request, _ viewer) {

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 // emailFrameHead is put before the sanitized email HTML in the sandboxed frame: links open

@@ -3,8 +3,8 @@ package web
 import (
 	"net/http"
 
-	"github.com/postroom/postroom/internal/workitem"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 type workItemsData struct {

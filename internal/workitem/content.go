@@ -123,4 +123,3 @@ func safeFilename(name string, id int64) string {
 	}
 	return name
 }
-
