@@ -330,8 +330,8 @@ func TestListWorkItems(t *testing.T) {
 	if got := list("?limit=2"); len(got) != 2 {
 		t.Errorf("limit=2 gave %d items", len(got))
 	}
-	if got := list("?state=replied"); len(got) != 0 {
-		t.Errorf("state=replied gave %d items, want 0", len(got))
+	if got := list("?state=done"); len(got) != 0 {
+		t.Errorf("state=done gave %d items, want 0", len(got))
 	}
 	for _, bad := range []struct{ query, field string }{{"?state=lost", "state"}, {"?limit=0", "limit"}, {"?limit=x", "limit"}, {"?offset=-1", "offset"}} {
 		resp := c.get("/api/v1/workitems" + bad.query)
@@ -511,16 +511,16 @@ func TestReply(t *testing.T) {
 	if out.Outbox.ID == 0 || out.Outbox.State != store.OutboxQueued || len(out.Outbox.Recipients) != 1 || out.Outbox.Recipients[0] != "carla@example.net" {
 		t.Errorf("outbox = %+v", out.Outbox)
 	}
-	if out.WorkItem.ID != id || out.WorkItem.State != store.StateReplied {
-		t.Errorf("workitem = %+v, want state replied", out.WorkItem)
+	if out.WorkItem.ID != id || out.WorkItem.State != store.StateDone {
+		t.Errorf("workitem = %+v, want state done", out.WorkItem)
 	}
 	// The conversation now shows the reply, and the listing the new state.
 	detail := c.get(fmt.Sprintf("/api/v1/workitems/%d", id))
-	if !strings.Contains(string(detail.body), "your parcel left today") || !strings.Contains(string(detail.body), `"state":"replied"`) {
+	if !strings.Contains(string(detail.body), "your parcel left today") || !strings.Contains(string(detail.body), `"state":"done"`) {
 		t.Errorf("work item after reply: %s", detail.body)
 	}
-	if list := c.get("/api/v1/workitems?state=replied"); !strings.Contains(string(list.body), "Order 1234") {
-		t.Errorf("state=replied listing: %s", list.body)
+	if list := c.get("/api/v1/workitems?state=done"); !strings.Contains(string(list.body), "Order 1234") {
+		t.Errorf("state=done listing: %s", list.body)
 	}
 	if resp := c.postJSON("/api/v1/workitems/99999/reply", `{"text":"hi"}`); resp.status != 404 {
 		t.Errorf("reply to unknown work item: %d %s", resp.status, resp.body)

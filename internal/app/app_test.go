@@ -495,7 +495,7 @@ func TestReplyReachesSMTPPeer(t *testing.T) {
 	waitFor(t, "the outbox row marked sent and the work item replied", func() (bool, string) {
 		wi, _ := h.app.Store.WorkItem(context.Background(), item.ID)
 		ob, _ := h.app.Store.OutboxForWorkItem(context.Background(), item.ID)
-		return wi.State == store.StateReplied && len(ob) == 1 && ob[0].State == store.OutboxSent,
+		return wi.State == store.StateDone && len(ob) == 1 && ob[0].State == store.OutboxSent,
 			fmt.Sprintf("work item %s, outbox %v", wi.State, ob)
 	})
 	var metricsText bytes.Buffer

@@ -139,7 +139,7 @@ func (f *fixture) groupReply(t *testing.T, rcpts ...string) store.OutboxItem {
 	}
 	parsed.MailboxID, parsed.Direction = out.ID, store.Outbound
 	item, err := f.st.CreateReply(ctx, store.ReplyInput{WorkItemID: f.workItem, UserID: f.agent.ID, Message: parsed, Raw: raw,
-		From: "support@example.test", Recipients: rcpts, NewState: store.StateReplied})
+		From: "support@example.test", Recipients: rcpts, NewState: store.StateDone})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func TestBrowserAgentReplies(t *testing.T) {
 	if body := get(t, ctx, chromedp.Text(chromedp.CSS("pre.email-text"))); !strings.Contains(body, "my order 1234 has not arrived yet") {
 		t.Errorf("message text = %q", body)
 	}
-	if state := get(t, ctx, chromedp.Text(chromedp.ID("state"))); state != "open" {
+	if state := get(t, ctx, chromedp.Text(chromedp.ID("state"))); state != "queued" {
 		t.Errorf("state after opening = %q, want open", state)
 	}
 	do(t, ctx,
@@ -139,7 +139,7 @@ func TestBrowserAgentReplies(t *testing.T) {
 		chromedp.Click(chromedp.CSS(".reply button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("table.outbox")),
 	)
-	if state := get(t, ctx, chromedp.Text(chromedp.ID("state"))); state != "replied" {
+	if state := get(t, ctx, chromedp.Text(chromedp.ID("state"))); state != "done" {
 		t.Errorf("state after sending = %q, want replied", state)
 	}
 	if row := get(t, ctx, chromedp.Text(chromedp.CSS("table.outbox tbody tr"))); !strings.Contains(row, "carla@example.net") || !strings.Contains(row, "queued") {
