@@ -171,6 +171,7 @@ func runBenchRouting(ctx context.Context, args []string, stdout, stderr io.Write
 	stores := fs.String("stores", "sqlite,postgres", "stores to measure, in order")
 	pgURL := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL server to create a throwaway database on")
 	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the assignment phase to this file (per store: FILE.sqlite, FILE.postgres)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func runBenchRouting(ctx context.Context, args []string, stdout, stderr io.Write
 	var lines []string
 	for _, s := range strings.Split(*stores, ",") {
 		res, err := bench.Routing(ctx, bench.RoutingOptions{Store: strings.TrimSpace(s), PostgresURL: *pgURL, Agents: *agents,
-			Items: *items, Queues: *queues, Logger: log, Progress: stdout})
+			Items: *items, Queues: *queues, Logger: log, Progress: stdout, CPUProfile: profileName(*cpuProfile, s)})
 		if err != nil {
 			return fmt.Errorf("bench routing on %s: %w", s, err)
 		}
@@ -195,4 +196,11 @@ func runBenchRouting(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stdout, l)
 	}
 	return nil
+}
+
+func profileName(base, store string) string {
+	if base == "" {
+		return ""
+	}
+	return base + "." + strings.TrimSpace(store)
 }

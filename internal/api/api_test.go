@@ -307,8 +307,8 @@ func TestListWorkItems(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339, it["received_at"].(string)); err != nil {
 			t.Errorf("received_at %q is not RFC 3339: %v", it["received_at"], err)
 		}
-		if it["mailbox"] != "support" || it["state"] != store.StateNew {
-			t.Errorf("item %v: want mailbox support, state new", it)
+		if it["mailbox"] != "support" || it["state"] != store.StateQueued {
+			t.Errorf("item %v: want mailbox support, state queued", it)
 		}
 		if it["unparsed"] == true {
 			unparsed++
@@ -486,7 +486,7 @@ func TestReply(t *testing.T) {
 			t.Errorf("reply %s: %d %s, want 400 with fields.text", empty, resp.status, resp.body)
 		}
 	}
-	if wi, _ := f.st.WorkItem(context.Background(), id); wi.State != store.StateNew {
+	if wi, _ := f.st.WorkItem(context.Background(), id); wi.State != store.StateQueued {
 		t.Fatalf("empty reply changed the state to %q", wi.State)
 	}
 
@@ -568,7 +568,7 @@ func TestCrossSiteFormPostRefused(t *testing.T) {
 			}
 		})
 	}
-	if wi, _ := f.st.WorkItem(context.Background(), id); wi.State != store.StateNew {
+	if wi, _ := f.st.WorkItem(context.Background(), id); wi.State != store.StateQueued {
 		t.Errorf("a refused request changed the state to %q", wi.State)
 	}
 	if ob, _ := f.st.OutboxForWorkItem(context.Background(), id); len(ob) != 0 {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,8 @@ type RoutingOptions struct {
 	Queues      int
 	Logger      *slog.Logger
 	Progress    io.Writer
+	// CPUProfile, when set, is written while the agents work.
+	CPUProfile string
 }
 
 // RoutingResult is one store's figures.
@@ -192,6 +195,16 @@ func Routing(ctx context.Context, o RoutingOptions) (RoutingResult, error) {
 		}
 		got[item] = agent
 		assigned.Add(1)
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return res, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	began := time.Now()
 	deadline := began.Add(2 * time.Minute)

@@ -21,6 +21,8 @@ type EngineStore interface {
 	ApplyChanges(ctx context.Context, changes []store.Change) ([]store.ChangeResult, error)
 	ExpiredOffers(ctx context.Context, now time.Time) ([]store.RoutingItem, error)
 	AgentLoads(ctx context.Context) (map[int64]int, error)
+	OfferCounts(ctx context.Context) (map[int64]int, error)
+	RoutingItem(ctx context.Context, id int64) (store.RoutingItem, error)
 	SetAgentStatus(ctx context.Context, userID int64, status string, at time.Time) error
 	WorkItem(ctx context.Context, id int64) (store.WorkItem, error)
 	ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error)
@@ -167,13 +169,9 @@ func (e *Engine) refreshAgents(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: load agents: %w", err)
 	}
-	offers, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, Limit: 100000})
+	byAgent, err := e.st.OfferCounts(ctx)
 	if err != nil {
 		return fmt.Errorf("routing: load offers: %w", err)
-	}
-	byAgent := map[int64]int{}
-	for _, w := range offers {
-		byAgent[w.OfferedTo]++
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -230,17 +228,35 @@ func (e *Engine) Run(ctx context.Context) {
 	go e.w.run(ctx)
 	t := time.NewTicker(e.tick)
 	defer t.Stop()
+	full := true
 	for {
-		if err := e.Step(ctx); err != nil && ctx.Err() == nil {
+		step := e.Step
+		if !full {
+			step = e.quickStep
+		}
+		if err := step(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("routing step failed; retrying", slog.Any("error", err))
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			full = true
 		case <-e.wake:
+			full = false
 		}
 	}
+}
+
+// quickStep answers a wake-up: the items changed since the last look, then offers.
+func (e *Engine) quickStep(ctx context.Context) error {
+	if err := e.refreshItems(ctx); err != nil {
+		return err
+	}
+	if e.noPush {
+		return nil
+	}
+	return e.push(ctx)
 }
 
 // Step runs one round: configuration, agents and items refreshed, expired offers taken
@@ -363,16 +379,11 @@ func (e *Engine) Accept(ctx context.Context, agent store.User, itemID int64) err
 }
 
 func (e *Engine) itemFromStore(ctx context.Context, id int64) (store.RoutingItem, error) {
-	list, err := e.st.RoutingItems(ctx, time.Time{})
-	if err != nil {
-		return store.RoutingItem{}, err
+	it, err := e.st.RoutingItem(ctx, id)
+	if store.IsNotFound(err) {
+		return it, store.ErrStateChanged
 	}
-	for _, it := range list {
-		if it.ID == id {
-			return it, nil
-		}
-	}
-	return store.RoutingItem{}, store.ErrStateChanged
+	return it, err
 }
 
 // idleAgents sets offline the agents who made no request for the idle timeout.

@@ -241,6 +241,8 @@ type Routing interface {
 	TouchAgent(ctx context.Context, userID int64, at time.Time) error
 	// AgentLoads counts the items offered or assigned to each agent.
 	AgentLoads(ctx context.Context) (map[int64]int, error)
+	// OfferCounts counts the offers waiting for an answer per agent.
+	OfferCounts(ctx context.Context) (map[int64]int, error)
 
 	// Routing objects of a kind, rules by Position.
 	ListRoutingObjects(ctx context.Context, kind string) ([]RoutingObject, error)

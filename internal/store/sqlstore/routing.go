@@ -168,6 +168,26 @@ func (s *Store) AgentLoads(ctx context.Context) (map[int64]int, error) {
 	return loads, s.wrap("agent loads", rows.Err())
 }
 
+// OfferCounts counts the offers waiting for an answer per agent.
+func (s *Store) OfferCounts(ctx context.Context) (map[int64]int, error) {
+	rows, err := s.r.query(ctx, `SELECT offered_to, COUNT(*) FROM work_items WHERE state = ? AND offered_to IS NOT NULL
+		GROUP BY offered_to`, store.StateOffered)
+	if err != nil {
+		return nil, s.wrap("offer counts", err)
+	}
+	defer rows.Close()
+	counts := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, s.wrap("offer counts", err)
+		}
+		counts[id] = n
+	}
+	return counts, s.wrap("offer counts", rows.Err())
+}
+
 const routingObjectColumns = `id, kind, name, position, spec, updated_at`
 
 func scanRoutingObject(sc scanner) (store.RoutingObject, error) {
