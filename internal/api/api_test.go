@@ -511,7 +511,7 @@ func TestReply(t *testing.T) {
 	if out.Outbox.ID == 0 || out.Outbox.State != store.OutboxQueued || len(out.Outbox.Recipients) != 1 || out.Outbox.Recipients[0] != "carla@example.net" {
 		t.Errorf("outbox = %+v", out.Outbox)
 	}
-	if out.WorkItem.ID != id || out.WorkItem.State != store.StateReplied {
+	if out.WorkItem.ID != id || out.WorkItem.State != store.StateDone {
 		t.Errorf("workitem = %+v, want state replied", out.WorkItem)
 	}
 	// The conversation now shows the reply, and the listing the new state.

@@ -147,9 +147,9 @@ func ParseWorkItemFilter(q map[string][]string) (store.WorkItemFilter, map[strin
 	f := store.WorkItemFilter{Query: get("q"), State: get("state"), Limit: defaultListLimit}
 	fields := map[string]string{}
 	switch f.State {
-	case "", store.StateNew, store.StateOpen, store.StateReplied, store.StateClosed:
+	case "", store.StateNew, store.StateAssigned, store.StateDone:
 	default:
-		fields["state"] = "use one of new, open, replied, closed (or leave it out for all)"
+		fields["state"] = "use one of new, assigned, done (or leave it out for all)"
 	}
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

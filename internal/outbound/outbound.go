@@ -254,7 +254,7 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		Raw:        raw,
 		From:       pick.Address,
 		Recipients: rcpts,
-		NewState:   store.StateReplied,
+		NewState:   store.StateDone,
 	})
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("record reply to work item %d: %w", workItemID, err)

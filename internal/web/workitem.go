@@ -51,14 +51,6 @@ func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.storeError(w, r, "work item", err)
 		return
 	}
-	// Opening a new work item marks it open: someone is looking at it.
-	if wi.State == store.StateNew {
-		if err := h.st.SetWorkItemState(ctx, id, store.StateOpen); err != nil {
-			h.logger.WarnContext(ctx, "mark work item open", slog.Int64("work_item_id", id), slog.Any("error", err))
-		} else {
-			wi.State = store.StateOpen
-		}
-	}
 	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != ""})
 }
 

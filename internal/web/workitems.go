@@ -19,7 +19,7 @@ func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
 	f, fields := api.ParseWorkItemFilter(r.URL.Query())
 	d := workItemsData{
 		Query: f.Query, State: f.State, Errors: fields,
-		States: []string{store.StateNew, store.StateOpen, store.StateReplied, store.StateClosed},
+		States: []string{store.StateNew, store.StateAssigned, store.StateDone},
 	}
 	status := http.StatusOK
 	if len(fields) > 0 {
