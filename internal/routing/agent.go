@@ -1,11 +1,13 @@
 package routing
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -164,4 +166,56 @@ func ParseLanguages(s string) []string {
 		out = append(out, strings.ToLower(part))
 	}
 	return out
+}
+
+// AgentStore is what changing an agent's profile and status needs of the store.
+type AgentStore interface {
+	Agent(ctx context.Context, userID int64) (store.Agent, error)
+	SaveAgent(ctx context.Context, a store.Agent) error
+	SetAgentStatus(ctx context.Context, userID int64, status string, at time.Time) error
+	AddAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// SaveProfile validates p and saves it as the profile of user userID (store.ErrNotFound
+// when there is no such user), recording "agent.update" in the audit log by actor. It
+// returns the saved agent.
+func SaveProfile(ctx context.Context, st AgentStore, actor string, userID int64, p AgentProfile) (store.Agent, error) {
+	old, err := st.Agent(ctx, userID)
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("agent %d: %w", userID, err)
+	}
+	if err := p.Validate(); err != nil {
+		return store.Agent{}, err
+	}
+	a := old
+	a.Skills, a.Languages, a.Capacity = p.Skills, p.Languages, p.Capacity
+	if err := st.SaveAgent(ctx, a); err != nil {
+		return store.Agent{}, fmt.Errorf("save agent %s: %w", old.Username, err)
+	}
+	if d0, d1 := describeProfile(ProfileOf(old)), describeProfile(p); d0 != d1 {
+		if err := st.AddAudit(ctx, store.AuditEvent{Actor: actor, Action: "agent.update",
+			Object: fmt.Sprintf("user:%d", userID), Old: d0, New: d1}); err != nil {
+			return store.Agent{}, fmt.Errorf("audit agent %s: %w", old.Username, err)
+		}
+	}
+	return st.Agent(ctx, userID)
+}
+
+// SetStatus validates status and sets it as the status of user userID at at; it returns the
+// agent.
+func SetStatus(ctx context.Context, st AgentStore, userID int64, status string, at time.Time) (store.Agent, error) {
+	if err := ValidateStatus(status); err != nil {
+		return store.Agent{}, err
+	}
+	if _, err := st.Agent(ctx, userID); err != nil {
+		return store.Agent{}, fmt.Errorf("agent %d: %w", userID, err)
+	}
+	if err := st.SetAgentStatus(ctx, userID, status, at); err != nil {
+		return store.Agent{}, err
+	}
+	return st.Agent(ctx, userID)
+}
+
+func describeProfile(p AgentProfile) string {
+	return fmt.Sprintf("skills=%q languages=%q capacity=%d", FormatSkills(p.Skills), strings.Join(p.Languages, ","), p.Capacity)
 }
