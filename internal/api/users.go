@@ -284,8 +284,8 @@ func (s *server) listTeams(w http.ResponseWriter, r *http.Request, _ store.User,
 	}{out})
 }
 
-// CheckTeamName returns the field message for a team name, "" when it is fine.
-func CheckTeamName(name string) string {
+// checkTeamName returns the field message for a team name, "" when it is fine.
+func checkTeamName(name string) string {
 	switch n := utf8.RuneCountInString(name); {
 	case strings.TrimSpace(name) == "":
 		return "name the team, like Billing or Tier 2"
@@ -303,7 +303,7 @@ func (s *server) createTeam(w http.ResponseWriter, r *http.Request, user store.U
 	var name string
 	errs := decodeFields(obj, map[string]member{"name": {&name, hintText}})
 	name = strings.TrimSpace(name)
-	if msg := CheckTeamName(name); msg != "" && errs["name"] == "" {
+	if msg := checkTeamName(name); msg != "" && errs["name"] == "" {
 		errs["name"] = msg
 	}
 	if len(errs) > 0 {
