@@ -4,6 +4,7 @@
 //	postroom demo      the whole product on embedded defaults with a demo mail server
 //	postroom serve     the product against real mail servers
 //	postroom migrate   apply the database schema and exit
+//	postroom user      administer users
 //	postroom version   print the version
 package main
 
@@ -24,6 +25,7 @@ Usage:
   postroom serve    [flags]   run against real mail servers
   postroom migrate  [flags]   apply the database schema and exit
   postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
+  postroom user     COMMAND   list, add, edit, enable, disable, delete users or set a password (passwd)
   postroom bench    KIND      measure ingest speed or memory (ingest, rss20mb, idle) on a throwaway Dovecot
   postroom version            print the version
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runMigrate(ctx, args[1:], stdout, stderr, getenv)
 	case "mailbox":
 		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
+	case "user":
+		err = runUser(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

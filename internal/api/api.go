@@ -37,6 +37,9 @@ type Options struct {
 	Engine    *routing.Engine
 	WorkItems *workitem.Service
 	Logger    *slog.Logger
+	// OnAgentChange, when set, is called after an agent's profile or status changed (the
+	// routing engine offers work at once); nil is fine.
+	OnAgentChange func(ctx context.Context, userID int64)
 }
 
 type server struct {
@@ -47,6 +50,9 @@ type server struct {
 	engine    *routing.Engine
 	work      *workitem.Service
 	logger    *slog.Logger
+	// users applies the user rules; onAgentChange is Options.OnAgentChange.
+	users         *auth.Users
+	onAgentChange func(ctx context.Context, userID int64)
 }
 
 // authedHandler is a handler that runs after authentication and the role check.
@@ -134,6 +140,21 @@ func (s *server) routes() []route {
 		admin("GET /api/v1/tokens", s.listTokens),
 		admin("POST /api/v1/tokens", s.createToken),
 		admin("DELETE /api/v1/tokens/{id}", s.deleteToken),
+
+		supervisor("GET /api/v1/users", s.listUsers),
+		admin("POST /api/v1/users", s.createUser),
+		supervisor("GET /api/v1/users/{id}", s.getUser),
+		admin("PUT /api/v1/users/{id}", s.updateUser),
+		admin("DELETE /api/v1/users/{id}", s.deleteUser),
+		admin("PUT /api/v1/users/{id}/password", s.setUserPassword),
+		agent("PUT /api/v1/me/password", s.setOwnPassword),
+		agent("PUT /api/v1/me/status", s.setOwnStatus),
+		supervisor("GET /api/v1/teams", s.listTeams),
+		admin("POST /api/v1/teams", s.createTeam),
+		admin("DELETE /api/v1/teams/{id}", s.deleteTeam),
+		supervisor("GET /api/v1/agents", s.listAgents),
+		agent("GET /api/v1/agents/{id}", s.getAgent),
+		supervisor("PUT /api/v1/agents/{id}", s.updateAgent),
 	}
 }
 
@@ -145,6 +166,7 @@ func New(opts Options) http.Handler {
 	}
 	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
 		engine: opts.Engine, work: opts.WorkItems}
+	s.users, s.onAgentChange = auth.NewUsers(opts.Store, logger), opts.OnAgentChange
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -171,6 +193,10 @@ func (s *server) authed(need string, h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user, sess, err := s.auth.Authenticate(r)
 		if err != nil {
+			if errors.Is(err, auth.ErrDisabled) {
+				writeError(w, http.StatusUnauthorized, "your user is disabled: ask an administrator to enable it")
+				return
+			}
 			if errors.Is(err, auth.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="postroom"`)
 				writeError(w, http.StatusUnauthorized, "not signed in: sign in with POST /api/v1/session or send an API token as Authorization: Bearer <token>")

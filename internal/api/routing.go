@@ -313,7 +313,7 @@ func (s *server) saveRoutingObject(create bool) authedHandler {
 		case err != nil:
 			s.internalError(w, r, "save the "+k.what, err)
 		default:
-			s.audit(r, u, k.kind+".save", k.kind+":"+itoa64(o.ID), "", name)
+			s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".save", Object: k.kind + ":" + itoa64(o.ID), New: name})
 			status := http.StatusOK
 			if create {
 				status = http.StatusCreated
@@ -337,7 +337,7 @@ func (s *server) deleteRoutingObject(w http.ResponseWriter, r *http.Request, u s
 		s.internalError(w, r, "delete the "+k.what, err)
 		return
 	}
-	s.audit(r, u, k.kind+".delete", k.kind+":"+itoa64(id), "", "")
+	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".delete", Object: k.kind + ":" + itoa64(id)})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -383,7 +383,7 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 		s.internalError(w, r, "save the queue", err)
 		return
 	}
-	s.audit(r, u, "queue.settings", "queue:"+itoa64(id), "", string(spec))
+	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: "queue.settings", Object: "queue:" + itoa64(id), Old: string(q.Spec), New: string(spec)})
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "name": name, "settings": body.QueueSettings})
 }
 
@@ -391,13 +391,6 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.logger.ErrorContext(r.Context(), "api request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	writeError(w, http.StatusInternalServerError, "could not "+what+": internal error, the server log has the details; try again later")
-}
-
-// audit records a change in the audit log; a failure is logged, not answered.
-func (s *server) audit(r *http.Request, u store.User, action, object, old, new string) {
-	if err := s.st.AddAudit(r.Context(), store.AuditEvent{At: time.Now(), Actor: u.Username, Action: action, Object: object, Old: old, New: new}); err != nil {
-		s.logger.WarnContext(r.Context(), "audit event not recorded", slog.String("action", action), slog.Any("error", err))
-	}
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }

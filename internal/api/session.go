@@ -26,6 +26,8 @@ func toUserJSON(u store.User) userJSON {
 type sessionJSON struct {
 	User      userJSON `json:"user"`
 	CSRFToken string   `json:"csrf_token,omitempty"`
+	// Status is the user's agent status (GET /api/v1/me).
+	Status string `json:"status,omitempty"`
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +55,10 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "wrong user name or password")
 		return
 	}
+	if errors.Is(err, auth.ErrDisabled) {
+		writeError(w, http.StatusForbidden, auth.ErrDisabled.Error())
+		return
+	}
 	if err != nil {
 		s.logger.ErrorContext(r.Context(), "sign-in", slog.Any("error", err))
 		writeError(w, http.StatusInternalServerError, "could not sign you in: internal error, the server log has the details; try again later")
@@ -62,8 +68,11 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sessionJSON{User: toUserJSON(user), CSRFToken: sess.CSRFToken})
 }
 
-func (s *server) logout(w http.ResponseWriter, r *http.Request, _ store.User, sess store.Session) {
+// logout ends a cookie session and sets the user offline (an API token has no session to
+// end: nothing changes).
+func (s *server) logout(w http.ResponseWriter, r *http.Request, user store.User, sess store.Session) {
 	if auth.ViaSession(sess) {
+		s.setOffline(r.Context(), user)
 		if err := s.auth.Logout(r.Context(), auth.SessionToken(r)); err != nil {
 			s.logger.ErrorContext(r.Context(), "sign-out", slog.Any("error", err))
 			writeError(w, http.StatusInternalServerError, "could not sign you out: internal error, the server log has the details; try again later")
@@ -75,5 +84,10 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request, _ store.User, se
 }
 
 func (s *server) me(w http.ResponseWriter, r *http.Request, user store.User, sess store.Session) {
-	writeJSON(w, http.StatusOK, sessionJSON{User: toUserJSON(user), CSRFToken: sess.CSRFToken})
+	a, err := s.st.Agent(r.Context(), user.ID)
+	if err != nil {
+		s.writeStoreError(w, r, "your agent status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sessionJSON{User: toUserJSON(user), CSRFToken: sess.CSRFToken, Status: a.Status})
 }

@@ -162,14 +162,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.WorkItems = workitem.NewService(st, a.Routing)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
-		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL})
+		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL, OnAgentChange: a.agentChanged})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
-		Engine: a.Routing, WorkItems: a.WorkItems}))
+		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged}))
 	mux.Handle("/", pages)
 	a.runner = a.newRunner()
 	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each
@@ -197,6 +197,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 // graphLimiter returns the one request limiter of the Microsoft Graph mailbox m (by Graph
 // host and address): its reading, sending and subscription share Graph's 4 concurrent
 // requests per mailbox.
+// agentChanged tells routing that an agent's profile or status changed: offers to an agent
+// who went away go back to the queue, and an available agent gets work at once.
+func (a *App) agentChanged(ctx context.Context, userID int64) {
+	if err := a.Routing.AgentChanged(ctx, userID); err != nil {
+		a.log.WarnContext(ctx, "routing: agent change not applied at once; the next round will", slog.Int64("user_id", userID), slog.Any("error", err))
+	}
+}
+
 func (a *App) graphLimiter(m store.Mailbox) *graph.Limiter {
 	key := strings.ToLower(credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud) + " " + m.Address)
 	a.limitersMu.Lock()

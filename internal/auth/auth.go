@@ -15,6 +15,8 @@
 //   - A wrong user name and a wrong password give the same error (ErrBadCredentials) after
 //     the same work: an unknown user name is checked against a dummy bcrypt hash.
 //   - An expired session is refused (ErrUnauthenticated) and deleted.
+//   - A disabled user cannot sign in (ErrDisabled, told only after the right password) and
+//     their sessions and API tokens no longer authenticate.
 //   - Each session has its own CSRF token, compared in constant time (CheckCSRF).
 //   - Passwords, tokens and hashes are never logged.
 package auth
@@ -65,7 +67,19 @@ var (
 	// ErrUnauthenticated means the request carries no valid session or API token (none,
 	// unknown, or expired).
 	ErrUnauthenticated = errors.New("not signed in")
+	// ErrDisabled means the user exists and the password is right, but an administrator
+	// disabled the user. It is also ErrUnauthenticated (errors.Is), for a session or API
+	// token of a disabled user.
+	ErrDisabled error = disabledError{}
 )
+
+type disabledError struct{}
+
+func (disabledError) Error() string {
+	return "this user is disabled: ask an administrator to enable it"
+}
+
+func (disabledError) Is(target error) bool { return target == ErrUnauthenticated }
 
 // Service signs users in and authenticates requests against the store.
 type Service struct {
@@ -207,6 +221,11 @@ func (s *Service) Login(ctx context.Context, username, password string) (string,
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
 		return "", store.Session{}, store.User{}, ErrBadCredentials
 	}
+	// Told only to whoever knows the password, so that it reveals nothing to a guesser.
+	if u.Disabled {
+		s.logger.InfoContext(ctx, "sign-in of a disabled user refused", slog.String("user", u.Username))
+		return "", store.Session{}, store.User{}, ErrDisabled
+	}
 	token := randomToken()
 	now := s.now().UTC()
 	sess := store.Session{
@@ -258,7 +277,8 @@ func bearerToken(r *http.Request) (string, bool) {
 // Authenticate finds the user behind a request: an Authorization: Bearer API token when
 // the header is present (then the returned Session is the zero value), otherwise the
 // session cookie. No credentials, unknown ones or an expired session give
-// ErrUnauthenticated. Use ViaSession to tell the two apart.
+// ErrUnauthenticated; those of a disabled user ErrDisabled (which is ErrUnauthenticated
+// too). Use ViaSession to tell the two apart.
 func (s *Service) Authenticate(r *http.Request) (store.User, store.Session, error) {
 	ctx := r.Context()
 	if token, present := bearerToken(r); present {
@@ -290,6 +310,9 @@ func (s *Service) Authenticate(r *http.Request) (store.User, store.Session, erro
 	case err != nil:
 		return store.User{}, store.Session{}, fmt.Errorf("authenticate session user %d: %w", sess.UserID, err)
 	}
+	if u.Disabled {
+		return store.User{}, store.Session{}, ErrDisabled
+	}
 	return u, sess, nil
 }
 
@@ -310,6 +333,9 @@ func (s *Service) authenticateAPIToken(ctx context.Context, token string) (store
 		return store.User{}, ErrUnauthenticated
 	case err != nil:
 		return store.User{}, fmt.Errorf("authenticate api token %d user: %w", t.ID, err)
+	}
+	if u.Disabled {
+		return store.User{}, ErrDisabled
 	}
 	return u, nil
 }

@@ -409,6 +409,63 @@ func (e *Engine) idleAgents(ctx context.Context) error {
 			return err
 		}
 	}
+	// Offers to agents who went away through another node or page go back too.
+	e.mu.Lock()
+	var gone []*agentState
+	for _, a := range e.agents {
+		if a.offers > 0 && (a.Status != store.AgentAvailable || a.Disabled) {
+			gone = append(gone, a)
+		}
+	}
+	e.mu.Unlock()
+	for _, a := range gone {
+		if err := e.returnOffersOf(ctx, a.UserID, a.Status); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AgentChanged reloads an agent whose profile or status was changed elsewhere (the pages
+// and the API save it through the store): offers to an agent no longer available go back
+// to their queue, and the engine looks for work at once.
+func (e *Engine) AgentChanged(ctx context.Context, agentID int64) error {
+	if err := e.refreshAgents(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	a := e.agents[agentID]
+	away := a != nil && (a.Status != store.AgentAvailable || a.Disabled) && a.offers > 0
+	status := ""
+	if a != nil {
+		status = a.Status
+	}
+	e.mu.Unlock()
+	if away {
+		if err := e.returnOffersOf(ctx, agentID, status); err != nil {
+			return err
+		}
+	}
+	e.Wake()
+	return nil
+}
+
+// returnOffersOf puts the items offered to an agent back in their queues.
+func (e *Engine) returnOffersOf(ctx context.Context, agentID int64, status string) error {
+	offered, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, OfferedTo: agentID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, w := range offered {
+		it, err := e.itemFromStore(ctx, w.ID)
+		if err != nil {
+			continue
+		}
+		if err := e.returnOffer(ctx, it, agentID, "the agent went "+status, "offer_returned", store.Event{}); err != nil &&
+			!errors.Is(err, store.ErrStateChanged) {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -425,19 +482,8 @@ func (e *Engine) SetStatus(ctx context.Context, agentID int64, status string) er
 	}
 	e.mu.Unlock()
 	if status != store.AgentAvailable {
-		offered, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, OfferedTo: agentID, Limit: 1000})
-		if err != nil {
+		if err := e.returnOffersOf(ctx, agentID, status); err != nil {
 			return err
-		}
-		for _, w := range offered {
-			it, err := e.itemFromStore(ctx, w.ID)
-			if err != nil {
-				continue
-			}
-			if err := e.returnOffer(ctx, it, agentID, "the agent went "+status, "offer_returned", store.Event{}); err != nil &&
-				!errors.Is(err, store.ErrStateChanged) {
-				return err
-			}
 		}
 	}
 	e.Wake()

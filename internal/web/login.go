@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/store"
 )
 
 // loginCSRFCookie carries the double-submit token of the sign-in form, which is sent
@@ -79,6 +80,11 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusUnauthorized, d)
 		return
 	}
+	if errors.Is(err, auth.ErrDisabled) {
+		d.Error = "This user is disabled. Ask an administrator to enable it."
+		h.renderLogin(w, r, http.StatusForbidden, d)
+		return
+	}
 	if err != nil {
 		h.serverError(w, r, "sign you in", err)
 		return
@@ -89,7 +95,13 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 }
 
+// logout ends the session and sets the user offline, so that no work is offered to them.
 func (h *handler) logout(w http.ResponseWriter, r *http.Request, v viewer) {
+	if err := h.st.SetAgentStatus(r.Context(), v.User.ID, store.AgentOffline, h.now().UTC()); err != nil {
+		h.logger.WarnContext(r.Context(), "set signed-out user offline", slog.String("user", v.User.Username), slog.Any("error", err))
+	} else {
+		h.agentChanged(r.Context(), v.User.ID)
+	}
 	if err := h.auth.Logout(r.Context(), auth.SessionToken(r)); err != nil {
 		h.serverError(w, r, "sign you out", err)
 		return

@@ -66,6 +66,9 @@ type Options struct {
 	PublicURL      string
 	Logger         *slog.Logger
 	ProductVersion string
+	// OnAgentChange, when set, is called after an agent's profile or status changed (the
+	// routing engine offers work at once); nil is fine.
+	OnAgentChange func(ctx context.Context, userID int64)
 }
 
 type handler struct {
@@ -80,6 +83,9 @@ type handler struct {
 	pages     map[string]*template.Template
 	signer    *attachmentSigner
 	now       func() time.Time
+	// users applies the user rules (people.go); onAgentChange is Options.OnAgentChange.
+	users         *auth.Users
+	onAgentChange func(ctx context.Context, userID int64)
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -87,6 +93,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -105,6 +112,7 @@ func New(opts Options) (http.Handler, error) {
 		signer: &attachmentSigner{st: opts.Store},
 		signIn: opts.SignIn,
 		now:    time.Now,
+		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -146,6 +154,7 @@ func New(opts Options) (http.Handler, error) {
 	h.mailboxRoutes(mux)
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
+	h.peopleRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
