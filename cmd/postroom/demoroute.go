@@ -101,13 +101,28 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 	if err != nil {
 		return err
 	}
+	// Billing questions go to the Billing queue, served by the Billing team; everything
+	// else waits in Default, served by every agent.
+	billing, err := st.CreateQueue(ctx, store.Queue{Name: "Billing", Enabled: true})
+	if err != nil {
+		return fmt.Errorf("create demo queue: %w", err)
+	}
+	billingSettings := routing.QueueSettings{CalendarID: calID, SchemaID: schemaID, SLAPolicyID: slaID,
+		Teams: []int64{teams["Billing"]}, OverflowAfterS: 1800, OverflowTeams: []int64{teams["Orders"]}, OverflowBoost: 20}
+	if err := billingSettings.Validate(); err != nil {
+		return fmt.Errorf("demo queue: %w", err)
+	}
+	bspec, _ := json.Marshal(billingSettings)
+	if err := st.SetQueueSpec(ctx, billing.ID, billing.Name, bspec); err != nil {
+		return err
+	}
 	rules := []routing.Rule{
 		{Name: "Automatic mail is closed", Enabled: true, Conditions: []routing.Condition{{Field: "automatic", Op: "is", Value: "true"}},
 			Actions: routing.Actions{Close: "automatic"}},
 		{Name: "Billing questions need billing skills", Enabled: true, Match: "any", Continue: true,
 			Conditions: []routing.Condition{{Field: "subject", Op: "regex", Value: `invoice|refund|payment|charge|billing`},
 				{Field: "body", Op: "regex", Value: `invoice|refund|payment was declined|charged twice`}},
-			Actions: routing.Actions{Category: "billing", Skills: map[string]int{"billing": 5}, Tags: []string{"billing"}}},
+			Actions: routing.Actions{QueueID: billing.ID, Category: "billing", Skills: map[string]int{"billing": 5}, Tags: []string{"billing"}}},
 		{Name: "Orders and deliveries", Enabled: true, Match: "any", Continue: true,
 			Conditions: []routing.Condition{{Field: "subject", Op: "regex", Value: `order|deliver|arrived|colis|parcel|shipping`}},
 			Actions:    routing.Actions{Category: "orders", Skills: map[string]int{"orders": 4}, Tags: []string{"orders"}}},
@@ -127,8 +142,7 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 	if err != nil {
 		return err
 	}
-	settings := routing.QueueSettings{CalendarID: calID, SchemaID: schemaID, SLAPolicyID: slaID,
-		Teams: []int64{teams["Billing"], teams["Orders"]}, OverflowAfterS: 1800, OverflowBoost: 10,
+	settings := routing.QueueSettings{CalendarID: calID, SchemaID: schemaID, SLAPolicyID: slaID, OverflowAfterS: 1800, OverflowBoost: 10,
 		Relax: []routing.RelaxStep{{AfterS: 3600, DropLevels: 2}, {AfterS: 4 * 3600, DropSkills: true}}}
 	if err := settings.Validate(); err != nil {
 		return fmt.Errorf("demo queue: %w", err)

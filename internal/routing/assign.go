@@ -70,7 +70,7 @@ func (e *Engine) choose(agentID int64) (*candidate, *Trace, error) {
 	excluded := map[string]int{}
 	for qid, classes := range e.index.queues {
 		q := cfg.Queues[qid]
-		if q == nil || !q.Enabled || (!q.members[agentID] && !q.overflow[agentID]) {
+		if q == nil || !q.Enabled || !q.servesAny(agentID) {
 			continue
 		}
 		for _, cl := range classes {

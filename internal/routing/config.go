@@ -27,15 +27,22 @@ type Queue struct {
 	Schema   Schema
 	SLA      *SLAPolicy // nil: none
 	// members are the agents who serve the queue (directly or through a team);
-	// overflow the agents it overflows to.
+	// overflow the agents it overflows to. everyone: the queue names no agent and no team,
+	// so every agent serves it.
 	members  map[int64]bool
 	overflow map[int64]bool
+	everyone bool
 }
 
 // Serves reports whether the agent serves the queue; overflowed items also go to the
-// queue's overflow agents.
+// queue's overflow agents. A queue that names no agents and no teams is served by all.
 func (q *Queue) Serves(agentID int64, overflowed bool) bool {
-	return q.members[agentID] || (overflowed && q.overflow[agentID])
+	return q.everyone || q.members[agentID] || (overflowed && q.overflow[agentID])
+}
+
+// servesAny reports whether the agent may take any item of the queue.
+func (q *Queue) servesAny(agentID int64) bool {
+	return q.everyone || q.members[agentID] || q.overflow[agentID]
 }
 
 // Config is one consistent snapshot of the routing configuration: queues with their
@@ -168,6 +175,7 @@ func LoadConfig(ctx context.Context, st ConfigStore) (*Config, []error, error) {
 		if p, ok := c.SLAs[s.SLAPolicyID]; ok {
 			q.SLA = &p
 		}
+		q.everyone = len(s.Agents) == 0 && len(s.Teams) == 0
 		for _, a := range s.Agents {
 			q.members[a] = true
 		}

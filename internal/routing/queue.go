@@ -23,7 +23,7 @@ type QueueSettings struct {
 	SchemaID int64 `json:"schema_id"`
 	// SLAPolicyID is the default SLA policy (0: none).
 	SLAPolicyID int64 `json:"sla_policy_id"`
-	// Agents and Teams serve the queue.
+	// Agents and Teams serve the queue; a queue that names neither is served by every agent.
 	Agents []int64 `json:"agents"`
 	Teams  []int64 `json:"teams"`
 	// MaxDepth is the back-pressure limit: with this many items waiting, new items are
