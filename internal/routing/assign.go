@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/postroom/postroom/internal/store"
@@ -58,63 +59,75 @@ func (e *Engine) choose(agentID int64) (*candidate, *Trace, error) {
 	if a == nil {
 		a = &agentState{Agent: store.Agent{UserID: agentID, Capacity: 5, Status: store.AgentOffline}}
 	}
-	capacity := a.Capacity
-	if capacity <= 0 {
-		capacity = 5
-	}
-	if a.load >= capacity {
+	if !e.agentFree(a, now, false) {
 		return nil, nil, ErrAtCapacity
 	}
-	var best *candidate
-	var weighed []*candidate
-	excluded := map[string]int{}
-	for qid, classes := range e.index.queues {
-		q := cfg.Queues[qid]
-		if q == nil || !q.Enabled || !q.servesAny(agentID) {
-			continue
-		}
-		for _, cl := range classes {
-			for _, it := range cl.items {
-				c := e.makeCandidate(cfg, it, now)
-				if c == nil {
-					break
-				}
-				why := e.exclusion(a, c, now, false)
-				if why == "" {
-					weighed = append(weighed, c)
-					if best == nil || better(c, best) {
-						best = c
-					}
-					break
-				}
-				excluded[why]++
-				// Skills, language and queue exclude the whole class (the head is the most
-				// relaxed); a decline or a reservation only this item.
-				if !slices.Contains(it.DeclinedBy, agentID) && it.PreferredAgent == 0 {
-					break
-				}
-			}
-		}
-	}
+	e.index.fresh(now)
+	best, weighed := e.bestFor(cfg, a, now, maxTraceCandidates)
 	if best == nil {
 		return nil, nil, nil
 	}
 	e.index.remove(best.it.ID)
 	e.index.reserved[best.it.ID] = true
 	a.load++
-	sort.Slice(weighed, func(i, j int) bool { return better(weighed[i], weighed[j]) })
 	tr := &Trace{Mode: "pull", At: now, ItemID: best.it.ID, AgentID: agentID, Queue: best.q.Name,
 		Priority: best.priority, Breakdown: best.bd, Skills: best.skills, Language: best.it.Language,
-		Excluded: excluded, Considered: len(weighed) + sumCounts(excluded),
-		Why: fmt.Sprintf("the agent asked for the next item; of %d items they may take, this has the highest priority (%d)",
-			len(weighed), best.priority)}
+		Considered: len(weighed),
+		Why: fmt.Sprintf("the agent asked for the next item; of the items they may take, this has the highest priority (%d), oldest first on ties",
+			best.priority)}
 	for i, c := range weighed {
-		if i == maxTraceCandidates {
-			break
-		}
 		tr.Candidates = append(tr.Candidates, TraceCandidate{ItemID: c.it.ID, Priority: c.priority, Queue: c.q.Name, Rank: i + 1})
 	}
 	return best, tr, nil
+}
+
+// bestFor returns the best item the agent may take now, and the best item of each class it
+// weighed on the way (for the trace, at most keep, best first). Classes are visited in
+// their queue's order, so the walk stops at the first class whose head cannot beat the
+// best found.
+func (e *Engine) bestFor(cfg *Config, a *agentState, now time.Time, keep int) (*candidate, []*candidate) {
+	var best *candidate
+	var weighed []*candidate
+	for qid, q := range e.index.queues {
+		cq := cfg.Queues[qid]
+		if cq == nil || !cq.Enabled || !cq.servesAny(a.UserID) {
+			continue
+		}
+		for _, cl := range q.order {
+			h := cl.head
+			if h == nil {
+				break // the rest have no candidate either
+			}
+			if best != nil && better(best, h) {
+				break
+			}
+			if !classFits(a, h) {
+				continue
+			}
+			var c *candidate
+			for i, it := range cl.items {
+				if itemFits(a, it, now) {
+					if i == 0 {
+						c = h
+					} else {
+						c = e.makeCandidate(cfg, *it, now)
+					}
+					break
+				}
+			}
+			if c == nil {
+				continue
+			}
+			if len(weighed) < keep {
+				weighed = append(weighed, c)
+			}
+			if best == nil || better(c, best) {
+				best = c
+			}
+		}
+	}
+	sort.Slice(weighed, func(i, j int) bool { return better(weighed[i], weighed[j]) })
+	return best, weighed
 }
 
 func sumCounts(m map[string]int) int {
@@ -152,24 +165,28 @@ func (e *Engine) assign(ctx context.Context, c *candidate, agentID, actorID int6
 	a := e.agents[agentID]
 	switch {
 	case err == nil:
-		if a != nil && to == store.StateOffered {
-			a.offers++
-		}
 		if a != nil && to == store.StateAssigned {
 			a.LastAssignedAt = e.now()
 		}
 	case errors.Is(err, store.ErrStateChanged):
 		// Taken by someone else: it stays out of the index until a refresh says otherwise.
-		if a != nil {
-			a.load = max(0, a.load-1)
-		}
+		e.release(a, to)
 	default:
-		if a != nil {
-			a.load = max(0, a.load-1)
-		}
+		e.release(a, to)
 		e.index.put(c.it)
 	}
 	return err
+}
+
+// release undoes what a reservation counted for the agent.
+func (e *Engine) release(a *agentState, to string) {
+	if a == nil {
+		return
+	}
+	a.load = max(0, a.load-1)
+	if to == store.StateOffered {
+		a.offers = max(0, a.offers-1)
+	}
 }
 
 func (e *Engine) capacityOf(agentID int64) int {
@@ -181,85 +198,86 @@ func (e *Engine) capacityOf(agentID int64) int {
 	return 5
 }
 
-// push offers the best items to the best available agents until no item or agent fits.
+// push offers items to the available agents with free capacity, in rounds: each such
+// agent proposes the best item it may take; every proposed item, highest priority first,
+// goes to the best of its proposers (most proficient, then least loaded, then longest
+// idle); the others propose again in the next round.
 func (e *Engine) push(ctx context.Context) error {
 	cfg := e.Config()
 	if cfg == nil {
 		return nil
 	}
-	for range 10000 {
-		c, a, tr := e.pickPush(cfg)
-		if c == nil {
+	for range 1000 {
+		offers := e.pickPush(cfg)
+		if len(offers) == 0 {
 			return nil
 		}
-		err := e.assign(ctx, c, a.UserID, 0, "system", store.StateOffered, tr)
-		if err != nil && !errors.Is(err, store.ErrStateChanged) && !errors.Is(err, store.ErrCapacity) {
-			return err
+		// Written concurrently, so that the writer commits them together.
+		var wg sync.WaitGroup
+		errs := make([]error, len(offers))
+		sem := make(chan struct{}, 64)
+		for i, o := range offers {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				err := e.assign(ctx, o.c, o.a.UserID, 0, "system", store.StateOffered, o.tr)
+				if err == nil && e.onOffer != nil {
+					e.onOffer(o.c.it.ID, o.a.UserID)
+				}
+				if errors.Is(err, store.ErrStateChanged) || errors.Is(err, store.ErrCapacity) {
+					err = nil
+				}
+				errs[i] = err
+			})
 		}
-		if err == nil && e.onOffer != nil {
-			e.onOffer(c.it.ID, a.UserID)
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// pickPush chooses, under the lock, the highest-priority item that some available agent
-// may take and the best such agent (most proficient, then least loaded, then longest
-// idle), and reserves the item.
-func (e *Engine) pickPush(cfg *Config) (*candidate, *agentState, *Trace) {
+// offer is one offer of a push round.
+type offer struct {
+	c  *candidate
+	a  *agentState
+	tr *Trace
+}
+
+// pickPush runs one round of proposals under the lock and reserves the items offered.
+func (e *Engine) pickPush(cfg *Config) []offer {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ready []*agentState
 	for _, a := range e.agents {
-		if a.Status == store.AgentAvailable && !a.Disabled && a.offers == 0 && a.load < e.pacedCapacity(a, now) {
+		if e.agentFree(a, now, true) {
 			ready = append(ready, a)
 		}
 	}
 	if len(ready) == 0 {
-		return nil, nil, nil
+		return nil
 	}
-	slices.SortFunc(ready, func(x, y *agentState) int { return int(x.UserID - y.UserID) })
-	// The heads of every class, best first.
-	var heads []*candidate
-	for qid, classes := range e.index.queues {
-		q := cfg.Queues[qid]
-		if q == nil || !q.Enabled {
+	e.index.fresh(now)
+	proposals := map[int64][]*agentState{}
+	cands := map[int64]*candidate{}
+	for _, a := range ready {
+		c, _ := e.bestFor(cfg, a, now, 0)
+		if c == nil {
 			continue
 		}
-		for _, cl := range classes {
-			for i, it := range cl.items {
-				if i == 8 { // declined or reserved items are rare: look a little further only
-					break
-				}
-				if c := e.makeCandidate(cfg, it, now); c != nil {
-					heads = append(heads, c)
-				}
-			}
-		}
+		proposals[c.it.ID] = append(proposals[c.it.ID], a)
+		cands[c.it.ID] = c
 	}
-	sort.Slice(heads, func(i, j int) bool { return better(heads[i], heads[j]) })
-	for _, c := range heads {
-		var best *agentState
-		excluded := map[string]int{}
-		var listed []TraceCandidate
-		var fit []*agentState
-		for _, a := range ready {
-			if why := e.exclusion(a, c, now, true); why != "" {
-				excluded[why]++
-				if len(listed) < maxTraceCandidates/2 && c.q.Serves(a.UserID, c.it.Overflowed) {
-					listed = append(listed, e.traceAgent(a, c, now, why))
-				}
-				continue
-			}
-			fit = append(fit, a)
-			if best == nil || e.betterAgent(a, best, c) {
-				best = a
-			}
-		}
-		if best == nil {
-			continue
-		}
+	items := make([]*candidate, 0, len(cands))
+	for _, c := range cands {
+		items = append(items, c)
+	}
+	sort.Slice(items, func(i, j int) bool { return better(items[i], items[j]) })
+	var out []offer
+	for _, c := range items {
+		fit := proposals[c.it.ID]
 		slices.SortFunc(fit, func(x, y *agentState) int {
 			if e.betterAgent(x, y, c) {
 				return -1
@@ -269,10 +287,11 @@ func (e *Engine) pickPush(cfg *Config) (*candidate, *agentState, *Trace) {
 			}
 			return 0
 		})
+		best := fit[0]
 		tr := &Trace{Mode: "push", At: now, ItemID: c.it.ID, AgentID: best.UserID, Agent: best.Username, Queue: c.q.Name,
-			Priority: c.priority, Breakdown: c.bd, Skills: c.skills, Language: c.it.Language, Excluded: excluded,
+			Priority: c.priority, Breakdown: c.bd, Skills: c.skills, Language: c.it.Language, Excluded: map[string]int{},
 			Considered: len(ready),
-			Why: fmt.Sprintf("highest-priority waiting item (%d) that an available agent may take; of %d agents who fit, %s is the most proficient (%d), then least loaded (%d of %d), then longest idle",
+			Why: fmt.Sprintf("the best waiting item (priority %d) for %d available agents with free capacity; of them, %s is the most proficient (%d), then least loaded (%d of %d), then longest idle",
 				c.priority, len(fit), best.Username, proficiency(best, c.skills), best.load, best.Capacity)}
 		for i, a := range fit {
 			if i == maxTraceCandidates/2 {
@@ -282,13 +301,28 @@ func (e *Engine) pickPush(cfg *Config) (*candidate, *agentState, *Trace) {
 			tc.Rank = i + 1
 			tr.Candidates = append(tr.Candidates, tc)
 		}
-		tr.Candidates = append(tr.Candidates, listed...)
+		listed := 0
+		for _, a := range ready {
+			if slices.Contains(fit, a) {
+				continue
+			}
+			why := e.exclusion(a, c, now, true)
+			if why == "" {
+				why = "has a better item to take"
+			}
+			tr.Excluded[why]++
+			if listed < maxTraceCandidates/2 && c.q.Serves(a.UserID, c.it.Overflowed) {
+				tr.Candidates = append(tr.Candidates, e.traceAgent(a, c, now, why))
+				listed++
+			}
+		}
 		e.index.remove(c.it.ID)
 		e.index.reserved[c.it.ID] = true
 		best.load++
-		return c, best, tr
+		best.offers++
+		out = append(out, offer{c: c, a: best, tr: tr})
 	}
-	return nil, nil, nil
+	return out
 }
 
 // betterAgent orders agents for an item: most proficient, least loaded, longest idle.

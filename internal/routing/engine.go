@@ -82,15 +82,17 @@ type Engine struct {
 	mu     sync.Mutex
 	index  *index
 	agents map[int64]*agentState
-	// seen is the newest UpdatedAt the index has read.
-	seen time.Time
+	// seen is the newest UpdatedAt the index has read; known the UpdatedAt of each item
+	// read within the refresh margin, so that a refresh skips what it has seen.
+	seen  time.Time
+	known map[int64]time.Time
 }
 
 // NewEngine returns an Engine; Start loads it and runs it.
 func NewEngine(opts EngineOptions) *Engine {
 	e := &Engine{st: opts.Store, log: opts.Logger, now: opts.Now, tick: opts.Tick, ramp: opts.Ramp,
-		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, wake: make(chan struct{}, 1), index: newIndex(),
-		agents: map[int64]*agentState{}}
+		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, wake: make(chan struct{}, 1),
+		agents: map[int64]*agentState{}, known: map[int64]time.Time{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +109,18 @@ func NewEngine(opts EngineOptions) *Engine {
 		e.idle = 30 * time.Minute
 	}
 	e.w = newWriter(opts.Store)
+	e.index = newIndex(e.rank)
 	return e
+}
+
+// rank computes an item's candidate now with the current configuration (the index's
+// ordering of class heads).
+func (e *Engine) rank(it store.RoutingItem) *candidate {
+	cfg := e.Config()
+	if cfg == nil {
+		return nil
+	}
+	return e.makeCandidate(cfg, it, e.now())
 }
 
 // Config returns the current configuration snapshot (nil before Load).
@@ -123,7 +136,7 @@ func (e *Engine) Load(ctx context.Context) error {
 		return fmt.Errorf("routing: load queued items: %w", err)
 	}
 	e.mu.Lock()
-	e.index = newIndex()
+	e.index = newIndex(e.rank)
 	for _, it := range items {
 		e.noteSeen(it.UpdatedAt)
 		if it.State == store.StateQueued {
@@ -189,11 +202,15 @@ func (e *Engine) noteSeen(t time.Time) {
 	}
 }
 
+// refreshMargin is how far back a refresh reads before the newest change it saw: commits
+// of other transactions (and nodes) that started earlier land with an earlier time.
+const refreshMargin = 3 * time.Second
+
 // refreshItems reads the items changed since the last refresh (with a margin for clock
 // differences between nodes and commits in flight) into the index.
 func (e *Engine) refreshItems(ctx context.Context) error {
 	e.mu.Lock()
-	since := e.seen.Add(-5 * time.Second)
+	since := e.seen.Add(-refreshMargin)
 	e.mu.Unlock()
 	items, err := e.st.RoutingItems(ctx, since)
 	if err != nil {
@@ -201,11 +218,17 @@ func (e *Engine) refreshItems(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for id, at := range e.known {
+		if at.Before(since) {
+			delete(e.known, id)
+		}
+	}
 	for _, it := range items {
 		e.noteSeen(it.UpdatedAt)
-		if e.index.reserved[it.ID] {
+		if at, ok := e.known[it.ID]; (ok && at.Equal(it.UpdatedAt)) || e.index.reserved[it.ID] {
 			continue
 		}
+		e.known[it.ID] = it.UpdatedAt
 		if it.State == store.StateQueued {
 			e.index.put(it)
 		} else {
@@ -271,6 +294,9 @@ func (e *Engine) Step(ctx context.Context) error {
 	if err := e.refreshItems(ctx); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	e.index.fresh(e.now())
+	e.mu.Unlock()
 	if err := e.expireOffers(ctx); err != nil {
 		return err
 	}
@@ -627,6 +653,50 @@ func (e *Engine) exclusion(a *agentState, c *candidate, now time.Time, push bool
 		}
 	}
 	return ""
+}
+
+// classFits is the fast form of exclusion's checks that hold for a whole class: the queue,
+// the language and the (relaxed) skills.
+func classFits(a *agentState, c *candidate) bool {
+	if !c.q.Serves(a.UserID, c.it.Overflowed) {
+		return false
+	}
+	if c.it.Language != "" && !slices.Contains(a.Languages, c.it.Language) {
+		return false
+	}
+	for skill, level := range c.skills {
+		if a.Skills[skill] < level {
+			return false
+		}
+	}
+	return true
+}
+
+// itemFits is the fast form of exclusion's checks of one item: declines and reservations.
+func itemFits(a *agentState, it *store.RoutingItem, now time.Time) bool {
+	if slices.Contains(it.DeclinedBy, a.UserID) {
+		return false
+	}
+	return it.PreferredAgent == 0 || it.PreferredAgent == a.UserID || !now.Before(it.PreferredUntil)
+}
+
+// agentFree is the fast form of exclusion's checks of the agent: enabled, under capacity
+// and, for push, available, without an unanswered offer and within the pacing.
+func (e *Engine) agentFree(a *agentState, now time.Time, push bool) bool {
+	if a.Disabled {
+		return false
+	}
+	capacity := a.Capacity
+	if capacity <= 0 {
+		capacity = 5
+	}
+	if a.load >= capacity {
+		return false
+	}
+	if push {
+		return a.Status == store.AgentAvailable && a.offers == 0 && a.load < e.pacedCapacity(a, now)
+	}
+	return true
 }
 
 // pacedCapacity is an agent's capacity while ramping up after becoming available.
