@@ -84,6 +84,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"QueueDepths", testQueueDepths},
 		{"HourlyStats", testHourlyStats},
 		{"History", testHistory},
+		{"IngestClassification", testIngestClassification},
+		{"NextResponseClock", testNextResponseClock},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
 		{"PendingSignIns", testPendingSignIns},
