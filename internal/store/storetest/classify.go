@@ -33,6 +33,9 @@ func testIngestClassification(t *testing.T, s store.Store) {
 		t.Errorf("unclassified item = %+v, want queued in Default with no requirements", w)
 	}
 	sameTime(t, "QueuedAt of a new item", w.QueuedAt, w.ReceivedAt)
+	if ev, err := s.Events(ctx, plain.WorkItemID); err != nil || len(ev) != 1 || ev[0].Kind != "created" || ev[0].QueueID != def.ID {
+		t.Errorf("events of the unclassified item = %+v, %v; want its creation in Default (%d)", ev, err, def.ID)
+	}
 
 	due := time.Date(2030, 1, 2, 15, 0, 0, 0, time.UTC)
 	risk := due.Add(-time.Hour)
