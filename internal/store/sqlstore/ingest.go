@@ -393,15 +393,17 @@ func (s *Store) insertWorkItem(ctx context.Context, tx runner, m store.Message, 
 		queueSQL = `(SELECT queue_id FROM mailboxes WHERE id = ?)`
 		queue = m.MailboxID
 	}
-	var id int64
+	// queueID is where the item went (the mailbox's queue without a classification), for
+	// its creation event.
+	var id, queueID int64
 	err := tx.queryRow(ctx, `INSERT INTO work_items (conversation_id, mailbox_id, message_id,
 		state, unparsed, over_size, received_at, updated_at, queue_id, category, tags, priority_adjust, skills,
 		language, schema_id, sla_policy_id, queued_at, sla_due_at, sla_risk_at, sla_first_due_at, state_reason,
-		done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, `+queueSQL+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, `+queueSQL+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id, queue_id`,
 		convID, m.MailboxID, msgID, state, m.Unparsed, m.OverSize, s.d.timeArg(received), s.d.timeArg(now),
 		queue, clean(c.Category), encodeList(c.Tags), c.PriorityAdjust, encodeSkills(c.Skills), c.Language,
 		nullID(c.SchemaID), nullID(c.SLAPolicyID), s.d.timeArg(received), s.d.timeArg(c.FirstDue),
-		s.d.timeArg(c.FirstRisk), s.d.timeArg(c.FirstDue), reason, doneAt).Scan(&id)
+		s.d.timeArg(c.FirstRisk), s.d.timeArg(c.FirstDue), reason, doneAt).Scan(&id, idCol{&queueID})
 	if err != nil {
 		return 0, fmt.Errorf("insert work item: %w", err)
 	}
@@ -410,5 +412,5 @@ func (s *Store) insertWorkItem(ctx context.Context, tx runner, m store.Message, 
 		why = "closed by a rule: " + reason
 	}
 	return id, s.insertEvent(ctx, tx, store.Event{WorkItemID: id, At: now, Kind: "created", From: store.StateNew,
-		To: state, QueueID: c.QueueID, Reason: why})
+		To: state, QueueID: queueID, Reason: why})
 }
