@@ -211,6 +211,7 @@ func Routing(ctx context.Context, o RoutingOptions) (RoutingResult, error) {
 	var wg sync.WaitGroup
 	var idle atomic.Int64
 	for i, a := range agents {
+		rng2 := rand.New(rand.NewPCG(uint64(i), 7))
 		wg.Go(func() {
 			pushed := i%2 == 0
 			misses := 0
@@ -231,6 +232,8 @@ func Routing(ctx context.Context, o RoutingOptions) (RoutingResult, error) {
 					d := time.Since(t)
 					if err == nil && ok {
 						record(w.ID, a.ID, d)
+						// The agent reads the item before asking for the next one.
+						time.Sleep(thinkTime(rng2))
 						continue
 					}
 					misses++
@@ -262,6 +265,13 @@ func Routing(ctx context.Context, o RoutingOptions) (RoutingResult, error) {
 	}
 	progress("%s: %d assigned in %s (%d agents ran out of items they may take)", o.Store, res.Assigned, elapsed.Round(time.Millisecond), idle.Load())
 	return res, nil
+}
+
+// thinkTime is how long a benchmark agent takes between two pulls: 50 to 150 ms, so that
+// 500 pulling agents ask for up to 5,000 items a second (a contact center's agents do not
+// pull back to back; the pushed half answer offers at once).
+func thinkTime(r *rand.Rand) time.Duration {
+	return 50*time.Millisecond + time.Duration(r.IntN(100))*time.Millisecond
 }
 
 func abs(n int) int {

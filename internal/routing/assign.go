@@ -14,7 +14,7 @@ import (
 )
 
 // maxTraceCandidates bounds the candidates listed in a trace (all are counted).
-const maxTraceCandidates = 40
+const maxTraceCandidates = 20
 
 // Pull gives the agent the best item they may take now ("Get next"), assigned to them;
 // ok is false when nothing fits. It honours skills, languages and capacity like push.
@@ -63,7 +63,7 @@ func (e *Engine) choose(agentID int64) (*candidate, *Trace, error) {
 		return nil, nil, ErrAtCapacity
 	}
 	e.index.fresh(now)
-	best, weighed := e.bestFor(cfg, a, now, maxTraceCandidates)
+	best, weighed := e.bestFor(cfg, a, now, maxTraceCandidates/2)
 	if best == nil {
 		return nil, nil, nil
 	}

@@ -222,6 +222,11 @@ func (c *Config) slaOf(q *Queue, policyID int64) *SLAPolicy {
 	return q.SLA
 }
 
+// SLAPolicyOf returns the SLA policy of an item in a queue (nil: none).
+func (c *Config) SLAPolicyOf(queueID, policyID int64) *SLAPolicy {
+	return c.slaOf(c.Queues[queueID], policyID)
+}
+
 // SLAClock returns the due and at-risk instants of a response target started at start,
 // in the queue's business time when the policy says so (zero when no policy applies).
 func (c *Config) SLAClock(queueID, policyID int64, start time.Time, next bool) (due, risk time.Time) {

@@ -27,6 +27,7 @@ type EngineStore interface {
 	WorkItem(ctx context.Context, id int64) (store.WorkItem, error)
 	ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error)
 	AddEvent(ctx context.Context, e store.Event) error
+	NoteSLA(ctx context.Context, now time.Time) ([]store.Event, error)
 }
 
 // ErrAtCapacity is returned by Pull when the agent has as many items as their capacity.
@@ -204,7 +205,7 @@ func (e *Engine) noteSeen(t time.Time) {
 
 // refreshMargin is how far back a refresh reads before the newest change it saw: commits
 // of other transactions (and nodes) that started earlier land with an earlier time.
-const refreshMargin = 3 * time.Second
+const refreshMargin = 2 * time.Second
 
 // refreshItems reads the items changed since the last refresh (with a margin for clock
 // differences between nodes and commits in flight) into the index.
@@ -267,9 +268,19 @@ func (e *Engine) Run(ctx context.Context) {
 			full = true
 		case <-e.wake:
 			full = false
+			// Wake-ups come in bursts (every accept, every stored batch): answer them at
+			// most every quickEvery, together.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(quickEvery):
+			}
 		}
 	}
 }
+
+// quickEvery is the shortest time between two wake-up rounds.
+const quickEvery = 20 * time.Millisecond
 
 // quickStep answers a wake-up: the items changed since the last look, then offers.
 func (e *Engine) quickStep(ctx context.Context) error {
@@ -305,6 +316,9 @@ func (e *Engine) Step(ctx context.Context) error {
 	}
 	if err := e.returnAbsent(ctx); err != nil {
 		return err
+	}
+	if _, err := e.st.NoteSLA(ctx, e.now()); err != nil {
+		return fmt.Errorf("routing: SLA events: %w", err)
 	}
 	if e.noPush {
 		return nil

@@ -274,4 +274,8 @@ type Routing interface {
 	History(ctx context.Context, from, to time.Time) ([]HistoryRow, error)
 	// AddEvent records an event that is not a state change (SLA at risk, breach).
 	AddEvent(ctx context.Context, e Event) error
+	// NoteSLA records, once per item and clock, an "sla_at_risk" event for each open item
+	// whose at-risk instant has passed at now and an "sla_breach" event for each whose due
+	// instant has, and returns the events written.
+	NoteSLA(ctx context.Context, now time.Time) ([]Event, error)
 }

@@ -39,6 +39,9 @@ func NewService(st Store, engine Engine) *Service {
 	return &Service{st: st, engine: engine, now: time.Now}
 }
 
+// SetClock replaces the service's clock (tests).
+func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
 // Request is an action with its arguments.
 type Request struct {
 	Action Action
@@ -123,7 +126,8 @@ func (s *Service) change(ctx context.Context, user store.User, item store.WorkIt
 		if !item.SLADueAt.IsZero() {
 			left := max(item.SLADueAt.Sub(now), time.Millisecond)
 			if cfg != nil {
-				if q := cfg.Queues[item.QueueID]; q != nil && q.Schedule != nil {
+				p := cfg.SLAPolicyOf(item.QueueID, item.SLAPolicyID)
+				if q := cfg.Queues[item.QueueID]; q != nil && q.Schedule != nil && p != nil && p.BusinessTime {
 					left = max(q.Schedule.BusinessDuration(now, item.SLADueAt), time.Millisecond)
 				}
 			}
@@ -132,14 +136,9 @@ func (s *Service) change(ctx context.Context, user store.User, item store.WorkIt
 		}
 	case Resume:
 		if item.SLARemaining > 0 {
-			due := now.Add(item.SLARemaining)
-			if cfg != nil {
-				if q := cfg.Queues[item.QueueID]; q != nil && q.Schedule != nil {
-					due = q.Schedule.AddBusiness(now, item.SLARemaining)
-				}
-			}
+			due, risk := resumeClock(cfg, item, now)
 			none := time.Duration(0)
-			c.SLADueAt, c.SLARiskAt, c.SLARemaining = &due, &due, &none
+			c.SLADueAt, c.SLARiskAt, c.SLARemaining = &due, &risk, &none
 		}
 	case Close, Cancel:
 		c.OfferedTo, c.OfferExpiresAt = &zero, &zt
@@ -182,4 +181,35 @@ func (s *Service) change(ctx context.Context, user store.User, item store.WorkIt
 		}
 	}
 	return c, nil
+}
+
+// resumeClock restarts a paused SLA clock at now with what was left of it: the due and
+// at-risk instants, in the queue's business time when the policy counts in it.
+func resumeClock(cfg *routing.Config, item store.WorkItem, now time.Time) (due, risk time.Time) {
+	left := item.SLARemaining
+	add := func(d time.Duration) time.Time { return now.Add(d) }
+	var p *routing.SLAPolicy
+	if cfg != nil {
+		p = cfg.SLAPolicyOf(item.QueueID, item.SLAPolicyID)
+		if q := cfg.Queues[item.QueueID]; q != nil && q.Schedule != nil && p != nil && p.BusinessTime {
+			add = func(d time.Duration) time.Time { return q.Schedule.AddBusiness(now, d) }
+		}
+	}
+	due, risk = add(left), add(left)
+	if p != nil {
+		target := p.FirstResponse()
+		if !item.FirstResponseAt.IsZero() && p.NextResponse() > 0 {
+			target = p.NextResponse()
+		}
+		pct := p.AtRiskPercent
+		if pct <= 0 {
+			pct = 80
+		}
+		riskLeft := left - target*time.Duration(100-pct)/100
+		risk = now
+		if riskLeft > 0 {
+			risk = add(riskLeft)
+		}
+	}
+	return due, risk
 }

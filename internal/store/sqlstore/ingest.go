@@ -350,7 +350,7 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c
 		if due.Int64 == 0 && !firstResponse.IsZero() && !c.NextDue.IsZero() && !c.NoReopen && state != store.StatePending &&
 			state != store.StateDone && state != store.StateCancelled {
 			q = `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ?, sla_due_at = ?,
-				sla_risk_at = ? WHERE id = ?`
+				sla_risk_at = ?, sla_risk_noted = FALSE, sla_breach_noted = FALSE WHERE id = ?`
 			args = []any{msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), s.d.timeArg(c.NextDue), s.d.timeArg(c.NextRisk), id}
 		}
 		if _, err := tx.exec(ctx, q, args...); err != nil {
@@ -370,7 +370,7 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c
 	if _, err := tx.exec(ctx, `UPDATE work_items SET message_id = ?, unparsed = ?, over_size = ?, updated_at = ?,
 		state = ?, queue_id = ?, queued_at = ?, received_at = ?, assigned_to = NULL, offered_to = NULL,
 		offer_expires_at = NULL, declined_by = '[]', preferred_agent = ?, preferred_until = ?, sla_due_at = ?,
-		sla_risk_at = ?, sla_remaining_ms = NULL, done_at = NULL, state_reason = '', overflowed = FALSE
+		sla_risk_at = ?, sla_remaining_ms = NULL, sla_risk_noted = FALSE, sla_breach_noted = FALSE, done_at = NULL, state_reason = '', overflowed = FALSE
 		WHERE id = ?`, msgID, m.Unparsed, m.OverSize, s.d.timeArg(now), store.StateQueued, nullID(queueID),
 		s.d.timeArg(received), s.d.timeArg(received), preferredAgent, preferredUntil,
 		s.d.timeArg(c.NextDue), s.d.timeArg(c.NextRisk), id); err != nil {

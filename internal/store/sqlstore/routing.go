@@ -432,6 +432,8 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 	}
 	if c.SLADueAt != nil {
 		set("sla_due_at", s.d.timeArg(*c.SLADueAt))
+		set("sla_risk_noted", false)
+		set("sla_breach_noted", false)
 	}
 	if c.SLARiskAt != nil {
 		set("sla_risk_at", s.d.timeArg(*c.SLARiskAt))
@@ -749,4 +751,55 @@ func (s *Store) History(ctx context.Context, from, to time.Time) ([]store.Histor
 		list = append(list, h)
 	}
 	return list, s.wrap("history", rows.Err())
+}
+
+// NoteSLA records the SLA instants that passed at now, once each.
+func (s *Store) NoteSLA(ctx context.Context, now time.Time) ([]store.Event, error) {
+	var out []store.Event
+	err := s.inTx(ctx, func(tx runner) error {
+		for _, k := range []struct{ kind, col, flag, why string }{
+			{"sla_breach", "sla_due_at", "sla_breach_noted", "the SLA target passed without an answer"},
+			{"sla_at_risk", "sla_risk_at", "sla_risk_noted", "the SLA is at risk"},
+		} {
+			rows, err := tx.query(ctx, `SELECT id, state, queue_id, assigned_to FROM work_items
+				WHERE `+k.col+` <= ? AND NOT `+k.flag+` AND state IN (?, ?, ?, ?) ORDER BY id LIMIT 1000`+s.d.skipLocked,
+				s.d.timeArg(now), store.StateQueued, store.StateOffered, store.StateAssigned, store.StateOnHold)
+			if err != nil {
+				return err
+			}
+			var batch []store.Event
+			for rows.Next() {
+				e := store.Event{At: now, Kind: k.kind, Reason: k.why}
+				if err := rows.Scan(&e.WorkItemID, &e.From, idCol{&e.QueueID}, idCol{&e.AgentID}); err != nil {
+					rows.Close()
+					return err
+				}
+				e.To = e.From
+				batch = append(batch, e)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return err
+			}
+			for _, e := range batch {
+				q := `UPDATE work_items SET ` + k.flag + ` = TRUE WHERE id = ?`
+				if k.kind == "sla_breach" {
+					q = `UPDATE work_items SET sla_breach_noted = TRUE, sla_risk_noted = TRUE WHERE id = ?`
+				}
+				if _, err := tx.exec(ctx, q, e.WorkItemID); err != nil {
+					return err
+				}
+				if err := s.insertEvent(ctx, tx, e); err != nil {
+					return err
+				}
+			}
+			out = append(out, batch...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap("note SLA events", err)
+	}
+	return out, nil
 }
