@@ -19,7 +19,9 @@ const maxTraceCandidates = 20
 // Pull gives the agent the best item they may take now ("Get next"), assigned to them;
 // ok is false when nothing fits. It honours skills, languages and capacity like push.
 func (e *Engine) Pull(ctx context.Context, agent store.User) (store.WorkItem, bool, error) {
-	for range 50 { // an item another node took meanwhile: choose again
+	// An item another node took meanwhile leaves the index: choose again (each retry
+	// removes one stale item, so this ends).
+	for ctx.Err() == nil {
 		c, tr, err := e.choose(agent.ID)
 		if err != nil {
 			return store.WorkItem{}, false, err
@@ -43,7 +45,7 @@ func (e *Engine) Pull(ctx context.Context, agent store.User) (store.WorkItem, bo
 		}
 		return w, true, nil
 	}
-	return store.WorkItem{}, false, nil
+	return store.WorkItem{}, false, ctx.Err()
 }
 
 // choose picks, under the lock, the best item for the agent and reserves it.
