@@ -82,6 +82,8 @@ type Engine struct {
 	agents map[int64]*agentState
 	// seen is the newest UpdatedAt the index has read.
 	seen time.Time
+
+	changes changeSignal
 }
 
 // NewEngine returns an Engine; Start loads it and runs it.
@@ -219,6 +221,7 @@ func (e *Engine) refreshItems(ctx context.Context) error {
 
 // Wake asks the engine to look for work now (an item arrived, an agent became available).
 func (e *Engine) Wake() {
+	e.changes.notify()
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -272,7 +275,11 @@ func (e *Engine) Step(ctx context.Context) error {
 
 // apply runs changes through the batching writer.
 func (e *Engine) apply(ctx context.Context, c store.Change) error {
-	return e.w.apply(ctx, c)
+	err := e.w.apply(ctx, c)
+	if err == nil {
+		e.changes.notify()
+	}
+	return err
 }
 
 // expireOffers takes back offers not answered in time: the item goes back to its queue
