@@ -22,7 +22,9 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 //go:embed templates/*.html
@@ -66,6 +68,11 @@ type Options struct {
 	PublicURL      string
 	Logger         *slog.Logger
 	ProductVersion string
+	// Engine and WorkItems run routing and the work item lifecycle; without them the
+	// board shows no priorities, its actions say routing is not running and it refreshes
+	// on its timer only.
+	Engine    *routing.Engine
+	WorkItems *workitem.Service
 }
 
 type handler struct {
@@ -80,6 +87,9 @@ type handler struct {
 	pages     map[string]*template.Template
 	signer    *attachmentSigner
 	now       func() time.Time
+	engine    *routing.Engine
+	work      *workitem.Service
+	board     *boardLive
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -87,6 +97,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"board", "boardqueue",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -105,6 +116,7 @@ func New(opts Options) (http.Handler, error) {
 		signer: &attachmentSigner{st: opts.Store},
 		signIn: opts.SignIn,
 		now:    time.Now,
+		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -146,6 +158,7 @@ func New(opts Options) (http.Handler, error) {
 	h.mailboxRoutes(mux)
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
+	h.boardRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -267,7 +280,10 @@ type pageData struct {
 	// Microsoft" button. Browsers hold a form submission's redirects to the page's CSP
 	// form-action.
 	FormTargets []string
-	Page        any
+	// Scripts are scripts of this origin (/static/...) the page loads; the page's CSP
+	// then allows script-src 'self' (live views; every other page allows no script).
+	Scripts []string
+	Page    any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
@@ -290,8 +306,12 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if len(d.FormTargets) > 0 {
-		w.Header().Set("Content-Security-Policy", policyWithFormTargets(d.FormTargets))
+	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 {
+		policy := policyWithFormTargets(d.FormTargets)
+		if len(d.Scripts) > 0 {
+			policy = strings.Replace(policy, "script-src 'none'", "script-src 'self'", 1)
+		}
+		w.Header().Set("Content-Security-Policy", policy)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))
