@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -24,12 +25,14 @@ import (
 // that tests can show that changes are sent at once).
 var boardInterval = 2 * time.Second
 
+// maxBoardStreams bounds the live boards open at once; more get 503 and retry (a
+// variable for the tests).
+var maxBoardStreams int32 = 100
+
 const (
 	// boardHeartbeat is how often a stream sends a comment, so that proxies keep it open
 	// even when sending the board takes long.
 	boardHeartbeat = 15 * time.Second
-	// maxBoardStreams bounds the live boards open at once; more get 503 and retry.
-	maxBoardStreams = 100
 	// boardMinGap spaces the sends of one stream caused by changes: a burst of changes
 	// (a hundred emails arriving) becomes a few sends, not a hundred.
 	boardMinGap = 250 * time.Millisecond
@@ -233,6 +236,10 @@ func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) 
 		case <-ctx.Done():
 			return
 		case <-beat.C:
+			// A session signed out or a role lowered meanwhile ends the stream.
+			if u, _, err := h.auth.Authenticate(r); err != nil || !auth.Allowed(u.Role, store.RoleSupervisor) {
+				return
+			}
 			if !write(": heartbeat\n\n") {
 				return
 			}

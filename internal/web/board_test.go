@@ -332,3 +332,45 @@ func TestBoardEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestBoardEventsCapped(t *testing.T) {
+	defer func(n int32) { maxBoardStreams = n }(maxBoardStreams)
+	maxBoardStreams = 1
+	f := newBoardFixture(t)
+	sam := f.signIn(t, "sam")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func() *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/board/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := sam.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := open()
+	readEvent(t, bufio.NewReader(first.Body))
+	second := open()
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable || second.Header.Get("Retry-After") == "" {
+		t.Errorf("second stream: %d, want 503 with Retry-After", second.StatusCode)
+	}
+	// Closing the first frees its place.
+	first.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		third := open()
+		third.Body.Close()
+		if third.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the place of a closed stream is not freed: %d", third.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
