@@ -96,6 +96,8 @@ func (s *server) routes() []route {
 		supervisor("POST /api/v1/workitems/{id}/restart", s.withRouting(s.act(workitem.Restart))),
 		supervisor("GET /api/v1/workitems/{id}/routing", s.routingTrace),
 		supervisor("GET /api/v1/board", s.board),
+		supervisor("GET /api/v1/board/hourly", s.boardHourly),
+		supervisor("GET /api/v1/board/history.csv", s.boardHistory),
 		supervisor("GET /api/v1/calendars", s.listRoutingObjects),
 		admin("POST /api/v1/calendars", s.saveRoutingObject(true)),
 		admin("PUT /api/v1/calendars/{id}", s.saveRoutingObject(false)),

@@ -394,3 +394,48 @@ func (s *server) internalError(w http.ResponseWriter, r *http.Request, what stri
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// boardHourly answers arrivals and first-response SLA attainment for each of the last 24
+// hours.
+func (s *server) boardHourly(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
+	hours, err := routing.Hourly(r.Context(), s.st, time.Now())
+	if err != nil {
+		s.internalError(w, r, "load the hourly figures", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hours": hours})
+}
+
+// boardHistory exports every work item change of the chosen days as CSV.
+func (s *server) boardHistory(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
+	q := r.URL.Query()
+	now := time.Now()
+	from, to, problems := routing.HistoryRange(q.Get("from"), q.Get("to"), now)
+	if problems != nil {
+		writeFieldErrors(w, problems)
+		return
+	}
+	ctx := r.Context()
+	rows, err := s.st.History(ctx, from, to)
+	if err != nil {
+		s.internalError(w, r, "read the history", err)
+		return
+	}
+	users, err := s.st.ListUsers(ctx)
+	if err != nil {
+		s.internalError(w, r, "read the users", err)
+		return
+	}
+	names := make(map[int64]string, len(users))
+	for _, u := range users {
+		names[u.ID] = u.Username
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Disposition", `attachment; filename="postroom-history-`+from.Format(time.DateOnly)+`-to-`+
+		to.Add(-time.Hour).Format(time.DateOnly)+`.csv"`)
+	if err := routing.WriteHistoryCSV(w, rows, names, now); err != nil && ctx.Err() == nil {
+		s.logger.WarnContext(ctx, "history export cut short", slog.Any("error", err))
+	}
+}

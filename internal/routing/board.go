@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,10 @@ func LoadBoard(ctx context.Context, st BoardStore, now time.Time) (Board, error)
 			bq.ByState = map[string]int{}
 		}
 		bq.Depth = d.ByState[store.StateQueued] + d.ByState[store.StateOffered]
+		var settings QueueSettings
+		if len(q.Spec) > 0 && json.Unmarshal(q.Spec, &settings) == nil {
+			bq.MaxDepth = settings.MaxDepth
+		}
 		if !d.OldestAt.IsZero() {
 			bq.OldestAgeS = max(0, int64(now.Sub(d.OldestAt)/time.Second))
 		}

@@ -87,6 +87,8 @@ type Engine struct {
 	// read within the refresh margin, so that a refresh skips what it has seen.
 	seen  time.Time
 	known map[int64]time.Time
+
+	changes changeSignal
 }
 
 // NewEngine returns an Engine; Start loads it and runs it.
@@ -241,6 +243,7 @@ func (e *Engine) refreshItems(ctx context.Context) error {
 
 // Wake asks the engine to look for work now (an item arrived, an agent became available).
 func (e *Engine) Wake() {
+	e.changes.notify()
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -328,7 +331,11 @@ func (e *Engine) Step(ctx context.Context) error {
 
 // apply runs changes through the batching writer.
 func (e *Engine) apply(ctx context.Context, c store.Change) error {
-	return e.w.apply(ctx, c)
+	err := e.w.apply(ctx, c)
+	if err == nil {
+		e.changes.notify()
+	}
+	return err
 }
 
 // expireOffers takes back offers not answered in time: the item goes back to its queue

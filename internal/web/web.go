@@ -22,7 +22,9 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 //go:embed templates/*.html
@@ -69,6 +71,11 @@ type Options struct {
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
+	// Engine and WorkItems run routing and the work item lifecycle; without them the
+	// board shows no priorities, its actions say routing is not running and it refreshes
+	// on its timer only.
+	Engine    *routing.Engine
+	WorkItems *workitem.Service
 }
 
 type handler struct {
@@ -86,6 +93,9 @@ type handler struct {
 	// users applies the user rules (people.go); onAgentChange is Options.OnAgentChange.
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
+	engine    *routing.Engine
+	work      *workitem.Service
+	board     *boardLive
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -94,6 +104,7 @@ var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
+	"board", "boardqueue",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -113,6 +124,7 @@ func New(opts Options) (http.Handler, error) {
 		signIn: opts.SignIn,
 		now:    time.Now,
 		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
+		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -155,6 +167,7 @@ func New(opts Options) (http.Handler, error) {
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
 	h.peopleRoutes(mux)
+	h.boardRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -276,7 +289,10 @@ type pageData struct {
 	// Microsoft" button. Browsers hold a form submission's redirects to the page's CSP
 	// form-action.
 	FormTargets []string
-	Page        any
+	// Scripts are scripts of this origin (/static/...) the page loads; the page's CSP
+	// then allows script-src 'self' (live views; every other page allows no script).
+	Scripts []string
+	Page    any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
@@ -299,8 +315,12 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if len(d.FormTargets) > 0 {
-		w.Header().Set("Content-Security-Policy", policyWithFormTargets(d.FormTargets))
+	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 {
+		policy := policyWithFormTargets(d.FormTargets)
+		if len(d.Scripts) > 0 {
+			policy = strings.Replace(policy, "script-src 'none'", "script-src 'self'", 1)
+		}
+		w.Header().Set("Content-Security-Policy", policy)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(b.String()))

@@ -1,0 +1,35 @@
+package routing
+
+import "sync"
+
+// changeSignal tells waiters that something changed: each waiter gets a channel that is
+// closed at the next notify. It keeps no list of subscribers, so a waiter that goes away
+// leaves nothing behind.
+type changeSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *changeSignal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *changeSignal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// Changed returns a channel that is closed at the next change the engine applies (an
+// offer, an assignment, a returned offer) or is told of through Wake (an item stored, an
+// action on an item, an agent's status). Live views wait on it and then call Changed
+// again; changes made by other processes show up at their next refresh instead.
+func (e *Engine) Changed() <-chan struct{} { return e.changes.wait() }
