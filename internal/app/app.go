@@ -162,7 +162,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.WorkItems = workitem.NewService(st, a.Routing)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
-		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL})
+		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
+		Engine: a.Routing, WorkItems: a.WorkItems})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)

@@ -105,7 +105,7 @@ func TestBrowserAgentReplies(t *testing.T) {
 	if len(rows) != 3 {
 		t.Fatalf("work item list has %d rows, want 3: %q", len(rows), rows)
 	}
-	for _, want := range []string{"Order 1234 has not arrived", "Carla Customer", "support", "just now", "new"} {
+	for _, want := range []string{"Order 1234 has not arrived", "Carla Customer", "support", "just now", "queued"} {
 		if !strings.Contains(strings.Join(rows, "\n"), want) {
 			t.Errorf("list lacks %q: %q", want, rows)
 		}

@@ -22,7 +22,9 @@ import (
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 //go:embed templates/*.html
@@ -63,7 +65,12 @@ type Options struct {
 	// PublicURL is the address browsers reach postroom at (POSTROOM_PUBLIC_URL), e.g.
 	// https://postroom.example.org; the sign-in's redirect URI is PublicURL +
 	// /oauth/callback. Empty: the scheme and host of the request that starts the sign-in.
-	PublicURL      string
+	PublicURL string
+	// Engine assigns work to agents (offers, "Get next", statuses) and WorkItems carries
+	// out the lifecycle actions; without them the agent's pages say that routing is not
+	// running on this server.
+	Engine         *routing.Engine
+	WorkItems      *workitem.Service
 	Logger         *slog.Logger
 	ProductVersion string
 }
@@ -75,6 +82,8 @@ type handler struct {
 	mailboxes *mailbox.Service
 	signIn    *credential.SignIn
 	publicURL string
+	engine    *routing.Engine
+	work      *workitem.Service
 	logger    *slog.Logger
 	version   string
 	pages     map[string]*template.Template
@@ -87,6 +96,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"my",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -104,7 +114,8 @@ func New(opts Options) (http.Handler, error) {
 		version: opts.ProductVersion, pages: map[string]*template.Template{},
 		signer: &attachmentSigner{st: opts.Store},
 		signIn: opts.SignIn,
-		now:    time.Now,
+		engine: opts.Engine, work: opts.WorkItems,
+		now: time.Now,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -117,6 +128,7 @@ func New(opts Options) (http.Handler, error) {
 		"age": formatAge, "datetime": formatTime, "size": formatSize,
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
+		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
@@ -132,9 +144,7 @@ func New(opts Options) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/workitems", http.StatusSeeOther)
-	})
+	mux.HandleFunc("GET /{$}", h.signedIn(store.RoleAgent, h.landing))
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.loginSubmit)
 	mux.HandleFunc("POST /logout", h.signedIn(store.RoleAgent, h.logout))
@@ -144,6 +154,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
+	h.agentRoutes(mux)
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
