@@ -41,7 +41,8 @@ func (h *handler) workItemAction(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	ctx := r.Context()
 	form := r.PostForm
-	req := workitem.Request{Action: workitem.Action(form.Get("action")), Reason: strings.TrimSpace(form.Get("reason"))}
+	req := workitem.Request{Action: workitem.Action(form.Get("action")), Reason: strings.TrimSpace(form.Get("reason")),
+		Seen: workitem.State(form.Get("seen"))}
 	if req.Action == workitem.Transfer {
 		req.QueueID, _ = strconv.ParseInt(form.Get("queue_id"), 10, 64)
 		req.AgentID, _ = strconv.ParseInt(form.Get("agent_id"), 10, 64)
