@@ -1,5 +1,8 @@
-// Package web serves postroom's server-rendered pages: sign-in, the work item list, a work
-// item's conversation with the reply form (and its From choice), and the administration
+// Package web serves postroom's server-rendered pages: sign-in, the agent's "My work"
+// (my.go: status, Get next, offers, own items; it reloads itself with a meta refresh), the
+// work item list, a work item's conversation with the reply form (and its From choice),
+// its lifecycle buttons, history and decision traces (workitemview.go; every action goes
+// through workitem.Service, as the API's do: workitemaction.go), and the administration
 // of mailboxes, their From addresses and the queues (admins change, supervisors look),
 // with the mailboxes' OAuth 2.0 sign-in settings and the delegated sign-in ("Sign in with
 // Microsoft", signin.go: authorization code with PKCE, the redirect URI /oauth/callback)
@@ -32,6 +35,10 @@
 //   - The email frame's inline (cid:) images use signed, expiring URLs, because the
 //     sandboxed frame's requests carry no SameSite cookie (signed.go). Every other
 //     attachment and raw source needs the session.
+//   - No page changes a work item's state itself: actions go through workitem.Service.Do
+//     (with the state the form was rendered with, so that a stale page is refused), statuses
+//     and Get next through routing.Engine. A refusal or a conflict is a 409 page that says
+//     why, never a 500; without the engine the pages say that routing is not running.
 //   - Raw sources and attachments are served by the same code as the API
 //     (workitem.ServeRaw, workitem.ServeAttachment).
 //   - Mailbox rules live in internal/mailbox only: the pages pass the form to it and show

@@ -26,10 +26,11 @@ type loginData struct {
 	Error string
 }
 
-// safeNext keeps a post-login target only if it is a path on this site.
+// safeNext keeps a post-login target only if it is a path on this site; otherwise "/",
+// which leads each role to its landing page (landing).
 func safeNext(next string) string {
 	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || strings.HasPrefix(next, "/login") {
-		return "/workitems"
+		return "/"
 	}
 	return next
 }

@@ -65,17 +65,18 @@ type Options struct {
 	// PublicURL is the address browsers reach postroom at (POSTROOM_PUBLIC_URL), e.g.
 	// https://postroom.example.org; the sign-in's redirect URI is PublicURL +
 	// /oauth/callback. Empty: the scheme and host of the request that starts the sign-in.
-	PublicURL      string
+	PublicURL string
+	// Engine assigns work to agents (offers, "Get next", statuses) and WorkItems carries
+	// out the lifecycle actions; without them the agent's pages say that routing is not
+	// running on this server, and the board shows no priorities, its actions say so too
+	// and it refreshes on its timer only.
+	Engine         *routing.Engine
+	WorkItems      *workitem.Service
 	Logger         *slog.Logger
 	ProductVersion string
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
-	// Engine and WorkItems run routing and the work item lifecycle; without them the
-	// board shows no priorities, its actions say routing is not running and it refreshes
-	// on its timer only.
-	Engine    *routing.Engine
-	WorkItems *workitem.Service
 }
 
 type handler struct {
@@ -85,6 +86,8 @@ type handler struct {
 	mailboxes *mailbox.Service
 	signIn    *credential.SignIn
 	publicURL string
+	engine    *routing.Engine
+	work      *workitem.Service
 	logger    *slog.Logger
 	version   string
 	pages     map[string]*template.Template
@@ -93,9 +96,7 @@ type handler struct {
 	// users applies the user rules (people.go); onAgentChange is Options.OnAgentChange.
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
-	engine    *routing.Engine
-	work      *workitem.Service
-	board     *boardLive
+	board         *boardLive
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -105,6 +106,7 @@ var pageNames = []string{
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 	"board", "boardqueue",
+	"my",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -137,6 +139,7 @@ func New(opts Options) (http.Handler, error) {
 		"age": formatAge, "datetime": formatTime, "size": formatSize,
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
+		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
@@ -152,9 +155,7 @@ func New(opts Options) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/workitems", http.StatusSeeOther)
-	})
+	mux.HandleFunc("GET /{$}", h.signedIn(store.RoleAgent, h.landing))
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.loginSubmit)
 	mux.HandleFunc("POST /logout", h.signedIn(store.RoleAgent, h.logout))
@@ -164,6 +165,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
+	h.agentRoutes(mux)
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
 	h.peopleRoutes(mux)

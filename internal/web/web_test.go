@@ -59,8 +59,8 @@ func TestSignInRequired(t *testing.T) {
 	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/login?next=%2Fworkitems%2F1" {
 		t.Errorf("signed out GET /workitems/1: %d %q, want 303 to /login?next=...", p.status, p.header.Get("Location"))
 	}
-	if p := c.get("/"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/workitems" {
-		t.Errorf("GET /: %d %q", p.status, p.header.Get("Location"))
+	if p := c.get("/"); p.status != http.StatusSeeOther || p.header.Get("Location") != "/login?next=%2F" {
+		t.Errorf("signed out GET /: %d %q", p.status, p.header.Get("Location"))
 	}
 
 	// Wrong password: the form says so and keeps the user name.
@@ -154,7 +154,7 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("reply with token: %d\n%s", p.status, p.body)
 	}
 	p = c.get(p.header.Get("Location"))
-	if !strings.Contains(p.body, `id="state">replied<`) || !strings.Contains(p.body, "Your parcel left today.") || !strings.Contains(p.body, ">queued<") {
+	if !strings.Contains(p.body, `id="state">done<`) || !strings.Contains(p.body, "Your parcel left today.") || !strings.Contains(p.body, ">queued<") {
 		t.Errorf("after reply the page lacks state replied, the reply or its outbox state:\n%s", p.body)
 	}
 	// Sign-out with the token ends the session.

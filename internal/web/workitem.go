@@ -38,6 +38,12 @@ type workItemData struct {
 	From      string
 	Errors    map[string]string
 	FormError string
+
+	// The lifecycle (workitemview.go): the outcome of an action, the routing figures,
+	// the buttons the viewer may press and the item's history.
+	ActionError string
+	Done        string
+	Routing     itemRouting
 }
 
 func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -51,7 +57,8 @@ func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.storeError(w, r, "work item", err)
 		return
 	}
-	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != ""})
+	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != "",
+		Done: actionDone[r.URL.Query().Get("done")]})
 }
 
 // renderWorkItem loads the conversation and outbox of wi and renders the page with d.
@@ -69,6 +76,10 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	d.Item = wi
 	d.Outbox = outbox
+	if d.Routing, err = h.itemRouting(ctx, v, wi); err != nil {
+		h.serverError(w, r, "read the work item's routing and history", err)
+		return
+	}
 	if h.replier != nil {
 		froms, err := h.replier.FromChoices(ctx, wi.ID)
 		if err != nil {
@@ -120,6 +131,10 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
 			ReplyText: text, From: from, Errors: map[string]string{"text": workitem.ReplyFieldError},
 		})
+		return
+	}
+	if err := workitem.Check(v.User, wi, workitem.Reply); err != nil {
+		h.renderWorkItem(w, r, v, http.StatusConflict, wi, workItemData{ReplyText: text, From: from, FormError: "The reply was not sent. " + sentence(err.Error())})
 		return
 	}
 	if h.replier == nil {

@@ -49,6 +49,10 @@ type Request struct {
 	// Transfer: to a queue, or to an agent (assigned to them at once).
 	QueueID int64
 	AgentID int64
+	// Seen, when set, is the state the person saw when they chose the action: if the item
+	// is in another state now, Do refuses with ErrStateChanged instead of acting on an
+	// item that is no longer what they looked at (a page's form carries it).
+	Seen State
 }
 
 // ErrStateChanged means the item changed since the person looked at it.
@@ -59,6 +63,9 @@ func (s *Service) Do(ctx context.Context, user store.User, id int64, req Request
 	item, err := s.st.WorkItem(ctx, id)
 	if err != nil {
 		return store.WorkItem{}, err
+	}
+	if req.Seen != "" && State(item.State) != req.Seen {
+		return item, ErrStateChanged
 	}
 	if err := Check(user, item, req.Action); err != nil {
 		return item, err
