@@ -87,6 +87,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -117,6 +118,7 @@ func New(opts Options) (http.Handler, error) {
 		"age": formatAge, "datetime": formatTime, "size": formatSize,
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
+		"inc": func(i int) int { return i + 1 },
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
@@ -146,6 +148,7 @@ func New(opts Options) (http.Handler, error) {
 	h.mailboxRoutes(mux)
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
+	h.routingRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
