@@ -78,3 +78,19 @@ func TestRuleTestEndpoint(t *testing.T) {
 		t.Errorf("agent: %d", resp.status)
 	}
 }
+
+func TestDeleteRoutingObjectOfItsKind(t *testing.T) {
+	f := newFixture(t)
+	admin := f.signedIn(t, "admin")
+	resp := admin.postJSON("/api/v1/rules", `{"name": "Keep me", "enabled": true}`)
+	if resp.status != http.StatusCreated {
+		t.Fatalf("create rule: %d %s", resp.status, resp.body)
+	}
+	id := int64(resp.json(t)["id"].(float64))
+	if resp := admin.do("DELETE", fmt.Sprintf("/api/v1/calendars/%d", id), "application/json", ""); resp.status != http.StatusNotFound {
+		t.Errorf("delete a rule as a calendar: %d %s", resp.status, resp.body)
+	}
+	if resp := admin.do("DELETE", fmt.Sprintf("/api/v1/rules/%d", id), "application/json", ""); resp.status != http.StatusNoContent {
+		t.Errorf("delete the rule: %d %s", resp.status, resp.body)
+	}
+}
