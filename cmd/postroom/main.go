@@ -26,6 +26,9 @@ Usage:
   postroom migrate  [flags]   apply the database schema and exit
   postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
   postroom user     COMMAND   list, add, edit, enable, disable, delete users or set a password (passwd)
+  postroom queue    COMMAND   list queues with their routing settings, or set them
+  postroom rule     COMMAND   list, add or test classification rules
+  postroom routing  COMMAND   export or import the whole routing configuration as JSON
   postroom bench    KIND      measure ingest speed or memory (ingest, rss20mb, idle) on a throwaway Dovecot
   postroom version            print the version
 
@@ -57,6 +60,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "user":
 		err = runUser(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
+	case "queue":
+		err = runQueue(ctx, args[1:], stdout, stderr, getenv)
+	case "rule":
+		err = runRule(ctx, args[1:], stdout, stderr, getenv)
+	case "routing":
+		err = runRouting(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

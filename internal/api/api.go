@@ -112,6 +112,7 @@ func (s *server) routes() []route {
 		admin("DELETE /api/v1/sla-policies/{id}", s.deleteRoutingObject),
 		supervisor("GET /api/v1/rules", s.listRoutingObjects),
 		admin("POST /api/v1/rules", s.saveRoutingObject(true)),
+		supervisor("POST /api/v1/rules/test", s.testRules),
 		admin("PUT /api/v1/rules/{id}", s.saveRoutingObject(false)),
 		admin("DELETE /api/v1/rules/{id}", s.deleteRoutingObject),
 		admin("PUT /api/v1/queues/{id}", s.queueSettings),

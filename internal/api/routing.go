@@ -329,7 +329,15 @@ func (s *server) deleteRoutingObject(w http.ResponseWriter, r *http.Request, u s
 	if !ok {
 		return
 	}
-	if err := s.st.DeleteRoutingObject(r.Context(), id); err != nil {
+	// The id must be of this kind: DELETE /calendars/{id} never deletes a rule.
+	o, err := s.st.RoutingObject(r.Context(), id)
+	if err == nil && o.Kind != k.kind {
+		err = store.ErrNotFound
+	}
+	if err == nil {
+		err = s.st.DeleteRoutingObject(r.Context(), id)
+	}
+	if err != nil {
 		if store.IsNotFound(err) {
 			writeError(w, http.StatusNotFound, "no such "+k.what+": check the id")
 			return

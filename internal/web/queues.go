@@ -17,6 +17,7 @@ import (
 type queueRow struct {
 	store.Queue
 	Mailboxes []store.Mailbox
+	Routing   []string // summary of the routing settings (queuesettings.go)
 }
 
 type queuesData struct {
@@ -119,8 +120,13 @@ func (h *handler) renderQueues(w http.ResponseWriter, r *http.Request, v viewer,
 		}
 		byQueue[m.QueueID] = append(byQueue[m.QueueID], m)
 	}
+	names, err := h.loadNames(ctx)
+	if err != nil {
+		h.serverError(w, r, "read the routing settings", err)
+		return
+	}
 	for _, q := range queues {
-		d.Queues = append(d.Queues, queueRow{Queue: q, Mailboxes: byQueue[q.ID]})
+		d.Queues = append(d.Queues, queueRow{Queue: q, Mailboxes: byQueue[q.ID], Routing: queueSummary(q, names)})
 	}
 	h.render(w, r, status, "queues", h.data(v, "Queues", "queues", d))
 }

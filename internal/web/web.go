@@ -107,6 +107,7 @@ var pageNames = []string{
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 	"board", "boardqueue",
 	"my",
+	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -140,6 +141,7 @@ func New(opts Options) (http.Handler, error) {
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
 		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
+		"inc": func(i int) int { return i + 1 },
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
@@ -170,6 +172,7 @@ func New(opts Options) (http.Handler, error) {
 	h.signInRoutes(mux)
 	h.peopleRoutes(mux)
 	h.boardRoutes(mux)
+	h.routingRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
