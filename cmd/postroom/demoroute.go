@@ -49,7 +49,6 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 		}
 		teams[name] = t.ID
 	}
-	var agentIDs []int64
 	for _, d := range demoAgents {
 		u, err := a.Auth.EnsureUser(ctx, d.user, d.name, store.RoleAgent, password)
 		if err != nil {
@@ -65,7 +64,6 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 		if err := st.SaveAgent(ctx, store.Agent{UserID: u.ID, Skills: d.skills, Languages: d.languages, Capacity: d.capacity}); err != nil {
 			return err
 		}
-		agentIDs = append(agentIDs, u.ID)
 	}
 	save := func(kind string, position int, v interface{ Validate() error }, name string) (int64, error) {
 		if err := v.Validate(); err != nil {

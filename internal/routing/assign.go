@@ -132,14 +132,6 @@ func (e *Engine) bestFor(cfg *Config, a *agentState, now time.Time, keep int) (*
 	return best, weighed
 }
 
-func sumCounts(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 // assign writes an offer or an assignment of a reserved candidate, and settles the index.
 func (e *Engine) assign(ctx context.Context, c *candidate, agentID, actorID int64, actor, to string, tr *Trace) error {
 	trace, _ := json.Marshal(tr) // a Trace always marshals

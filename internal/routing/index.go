@@ -188,16 +188,3 @@ func (x *index) depth(queueID int64) int {
 	}
 	return 0
 }
-
-// oldestWaiting returns the oldest QueuedAt of a queue (zero when empty).
-func (x *index) oldestWaiting(queueID int64) time.Time {
-	var t time.Time
-	if q := x.queues[queueID]; q != nil {
-		for _, c := range q.order {
-			if t.IsZero() || c.items[0].QueuedAt.Before(t) {
-				t = c.items[0].QueuedAt
-			}
-		}
-	}
-	return t
-}

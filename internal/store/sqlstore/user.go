@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -247,6 +246,3 @@ func (s *Store) ListTeams(ctx context.Context) ([]store.Team, error) {
 func (s *Store) DeleteTeam(ctx context.Context, id int64) error {
 	return s.wrap(fmt.Sprintf("delete team %d", id), s.w.execOne(ctx, `DELETE FROM teams WHERE id = ?`, id))
 }
-
-// isLastAdmin reports whether err is store.ErrLastAdmin.
-func isLastAdmin(err error) bool { return errors.Is(err, store.ErrLastAdmin) }
