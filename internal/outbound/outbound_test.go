@@ -209,7 +209,7 @@ func TestReplyRefusals(t *testing.T) {
 	if _, err := f.svc.Reply(ctx, f.agent, 9999, outbound.ReplyRequest{Text: "Hello"}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown work item: %v", err)
 	}
-	if wi, _ := f.st.WorkItem(ctx, f.workItem); wi.State != store.StateNew {
+	if wi, _ := f.st.WorkItem(ctx, f.workItem); wi.State != store.StateQueued {
 		t.Errorf("refused replies changed the work item to %s", wi.State)
 	}
 }

@@ -323,7 +323,7 @@ func TestWorkItemSupervisorView(t *testing.T) {
 	c := f.signIn(t, "sam")
 	p := c.get(fmt.Sprintf("/workitems/%d", offer.ID))
 	text := p.text()
-	for _, want := range []string{"Routing decisions", "push to ana", "Highest-priority waiting item", "left", "#1", "State offered"} {
+	for _, want := range []string{"Routing decisions", "push to ana", "The best waiting item", "left", "#1", "State offered"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("supervisor's item page lacks %q:\n%s", want, text)
 		}
