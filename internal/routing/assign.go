@@ -19,15 +19,32 @@ const maxTraceCandidates = 20
 // Pull gives the agent the best item they may take now ("Get next"), assigned to them;
 // ok is false when nothing fits. It honours skills, languages and capacity like push.
 func (e *Engine) Pull(ctx context.Context, agent store.User) (store.WorkItem, bool, error) {
+	id, ok, err := e.PullID(ctx, agent)
+	if err != nil || !ok {
+		return store.WorkItem{}, ok, err
+	}
+	w, err := e.st.WorkItem(ctx, id)
+	if err != nil {
+		return store.WorkItem{}, false, err
+	}
+	return w, true, nil
+}
+
+// PullID is Pull answering the id of the item assigned, without reading it back.
+func (e *Engine) PullID(ctx context.Context, agent store.User) (int64, bool, error) {
 	// An item another node took meanwhile leaves the index: choose again (each retry
 	// removes one stale item, so this ends).
 	for ctx.Err() == nil {
+		t := time.Now()
 		c, tr, err := e.choose(agent.ID)
+		if e.onDecision != nil {
+			e.onDecision(time.Since(t))
+		}
 		if err != nil {
-			return store.WorkItem{}, false, err
+			return 0, false, err
 		}
 		if c == nil {
-			return store.WorkItem{}, false, nil
+			return 0, false, nil
 		}
 		tr.Agent = agent.Username
 		err = e.assign(ctx, c, agent.ID, agent.ID, agent.Username, store.StateAssigned, tr)
@@ -35,17 +52,13 @@ func (e *Engine) Pull(ctx context.Context, agent store.User) (store.WorkItem, bo
 		case errors.Is(err, store.ErrStateChanged):
 			continue
 		case errors.Is(err, store.ErrCapacity):
-			return store.WorkItem{}, false, ErrAtCapacity
+			return 0, false, ErrAtCapacity
 		case err != nil:
-			return store.WorkItem{}, false, err
+			return 0, false, err
 		}
-		w, err := e.st.WorkItem(ctx, c.it.ID)
-		if err != nil {
-			return store.WorkItem{}, false, err
-		}
-		return w, true, nil
+		return c.it.ID, true, nil
 	}
-	return store.WorkItem{}, false, ctx.Err()
+	return 0, false, ctx.Err()
 }
 
 // choose picks, under the lock, the best item for the agent and reserves it.
@@ -202,9 +215,16 @@ func (e *Engine) push(ctx context.Context) error {
 		return nil
 	}
 	for range 1000 {
+		t := time.Now()
 		offers := e.pickPush(cfg)
 		if len(offers) == 0 {
 			return nil
+		}
+		if e.onDecision != nil {
+			d := time.Since(t) / time.Duration(len(offers))
+			for range offers {
+				e.onDecision(d)
+			}
 		}
 		// Written concurrently, so that the writer commits them together.
 		var wg sync.WaitGroup
@@ -232,6 +252,9 @@ func (e *Engine) push(ctx context.Context) error {
 	return nil
 }
 
+// pushRound bounds the agents of one push round.
+const pushRound = 64
+
 // offer is one offer of a push round.
 type offer struct {
 	c  *candidate
@@ -252,6 +275,12 @@ func (e *Engine) pickPush(cfg *Config) []offer {
 	}
 	if len(ready) == 0 {
 		return nil
+	}
+	// A round takes the longest idle agents first, and at most pushRound of them, so that
+	// the lock is not held for long; the next round takes the others.
+	if len(ready) > pushRound {
+		slices.SortFunc(ready, func(x, y *agentState) int { return x.LastAssignedAt.Compare(y.LastAssignedAt) })
+		ready = ready[:pushRound]
 	}
 	e.index.fresh(now)
 	proposals := map[int64][]*agentState{}

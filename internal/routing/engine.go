@@ -51,6 +51,10 @@ type EngineOptions struct {
 	NoPush bool
 	// OnOffer, when set, is told of each offer made (live views, the routing benchmark).
 	OnOffer func(itemID, agentID int64)
+	// OnDecision, when set, is told how long each choice took: from the request (a pull,
+	// or a push round per offer) until the engine had chosen, its lock waited for included,
+	// the store's commit not (the benchmark's p99_decision_ms).
+	OnDecision func(d time.Duration)
 }
 
 // agentState is what the engine knows of an agent.
@@ -67,14 +71,15 @@ type agentState struct {
 // agent under capacity), so that one item goes to at most one agent even with several
 // processes on one PostgreSQL, and the index is refreshed from the store's changes.
 type Engine struct {
-	st      EngineStore
-	log     *slog.Logger
-	now     func() time.Time
-	tick    time.Duration
-	ramp    time.Duration
-	idle    time.Duration
-	noPush  bool
-	onOffer func(itemID, agentID int64)
+	st         EngineStore
+	log        *slog.Logger
+	now        func() time.Time
+	tick       time.Duration
+	ramp       time.Duration
+	idle       time.Duration
+	noPush     bool
+	onOffer    func(itemID, agentID int64)
+	onDecision func(d time.Duration)
 
 	cfg  atomic.Pointer[Config]
 	wake chan struct{}
@@ -85,8 +90,10 @@ type Engine struct {
 	agents map[int64]*agentState
 	// seen is the newest UpdatedAt the index has read; known the UpdatedAt of each item
 	// read within the refresh margin, so that a refresh skips what it has seen.
-	seen  time.Time
-	known map[int64]time.Time
+	seen time.Time
+	// refreshMu serialises refreshes and guards known.
+	refreshMu sync.Mutex
+	known     map[int64]time.Time
 
 	changes changeSignal
 }
@@ -94,7 +101,7 @@ type Engine struct {
 // NewEngine returns an Engine; Start loads it and runs it.
 func NewEngine(opts EngineOptions) *Engine {
 	e := &Engine{st: opts.Store, log: opts.Logger, now: opts.Now, tick: opts.Tick, ramp: opts.Ramp,
-		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, wake: make(chan struct{}, 1),
+		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, onDecision: opts.OnDecision, wake: make(chan struct{}, 1),
 		agents: map[int64]*agentState{}, known: map[int64]time.Time{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -207,11 +214,13 @@ func (e *Engine) noteSeen(t time.Time) {
 
 // refreshMargin is how far back a refresh reads before the newest change it saw: commits
 // of other transactions (and nodes) that started earlier land with an earlier time.
-const refreshMargin = 2 * time.Second
+const refreshMargin = time.Second
 
 // refreshItems reads the items changed since the last refresh (with a margin for clock
 // differences between nodes and commits in flight) into the index.
 func (e *Engine) refreshItems(ctx context.Context) error {
+	e.refreshMu.Lock()
+	defer e.refreshMu.Unlock()
 	e.mu.Lock()
 	since := e.seen.Add(-refreshMargin)
 	e.mu.Unlock()
@@ -219,19 +228,32 @@ func (e *Engine) refreshItems(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: refresh items: %w", err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	// What was read before is skipped without the engine's lock, so that pulls wait only
+	// for the changes that matter.
 	for id, at := range e.known {
 		if at.Before(since) {
 			delete(e.known, id)
 		}
 	}
+	fresh := items[:0]
+	newest := time.Time{}
 	for _, it := range items {
-		e.noteSeen(it.UpdatedAt)
-		if at, ok := e.known[it.ID]; (ok && at.Equal(it.UpdatedAt)) || e.index.reserved[it.ID] {
+		if it.UpdatedAt.After(newest) {
+			newest = it.UpdatedAt
+		}
+		if at, ok := e.known[it.ID]; ok && at.Equal(it.UpdatedAt) {
 			continue
 		}
 		e.known[it.ID] = it.UpdatedAt
+		fresh = append(fresh, it)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noteSeen(newest)
+	for _, it := range fresh {
+		if e.index.reserved[it.ID] {
+			continue
+		}
 		if it.State == store.StateQueued {
 			e.index.put(it)
 		} else {
@@ -282,6 +304,28 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
+// rerank recomputes the heads' priorities queue by queue, taking the lock for one queue at
+// a time so that pulls are not held up by the whole index.
+func (e *Engine) rerank() {
+	now := e.now()
+	e.mu.Lock()
+	ids := make([]int64, 0, len(e.index.queues))
+	for id := range e.index.queues {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		e.mu.Lock()
+		if q := e.index.queues[id]; q != nil {
+			q.rerank(e.index.rank)
+		}
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	e.index.rankedAt = now
+	e.mu.Unlock()
+}
+
 // quickEvery is the shortest time between two wake-up rounds.
 const quickEvery = 20 * time.Millisecond
 
@@ -308,9 +352,7 @@ func (e *Engine) Step(ctx context.Context) error {
 	if err := e.refreshItems(ctx); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	e.index.fresh(e.now())
-	e.mu.Unlock()
+	e.rerank()
 	if err := e.expireOffers(ctx); err != nil {
 		return err
 	}

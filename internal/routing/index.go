@@ -174,11 +174,16 @@ func (x *index) reHead(c *class) {
 // rerank recomputes every head (priorities rise with age) and re-sorts the queues.
 func (x *index) rerank() {
 	for _, q := range x.queues {
-		for _, c := range q.order {
-			c.head = x.rank(*c.items[0])
-		}
-		slices.SortStableFunc(q.order, headBefore)
+		q.rerank(x.rank)
 	}
+}
+
+// rerank recomputes one queue's heads and re-sorts it.
+func (q *qindex) rerank(rank func(store.RoutingItem) *candidate) {
+	for _, c := range q.order {
+		c.head = rank(*c.items[0])
+	}
+	slices.SortStableFunc(q.order, headBefore)
 }
 
 // depth counts a queue's queued items.

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -57,9 +58,29 @@ func (w *writer) direct(ctx context.Context, c store.Change) error {
 	return res[0].Err
 }
 
-// run writes batches until ctx ends.
+// concurrent is implemented by stores that take several write transactions at once
+// (PostgreSQL); the writer then runs that many batches in parallel. A store without it
+// (SQLite: one writer) gets one.
+type concurrent interface {
+	WriteConcurrency() int
+}
+
+// run writes batches until ctx ends, with as many writers as the store takes.
 func (w *writer) run(ctx context.Context) {
+	n := 1
+	if c, ok := w.st.(concurrent); ok {
+		n = max(1, c.WriteConcurrency())
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { w.loop(ctx) })
+	}
 	close(w.on)
+	wg.Wait()
+}
+
+// loop takes what is waiting, up to maxBatch, and writes it in one transaction.
+func (w *writer) loop(ctx context.Context) {
 	batch := make([]writeReq, 0, maxBatch)
 	for {
 		select {

@@ -141,6 +141,9 @@ type Event struct {
 	AgentID    int64
 	QueueID    int64
 	Reason     string
+	// Trace is the decision trace (JSON) of an offer or assignment; written with the
+	// event, read by Traces.
+	Trace []byte
 }
 
 // Change is a conditional change of one work item, written with its event in one
@@ -172,7 +175,7 @@ type Change struct {
 	// than Capacity items offered or assigned (counted in the transaction).
 	CapacityOf int64
 	Capacity   int
-	// Trace, when not empty, is kept as the decision trace of the change (JSON).
+	// Trace, when not empty, is kept with the change's event as its decision trace (JSON).
 	Trace []byte
 	// AgentAssigned records the agent's LastAssignedAt.
 	AgentAssigned int64

@@ -320,7 +320,8 @@ func (s *Store) routingItems(ctx context.Context, op, where string, args ...any)
 // RoutingItems lists items for the assignment engine.
 func (s *Store) RoutingItems(ctx context.Context, since time.Time) ([]store.RoutingItem, error) {
 	if since.IsZero() {
-		return s.routingItems(ctx, "routing items", `state IN (?, ?) ORDER BY id`, store.StateQueued, store.StateOffered)
+		// Literal states, so that the partial index work_items_routing serves the query.
+		return s.routingItems(ctx, "routing items", `state IN ('queued', 'offered') ORDER BY id`)
 	}
 	return s.routingItems(ctx, "routing items", `updated_at >= ? ORDER BY updated_at, id`, s.d.timeArg(since))
 }
@@ -381,19 +382,26 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 		at = now
 	}
 	if c.CapacityOf != 0 {
-		if s.d.forUpdate != "" {
-			if err := s.ensureAgent(ctx, tx, c.CapacityOf, now); err != nil {
-				return err
-			}
-			var id int64
-			if err := tx.queryRow(ctx, `SELECT user_id FROM agents WHERE user_id = ?`+s.d.forUpdate, c.CapacityOf).Scan(&id); err != nil {
-				return fmt.Errorf("lock agent %d: %w", c.CapacityOf, err)
-			}
-		}
+		// The agent's load, counted as a claim must count it; on PostgreSQL the same
+		// statement locks the agent's row, so that two nodes cannot both fill the last slot.
+		const load = `(SELECT COUNT(*) FROM work_items WHERE assigned_to = ? AND state = 'assigned')
+			+ (SELECT COUNT(*) FROM work_items WHERE offered_to = ? AND state = 'offered' AND id <> ?)`
+		args := []any{c.CapacityOf, c.CapacityOf, c.WorkItemID}
 		var n int
-		if err := tx.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM work_items WHERE assigned_to = ? AND state = ?)
-			+ (SELECT COUNT(*) FROM work_items WHERE offered_to = ? AND state = ? AND id <> ?)`,
-			c.CapacityOf, store.StateAssigned, c.CapacityOf, store.StateOffered, c.WorkItemID).Scan(&n); err != nil {
+		var err error
+		if s.d.forUpdate != "" {
+			q := `SELECT ` + load + ` FROM agents WHERE user_id = ?` + s.d.forUpdate
+			err = tx.queryRow(ctx, q, append(args, c.CapacityOf)...).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				if err := s.ensureAgent(ctx, tx, c.CapacityOf, now); err != nil {
+					return err
+				}
+				err = tx.queryRow(ctx, q, append(args, c.CapacityOf)...).Scan(&n)
+			}
+		} else {
+			err = tx.queryRow(ctx, `SELECT `+load, args...).Scan(&n)
+		}
+		if err != nil {
 			return fmt.Errorf("load of agent %d: %w", c.CapacityOf, err)
 		}
 		if n >= c.Capacity {
@@ -490,8 +498,18 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 	if c.CapacityOf != 0 {
 		lock = s.d.skipLocked
 	}
-	var from string
-	if err := tx.queryRow(ctx, `SELECT state FROM work_items WHERE `+where+lock, args[len(args)-whereArgs:]...).Scan(&from); err != nil {
+	ev := c.Event
+	ev.WorkItemID = c.WorkItemID
+	ev.At = at
+	ev.To = c.To
+	if ev.Kind == "" {
+		ev.Kind = "state"
+	}
+	ev.Trace = c.Trace
+	if s.d.numbered {
+		return s.applyChangePostgres(ctx, tx, c, ev, sets, args, where, lock, now)
+	}
+	if err := tx.queryRow(ctx, `SELECT state FROM work_items WHERE `+where+lock, args[len(args)-whereArgs:]...).Scan(&ev.From); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrStateChanged
 		}
@@ -501,46 +519,81 @@ func (s *Store) applyChange(ctx context.Context, tx runner, c store.Change, now 
 		append(args[:len(args)-whereArgs], c.WorkItemID)...); err != nil {
 		return err
 	}
-	ev := c.Event
-	ev.WorkItemID = c.WorkItemID
-	ev.At = at
-	ev.From = from
-	ev.To = c.To
-	if ev.Kind == "" {
-		ev.Kind = "state"
-	}
 	if err := s.insertEvent(ctx, tx, ev); err != nil {
 		return err
-	}
-	if len(c.Trace) > 0 {
-		if _, err := tx.exec(ctx, `INSERT INTO routing_traces (work_item_id, at, agent_id, trace) VALUES (?, ?, ?, ?)`,
-			c.WorkItemID, s.d.timeArg(at), nullID(ev.AgentID), string(c.Trace)); err != nil {
-			return fmt.Errorf("keep decision trace: %w", err)
-		}
 	}
 	if c.AgentAssigned != 0 {
 		// An agent whose profile was never saved has no row yet: without one the
 		// assignment would not be recorded, and the agent would look idle for ever.
-		if err := s.ensureAgent(ctx, tx, c.AgentAssigned, now); err != nil {
-			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)
-		}
-		if _, err := tx.exec(ctx, `UPDATE agents SET last_assigned_at = ? WHERE user_id = ?`,
-			s.d.timeArg(at), c.AgentAssigned); err != nil {
+		// One statement: the row is created with the default profile when missing.
+		if _, err := tx.exec(ctx, agentAssignedSQL+` VALUES (?, ?, ?, ?, ?)`+agentAssignedConflict,
+			c.AgentAssigned, store.AgentOffline, s.d.timeArg(now), s.d.timeArg(now), s.d.timeArg(at)); err != nil {
 			return fmt.Errorf("record assignment of agent %d: %w", c.AgentAssigned, err)
 		}
 	}
 	return nil
 }
 
+// The statement that records an agent's last assignment (and creates their row).
+const (
+	agentAssignedSQL      = `INSERT INTO agents (user_id, status, status_at, updated_at, last_assigned_at)`
+	agentAssignedConflict = ` ON CONFLICT (user_id) DO UPDATE SET last_assigned_at = excluded.last_assigned_at`
+)
+
+// applyChangePostgres writes a change in one round trip: the locked row's old state, the
+// update, the event and the agent's last assignment, as one statement of data-modifying
+// common table expressions (each part runs only when the row was there to change).
+func (s *Store) applyChangePostgres(ctx context.Context, tx runner, c store.Change, ev store.Event, sets []string, args []any,
+	where, lock string, now time.Time) error {
+	actor := ev.Actor
+	if actor == "" {
+		actor = "system"
+	}
+	var trace any
+	if len(ev.Trace) > 0 {
+		trace = clean(string(ev.Trace))
+	}
+	q := `WITH old AS (SELECT id, state FROM work_items WHERE ` + where + lock + `),
+		upd AS (UPDATE work_items SET ` + strings.Join(sets, ", ") + ` FROM old WHERE work_items.id = old.id
+			RETURNING old.state AS from_state),
+		ev AS (INSERT INTO work_item_events (work_item_id, at, actor_id, actor, kind, from_state, to_state, agent_id,
+			queue_id, reason, trace) SELECT ?, ?, ?, ?, ?, upd.from_state, ?, ?, ?, ?, ? FROM upd RETURNING from_state)`
+	// The placeholders are numbered in order of appearance: the old row's WHERE comes
+	// first, then the SET values, then the event's.
+	n := len(args)
+	whereArgs := args[n-countMarks(where):]
+	setArgs := args[:n-countMarks(where)]
+	all := append(append(slices.Clone(whereArgs), setArgs...), ev.WorkItemID, s.d.timeArg(ev.At), nullID(ev.ActorID),
+		clean(actor), ev.Kind, ev.To, nullID(ev.AgentID), nullID(ev.QueueID), clean(ev.Reason), trace)
+	if c.AgentAssigned != 0 {
+		q += `, ag AS (` + agentAssignedSQL + ` SELECT ?, ?, ?, ?, ? FROM upd` + agentAssignedConflict + `)`
+		all = append(all, c.AgentAssigned, store.AgentOffline, s.d.timeArg(now), s.d.timeArg(now), s.d.timeArg(ev.At))
+	}
+	q += ` SELECT from_state FROM ev`
+	var from string
+	err := tx.queryRow(ctx, q, all...).Scan(&from)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrStateChanged
+	}
+	return err
+}
+
+// countMarks counts the ? placeholders of a fragment of SQL.
+func countMarks(q string) int { return strings.Count(q, "?") }
+
 func (s *Store) insertEvent(ctx context.Context, tx runner, e store.Event) error {
 	actor := e.Actor
 	if actor == "" {
 		actor = "system"
 	}
+	var trace any
+	if len(e.Trace) > 0 {
+		trace = clean(string(e.Trace))
+	}
 	_, err := tx.exec(ctx, `INSERT INTO work_item_events (work_item_id, at, actor_id, actor, kind, from_state,
-		to_state, agent_id, queue_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		to_state, agent_id, queue_id, reason, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.WorkItemID, s.d.timeArg(e.At), nullID(e.ActorID), clean(actor), e.Kind, e.From, e.To,
-		nullID(e.AgentID), nullID(e.QueueID), clean(e.Reason))
+		nullID(e.AgentID), nullID(e.QueueID), clean(e.Reason), trace)
 	if err != nil {
 		return fmt.Errorf("record event: %w", err)
 	}
@@ -584,8 +637,8 @@ func (s *Store) Events(ctx context.Context, workItemID int64) ([]store.Event, er
 
 // Traces lists a work item's decision traces, oldest first.
 func (s *Store) Traces(ctx context.Context, workItemID int64) ([]store.Trace, error) {
-	rows, err := s.r.query(ctx, `SELECT id, work_item_id, at, agent_id, trace FROM routing_traces
-		WHERE work_item_id = ? ORDER BY id`, workItemID)
+	rows, err := s.r.query(ctx, `SELECT id, work_item_id, at, agent_id, trace FROM work_item_events
+		WHERE work_item_id = ? AND trace IS NOT NULL ORDER BY id`, workItemID)
 	if err != nil {
 		return nil, s.wrap("decision traces", err)
 	}

@@ -52,6 +52,15 @@ func New(d Dialect, writeDB, readDB *sql.DB) *Store {
 	}
 }
 
+// WriteConcurrency is how many write transactions are worth running at once: one on
+// SQLite (a single writer), several on PostgreSQL.
+func (s *Store) WriteConcurrency() int {
+	if s.d.forUpdate == "" {
+		return 1
+	}
+	return 4
+}
+
 // Close closes the connection pools.
 func (s *Store) Close() error {
 	s.ws.reset()

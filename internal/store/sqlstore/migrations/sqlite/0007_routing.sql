@@ -3,7 +3,7 @@
 -- their routing settings (spec: JSON of routing.QueueSettings); calendars, schemas, SLA
 -- policies and classification rules are routing objects (spec: the object's JSON). Work
 -- items get the routing fields, the SLA clock and the offer; every state change is a
--- work_item_events row and every assignment keeps its decision trace.
+-- work_item_events row, and the row of an offer or assignment keeps its decision trace.
 ALTER TABLE users ADD COLUMN email TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT '';
@@ -78,9 +78,10 @@ UPDATE work_items SET state = 'queued', queued_at = received_at WHERE state IN (
 UPDATE work_items SET state = 'done', done_at = updated_at WHERE state IN ('replied', 'closed');
 UPDATE work_items SET assigned_to = NULL WHERE state = 'queued';
 
-CREATE INDEX work_items_routing ON work_items (state, queue_id, queued_at, id);
-CREATE INDEX work_items_agent ON work_items (assigned_to, state);
-CREATE INDEX work_items_offered ON work_items (offered_to, state);
+-- Partial indexes: an assignment, the most frequent write, then moves fewer index entries.
+CREATE INDEX work_items_routing ON work_items (state, queue_id, queued_at, id) WHERE state IN ('queued', 'offered');
+CREATE INDEX work_items_agent ON work_items (assigned_to, state) WHERE assigned_to IS NOT NULL;
+CREATE INDEX work_items_offered ON work_items (offered_to, state) WHERE offered_to IS NOT NULL;
 CREATE INDEX work_items_updated ON work_items (updated_at, id);
 
 CREATE TABLE work_item_events (
@@ -94,16 +95,15 @@ CREATE TABLE work_item_events (
     to_state     TEXT    NOT NULL DEFAULT '',
     agent_id     INTEGER,
     queue_id     INTEGER,
-    reason       TEXT    NOT NULL DEFAULT ''
+    reason       TEXT    NOT NULL DEFAULT '',
+    -- the decision trace (JSON) of an offer or assignment: why this agent, why now
+    trace        TEXT
 );
 CREATE INDEX work_item_events_item ON work_item_events (work_item_id, id);
 CREATE INDEX work_item_events_at ON work_item_events (at, id);
 
-CREATE TABLE routing_traces (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    work_item_id INTEGER NOT NULL REFERENCES work_items (id) ON DELETE CASCADE,
-    at           INTEGER NOT NULL,
-    agent_id     INTEGER,
-    trace        TEXT    NOT NULL
-);
-CREATE INDEX routing_traces_item ON routing_traces (work_item_id, id);
+-- Whether an item's SLA at-risk and breach instants were recorded as events, so that each
+-- is recorded once, by any node.
+ALTER TABLE work_items ADD COLUMN sla_risk_noted BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE work_items ADD COLUMN sla_breach_noted BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX work_items_sla_due ON work_items (sla_due_at) WHERE sla_due_at IS NOT NULL;
