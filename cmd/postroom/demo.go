@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postroom/postroom/internal/app"
@@ -32,7 +33,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	password := fs.String("password", "demo", "password of the admin and agent accounts and of the demo mail logins")
 	dataDir := fs.String("data", "", "data folder to keep (default: a new temporary folder, deleted at exit)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	traffic := fs.String("traffic", "", "keep customers writing: a rate such as 30/min or 1/s (default: none)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	every, err := parseRate(*traffic)
+	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, *logLevel)
@@ -106,6 +112,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	wait := a.Start(ctx)
 	defer wait()
+	if every > 0 {
+		go mail.Traffic(ctx, every)
+	}
 	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs))
 
 	printf(stdout, `postroom demo is running
@@ -210,4 +219,33 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("address %q: port: %w", addr, err)
 	}
 	return h, n, nil
+}
+
+// parseRate reads -traffic: N/min, N/s or N/h, from one an hour to 100 a second; "" is none.
+func parseRate(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	bad := fmt.Errorf("-traffic %q: write a rate such as 30/min, 2/s or 100/h (1/h to 100/s)", v)
+	num, unit, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(num))
+	if !ok || err != nil || n < 1 {
+		return 0, bad
+	}
+	var per time.Duration
+	switch strings.TrimSpace(unit) {
+	case "s", "sec":
+		per = time.Second
+	case "min", "m":
+		per = time.Minute
+	case "h", "hour":
+		per = time.Hour
+	default:
+		return 0, bad
+	}
+	every := per / time.Duration(n)
+	if every < 10*time.Millisecond || every > time.Hour {
+		return 0, bad
+	}
+	return every, nil
 }

@@ -53,6 +53,7 @@ type Server struct {
 	Password           string
 
 	log       *slog.Logger
+	store     *mailStore
 	imap      *imapserver.Server
 	smtp      *smtp.Server
 	imapLn    net.Listener
@@ -103,6 +104,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		imapLn:   imapLn,
 		smtpLn:   smtpLn,
 		done:     make(chan struct{}),
+		store:    store,
 	}
 	s.imap = newIMAPServer(store, log.With(slog.String("protocol", "imap")))
 	smtpLog := log.With(slog.String("protocol", "smtp"))
