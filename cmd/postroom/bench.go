@@ -59,6 +59,8 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 	useTLS := fs.Bool("tls", false, "connect with implicit TLS (both postroom and mbsync) instead of plain text on loopback")
 	noFSync := fs.Bool("mbsync-nofsync", false, `take the ratio against mbsync with "FSync no" instead of its default "FSync yes" (both are run and reported)`)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of postroom's ingest to this file")
+	rules := fs.Int("rules", 0, "classification rules active while postroom ingests (the issue measures 50; 0: none)")
+	rulesLanguage := fs.Bool("rules-language", false, "with -rules: one rule asks for the detected language, so every message is run through language detection")
 	traceFile := fs.String("trace", "", "write an execution trace of postroom's ingest to this file (go tool trace)")
 	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -72,7 +74,7 @@ func runBenchIngest(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	res, err := bench.Ingest(ctx, bench.IngestOptions{
-		Messages: *n, Size: *size, TLS: *useTLS, MbsyncNoFSync: *noFSync, CPUProfile: *cpuProfile, Trace: *traceFile,
+		Messages: *n, Size: *size, TLS: *useTLS, MbsyncNoFSync: *noFSync, CPUProfile: *cpuProfile, Trace: *traceFile, Rules: *rules, RulesLanguage: *rulesLanguage,
 		Logger: log, Progress: stdout,
 	})
 	if err != nil {

@@ -52,6 +52,10 @@ type IngestOptions struct {
 	// CPUProfile and Trace, when set, are files a CPU profile and an execution trace
 	// (runtime/trace: blocking, syscalls, the network) of postroom's ingest are written to.
 	CPUProfile, Trace string
+	// Rules is how many classification rules are active while postroom ingests (0: none);
+	// with RulesLanguage one of them asks for the detected language (see benchRules).
+	Rules         int
+	RulesLanguage bool
 	// Logger receives the App's log; Progress, when not nil, a line per phase.
 	Logger   *slog.Logger
 	Progress io.Writer
@@ -160,6 +164,12 @@ func Ingest(ctx context.Context, opts IngestOptions) (IngestResult, error) {
 		return res, err
 	}
 	defer p.close()
+	if opts.Rules > 0 {
+		if err := addBenchRules(ctx, p.app, opts.Rules, opts.RulesLanguage); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(progress, "rules:     %d classification rules active\n", opts.Rules)
+	}
 	settleDisk()
 	stopProfile, err := startProfiles(opts.CPUProfile, opts.Trace)
 	if err != nil {

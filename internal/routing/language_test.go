@@ -34,7 +34,7 @@ func TestLanguageDetector(t *testing.T) {
 
 func TestDetectSampleIsBounded(t *testing.T) {
 	s, letters := detectSample(strings.Repeat("abc ", 2000))
-	if n := len([]rune(s)); n != detectMaxRunes || letters != 750 {
+	if n := len([]rune(s)); n != detectMaxRunes || letters != detectMaxRunes*3/4 {
 		t.Errorf("sample of %d runes, %d letters", n, letters)
 	}
 }

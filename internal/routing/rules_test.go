@@ -448,3 +448,30 @@ func TestLowerText(t *testing.T) {
 		}
 	}
 }
+
+// TestRegexNeedsItsLiteral: a regular expression is only run on text that holds the
+// literal every match needs, and the answer is the same as without that shortcut.
+func TestRegexNeedsItsLiteral(t *testing.T) {
+	for _, tt := range []struct{ expr, need string }{
+		{`\border[- ]?ref[- ]?42\b`, "order,ref,42"},
+		{`^\[ticket-7\]`, "[ticket-7]"},
+		{`Invoice (no\.?|number) \d+`, "invoice ,n, "},
+		{`refund|chargeback`, ""},
+		{`(?-i)URGENT`, ""},
+	} {
+		_, _, need, err := compileRegexNeed(tt.expr)
+		if got := strings.Join(need, ","); err != nil || got != tt.need {
+			t.Errorf("compileRegexNeed(%q): need %q (%v), want %q", tt.expr, got, err, tt.need)
+		}
+	}
+	rs, err := Compile([]Rule{{Name: "r", Enabled: true, Conditions: []Condition{{Field: FieldBody, Op: OpRegex, Value: `\bORDER[- ]?ref[- ]?42\b`}},
+		Actions: Actions{Category: "hit"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]string{"Your Order-Ref 42 is late": "hit", "order ref 421": "", "no such thing": ""} {
+		if got := rs.Classify(Facts{Body: body}).Actions.Category; got != want {
+			t.Errorf("body %q: category %q, want %q", body, got, want)
+		}
+	}
+}
