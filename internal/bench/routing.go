@@ -163,7 +163,7 @@ func Routing(ctx context.Context, o RoutingOptions) (RoutingResult, error) {
 	}
 	var decMu sync.Mutex
 	var decisions []time.Duration
-	engine := routing.NewEngine(routing.EngineOptions{Store: st, Logger: o.Logger, Tick: 200 * time.Millisecond,
+	engine := routing.NewEngine(routing.EngineOptions{Store: st, Logger: o.Logger, Tick: time.Second,
 		OnDecision: func(d time.Duration) {
 			decMu.Lock()
 			decisions = append(decisions, d)

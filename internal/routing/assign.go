@@ -35,11 +35,7 @@ func (e *Engine) PullID(ctx context.Context, agent store.User) (int64, bool, err
 	// An item another node took meanwhile leaves the index: choose again (each retry
 	// removes one stale item, so this ends).
 	for ctx.Err() == nil {
-		t := time.Now()
-		c, tr, err := e.choose(agent.ID)
-		if e.onDecision != nil {
-			e.onDecision(time.Since(t))
-		}
+		c, tr, err := e.choose(ctx, agent.ID)
 		if err != nil {
 			return 0, false, err
 		}
@@ -61,15 +57,119 @@ func (e *Engine) PullID(ctx context.Context, agent store.User) (int64, bool, err
 	return 0, false, ctx.Err()
 }
 
-// choose picks, under the lock, the best item for the agent and reserves it.
-func (e *Engine) choose(agentID int64) (*candidate, *Trace, error) {
+// choose picks the best item for the agent and reserves it. While Run runs, the choice is
+// made by the decider, which takes every pull waiting and decides them under one hold of
+// the lock: hundreds of agents pulling at once then queue once, not hand the lock from one
+// to the next (a convoy that, on a busy machine, costs a scheduling delay per hand-over).
+func (e *Engine) choose(ctx context.Context, agentID int64) (*candidate, *Trace, error) {
+	select {
+	case <-e.deciding:
+	default:
+		return e.chooseNow(agentID)
+	}
+	r := chooseReq{agentID: agentID, done: make(chan chooseRes, 1), at: time.Now()}
+	select {
+	case e.decide <- r:
+	case <-ctx.Done():
+		return nil, nil, ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.c, res.tr, res.err
+	case <-ctx.Done():
+		// The decider may still reserve an item for this pull: give it back.
+		go func() {
+			if res := <-r.done; res.c != nil {
+				e.mu.Lock()
+				delete(e.index.reserved, res.c.it.ID)
+				if a := e.agents[agentID]; a != nil {
+					a.load = max(0, a.load-1)
+				}
+				e.index.put(res.c.it)
+				e.mu.Unlock()
+			}
+		}()
+		return nil, nil, ctx.Err()
+	}
+}
+
+// chooseReq is a pull waiting for the decider.
+type chooseReq struct {
+	agentID int64
+	done    chan chooseRes
+	at      time.Time // when the pull asked
+}
+
+type chooseRes struct {
+	c   *candidate
+	tr  *Trace
+	err error
+}
+
+// decider answers the pulls waiting, in batches, until ctx ends.
+func (e *Engine) decider(ctx context.Context) {
+	close(e.deciding)
+	batch := make([]chooseReq, 0, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case r := <-e.decide:
+					r.done <- chooseRes{err: ctx.Err()}
+				default:
+					return
+				}
+			}
+		case r := <-e.decide:
+			batch = append(batch[:0], r)
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-e.decide:
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			cfg := e.Config()
+			now := e.now()
+			e.mu.Lock()
+			res := make([]chooseRes, len(batch))
+			for i, r := range batch {
+				res[i].c, res[i].tr, res[i].err = e.chooseLocked(cfg, r.agentID, now)
+			}
+			e.mu.Unlock()
+			for i, r := range batch {
+				if e.onDecision != nil {
+					e.onDecision(time.Since(r.at))
+				}
+				r.done <- res[i]
+			}
+		}
+	}
+}
+
+// chooseNow is choose without the decider.
+func (e *Engine) chooseNow(agentID int64) (*candidate, *Trace, error) {
+	t := time.Now()
 	cfg := e.Config()
+	now := e.now()
+	e.mu.Lock()
+	defer func() {
+		e.mu.Unlock()
+		if e.onDecision != nil {
+			e.onDecision(time.Since(t))
+		}
+	}()
+	return e.chooseLocked(cfg, agentID, now)
+}
+
+// chooseLocked picks the best item for the agent and reserves it; the caller holds the lock.
+func (e *Engine) chooseLocked(cfg *Config, agentID int64, now time.Time) (*candidate, *Trace, error) {
 	if cfg == nil {
 		return nil, nil, errors.New("routing: the engine is not loaded")
 	}
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	a := e.agents[agentID]
 	if a == nil {
 		a = &agentState{Agent: store.Agent{UserID: agentID, Capacity: 5, Status: store.AgentOffline}}
