@@ -69,6 +69,7 @@ func (s *server) withRouting(h authedHandler) authedHandler {
 
 // next gives the caller the best item they may take now: 200 with it, 204 when nothing fits.
 func (s *server) next(w http.ResponseWriter, r *http.Request, u store.User, _ store.Session) {
+	s.touch(r, u)
 	wi, ok, err := s.engine.Pull(r.Context(), u)
 	switch {
 	case errors.Is(err, routing.ErrAtCapacity):
@@ -126,6 +127,7 @@ func (s *server) act(action workitem.Action) authedHandler {
 			writeFieldErrors(w, map[string]string{"queue_id": "give the queue (or agent_id: the agent) to transfer the item to"})
 			return
 		}
+		s.touch(r, u)
 		wi, err := s.work.Do(r.Context(), u, id, workitem.Request{Action: action, Reason: body.Reason, QueueID: body.QueueID, AgentID: body.AgentID})
 		switch {
 		case errors.Is(err, workitem.ErrNotAllowed):
@@ -399,6 +401,13 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.logger.ErrorContext(r.Context(), "api request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	writeError(w, http.StatusInternalServerError, "could not "+what+": internal error, the server log has the details; try again later")
+}
+
+// touch records the agent's activity, which keeps them from the idle timeout.
+func (s *server) touch(r *http.Request, u store.User) {
+	if err := s.st.TouchAgent(r.Context(), u.ID, time.Now()); err != nil {
+		s.logger.WarnContext(r.Context(), "record agent activity", slog.Int64("user_id", u.ID), slog.Any("error", err))
+	}
 }
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
