@@ -315,6 +315,7 @@ func (s *server) saveRoutingObject(create bool) authedHandler {
 		case err != nil:
 			s.internalError(w, r, "save the "+k.what, err)
 		default:
+			s.routingChanged()
 			s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".save", Object: k.kind + ":" + itoa64(o.ID), New: name})
 			status := http.StatusOK
 			if create {
@@ -347,6 +348,7 @@ func (s *server) deleteRoutingObject(w http.ResponseWriter, r *http.Request, u s
 		s.internalError(w, r, "delete the "+k.what, err)
 		return
 	}
+	s.routingChanged()
 	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".delete", Object: k.kind + ":" + itoa64(id)})
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -393,6 +395,7 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 		s.internalError(w, r, "save the queue", err)
 		return
 	}
+	s.routingChanged()
 	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: "queue.settings", Object: "queue:" + itoa64(id), Old: string(q.Spec), New: string(spec)})
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "name": name, "settings": body.QueueSettings})
 }
@@ -401,6 +404,13 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
 	s.logger.ErrorContext(r.Context(), "api request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	writeError(w, http.StatusInternalServerError, "could not "+what+": internal error, the server log has the details; try again later")
+}
+
+// routingChanged has the engine take a configuration change at once.
+func (s *server) routingChanged() {
+	if s.engine != nil {
+		s.engine.Wake()
+	}
 }
 
 // touch records the agent's activity, which keeps them from the idle timeout.

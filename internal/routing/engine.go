@@ -345,6 +345,11 @@ const quickEvery = 20 * time.Millisecond
 // next full step (every tick) rereads: a wake-up comes many times a second when work
 // flows, and rereading a second of changes each time would cost more than it finds.
 func (e *Engine) quickStep(ctx context.Context) error {
+	// A configuration change (saved on any node) is taken at once: its version is one
+	// small read.
+	if err := e.reloadConfig(ctx, false); err != nil {
+		return err
+	}
 	if err := e.refreshSince(ctx, 0); err != nil {
 		return err
 	}

@@ -557,3 +557,43 @@ func checkOnce(t *testing.T, st store.Store, got map[int64][]int64, want int) {
 		t.Errorf("%d items assigned in the store (%v), want %d", n, err, want)
 	}
 }
+
+// TestConfigurationTakesEffectAtOnce: a configuration change saved (here a queue's schema)
+// is what the engine uses as soon as it is woken, without waiting for its tick, and as one
+// snapshot: the new schema and the queue that names it together.
+func TestConfigurationTakesEffectAtOnce(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	q := w.queue("Support", routing.QueueSettings{})
+	id := w.item("Support", time.Minute, store.Classification{})
+	e := routing.NewEngine(routing.EngineOptions{Store: w.st, Now: w.clk.Now, NoPush: true, IdleTimeout: -1, Tick: time.Hour})
+	if err := e.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go e.Run(rctx)
+	before, _ := e.Config().Priority(routing.ItemOf(w.state(id)), w.clk.Now())
+
+	spec, _ := json.Marshal(routing.Schema{Name: "High", Start: 500})
+	o, err := w.st.SaveRoutingObject(ctx, store.RoutingObject{Kind: store.KindSchema, Name: "High", Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, _ := json.Marshal(routing.QueueSettings{SchemaID: o.ID})
+	if err := w.st.SetQueueSpec(ctx, q.ID, q.Name, qs); err != nil {
+		t.Fatal(err)
+	}
+	e.Wake()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after, _ := e.Config().Priority(routing.ItemOf(w.state(id)), w.clk.Now())
+		if after == 500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("priority %d before, %d five seconds after the change; want 500", before, after)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -237,6 +237,7 @@ func (h *handler) queueSettingsSave(w http.ResponseWriter, r *http.Request, v vi
 		h.serverError(w, r, "save the settings", err)
 		return
 	}
+	h.routingChanged()
 	h.addAudit(ctx, v, "queue.settings", fmt.Sprintf("queue:%d", q.ID), string(q.Spec), string(spec))
 	http.Redirect(w, r, fmt.Sprintf("/queues/%d/settings?notice=saved", q.ID), http.StatusSeeOther)
 }

@@ -236,8 +236,16 @@ func (h *handler) saveObject(ctx context.Context, v viewer, kind string, id int6
 	if err != nil {
 		return o, err
 	}
+	h.routingChanged()
 	h.addAudit(ctx, v, kind+".save", fmt.Sprintf("%s:%d", kind, o.ID), old, string(b))
 	return o, nil
+}
+
+// routingChanged has the engine take a configuration change at once.
+func (h *handler) routingChanged() {
+	if h.engine != nil {
+		h.engine.Wake()
+	}
 }
 
 func (h *handler) addAudit(ctx context.Context, v viewer, action, object, old, new string) {
@@ -267,6 +275,7 @@ func (h *handler) objectDelete(k *objectKind) pageHandler {
 			h.serverError(w, r, "delete the "+k.what, err)
 			return
 		}
+		h.routingChanged()
 		h.addAudit(ctx, v, k.kind+".delete", fmt.Sprintf("%s:%d", k.kind, o.ID), string(o.Spec), "")
 		http.Redirect(w, r, k.base+"?notice=deleted", http.StatusSeeOther)
 	}

@@ -646,6 +646,7 @@ func (h *handler) ruleDelete(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.serverError(w, r, "delete the rule", err)
 		return
 	}
+	h.routingChanged()
 	h.addAudit(r.Context(), v, "rule.delete", fmt.Sprintf("rule:%d", o.ID), string(o.Spec), "")
 	http.Redirect(w, r, "/routing/rules?notice=deleted", http.StatusSeeOther)
 }
