@@ -29,6 +29,7 @@ Usage:
   postroom queue    COMMAND   list queues with their routing settings, or set them
   postroom rule     COMMAND   list, add or test classification rules
   postroom routing  COMMAND   export or import the whole routing configuration as JSON
+  postroom agent    COMMAND   list agents' skills, languages, capacity and teams, or set them
   postroom bench    KIND      measure ingest speed or memory (ingest, rss20mb, idle) on a throwaway Dovecot
   postroom version            print the version
 
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runRule(ctx, args[1:], stdout, stderr, getenv)
 	case "routing":
 		err = runRouting(ctx, args[1:], stdout, stderr, getenv)
+	case "agent":
+		err = runAgent(ctx, args[1:], stdout, stderr, getenv)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":

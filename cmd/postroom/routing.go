@@ -74,6 +74,8 @@ type routingFlags struct {
 	overflowAfter, overflowTeams, overflowQueue string
 	offerTimeout, preferredWait, returnAfter    string
 	relax                                       string
+	skills, languages                           string
+	capacity                                    int
 	set                                         map[string]bool
 }
 
