@@ -535,10 +535,10 @@ func (c *routingCLI) queueSet(ctx context.Context, pos []string) error {
 		return err
 	}
 	spec, _ := json.Marshal(s)
-	if err := c.st.SetQueueSpec(ctx, q.ID, q.Name, spec); err != nil {
+	if err := c.st.SetQueueSpec(ctx, q.ID, q.Name, spec, store.AuditEvent{Actor: c.actor, Action: "queue.settings",
+		Old: string(q.Spec), New: string(spec)}); err != nil {
 		return err
 	}
-	c.audit(ctx, "queue.settings", fmt.Sprintf("queue:%d", q.ID), string(q.Spec), string(spec))
 	fmt.Fprintf(c.out, "saved the routing settings of queue %q\n", q.Name)
 	return nil
 }
@@ -693,14 +693,14 @@ func (c *routingCLI) ruleAdd(ctx context.Context, _ []string) error {
 		return explainRouting("rule", err)
 	}
 	spec, _ := json.Marshal(r)
-	o, err := c.st.SaveRoutingObject(ctx, store.RoutingObject{Kind: store.KindRule, Name: strings.TrimSpace(r.Name), Position: r.Position, Spec: spec})
+	o, err := c.st.SaveRoutingObject(ctx, store.RoutingObject{Kind: store.KindRule, Name: strings.TrimSpace(r.Name), Position: r.Position, Spec: spec},
+		store.AuditEvent{Actor: c.actor, Action: "rule.save", New: string(spec)})
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("a rule named %q exists: choose another name", r.Name)
 	}
 	if err != nil {
 		return err
 	}
-	c.audit(ctx, "rule.save", fmt.Sprintf("rule:%d", o.ID), "", string(spec))
 	fmt.Fprintf(c.out, "added rule %q (id %d, position %d)\n", o.Name, o.ID, o.Position)
 	return nil
 }
@@ -977,11 +977,10 @@ func (c *routingCLI) importFile(ctx context.Context, pos []string) error {
 		if !isNew {
 			o.ID, old = (*list)[i].ID, string((*list)[i].Spec)
 		}
-		saved, err := c.st.SaveRoutingObject(ctx, o)
+		saved, err := c.st.SaveRoutingObject(ctx, o, store.AuditEvent{Actor: c.actor, Action: kind + ".save", Old: old, New: string(b)})
 		if err != nil {
 			return fmt.Errorf("save %s %q: %w", kind, name, err)
 		}
-		c.audit(ctx, kind+".save", fmt.Sprintf("%s:%d", kind, saved.ID), old, string(b))
 		if isNew {
 			*list = append(*list, saved)
 		}
@@ -1048,10 +1047,10 @@ func (c *routingCLI) importFile(ctx context.Context, pos []string) error {
 			return err
 		}
 		spec, _ := json.Marshal(s)
-		if err := c.st.SetQueueSpec(ctx, q.ID, q.Name, spec); err != nil {
+		if err := c.st.SetQueueSpec(ctx, q.ID, q.Name, spec, store.AuditEvent{Actor: c.actor, Action: "queue.settings",
+			Old: string(q.Spec), New: string(spec)}); err != nil {
 			return err
 		}
-		c.audit(ctx, "queue.settings", fmt.Sprintf("queue:%d", q.ID), string(q.Spec), string(spec))
 	}
 	line := func(kind, label string) string {
 		cnt := counts[kind]

@@ -306,7 +306,8 @@ func (s *server) saveRoutingObject(create bool) authedHandler {
 			Position int `json:"position"`
 		}
 		_ = json.Unmarshal(raw, &pos)
-		o, err := s.st.SaveRoutingObject(r.Context(), store.RoutingObject{ID: id, Kind: k.kind, Name: strings.TrimSpace(name), Position: pos.Position, Spec: raw})
+		o, err := s.st.SaveRoutingObject(r.Context(), store.RoutingObject{ID: id, Kind: k.kind, Name: strings.TrimSpace(name), Position: pos.Position, Spec: raw},
+			store.AuditEvent{Actor: u.Username, Action: k.kind + ".save", New: name})
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			writeFieldErrors(w, map[string]string{"name": "a " + k.what + " with this name exists: choose another name"})
@@ -316,7 +317,6 @@ func (s *server) saveRoutingObject(create bool) authedHandler {
 			s.internalError(w, r, "save the "+k.what, err)
 		default:
 			s.routingChanged()
-			s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".save", Object: k.kind + ":" + itoa64(o.ID), New: name})
 			status := http.StatusOK
 			if create {
 				status = http.StatusCreated
@@ -338,7 +338,7 @@ func (s *server) deleteRoutingObject(w http.ResponseWriter, r *http.Request, u s
 		err = store.ErrNotFound
 	}
 	if err == nil {
-		err = s.st.DeleteRoutingObject(r.Context(), id)
+		err = s.st.DeleteRoutingObject(r.Context(), id, store.AuditEvent{Actor: u.Username, Action: k.kind + ".delete", Object: k.kind + ":" + itoa64(id)})
 	}
 	if err != nil {
 		if store.IsNotFound(err) {
@@ -349,7 +349,6 @@ func (s *server) deleteRoutingObject(w http.ResponseWriter, r *http.Request, u s
 		return
 	}
 	s.routingChanged()
-	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: k.kind + ".delete", Object: k.kind + ":" + itoa64(id)})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -387,7 +386,7 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 		name = q.Name
 	}
 	spec, _ := json.Marshal(body.QueueSettings)
-	if err := s.st.SetQueueSpec(r.Context(), id, name, spec); err != nil {
+	if err := s.st.SetQueueSpec(r.Context(), id, name, spec, store.AuditEvent{Actor: u.Username, Action: "queue.settings", Old: string(q.Spec), New: string(spec)}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			writeFieldErrors(w, map[string]string{"name": "a queue with this name exists: choose another name"})
 			return
@@ -396,7 +395,6 @@ func (s *server) queueSettings(w http.ResponseWriter, r *http.Request, u store.U
 		return
 	}
 	s.routingChanged()
-	s.audit(r, store.AuditEvent{At: time.Now(), Actor: u.Username, Action: "queue.settings", Object: "queue:" + itoa64(id), Old: string(q.Spec), New: string(spec)})
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "name": name, "settings": body.QueueSettings})
 }
 

@@ -250,10 +250,13 @@ type Routing interface {
 	// Routing objects of a kind, rules by Position.
 	ListRoutingObjects(ctx context.Context, kind string) ([]RoutingObject, error)
 	RoutingObject(ctx context.Context, id int64) (RoutingObject, error)
-	SaveRoutingObject(ctx context.Context, o RoutingObject) (RoutingObject, error)
-	DeleteRoutingObject(ctx context.Context, id int64) error
+	// SaveRoutingObject, DeleteRoutingObject and SetQueueSpec write the audit events given
+	// in the same transaction as the change, so that a change and its record commit
+	// together (an event's Object is filled with the object when empty).
+	SaveRoutingObject(ctx context.Context, o RoutingObject, audit ...AuditEvent) (RoutingObject, error)
+	DeleteRoutingObject(ctx context.Context, id int64, audit ...AuditEvent) error
 	// SetQueueSpec saves a queue's routing settings (JSON) and name.
-	SetQueueSpec(ctx context.Context, id int64, name string, spec []byte) error
+	SetQueueSpec(ctx context.Context, id int64, name string, spec []byte, audit ...AuditEvent) error
 	// RoutingVersion changes whenever a routing object, a queue or an agent profile
 	// changes, so that caches know to reload.
 	RoutingVersion(ctx context.Context) (string, error)

@@ -233,12 +233,12 @@ func (h *handler) queueSettingsSave(w http.ResponseWriter, r *http.Request, v vi
 		h.serverError(w, r, "save the settings", err)
 		return
 	}
-	if err := h.st.SetQueueSpec(ctx, q.ID, q.Name, spec); err != nil {
+	if err := h.st.SetQueueSpec(ctx, q.ID, q.Name, spec, store.AuditEvent{Actor: v.User.Username, Action: "queue.settings",
+		Old: string(q.Spec), New: string(spec)}); err != nil {
 		h.serverError(w, r, "save the settings", err)
 		return
 	}
 	h.routingChanged()
-	h.addAudit(ctx, v, "queue.settings", fmt.Sprintf("queue:%d", q.ID), string(q.Spec), string(spec))
 	http.Redirect(w, r, fmt.Sprintf("/queues/%d/settings?notice=saved", q.ID), http.StatusSeeOther)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -232,12 +231,12 @@ func (h *handler) saveObject(ctx context.Context, v viewer, kind string, id int6
 			old = string(prev.Spec)
 		}
 	}
-	o, err := h.st.SaveRoutingObject(ctx, store.RoutingObject{ID: id, Kind: kind, Name: strings.TrimSpace(name), Position: position, Spec: b})
+	o, err := h.st.SaveRoutingObject(ctx, store.RoutingObject{ID: id, Kind: kind, Name: strings.TrimSpace(name), Position: position, Spec: b},
+		store.AuditEvent{Actor: v.User.Username, Action: kind + ".save", Old: old, New: string(b)})
 	if err != nil {
 		return o, err
 	}
 	h.routingChanged()
-	h.addAudit(ctx, v, kind+".save", fmt.Sprintf("%s:%d", kind, o.ID), old, string(b))
 	return o, nil
 }
 
@@ -245,12 +244,6 @@ func (h *handler) saveObject(ctx context.Context, v viewer, kind string, id int6
 func (h *handler) routingChanged() {
 	if h.engine != nil {
 		h.engine.Wake()
-	}
-}
-
-func (h *handler) addAudit(ctx context.Context, v viewer, action, object, old, new string) {
-	if err := h.st.AddAudit(ctx, store.AuditEvent{At: time.Now(), Actor: v.User.Username, Action: action, Object: object, Old: old, New: new}); err != nil {
-		h.logger.WarnContext(ctx, "audit event not recorded", slog.String("action", action), slog.Any("error", err))
 	}
 }
 
@@ -271,12 +264,12 @@ func (h *handler) objectDelete(k *objectKind) pageHandler {
 				Error: fmt.Sprintf("The %s %q was not deleted: %s use it. Choose another %s there first.", k.what, o.Name, strings.Join(used, ", "), k.what)})
 			return
 		}
-		if err := h.st.DeleteRoutingObject(ctx, o.ID); err != nil && !store.IsNotFound(err) {
+		if err := h.st.DeleteRoutingObject(ctx, o.ID, store.AuditEvent{Actor: v.User.Username, Action: k.kind + ".delete",
+			Object: fmt.Sprintf("%s:%d", k.kind, o.ID), Old: string(o.Spec)}); err != nil && !store.IsNotFound(err) {
 			h.serverError(w, r, "delete the "+k.what, err)
 			return
 		}
 		h.routingChanged()
-		h.addAudit(ctx, v, k.kind+".delete", fmt.Sprintf("%s:%d", k.kind, o.ID), string(o.Spec), "")
 		http.Redirect(w, r, k.base+"?notice=deleted", http.StatusSeeOther)
 	}
 }

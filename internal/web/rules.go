@@ -642,11 +642,11 @@ func (h *handler) ruleDelete(w http.ResponseWriter, r *http.Request, v viewer) {
 	if !ok {
 		return
 	}
-	if err := h.st.DeleteRoutingObject(r.Context(), o.ID); err != nil && !store.IsNotFound(err) {
+	if err := h.st.DeleteRoutingObject(r.Context(), o.ID, store.AuditEvent{Actor: v.User.Username, Action: "rule.delete",
+		Object: fmt.Sprintf("rule:%d", o.ID), Old: string(o.Spec)}); err != nil && !store.IsNotFound(err) {
 		h.serverError(w, r, "delete the rule", err)
 		return
 	}
 	h.routingChanged()
-	h.addAudit(r.Context(), v, "rule.delete", fmt.Sprintf("rule:%d", o.ID), string(o.Spec), "")
 	http.Redirect(w, r, "/routing/rules?notice=deleted", http.StatusSeeOther)
 }

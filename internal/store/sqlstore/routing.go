@@ -229,7 +229,7 @@ func (s *Store) RoutingObject(ctx context.Context, id int64) (store.RoutingObjec
 
 // SaveRoutingObject creates (ID 0) or replaces a routing object; a name in use within the
 // kind is store.ErrConflict.
-func (s *Store) SaveRoutingObject(ctx context.Context, o store.RoutingObject) (store.RoutingObject, error) {
+func (s *Store) SaveRoutingObject(ctx context.Context, o store.RoutingObject, audit ...store.AuditEvent) (store.RoutingObject, error) {
 	o.UpdatedAt = s.now()
 	o.Name = clean(o.Name)
 	err := s.inTx(ctx, func(tx runner) error {
@@ -244,6 +244,9 @@ func (s *Store) SaveRoutingObject(ctx context.Context, o store.RoutingObject) (s
 			o.ID, o.Kind); err != nil {
 			return err
 		}
+		if err := s.auditIn(ctx, tx, fmt.Sprintf("%s:%d", o.Kind, o.ID), audit); err != nil {
+			return err
+		}
 		return s.bumpRoutingVersion(ctx, tx)
 	})
 	if err != nil {
@@ -253,9 +256,12 @@ func (s *Store) SaveRoutingObject(ctx context.Context, o store.RoutingObject) (s
 }
 
 // DeleteRoutingObject deletes a routing object.
-func (s *Store) DeleteRoutingObject(ctx context.Context, id int64) error {
+func (s *Store) DeleteRoutingObject(ctx context.Context, id int64, audit ...store.AuditEvent) error {
 	err := s.inTx(ctx, func(tx runner) error {
 		if err := tx.execOne(ctx, `DELETE FROM routing_objects WHERE id = ?`, id); err != nil {
+			return err
+		}
+		if err := s.auditIn(ctx, tx, fmt.Sprintf("routing:%d", id), audit); err != nil {
 			return err
 		}
 		return s.bumpRoutingVersion(ctx, tx)
@@ -264,10 +270,13 @@ func (s *Store) DeleteRoutingObject(ctx context.Context, id int64) error {
 }
 
 // SetQueueSpec saves a queue's name and routing settings.
-func (s *Store) SetQueueSpec(ctx context.Context, id int64, name string, spec []byte) error {
+func (s *Store) SetQueueSpec(ctx context.Context, id int64, name string, spec []byte, audit ...store.AuditEvent) error {
 	err := s.inTx(ctx, func(tx runner) error {
 		if err := tx.execOne(ctx, `UPDATE queues SET name = ?, spec = ?, updated_at = ? WHERE id = ?`,
 			clean(name), clean(string(spec)), s.d.timeArg(s.now()), id); err != nil {
+			return err
+		}
+		if err := s.auditIn(ctx, tx, fmt.Sprintf("queue:%d", id), audit); err != nil {
 			return err
 		}
 		return s.bumpRoutingVersion(ctx, tx)
@@ -860,4 +869,21 @@ func (s *Store) NoteSLA(ctx context.Context, now time.Time) ([]store.Event, erro
 		return nil, s.wrap("note SLA events", err)
 	}
 	return out, nil
+}
+
+// auditIn writes audit events in the change's transaction; an event without an Object is
+// about object, one without a time is now.
+func (s *Store) auditIn(ctx context.Context, tx runner, object string, events []store.AuditEvent) error {
+	for _, e := range events {
+		if e.Object == "" {
+			e.Object = object
+		}
+		if e.At.IsZero() {
+			e.At = s.now()
+		}
+		if err := s.addAudit(ctx, tx, e); err != nil {
+			return fmt.Errorf("record audit event %s: %w", e.Action, err)
+		}
+	}
+	return nil
 }

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Agents", testAgents},
 		{"AgentLoads", testAgentLoads},
 		{"RoutingObjects", testRoutingObjects},
+		{"RoutingAudit", testRoutingAudit},
 		{"ApplyChanges", testApplyChanges},
 		{"Capacity", testCapacity},
 		{"RoutingItems", testRoutingItems},
