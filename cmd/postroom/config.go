@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/api"
+	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -51,6 +54,25 @@ type commonFlags struct {
 	listen   string
 	dataDir  string
 	logLevel string
+}
+
+// openApp opens the product for a command line command on the data folder or database of
+// the flags and environment (the same as "postroom serve"); the caller closes it. It also
+// returns the logger made from -log-level.
+func (c *commonFlags) openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, *slog.Logger, error) {
+	log, err := newLogger(stderr, c.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	dbURL, err := secretEnv(getenv, envDatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, log, nil
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, getenv func(string) string, withListen bool) {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/api"
-	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
@@ -135,15 +134,7 @@ func runMailbox(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 	}
 
-	log, err := newLogger(stderr, common.logLevel)
-	if err != nil {
-		return err
-	}
-	dbURL, err := secretEnv(getenv, envDatabaseURL)
-	if err != nil {
-		return err
-	}
-	a, err := app.Open(ctx, app.Config{DataDir: common.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	a, _, err := common.openApp(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}

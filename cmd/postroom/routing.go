@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -190,15 +189,7 @@ func runRoutingGroup(ctx context.Context, group, usage string, cmds map[string]r
 		return errUsage
 	}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
-	log, err := newLogger(stderr, common.logLevel)
-	if err != nil {
-		return err
-	}
-	dbURL, err := secretEnv(getenv, envDatabaseURL)
-	if err != nil {
-		return err
-	}
-	a, err := app.Open(ctx, app.Config{DataDir: common.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	a, _, err := common.openApp(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -158,15 +157,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		password = s.Reveal()
 	}
 
-	log, err := newLogger(stderr, common.logLevel)
-	if err != nil {
-		return err
-	}
-	dbURL, err := secretEnv(getenv, envDatabaseURL)
-	if err != nil {
-		return err
-	}
-	a, err := app.Open(ctx, app.Config{DataDir: common.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	a, log, err := common.openApp(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
