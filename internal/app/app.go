@@ -96,6 +96,8 @@ type App struct {
 	log *slog.Logger
 
 	runner *ingest.Runner
+	// routingMetrics publishes the board's figures to /metrics.
+	routingMetrics *routingMetrics
 
 	limitersMu sync.Mutex
 	limiters   map[string]*graph.Limiter // by Graph host and mailbox address
@@ -161,6 +163,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, fmt.Errorf("load routing: %w", err)
 	}
 	a.WorkItems = workitem.NewService(st, a.Routing)
+	a.routingMetrics = newRoutingMetrics(st, a.Metrics, log)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
 		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems})
@@ -283,6 +286,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	wg.Go(func() { a.Routing.Run(ctx) })
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
+	wg.Go(func() { a.routingMetrics.run(ctx) })
 	return wg.Wait
 }
 
