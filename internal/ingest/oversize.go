@@ -1,13 +1,10 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/mail"
-	"net/textproto"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -23,7 +20,7 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 	if from == "" {
 		from = parsed.FromAddr
 	}
-	reason := message.Automatic(header(in.Raw), from)
+	reason := message.Automatic(message.Header(in.Raw), from)
 	if reason == "" && from == "" {
 		reason = "no sender address"
 	}
@@ -73,19 +70,6 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 		return nil, nil
 	}
 	return &store.AutoReply{Message: msg, Raw: raw, From: out.Address, Recipients: rcpts}, nil
-}
-
-// header reads the header block of raw leniently; a broken header yields what was read.
-func header(raw []byte) textproto.MIMEHeader {
-	end := bytes.Index(raw, []byte("\r\n\r\n"))
-	if end < 0 {
-		end = bytes.Index(raw, []byte("\n\n"))
-	}
-	if end >= 0 {
-		raw = raw[:end]
-	}
-	h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(raw, "\r\n\r\n"...)))).ReadMIMEHeader()
-	return h
 }
 
 // formatMB prints a size like "6.1 MB".

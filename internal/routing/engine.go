@@ -695,7 +695,13 @@ func (e *Engine) makeCandidate(cfg *Config, it store.RoutingItem, now time.Time)
 }
 
 // exclusion says why an agent may not take an item now ("" when they may).
+//
+// Whether the agent may take the item is decided by agentFree, classFits and itemFits (the
+// checks choices run); this only puts the reason into words, for the decision trace.
 func (e *Engine) exclusion(a *agentState, c *candidate, now time.Time, push bool) string {
+	if e.agentFree(a, now, push) && classFits(a, c) && itemFits(a, &c.it, now) {
+		return ""
+	}
 	switch {
 	case a.Disabled:
 		return "user disabled"
@@ -734,7 +740,7 @@ func (e *Engine) exclusion(a *agentState, c *candidate, now time.Time, push bool
 			return fmt.Sprintf("paced after coming online (%d of %d for now)", a.load, paced)
 		}
 	}
-	return ""
+	return "not eligible"
 }
 
 // classFits is the fast form of exclusion's checks that hold for a whole class: the queue,

@@ -126,3 +126,29 @@ func TestSLAClockInBusinessTime(t *testing.T) {
 		t.Fatalf("no breach at the due minute: %v", k)
 	}
 }
+
+// TestSLANoEventForClosedItem: an item closed before its SLA instants records no at-risk or
+// breach event when they pass.
+func TestSLANoEventForClosedItem(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	w.queue("Support", routing.QueueSettings{})
+	now := w.clk.Now()
+	id := w.item("Support", time.Minute, store.Classification{FirstDue: now.Add(time.Hour), FirstRisk: now.Add(30 * time.Minute)})
+	res, err := w.st.ApplyChanges(ctx, []store.Change{{WorkItemID: id, From: []string{store.StateQueued}, To: store.StateDone}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("close: %v %v", err, res)
+	}
+	for _, at := range []time.Duration{45 * time.Minute, 2 * time.Hour} {
+		evs, err := w.st.NoteSLA(ctx, now.Add(at))
+		if err != nil || len(evs) != 0 {
+			t.Errorf("at +%v: events %v (%v), want none for a closed item", at, evs, err)
+		}
+	}
+	// An open item still gets its event.
+	open := w.item("Support", time.Minute, store.Classification{FirstDue: now.Add(time.Hour), FirstRisk: now.Add(30 * time.Minute)})
+	evs, err := w.st.NoteSLA(ctx, now.Add(2*time.Hour))
+	if err != nil || len(evs) != 1 || evs[0].WorkItemID != open || evs[0].Kind != "sla_breach" {
+		t.Errorf("open item past due: %v (%v), want one sla_breach", evs, err)
+	}
+}

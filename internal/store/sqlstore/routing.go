@@ -828,13 +828,14 @@ func (s *Store) NoteSLA(ctx context.Context, now time.Time) ([]store.Event, erro
 			{"sla_breach", "sla_due_at", "sla_breach_noted", "the SLA target passed without an answer"},
 			{"sla_at_risk", "sla_risk_at", "sla_risk_noted", "the SLA is at risk"},
 		} {
+			// The partial index of the instants not recorded yet serves this (its predicate,
+			// NOT flag, is in the query as it is in the index).
 			rows, err := tx.query(ctx, `SELECT id, state, queue_id, assigned_to FROM work_items
-				WHERE `+k.col+` <= ? AND NOT `+k.flag+` AND state IN (?, ?, ?, ?) ORDER BY id LIMIT 1000`+s.d.skipLocked,
-				s.d.timeArg(now), store.StateQueued, store.StateOffered, store.StateAssigned, store.StateOnHold)
+				WHERE `+k.col+` <= ? AND NOT `+k.flag+` ORDER BY `+k.col+` LIMIT 1000`+s.d.skipLocked, s.d.timeArg(now))
 			if err != nil {
 				return err
 			}
-			var batch []store.Event
+			var batch, quiet []store.Event
 			for rows.Next() {
 				e := store.Event{At: now, Kind: k.kind, Reason: k.why}
 				if err := rows.Scan(&e.WorkItemID, &e.From, idCol{&e.QueueID}, idCol{&e.AgentID}); err != nil {
@@ -842,21 +843,28 @@ func (s *Store) NoteSLA(ctx context.Context, now time.Time) ([]store.Event, erro
 					return err
 				}
 				e.To = e.From
-				batch = append(batch, e)
+				switch e.From {
+				case store.StateQueued, store.StateOffered, store.StateAssigned, store.StateOnHold:
+					batch = append(batch, e)
+				default: // no longer waiting for an answer: marked, without an event
+					quiet = append(quiet, e)
+				}
 			}
 			err = rows.Err()
 			rows.Close()
 			if err != nil {
 				return err
 			}
-			for _, e := range batch {
-				q := `UPDATE work_items SET ` + k.flag + ` = TRUE WHERE id = ?`
-				if k.kind == "sla_breach" {
-					q = `UPDATE work_items SET sla_breach_noted = TRUE, sla_risk_noted = TRUE WHERE id = ?`
-				}
+			q := `UPDATE work_items SET ` + k.flag + ` = TRUE WHERE id = ?`
+			if k.kind == "sla_breach" {
+				q = `UPDATE work_items SET sla_breach_noted = TRUE, sla_risk_noted = TRUE WHERE id = ?`
+			}
+			for _, e := range append(slices.Clone(batch), quiet...) {
 				if _, err := tx.exec(ctx, q, e.WorkItemID); err != nil {
 					return err
 				}
+			}
+			for _, e := range batch {
 				if err := s.insertEvent(ctx, tx, e); err != nil {
 					return err
 				}

@@ -106,4 +106,8 @@ CREATE INDEX work_item_events_at ON work_item_events (at, id);
 -- is recorded once, by any node.
 ALTER TABLE work_items ADD COLUMN sla_risk_noted BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE work_items ADD COLUMN sla_breach_noted BOOLEAN NOT NULL DEFAULT FALSE;
-CREATE INDEX work_items_sla_due ON work_items (sla_due_at) WHERE sla_due_at IS NOT NULL;
+-- The SLA instants still to record: a recorded one leaves its index (and so does one of an
+-- item that no longer waits, marked when the check meets it), so that the check every
+-- second reads only what is due.
+CREATE INDEX work_items_sla_due ON work_items (sla_due_at) WHERE NOT sla_breach_noted;
+CREATE INDEX work_items_sla_risk ON work_items (sla_risk_at) WHERE NOT sla_risk_noted;
