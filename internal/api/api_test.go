@@ -511,16 +511,17 @@ func TestReply(t *testing.T) {
 	if out.Outbox.ID == 0 || out.Outbox.State != store.OutboxQueued || len(out.Outbox.Recipients) != 1 || out.Outbox.Recipients[0] != "carla@example.net" {
 		t.Errorf("outbox = %+v", out.Outbox)
 	}
-	if out.WorkItem.ID != id || out.WorkItem.State != store.StateDone {
-		t.Errorf("workitem = %+v, want state done", out.WorkItem)
+	// The replying agent keeps the item until someone marks it done.
+	if out.WorkItem.ID != id || out.WorkItem.State != store.StateAssigned {
+		t.Errorf("workitem = %+v, want state assigned", out.WorkItem)
 	}
-	// The conversation now shows the reply, and the listing the new state.
+	// The conversation now shows the reply and who wrote it.
 	detail := c.get(fmt.Sprintf("/api/v1/workitems/%d", id))
-	if !strings.Contains(string(detail.body), "your parcel left today") || !strings.Contains(string(detail.body), `"state":"done"`) {
+	if !strings.Contains(string(detail.body), "your parcel left today") || !strings.Contains(string(detail.body), `"author":"Ana"`) {
 		t.Errorf("work item after reply: %s", detail.body)
 	}
-	if list := c.get("/api/v1/workitems?state=done"); !strings.Contains(string(list.body), "Order 1234") {
-		t.Errorf("state=done listing: %s", list.body)
+	if list := c.get("/api/v1/workitems?state=assigned"); !strings.Contains(string(list.body), "Order 1234") {
+		t.Errorf("state=assigned listing: %s", list.body)
 	}
 	if resp := c.postJSON("/api/v1/workitems/99999/reply", `{"text":"hi"}`); resp.status != 404 {
 		t.Errorf("reply to unknown work item: %d %s", resp.status, resp.body)

@@ -64,16 +64,25 @@ func isJSON(r *http.Request) bool {
 // decodeBody reads a JSON body into v, refusing other content types, oversized bodies and
 // unknown fields. On failure it has written the error response and returns false.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeBodyLimit(w, r, v, maxBodyBytes)
+}
+
+// maxReplyBodyBytes bounds a reply's JSON body, which may carry attachments in base64:
+// the largest outbound Max size (20 MB) once encoded, with room for the text.
+const maxReplyBodyBytes = 28 << 20
+
+// decodeBodyLimit is decodeBody for a body of at most limit bytes.
+func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
 	if !isJSON(r) {
 		writeError(w, http.StatusUnsupportedMediaType, "send the request body as JSON with Content-Type: application/json")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send less", maxBodyBytes))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send less", limit))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is not valid JSON for this endpoint (%v): fix it and send it again", err))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,9 @@ type messageJSON struct {
 	Unparsed    bool             `json:"unparsed"`
 	ParseError  string           `json:"parse_error,omitempty"`
 	RawURL      string           `json:"raw_url"`
+	Bcc         string           `json:"bcc,omitempty"`
+	Automatic   string           `json:"automatic,omitempty"`
+	Author      string           `json:"author,omitempty"`
 }
 
 type outboxJSON struct {
@@ -109,6 +113,7 @@ func toMessageJSON(m store.Message) messageJSON {
 		To: m.To, Cc: m.Cc, ReplyTo: m.ReplyTo, Subject: m.Subject, Date: m.Date, Text: m.TextBody,
 		HTML: workitem.MessageHTML(m, apiAttachmentURL), Unparsed: m.Unparsed, ParseError: m.ParseError,
 		RawURL: messagePath + strconv.FormatInt(m.ID, 10) + "/raw", Attachments: []attachmentJSON{},
+		Bcc: m.Bcc, Automatic: m.Automatic, Author: m.AuthorName,
 	}
 	for _, a := range m.Attachments {
 		out.Attachments = append(out.Attachments, attachmentJSON{
@@ -155,6 +160,7 @@ type workItemDetailJSON struct {
 	Messages    []messageJSON    `json:"messages"`
 	Outbox      []outboxJSON     `json:"outbox"`
 	FromChoices []fromChoiceJSON `json:"from_choices"`
+	Notes       []noteJSON       `json:"notes"`
 }
 
 // fromChoiceJSON is an address a reply may be sent from; Default marks the preselected one.
@@ -202,6 +208,81 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	for _, o := range outbox {
 		out.Outbox = append(out.Outbox, toOutboxJSON(o))
 	}
+	notes, err := s.st.Notes(ctx, id)
+	if err != nil {
+		s.writeStoreError(w, r, fmt.Sprintf("notes of work item %d", id), err)
+		return
+	}
+	out.Notes = []noteJSON{}
+	for _, n := range notes {
+		out.Notes = append(out.Notes, toNoteJSON(n))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// noteJSON is an internal note: never sent to the customer.
+type noteJSON struct {
+	ID         int64     `json:"id"`
+	WorkItemID int64     `json:"workitem_id"`
+	AuthorID   int64     `json:"author_id,omitempty"`
+	Author     string    `json:"author"`
+	Text       string    `json:"text"`
+	Mentions   []int64   `json:"mentions"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func toNoteJSON(n store.Note) noteJSON {
+	out := noteJSON{ID: n.ID, WorkItemID: n.WorkItemID, AuthorID: n.AuthorID, Author: n.AuthorName, Text: n.Text,
+		Mentions: n.Mentions, CreatedAt: n.CreatedAt}
+	if out.Mentions == nil {
+		out.Mentions = []int64{}
+	}
+	return out
+}
+
+// addNote records an internal note on a work item.
+func (s *server) addNote(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+	id, ok := pathID(w, r, "work item")
+	if !ok {
+		return
+	}
+	var body struct {
+		Text string `json:"text"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	n, err := workitem.AddNote(r.Context(), s.st, user, id, body.Text)
+	switch {
+	case errors.Is(err, workitem.ErrBadNote):
+		writeFieldErrors(w, map[string]string{"text": workitem.NoteFieldError})
+	case store.IsNotFound(err):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("work item %d not found: check the id", id))
+	case err != nil:
+		s.internalError(w, r, "add the note", err)
+	default:
+		writeJSON(w, http.StatusCreated, toNoteJSON(n))
+	}
+}
+
+// myMentions lists the notes that mention the signed-in user, newest first.
+func (s *server) myMentions(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+	list, err := s.st.Mentions(r.Context(), user.ID, 50)
+	if err != nil {
+		s.internalError(w, r, "read your mentions", err)
+		return
+	}
+	type mentionJSON struct {
+		Note    noteJSON `json:"note"`
+		Subject string   `json:"subject"`
+		State   string   `json:"state"`
+	}
+	out := struct {
+		Mentions []mentionJSON `json:"mentions"`
+	}{Mentions: []mentionJSON{}}
+	for _, m := range list {
+		out.Mentions = append(out.Mentions, mentionJSON{Note: toNoteJSON(m.Note), Subject: m.Subject, State: m.State})
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -211,12 +292,32 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	var body struct {
-		Text string `json:"text"`
-		From string `json:"from"` // "" = the default From address
+		Text        string   `json:"text"`
+		From        string   `json:"from"` // "" = the default From address
+		Cc          []string `json:"cc"`
+		Bcc         []string `json:"bcc"`
+		ReplyAll    bool     `json:"reply_all"`
+		Then        string   `json:"then"`
+		Attachments []struct {
+			Filename      string `json:"filename"`
+			ContentType   string `json:"content_type"`
+			ContentBase64 string `json:"content_base64"`
+		} `json:"attachments"`
 	}
-	if !decodeBody(w, r, &body) {
+	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
 		return
 	}
+	req := outbound.ReplyRequest{Text: body.Text, From: strings.TrimSpace(body.From), Cc: body.Cc, Bcc: body.Bcc, ReplyAll: body.ReplyAll,
+		Then: strings.TrimSpace(body.Then)}
+	for i, a := range body.Attachments {
+		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
+		if err != nil {
+			writeFieldErrors(w, map[string]string{"attachments": fmt.Sprintf("attachment %d (%q): content_base64 is not valid base64 (RFC 4648, with padding)", i+1, a.Filename)})
+			return
+		}
+		req.Attachments = append(req.Attachments, outbound.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: data})
+	}
+	body.Attachments = nil // the decoded copy is the one kept
 	if strings.TrimSpace(body.Text) == "" {
 		writeFieldErrors(w, map[string]string{"text": workitem.ReplyFieldError})
 		return
@@ -226,10 +327,15 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	ctx := r.Context()
-	ob, err := s.replier.Reply(ctx, user, id, outbound.ReplyRequest{Text: body.Text, From: strings.TrimSpace(body.From)})
+	ob, err := s.replier.Reply(ctx, user, id, req)
 	if err != nil {
 		if errors.Is(err, outbound.ErrUnknownFrom) {
 			writeFieldErrors(w, map[string]string{"from": outbound.ErrUnknownFrom.Error()})
+			return
+		}
+		var fe *outbound.FieldError
+		if errors.As(err, &fe) {
+			writeFieldErrors(w, map[string]string{fe.Field: fe.Message})
 			return
 		}
 		if errors.Is(err, store.ErrNotFound) {

@@ -882,6 +882,13 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 	if parsed.Date.IsZero() {
 		parsed.Date = r.opts.Now()
 	}
+	// A program's mail (an auto-reply, a bounce, a list) is marked: it never gets an
+	// automatic answer, and opens no work by itself; a bounce is matched to our reply.
+	parsed.Automatic = message.AutomaticOf(message.Header(in.Raw), parsed)
+	var bounce *store.Bounce
+	if parsed.Automatic != "" {
+		bounce = message.Bounce(in.Raw)
+	}
 	var cursor *store.Cursor
 	if in.Cursor != "" {
 		cursor = &store.Cursor{MailboxID: m.ID, Value: in.Cursor}
@@ -892,6 +899,7 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 		Message:    parsed,
 		Cursor:     cursor,
 		ReceivedAt: in.ReceivedAt,
+		Bounce:     bounce,
 	}
 	if in.OverSize {
 		inbound.Message.OverSize = true

@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/textproto"
 	"strings"
+
+	"github.com/postroom/postroom/internal/store"
 )
 
 // Automatic says why a message was written by a program rather than a person, or "" when
@@ -65,6 +67,16 @@ func Automatic(h textproto.MIMEHeader, from string) string {
 		return "sender " + from
 	}
 	return ""
+}
+
+// AutomaticOf is Automatic for a parsed message, judged by the address an answer would go
+// to: a web form's mail from no-reply@ with the customer in Reply-To is a person's.
+func AutomaticOf(h textproto.MIMEHeader, m store.Message) string {
+	to := m.ReplyTo
+	if to == "" {
+		to = m.FromAddr
+	}
+	return Automatic(h, to)
 }
 
 // autoReplyFields are non-standard header fields that vacation programs and ticket systems

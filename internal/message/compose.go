@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/mail"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/emersion/go-message/mail"
 
@@ -29,6 +31,17 @@ type Draft struct {
 	MessageID  string // without brackets; generated (random@from-domain) when empty
 	// AutoSubmitted marks an automatic reply (Auto-Submitted: auto-replied, RFC 3834).
 	AutoSubmitted bool
+	// Bcc are blind copies: envelope recipients only, never written in the header.
+	Bcc []mail.Address
+	// Attachments are added as parts after the text (multipart/mixed), base64 encoded.
+	Attachments []DraftAttachment
+}
+
+// DraftAttachment is a file attached to an outgoing message.
+type DraftAttachment struct {
+	Filename    string
+	ContentType string // "" or unparsable: application/octet-stream
+	Data        []byte
 }
 
 // replyPrefix matches one leading "Re:" in any letter case (RFC 5322 §3.6.5 recommends
@@ -85,6 +98,30 @@ func ReplyDraft(orig store.Message, from mail.Address, text string, now time.Tim
 		References: capReferences(refs),
 		Text:       withQuote(text, orig),
 		Date:       now,
+	}
+}
+
+// ReplyAll adds to a reply draft the other recipients of orig as Cc (RFC 5322 §3.6.3
+// "reply all"): orig's To and Cc, without the draft's own To, without duplicates, and
+// without the addresses ours says are our own (our mailboxes and From addresses), so that
+// we never copy ourselves.
+func ReplyAll(d *Draft, orig store.Message, ours func(addr string) bool) {
+	seen := map[string]bool{strings.ToLower(d.From.Address): true}
+	for _, a := range d.To {
+		seen[strings.ToLower(a.Address)] = true
+	}
+	for _, a := range d.Cc {
+		seen[strings.ToLower(a.Address)] = true
+	}
+	for _, list := range []string{orig.To, orig.Cc} {
+		for _, a := range addressList(list) {
+			key := strings.ToLower(a.Address)
+			if a.Address == "" || seen[key] || ours(a.Address) {
+				continue
+			}
+			seen[key] = true
+			d.Cc = append(d.Cc, *a)
+		}
 	}
 }
 
@@ -172,8 +209,10 @@ func Compose(d Draft) ([]byte, store.Message, error) {
 	// go-message writes the fields last-set first, so they are set in reverse order to come
 	// out as Date, From, To, Cc, Subject, Message-ID, In-Reply-To, References, MIME fields.
 	var h gomail.Header
-	h.Set("Content-Transfer-Encoding", "quoted-printable")
-	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	if len(d.Attachments) == 0 {
+		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	}
 	h.AddRaw([]byte("MIME-Version: 1.0\r\n"))
 	if d.AutoSubmitted {
 		// RFC 3834 §5: mark automatic replies so that other responders do not answer them.
@@ -190,20 +229,20 @@ func Compose(d Draft) ([]byte, store.Message, error) {
 	h.SetAddressList("From", []*mail.Address{from})
 	h.SetDate(date)
 
-	var buf bytes.Buffer
-	w, err := gomail.CreateSingleInlineWriter(&buf, h)
-	if err != nil {
-		return nil, store.Message{}, fmt.Errorf("compose: write header: %w", err)
+	if _, err := checkAddresses(d.Bcc); err != nil {
+		return nil, store.Message{}, fmt.Errorf("compose: Bcc: %w", err)
 	}
 	text := strings.ReplaceAll(strings.ReplaceAll(d.Text, "\r\n", "\n"), "\r", "\n")
 	if !strings.HasSuffix(text, "\n") {
 		text += "\n"
 	}
-	if _, err := io.WriteString(w, text); err != nil {
-		return nil, store.Message{}, fmt.Errorf("compose: write body: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, store.Message{}, fmt.Errorf("compose: write body: %w", err)
+	var buf bytes.Buffer
+	if len(d.Attachments) == 0 {
+		if err := writeSingle(&buf, h, text); err != nil {
+			return nil, store.Message{}, err
+		}
+	} else if err := writeMixed(&buf, h, text, d.Attachments); err != nil {
+		return nil, store.Message{}, err
 	}
 
 	raw := buf.Bytes()
@@ -266,4 +305,96 @@ func newMessageID(addr string) (string, error) {
 		id = hex.EncodeToString(b[:]) + "@postroom.invalid"
 	}
 	return id, nil
+}
+
+// writeSingle writes a text-only message: the header (with its text/plain fields) and the
+// quoted-printable text.
+func writeSingle(buf *bytes.Buffer, h gomail.Header, text string) error {
+	w, err := gomail.CreateSingleInlineWriter(buf, h)
+	if err != nil {
+		return fmt.Errorf("compose: write header: %w", err)
+	}
+	if _, err := io.WriteString(w, text); err != nil {
+		return fmt.Errorf("compose: write body: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("compose: write body: %w", err)
+	}
+	return nil
+}
+
+// writeMixed writes a multipart/mixed message: the text, then each attachment in base64.
+func writeMixed(buf *bytes.Buffer, h gomail.Header, text string, atts []DraftAttachment) error {
+	mw, err := gomail.CreateWriter(buf, h)
+	if err != nil {
+		return fmt.Errorf("compose: write header: %w", err)
+	}
+	var th gomail.InlineHeader
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	tw, err := mw.CreateSingleInline(th)
+	if err != nil {
+		return fmt.Errorf("compose: write text part: %w", err)
+	}
+	if _, err := io.WriteString(tw, text); err != nil {
+		return fmt.Errorf("compose: write text part: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("compose: write text part: %w", err)
+	}
+	for _, a := range atts {
+		var ah gomail.AttachmentHeader
+		ct, params, err := mime.ParseMediaType(a.ContentType)
+		if err != nil || !strings.Contains(ct, "/") {
+			ct, params = "application/octet-stream", nil
+		}
+		delete(params, "name")
+		ah.SetContentType(ct, params)
+		ah.Set("Content-Transfer-Encoding", "base64")
+		ah.SetFilename(AttachmentName(a.Filename))
+		aw, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return fmt.Errorf("compose: attachment %q: %w", a.Filename, err)
+		}
+		if _, err := aw.Write(a.Data); err != nil {
+			return fmt.Errorf("compose: attachment %q: %w", a.Filename, err)
+		}
+		if err := aw.Close(); err != nil {
+			return fmt.Errorf("compose: attachment %q: %w", a.Filename, err)
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return fmt.Errorf("compose: close the message: %w", err)
+	}
+	return nil
+}
+
+// AttachmentName makes a file name safe to send and to save: the last path element,
+// without control characters, at most 200 bytes; "attachment" when nothing is left.
+func AttachmentName(name string) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	for len(name) > 200 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" || name == "." || name == ".." {
+		return "attachment"
+	}
+	return name
+}
+
+// EncodedSize is the size of data once base64 encoded in 76-character lines, as an
+// attachment travels.
+func EncodedSize(n int) int64 {
+	enc := int64((n + 2) / 3 * 4)
+	return enc + enc/76*2 + 2
 }

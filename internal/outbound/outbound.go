@@ -104,7 +104,37 @@ type ReplyRequest struct {
 	Text string
 	// From is the address to send from; "" means the default choice.
 	From string
+	// Cc and Bcc are further recipients (addresses, or "Name <address>"); Bcc ones get the
+	// message without appearing in it.
+	Cc, Bcc []string
+	// ReplyAll copies the customer's other recipients (their To and Cc, our own addresses
+	// removed) into Cc.
+	ReplyAll bool
+	// Attachments are files sent with the reply.
+	Attachments []Attachment
+	// Then is the work item's state after the reply: store.StateDone, store.StatePending,
+	// or "" / store.StateAssigned, the replying agent keeps it (the conversation goes on
+	// until someone marks it done).
+	Then string
 }
+
+// Attachment is a file an agent attaches to a reply.
+type Attachment struct {
+	Filename    string
+	ContentType string
+	Data        []byte
+}
+
+// FieldError is a reply request the agent must correct: Field names the request field
+// ("cc", "bcc", "attachments"), Message says what to do.
+type FieldError struct {
+	Field, Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// DefaultMaxSendMB is the size limit of a reply when its outbound mailbox sets none.
+const DefaultMaxSendMB = 20
 
 // FromChoice is an address an agent may reply from.
 type FromChoice struct {
@@ -210,6 +240,14 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	if strings.TrimSpace(req.Text) == "" {
 		return store.OutboxItem{}, ErrEmptyReply
 	}
+	then := req.Then
+	switch then {
+	case "":
+		then = store.StateAssigned
+	case store.StateAssigned, store.StateDone, store.StatePending:
+	default:
+		return store.OutboxItem{}, &FieldError{Field: "then", Message: "use done, pending or assigned (the default: the item stays with you)"}
+	}
 	wi, err := s.store.WorkItem(ctx, workItemID)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("reply to work item %d: %w", workItemID, err)
@@ -234,15 +272,27 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	}
 	from := mail.Address{Name: pick.DisplayName, Address: pick.Address}
 	draft := message.ReplyDraft(orig, from, req.Text, s.now())
+	if err := s.addRecipients(ctx, &draft, orig, req); err != nil {
+		return store.OutboxItem{}, err
+	}
+	if err := s.addAttachments(ctx, &draft, pick.MailboxID, req.Attachments); err != nil {
+		return store.OutboxItem{}, err
+	}
 	raw, parsed, err := message.Compose(draft)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("compose reply to work item %d: %w", workItemID, err)
 	}
 	parsed.MailboxID = pick.MailboxID
 	parsed.Direction = store.Outbound
+	parsed.AuthorID = actor.ID
+	parsed.Bcc = formatList(draft.Bcc)
 	var rcpts []string
-	for _, a := range append(append([]mail.Address{}, draft.To...), draft.Cc...) {
-		rcpts = append(rcpts, a.Address)
+	seen := map[string]bool{}
+	for _, a := range slices.Concat(draft.To, draft.Cc, draft.Bcc) {
+		if key := strings.ToLower(a.Address); !seen[key] {
+			seen[key] = true
+			rcpts = append(rcpts, a.Address)
+		}
 	}
 	if len(rcpts) == 0 {
 		return store.OutboxItem{}, fmt.Errorf("reply to work item %d: the message has no sender address to reply to", workItemID)
@@ -254,7 +304,7 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		Raw:        raw,
 		From:       pick.Address,
 		Recipients: rcpts,
-		NewState:   store.StateDone,
+		NewState:   then,
 	})
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("record reply to work item %d: %w", workItemID, err)
@@ -263,6 +313,133 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		slog.String("user", actor.Username), slog.String("from", pick.Address))
 	s.Wake()
 	return item, nil
+}
+
+// addRecipients adds the agent's Cc and Bcc, and with ReplyAll the customer's other
+// recipients, to the draft; an address that does not parse is a FieldError.
+func (s *Service) addRecipients(ctx context.Context, d *message.Draft, orig store.Message, req ReplyRequest) error {
+	if req.ReplyAll {
+		ours, err := s.ownAddresses(ctx)
+		if err != nil {
+			return err
+		}
+		message.ReplyAll(d, orig, func(a string) bool { return ours[strings.ToLower(a)] })
+	}
+	cc, err := parseAddresses("cc", req.Cc)
+	if err != nil {
+		return err
+	}
+	bcc, err := parseAddresses("bcc", req.Bcc)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	for _, a := range slices.Concat(d.To, d.Cc) {
+		have[strings.ToLower(a.Address)] = true
+	}
+	for _, a := range cc {
+		if key := strings.ToLower(a.Address); !have[key] {
+			have[key] = true
+			d.Cc = append(d.Cc, a)
+		}
+	}
+	for _, a := range bcc {
+		if key := strings.ToLower(a.Address); !have[key] {
+			have[key] = true
+			d.Bcc = append(d.Bcc, a)
+		}
+	}
+	return nil
+}
+
+// ownAddresses are the addresses of every mailbox and From address (lower case): a reply
+// to all never copies them.
+func (s *Service) ownAddresses(ctx context.Context) (map[string]bool, error) {
+	boxes, err := s.store.ListMailboxes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
+	froms, err := s.store.ListFromAddresses(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("list From addresses: %w", err)
+	}
+	ours := map[string]bool{}
+	for _, m := range boxes {
+		ours[strings.ToLower(m.Address)] = true
+		ours[strings.ToLower(m.Login)] = true
+	}
+	for _, f := range froms {
+		ours[strings.ToLower(f.Address)] = true
+	}
+	delete(ours, "")
+	return ours, nil
+}
+
+// parseAddresses reads the addresses an agent typed (one per entry, or several separated
+// by commas in one).
+func parseAddresses(field string, in []string) ([]mail.Address, error) {
+	var out []mail.Address
+	for _, v := range in {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		list, err := mail.ParseAddressList(v)
+		if err != nil {
+			return nil, &FieldError{Field: field, Message: fmt.Sprintf("%q is not an email address: write name@example.com, one per entry", v)}
+		}
+		for _, a := range list {
+			out = append(out, *a)
+		}
+	}
+	if len(out) > maxExtraRecipients {
+		return nil, &FieldError{Field: field, Message: fmt.Sprintf("at most %d addresses", maxExtraRecipients)}
+	}
+	return out, nil
+}
+
+// maxExtraRecipients bounds the Cc or Bcc of one reply: a contact center answers a
+// customer, it does not send newsletters.
+const maxExtraRecipients = 50
+
+// addAttachments adds the files to the draft, refusing them when the message would be
+// larger than the outbound mailbox may send (its Max size).
+func (s *Service) addAttachments(ctx context.Context, d *message.Draft, mailboxID int64, atts []Attachment) error {
+	if len(atts) == 0 {
+		return nil
+	}
+	limitMB := DefaultMaxSendMB
+	boxes, err := s.store.ListMailboxes(ctx)
+	if err != nil {
+		return fmt.Errorf("list mailboxes: %w", err)
+	}
+	for _, m := range boxes {
+		if m.ID == mailboxID && m.MaxSizeMB > 0 {
+			limitMB = m.MaxSizeMB
+		}
+	}
+	total := int64(len(d.Text))
+	for _, a := range atts {
+		if len(a.Data) == 0 {
+			return &FieldError{Field: "attachments", Message: fmt.Sprintf("%q is empty: attach the file again", a.Filename)}
+		}
+		total += message.EncodedSize(len(a.Data))
+		d.Attachments = append(d.Attachments, message.DraftAttachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data})
+	}
+	if limit := int64(limitMB) << 20; total > limit {
+		return &FieldError{Field: "attachments", Message: fmt.Sprintf("the attachments make the reply %.1f MB once encoded, over the %d MB "+
+			"this outbound mailbox may send: attach fewer or smaller files, or share large ones as a link", float64(total)/(1<<20), limitMB)}
+	}
+	return nil
+}
+
+// formatList writes addresses as a header value would hold them.
+func formatList(l []mail.Address) string {
+	parts := make([]string, len(l))
+	for i, a := range l {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Wake tells the Sender that the outbox has something new.

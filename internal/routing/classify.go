@@ -43,6 +43,8 @@ func (c Classifier) Classify(m store.Mailbox, in *store.InboundMessage) {
 	// Automatic mail (auto-replies, bounces, lists) never reopens a conversation's item.
 	if facts.Automatic != "" {
 		cl.NoReopen = true
+		// A rule that sent it to a queue routes it anyway.
+		cl.RouteAutomatic = a.QueueID != 0 && a.Close == ""
 	}
 	start := in.ReceivedAt
 	if start.IsZero() || start.After(now) {

@@ -465,7 +465,7 @@ func FactsFrom(mailboxName string, m store.Message, h textproto.MIMEHeader) Fact
 		Subject:     m.Subject,
 		Body:        m.TextBody,
 		Header:      h,
-		Automatic:   message.Automatic(h, m.FromAddr),
+		Automatic:   message.AutomaticOf(h, m),
 	}
 	for _, a := range m.Attachments {
 		if !a.Inline {

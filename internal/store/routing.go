@@ -104,6 +104,10 @@ type Classification struct {
 	PreferredWait time.Duration
 	// NoReopen keeps a pending or done item as it is (automatic mail in a conversation).
 	NoReopen bool
+	// RouteAutomatic routes automatic mail (Message.Automatic) that starts a conversation
+	// like any other (a rule asked for it); without it such an item is recorded as done
+	// (CloseAutomatic), so that nobody answers a program.
+	RouteAutomatic bool
 }
 
 // RoutingItem is what the assignment engine keeps of a work item.

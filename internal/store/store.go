@@ -244,6 +244,16 @@ type Message struct {
 	// OverSize is true when the message was larger than the mailbox's Max size: only its
 	// header is stored (Raw holds the header) and the original stays at the source.
 	OverSize    bool
+	// Automatic says why a program wrote the message (message.Automatic), "" when a
+	// person did.
+	Automatic string
+	// Bcc lists an outbound message's blind copies (RFC 5322 syntax): kept for the agent,
+	// never in the header that is sent.
+	Bcc string
+	// AuthorID is the agent who wrote an outbound message (0: postroom itself);
+	// AuthorName is filled when read.
+	AuthorID    int64
+	AuthorName  string
 	Attachments []Attachment // metadata only when read back; Data filled only on insert
 	CreatedAt   time.Time
 }
@@ -373,6 +383,10 @@ type InboundMessage struct {
 	// notice) stored as an outbound message of the same conversation and queued in the
 	// outbox in the same transaction, so that it is sent exactly once.
 	AutoReply *AutoReply
+	// Bounce, when not nil, is the delivery status notification this message is: matched
+	// to the outbound message it reports on, it marks that message's outbox items bounced
+	// and joins its conversation without reopening or creating a work item.
+	Bounce *Bounce
 }
 
 // AutoReply is an automatic outbound message recorded with an inbound one.
@@ -410,7 +424,7 @@ type OutboxItem struct {
 	From          string
 	Recipients    []string
 	Raw           []byte
-	State         string // OutboxQueued, OutboxSent, OutboxFailed
+	State         string // OutboxQueued, OutboxSent, OutboxFailed, OutboxBounced
 	Attempts      int
 	NextAttemptAt time.Time
 	LastError     string
@@ -706,6 +720,7 @@ type Store interface {
 	Users
 	Audit
 	Routing
+	Conversations
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -56,6 +56,8 @@ type myData struct {
 	Offers   []itemRow
 	Work     []itemRow
 	Refresh  int
+	// Mentions are the newest notes that mention the agent.
+	Mentions []store.Mention
 }
 
 func (h *handler) myWork(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -99,6 +101,10 @@ func (h *handler) myWork(w http.ResponseWriter, r *http.Request, v viewer) {
 			return x.SLA.Due.Compare(y.SLA.Due)
 		}
 	})
+	if d.Mentions, err = h.st.Mentions(ctx, v.User.ID, 10); err != nil {
+		h.serverError(w, r, "list the notes that mention you", err)
+		return
+	}
 	h.render(w, r, http.StatusOK, "my", h.data(v, "My work", "my", d))
 }
 

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -36,6 +37,25 @@ var staticFS embed.FS
 // maxFormBytes bounds a form body: the largest form is a reply, and 1 MiB of typed text
 // is far beyond any real reply.
 const maxFormBytes = 1 << 20
+
+// maxUploadBytes bounds a form with files (a reply's attachments): the largest outbound
+// Max size (20 MB) with room for the form's encoding. Files above uploadMemory go to
+// temporary files while the request is handled, not to memory.
+const (
+	maxUploadBytes = 24 << 20
+	uploadMemory   = 4 << 20
+)
+
+// parseForm reads a POST form: url-encoded (at most maxFormBytes) or, for a form with
+// files, multipart (at most maxUploadBytes).
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		r.Body = http.MaxBytesReader(w, r.Body, maxUploadBytes)
+		return r.ParseMultipartForm(uploadMemory)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	return r.ParseForm()
+}
 
 // contentSecurityPolicy is sent with every page. The pages use no script at all; styles
 // and images come from this origin only (plus data: images). Sandboxed srcdoc frames
@@ -164,6 +184,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /workitems", h.signedIn(store.RoleAgent, h.workItems))
 	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
 	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
+	mux.HandleFunc("POST /workitems/{id}/notes", h.signedIn(store.RoleAgent, h.addNote))
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
@@ -260,10 +281,12 @@ func (h *handler) signedIn(need string, next pageHandler) http.HandlerFunc {
 		}
 		v := viewer{User: user, Session: sess}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-			if err := r.ParseForm(); err != nil {
+			if err := parseForm(w, r); err != nil {
 				h.errorPage(w, r, http.StatusBadRequest, "Form not readable", "The form could not be read (is it too large?). Go back and try again.")
 				return
+			}
+			if r.MultipartForm != nil {
+				defer func() { _ = r.MultipartForm.RemoveAll() }()
 			}
 			if !auth.CheckCSRF(sess, r.PostForm.Get("csrf")) {
 				h.logger.WarnContext(r.Context(), "csrf token missing or wrong", slog.String("path", r.URL.Path), slog.String("user", user.Username))

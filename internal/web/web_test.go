@@ -149,7 +149,7 @@ func TestCSRF(t *testing.T) {
 		t.Errorf("empty reply: %d\n%s", p.status, p.body)
 	}
 	// With the right token the reply goes through.
-	p = c.post(replyPath, url.Values{"csrf": {token}, "text": {"Your parcel left today."}})
+	p = c.post(replyPath, url.Values{"csrf": {token}, "text": {"Your parcel left today."}, "then": {"done"}})
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("reply with token: %d\n%s", p.status, p.body)
 	}

@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -38,6 +39,9 @@ type workItemData struct {
 	From      string
 	Errors    map[string]string
 	FormError string
+	// Notes are the item's internal notes; NoteText is a note being written again.
+	Notes    []store.Note
+	NoteText string
 
 	// The lifecycle (workitemview.go): the outcome of an action, the routing figures,
 	// the buttons the viewer may press and the item's history.
@@ -76,6 +80,10 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	d.Item = wi
 	d.Outbox = outbox
+	if d.Notes, err = h.st.Notes(ctx, wi.ID); err != nil {
+		h.serverError(w, r, "read the notes", err)
+		return
+	}
 	if d.Routing, err = h.itemRouting(ctx, v, wi); err != nil {
 		h.serverError(w, r, "read the work item's routing and history", err)
 		return
@@ -143,8 +151,24 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		})
 		return
 	}
-	ob, err := h.replier.Reply(ctx, v.User, id, outbound.ReplyRequest{Text: text, From: from})
+	req := outbound.ReplyRequest{Text: text, From: from, Cc: []string{r.PostForm.Get("cc")}, Bcc: []string{r.PostForm.Get("bcc")},
+		ReplyAll: r.PostForm.Get("reply_all") != "", Then: r.PostForm.Get("then")}
+	atts, err := formFiles(r, "attachments")
+	if err != nil {
+		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
+			ReplyText: text, From: from, Errors: map[string]string{"attachments": err.Error()},
+		})
+		return
+	}
+	req.Attachments = atts
+	ob, err := h.replier.Reply(ctx, v.User, id, req)
+	var fe *outbound.FieldError
 	switch {
+	case errors.As(err, &fe):
+		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
+			ReplyText: text, From: from, Errors: map[string]string{fe.Field: fe.Message},
+		})
+		return
 	case errors.Is(err, outbound.ErrUnknownFrom):
 		h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{
 			ReplyText: text, Errors: map[string]string{"from": "this address is not one of ours: pick one from the list"},
@@ -169,4 +193,52 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
 	http.Redirect(w, r, fmt.Sprintf("/workitems/%d?sent=%s#replies", id, strconv.FormatInt(ob.ID, 10)), http.StatusSeeOther)
+}
+
+// formFiles reads the files of a multipart form field (none for a form without files).
+func formFiles(r *http.Request, field string) ([]outbound.Attachment, error) {
+	if r.MultipartForm == nil {
+		return nil, nil
+	}
+	var out []outbound.Attachment
+	for _, fh := range r.MultipartForm.File[field] {
+		if fh.Size == 0 && fh.Filename == "" {
+			continue // the empty file input of a form sent without a file
+		}
+		f, err := fh.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%q could not be read: attach it again", fh.Filename)
+		}
+		data, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%q could not be read: attach it again", fh.Filename)
+		}
+		out = append(out, outbound.Attachment{Filename: fh.Filename, ContentType: fh.Header.Get("Content-Type"), Data: data})
+	}
+	return out, nil
+}
+
+// addNote records an internal note from the item page.
+func (h *handler) addNote(w http.ResponseWriter, r *http.Request, v viewer) {
+	id, ok := h.pathID(w, r, "work item")
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	wi, err := h.st.WorkItem(ctx, id)
+	if err != nil {
+		h.storeError(w, r, "work item", err)
+		return
+	}
+	text := r.PostForm.Get("note")
+	if _, err := workitem.AddNote(ctx, h.st, v.User, id, text); err != nil {
+		if errors.Is(err, workitem.ErrBadNote) {
+			h.renderWorkItem(w, r, v, http.StatusBadRequest, wi, workItemData{NoteText: text, Errors: map[string]string{"note": workitem.NoteFieldError}})
+			return
+		}
+		h.storeError(w, r, "note", err)
+		return
+	}
+	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#notes", id), http.StatusSeeOther)
 }

@@ -58,7 +58,7 @@ const (
 	Restart  Action = "restart"  // a done or cancelled item back in its queue
 	Release  Action = "release"  // back to the queue (the agent gives it up)
 	Transfer Action = "transfer" // to another queue, or to an agent
-	Reply    Action = "reply"    // answered (the outbox records it)
+	Reply    Action = "reply"    // answered (the outbox records it); the replying agent keeps the item unless the reply says done or pending
 )
 
 // rule is one transition: from which states an action leads where, and who may take it.
@@ -80,7 +80,7 @@ var rules = map[Action]rule{
 	Restart:  {from: []State{Done, Cancelled}, to: Queued, supervisor: true},
 	Release:  {from: []State{Assigned, Pending, OnHold}, to: Queued, owner: true, supervisor: true},
 	Transfer: {from: []State{Queued, Offered, Assigned, Pending, OnHold}, to: Queued, owner: true, supervisor: true},
-	Reply:    {from: []State{Queued, Offered, Assigned, Pending, OnHold, Done}, to: Done, owner: true, supervisor: true},
+	Reply:    {from: []State{Queued, Offered, Assigned, Pending, OnHold, Done}, to: Assigned, owner: true, supervisor: true},
 }
 
 // ErrNotAllowed is wrapped by Check's refusals.

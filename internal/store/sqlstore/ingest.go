@@ -161,9 +161,19 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 		}
 	}
 
-	convID, err := s.findThread(ctx, tx, m)
-	if err != nil {
-		return res, nil, err
+	// A bounce joins the conversation of the message it reports on, whatever its own
+	// threading headers say (an MTA's report usually has none).
+	var convID, bouncedID int64
+	var err error
+	if in.Bounce != nil {
+		if convID, bouncedID, err = s.bouncedMessage(ctx, tx, in.Bounce.OriginalMessageID); err != nil {
+			return res, nil, err
+		}
+	}
+	if convID == 0 {
+		if convID, err = s.findThread(ctx, tx, m); err != nil {
+			return res, nil, err
+		}
 	}
 	if convID != 0 {
 		res.Threaded = true
@@ -193,6 +203,21 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 			if err := forgetFailures(ctx, tx, m.MailboxID, m.SourceID); err != nil {
 				return res, nil, err
 			}
+		}
+	}
+
+	if bouncedID != 0 {
+		// The report is about our reply: it marks the reply, and the work item stays as it
+		// is (never a new item, never reopened: nobody answers a bounce).
+		if err := s.recordBounce(ctx, tx, bouncedID, *in.Bounce, now); err != nil {
+			return res, nil, err
+		}
+		err := tx.queryRow(ctx, `SELECT id FROM work_items WHERE conversation_id = ? ORDER BY id DESC LIMIT 1`, convID).Scan(&res.WorkItemID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return res, nil, fmt.Errorf("work item of the bounced conversation: %w", err)
+		}
+		if err == nil {
+			return res, in.Cursor, nil
 		}
 	}
 
@@ -337,6 +362,15 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c
 	case err != nil:
 		return 0, fmt.Errorf("look up work item of conversation %d: %w", convID, err)
 	}
+	if m.Automatic != "" && !c.RouteAutomatic {
+		// A program wrote it: it joins the conversation, and the item stays as it is (its
+		// latest inbound message stays the customer's).
+		_, err := tx.exec(ctx, `UPDATE work_items SET updated_at = ? WHERE id = ?`, s.d.timeArg(now), id)
+		if err != nil {
+			return 0, fmt.Errorf("update work item %d: %w", id, err)
+		}
+		return id, nil
+	}
 	reopen := false
 	switch state {
 	case store.StatePending, store.StateDone, store.StateCancelled:
@@ -384,8 +418,17 @@ func (s *Store) routeWorkItem(ctx context.Context, tx runner, m store.Message, c
 func (s *Store) insertWorkItem(ctx context.Context, tx runner, m store.Message, c *store.Classification, msgID, convID int64, received, now time.Time) (int64, error) {
 	state, reason := store.StateQueued, ""
 	var doneAt any
-	if c.Close != "" {
+	switch {
+	case c.Close != "":
 		state, reason, doneAt = store.StateDone, c.Close, s.d.timeArg(now)
+	case m.Automatic != "" && !c.RouteAutomatic:
+		// Nobody answers a program: the item is recorded as done so that the message stays
+		// findable, unless a rule routed it.
+		state, reason, doneAt = store.StateDone, store.CloseAutomatic, s.d.timeArg(now)
+	}
+	firstDue, firstRisk := c.FirstDue, c.FirstRisk
+	if state == store.StateDone {
+		firstDue, firstRisk = time.Time{}, time.Time{} // no answer is due
 	}
 	queue := nullID(c.QueueID)
 	queueSQL := `?`
@@ -402,14 +445,17 @@ func (s *Store) insertWorkItem(ctx context.Context, tx runner, m store.Message, 
 		done_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, `+queueSQL+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id, queue_id`,
 		convID, m.MailboxID, msgID, state, m.Unparsed, m.OverSize, s.d.timeArg(received), s.d.timeArg(now),
 		queue, clean(c.Category), encodeList(c.Tags), c.PriorityAdjust, encodeSkills(c.Skills), c.Language,
-		nullID(c.SchemaID), nullID(c.SLAPolicyID), s.d.timeArg(received), s.d.timeArg(c.FirstDue),
-		s.d.timeArg(c.FirstRisk), s.d.timeArg(c.FirstDue), reason, doneAt).Scan(&id, idCol{&queueID})
+		nullID(c.SchemaID), nullID(c.SLAPolicyID), s.d.timeArg(received), s.d.timeArg(firstDue),
+		s.d.timeArg(firstRisk), s.d.timeArg(firstDue), reason, doneAt).Scan(&id, idCol{&queueID})
 	if err != nil {
 		return 0, fmt.Errorf("insert work item: %w", err)
 	}
 	why := "arrived"
-	if reason != "" {
+	switch {
+	case c.Close != "":
 		why = "closed by a rule: " + reason
+	case reason == store.CloseAutomatic:
+		why = "automatic mail (" + m.Automatic + "): nobody answers a program"
 	}
 	return id, s.insertEvent(ctx, tx, store.Event{WorkItemID: id, At: now, Kind: "created", From: store.StateNew,
 		To: state, QueueID: queueID, Reason: why})

@@ -16,7 +16,9 @@ import (
 const messageColumns = `m.id, m.conversation_id, m.mailbox_id, m.direction, m.source_id,
 	m.message_id, m.in_reply_to, m.refs, m.subject, m.from_name, m.from_addr, m.to_list,
 	m.cc_list, m.reply_to, m.date, m.text_body, m.html_body, m.size, m.unparsed,
-	m.parse_error, m.over_size, m.created_at`
+	m.parse_error, m.over_size, m.created_at, m.automatic, m.bcc_list, m.author_id,
+	COALESCE((SELECT CASE WHEN u.display_name <> '' THEN u.display_name ELSE u.username END
+		FROM users u WHERE u.id = m.author_id), '')`
 
 func scanMessage(sc scanner) (store.Message, error) {
 	var m store.Message
@@ -24,7 +26,7 @@ func scanMessage(sc scanner) (store.Message, error) {
 	err := sc.Scan(&m.ID, &m.ConversationID, &m.MailboxID, &m.Direction, &m.SourceID,
 		&m.MessageID, &m.InReplyTo, &refs, &m.Subject, &m.FromName, &m.FromAddr, &m.To,
 		&m.Cc, &m.ReplyTo, tcol(&m.Date), &m.TextBody, &m.HTMLBody, &m.Size, &m.Unparsed,
-		&m.ParseError, &m.OverSize, tcol(&m.CreatedAt))
+		&m.ParseError, &m.OverSize, tcol(&m.CreatedAt), &m.Automatic, &m.Bcc, idCol{&m.AuthorID}, &m.AuthorName)
 	if err != nil {
 		return m, err
 	}
@@ -47,13 +49,13 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
 		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
 		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, over_size,
-		content_hash, search_text, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		content_hash, search_text, created_at, automatic, bcc_list, author_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		convID, m.MailboxID, m.Direction, clean(m.SourceID), clean(m.MessageID),
 		clean(m.InReplyTo), encodeList(m.References), clean(m.Subject), clean(m.FromName),
 		clean(m.FromAddr), clean(m.To), clean(m.Cc), clean(m.ReplyTo), s.d.timeArg(m.Date),
 		clean(m.TextBody), clean(m.HTMLBody), m.Size, m.Unparsed, clean(m.ParseError),
-		m.OverSize, hash, searchText(m), s.d.timeArg(now)).Scan(&id)
+		m.OverSize, hash, searchText(m), s.d.timeArg(now), clean(m.Automatic), clean(m.Bcc), nullID(m.AuthorID)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
