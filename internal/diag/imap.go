@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	imapconn "github.com/postroom/postroom/internal/connector/imap"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
@@ -126,6 +127,9 @@ func (t *imapTest) login(host, login string, password vault.Secret) (string, err
 		if !errors.As(err, &ie) {
 			return "", err
 		}
+		if imapconn.ExchangeRefusal(err) {
+			return "", fail(words(err), exchangePasswordAdvice(protoIMAP))
+		}
 		return "", fail(words(err), imapLoginAdvice(ie.Code, host, login))
 	}
 	if t.c.Caps().Has(imap.CapIdle) {
@@ -160,6 +164,15 @@ func (t *imapTest) loginOAuth(ctx context.Context, m store.Mailbox) (string, err
 		return "", fail(words(err), t.r.exchangeLoginAdvice(m, words(err)))
 	}
 	return "", err
+}
+
+// exchangePasswordAdvice explains Exchange's refusal of a password ("NO LOGIN failed.",
+// "-ERR ... unknown user name or bad password."): Exchange Online takes none for IMAP and
+// POP3 any more.
+func exchangePasswordAdvice(protocol string) string {
+	return "Exchange refused the password: Exchange Online (Microsoft 365) no longer accepts passwords for " + protoName(protocol) +
+		", Microsoft turned off basic authentication: set this mailbox to sign in with OAuth 2.0 (Microsoft 365 app or a person's sign-in); " +
+		"for an Exchange server of your own, check the login name and password"
 }
 
 // imapLoginAdvice words a refused LOGIN by its response code (RFC 5530).

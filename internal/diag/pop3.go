@@ -78,6 +78,9 @@ func testPOP3(r *run, m store.Mailbox, password vault.Secret) {
 		}
 		err := c.Login(ctx, m.Login, password)
 		var ce *connector.Error
+		if pop3.ExchangeRefusal(err) {
+			return "", fail(words(err), exchangePasswordAdvice(protoPOP3))
+		}
 		if errors.As(err, &ce) && ce.Kind == connector.KindAuth {
 			return "", fail(words(err), "the server refused the login name or password: check both (the login is often the full email address)"+providerHint(m.Host))
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	smtpconn "github.com/postroom/postroom/internal/connector/smtp"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
@@ -172,6 +173,9 @@ func (t *smtpTest) auth(host, login string, password vault.Secret) (string, erro
 		if !errors.As(err, &se) {
 			return "", err
 		}
+		if advice := smtpconn.AuthOffAdvice(login, err); advice != "" {
+			return "", fail(words(err), advice)
+		}
 		return "", fail(words(err), smtpAuthAdvice(se, mech, host))
 	}
 	return fmt.Sprintf("accepted (AUTH %s)", mech), nil
@@ -202,6 +206,11 @@ func (t *smtpTest) authOAuth(ctx context.Context, m store.Mailbox) (string, erro
 		}
 		if se.Code/100 == 4 {
 			return "", fail(words(err), "the server cannot check the sign-in right now (temporary failure): test again later")
+		}
+		// Exchange's 535 5.7.139: SMTP AUTH is off, whatever the token; the same advice as
+		// the running sender gives.
+		if advice := smtpconn.AuthOffAdvice(m.Login, err); advice != "" {
+			return "", fail(words(err), advice)
 		}
 		return "", fail(words(err), t.r.exchangeLoginAdvice(m, words(err)))
 	}

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,13 @@ import (
 //
 // One fault is in force at a time; setting another (or Pass) replaces it. Faults apply to
 // the connections open when they are set and to every later one, until Pass.
+//
+// Apart from the faults, RewriteLines makes the proxy put other words in the server's
+// mouth, line by line: a test puts it in front of Dovecot to have a client meet the answers
+// of another server (Exchange Online's "535 5.7.139 ..." or "NO AUTHENTICATE failed."), with
+// Dovecot still doing the real work behind it. Rewriting needs plain text: the proxy cannot
+// see into TLS, so such a test connects with security none on loopback (and drops the
+// server's STARTTLS offer, where a client would take it up, with a rule).
 type FaultProxy struct {
 	// Addr is "127.0.0.1:port": give it to the client instead of the server's address.
 	Addr string
@@ -37,6 +46,8 @@ type FaultProxy struct {
 	// trigger, when set, runs once BytesToClient reaches triggerAt (OnBytesToClient).
 	trigger   func()
 	triggerAt int64
+	// rules rewrite the server's lines (RewriteLines); nil passes them unchanged.
+	rules []LineRule
 }
 
 // Direction is which way data flows through the proxy.
@@ -69,7 +80,8 @@ type FaultProxyStats struct {
 	Reset int
 	// Truncated counts connections closed by Truncate after their byte budget.
 	Truncated int
-	// BytesToServer and BytesToClient count bytes forwarded each way.
+	// BytesToServer and BytesToClient count bytes forwarded each way: under RewriteLines,
+	// the bytes sent after rewriting (answers sent in the client's place included).
 	BytesToServer, BytesToClient int64
 }
 
@@ -97,6 +109,12 @@ type proxyConn struct {
 	// connection is closed; guarded by FaultProxy.mu.
 	budget   int64
 	closeOne sync.Once
+	// partial is the start of a server line not complete yet, held back while lines are
+	// rewritten; only the to-client forwarder touches it.
+	partial []byte
+	// toServer serialises writes to the server: the client's data and the answers a
+	// LineRule sends in its place come from two forwarders.
+	toServer sync.Mutex
 }
 
 // Forwarding limits.
@@ -109,6 +127,9 @@ const (
 	// slowTick is the pacing step of Slow: at rates above 1/slowTick bytes per second, data
 	// goes out in bursts of rate*slowTick bytes each slowTick.
 	slowTick = 100 * time.Millisecond
+	// maxHeldLine bounds how much of an unfinished line RewriteLines holds back: a longer
+	// one (a message body without line breaks) passes unchanged.
+	maxHeldLine = 64 << 10
 )
 
 // StartFaultProxy listens on a free port of 127.0.0.1 and forwards every connection to
@@ -186,6 +207,88 @@ func (p *FaultProxy) OnBytesToClient(n int64, fault func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.trigger, p.triggerAt = fault, p.stats.BytesToClient+n
+}
+
+// LineRule is one rule of RewriteLines.
+type LineRule struct {
+	// Match is looked for in each line the server sends, without its line end.
+	Match *regexp.Regexp
+	// Replace is the whole line the client gets instead, with the original line end;
+	// $1 and ${name} expand to the match's groups (Regexp.Expand). An empty Replace drops
+	// the line: the client never sees it.
+	Replace string
+	// Answer, when not empty, is written to the server in the client's place once the line
+	// is handled, exactly as given (line end included: "\r\n" is an empty SASL response).
+	// With Replace "" it swallows a line that waits for the client's answer, such as
+	// Dovecot's SASL error challenge, so that the server goes on to its final answer.
+	Answer string
+}
+
+// RewriteLines rewrites what the server sends to the client, line by line (a line ends in
+// LF, usually CRLF), with the first rule whose Match is found in the line; a line no rule
+// matches passes unchanged. It applies to the connections open now and to later ones, from
+// the next data the server sends, and lasts until RewriteLines is called again; calling it
+// with no rules ends the rewriting. The faults act on the rewritten data.
+//
+// While rules are set, the proxy holds back the unfinished last line of what it has read
+// until its end arrives (at most maxHeldLine bytes), so use it for plain-text protocols
+// only: TLS records would be held back and garbled.
+func (p *FaultProxy) RewriteLines(rules ...LineRule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rules = rules
+}
+
+// rewrite applies the rules in force to data the server sent on c: it returns what goes
+// to the client and what goes to the server in the client's place.
+func (p *FaultProxy) rewrite(c *proxyConn, data []byte) (toClient, toServer []byte) {
+	p.mu.Lock()
+	rules := p.rules
+	p.mu.Unlock()
+	if len(rules) == 0 {
+		if len(c.partial) == 0 {
+			return data, nil
+		}
+		out := append(c.partial, data...)
+		c.partial = nil
+		return out, nil
+	}
+	in := append(c.partial, data...)
+	c.partial = nil
+	var out []byte
+	for len(in) > 0 {
+		end := bytes.IndexByte(in, '\n')
+		if end < 0 {
+			if len(in) > maxHeldLine {
+				out = append(out, in...)
+			} else {
+				c.partial = append([]byte(nil), in...)
+			}
+			break
+		}
+		line, eol := in[:end], in[end:end+1]
+		if bytes.HasSuffix(line, []byte{'\r'}) {
+			line, eol = line[:len(line)-1], in[end-1:end+1]
+		}
+		in = in[end+1:]
+		var rule *LineRule
+		var match []int
+		for i := range rules {
+			if match = rules[i].Match.FindSubmatchIndex(line); match != nil {
+				rule = &rules[i]
+				break
+			}
+		}
+		if rule == nil {
+			out = append(append(out, line...), eol...)
+			continue
+		}
+		if rule.Replace != "" {
+			out = append(rule.Match.Expand(out, []byte(rule.Replace), line, match), eol...)
+		}
+		toServer = append(toServer, rule.Answer...)
+	}
+	return out, toServer
 }
 
 // Stats returns the counters.
@@ -326,13 +429,22 @@ func (p *FaultProxy) forward(c *proxyConn, src, dst *net.TCPConn, dir Direction)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !p.send(c, dst, buf[:n], dir) {
+			data, answer := buf[:n], []byte(nil)
+			if dir == ToClient {
+				data, answer = p.rewrite(c, data)
+			}
+			if !p.deliver(c, dst, data, dir) || !p.deliver(c, c.server, answer, ToServer) {
 				c.close()
 				return
 			}
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
+				if dir == ToClient && len(c.partial) > 0 {
+					// The server's last words had no line end: they go as they are.
+					_ = p.deliver(c, dst, c.partial, dir)
+					c.partial = nil
+				}
 				_ = dst.CloseWrite()
 			} else {
 				c.close()
@@ -340,6 +452,18 @@ func (p *FaultProxy) forward(c *proxyConn, src, dst *net.TCPConn, dir Direction)
 			return
 		}
 	}
+}
+
+// deliver sends data to dst in dir, one writer at a time towards the server.
+func (p *FaultProxy) deliver(c *proxyConn, dst *net.TCPConn, data []byte, dir Direction) bool {
+	if len(data) == 0 {
+		return true
+	}
+	if dir == ToServer {
+		c.toServer.Lock()
+		defer c.toServer.Unlock()
+	}
+	return p.send(c, dst, data, dir)
 }
 
 // send writes data to dst under the faults in force, reading the fault again after every

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -351,4 +352,65 @@ func TestFaultProxyResetDuringStall(t *testing.T) {
 	if s := p.Stats(); s.Open != 0 {
 		t.Errorf("stats %+v, want no open connection", s)
 	}
+}
+
+// readN reads exactly n bytes.
+func readN(t *testing.T, c net.Conn, n int) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(proxyWait))
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read %d bytes: %v (got %q)", n, err, got)
+	}
+	return string(got)
+}
+
+// TestFaultProxyRewriteLines: the server's lines reach the client rewritten (a match
+// replaced with $1 expanded, a line dropped, a line split over two reads matched whole),
+// a swallowed line can be answered in the client's place, other lines pass unchanged, and
+// RewriteLines() ends it.
+func TestFaultProxyRewriteLines(t *testing.T) {
+	p := StartFaultProxy(t, startEcho(t))
+	c := dialProxy(t, p)
+	roundTrip(t, c, "before\r\n")
+	p.RewriteLines(
+		LineRule{Match: regexp.MustCompile(`^535 5\.7\.8 `), Replace: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."},
+		LineRule{Match: regexp.MustCompile(`^(\w+) NO \[AUTHENTICATIONFAILED\]`), Replace: "$1 NO AUTHENTICATE failed."},
+		LineRule{Match: regexp.MustCompile(`^250-STARTTLS$`)},
+		LineRule{Match: regexp.MustCompile(`^\+ eyJ`), Answer: "answered\r\n"},
+	)
+
+	in := "250-mail.example.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+	want := "250-mail.example.test\r\n250 8BITMIME\r\n"
+	if _, err := c.Write([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, c, len(want)); got != want {
+		t.Errorf("EHLO answer %q, want %q (STARTTLS dropped)", got, want)
+	}
+
+	// One line in two writes, with a pause between them: held until its end arrives.
+	if _, err := c.Write([]byte("A3 NO [AUTHENTICATIONFAILED] Auth")); err != nil {
+		t.Fatal(err)
+	}
+	expectNothing(t, c)
+	if _, err := c.Write([]byte("entication failed.\r\n535 5.7.8 Authentication failed\r\nplain\n")); err != nil {
+		t.Fatal(err)
+	}
+	want = "A3 NO AUTHENTICATE failed.\r\n535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.\r\nplain\n"
+	if got := readN(t, c, len(want)); got != want {
+		t.Errorf("got %q,\nwant %q", got, want)
+	}
+
+	// A challenge is swallowed and answered: the echo server sends the answer back.
+	if _, err := c.Write([]byte("+ eyJzdGF0dXMiOiI0MDEifQ==\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, c, len("answered\r\n")); got != "answered\r\n" {
+		t.Errorf("after a swallowed challenge the client got %q, want the server's echo of the answer", got)
+	}
+
+	p.RewriteLines()
+	roundTrip(t, c, "535 5.7.8 Authentication failed\r\n")
+	roundTrip(t, c, "no line end")
 }

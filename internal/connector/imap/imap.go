@@ -27,7 +27,10 @@
 // Logins: with the password (LOGIN), or, when Config.Token is set, with OAuth 2.0
 // (AUTHENTICATE XOAUTH2 when offered, else OAUTHBEARER, RFC 7628). A refused token is
 // renewed once (Token(ctx, true)) and the login tried again on a new connection, since an
-// abandoned AUTHENTICATE leaves the old one in no known state.
+// abandoned AUTHENTICATE leaves the old one in no known state. Exchange's own refusal
+// ("NO AUTHENTICATE failed.", "NO LOGIN failed."; ExchangeRefusal) gets Exchange's fixes
+// as advice: for a token, the service principal, FullAccess and Set-CASMailbox -ImapEnabled;
+// for a password, OAuth 2.0, as Exchange Online takes no passwords.
 package imap
 
 import (
@@ -80,6 +83,38 @@ const (
 // adviceTokenRefused is what an admin reads when the server refuses the OAuth token even
 // after a renewal.
 const adviceTokenRefused = "the server refused the OAuth token: the grant may be revoked or expired: sign in again / check the app's permissions"
+
+// ExchangeRefusal reports whether err is Exchange's refusal of a login: "NO AUTHENTICATE
+// failed." or "NO LOGIN failed.", with no response code (ms365-protocol.md §2.3, §8 item
+// 10). Exchange Online says no more, whatever the cause; Dovecot and other servers say
+// "NO [AUTHENTICATIONFAILED] Authentication failed." (RFC 5530), which is not this.
+func ExchangeRefusal(err error) bool {
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != "" {
+		return false
+	}
+	text := strings.TrimSpace(ie.Text)
+	return strings.EqualFold(text, "AUTHENTICATE failed.") || strings.EqualFold(text, "LOGIN failed.")
+}
+
+// exchangeTokenAdvice is the advice when Exchange refuses a token even after a renewal: the
+// token endpoint issued it, so the grant stands, and what is missing is on Exchange's side.
+func exchangeTokenAdvice(login string) string {
+	return fmt.Sprintf("Exchange refused the OAuth token for %[1]s even after postroom fetched a new one: check the app's permissions in Exchange. "+
+		"Signing in as an app, its service principal must be registered in Exchange Online PowerShell "+
+		"(New-ServicePrincipal -AppId <client id> -ObjectId <enterprise application object id>) and hold FullAccess on the mailbox "+
+		"(Add-MailboxPermission -Identity %[1]s -User <service principal id> -AccessRights FullAccess), with the admin-consented "+
+		"permission IMAP.AccessAsApp; a person who signs in needs IMAP.AccessAsUser.All and FullAccess on the mailbox if it is not their own. "+
+		"IMAP must be enabled for the mailbox: Set-CASMailbox -Identity %[1]s -ImapEnabled $true; the login must be the mailbox's address. "+
+		"Changes can take up to an hour to apply", login)
+}
+
+// exchangePasswordAdvice is the advice when Exchange refuses a password.
+func exchangePasswordAdvice(login string) string {
+	return fmt.Sprintf("Exchange refused the login %q with a password: Exchange Online (Microsoft 365) no longer accepts passwords for IMAP, "+
+		"Microsoft turned off basic authentication: use OAuth 2.0 for this mailbox (Microsoft 365 sign-in); "+
+		"for an Exchange server of your own, check the login name and password", login)
+}
 
 // Config says how to reach and read one IMAP folder.
 type Config struct {
@@ -287,8 +322,11 @@ func (s *Source) login(ctx context.Context, login string, password vault.Secret)
 	var ie *imap.Error
 	if errors.As(err, &ie) {
 		advice := fmt.Sprintf("the server refused the login %q: check the login name and password of this mailbox", login)
-		if ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeContactAdmin {
+		switch {
+		case ie.Code == imap.ResponseCodeAuthorizationFailed || ie.Code == imap.ResponseCodeContactAdmin:
 			advice = fmt.Sprintf("the login %q is not allowed to use IMAP: ask the mail administrator to enable IMAP access for it", login)
+		case ExchangeRefusal(err):
+			advice = exchangePasswordAdvice(login)
 		}
 		return &connector.Error{Kind: connector.KindAuth, Op: "imap login", Err: err, Advice: advice}
 	}
@@ -333,6 +371,8 @@ func (s *Source) loginToken(ctx context.Context, cfg Config, refresh bool) (refu
 	var ce *credential.ChallengeError
 	var ie *imap.Error
 	switch {
+	case ExchangeRefusal(err):
+		return true, &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: exchangeTokenAdvice(cfg.Login)}
 	case errors.As(err, &ce), errors.As(err, &ie) && ie.Type == imap.StatusResponseTypeNo:
 		return true, &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: adviceTokenRefused}
 	case errors.As(err, &ie):

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,6 +122,78 @@ func TestOAuthTokenRefusedTwice(t *testing.T) {
 	if n := srv.Requests("client_credentials"); n != 2 {
 		t.Fatalf("%d token requests, want 2 (the first and one renewal)", n)
 	}
+}
+
+// exchangeFront puts a fault proxy in front of Dovecot's plain IMAP port that answers a
+// refused login with Exchange's words, refusal ("NO AUTHENTICATE failed." or "NO LOGIN
+// failed."), in place of Dovecot's "NO [AUTHENTICATIONFAILED] Authentication failed."; the
+// XOAUTH2 error challenge Dovecot sends first (Exchange sends none) is swallowed and
+// answered with the empty response. It returns cfg pointed at the proxy in plain text.
+func exchangeFront(t *testing.T, d *testenv.Dovecot, cfg imap.Config, refusal string) imap.Config {
+	t.Helper()
+	p := testenv.StartFaultProxy(t, d.IMAPAddr)
+	p.RewriteLines(
+		testenv.LineRule{Match: regexp.MustCompile(`^\+ eyJ`), Answer: "\r\n"},
+		testenv.LineRule{Match: regexp.MustCompile(`^(\S+) NO \[AUTHENTICATIONFAILED\]`), Replace: "$1 NO " + refusal},
+	)
+	host, port, _ := net.SplitHostPort(p.Addr)
+	cfg.Host, cfg.Security = host, imap.SecurityNone
+	cfg.Port, _ = strconv.Atoi(port)
+	return cfg
+}
+
+// TestExchangeRefusals: Exchange Online's "NO AUTHENTICATE failed." to a token it refuses
+// even when new is explained with what Exchange needs (the app's service principal,
+// FullAccess, IMAP enabled for the mailbox), not with a new sign-in; its "NO LOGIN failed."
+// to a password says Exchange Online takes no passwords: use OAuth 2.0.
+func TestExchangeRefusals(t *testing.T) {
+	d, srv, cfg := oauthSetup(t)
+	d.AddUser(t, user, password)
+
+	t.Run("oauth", func(t *testing.T) {
+		srv.AddClient(clientID, clientSecret, "bob@example.test") // valid tokens Dovecot refuses for alice
+		cfg := exchangeFront(t, d, cfg, "AUTHENTICATE failed.")
+		cfg.Token = credential.ClientCredentials(tokenConfig(srv))
+		ce := dialErr(t, cfg)
+		if ce.Kind != connector.KindAuth || !strings.Contains(ce.Error(), "AUTHENTICATE failed.") {
+			t.Errorf("kind %q, error %v; want KindAuth with Exchange's words", ce.Kind, ce)
+		}
+		for _, want := range []string{"check the app's permissions in Exchange", "New-ServicePrincipal",
+			"Add-MailboxPermission -Identity " + user, "FullAccess", "Set-CASMailbox -Identity " + user + " -ImapEnabled $true"} {
+			if !strings.Contains(ce.Advice, want) {
+				t.Errorf("advice %q\nwant it to contain %q", ce.Advice, want)
+			}
+		}
+		if strings.Contains(ce.Advice, "sign in again") {
+			t.Errorf("advice %q asks for a new sign-in, which a token the token endpoint just issued does not need", ce.Advice)
+		}
+		if n := srv.Requests("client_credentials"); n != 2 {
+			t.Errorf("%d token requests, want 2 (Exchange's line covers an expired token too: one renewal)", n)
+		}
+	})
+	t.Run("password", func(t *testing.T) {
+		cfg := exchangeFront(t, d, cfg, "LOGIN failed.")
+		cfg.Password = vault.NewSecret("wrong")
+		ce := dialErr(t, cfg)
+		if ce.Kind != connector.KindAuth || !strings.Contains(ce.Error(), "LOGIN failed.") {
+			t.Errorf("kind %q, error %v; want KindAuth with Exchange's words", ce.Kind, ce)
+		}
+		for _, want := range []string{"basic authentication", "use OAuth 2.0"} {
+			if !strings.Contains(ce.Advice, want) {
+				t.Errorf("advice %q\nwant it to contain %q", ce.Advice, want)
+			}
+		}
+	})
+	t.Run("dovecot's words", func(t *testing.T) {
+		// The same refusal in Dovecot's words (RFC 5530) keeps the general advice.
+		host, p, _ := net.SplitHostPort(d.IMAPAddr)
+		cfg := cfg
+		cfg.Host, cfg.Security, cfg.Password = host, imap.SecurityNone, vault.NewSecret("wrong")
+		cfg.Port, _ = strconv.Atoi(p)
+		if ce := dialErr(t, cfg); !strings.Contains(ce.Advice, "check the login name and password of this mailbox") || strings.Contains(ce.Advice, "OAuth") {
+			t.Errorf("Dovecot's refusal: advice %q", ce.Advice)
+		}
+	})
 }
 
 // TestHungServerDetected: a server that stops sending in the middle of a session is

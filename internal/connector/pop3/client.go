@@ -20,6 +20,9 @@
 // OAuth 2.0 logins (LoginOAuth): AUTH XOAUTH2 when the server offers it, else OAUTHBEARER
 // (RFC 7628); a refused token is renewed once and the login tried again on the same
 // connection, since an abandoned AUTH leaves the session in the AUTHORIZATION state.
+// Exchange's own refusal ("-ERR Authentication failure: unknown user name or bad
+// password."; ExchangeRefusal) gets Exchange's fixes as advice: for a token, the service
+// principal, FullAccess and Set-CASMailbox -PopEnabled; for a password, OAuth 2.0.
 //
 // The Source (source.go) reads a maildrop for the ingest pipeline; see its doc for how a
 // POP3 snapshot, UIDL and "delete after commit" fit the connector.Source contract.
@@ -447,10 +450,40 @@ func (c *Client) cancelAuth(cause error) error {
 // after a renewal.
 const adviceTokenRefused = "the server refused the OAuth token: the grant may be revoked or expired: sign in again / check the app's permissions"
 
+// ExchangeRefusal reports whether err is Exchange's refusal of a login: "-ERR
+// Authentication failure: unknown user name or bad password." (ms365-protocol.md §2.3, §8
+// item 10; its USER/PASS answer ends in the same words), with no response code. Exchange
+// Online says no more, whatever the cause; Dovecot says "-ERR [AUTH] Authentication
+// failed." (RFC 3206), which is not this.
+func ExchangeRefusal(err error) bool {
+	var pe *Error
+	return errors.As(err, &pe) && pe.Code == "" && strings.Contains(strings.ToLower(pe.Text), "unknown user name or bad password")
+}
+
+// exchangeTokenAdvice is the advice when Exchange refuses a token even after a renewal: the
+// token endpoint issued it, so the grant stands, and what is missing is on Exchange's side.
+func exchangeTokenAdvice(login string) string {
+	return fmt.Sprintf("Exchange refused the OAuth token for %[1]s even after postroom fetched a new one: check the app's permissions in Exchange. "+
+		"Signing in as an app, its service principal must be registered in Exchange Online PowerShell "+
+		"(New-ServicePrincipal -AppId <client id> -ObjectId <enterprise application object id>) and hold FullAccess on the mailbox "+
+		"(Add-MailboxPermission -Identity %[1]s -User <service principal id> -AccessRights FullAccess), with the admin-consented "+
+		"permission POP.AccessAsApp; a person who signs in needs POP.AccessAsUser.All and FullAccess on the mailbox if it is not their own. "+
+		"POP3 must be enabled for the mailbox: Set-CASMailbox -Identity %[1]s -PopEnabled $true; the login must be the mailbox's address. "+
+		"Changes can take up to an hour to apply", login)
+}
+
+// exchangePasswordAdvice is the advice when Exchange refuses a password.
+func exchangePasswordAdvice(who string) string {
+	return fmt.Sprintf("Exchange refused %s with a password: Exchange Online (Microsoft 365) no longer accepts passwords for POP3, "+
+		"Microsoft turned off basic authentication: use OAuth 2.0 for this mailbox (Microsoft 365 sign-in); "+
+		"for an Exchange server of your own, check the login name and password", who)
+}
+
 // LoginOAuth logs in as login with an OAuth 2.0 access token from token: AUTH XOAUTH2
 // when the server offers it (Microsoft offers only it), else OAUTHBEARER (RFC 7628). When
 // the server refuses the token, it asks token for a new one (refresh=true) and tries
-// once more; a second refusal is a KindAuth error that says to sign in again.
+// once more; a second refusal is a KindAuth error that says to sign in again (or, in
+// Exchange's words, what Exchange needs).
 func (c *Client) LoginOAuth(ctx context.Context, login string, token connector.TokenFunc) error {
 	mech := credential.PickOAuthMechanism(c.caps["SASL"])
 	if mech == "" {
@@ -481,7 +514,11 @@ func (c *Client) LoginOAuth(ctx context.Context, login string, token connector.T
 		}
 	}
 	if tokenRefused(err) {
-		return &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: adviceTokenRefused}
+		advice := adviceTokenRefused
+		if ExchangeRefusal(err) {
+			advice = exchangeTokenAdvice(login)
+		}
+		return &connector.Error{Kind: connector.KindAuth, Op: op, Err: err, Advice: advice}
 	}
 	return c.loginError(login, err)
 }
@@ -532,6 +569,9 @@ func (c *Client) loginError(login string, err error) error {
 	case CodeSysPerm:
 		return &connector.Error{Kind: connector.KindConfig, Op: "pop3 login", Err: err,
 			Advice: fmt.Sprintf("the server refuses %s for a lasting reason: ask the mail administrator", who)}
+	}
+	if ExchangeRefusal(err) {
+		return &connector.Error{Kind: connector.KindAuth, Op: "pop3 login", Err: err, Advice: exchangePasswordAdvice(who)}
 	}
 	return &connector.Error{Kind: connector.KindAuth, Op: "pop3 login", Err: err,
 		Advice: fmt.Sprintf("the server refused %s: check the login name and password of this mailbox", who)}

@@ -3,6 +3,7 @@ package pop3_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -107,6 +108,79 @@ func TestOAuthTokenRefusedTwice(t *testing.T) {
 	if n := srv.Requests("client_credentials"); n != 2 {
 		t.Fatalf("%d token requests, want 2 (the first and one renewal)", n)
 	}
+}
+
+// exchangeLine is Exchange Online's answer to a refused POP3 login (ms365-protocol.md §2.3).
+const exchangeLine = "-ERR Authentication failure: unknown user name or bad password."
+
+// exchangeFront puts a fault proxy in front of Dovecot's plain POP3 port that answers a
+// refused login with Exchange's line in place of Dovecot's "-ERR [AUTH] Authentication
+// failed."; the XOAUTH2 error challenge Dovecot sends first (Exchange sends none) is
+// swallowed and answered with the empty response. It returns cfg pointed at the proxy in
+// plain text.
+func exchangeFront(t *testing.T, d *testenv.Dovecot, cfg pop3.Config) pop3.Config {
+	t.Helper()
+	p := testenv.StartFaultProxy(t, d.POP3Addr)
+	p.RewriteLines(
+		testenv.LineRule{Match: regexp.MustCompile(`^\+ eyJ`), Answer: "\r\n"},
+		testenv.LineRule{Match: regexp.MustCompile(`^-ERR \[AUTH\]`), Replace: exchangeLine},
+	)
+	cfg.Host, cfg.Port = hostPort(t, p.Addr)
+	cfg.Security, cfg.RootCAs = pop3.SecurityNone, nil
+	return cfg
+}
+
+// TestExchangeRefusals: Exchange Online's "-ERR Authentication failure: unknown user name or
+// bad password." to a token it refuses even when new is explained with what Exchange needs
+// (the app's service principal, FullAccess, POP enabled for the mailbox), not with a new
+// sign-in; the same line to a password says Exchange Online takes no passwords: use OAuth 2.0.
+func TestExchangeRefusals(t *testing.T) {
+	d, srv, cfg := oauthSetup(t)
+	d.AddUser(t, user, password)
+
+	t.Run("oauth", func(t *testing.T) {
+		srv.AddClient(clientID, clientSecret, "bob@example.test") // valid tokens Dovecot refuses for alice
+		cfg := exchangeFront(t, d, cfg)
+		cfg.Token = credential.ClientCredentials(tokenConfig(srv))
+		ce := dialErr(t, cfg)
+		if ce.Kind != connector.KindAuth || !strings.Contains(ce.Error(), "unknown user name or bad password") {
+			t.Errorf("kind %q, error %v; want KindAuth with Exchange's words", ce.Kind, ce)
+		}
+		for _, want := range []string{"check the app's permissions in Exchange", "New-ServicePrincipal",
+			"Add-MailboxPermission -Identity " + user, "FullAccess", "Set-CASMailbox -Identity " + user + " -PopEnabled $true"} {
+			if !strings.Contains(ce.Advice, want) {
+				t.Errorf("advice %q\nwant it to contain %q", ce.Advice, want)
+			}
+		}
+		if strings.Contains(ce.Advice, "sign in again") {
+			t.Errorf("advice %q asks for a new sign-in, which a token the token endpoint just issued does not need", ce.Advice)
+		}
+		if n := srv.Requests("client_credentials"); n != 2 {
+			t.Errorf("%d token requests, want 2 (Exchange's line covers an expired token too: one renewal)", n)
+		}
+	})
+	t.Run("password", func(t *testing.T) {
+		cfg := exchangeFront(t, d, cfg)
+		cfg.Password = vault.NewSecret("wrong")
+		ce := dialErr(t, cfg)
+		if ce.Kind != connector.KindAuth || !strings.Contains(ce.Error(), "unknown user name or bad password") {
+			t.Errorf("kind %q, error %v; want KindAuth with Exchange's words", ce.Kind, ce)
+		}
+		for _, want := range []string{"basic authentication", "use OAuth 2.0"} {
+			if !strings.Contains(ce.Advice, want) {
+				t.Errorf("advice %q\nwant it to contain %q", ce.Advice, want)
+			}
+		}
+	})
+	t.Run("dovecot's words", func(t *testing.T) {
+		// The same refusal in Dovecot's words (RFC 3206) keeps the general advice.
+		cfg := cfg
+		cfg.Host, cfg.Port = hostPort(t, d.POP3Addr)
+		cfg.Security, cfg.Password = pop3.SecurityNone, vault.NewSecret("wrong")
+		if ce := dialErr(t, cfg); !strings.Contains(ce.Advice, "check the login name and password of this mailbox") || strings.Contains(ce.Advice, "OAuth") {
+			t.Errorf("Dovecot's refusal: advice %q", ce.Advice)
+		}
+	})
 }
 
 // TestHungServerDetected: a server that stops sending after the login is detected after

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -22,6 +23,43 @@ const (
 
 // codeAuthFailed is RFC 4954 §6's "535 5.7.8 Authentication credentials invalid".
 const codeAuthFailed = 535
+
+// enhancedAuthOff is the enhanced status code with which Exchange Online refuses SMTP AUTH
+// itself rather than the credentials (ms365-protocol.md §8 item 5): "535 5.7.139
+// Authentication unsuccessful, SmtpClientAuthentication is disabled for the
+// Tenant/Mailbox". Bad credentials get "535 5.7.3 Authentication unsuccessful".
+var enhancedAuthOff = smtp.EnhancedCode{5, 7, 139}
+
+// AuthOffAdvice returns the advice for Exchange Online's refusal of SMTP AUTH for the
+// mailbox login (535 5.7.139), or "" when err is not one. No new token or password can
+// fix it: an administrator must change a setting, so the error is KindConfig and the
+// login is not retried. The words after the code tell the variants apart: SMTP AUTH off
+// for the mailbox or organisation (the documented one), security defaults, or basic
+// authentication (a password) turned off.
+func AuthOffAdvice(login string, err error) string {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != codeAuthFailed {
+		return ""
+	}
+	msg := strings.ToLower(se.Message)
+	if se.EnhancedCode != enhancedAuthOff && !strings.Contains(msg, "smtpclientauthentication") {
+		return ""
+	}
+	enable := fmt.Sprintf("Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false", login)
+	switch {
+	case strings.Contains(msg, "basic authentication"):
+		return fmt.Sprintf("Exchange Online no longer accepts a password for SMTP AUTH (Microsoft turned off basic authentication): "+
+			"set this outbound mailbox to sign in with OAuth 2.0 (Microsoft 365); SMTP AUTH must stay enabled for %s (%s)", login, enable)
+	case strings.Contains(msg, "security defaults"):
+		return fmt.Sprintf("the security defaults of the Microsoft 365 organisation block SMTP AUTH for %s: an administrator turns them off "+
+			"in the Microsoft Entra admin center (Identity > Overview > Properties > Manage security defaults; protect sign-ins with "+
+			"Conditional Access instead), and SMTP AUTH must be enabled for the mailbox: %s", login, enable)
+	}
+	return fmt.Sprintf("SMTP AUTH is disabled for %s in Exchange Online: an administrator enables it for the mailbox in Exchange Online "+
+		"PowerShell with %s (or, for every mailbox that has no setting of its own, for the organisation with "+
+		"Set-TransportConfig -SmtpClientAuthenticationDisabled $false; security defaults also block it). A new token or password "+
+		"does not help; the change can take up to an hour to apply", login, enable)
+}
 
 // adviceTokenRefused is what an admin reads when the server refuses the OAuth token even
 // after a renewal.
@@ -50,9 +88,12 @@ func (s *Sink) auth(ctx context.Context, c *smtp.Client) error {
 			Advice: "the server supports neither AUTH PLAIN nor LOGIN: use OAuth 2.0 or another submission server"}
 	}
 	if err := c.Auth(client); err != nil {
+		if advice := AuthOffAdvice(s.cfg.Login, err); advice != "" {
+			return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth", Err: withCode(err), Advice: advice}
+		}
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code >= 500 {
-			return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth", Err: err,
+			return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth", Err: withCode(err),
 				Advice: fmt.Sprintf("the server refused the login %q: check the login name and password of this outbound mailbox", s.cfg.Login)}
 		}
 		return classifySMTP("smtp auth", err)
@@ -61,7 +102,8 @@ func (s *Sink) auth(ctx context.Context, c *smtp.Client) error {
 }
 
 // authToken logs in with XOAUTH2 (preferred) or OAUTHBEARER. A 535 renews the token once
-// and retries once on the same connection.
+// and retries once on the same connection, except Exchange Online's 535 5.7.139 (SMTP AUTH
+// disabled), which no token can pass.
 func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
 	if err := needAuth(c); err != nil {
 		return err
@@ -89,7 +131,7 @@ func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
 		}
 		err = c.Auth(s.tokenClient(mech, token))
 		var se *smtp.SMTPError
-		if err == nil || !errors.As(err, &se) || se.Code != codeAuthFailed {
+		if err == nil || !errors.As(err, &se) || se.Code != codeAuthFailed || AuthOffAdvice(s.cfg.Login, err) != "" {
 			break
 		}
 		s.log.Info("smtp: OAuth token refused", slog.String("server", s.cfg.addr()), slog.String("mechanism", mech), slog.Bool("renewed", refresh))
@@ -97,15 +139,42 @@ func (s *Sink) authToken(ctx context.Context, c *smtp.Client) error {
 	if err == nil {
 		return nil
 	}
+	if advice := AuthOffAdvice(s.cfg.Login, err); advice != "" {
+		return &connector.Error{Kind: connector.KindConfig, Op: "smtp auth " + mech, Err: withCode(err), Advice: advice}
+	}
 	var se *smtp.SMTPError
 	switch {
 	case errors.As(err, &se) && se.Code == codeAuthFailed:
-		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: err, Advice: adviceTokenRefused}
+		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: withCode(err), Advice: adviceTokenRefused}
 	case errors.As(err, &se) && se.Code >= 500:
-		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: err,
+		return &connector.Error{Kind: connector.KindAuth, Op: "smtp auth " + mech, Err: withCode(err),
 			Advice: fmt.Sprintf("the server refused the OAuth sign-in (%d %s): check the app's permissions for SMTP", se.Code, se.Message)}
 	}
 	return classifySMTP("smtp auth "+mech, err)
+}
+
+// codedReply is a server's refusal shown with its enhanced status code (RFC 3463), which
+// go-smtp leaves out of its text: "535 5.7.139 Authentication unsuccessful, ..." is what an
+// administrator looks up, and the code alone tells Exchange's variants apart.
+type codedReply struct{ *smtp.SMTPError }
+
+func (r codedReply) Error() string {
+	c := r.EnhancedCode
+	if c == smtp.NoEnhancedCode || c == (smtp.EnhancedCode{}) {
+		return fmt.Sprintf("%d %s", r.Code, r.Message)
+	}
+	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, c[0], c[1], c[2], r.Message)
+}
+
+func (r codedReply) Unwrap() error { return r.SMTPError }
+
+// withCode shows an SMTP reply in err with its enhanced code; other errors stay as they are.
+func withCode(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return codedReply{se}
+	}
+	return err
 }
 
 func (s *Sink) tokenClient(mech, token string) sasl.Client {

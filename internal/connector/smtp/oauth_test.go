@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/smtp"
 	"github.com/postroom/postroom/internal/testenv"
+	"github.com/postroom/postroom/internal/vault"
 )
 
 // introspection is an RFC 7662 token-introspection endpoint for Dovecot's oauth2 passdb
@@ -178,4 +181,109 @@ func TestOAuthLongToken(t *testing.T) {
 		}
 	}
 	sink.Wait(t, 1, time.Minute)
+}
+
+// Exchange Online's answers to a refused AUTH (ms365-protocol.md §2.3, §8 item 5).
+const (
+	exchangeAuthOff  = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0601CA0005.namprd06.prod.outlook.com]"
+	exchangeBadCreds = "535 5.7.3 Authentication unsuccessful [SN4PR0601CA0005.namprd06.prod.outlook.com]"
+)
+
+// exchangeFront puts a fault proxy in front of Dovecot submission that answers a refused
+// AUTH with Exchange's line refusal: Dovecot's XOAUTH2 error challenge (Exchange sends none)
+// is swallowed and answered with the empty response, its 535 becomes refusal, and its
+// STARTTLS offer is dropped so that the client stays in plain text, where the proxy can
+// read the lines. It returns a config for the proxy (security none, loopback).
+func exchangeFront(t *testing.T, d *testenv.Dovecot, refusal string) smtp.Config {
+	t.Helper()
+	p := testenv.StartFaultProxy(t, d.SubmissionAddr)
+	p.RewriteLines(
+		testenv.LineRule{Match: regexp.MustCompile(`^250-STARTTLS$`)},
+		testenv.LineRule{Match: regexp.MustCompile(`^334 eyJ`), Answer: "\r\n"},
+		testenv.LineRule{Match: regexp.MustCompile(`^535 `), Replace: refusal},
+	)
+	return smtp.Config{Host: "127.0.0.1", Port: port(t, p.Addr), Security: smtp.SecurityNone, Login: user}
+}
+
+// TestExchangeRefusals: Exchange Online's 535 5.7.139 (SMTP AUTH disabled for the mailbox or
+// the organisation) is a setting to change, not a token to renew: no renewal, no retry, and
+// the advice names Set-CASMailbox and Set-TransportConfig, never a new sign-in, for OAuth
+// and for a password alike. Its 535 5.7.3 (bad credentials) keeps the renewal and the
+// sign-in advice.
+func TestExchangeRefusals(t *testing.T) {
+	intro := &introspection{}
+	endpoint := httptest.NewServer(intro)
+	defer endpoint.Close()
+	sink := testenv.StartSMTPSink(t)
+	d := testenv.StartDovecot(t, &testenv.DovecotOptions{IntrospectionURL: endpoint.URL + "/introspect", SubmissionRelay: sink.Addr})
+	d.AddUser(t, user, password)
+	send := func(cfg smtp.Config) *connector.Error {
+		t.Helper()
+		s := smtp.New(cfg)
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		err := s.Send(ctx, user, []string{"bob@example.net"}, []byte(raw))
+		var ce *connector.Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("send: %v, want a *connector.Error", err)
+		}
+		return ce
+	}
+	authOff := func(t *testing.T, ce *connector.Error) {
+		t.Helper()
+		for _, want := range []string{"SMTP AUTH is disabled for " + user,
+			"Set-CASMailbox -Identity " + user + " -SmtpClientAuthenticationDisabled $false",
+			"Set-TransportConfig -SmtpClientAuthenticationDisabled $false"} {
+			if !strings.Contains(ce.Advice, want) {
+				t.Errorf("advice %q\nwant it to contain %q", ce.Advice, want)
+			}
+		}
+		if strings.Contains(ce.Advice, "sign in again") || strings.Contains(ce.Advice, "check the login name and password") {
+			t.Errorf("advice %q sends the administrator to the credentials", ce.Advice)
+		}
+		if ce.Kind != connector.KindConfig || !connector.IsPermanent(ce) {
+			t.Errorf("kind %q, want %q (permanent: a setting to change)", ce.Kind, connector.KindConfig)
+		}
+		if !strings.Contains(ce.Error(), "5.7.139") {
+			t.Errorf("the error %q does not show Exchange's words", ce.Error())
+		}
+	}
+
+	t.Run("oauth, SMTP AUTH disabled", func(t *testing.T) {
+		cfg := exchangeFront(t, d, exchangeAuthOff)
+		tk := &tokens{first: "expired-1", renewed: "expired-2"}
+		cfg.Token = tk.get
+		authOff(t, send(cfg))
+		if !slices.Equal(tk.calls, []bool{false}) {
+			t.Errorf("TokenFunc calls (refresh) %v, want [false]: a new token cannot pass a disabled SMTP AUTH", tk.calls)
+		}
+	})
+	t.Run("password, SMTP AUTH disabled", func(t *testing.T) {
+		cfg := exchangeFront(t, d, exchangeAuthOff)
+		cfg.Password = vault.NewSecret("wrong")
+		authOff(t, send(cfg))
+	})
+	t.Run("oauth, bad credentials", func(t *testing.T) {
+		cfg := exchangeFront(t, d, exchangeBadCreds)
+		tk := &tokens{first: "revoked-1", renewed: "revoked-2"}
+		cfg.Token = tk.get
+		ce := send(cfg)
+		if ce.Kind != connector.KindAuth || !strings.Contains(ce.Advice, "sign in again") || !strings.Contains(ce.Error(), "5.7.3") {
+			t.Errorf("kind %q advice %q (%v), want KindAuth with advice to sign in again", ce.Kind, ce.Advice, ce)
+		}
+		if !slices.Equal(tk.calls, []bool{false, true}) {
+			t.Errorf("TokenFunc calls (refresh) %v, want [false true] (one renewal)", tk.calls)
+		}
+	})
+	t.Run("password, bad credentials", func(t *testing.T) {
+		cfg := exchangeFront(t, d, exchangeBadCreds)
+		cfg.Password = vault.NewSecret("wrong")
+		if ce := send(cfg); ce.Kind != connector.KindAuth || !strings.Contains(ce.Advice, "check the login name and password") {
+			t.Errorf("kind %q advice %q, want KindAuth saying to check the login and password", ce.Kind, ce.Advice)
+		}
+	})
+	if n := len(sink.Messages(t)); n != 0 {
+		t.Errorf("%d messages relayed through refused logins", n)
+	}
 }

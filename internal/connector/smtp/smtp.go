@@ -25,7 +25,10 @@
 // Errors are *connector.Error: a 5xx answer is permanent (KindRejected or KindAuth); 4xx
 // answers and broken connections are temporary (KindServer, KindNetwork) and the outbox
 // retries them. With OAuth 2.0 (Config.Token), a refused token is renewed once
-// (Token(ctx, true)) and the login retried once before the error is KindAuth.
+// (Token(ctx, true)) and the login retried once before the error is KindAuth. Exchange
+// Online's "535 5.7.139" (SMTP AUTH disabled for the mailbox or the organisation) is not a
+// credentials problem: it is KindConfig, with or without OAuth, never retried with a new
+// token, and its advice is the Set-CASMailbox / Set-TransportConfig command (AuthOffAdvice).
 package smtp
 
 import (
