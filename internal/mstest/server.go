@@ -65,17 +65,15 @@ const (
 
 // Defaults of Options, from the reference.
 const (
-	DefaultAccessTokenLifetime    = 3599 * time.Second
-	DefaultRefreshTokenInactivity = 90 * 24 * time.Hour
-	DefaultAuthCodeLifetime       = 10 * time.Minute
-	DefaultMaxConcurrent          = 4
-	DefaultRateLimit              = 10000
-	DefaultRateWindow             = 10 * time.Minute
-	DefaultPageSize               = 10
-	DefaultValidationTimeout      = 10 * time.Second
-	// DefaultMaxSubscriptionLifetime is the stricter of Microsoft's two published caps for
-	// Outlook messages: 4,230 minutes (newer notes say 10,080; ms365-protocol.md §8.8).
-	DefaultMaxSubscriptionLifetime = 4230 * time.Minute
+	DefaultAccessTokenLifetime     = 3599 * time.Second
+	DefaultRefreshTokenInactivity  = 90 * 24 * time.Hour
+	DefaultAuthCodeLifetime        = 10 * time.Minute
+	DefaultMaxConcurrent           = 4
+	DefaultRateLimit               = 10000
+	DefaultRateWindow              = 10 * time.Minute
+	DefaultPageSize                = 10
+	DefaultValidationTimeout       = 10 * time.Second
+	DefaultMaxSubscriptionLifetime = 4230 * time.Minute // the stricter of Microsoft's two caps (§8.8; newer notes say 10,080)
 	// DefaultUploadLimit bytes may be uploaded (PATCH, POST, PUT bodies) per mailbox in
 	// DefaultUploadWindow (reference §3.14).
 	DefaultUploadLimit  = 150 << 20
