@@ -1,7 +1,9 @@
 package graph_test
 
 import (
+	"bytes"
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/graph"
+	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -121,5 +125,80 @@ func TestDeadDeltaLinksNotFollowedForever(t *testing.T) {
 	}
 	if n := e.srv.Requests(e.sample.ClientID); n > 10+4 {
 		t.Fatalf("the try after took %d requests: it followed a dead link again", n)
+	}
+}
+
+// randomBytes returns n bytes that do not compress, seeded by seed.
+func randomBytes(n int, seed byte) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{seed}).Read(b)
+	return b
+}
+
+// TestUSGovAttachmentOver3MBRefusedClearly: the US Government L4/L5 clouds have no upload
+// sessions and take at most 4 MB per request, so an attachment of 3 MB or more cannot go
+// through Graph there: the Sink refuses it for good with advice naming the limit, before
+// any request (cloud known) or after Graph's refusal (cloud unknown to postroom, e.g. a
+// custom Graph URL), and leaves no draft behind; nothing is sent.
+func TestUSGovAttachmentOver3MBRefusedClearly(t *testing.T) {
+	raw := multipart(t, []attachment{{"scan.pdf", "application/pdf", randomBytes(5<<20, 3)}})
+	for _, tc := range []struct {
+		name, standIn, sink string
+		requests            int
+	}{
+		{"L4 known", mstest.CloudUSGovL4, credential.CloudUSGov, 0},
+		{"L5 known", mstest.CloudUSGovL5, credential.CloudUSDoD, 0},
+		{"L5 behind a custom Graph URL", mstest.CloudUSGovL5, credential.CloudCustom, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, mstest.Options{Cloud: tc.standIn})
+			cfg := e.config()
+			cfg.Cloud = tc.sink
+			sink, err := graph.NewSink(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.srv.ResetRequests()
+			err = sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw)
+			assertKind(t, err, connector.KindRejected, "US Government L4/L5", "at most 4 MB", "scan.pdf", "5.0 MB")
+			if !connector.IsPermanent(err) {
+				t.Errorf("the refusal is retried: %v", err)
+			}
+			if n := e.srv.Requests(e.sample.ClientID); tc.requests >= 0 && n != tc.requests {
+				t.Errorf("%d requests, want %d", n, tc.requests)
+			}
+			if sent := e.srv.Sent(e.sample.Mailbox); len(sent) != 0 {
+				t.Errorf("%d messages went out", len(sent))
+			}
+			if drafts, _ := e.srv.Messages(e.sample.Mailbox, "drafts"); len(drafts) != 0 {
+				t.Errorf("%d drafts left behind", len(drafts))
+			}
+		})
+	}
+}
+
+// TestUSGovAttachmentsUnder3MBStillGo: in the L4/L5 clouds a message over 3 MB whose
+// attachments are each under 3 MB goes out whole (a draft and one POST per attachment,
+// each under 4 MB).
+func TestUSGovAttachmentsUnder3MBStillGo(t *testing.T) {
+	e := newEnv(t, mstest.Options{Cloud: mstest.CloudUSGovL4})
+	a, b := randomBytes(2500<<10, 4), randomBytes(2500<<10, 5)
+	raw := multipart(t, []attachment{{"a.bin", "application/octet-stream", a}, {"b.bin", "application/octet-stream", b}})
+	cfg := e.config()
+	cfg.Cloud = credential.CloudUSGov
+	sink, err := graph.NewSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw); err != nil {
+		t.Fatal(err)
+	}
+	sent := e.srv.Sent(e.sample.Mailbox)
+	if len(sent) != 1 {
+		t.Fatalf("%d messages sent, want 1", len(sent))
+	}
+	files := attachments(t, sent[0].Raw)
+	if !bytes.Equal(files["a.bin"], a) || !bytes.Equal(files["b.bin"], b) {
+		t.Errorf("the attachments arrived with %d and %d bytes, want %d each", len(files["a.bin"]), len(files["b.bin"]), len(a))
 	}
 }

@@ -38,10 +38,14 @@ const (
 const sourcePrefix = "graph:"
 
 // Config says how to reach one Microsoft 365 mailbox over Graph. The Source uses all of
-// it, the Sink GraphURL, Mailbox, Token, HTTPClient, Limiter and Logger.
+// it but Cloud, the Sink GraphURL, Cloud, Mailbox, Token, HTTPClient, Limiter and Logger.
 type Config struct {
 	// GraphURL is the Graph host (DefaultGraphURL when empty), without /v1.0.
 	GraphURL string
+	// Cloud is the mailbox's Microsoft cloud as credential names it ("" or "global",
+	// "usgov", "usgov-dod", "china", "custom"). The Sink uses it: the US Government L4/L5
+	// clouds (usgov, usgov-dod) have no attachment upload sessions (§8.3).
+	Cloud string
 	// Mailbox is the mailbox's address (user principal name / primary SMTP address) or
 	// user id.
 	Mailbox string
@@ -95,12 +99,13 @@ type Source struct {
 	initial  bool   // the round in progress is the mailbox's first sync (no cursor)
 	queue    []deltaItem
 	roundEnd string              // the deltaLink of the round, once its last page is read
-	// lost counts the delta positions Graph forgot (expired tokens) since a link it handed
-	// out was last followed or a round was last finished: the second in a row ends fill.
-	lost     int
 	seen     map[string]struct{} // ids queued or handed out
 	folders  map[string]string   // path -> id of folders known to exist
 	newMail  chan struct{}
+
+	// lost counts the delta positions Graph forgot (expired tokens) since a link it handed
+	// out was last followed or a round was last finished: the second in a row ends fill.
+	lost int
 }
 
 var (
