@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,5 +201,111 @@ func TestUSGovAttachmentsUnder3MBStillGo(t *testing.T) {
 	files := attachments(t, sent[0].Raw)
 	if !bytes.Equal(files["a.bin"], a) || !bytes.Equal(files["b.bin"], b) {
 		t.Errorf("the attachments arrived with %d and %d bytes, want %d each", len(files["a.bin"]), len(files["b.bin"]), len(a))
+	}
+}
+
+// TestBatchMemberThrottledWaitsRetryAfter: a 429 inside a $batch, after members that
+// succeeded, is waited out (Retry-After) before the rest go in the next batch; nothing is
+// sent into the throttled window again and every message ends up read.
+func TestBatchMemberThrottledWaitsRetryAfter(t *testing.T) {
+	e := newEnv(t, mstest.Options{RateLimit: 3, RateWindow: time.Second})
+	e.deliver(t, "inbox", 0, 6)
+	src := e.open(t, e.config())
+	var msgs []connector.Incoming
+	for len(msgs) < 6 { // the rate limit of 3 a second throttles the downloads too
+		got, err := src.Next(context.Background(), 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, got...)
+	}
+	e.srv.Advance(time.Second) // a fresh window: the 4th member of the batch is the first refused
+	e.srv.ResetRequests()
+	if err := src.Ack(context.Background(), sourceIDs(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Requests(e.sample.ClientID); n != 2 {
+		t.Fatalf("%d batches, want 2 (the rest sent once, after Retry-After)", n)
+	}
+	assertAllRead(t, e, 6)
+}
+
+// concurrencyRefusals counts the MailboxConcurrency 429s the client logged.
+func concurrencyRefusals(logs string) int {
+	n := 0
+	for line := range strings.SplitSeq(logs, "\n") {
+		if strings.Contains(line, "MailboxConcurrency") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLowConcurrencyAndUploadBudgetLoseNothing: a mailbox whose Graph answers
+// MailboxConcurrency 429s from 2 requests in flight (below the documented 4) and takes 2 MB
+// of uploads a second: ingest and replies running at once, with the Limiter they share,
+// get every message in once and every reply out once (a send still throttled after its
+// retries is tried again, as the outbox does); the client learns the lower concurrency
+// after at most two refusals instead of being refused again and again.
+func TestLowConcurrencyAndUploadBudgetLoseNothing(t *testing.T) {
+	e := newEnv(t, mstest.Options{MaxConcurrent: 2, UploadLimit: 2 << 20, UploadWindow: time.Second})
+	e.deliver(t, "inbox", 0, 24)
+	e.srv.SetLatency(20 * time.Millisecond)
+	cfg := e.config()
+	cfg.Limiter = graph.NewLimiter(0)
+	src := e.open(t, cfg)
+	sink, err := graph.NewSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const replies = 6
+	var wg sync.WaitGroup
+	sendErrs := make(chan error, replies)
+	for i := range replies {
+		wg.Go(func() {
+			raw := []byte(strings.Replace(string(reply("Content-Type: text/plain\r\n", strings.Repeat("Thank you for waiting. ", 30_000))),
+				"<reply-1@", "<reply-"+strconv.Itoa(i)+"@", 1))
+			var err error
+			for range 10 {
+				if err = sink.Send(context.Background(), e.sample.Mailbox, []string{"ana@example.net"}, raw); err == nil || connector.IsPermanent(err) {
+					break
+				}
+			}
+			sendErrs <- err
+		})
+	}
+	in := newIngest()
+	in.drain(t, src, 12)
+	wg.Wait()
+	close(sendErrs)
+	for err := range sendErrs {
+		if err != nil {
+			t.Errorf("a reply did not go out: %v", err)
+		}
+	}
+
+	if len(in.stored) != 24 || in.dups != 0 {
+		t.Fatalf("stored %d (want 24), %d twice", len(in.stored), in.dups)
+	}
+	assertAllRead(t, e, 24)
+	sent := map[string]int{}
+	for _, m := range e.srv.Sent(e.sample.Mailbox) {
+		sent[headerValue(m.Raw, "Message-ID")]++
+	}
+	for i := range replies {
+		if id := "<reply-" + strconv.Itoa(i) + "@postroom.contoso.example>"; sent[id] != 1 {
+			t.Errorf("reply %s went out %d times, want once", id, sent[id])
+		}
+	}
+	if len(sent) != replies {
+		t.Errorf("%d distinct replies went out, want %d", len(sent), replies)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "upload limit") {
+		t.Errorf("the upload budget never throttled a reply: the test did not test it")
+	}
+	if n := concurrencyRefusals(logs); n > 2 {
+		t.Errorf("%d MailboxConcurrency refusals, want at most 2 (then at most 2 in flight)", n)
 	}
 }
