@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // deltaState is what a delta or skip token stands for.
@@ -23,6 +24,9 @@ type deltaState struct {
 	// round is set for a skip token: the items of a round in progress from start on.
 	round *deltaRound
 	start int
+	// issued is when the token was handed out (the server's clock): with
+	// Options.DeltaTokenLifetime it stops working that long after.
+	issued time.Time
 }
 
 // deltaRound is the list of changes of one round, fixed when the round begins.
@@ -80,17 +84,17 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 	start := 0
 	switch {
 	case c.query.Get("$skiptoken") != "":
-		st := s.state.graph.delta[c.query.Get("$skiptoken")]
+		st := s.deltaTokenLocked(c.query.Get("$skiptoken"))
 		if st == nil || st.round == nil || st.mb != c.mb || st.folderID != f.id {
 			s.mu.Unlock()
-			return syncStateNotFound()
+			return s.syncStateNotFound()
 		}
 		round, start = st.round, st.start
 	case c.query.Get("$deltatoken") != "":
-		st := s.state.graph.delta[c.query.Get("$deltatoken")]
+		st := s.deltaTokenLocked(c.query.Get("$deltatoken"))
 		if st == nil || st.round != nil || st.mb != c.mb || st.folderID != f.id {
 			s.mu.Unlock()
-			return syncStateNotFound()
+			return s.syncStateNotFound()
 		}
 		if sel == nil {
 			sel = st.sel
@@ -115,13 +119,15 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 	}
 	base := s.graphURL + "/v1.0/" + pathOf(c.segs)
 	resp := map[string]any{"@odata.context": s.graphURL + "/v1.0/$metadata#Collection(message)", "value": out}
+	issued := s.nowLocked()
 	if end < len(round.items) {
 		tok := randomToken(48)
-		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, round: round, start: end}
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, round: round, start: end, issued: issued}
 		resp["@odata.nextLink"] = base + "?$skiptoken=" + tok
 	} else {
 		tok := randomToken(64)
-		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot, sel: round.sel, pageSize: pageSize, changeTypes: round.changeTypes}
+		s.state.graph.delta[tok] = &deltaState{mb: c.mb, folderID: f.id, baseline: round.snapshot, sel: round.sel, pageSize: pageSize,
+			changeTypes: round.changeTypes, issued: issued}
 		resp["@odata.deltaLink"] = base + "?$deltatoken=" + tok
 	}
 	s.mu.Unlock()
@@ -135,8 +141,31 @@ func (s *Server) opDelta(c *mailboxCall, rest []string) *graphResp {
 	return r
 }
 
-func syncStateNotFound() *graphResp {
-	return gerr(http.StatusGone, "syncStateNotFound",
+// deltaTokenLocked returns what a delta or skip token stands for, nil when it is unknown
+// or older than Options.DeltaTokenLifetime (then it is forgotten, with every other token
+// past its lifetime).
+func (s *Server) deltaTokenLocked(tok string) *deltaState {
+	st := s.state.graph.delta[tok]
+	if s.opts.DeltaTokenLifetime <= 0 {
+		return st
+	}
+	now := s.nowLocked()
+	for k, v := range s.state.graph.delta {
+		if now.Sub(v.issued) > s.opts.DeltaTokenLifetime {
+			delete(s.state.graph.delta, k)
+		}
+	}
+	if st != nil && now.Sub(st.issued) > s.opts.DeltaTokenLifetime {
+		return nil
+	}
+	return st
+}
+
+// syncStateNotFound is the answer to a delta or skip token Outlook no longer knows:
+// 410 Gone with code SyncStateNotFound (ms365-protocol.md §8.7), or what
+// Options.DeltaExpiredStatus and DeltaExpiredCode make it.
+func (s *Server) syncStateNotFound() *graphResp {
+	return gerr(s.opts.DeltaExpiredStatus, s.opts.DeltaExpiredCode,
 		"The sync state generation is not found. The delta token is expired and data must be synchronized again.")
 }
 

@@ -33,7 +33,7 @@
 //
 // Test hooks: Deliver puts a message into a mailbox folder (change notifications fire);
 // Messages, Message, Folders and Sent read a mailbox back; Requests counts Graph requests per
-// app; fault injection (FailNext, ExpireDeltaTokens, ExpireAccessTokens, RevokeUserSessions,
+// app, Uploaded the bytes a mailbox uploaded in its current upload window; fault injection (FailNext, ExpireDeltaTokens, ExpireAccessTokens, RevokeUserSessions,
 // App.ExpireSecret, SetLatency, ...) makes the stand-in misbehave on demand; Advance moves its
 // clock forward.
 //
@@ -63,4 +63,17 @@
 //     headers to survive) and adds only a missing Date, Message-ID or From;
 //   - Set-CASMailbox protocol switches (IMAPDisabled, ...) act at introspection, per
 //     protocol only when Dovecot sends X-Dovecot-Auth-Service (send_auth_headers = yes).
+//   - delta and skip tokens live forever unless Options.DeltaTokenLifetime is set (Outlook
+//     drops them from a cache after a time it does not state); an expired one answers 410
+//     SyncStateNotFound, or DeltaExpiredStatus/DeltaExpiredCode (e.g. 400 syncStateNotFound);
+//   - subscriptions are refused beyond MaxSubscriptionLifetime (4,230 minutes, the stricter
+//     of Microsoft's published caps; 10,080 plays the newer one), never silently shortened;
+//   - throttling: MaxConcurrent (set it below 4 to play §8.9) and RateLimit per app and
+//     mailbox; UploadLimit per UploadWindow per mailbox across apps, counting PATCH, POST and
+//     PUT bodies (upload-session ranges and $batch members too; the 429's text is unverified);
+//     upload-session PUTs take no concurrency slot;
+//   - Options.Cloud (usgov, usgov-dod) plays only the US Government L4/L5 rule that
+//     createUploadSession does not exist (answered 400 "Resource not found for the segment",
+//     as for any unknown path; the national cloud's exact answer is unverified); hosts,
+//     audiences and the rest stay the global cloud's.
 package mstest

@@ -89,7 +89,9 @@ func (s *Server) takeFaultLocked(path, mailbox string) *Fault {
 }
 
 // ExpireDeltaTokens forgets every delta and skip token handed out so far: following one
-// answers 410 syncStateNotFound, and the client must sync again from scratch.
+// answers 410 SyncStateNotFound (or Options.DeltaExpiredStatus and DeltaExpiredCode), and
+// the client must sync again from scratch. Options.DeltaTokenLifetime makes tokens expire
+// by themselves.
 func (s *Server) ExpireDeltaTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

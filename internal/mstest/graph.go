@@ -24,6 +24,7 @@ type graphState struct {
 	delta         map[string]*deltaState // by delta or skip token
 	subs          map[string]*subscription
 	uploads       map[string]*uploadSession
+	uploaded      map[string]*uploadWindow // by lower-case mailbox UPN
 }
 
 func newGraphState() graphState {
@@ -34,6 +35,7 @@ func newGraphState() graphState {
 		delta:         map[string]*deltaState{},
 		subs:          map[string]*subscription{},
 		uploads:       map[string]*uploadSession{},
+		uploaded:      map[string]*uploadWindow{},
 	}
 }
 
@@ -301,7 +303,7 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 	if f := s.takeFault(gr, mailboxKey); f != nil {
 		return f
 	}
-	release, throttled := s.acquire(gr.tok.app.cfg.ClientID, mailboxKey)
+	release, throttled := s.acquire(gr.tok.app.cfg.ClientID, mailboxKey, uploadBytes(gr))
 	if throttled != nil {
 		return throttled
 	}
@@ -416,41 +418,6 @@ func (s *Server) sleepLatency(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	}
-}
-
-// acquire takes a concurrency slot and a request of the window for app+mailbox, or
-// answers 429.
-func (s *Server) acquire(clientID, mailbox string) (release func(), throttled *graphResp) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	key := throttleKey{clientID, mailbox}
-	t := s.state.graph.throttle[key]
-	if t == nil {
-		t = &throttleState{}
-		s.state.graph.throttle[key] = t
-	}
-	t.maxInFlight = max(t.maxInFlight, t.inFlight+1)
-	if t.inFlight >= s.opts.MaxConcurrent {
-		resp := gerr(http.StatusTooManyRequests, "ApplicationThrottled", msgConcurrency)
-		resp.header = http.Header{"Retry-After": {"1"}}
-		return nil, resp
-	}
-	now := s.nowLocked()
-	if now.Sub(t.windowStart) >= s.opts.RateWindow {
-		t.windowStart, t.count = now, 0
-	}
-	if t.count >= s.opts.RateLimit {
-		resp := gerr(http.StatusTooManyRequests, "TooManyRequests", msgTooManyRequests)
-		resp.header = http.Header{"Retry-After": {retryAfter(t.windowStart.Add(s.opts.RateWindow).Sub(now))}}
-		return nil, resp
-	}
-	t.count++
-	t.inFlight++
-	return func() {
-		s.mu.Lock()
-		t.inFlight--
-		s.mu.Unlock()
-	}, nil
 }
 
 // prefer reads the Prefer headers (several headers or comma-separated).

@@ -317,8 +317,8 @@ func TestDeltaSync(t *testing.T) {
 	g := f.graph(t, "GET", delta, tok, nil, hdr...)
 	next := g.json(t)["@odata.nextLink"].(string)
 	f.s.ExpireDeltaTokens()
-	wantGraphError(t, f.graph(t, "GET", next, tok, nil, hdr...), 410, "syncStateNotFound")
-	wantGraphError(t, f.graph(t, "GET", delta, tok, nil, hdr...), 410, "syncStateNotFound")
+	wantGraphError(t, f.graph(t, "GET", next, tok, nil, hdr...), 410, "SyncStateNotFound")
+	wantGraphError(t, f.graph(t, "GET", delta, tok, nil, hdr...), 410, "SyncStateNotFound")
 	// Starting over lists the folder as it is now.
 	items, _, _ = f.collect(t, first, tok, hdr...)
 	if len(items) != 25+2+12-2 {

@@ -500,6 +500,11 @@ type uploadSession struct {
 const uploadSessionLifetime = time.Hour
 
 func (s *Server) opCreateUploadSession(c *mailboxCall, rest []string) *graphResp {
+	if s.opts.Cloud == CloudUSGovL4 || s.opts.Cloud == CloudUSGovL5 {
+		// Not deployed in the US Government L4 and L5 clouds (§8.3): Graph answers as for
+		// any path it does not know (the exact national-cloud answer is unverified).
+		return gerr(http.StatusBadRequest, "BadRequest", fmt.Sprintf(msgResourceNotFound, "createUploadSession"))
+	}
 	var in struct {
 		AttachmentItem *struct {
 			AttachmentType string `json:"attachmentType"`
@@ -576,6 +581,9 @@ func (s *Server) serveUpload(gr *graphReq, id string, h http.Header) *graphResp 
 	}
 	if gr.tooLarge {
 		return gerr(http.StatusRequestEntityTooLarge, "RequestBodyTooLarge", fmt.Sprintf("A range may be at most %d bytes (4 MB).", MaxUploadChunkBytes))
+	}
+	if resp := s.chargeUploadLocked(strings.ToLower(us.mb.owner.cfg.UPN), len(gr.body)); resp != nil {
+		return resp
 	}
 	m := contentRange.FindStringSubmatch(h.Get("Content-Range"))
 	if m == nil {

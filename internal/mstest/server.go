@@ -73,7 +73,11 @@ const (
 	DefaultRateWindow              = 10 * time.Minute
 	DefaultPageSize                = 10
 	DefaultValidationTimeout       = 10 * time.Second
-	DefaultMaxSubscriptionLifetime = 10080 * time.Minute
+	DefaultMaxSubscriptionLifetime = 4230 * time.Minute // the stricter of Microsoft's two caps (§8.8; newer notes say 10,080)
+	// DefaultUploadLimit bytes may be uploaded (PATCH, POST, PUT bodies) per mailbox in
+	// DefaultUploadWindow (reference §3.14).
+	DefaultUploadLimit  = 150 << 20
+	DefaultUploadWindow = 5 * time.Minute
 	// MaxBatchRequests is the most requests one $batch may carry.
 	MaxBatchRequests = 20
 	// MaxInlineRequestBytes is the largest Graph request body (4 MB).
@@ -104,7 +108,8 @@ type Options struct {
 	// AuthCodeLifetime is how long an authorization code can be redeemed (default 10 min).
 	AuthCodeLifetime time.Duration
 	// MaxConcurrent is how many Graph requests one app may have in flight per mailbox
-	// before 429 ApplicationThrottled (default 4).
+	// before 429 ApplicationThrottled "Application is over its MailboxConcurrency limit."
+	// (default 4). Microsoft answers so at times below 4 (§8.9): set 1 to 3 to play that.
 	MaxConcurrent int
 	// RateLimit requests per RateWindow per app and mailbox (default 10,000 per 10 min);
 	// beyond it 429 with Retry-After = seconds until the window ends.
@@ -117,9 +122,39 @@ type Options struct {
 	NotificationClient *http.Client
 	// ValidationTimeout bounds the subscription validation handshake (default 10 s).
 	ValidationTimeout time.Duration
-	// MaxSubscriptionLifetime caps expirationDateTime (default 10,080 minutes).
+	// MaxSubscriptionLifetime caps expirationDateTime (default 4,230 minutes); beyond it
+	// creating or renewing a subscription answers 400 ExtensionError.
 	MaxSubscriptionLifetime time.Duration
+	// UploadLimit is how many bytes of request bodies (PATCH, POST and PUT, upload-session
+	// ranges and $batch members included) one mailbox takes per UploadWindow, whatever the
+	// app; beyond it 429 ApplicationThrottled with Retry-After = seconds until the window
+	// ends (default 150 MB per 5 minutes).
+	UploadLimit  int64
+	UploadWindow time.Duration
+	// DeltaTokenLifetime is how long a delta or skip token (deltaLink, nextLink) can be
+	// followed after it was handed out, by the server's clock (Now plus Advance); after it
+	// the token answers as ExpireDeltaTokens makes it. 0: tokens never age (Outlook drops
+	// them from a cache after a time it does not state).
+	DeltaTokenLifetime time.Duration
+	// DeltaExpiredStatus and DeltaExpiredCode are the answer to a delta or skip token that
+	// is no longer known: by default 410 and "SyncStateNotFound", as Outlook answers
+	// (§8.7). 400 and "syncStateNotFound" is what directory resources answer, which the
+	// delta overview also allows for any resource.
+	DeltaExpiredStatus int
+	DeltaExpiredCode   string
+	// Cloud is the Microsoft cloud the stand-in plays (default: the global one). In
+	// CloudUSGovL4 and CloudUSGovL5 attachments/createUploadSession does not exist, as in
+	// those clouds (§8.3): it answers 400 BadRequest "Resource not found for the segment
+	// 'createUploadSession'.", so attachments must go within the 4 MB request limit.
+	Cloud string
 }
+
+// Clouds Options.Cloud can name; they are postroom's names of Microsoft's clouds.
+const (
+	CloudGlobal  = ""
+	CloudUSGovL4 = "usgov"     // US Government GCC High (L4)
+	CloudUSGovL5 = "usgov-dod" // US Government DoD (L5)
+)
 
 // Server is a running stand-in. All methods are safe for concurrent use.
 type Server struct {
@@ -177,6 +212,23 @@ func Start(opts Options) (*Server, error) {
 	}
 	if opts.MaxSubscriptionLifetime <= 0 {
 		opts.MaxSubscriptionLifetime = DefaultMaxSubscriptionLifetime
+	}
+	if opts.UploadLimit <= 0 {
+		opts.UploadLimit = DefaultUploadLimit
+	}
+	if opts.UploadWindow <= 0 {
+		opts.UploadWindow = DefaultUploadWindow
+	}
+	if opts.DeltaExpiredStatus == 0 {
+		opts.DeltaExpiredStatus = http.StatusGone
+	}
+	if opts.DeltaExpiredCode == "" {
+		opts.DeltaExpiredCode = "SyncStateNotFound"
+	}
+	switch opts.Cloud {
+	case CloudGlobal, CloudUSGovL4, CloudUSGovL5:
+	default:
+		return nil, fmt.Errorf("mstest: Options.Cloud %q: play %q (global), %q or %q", opts.Cloud, CloudGlobal, CloudUSGovL4, CloudUSGovL5)
 	}
 	if opts.NotificationClient == nil {
 		opts.NotificationClient = loopbackClient()

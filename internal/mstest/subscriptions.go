@@ -159,9 +159,12 @@ func (s *Server) checkExpiry(v string, now time.Time) (time.Time, *graphResp) {
 			"Operation: Create; Exception: [Status Code: BadRequest; Reason: Subscription expiration must be in the future.]")
 	}
 	if exp.Sub(now) > s.opts.MaxSubscriptionLifetime {
+		// Graph's answer, as reported in microsoftgraph/microsoft-graph-docs issue #2988
+		// (https://github.com/microsoftgraph/microsoft-graph-docs/issues/2988):
+		// {"error":{"code":"ExtensionError","message":"Subscription expiration can only be
+		// 4230 minutes in the future.",...}}.
 		return time.Time{}, gerr(http.StatusBadRequest, "ExtensionError", fmt.Sprintf(
-			"Operation: Create; Exception: [Status Code: BadRequest; Reason: Subscription expiration can only be %d minutes in the future.]",
-			int(s.opts.MaxSubscriptionLifetime/time.Minute)))
+			"Subscription expiration can only be %d minutes in the future.", int(s.opts.MaxSubscriptionLifetime/time.Minute)))
 	}
 	return exp.UTC(), nil
 }

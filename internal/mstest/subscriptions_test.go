@@ -61,7 +61,7 @@ func TestSubscriptions(t *testing.T) {
 	tok := f.appToken(t, GraphAudience+"/.default")
 	hook := newReceiver(t)
 	life := newReceiver(t)
-	exp := time.Now().Add(3 * 24 * time.Hour).UTC()
+	exp := time.Now().Add(70 * time.Hour).UTC()
 	create := map[string]any{
 		"changeType": "created", "notificationUrl": hook.URL + "/graph/notify", "lifecycleNotificationUrl": life.URL + "/graph/lifecycle",
 		"resource": "users/" + testShared + "/mailFolders('inbox')/messages", "expirationDateTime": exp.Format("2006-01-02T15:04:05.0000000Z"),
@@ -117,15 +117,23 @@ func TestSubscriptions(t *testing.T) {
 		t.Errorf("lifecycle notification %v", n)
 	}
 
-	// Renewal within the cap, refused beyond it.
-	renew := time.Now().Add(6 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	// Renewal within the cap of 4,230 minutes, refused beyond it with Graph's words.
+	renew := time.Now().Add(4229 * time.Minute).UTC().Format(time.RFC3339)
 	if g := f.graph(t, "PATCH", "/v1.0/subscriptions/"+id, tok, map[string]any{"expirationDateTime": renew}); g.status != 200 ||
 		!strings.HasPrefix(g.json(t)["expirationDateTime"].(string), renew[:19]) {
 		t.Errorf("renew: %d %s", g.status, g.body)
 	}
-	tooFar := time.Now().Add(10081 * time.Minute).UTC().Format(time.RFC3339)
-	wantGraphError(t, f.graph(t, "PATCH", "/v1.0/subscriptions/"+id, tok, map[string]any{"expirationDateTime": tooFar}), 400, "ExtensionError")
+	const capWords = "Subscription expiration can only be 4230 minutes in the future."
+	tooFar := time.Now().Add(4231 * time.Minute).UTC().Format(time.RFC3339)
+	if msg := wantGraphError(t, f.graph(t, "PATCH", "/v1.0/subscriptions/"+id, tok, map[string]any{"expirationDateTime": tooFar}), 400, "ExtensionError"); msg != capWords {
+		t.Errorf("renewal beyond the cap: %q, want %q", msg, capWords)
+	}
 	create["expirationDateTime"] = tooFar
+	if msg := wantGraphError(t, f.graph(t, "POST", "/v1.0/subscriptions", tok, create), 400, "ExtensionError"); msg != capWords {
+		t.Errorf("creation beyond the cap: %q, want %q", msg, capWords)
+	}
+	// The 10,080 minutes of Microsoft's newer notes (§8.8) are refused too.
+	create["expirationDateTime"] = time.Now().Add(10080 * time.Minute).UTC().Format(time.RFC3339)
 	wantGraphError(t, f.graph(t, "POST", "/v1.0/subscriptions", tok, create), 400, "ExtensionError")
 
 	// A listener that does not echo the token: the create fails.
@@ -141,12 +149,13 @@ func TestSubscriptions(t *testing.T) {
 		t.Errorf("Subscriptions() %+v", subs)
 	}
 	// After expiry: no notifications, 404 on renewal.
-	f.s.Advance(7 * 24 * time.Hour)
+	f.s.Advance(4230 * time.Minute)
 	if _, err := f.s.Deliver(testShared, "inbox", msgRaw(4)); err != nil {
 		t.Fatal(err)
 	}
 	tok = f.appToken(t, GraphAudience+"/.default")
-	wantGraphError(t, f.graph(t, "PATCH", "/v1.0/subscriptions/"+id, tok, map[string]any{"expirationDateTime": time.Now().Add(8 * 24 * time.Hour).UTC().Format(time.RFC3339)}), 404, "ResourceNotFound")
+	later := time.Now().Add(4230*time.Minute + 70*time.Hour).UTC().Format(time.RFC3339)
+	wantGraphError(t, f.graph(t, "PATCH", "/v1.0/subscriptions/"+id, tok, map[string]any{"expirationDateTime": later}), 404, "ResourceNotFound")
 	select {
 	case n := <-hook.got:
 		t.Errorf("notification after expiry: %v", n)
@@ -155,7 +164,7 @@ func TestSubscriptions(t *testing.T) {
 
 	// Create again, delete: 204, then 404.
 	create["notificationUrl"] = hook.URL
-	create["expirationDateTime"] = time.Now().Add(8 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	create["expirationDateTime"] = later
 	g = f.graph(t, "POST", "/v1.0/subscriptions", tok, create)
 	if g.status != 201 {
 		t.Fatalf("re-create: %d %s", g.status, g.body)

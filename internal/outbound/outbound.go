@@ -719,7 +719,7 @@ func (s *Sender) sendGraph(ctx context.Context, m store.Mailbox, it store.Outbox
 	}
 	sink, err := graph.NewSink(graph.Config{
 		Limiter:  lim,
-		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Mailbox: m.Address, Token: token,
+		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Cloud: m.OAuth.Cloud, Mailbox: m.Address, Token: token,
 		HTTPClient: s.opts.HTTPClient, Logger: s.log.With(slog.String("mailbox", m.Name)),
 	})
 	if err != nil {

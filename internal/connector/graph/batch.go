@@ -44,8 +44,9 @@ type memberRequest struct {
 // with dependsOn so that Graph runs them one after the other (a batch then takes one of
 // the mailbox's 4 concurrent requests, not 20). A message that is gone (404) counts as
 // done; members throttled, unavailable or not run because an earlier one failed (424)
-// go into the next batch after the Retry-After. When the Graph host does not take
-// batches, the requests go one by one.
+// go into the next batch after the Retry-After (also when members before them went
+// through; without Retry-After the wait doubles from a second). When the Graph host does
+// not take batches, the requests go one by one.
 func (s *Source) eachBatched(ctx context.Context, ids []string, op string, req func(id string) memberRequest) error {
 	pending := ids
 	stalled := 0
@@ -89,20 +90,29 @@ func (s *Source) eachBatched(ctx context.Context, ids []string, op string, req f
 		pending = append(again, pending[len(chunk):]...)
 		if done > 0 {
 			stalled, backoff = 0, firstBackoff
-			continue
+			if last == nil {
+				continue // only members not run after a message that was gone: no wait
+			}
+		} else {
+			stalled++
+			if last == nil {
+				last = &apiError{Status: http.StatusServiceUnavailable, Message: "no member of the batch was run"}
+			}
 		}
-		stalled++
-		if last == nil {
-			last = &apiError{Status: http.StatusServiceUnavailable, Message: "no member of the batch was run"}
+		// A member was throttled (or Graph was busy): the rest wait as it asked, even when
+		// the members before it went through.
+		if concurrencyRefusal(last) {
+			s.c.lim.tooMany()
 		}
 		if wait == 0 {
 			wait, backoff = backoff, backoff*2
 		}
 		if stalled >= maxAttempts || wait > maxRetryWait {
-			return throttledError(op, last, stalled, wait)
+			return throttledError(op, last, max(stalled, 1), wait)
 		}
 		s.log.Info("graph: batch members throttled; waiting before trying again", slog.String("op", op),
-			slog.Int("status", last.Status), slog.Duration("wait", wait), slog.Int("pending", len(pending)))
+			slog.Int("status", last.Status), slog.String("code", last.Code), slog.String("message", last.Message),
+			slog.Duration("wait", wait), slog.Int("pending", len(pending)))
 		s.c.lim.pause(wait)
 	}
 	return nil

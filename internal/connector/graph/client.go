@@ -47,43 +47,77 @@ const (
 // every request.
 const preferImmutableID = `IdType="ImmutableId"`
 
-// Limiter keeps the requests of one mailbox within Graph's limits: at most a fixed number
-// in flight, and nobody sending while one of them waits out a Retry-After. Share one
-// Limiter between the Source, Sink and Subscriber of the same mailbox. The zero value is
-// not usable; call NewLimiter.
+// Limiter keeps the requests of one mailbox within Graph's limits: at most a number in
+// flight, and nobody sending while one of them waits out a Retry-After. The number starts
+// at Outlook's documented 4 but Microsoft refuses at times below it (MailboxConcurrency
+// 429s, §8.9): each such refusal lowers it by one, down to 1, and every minute without one
+// it rises by one again, up to the start. Share one Limiter between the Source, Sink and
+// Subscriber of the same mailbox. The zero value is not usable; call NewLimiter.
 type Limiter struct {
-	slots     chan struct{}
 	mu        sync.Mutex
-	notBefore time.Time
+	max       int           // the most in flight
+	limit     int           // in flight allowed now: 1..max
+	inFlight  int           // requests holding a slot
+	lowered   time.Time     // when limit was last lowered or raised back
+	notBefore time.Time     // no request starts before (a Retry-After)
+	changed   chan struct{} // closed (and replaced) when a slot frees or limit rises
 }
+
+// concurrencyProbe is how long the Limiter keeps a lowered limit before it tries one more.
+const concurrencyProbe = time.Minute
 
 // NewLimiter returns a Limiter for n requests in flight; n <= 0 means MaxConcurrent.
 func NewLimiter(n int) *Limiter {
 	if n <= 0 {
 		n = MaxConcurrent
 	}
-	return &Limiter{slots: make(chan struct{}, n)}
+	return &Limiter{max: n, limit: n, changed: make(chan struct{})}
 }
 
 // acquire waits for a free slot and for any pause to end.
 func (l *Limiter) acquire(ctx context.Context) error {
 	for {
-		if err := sleep(ctx, l.pauseLeft()); err != nil {
-			return err
+		l.mu.Lock()
+		now := time.Now()
+		if l.limit < l.max && now.Sub(l.lowered) >= concurrencyProbe {
+			l.limit++
+			l.lowered = now
+			l.wakeLocked()
+		}
+		wait := l.notBefore.Sub(now)
+		if wait <= 0 && l.inFlight < l.limit {
+			l.inFlight++
+			l.mu.Unlock()
+			return nil
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		if wait > 0 {
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
 		}
 		select {
-		case l.slots <- struct{}{}:
+		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if l.pauseLeft() <= 0 {
-			return nil
-		}
-		<-l.slots // a pause began while we waited for the slot
 	}
 }
 
-func (l *Limiter) release() { <-l.slots }
+func (l *Limiter) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlight--
+	l.wakeLocked()
+}
+
+// wakeLocked lets the waiting acquires look again.
+func (l *Limiter) wakeLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
 
 // pause stops new requests for d.
 func (l *Limiter) pause(d time.Duration) {
@@ -94,10 +128,15 @@ func (l *Limiter) pause(d time.Duration) {
 	}
 }
 
-func (l *Limiter) pauseLeft() time.Duration {
+// tooMany lowers the number of requests in flight by one (not below 1) after Graph
+// refused one as over the mailbox's concurrency limit.
+func (l *Limiter) tooMany() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return time.Until(l.notBefore)
+	if l.limit > 1 {
+		l.limit--
+	}
+	l.lowered = time.Now()
 }
 
 // sleep waits d (nothing when d <= 0) or until ctx is done.
@@ -295,6 +334,12 @@ func readAPIError(resp *http.Response) *apiError {
 	return ae
 }
 
+// concurrencyRefusal reports whether a 429 is Outlook's "Application is over its
+// MailboxConcurrency limit." (code ApplicationThrottled; reference 3.13).
+func concurrencyRefusal(ae *apiError) bool {
+	return ae.Status == http.StatusTooManyRequests && strings.Contains(strings.ToLower(ae.Message), "concurrency")
+}
+
 // retryable reports whether a Graph answer with this status is sent again after a wait:
 // throttling (429) and "unavailable" (503) mean the request was not carried out; a gateway
 // timeout (502, 504) leaves it unknown, so only idempotent requests are resent.
@@ -352,12 +397,15 @@ func (c *client) do(ctx context.Context, op string, r request, handle func(*http
 				wait = backoff
 				backoff *= 2
 			}
+			if concurrencyRefusal(ae) {
+				c.lim.tooMany()
+			}
 			if attempt >= maxAttempts || wait > maxRetryWait {
 				return throttledError(op, ae, attempt, wait)
 			}
 			c.log.Info("graph: busy or throttled; waiting before trying again", slog.String("op", op),
-				slog.Int("status", ae.Status), slog.String("code", ae.Code), slog.Duration("wait", wait),
-				slog.Int("attempt", attempt), slog.String("request_id", ae.RequestID))
+				slog.Int("status", ae.Status), slog.String("code", ae.Code), slog.String("message", ae.Message),
+				slog.Duration("wait", wait), slog.Int("attempt", attempt), slog.String("request_id", ae.RequestID))
 			c.lim.pause(wait)
 			continue
 		}

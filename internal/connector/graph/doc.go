@@ -27,10 +27,13 @@
 //     the saved cursor until the whole round is stored. When a round ends with no message to
 //     carry its cursor, Config.SaveCursor (if set) saves it: by then the caller has stored
 //     every message Next returned before (it calls Next again only after committing a batch).
-//   - 410 Gone (syncStateNotFound: the delta token fell out of Microsoft's cache) restarts
-//     with a full sync of the folder. It is logged at warn level. Nothing is duplicated:
-//     messages handed out before are skipped, Config.Skip asks the store, and dedup catches
-//     the rest.
+//   - A link Graph no longer knows (410 Gone, or any 4xx with code syncStateNotFound in any
+//     case: the delta or skip token fell out of Microsoft's cache), a deltaLink or the
+//     nextLink of an unfinished round, restarts with a full sync of the folder. It is logged
+//     at warn level. Nothing is duplicated: messages handed out before are skipped,
+//     Config.Skip asks the store, and dedup catches the rest. A second such failure in a row
+//     (before a link Graph handed out could be followed) is a KindServer error, and the next
+//     call starts afresh: a dead link is never asked twice.
 //   - The first sync of a mailbox (no cursor) with AfterAction mark_read takes the unread
 //     messages only, as the IMAP source does: read ones were handled before postroom.
 //   - A message over Config.MaxSizeBytes is not downloaded whole: Raw holds its header,
@@ -44,11 +47,14 @@
 //     public URL for notifications, the caller polls with delta.
 //
 // Throttling: at most 4 requests of a mailbox are in flight at once (Limiter; share one
-// between the Source, Sink and Subscriber of a mailbox). 429, 503 and 504 answers are
-// retried after their Retry-After (integer seconds, at most maxRetryWait; exponential
-// backoff when absent), and while one request waits out a Retry-After, the other requests of
-// the mailbox wait too. After maxAttempts tries the throttling is reported as a KindServer
-// *connector.Error; the caller's backoff takes over.
+// between the Source, Sink and Subscriber of a mailbox); each MailboxConcurrency 429 lowers
+// that by one (Microsoft refuses below 4 at times), and a minute without one raises it again.
+// Every 429, and 503 and 504 answers, are retried after their Retry-After (integer seconds,
+// at most maxRetryWait; exponential backoff when absent), and while one request waits out a
+// Retry-After, the other requests of the mailbox wait too; a 429 inside a $batch holds back
+// the rest of the batch the same way. A 429 means the request was not carried out, so a
+// throttled sendMail is sent again without risk of a duplicate. After maxAttempts tries the
+// throttling is reported as a KindServer *connector.Error; the caller's backoff takes over.
 //
 // Errors an administrator can act on are *connector.Error with Kind and Advice: a refused
 // token, missing permission or consent, a mailbox outside the application access policy or
@@ -58,6 +64,13 @@
 // Sending (Sink): sendMail with the message as base64 MIME (Content-Type text/plain), so our
 // own Message-ID, In-Reply-To and References go out unchanged, saved to Sent Items. A message
 // over 3 MB is sent as a draft made from its MIME without the large attachments, which are
-// then added through upload sessions (up to 150 MB), and /send. Graph answers 202 for all
-// recipients at once: there are no per-recipient results.
+// then added (under 3 MB in one POST each, larger through upload sessions up to 150 MB), and
+// /send. The US Government L4/L5 clouds (Config.Cloud usgov, usgov-dod) have no upload
+// sessions and take at most 4 MB per request: a message with an attachment of 3 MB or more is
+// refused there for good (KindRejected) with advice naming the limit. Graph answers 202 for
+// all recipients at once: there are no per-recipient results.
+//
+// Change notifications (Subscriber): a subscription is asked for 4,200 minutes (the stricter
+// of Microsoft's caps for Outlook messages is 4,230) or less when Graph states a lower cap,
+// and renewed when two thirds of the lifetime Graph granted have passed.
 package graph

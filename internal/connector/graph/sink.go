@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/credential"
 )
 
 // Size limits of sending (reference 3.8, 3.11).
@@ -39,18 +40,21 @@ const (
 // Sink sends mail as one mailbox through Graph. It is safe for concurrent use.
 type Sink struct {
 	c *client
+	// noUploadSessions: the mailbox's cloud has no attachments/createUploadSession (US
+	// Government L4 and L5, §8.3), so an attachment must fit in one 4 MB request.
+	noUploadSessions bool
 }
 
 var _ connector.Sink = (*Sink)(nil)
 
-// NewSink returns a Sink for cfg.Mailbox; it uses GraphURL, Mailbox, Token, HTTPClient,
-// Limiter and Logger of cfg and makes no request.
+// NewSink returns a Sink for cfg.Mailbox; it uses GraphURL, Cloud, Mailbox, Token,
+// HTTPClient, Limiter and Logger of cfg and makes no request.
 func NewSink(cfg Config) (*Sink, error) {
 	c, err := newClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{c: c}, nil
+	return &Sink{c: c, noUploadSessions: cfg.Cloud == credential.CloudUSGov || cfg.Cloud == credential.CloudUSDoD}, nil
 }
 
 // Send sends raw (a complete RFC 5322 message) as the Sink's mailbox, saved to Sent
@@ -93,6 +97,11 @@ func (s *Sink) sendMIME(ctx context.Context, raw []byte) error {
 // sendLarge sends a message over inlineLimit: a draft from its MIME without the largest
 // attachments, those attachments added to the draft (upload sessions from 3 MB), then
 // /send. A draft left by a failure is deleted.
+//
+// In a cloud without upload sessions (US Government L4/L5) an attachment of 3 MB or more
+// cannot go at all: not in the draft's POST (4 MB per request, base64), nor in a MIME
+// sendMail (the whole message, base64 again, within the same 4 MB). Such a message is
+// refused for good before any request.
 func (s *Sink) sendLarge(ctx context.Context, raw []byte) error {
 	rest, parts, err := splitAttachments(raw, inlineLimit)
 	if err != nil {
@@ -101,6 +110,13 @@ func (s *Sink) sendLarge(ctx context.Context, raw []byte) error {
 			advice = "the message's text without its attachments is over 3 MB, which Microsoft Graph cannot take: send a shorter text, with large content as attachments"
 		}
 		return &connector.Error{Kind: connector.KindRejected, Op: "graph send", Err: err, Advice: advice}
+	}
+	if s.noUploadSessions {
+		for _, p := range parts {
+			if len(p.data) >= uploadSessionMin {
+				return noUploadSessionError("graph send", p, errors.New("no upload sessions in this cloud"))
+			}
+		}
 	}
 	const op = "graph create draft"
 	var draft struct {
@@ -169,6 +185,9 @@ func (s *Sink) addAttachment(ctx context.Context, draftID string, p attachmentPa
 		NextExpectedRanges []string `json:"nextExpectedRanges"`
 	}
 	if err := s.c.sendJSON(ctx, op, http.MethodPost, base+"/createUploadSession", map[string]any{"AttachmentItem": item}, &session); err != nil {
+		if uploadSessionsMissing(err) {
+			return noUploadSessionError(op, p, err)
+		}
 		return s.sendError(op, err)
 	}
 	if session.UploadURL == "" {
@@ -207,6 +226,26 @@ func (s *Sink) addAttachment(ctx context.Context, draftID string, p attachmentPa
 		next = nextRange(answer.NextExpectedRanges, end)
 	}
 	return nil
+}
+
+// uploadSessionsMissing reports whether Graph answered createUploadSession as a path it
+// does not serve: what a US Government L4/L5 cloud answers (§8.3) when postroom was not
+// told the mailbox is there (a custom Graph URL).
+func uploadSessionsMissing(err error) bool {
+	ae, ok := asAPIError(err)
+	if !ok || ae.Status != http.StatusBadRequest && ae.Status != http.StatusNotFound {
+		return false
+	}
+	return strings.Contains(strings.ToLower(ae.Message), "createuploadsession") || strings.EqualFold(ae.Code, "ResourceNotFound")
+}
+
+// noUploadSessionError refuses for good a message with attachment p, which only an upload
+// session could carry, in a cloud that has none.
+func noUploadSessionError(op string, p attachmentPart, err error) error {
+	return &connector.Error{Kind: connector.KindRejected, Op: op, Err: fmt.Errorf("attachment %q of %d bytes: %w", p.name, len(p.data), err),
+		Advice: fmt.Sprintf("in the US Government L4/L5 clouds Microsoft Graph takes at most 4 MB per request and has no upload sessions, "+
+			"so each attachment must be under 3 MB: %q is %s. The message was not sent: send the file as a link, or split it over "+
+			"several messages", p.name, formatMB(len(p.data)))}
 }
 
 // nextRange reads the start of the first of Graph's nextExpectedRanges ("4194304-" or

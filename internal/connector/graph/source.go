@@ -38,10 +38,14 @@ const (
 const sourcePrefix = "graph:"
 
 // Config says how to reach one Microsoft 365 mailbox over Graph. The Source uses all of
-// it, the Sink GraphURL, Mailbox, Token, HTTPClient, Limiter and Logger.
+// it but Cloud, the Sink GraphURL, Cloud, Mailbox, Token, HTTPClient, Limiter and Logger.
 type Config struct {
 	// GraphURL is the Graph host (DefaultGraphURL when empty), without /v1.0.
 	GraphURL string
+	// Cloud is the mailbox's Microsoft cloud as credential names it ("" or "global",
+	// "usgov", "usgov-dod", "china", "custom"). The Sink uses it: the US Government L4/L5
+	// clouds (usgov, usgov-dod) have no attachment upload sessions (§8.3).
+	Cloud string
 	// Mailbox is the mailbox's address (user principal name / primary SMTP address) or
 	// user id.
 	Mailbox string
@@ -98,6 +102,10 @@ type Source struct {
 	seen     map[string]struct{} // ids queued or handed out
 	folders  map[string]string   // path -> id of folders known to exist
 	newMail  chan struct{}
+
+	// lost counts the delta positions Graph forgot (expired tokens) since a link it handed
+	// out was last followed or a round was last finished: the second in a row ends fill.
+	lost int
 }
 
 var (
@@ -214,8 +222,13 @@ func (s *Source) Next(ctx context.Context, limit int) ([]connector.Incoming, err
 
 // fill reads delta pages until the queue holds more than limit messages or the round's
 // last page is read.
+//
+// When Graph no longer knows a link (its delta or skip token expired: 410, or any 4xx with
+// code syncStateNotFound, §8.7), the round starts again from scratch: what was handed out
+// before is in seen (or recognised by Skip and the store), so nothing is stored twice. A
+// second such failure in a row, before a link Graph handed out could be followed, is
+// returned as an error and the next call starts afresh; a dead link is never asked again.
 func (s *Source) fill(ctx context.Context, limit int) error {
-	restarts := 0
 	for len(s.queue) <= limit && s.roundEnd == "" {
 		fresh := s.link == ""
 		if fresh {
@@ -223,18 +236,33 @@ func (s *Source) fill(ctx context.Context, limit int) error {
 		}
 		var page deltaPage
 		err := s.c.getJSON(ctx, "graph delta", s.link, &page, fmt.Sprintf("odata.maxpagesize=%d", s.pageSize))
-		if hasStatus(err, http.StatusGone) && !fresh && restarts == 0 {
-			restarts++
-			s.log.Warn("graph: the delta token has expired (410 syncStateNotFound): reading the whole folder again; copies stored before are recognised, not duplicated",
-				slog.String("folder", s.folderPath), slog.Int("queued", len(s.queue)))
-			for _, it := range s.queue {
-				delete(s.seen, it.ID)
+		if syncStateLost(err) {
+			what := "the delta link of the last round"
+			switch {
+			case fresh:
+				what = "the start of a delta round"
+			case strings.Contains(s.link, "skiptoken="):
+				what = "the next page of an unfinished round"
 			}
-			s.queue, s.link = nil, ""
+			s.restartRound()
+			s.lost++
+			if s.lost >= 2 {
+				s.lost = 0
+				return &connector.Error{Kind: connector.KindServer, Op: "graph delta", Err: err,
+					Advice: "Microsoft Graph forgot the position of the folder's delta sync twice in a row (its links expired before postroom " +
+						"could follow them): postroom reads the folder from the beginning again on its next try; copies stored before are " +
+						"recognised, not duplicated. If it keeps happening, see Microsoft 365 service health or report it with the request-id"}
+			}
+			ae, _ := asAPIError(err)
+			s.log.Warn("graph: the delta token has expired: reading the whole folder again; copies stored before are recognised, not duplicated",
+				slog.String("folder", s.folderPath), slog.String("link", what), slog.Int("status", ae.Status), slog.String("code", ae.Code))
 			continue
 		}
 		if err != nil {
 			return s.c.classify("graph delta", err)
+		}
+		if !fresh {
+			s.lost = 0
 		}
 		for _, it := range page.Value {
 			if s.wanted(it) {
@@ -247,12 +275,33 @@ func (s *Source) fill(ctx context.Context, limit int) error {
 			s.link = page.NextLink
 		case page.DeltaLink != "":
 			s.roundEnd = page.DeltaLink
+			s.lost = 0
 		default:
 			return &connector.Error{Kind: connector.KindServer, Op: "graph delta", Err: errors.New("a delta page without nextLink or deltaLink"),
 				Advice: "Microsoft Graph answered the delta query in a way postroom cannot follow; it starts again: if it persists, check the Graph URL setting"}
 		}
 	}
 	return nil
+}
+
+// restartRound forgets the round in progress: the queue (not handed out yet) and the link;
+// the next request starts a full sync of the folder.
+func (s *Source) restartRound() {
+	for _, it := range s.queue {
+		delete(s.seen, it.ID)
+	}
+	s.queue, s.link = nil, ""
+}
+
+// syncStateLost reports whether err says Graph no longer knows the delta or skip token of
+// the link: Outlook answers 410 Gone with code SyncStateNotFound, the delta overview
+// promises "a 40X-series error" with code syncStateNotFound (§8.7); the case varies.
+func syncStateLost(err error) bool {
+	ae, ok := asAPIError(err)
+	if !ok {
+		return false
+	}
+	return ae.Status == http.StatusGone || ae.Status >= 400 && ae.Status < 500 && strings.EqualFold(ae.Code, "syncStateNotFound")
 }
 
 // wanted reports whether a delta entry is a message to hand out.

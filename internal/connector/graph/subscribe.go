@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,13 +21,16 @@ import (
 	"github.com/postroom/postroom/internal/connector"
 )
 
-// Subscription lifetimes (reference 4.1).
+// Subscription lifetimes (reference 4.1, §8.8).
 const (
-	// maxSubscriptionLifetime is Graph's cap for Outlook messages (10,080 minutes), less a
-	// margin for clock skew.
-	maxSubscriptionLifetime = 10080*time.Minute - time.Hour
+	// maxSubscriptionLifetime is the stricter of Graph's two published caps for Outlook
+	// messages (4,230 minutes; newer notes say 10,080), less 30 minutes for clock skew
+	// between postroom and Microsoft: 4,200 minutes, 70 hours.
+	maxSubscriptionLifetime = 4230*time.Minute - 30*time.Minute
 	// DefaultSubscriptionLifetime is how long a subscription is asked to live.
-	DefaultSubscriptionLifetime = 72 * time.Hour
+	DefaultSubscriptionLifetime = maxSubscriptionLifetime
+	// skewMargin is taken off a cap Graph states in a refusal before asking again.
+	skewMargin = 30 * time.Minute
 	// minRetry and maxRetry bound the wait after a failed create or renew.
 	minRetry = 30 * time.Second
 	maxRetry = 15 * time.Minute
@@ -52,8 +57,10 @@ type SubscribeOptions struct {
 	// LifecycleURL receives lifecycle notifications; "" means NotificationURL (the handler
 	// takes both).
 	LifecycleURL string
-	// Lifetime is how long a subscription is asked to live before it is renewed
-	// (DefaultSubscriptionLifetime when 0; at most Graph's 10,080 minutes).
+	// Lifetime is how long a subscription is asked to live (DefaultSubscriptionLifetime,
+	// 70 hours, when 0; at most that, under Graph's 4,230 minutes). It is renewed when two
+	// thirds of the lifetime Graph granted have passed: after about 47 hours, 23 hours
+	// before it would expire, which leaves time for a day of failed renewals.
 	Lifetime time.Duration
 	// Notify is called when the folder may have new mail: a notification came, Graph
 	// missed some, or the subscription was made anew. Source.Notify fits. It must not
@@ -80,6 +87,8 @@ type Subscriber struct {
 	id       string
 	resource string
 	expires  time.Time
+	granted  time.Duration // expires less the time it was asked for: the lifetime Graph gave
+	lifetime time.Duration // what is asked for: opts.Lifetime, or less when Graph stated a lower cap
 }
 
 var _ http.Handler = (*Subscriber)(nil)
@@ -117,7 +126,8 @@ func NewSubscriber(cfg Config, opts SubscribeOptions) (*Subscriber, error) {
 	if folder == "" {
 		folder = "inbox"
 	}
-	return &Subscriber{c: c, folderPath: folder, opts: opts, state: hex.EncodeToString(b[:]), events: make(chan string, 16)}, nil
+	return &Subscriber{c: c, folderPath: folder, opts: opts, state: hex.EncodeToString(b[:]), events: make(chan string, 16),
+		lifetime: opts.Lifetime}, nil
 }
 
 // subscription is Graph's subscription resource, as far as we use it.
@@ -146,6 +156,56 @@ func (s *Subscriber) Expires() time.Time {
 	return s.expires
 }
 
+// RenewAt is when Run renews the current subscription: when two thirds of the lifetime
+// Graph granted have passed (a third of it before Expires).
+func (s *Subscriber) RenewAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expires.Add(-s.granted / 3)
+}
+
+// setExpiresLocked records the expirationDateTime Graph answered for a request made at
+// asked (the request's own when Graph's cannot be read).
+func (s *Subscriber) setExpiresLocked(graphTime string, asked time.Time) {
+	s.expires = parseGraphTime(graphTime, asked.Add(s.lifetime))
+	s.granted = max(s.expires.Sub(asked), 0)
+}
+
+// lifetimeCapRe reads the cap Graph states when it refuses an expirationDateTime:
+// 400 ExtensionError "Subscription expiration can only be 4230 minutes in the future."
+var lifetimeCapRe = regexp.MustCompile(`(?i)expiration can only be (\d+) minutes in the future`)
+
+// withLifetime runs send with the expirationDateTime to ask for, and returns when it was
+// asked. When Graph refuses it naming a lower cap than asked for (its published caps
+// differ, §8.8), it asks once more within that cap, which later requests keep.
+func (s *Subscriber) withLifetime(send func(expires time.Time) error) (time.Time, error) {
+	s.mu.Lock()
+	lifetime := s.lifetime
+	s.mu.Unlock()
+	asked := s.opts.Now()
+	err := send(asked.Add(lifetime))
+	ae, ok := asAPIError(err)
+	if !ok || ae.Status != http.StatusBadRequest {
+		return asked, err
+	}
+	m := lifetimeCapRe.FindStringSubmatch(ae.Message)
+	if m == nil {
+		return asked, err
+	}
+	minutes, convErr := strconv.Atoi(m[1])
+	capped := time.Duration(minutes)*time.Minute - skewMargin
+	if convErr != nil || capped <= skewMargin || capped >= lifetime {
+		return asked, err
+	}
+	s.c.log.Warn("graph: Microsoft Graph takes a shorter subscription lifetime than postroom asked for; asking for less",
+		slog.Duration("asked", lifetime), slog.Int("cap_minutes", minutes))
+	s.mu.Lock()
+	s.lifetime = capped
+	s.mu.Unlock()
+	asked = s.opts.Now()
+	return asked, send(asked.Add(capped))
+}
+
 // Subscribe makes a new subscription for the folder's new messages (changeType created),
 // after deleting the ones an earlier run left for the same URL and folder.
 func (s *Subscriber) Subscribe(ctx context.Context) error {
@@ -161,17 +221,19 @@ func (s *Subscriber) Subscribe(ctx context.Context) error {
 		resource = "users/" + s.c.mailbox + "/mailFolders('" + f.ID + "')/messages"
 	}
 	s.removeStale(ctx, resource)
-	req := subscription{
-		ChangeType:               "created",
-		NotificationURL:          s.opts.NotificationURL,
-		LifecycleNotificationURL: s.opts.LifecycleURL,
-		Resource:                 resource,
-		ExpirationDateTime:       formatGraphTime(s.opts.Now().Add(s.opts.Lifetime)),
-		ClientState:              s.state,
-		LatestSupportedTLS:       "v1_2",
-	}
 	var got subscription
-	err := s.c.sendJSON(ctx, op, http.MethodPost, s.c.base+"/subscriptions", req, &got)
+	asked, err := s.withLifetime(func(expires time.Time) error {
+		req := subscription{
+			ChangeType:               "created",
+			NotificationURL:          s.opts.NotificationURL,
+			LifecycleNotificationURL: s.opts.LifecycleURL,
+			Resource:                 resource,
+			ExpirationDateTime:       formatGraphTime(expires),
+			ClientState:              s.state,
+			LatestSupportedTLS:       "v1_2",
+		}
+		return s.c.sendJSON(ctx, op, http.MethodPost, s.c.base+"/subscriptions", req, &got)
+	})
 	if err != nil {
 		if ae, ok := asAPIError(err); ok && ae.Status == http.StatusBadRequest {
 			return &connector.Error{Kind: connector.KindConfig, Op: op, Err: err,
@@ -184,7 +246,8 @@ func (s *Subscriber) Subscribe(ctx context.Context) error {
 			Advice: "Microsoft Graph did not say which subscription it made; postroom tries again"}
 	}
 	s.mu.Lock()
-	s.id, s.resource, s.expires = got.ID, resource, parseGraphTime(got.ExpirationDateTime, s.opts.Now().Add(s.opts.Lifetime))
+	s.id, s.resource = got.ID, resource
+	s.setExpiresLocked(got.ExpirationDateTime, asked)
 	s.mu.Unlock()
 	s.c.log.Info("graph: change notifications subscribed", slog.String("subscription", got.ID),
 		slog.String("folder", s.folderPath), slog.Time("expires", s.Expires()))
@@ -223,8 +286,10 @@ func (s *Subscriber) Renew(ctx context.Context) error {
 		return s.recreate(ctx)
 	}
 	var got subscription
-	err := s.c.sendJSON(ctx, op, http.MethodPatch, s.c.base+"/subscriptions/"+url.PathEscape(id),
-		subscription{ExpirationDateTime: formatGraphTime(s.opts.Now().Add(s.opts.Lifetime))}, &got)
+	asked, err := s.withLifetime(func(expires time.Time) error {
+		return s.c.sendJSON(ctx, op, http.MethodPatch, s.c.base+"/subscriptions/"+url.PathEscape(id),
+			subscription{ExpirationDateTime: formatGraphTime(expires)}, &got)
+	})
 	if hasStatus(err, http.StatusNotFound) {
 		s.c.log.Info("graph: the subscription is gone; making a new one", slog.String("subscription", id))
 		return s.recreate(ctx)
@@ -233,7 +298,7 @@ func (s *Subscriber) Renew(ctx context.Context) error {
 		return s.c.classify(op, err)
 	}
 	s.mu.Lock()
-	s.expires = parseGraphTime(got.ExpirationDateTime, s.opts.Now().Add(s.opts.Lifetime))
+	s.setExpiresLocked(got.ExpirationDateTime, asked)
 	s.mu.Unlock()
 	s.c.log.Info("graph: subscription renewed", slog.String("subscription", id), slog.Time("expires", s.Expires()))
 	return nil
@@ -272,7 +337,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		if s.ID() == "" {
 			wait = retry
 		} else {
-			wait = s.Expires().Add(-s.opts.Lifetime / 3).Sub(s.opts.Now())
+			wait = s.RenewAt().Sub(s.opts.Now())
 		}
 		t := time.NewTimer(max(wait, 0))
 		var err error

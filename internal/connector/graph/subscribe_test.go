@@ -193,3 +193,67 @@ func TestRenewRecreatesExpiredSubscription(t *testing.T) {
 		t.Fatalf("after renewing an expired subscription: %+v (old %s), %d reads", subs, old, w.notices.Load())
 	}
 }
+
+// TestSubscriptionWithinOutlookCap: against Graph's stricter cap of 4,230 minutes the
+// subscription is made at the first try, asked for at most 4,230 minutes, and Run renews it
+// when two thirds of its lifetime have passed, nearly a day before it would expire.
+func TestSubscriptionWithinOutlookCap(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	w := e.webhook(t, e.config(), nil, graph.SubscribeOptions{Now: now})
+	start := time.Now()
+	if err := w.sub.Subscribe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	subs := e.srv.Subscriptions()
+	if len(subs) != 1 {
+		t.Fatalf("%d subscriptions at Graph, want 1", len(subs))
+	}
+	if life := subs[0].Expires.Sub(start); life > 4230*time.Minute || life < 4230*time.Minute-time.Hour {
+		t.Fatalf("the subscription lives %s, want at most 4,230 minutes and no more than an hour less", life)
+	}
+	first := subs[0].Expires
+	if before := w.sub.Expires().Sub(w.sub.RenewAt()); before < 20*time.Hour {
+		t.Fatalf("renewal planned %s before expiry, want at least 20 hours", before)
+	}
+
+	// Two thirds of the lifetime later, Run renews at once.
+	late := w.sub.RenewAt().Sub(now()) + time.Minute
+	skew.Store(int64(late))
+	e.srv.Advance(late)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.sub.Run(ctx) }()
+	waitFor(t, "the renewal", func() bool {
+		s := e.srv.Subscriptions()
+		return len(s) == 1 && s[0].ID == w.sub.ID() && s[0].Expires.After(first)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSubscriptionLifetimeFollowsStatedCap: when Graph states a cap lower than postroom's
+// (here a day), the subscription is asked for again within it, and renewals keep to it.
+func TestSubscriptionLifetimeFollowsStatedCap(t *testing.T) {
+	e := newEnv(t, mstest.Options{MaxSubscriptionLifetime: 24 * time.Hour})
+	w := e.webhook(t, e.config(), nil, graph.SubscribeOptions{})
+	if err := w.sub.Subscribe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if life := time.Until(w.sub.Expires()); life > 24*time.Hour || life < 23*time.Hour {
+		t.Fatalf("the subscription lives %s, want just under the stated day", life)
+	}
+	e.srv.ResetRequests()
+	if err := w.sub.Renew(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.srv.Requests(e.sample.ClientID); n != 1 {
+		t.Fatalf("renewal took %d requests, want 1 (within the cap learnt)", n)
+	}
+	if !strings.Contains(e.logs.String(), "shorter subscription lifetime") {
+		t.Errorf("the shorter lifetime was not logged:\n%s", e.logs)
+	}
+}
