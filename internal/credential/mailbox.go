@@ -82,15 +82,30 @@ func PlanFor(m store.Mailbox, aud Audience) (Plan, error) {
 	return p, nil
 }
 
+// Delegated Graph mail permissions a person's sign-in asks for.
+const (
+	ScopeMailReadWriteShared = "Mail.ReadWrite.Shared"
+	ScopeMailSendShared      = "Mail.Send.Shared"
+)
+
 // MicrosoftScopes are the scopes a Microsoft sign-in asks for (ms365-protocol.md §1.3,
 // §2.2): app-only tokens ask for one resource's /.default; delegated ones for the
 // protocol's permission and offline_access (a refresh token).
+//
+// A person's Graph sign-in (delegated or password grant) always asks for
+// Mail.ReadWrite.Shared and Mail.Send.Shared, not Mail.ReadWrite and Mail.Send: the plain
+// ones cover only the signed-in account's own mailbox, and Graph refuses another user's
+// or a shared mailbox without the .Shared ones (ms365-protocol.md §8.1), whereas the
+// .Shared ones cover the account's own mailbox too. Asking for them always, rather than
+// only when the mailbox differs from the account, keeps one set of permissions to
+// consent to, and a sign-in made before the mailbox address changes still fits.
 func MicrosoftScopes(cloud Cloud, auth, protocol string, aud Audience) []string {
 	if aud == AudienceGraph {
 		if auth == store.AuthOAuthApp {
 			return []string{cloud.GraphURL + graphDefaultSuffix}
 		}
-		return []string{offlineAccess, cloud.GraphURL + "/Mail.ReadWrite", cloud.GraphURL + "/Mail.Send", cloud.GraphURL + "/User.Read"}
+		return []string{offlineAccess, cloud.GraphURL + "/" + ScopeMailReadWriteShared, cloud.GraphURL + "/" + ScopeMailSendShared,
+			cloud.GraphURL + "/User.Read"}
 	}
 	if auth == store.AuthOAuthApp {
 		return []string{cloud.ExchangeResource + graphDefaultSuffix}

@@ -40,6 +40,12 @@ func TestPlanForMicrosoftClouds(t *testing.T) {
 			credential.AudienceExchange, "http://127.0.0.1:8443/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://outlook.office365.com/.default"},
 		{"delegated SMTP", func(m *store.Mailbox) { m.Protocol = "smtp"; m.Auth = store.AuthOAuthDelegated }, credential.AudienceExchange,
 			"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://outlook.office.com/SMTP.Send"},
+		{"delegated Graph asks for the .Shared scopes", func(m *store.Mailbox) { m.Protocol = "graph"; m.Auth = store.AuthOAuthDelegated },
+			credential.AudienceGraph, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+			"https://graph.microsoft.com/Mail.ReadWrite.Shared https://graph.microsoft.com/Mail.Send.Shared"},
+		{"password grant Graph in US Government", func(m *store.Mailbox) { m.Protocol = "graph"; m.Auth = store.AuthOAuthROPC; m.OAuth.Cloud = "usgov" },
+			credential.AudienceGraph, "https://login.microsoftonline.us/contoso.onmicrosoft.com/oauth2/v2.0/token",
+			"https://graph.microsoft.us/Mail.ReadWrite.Shared https://graph.microsoft.us/Mail.Send.Shared"},
 		{"delegated POP3", func(m *store.Mailbox) { m.Protocol = "pop3"; m.Auth = store.AuthOAuthROPC }, credential.AudienceExchange,
 			"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://outlook.office.com/POP.AccessAsUser.All"},
 		{"custom provider", func(m *store.Mailbox) {
@@ -59,8 +65,10 @@ func TestPlanForMicrosoftClouds(t *testing.T) {
 			if p.TokenURL != c.tokenURL {
 				t.Errorf("token URL %q, want %q", p.TokenURL, c.tokenURL)
 			}
-			if !contains(p.Scopes, c.wantScope) {
-				t.Errorf("scopes %q lack %q", p.Scopes, c.wantScope)
+			for _, want := range strings.Fields(c.wantScope) {
+				if !contains(p.Scopes, want) {
+					t.Errorf("scopes %q lack %q", p.Scopes, want)
+				}
 			}
 			if m.Auth != store.AuthOAuthApp && m.OAuth.Provider != "custom" && !contains(p.Scopes, "offline_access") {
 				t.Errorf("delegated scopes %q lack offline_access: no refresh token would come back", p.Scopes)

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mstest"
@@ -171,7 +172,7 @@ func TestSignInAtStandIn(t *testing.T) {
 		}
 	}
 	scopes := strings.Fields(q.Get("scope"))
-	for _, want := range []string{"offline_access", mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, "openid"} {
+	for _, want := range []string{"offline_access", mstest.ScopeGraphMailReadWriteShared, mstest.ScopeGraphMailSendShared, "openid"} {
 		if !slices.Contains(scopes, want) {
 			t.Errorf("scope %q lacks %s", q.Get("scope"), want)
 		}
@@ -217,6 +218,74 @@ func TestSignInAtStandIn(t *testing.T) {
 	var se *credential.SignInError
 	if !errors.As(err, &se) || se.AADSTS != "54005" || !strings.Contains(se.Advice, "already used") {
 		t.Errorf("second redemption of a code: %v, want AADSTS54005 with advice to sign in again", err)
+	}
+}
+
+// TestSignInOpensSharedMailbox: an app registration set up with only Mail.ReadWrite and
+// Mail.Send (admin-consented) does not let a person's token open a shared mailbox, even
+// with FullAccess and SendAs (Graph wants the .Shared scopes, ms365-protocol.md §8.1).
+// postroom's sign-in asks for Mail.ReadWrite.Shared and Mail.Send.Shared: the stand-in
+// shows the consent page for them, the person accepts, and the stored sign-in reads the
+// shared mailbox and sends from it.
+func TestSignInOpensSharedMailbox(t *testing.T) {
+	e := newSignInEnv(t)
+	ctx := context.Background()
+	app, err := e.sample.Tenant.AddApp(mstest.AppConfig{DisplayName: "postroom (old permissions)", RedirectURIs: []string{testRedirect},
+		Scopes: []string{mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead}, AdminConsent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "oLd8Q~" + strings.Repeat("s", 30)
+	app.AddSecret(secret, time.Now().Add(24*time.Hour))
+	m := e.m
+	m.OAuth.ClientID = app.ClientID()
+	if err := e.st.UpdateMailbox(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.setSecret(t, store.SecretClientSecret, secret)
+
+	start, err := credential.StartSignIn(e.m, testRedirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := authorize(t, start.URL, e.sample.Agent, e.sample.AgentPassword, "accept")
+	si := credential.NewSignIn(e.secrets, credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)})
+	res, err := si.Redeem(ctx, e.m, back.Query().Get("code"), start.Verifier, testRedirect)
+	if err != nil {
+		t.Fatalf("redeem: %v", err)
+	}
+	for _, want := range []string{mstest.ScopeGraphMailReadWriteShared, mstest.ScopeGraphMailSendShared} {
+		if !strings.Contains(res.Scopes, want) {
+			t.Errorf("granted scopes %q lack %s", res.Scopes, want)
+		}
+	}
+	e.setSecret(t, store.SecretRefreshToken, res.RefreshToken.Reveal())
+	fn, err := credential.NewTokens(e.secrets, credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)}).For(ctx, e.m, credential.AudienceGraph)
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, err := fn(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	graphCall := func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, e.ms.GraphURL()+"/v1.0/users/"+e.sample.Mailbox+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+access)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := graphCall("GET", "/mailFolders/inbox/messages", ""); status != http.StatusOK {
+		t.Errorf("the signed-in agent reads the shared mailbox: %d %s", status, body)
+	}
+	mail := `{"message":{"subject":"Re: your order","toRecipients":[{"emailAddress":{"address":"ana@example.net"}}]}}`
+	if status, body := graphCall("POST", "/sendMail", mail); status != http.StatusAccepted {
+		t.Errorf("the signed-in agent sends as the shared mailbox: %d %s", status, body)
 	}
 }
 

@@ -166,6 +166,9 @@ func (g *graphTest) advice(ge *graphError) string {
 		return fmt.Sprintf("Microsoft Graph is throttling requests for %s (429, Retry-After %s): this is not a settings problem; it happens while postroom or another app works the mailbox hard. Test again in %s", addr, wait, wait)
 	case ge.Status >= 500:
 		return fmt.Sprintf("Microsoft Graph has a temporary problem (HTTP %d): this is not a settings problem; test again in a few minutes", ge.Status)
+	case ge.Code == "NoPermissionsInAccessToken" || strings.Contains(msg, "contains no permissions"):
+		// An app-only token without roles (reference §8.4).
+		return "admin consent is missing for Mail.ReadWrite / Mail.Send: grant it in the app registration: an administrator opens Microsoft Entra admin center > App registrations > the app > API permissions > Grant admin consent for the tenant (each permission needs a green check mark), then test again; a new token or a new sign-in does not help"
 	case ge.Code == "InvalidAuthenticationToken" && strings.Contains(msg, "audience"):
 		return wrongAudienceAdvice(g.m, g.claims.Audience)
 	case ge.Code == "InvalidAuthenticationToken":
@@ -175,10 +178,10 @@ func (g *graphTest) advice(ge *graphError) string {
 	case ge.Code == "ErrorAccessDenied" && g.m.Auth != store.AuthOAuthApp:
 		user := g.claims.user()
 		if user != "" && !strings.EqualFold(user, addr) {
-			return fmt.Sprintf("the signed-in account %s may not open %s: in Exchange Online PowerShell run Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess -AutoMapping $false (and for sending: Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs); the app also needs the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared",
+			return fmt.Sprintf("the signed-in account %s may not open %s: in Exchange Online PowerShell run Add-MailboxPermission -Identity %s -User %s -AccessRights FullAccess -AutoMapping $false (and for sending: Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs); the app also needs the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent",
 				user, addr, psQuote(addr), psQuote(user), psQuote(addr), psQuote(user))
 		}
-		return "the signed-in account may not read this mailbox: grant the delegated permission Mail.ReadWrite with admin consent and sign in again"
+		return "the signed-in account may not read this mailbox: grant the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent (Microsoft Entra admin center > App registrations > the app > API permissions), then test again"
 	case ge.Code == "ErrorAccessDenied":
 		return fmt.Sprintf("the app may not read %s: grant it the Microsoft Graph application permission Mail.ReadWrite with admin consent; if it has it, an RBAC for Applications assignment may leave the mailbox out: check with Test-ServicePrincipalAuthorization -Identity %s -Resource %s",
 			addr, psQuote(spOr(g.claims.ObjectID)), psQuote(addr))
@@ -289,16 +292,26 @@ func (g *graphTest) send() bool {
 		}
 		return r.put(name, "Mail.Send granted and the mailbox is within the app's reach; sent replies are kept in Sent Items; "+none, "")
 	}
-	if len(missing([]string{"Mail.Send"}, c.scopes())) > 0 {
-		return r.put(name, "the sign-in has no Mail.Send scope (scopes: "+c.Scope+")",
-			"the account may not send through the app: "+portal+" > Delegated permissions > Mail.Send, grant admin consent, then sign in again")
+	user := c.user()
+	own := user != "" && strings.EqualFold(user, g.addr)
+	if !graphScopeFits(c.scopes(), "Mail.Send", user, g.addr) {
+		if own {
+			return r.put(name, "the sign-in has no Mail.Send or Mail.Send.Shared scope (scopes: "+c.Scope+")",
+				"the account may not send through the app: "+portal+" > Delegated permissions > Mail.Send.Shared, grant admin consent, then test again")
+		}
+		return r.put(name, "the sign-in has no Mail.Send.Shared scope (scopes: "+c.Scope+"); Mail.Send covers only the account's own mailbox",
+			"a person's sign-in sends from another mailbox (a shared mailbox) only with the delegated permission Mail.Send.Shared: "+portal+
+				" > Delegated permissions > Mail.Send.Shared, grant admin consent, then test again")
 	}
-	detail := "Mail.Send granted; " + none
-	if user := c.user(); user != "" && !strings.EqualFold(user, g.addr) {
-		detail = fmt.Sprintf("Mail.Send granted; %s sends as %s only with SendAs on it (Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs) and the delegated permission Mail.Send.Shared; %s",
-			user, g.addr, psQuote(g.addr), psQuote(user), none)
+	if own {
+		return r.put(name, "Mail.Send granted; "+none, "")
 	}
-	return r.put(name, detail, "")
+	who := user
+	if who == "" {
+		who = phUser
+	}
+	return r.put(name, fmt.Sprintf("Mail.Send.Shared granted; %s sends as %s only with SendAs on it (Add-RecipientPermission -Identity %s -Trustee %s -AccessRights SendAs); %s",
+		who, g.addr, psQuote(g.addr), psQuote(who), none), "")
 }
 
 // stepErr turns a Graph error inside a step into the step's failure.

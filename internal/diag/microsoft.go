@@ -445,8 +445,8 @@ func (r *run) explainTokenError(m store.Mailbox, plan credential.Plan, host stri
 	case "50173", "70008", "70000", "700084", "54005":
 		return stageAccount, detail, "the stored sign-in was revoked or has expired (a password change or an administrator's sign-out does that): sign in again (Mailboxes > this mailbox > Sign in with Microsoft)"
 	case "65001":
-		return stagePermissions, detail, fmt.Sprintf("nobody has consented to the app's permissions: an administrator grants admin consent (%s > API permissions > Grant admin consent for the tenant: every permission needs a green check mark), then test again%s",
-			portal, delegatedConsentHint(m))
+		return stagePermissions, detail, fmt.Sprintf("nobody has consented to the app's permissions%s: an administrator grants admin consent (%s > API permissions > Grant admin consent for the tenant: every permission needs a green check mark), then test again%s",
+			askedPermissions(m), portal, delegatedConsentHint(m))
 	case "65004":
 		return stagePermissions, detail, "the account declined the app's permissions: sign in again and accept, or let an administrator grant admin consent (" + portal + " > API permissions > Grant admin consent)"
 	case "70011", "1002012", "700022":
@@ -500,6 +500,17 @@ func otherCloudHint(m store.Mailbox) string {
 	return "; a commercial or GCC tenant signs in at the global cloud: choose Global under Cloud"
 }
 
+// askedPermissions names, for a person's Graph sign-in, the delegated permissions postroom
+// asks for (the .Shared ones since they open a shared mailbox, ms365-protocol.md §8.1), so
+// that an app registration set up for Mail.ReadWrite alone shows what to add.
+func askedPermissions(m store.Mailbox) string {
+	if m.Protocol != protoGraph || m.Auth == store.AuthOAuthApp || m.OAuth.Scopes != "" {
+		return ""
+	}
+	return " (postroom asks for the delegated permissions " + credential.ScopeMailReadWriteShared + ", " + credential.ScopeMailSendShared +
+		" and User.Read: add any that is missing under Add a permission > Microsoft Graph > Delegated permissions)"
+}
+
 // delegatedConsentHint adds what a person's sign-in can do about consent.
 func delegatedConsentHint(m store.Mailbox) string {
 	switch m.Auth {
@@ -548,8 +559,9 @@ func neededPermissions(m store.Mailbox) (roles, scopes []string, api string) {
 	switch m.Protocol {
 	case protoGraph:
 		// Reading, marking and moving need Mail.ReadWrite; outbound too, for the drafts
-		// that carry large attachments. Mail.Send is checked by the "Send as" step.
-		return []string{"Mail.ReadWrite"}, []string{"Mail.ReadWrite"}, "Microsoft Graph"
+		// that carry large attachments. Mail.Send is checked by the "Send as" step. A
+		// person's sign-in needs the .Shared ones on another mailbox (graphScopeFits).
+		return []string{"Mail.ReadWrite"}, []string{"Mail.ReadWrite.Shared"}, "Microsoft Graph"
 	case protoPOP3:
 		return []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}, "Office 365 Exchange Online"
 	case protoSMTP:
@@ -582,6 +594,12 @@ func (r *run) permissions(m store.Mailbox, aud credential.Audience, c tokenClaim
 	roles, scopes, api := neededPermissions(m)
 	portal := "Microsoft Entra admin center > App registrations > the app > API permissions"
 	if m.Auth == store.AuthOAuthApp {
+		if len(c.Roles) == 0 && m.Protocol == protoGraph {
+			// Graph answers such a token 401 NoPermissionsInAccessToken (reference §8.4).
+			return "the token carries no application permissions (no roles): admin consent is missing",
+				fmt.Sprintf("admin consent is missing for Mail.ReadWrite / Mail.Send: grant it in the app registration: an administrator opens %s > Grant admin consent for the tenant (each permission needs a green check mark), then test again; a new token or a new sign-in does not help",
+					portal)
+		}
 		if len(c.Roles) == 0 {
 			return "the token carries no application permissions (no roles): admin consent is missing",
 				fmt.Sprintf("an administrator must grant admin consent: %s > Grant admin consent for the tenant (each permission needs a green check mark). The app needs the %s application permission(s) %s%s",
@@ -599,11 +617,45 @@ func (r *run) permissions(m store.Mailbox, aud credential.Audience, c tokenClaim
 	if user := c.user(); user != "" {
 		detail = "signed in as " + user + "; " + detail
 	}
+	if m.Protocol == protoGraph {
+		// scp holds every scope consented for Graph (reference §8.6): only what this
+		// mailbox needs is looked for, whatever else is there.
+		if !graphScopeFits(have, "Mail.ReadWrite", c.user(), mailboxAddress(m)) {
+			return detail, sharedScopesAdvice(portal, c.user(), mailboxAddress(m))
+		}
+		return detail, ""
+	}
 	if miss := missing(scopes, have); len(miss) > 0 {
 		return detail, fmt.Sprintf("the sign-in did not grant the delegated permission %s: %s > Add a permission > %s > Delegated permissions > %s, grant admin consent, then sign in again",
 			strings.Join(miss, ", "), portal, apiMenu(api), strings.Join(miss, ", "))
 	}
 	return detail, ""
+}
+
+// graphScopeFits reports whether delegated scopes let user use mailbox addr for perm
+// (Mail.ReadWrite or Mail.Send): perm.Shared always does; perm itself only on the user's
+// own mailbox (reference §8.1). An unknown user counts as another account.
+func graphScopeFits(have []string, perm, user, addr string) bool {
+	if len(missing([]string{perm + ".Shared"}, have)) == 0 {
+		return true
+	}
+	return user != "" && strings.EqualFold(user, addr) && len(missing([]string{perm}, have)) == 0
+}
+
+// sharedScopesAdvice is the fix for a person's Graph sign-in without the .Shared
+// permissions.
+func sharedScopesAdvice(portal, user, addr string) string {
+	who := "the signed-in account"
+	if user != "" {
+		who = user
+	}
+	why := fmt.Sprintf("%s is not %s's own mailbox: a person's sign-in to another mailbox (a shared mailbox) needs the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared (Mail.ReadWrite and Mail.Send cover only the account's own mailbox)",
+		addr, who)
+	if user != "" && strings.EqualFold(user, addr) {
+		why = "the sign-in has neither Mail.ReadWrite nor Mail.ReadWrite.Shared"
+	}
+	return fmt.Sprintf("%s: %s > Add a permission > Microsoft Graph > Delegated permissions > Mail.ReadWrite.Shared and Mail.Send.Shared, then Grant admin consent for the tenant and test again (the account also needs Full Access on the mailbox, and Send As to send from it)",
+		why, portal)
 }
 
 // apiMenu is where an API's permissions are in the "Add a permission" dialog.

@@ -91,7 +91,7 @@ func newTenant(t *testing.T, s *mstest.Server) *tenant {
 		DisplayName: "postroom diag test",
 		Roles: []string{mstest.RoleMailReadWrite, mstest.RoleMailSend, mstest.RoleIMAPAccessAsApp,
 			mstest.RolePOPAccessAsApp, mstest.RoleSMTPSendAsApp},
-		Scopes: []string{mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead,
+		Scopes: []string{mstest.ScopeGraphMailReadWriteShared, mstest.ScopeGraphMailSendShared, mstest.ScopeGraphUserRead,
 			mstest.ScopeIMAP, mstest.ScopePOP, mstest.ScopeSMTP, mstest.ScopeOfflineAccess},
 		AdminConsent:       true,
 		ServicePrincipalID: sp,
@@ -111,6 +111,7 @@ func newTenant(t *testing.T, s *mstest.Server) *tenant {
 		t.Fatal(err)
 	}
 	f.user.GrantFullAccess(f.shared)
+	f.user.GrantSendAs(f.shared)
 	for i := range 2 {
 		if _, err := s.Deliver(f.shared, "inbox", mstest.SampleMessage(i)); err != nil {
 			t.Fatal(err)
@@ -230,9 +231,15 @@ func (f *tenant) signInAs(t *testing.T, m store.Mailbox, upn, password string) s
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f.signInWith(t, plan.TokenURL, upn, password, plan.Scopes...)
+}
+
+// signInWith gets a refresh token for upn with the given scopes.
+func (f *tenant) signInWith(t *testing.T, tokenURL, upn, password string, scopes ...string) string {
+	t.Helper()
 	form := url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()}, "client_secret": {f.secret},
-		"username": {upn}, "password": {password}, "scope": {strings.Join(plan.Scopes, " ")}}
-	resp, err := http.PostForm(plan.TokenURL, form)
+		"username": {upn}, "password": {password}, "scope": {strings.Join(scopes, " ")}}
+	resp, err := http.PostForm(tokenURL, form)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +485,8 @@ func TestMicrosoftSignIn(t *testing.T) {
 			f.app.SetAdminConsent(false)
 			return f.graph(store.Inbound), appCreds(f)
 		}, want: msWant{stepsFor: appSteps(), last: "Consent and permissions", fail: true,
-			advice: []string{"an administrator must grant admin consent", "Grant admin consent for the tenant", "Mail.ReadWrite"},
+			advice: []string{"admin consent is missing for Mail.ReadWrite / Mail.Send: grant it in the app registration", "Grant admin consent for the tenant",
+				"a new token or a new sign-in does not help"},
 			detail: []string{"no roles"}}},
 		{name: "Graph permission Mail.ReadWrite missing", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			f.app.SetRoles(mstest.RoleMailSend)
@@ -746,7 +754,41 @@ func TestMicrosoftGraph(t *testing.T) {
 		{name: "delegated on a shared mailbox", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			m := delegated(f.graph(store.Inbound), f)
 			return m, creds{secret: f.secret, refresh: f.signInOnce(t, m)}
-		}, want: msWant{last: "Read folder Inbox", check: stepDetail("Mailbox {mailbox}", "the signed-in account may open it")}},
+		}, want: msWant{last: "Read folder Inbox", check: func(t *testing.T, f *tenant, rep diag.Report) {
+			stepDetail("Mailbox {mailbox}", "the signed-in account may open it")(t, f, rep)
+			stepDetail("Consent and permissions", "signed in as {user}", "Mail.ReadWrite.Shared")(t, f, rep)
+		}}},
+		{name: "delegated outbound on a shared mailbox", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			m := delegated(f.graph(store.Outbound), f)
+			return m, creds{secret: f.secret, refresh: f.signInOnce(t, m)}
+		}, want: msWant{last: "Send as {mailbox}", detail: []string{"Mail.Send.Shared granted", "{user} sends as {mailbox} only with SendAs on it"}}},
+		{name: "delegated on the account's own mailbox with Mail.ReadWrite", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetScopes(mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead)
+			if _, err := f.s.Deliver(f.user.UPN(), "inbox", mstest.SampleMessage(0)); err != nil {
+				t.Fatal(err)
+			}
+			m := delegated(f.graph(store.Outbound), f)
+			m.Address, m.Login = f.user.UPN(), f.user.UPN()
+			m.OAuth.Scopes = "offline_access " + mstest.ScopeGraphMailReadWrite + " " + mstest.ScopeGraphMailSend
+			return m, creds{secret: f.secret, refresh: f.signInOnce(t, m)}
+		}, want: msWant{last: "Send as {user}", detail: []string{"Mail.Send granted"}}},
+		{name: "delegated on a shared mailbox, sign-in from before the .Shared permissions", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			// The app registration as the old walk-through had it, and a sign-in made then.
+			f.app.SetScopes(mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead)
+			m := delegated(f.graph(store.Inbound), f)
+			plan, _ := credential.PlanFor(m, credential.AudienceGraph)
+			rt := f.signInWith(t, plan.TokenURL, f.user.UPN(), f.userPW, "offline_access", mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend)
+			return m, creds{secret: f.secret, refresh: rt}
+		}, want: msWant{last: "Consent and permissions", fail: true, detail: []string{"AADSTS65001"},
+			advice: []string{"postroom asks for the delegated permissions Mail.ReadWrite.Shared, Mail.Send.Shared and User.Read", "Grant admin consent"}}},
+		{name: "delegated on a shared mailbox with Mail.ReadWrite only", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetScopes(mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead)
+			m := delegated(f.graph(store.Inbound), f)
+			m.OAuth.Scopes = "offline_access " + mstest.ScopeGraphMailReadWrite + " " + mstest.ScopeGraphMailSend
+			return m, creds{secret: f.secret, refresh: f.signInOnce(t, m)}
+		}, want: msWant{last: "Consent and permissions", fail: true, detail: []string{"signed in as {user}", "Mail.ReadWrite"},
+			advice: []string{"{mailbox} is not {user}'s own mailbox", "needs the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared",
+				"Delegated permissions > Mail.ReadWrite.Shared and Mail.Send.Shared, then Grant admin consent"}}},
 
 		{name: "mailbox does not exist", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			m := f.graph(store.Inbound)

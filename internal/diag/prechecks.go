@@ -162,7 +162,8 @@ func MicrosoftPrechecks(m store.Mailbox) []Precheck {
 		user := orPlaceholder(m.OAuth.Account, phUser)
 		out = append(out, Precheck{
 			Title: "Let the signing-in account open a shared mailbox",
-			Why:   "When the account that signs in is not the mailbox itself, it needs FullAccess on it (and SendAs to send as it), and the app the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared. Skip this when it is the account's own mailbox.",
+			Why: "When the account that signs in is not the mailbox itself, it needs FullAccess on it (and SendAs to send as it), and the app the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent; " +
+				"otherwise Graph answers ErrorAccessDenied. Change notifications need app-only access for such a mailbox, so postroom polls it. Skip this when it is the account's own mailbox.",
 			PowerShell: strings.Join([]string{connect,
 				"Add-MailboxPermission -Identity " + psQuote(addr) + " -User " + psQuote(user) + " -AccessRights FullAccess -AutoMapping $false",
 				"Add-RecipientPermission -Identity " + psQuote(addr) + " -Trustee " + psQuote(user) + " -AccessRights SendAs -Confirm:$false"}, "\n"),
@@ -213,7 +214,7 @@ func permissionsPrecheck(m store.Mailbox, entra, tenant string) Precheck {
 		}
 		where = "Microsoft Graph > Application permissions > " + perms
 	case m.Protocol == protoGraph:
-		perms = "Mail.ReadWrite, Mail.Send, User.Read and offline_access"
+		perms = "Mail.ReadWrite.Shared, Mail.Send.Shared, User.Read and offline_access"
 		where = "Microsoft Graph > Delegated permissions > " + perms
 	case appOnly:
 		roles, _, _ := neededPermissions(m)
@@ -227,6 +228,10 @@ func permissionsPrecheck(m store.Mailbox, entra, tenant string) Precheck {
 	why := "The token carries only the permissions an administrator consented to: without admin consent an app-only token has no roles and every request is refused. "
 	if !appOnly {
 		why = "The sign-in carries only the permissions consented to; the password grant cannot ask for consent, so an administrator grants it for the tenant. "
+	}
+	if m.Protocol == protoGraph && !appOnly {
+		why = "Mail.ReadWrite and Mail.Send cover only the signing-in account's own mailbox; Mail.ReadWrite.Shared and Mail.Send.Shared cover it and the shared mailboxes the account holds Full Access and Send As on, so postroom asks for those. " +
+			"The sign-in carries only the permissions consented to: an administrator grants consent for the tenant (where users may not consent themselves, and always for the password grant). "
 	}
 	return Precheck{
 		Title: "Add the permissions " + perms + " and grant admin consent",

@@ -117,6 +117,25 @@ func TestPrechecksPasswordGrant(t *testing.T) {
 	contains(t, "delegated permissions", precheck(t, list, "permissions").Title, "IMAP.AccessAsUser.All and offline_access")
 }
 
+// TestPrechecksGraphDelegated: a person's sign-in to a shared Graph mailbox walks through
+// the delegated .Shared permissions with admin consent, the account's Full Access and
+// Send As, and why the mailbox is polled.
+func TestPrechecksGraphDelegated(t *testing.T) {
+	m := preMailbox("graph", store.Inbound, store.AuthOAuthDelegated)
+	m.OAuth.Account = "agent@contoso.com"
+	list := diag.MicrosoftPrechecks(m)
+	perm := precheck(t, list, "permissions")
+	contains(t, "permissions title", perm.Title, "Mail.ReadWrite.Shared, Mail.Send.Shared, User.Read and offline_access", "grant admin consent")
+	contains(t, "permissions portal", perm.Portal, "Microsoft Graph > Delegated permissions > Mail.ReadWrite.Shared, Mail.Send.Shared",
+		"Grant admin consent for "+preTenant)
+	contains(t, "permissions why", perm.Why, "Mail.ReadWrite and Mail.Send cover only the signing-in account's own mailbox")
+	shared := precheck(t, list, "signing-in account")
+	contains(t, "shared mailbox", shared.Why, "Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent", "Change notifications need app-only access", "polls")
+	contains(t, "shared mailbox commands", shared.PowerShell,
+		"Add-MailboxPermission -Identity support@contoso.com -User agent@contoso.com -AccessRights FullAccess",
+		"Add-RecipientPermission -Identity support@contoso.com -Trustee agent@contoso.com -AccessRights SendAs")
+}
+
 // TestPrechecksPlaceholdersAndQuoting: what is not entered yet is a placeholder, and what
 // is entered cannot break out of the PowerShell command.
 func TestPrechecksPlaceholdersAndQuoting(t *testing.T) {

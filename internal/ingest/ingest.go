@@ -45,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
@@ -107,7 +108,9 @@ type Options struct {
 	// NotificationURL, when set, is the public URL prefix at which Microsoft Graph can
 	// reach postroom (e.g. https://postroom.example.org/graph/notify): a Graph mailbox's
 	// session then subscribes to change notifications at NotificationURL/<mailbox id>, and
-	// ServeNotification must be mounted there. Without it Graph mailboxes are polled.
+	// ServeNotification must be mounted there. Without it Graph mailboxes are polled; so
+	// is a mailbox a person signs in to that is not their own (Graph sends notifications
+	// for a shared mailbox to an app only), with a status saying so.
 	NotificationURL string
 	// GraphLimiter returns the request limiter of a Microsoft Graph mailbox, shared with
 	// whatever else talks to the same mailbox (the sender), so that together they keep to
@@ -174,10 +177,40 @@ type loop struct {
 	name    string    // the mailbox's name, its metrics label
 }
 
+// notificationsPossible reports whether Microsoft Graph sends change notifications for
+// m's mailbox to m's sign-in: always to an app; to a person's sign-in only for the
+// person's own mailbox, never for another user's or a shared one (ms365-protocol.md §8.2).
+// A sign-in whose account is not known is tried: Graph's refusal is recognised at once.
+func notificationsPossible(m store.Mailbox) bool {
+	switch m.Auth {
+	case store.AuthOAuthDelegated:
+		return m.OAuth.Account == "" || strings.EqualFold(m.OAuth.Account, m.Address)
+	case store.AuthOAuthROPC:
+		return strings.EqualFold(m.Login, m.Address)
+	}
+	return true
+}
+
+// signedInAccount is the account a person's sign-in of m signs in as ("" when unknown).
+func signedInAccount(m store.Mailbox) string {
+	if m.Auth == store.AuthOAuthROPC {
+		return m.Login
+	}
+	return m.OAuth.Account
+}
+
+// pollingNote is the status message of a Graph mailbox that is polled because change
+// notifications are not possible for its sign-in.
+func pollingNote(poll time.Duration) string {
+	return fmt.Sprintf("notifications need app-only access; polling every %d s", int(poll.Round(time.Second)/time.Second))
+}
+
 // subscribe keeps a Graph change-notification subscription for the session of m: the
 // handler is mounted before the subscription is made (Graph validates the URL while it is
-// made). It returns a function that ends the subscription and waits for it.
-func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Source, token connector.TokenFunc, log *slog.Logger) (stop func()) {
+// made). refused is called when Graph refuses notifications to this sign-in for good
+// (graph.ErrNotificationsNeedApp). It returns a function that ends the subscription and
+// waits for it.
+func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Source, token connector.TokenFunc, log *slog.Logger, refused func()) (stop func()) {
 	url := strings.TrimRight(r.opts.NotificationURL, "/") + "/" + strconv.FormatInt(m.ID, 10)
 	sub, err := graph.NewSubscriber(r.graphConfig(m, "", token, log), graph.SubscribeOptions{NotificationURL: url, Notify: src.Notify})
 	if err != nil {
@@ -191,7 +224,13 @@ func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Sour
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := sub.Run(ctx); err != nil && ctx.Err() == nil {
+		err := sub.Run(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, graph.ErrNotificationsNeedApp):
+			log.Info("graph change notifications need app-only access; the mailbox is polled", slog.String("advice", connector.Advice(err)))
+			refused()
+		default:
 			log.Warn("graph change notifications unavailable; the mailbox is polled", slog.Any("error", err), slog.String("advice", connector.Advice(err)))
 		}
 	}()
@@ -381,21 +420,35 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 		return false, err
 	}
 	defer src.Close()
-	if gs, ok := src.(*graph.Source); ok && r.opts.NotificationURL != "" {
-		stop := r.subscribe(ctx, m, gs, token, log)
-		defer stop()
+	poll := m.PollInterval
+	if poll <= 0 {
+		poll = defaultPollInterval
 	}
-	r.setStatus(ctx, m.ID, store.StatusConnected, "")
+	// note is the connected status's message: why the mailbox is polled although change
+	// notifications are turned on.
+	var note atomic.Value
+	note.Store("")
+	connectedNote := func() string { return note.Load().(string) }
+	if gs, ok := src.(*graph.Source); ok && r.opts.NotificationURL != "" {
+		if notificationsPossible(m) {
+			stop := r.subscribe(ctx, m, gs, token, log, func() {
+				note.Store(pollingNote(poll))
+				r.setStatus(ctx, m.ID, store.StatusConnected, connectedNote())
+			})
+			defer stop()
+		} else {
+			note.Store(pollingNote(poll))
+			log.Info("a person's sign-in to another mailbox gets no graph change notifications; the mailbox is polled",
+				slog.String("account", signedInAccount(m)), slog.Duration("poll_interval", poll))
+		}
+	}
+	r.setStatus(ctx, m.ID, store.StatusConnected, connectedNote())
 	r.met.up(m.Name)
 	log.Info("mailbox connected", slog.String("host", m.Host), slog.String("folder", m.Folder))
 	st := &sessionState{cursor: cursor.Value}
 
 	if err := r.ackPending(ctx, m, src); err != nil {
 		return true, err
-	}
-	poll := m.PollInterval
-	if poll <= 0 {
-		poll = defaultPollInterval
 	}
 	started := time.Now()
 	for {
@@ -419,7 +472,7 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 		if ctx.Err() != nil {
 			return true, ctx.Err()
 		}
-		r.setStatus(ctx, m.ID, store.StatusConnected, "")
+		r.setStatus(ctx, m.ID, store.StatusConnected, connectedNote())
 		r.met.up(m.Name)
 		if time.Since(started) >= r.opts.MaxSession {
 			return true, nil

@@ -21,6 +21,15 @@
 // (App.GrantFullAccess) and an application access policy (App.SetAccessPolicy).
 // SampleTenant builds a ready-made tenant for demos and benchmarks.
 //
+// Permissions are checked as Graph checks them (reference §8): an app-only token without
+// roles (no admin consent) gets 401 NoPermissionsInAccessToken on every call; a delegated
+// token opens the user's own mailbox with Mail.Read/ReadWrite/Send, and another user's or
+// a shared mailbox only with Mail.Read.Shared/ReadWrite.Shared (plus the user's FullAccess,
+// User.GrantFullAccess) and Mail.Send.Shared (plus SendAs, User.GrantSendAs), else 403
+// ErrorAccessDenied or ErrorSendAsDenied; a delegated subscription on another user's or a
+// shared mailbox is refused with 403 ExtensionError; a delegated token's scp carries every
+// scope consented for its API, not only the requested ones.
+//
 // Access tokens are RS256 JWTs signed by a key made at Start, with aud, iss, tid, appid/azp,
 // roles or scp, upn, oid, iat, nbf, exp, so a client can read its roles. One token is for
 // one resource (audience): Graph (GraphAudience, or GraphURL() itself) or Exchange Online
@@ -57,6 +66,10 @@
 //     $orderby receivedDateTime only; no $search, $count or $expand;
 //   - notification URLs must be http or https on 127.0.0.1/::1 (Microsoft demands public
 //     HTTPS); notifications are POSTed in the background, unbatched, without retries;
+//   - delegated sending from another user's or a shared mailbox checks SendAs only (not
+//     SendOnBehalf, and not FullAccess, which reply and draft sending would also need to
+//     read the original); consent is all or nothing per scope (no tenant setting that
+//     stops users from consenting themselves);
 //   - a $batch is one request in Requests() and runs its members in order; each member
 //     passes the per-mailbox throttle on its own;
 //   - sendMail keeps MIME byte for byte (Exchange rewrites it; the reference asks for the

@@ -91,6 +91,7 @@ const (
 	msgConcurrency      = "Application is over its MailboxConcurrency limit."
 	msgTooManyRequests  = "Too many requests"
 	msgResourceNotFound = "Resource not found for the segment '%s'."
+	msgNoPermissions    = "The token contains no permissions, or permissions can not be understood."
 )
 
 func (s *Server) graphHandler() http.Handler { return http.HandlerFunc(s.serveGraphHTTP) }
@@ -154,6 +155,9 @@ func (s *Server) serveGraphHTTP(w http.ResponseWriter, r *http.Request) {
 	case at.claims.Audience != GraphAudience:
 		s.writeGraph(w, r, gr, s.unauthorized(msgInvalidAudience))
 		return
+	case at.user == nil && len(at.claims.Roles) == 0:
+		s.writeGraph(w, r, gr, s.noPermissions(gr))
+		return
 	}
 	gr.tok = at
 	s.writeGraph(w, r, gr, s.route(gr))
@@ -163,6 +167,26 @@ func (s *Server) unauthorized(msg string) *graphResp {
 	resp := gerr(http.StatusUnauthorized, "InvalidAuthenticationToken", msg)
 	resp.header = http.Header{"Www-Authenticate": {`Bearer realm="", authorization_uri="` + s.loginURL +
 		`/common/oauth2/authorize", client_id="` + graphAppID + `"`}}
+	return resp
+}
+
+// noPermissions is Graph's answer to an app-only token without roles (no admin consent
+// for any application permission of Graph): 401 with the code and innerError of
+// https://learn.microsoft.com/troubleshoot/entra/entra-id/users-groups-entra-apis/error-call-me-endpoint-microsoft-graph
+// (ms365-protocol.md §8.4). A new token does not help; granting admin consent does.
+func (s *Server) noPermissions(gr *graphReq) *graphResp {
+	resp := s.unauthorized(msgNoPermissions)
+	resp.json = map[string]any{"error": map[string]any{
+		"code":    "NoPermissionsInAccessToken",
+		"message": msgNoPermissions,
+		"innerError": map[string]any{
+			"oAuthEventOperationId": NewGUID(),
+			"oAuthEventcV":          randomToken(16) + ".1",
+			"errorUrl":              "https://aka.ms/autherrors#error-InvalidGrant",
+			"requestId":             gr.requestID,
+			"date":                  s.now().UTC().Format("2006-01-02T15:04:05"),
+		},
+	}}
 	return resp
 }
 
@@ -342,25 +366,49 @@ func (s *Server) checkAccess(tok *accessToken, u *User, need access) *graphResp 
 		}
 		return nil
 	}
+	// Delegated (ms365-protocol.md §8.1; https://learn.microsoft.com/graph/outlook-share-messages-folders):
+	// Mail.Read, Mail.ReadWrite and Mail.Send cover the signed-in user's own mailbox only;
+	// another user's or a shared mailbox needs the .Shared scopes, and the user's rights on
+	// it: FullAccess to read and write, SendAs to send as it.
 	scopes := strings.Fields(tok.claims.Scope)
 	has := func(names ...string) bool {
 		return slices.ContainsFunc(scopes, func(sc string) bool {
 			return slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(sc, n) })
 		})
 	}
-	ok := false
+	own := u == tok.user
+	var names []string
 	switch need {
 	case accessRead:
-		ok = has("Mail.Read", "Mail.ReadWrite", "Mail.Read.Shared", "Mail.ReadWrite.Shared")
+		names = []string{"Mail.Read.Shared", "Mail.ReadWrite.Shared"}
+		if own {
+			names = append(names, "Mail.Read", "Mail.ReadWrite")
+		}
 	case accessWrite:
-		ok = has("Mail.ReadWrite", "Mail.ReadWrite.Shared")
+		names = []string{"Mail.ReadWrite.Shared"}
+		if own {
+			names = append(names, "Mail.ReadWrite")
+		}
 	case accessSend:
-		ok = has("Mail.Send", "Mail.Send.Shared")
+		names = []string{"Mail.Send.Shared"}
+		if own {
+			names = append(names, "Mail.Send")
+		}
 	}
-	if !ok {
+	if !has(names...) {
 		return gerr(http.StatusForbidden, "ErrorAccessDenied", msgAccessDenied)
 	}
-	if u != tok.user && !tok.user.fullAccess[strings.ToLower(u.cfg.UPN)] {
+	if own {
+		return nil
+	}
+	key := strings.ToLower(u.cfg.UPN)
+	if need == accessSend {
+		if !tok.user.sendAs[key] {
+			return errSendAs(u.cfg.UPN)
+		}
+		return nil
+	}
+	if !tok.user.fullAccess[key] {
 		return gerr(http.StatusForbidden, "ErrorAccessDenied", msgAccessDenied)
 	}
 	return nil

@@ -124,12 +124,12 @@ func TestGraphErrors(t *testing.T) {
 		t.Errorf("Exchange token at Graph: %q", msg)
 	}
 
-	// No consent: a token without roles, then 403.
-	f.app.SetAdminConsent(false)
-	noRoles := f.appToken(t, GraphAudience+"/.default")
-	f.app.SetAdminConsent(true)
-	if msg := wantGraphError(t, f.graph(t, "GET", inboxPath, noRoles, nil), 403, "ErrorAccessDenied"); msg != msgAccessDenied {
-		t.Errorf("no roles: %q", msg)
+	// Roles, but none for mail: 403.
+	f.app.SetRoles(RoleUserReadAll)
+	noMail := f.appToken(t, GraphAudience+"/.default")
+	f.app.SetRoles(RoleMailReadWrite, RoleMailSend)
+	if msg := wantGraphError(t, f.graph(t, "GET", inboxPath, noMail, nil), 403, "ErrorAccessDenied"); msg != msgAccessDenied {
+		t.Errorf("no mail role: %q", msg)
 	}
 	// Read-only app cannot send.
 	f.app.SetRoles(RoleMailRead)
@@ -709,9 +709,60 @@ func TestRepliesAndInlineAttachments(t *testing.T) {
 		"name": "x", "contentBytes": ""}), 400, "ErrorInvalidOperation")
 }
 
+// TestAppTokenWithoutRoles: an app-only token without roles (admin consent not granted)
+// is answered 401 NoPermissionsInAccessToken with Microsoft's message and innerError
+// (ms365-protocol.md §8.4), on every Graph call, not 403; a token issued after consent
+// works.
+func TestAppTokenWithoutRoles(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.app.SetAdminConsent(false)
+	noRoles := f.appToken(t, GraphAudience+"/.default")
+	for _, c := range []struct{ method, path string }{
+		{"GET", inboxPath},
+		{"POST", "/v1.0/users/" + testShared + "/sendMail"},
+		{"GET", "/v1.0/subscriptions"},
+		{"POST", "/v1.0/$batch"},
+	} {
+		g := f.graph(t, c.method, c.path, noRoles, map[string]any{})
+		if g.status != 401 {
+			t.Errorf("%s %s: %d, want 401", c.method, c.path, g.status)
+		}
+		var env struct {
+			Error struct {
+				Code       string         `json:"code"`
+				Message    string         `json:"message"`
+				InnerError map[string]any `json:"innerError"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(g.body, &env); err != nil {
+			t.Fatalf("%s %s: not Graph's error envelope: %s", c.method, c.path, g.body)
+		}
+		e := env.Error
+		if e.Code != "NoPermissionsInAccessToken" || e.Message != "The token contains no permissions, or permissions can not be understood." {
+			t.Errorf("%s %s: %q %q", c.method, c.path, e.Code, e.Message)
+		}
+		if e.InnerError["requestId"] != g.header.Get("request-id") || e.InnerError["errorUrl"] != "https://aka.ms/autherrors#error-InvalidGrant" ||
+			e.InnerError["oAuthEventOperationId"] == nil || e.InnerError["date"] == nil {
+			t.Errorf("%s %s: innerError %v, request-id %q", c.method, c.path, e.InnerError, g.header.Get("request-id"))
+		}
+		if !strings.HasPrefix(g.header.Get("WWW-Authenticate"), "Bearer ") {
+			t.Errorf("%s %s: WWW-Authenticate %q", c.method, c.path, g.header.Get("WWW-Authenticate"))
+		}
+	}
+	f.app.SetAdminConsent(true)
+	if g := f.graph(t, "GET", inboxPath, f.appToken(t, GraphAudience+"/.default"), nil); g.status != 200 {
+		t.Errorf("after admin consent: %d %s", g.status, g.body)
+	}
+}
+
+// TestDelegatedGraph: a person's token opens their own mailbox with Mail.ReadWrite and
+// Mail.Send; another user's or a shared mailbox needs Mail.ReadWrite.Shared (reading,
+// marking, moving) and Mail.Send.Shared (sending) in the token, FullAccess to read and
+// SendAs to send, as Graph does (ms365-protocol.md §8.1).
 func TestDelegatedGraph(t *testing.T) {
 	f := newFixture(t, Options{})
 	tok := f.userToken(t, ScopeGraphMailReadWrite+" "+ScopeGraphMailSend).AccessToken
+	ids := f.deliverN(t, 1)
 	if _, err := f.s.Deliver(testUser, "inbox", msgRaw(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -719,15 +770,65 @@ func TestDelegatedGraph(t *testing.T) {
 	if len(items) != 1 {
 		t.Errorf("/me: %d items", len(items))
 	}
-	// A shared mailbox needs the user's FullAccess.
-	wantGraphError(t, f.graph(t, "GET", inboxPath, tok, nil), 403, "ErrorAccessDenied")
-	f.user.GrantFullAccess(testShared)
-	if g := f.graph(t, "GET", inboxPath, tok, nil); g.status != 200 {
-		t.Errorf("shared mailbox with FullAccess: %d %s", g.status, g.body)
+	if g := f.graph(t, "GET", "/v1.0/users/"+testUser+"/mailFolders/inbox/messages", tok, nil); g.status != 200 {
+		t.Errorf("own mailbox by address: %d %s", g.status, g.body)
 	}
-	// A token without Mail.Send cannot send.
-	readOnly := f.userToken(t, ScopeGraphMailReadWrite).AccessToken
-	wantGraphError(t, f.graph(t, "POST", "/v1.0/me/sendMail", readOnly, map[string]any{"message": map[string]any{"subject": "x"}}), 403, "ErrorAccessDenied")
+	send := map[string]any{"message": map[string]any{"subject": "x",
+		"toRecipients": []any{map[string]any{"emailAddress": map[string]any{"address": "c1@example.net"}}}}}
+	if g := f.graph(t, "POST", "/v1.0/me/sendMail", tok, send); g.status != 202 {
+		t.Errorf("own mailbox sends with Mail.Send: %d %s", g.status, g.body)
+	}
+
+	// The shared mailbox, with FullAccess and SendAs but the plain scopes: refused.
+	f.user.GrantFullAccess(testShared)
+	f.user.GrantSendAs(testShared)
+	patch := map[string]any{"isRead": true}
+	msgPath := "/v1.0/users/" + testShared + "/messages/" + ids[0]
+	wantGraphError(t, f.graph(t, "GET", inboxPath, tok, nil), 403, "ErrorAccessDenied")
+	wantGraphError(t, f.graph(t, "PATCH", msgPath, tok, patch), 403, "ErrorAccessDenied")
+	wantGraphError(t, f.graph(t, "POST", "/v1.0/users/"+testShared+"/sendMail", tok, send), 403, "ErrorAccessDenied")
+
+	// With the .Shared scopes (consented by the admin): read, mark and send.
+	f.app.SetScopes(ScopeGraphMailReadWriteShared, ScopeGraphMailSendShared)
+	shared := f.userToken(t, ScopeGraphMailReadWriteShared+" "+ScopeGraphMailSendShared).AccessToken
+	if g := f.graph(t, "GET", inboxPath, shared, nil); g.status != 200 {
+		t.Errorf("shared mailbox with Mail.ReadWrite.Shared and FullAccess: %d %s", g.status, g.body)
+	}
+	if g := f.graph(t, "PATCH", msgPath, shared, patch); g.status != 200 {
+		t.Errorf("mark read with Mail.ReadWrite.Shared: %d %s", g.status, g.body)
+	}
+	if g := f.graph(t, "POST", "/v1.0/users/"+testShared+"/sendMail", shared, send); g.status != 202 {
+		t.Errorf("send with Mail.Send.Shared and SendAs: %d %s", g.status, g.body)
+	}
+	// The .Shared scopes cover the user's own mailbox too.
+	if g := f.graph(t, "POST", "/v1.0/me/sendMail", shared, send); g.status != 202 {
+		t.Errorf("own mailbox sends with Mail.Send.Shared: %d %s", g.status, g.body)
+	}
+
+	// Read-only shared scope: reads, but neither marks nor sends.
+	f.app.SetScopes(ScopeGraphMailReadShared)
+	readOnly := f.userToken(t, ScopeGraphMailReadShared).AccessToken
+	if g := f.graph(t, "GET", inboxPath, readOnly, nil); g.status != 200 {
+		t.Errorf("shared mailbox with Mail.Read.Shared: %d %s", g.status, g.body)
+	}
+	wantGraphError(t, f.graph(t, "PATCH", msgPath, readOnly, patch), 403, "ErrorAccessDenied")
+	wantGraphError(t, f.graph(t, "POST", "/v1.0/me/sendMail", readOnly, send), 403, "ErrorAccessDenied")
+
+	// The rights on the mailbox: without FullAccess no reading, without SendAs no sending.
+	f.app.SetScopes(ScopeGraphMailReadWriteShared, ScopeGraphMailSendShared)
+	other, err := f.tenant.AddUser(UserConfig{UPN: "bo@contoso.example", Password: "bo-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := f.token(t, testTenantID, url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()}, "client_secret": {f.secret},
+		"username": {"bo@contoso.example"}, "password": {"bo-pw"}, "scope": {ScopeGraphMailReadWriteShared}}).AccessToken
+	wantGraphError(t, f.graph(t, "GET", inboxPath, bo, nil), 403, "ErrorAccessDenied")
+	wantGraphError(t, f.graph(t, "POST", "/v1.0/users/"+testShared+"/sendMail", bo, send), 403, "ErrorSendAsDenied")
+	other.GrantFullAccess(testShared)
+	if g := f.graph(t, "GET", inboxPath, bo, nil); g.status != 200 {
+		t.Errorf("FullAccess granted: %d %s", g.status, g.body)
+	}
+	wantGraphError(t, f.graph(t, "POST", "/v1.0/users/"+testShared+"/sendMail", bo, send), 403, "ErrorSendAsDenied")
 }
 
 func TestSampleTenant(t *testing.T) {
@@ -750,6 +851,22 @@ func TestSampleTenant(t *testing.T) {
 	_ = json.Unmarshal(out, &page)
 	if status != 200 || len(page.Value) != 3 || len(sample.MessageIDs) != 3 {
 		t.Errorf("sample inbox: %d, %d messages", status, len(page.Value))
+	}
+	// The agent opens the shared mailbox with the .Shared scopes, and sends from it.
+	status, body = post(t, s.TokenURL(sample.TenantID), url.Values{"grant_type": {"password"}, "client_id": {sample.ClientID},
+		"client_secret": {sample.ClientSecret}, "username": {sample.Agent}, "password": {sample.AgentPassword},
+		"scope": {ScopeGraphMailReadWriteShared + " " + ScopeGraphMailSendShared}})
+	if status != 200 {
+		t.Fatalf("agent token: %d %s", status, body)
+	}
+	_ = json.Unmarshal(body, &tr)
+	if status, _, out := graphRequest(t, "GET", s.GraphURL()+"/v1.0/users/"+sample.Mailbox+"/mailFolders/inbox/messages", tr.AccessToken, nil); status != 200 {
+		t.Errorf("agent reads the shared mailbox: %d %s", status, out)
+	}
+	mail, _ := json.Marshal(map[string]any{"message": map[string]any{"subject": "Re: Order 1234",
+		"toRecipients": []any{map[string]any{"emailAddress": map[string]any{"address": "ana@example.net"}}}}})
+	if status, _, out := graphRequest(t, "POST", s.GraphURL()+"/v1.0/users/"+sample.Mailbox+"/sendMail", tr.AccessToken, mail); status != 202 {
+		t.Errorf("agent sends as the shared mailbox: %d %s", status, out)
 	}
 	if _, err := s.SampleTenant(SampleOptions{}); err == nil {
 		t.Errorf("a second sample tenant in the same server was accepted")

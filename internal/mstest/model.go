@@ -91,6 +91,15 @@ func (s *Server) AddTenant(id string, domains ...string) (*Tenant, error) {
 	return t, nil
 }
 
+// Delegated Graph scopes for another user's or a shared mailbox (ms365-protocol.md §8.1):
+// Mail.ReadWrite and Mail.Send cover only the signed-in user's own mailbox; these cover
+// it too, and every mailbox the user holds FullAccess (read, write) or SendAs (send) on.
+const (
+	ScopeGraphMailReadShared      = GraphAudience + "/Mail.Read.Shared"
+	ScopeGraphMailReadWriteShared = GraphAudience + "/Mail.ReadWrite.Shared"
+	ScopeGraphMailSendShared      = GraphAudience + "/Mail.Send.Shared"
+)
+
 // National clouds, as Microsoft names them in AADSTS90038.
 const (
 	CloudUSGov = "USGov"
@@ -131,8 +140,10 @@ type AppConfig struct {
 	// RoleIMAPAccessAsApp, ...). They reach a token's roles claim only with AdminConsent.
 	Roles []string
 	// Scopes are the delegated permissions the app requests (ScopeGraphMailReadWrite,
-	// ScopeIMAP, ...). A delegated grant needs consent for each scope it asks for:
-	// AdminConsent, or the user's own consent given on the sign-in page.
+	// ScopeGraphMailReadWriteShared, ScopeIMAP, ...). A delegated grant needs consent for
+	// each scope it asks for: AdminConsent, or the user's own consent given on the sign-in
+	// page. A delegated token then carries every scope consented for its API (scp), not
+	// only the requested ones, as Entra ID does.
 	Scopes []string
 	// AdminConsent: an administrator granted consent for the tenant.
 	AdminConsent bool
@@ -277,6 +288,13 @@ func (a *App) SetRoles(roles ...string) {
 	a.cfg.Roles = slices.Clone(roles)
 }
 
+// SetScopes replaces the delegated permissions the app requests (AppConfig.Scopes).
+func (a *App) SetScopes(scopes ...string) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	a.cfg.Scopes = slices.Clone(scopes)
+}
+
 // GrantFullAccess gives the app's service principal FullAccess on mailbox
 // (Add-MailboxPermission), which app-only IMAP/POP/SMTP needs.
 func (a *App) GrantFullAccess(mailbox string) {
@@ -354,7 +372,10 @@ type User struct {
 	// fullAccess: mailboxes (lower-case) this user holds FullAccess on (delegated access to
 	// a shared mailbox).
 	fullAccess map[string]bool
-	mbox       *mailbox
+	// sendAs: mailboxes (lower-case) this user may send as (Add-RecipientPermission
+	// -AccessRights SendAs).
+	sendAs map[string]bool
+	mbox   *mailbox
 }
 
 // AddUser adds a user with a mailbox (unless NoMailbox).
@@ -384,7 +405,7 @@ func (t *Tenant) AddUser(cfg UserConfig) (*User, error) {
 	if _, ok := s.state.mail.byAddress[upn]; ok {
 		return nil, fmt.Errorf("mstest: address %s is taken in another tenant", cfg.UPN)
 	}
-	u := &User{s: s, tenant: t, cfg: cfg, fullAccess: map[string]bool{}}
+	u := &User{s: s, tenant: t, cfg: cfg, fullAccess: map[string]bool{}, sendAs: map[string]bool{}}
 	u.mbox = s.state.mail.newMailbox(u)
 	t.users[upn] = u
 	t.users[cfg.ObjectID] = u
@@ -423,11 +444,21 @@ func (u *User) SetPassword(password string) {
 }
 
 // GrantFullAccess gives this user FullAccess on mailbox (a shared mailbox), so delegated
-// tokens of the user may open it.
+// tokens of the user may open it (Graph also wants the scope Mail.ReadWrite.Shared or
+// Mail.Read.Shared in the token).
 func (u *User) GrantFullAccess(mailbox string) {
 	u.s.mu.Lock()
 	defer u.s.mu.Unlock()
 	u.fullAccess[strings.ToLower(mailbox)] = true
+}
+
+// GrantSendAs gives this user SendAs on mailbox (Add-RecipientPermission -AccessRights
+// SendAs), so delegated tokens of the user with Mail.Send.Shared may send from it over
+// Graph; without it Graph answers 403 ErrorSendAsDenied.
+func (u *User) GrantSendAs(mailbox string) {
+	u.s.mu.Lock()
+	defer u.s.mu.Unlock()
+	u.sendAs[strings.ToLower(mailbox)] = true
 }
 
 // RevokeUserSessions revokes every refresh token and delegated access token of the user

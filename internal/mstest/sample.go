@@ -14,8 +14,9 @@ type Sample struct {
 	// Mailbox is the licensed shared mailbox (support@contoso.example) the app may use over
 	// Graph (Mail.ReadWrite, Mail.Send) and app-only IMAP/POP/SMTP (FullAccess).
 	Mailbox string
-	// Agent is a user (agent@contoso.example / AgentPassword) with FullAccess on Mailbox,
-	// for delegated sign-in.
+	// Agent is a user (agent@contoso.example / AgentPassword) with FullAccess and SendAs on
+	// Mailbox, for delegated sign-in (the app's delegated Graph scopes are the .Shared ones
+	// that another user's mailbox needs).
 	Agent, AgentPassword string
 	// MessageIDs are the immutable ids of the sample messages in Mailbox's inbox.
 	MessageIDs []string
@@ -44,7 +45,9 @@ const (
 // (SampleClientID, a fresh random secret, Mail.ReadWrite, Mail.Send, User.Read.All and the
 // IMAP/POP/SMTP AccessAsApp roles, admin-consented, FullAccess on the mailbox), the shared
 // mailbox support@contoso.example with a few customer emails, and a user
-// agent@contoso.example who may sign in (delegated scopes consented by the admin).
+// agent@contoso.example who may sign in and open the shared mailbox (FullAccess and SendAs
+// on it; the delegated scopes Mail.ReadWrite.Shared, Mail.Send.Shared, User.Read and the
+// IMAP/POP/SMTP ones consented by the admin).
 func (s *Server) SampleTenant(opts SampleOptions) (*Sample, error) {
 	if opts.Messages == 0 {
 		opts.Messages = 3
@@ -57,10 +60,11 @@ func (s *Server) SampleTenant(opts SampleOptions) (*Sample, error) {
 		return nil, fmt.Errorf("sample tenant: %w", err)
 	}
 	cfg := AppConfig{
-		ClientID:     SampleClientID,
-		DisplayName:  "postroom",
-		Roles:        []string{RoleMailReadWrite, RoleMailSend, RoleUserReadAll, RoleIMAPAccessAsApp, RolePOPAccessAsApp, RoleSMTPSendAsApp},
-		Scopes:       []string{ScopeGraphMailReadWrite, ScopeGraphMailSend, ScopeGraphUserRead, ScopeIMAP, ScopePOP, ScopeSMTP, ScopeOfflineAccess},
+		ClientID:    SampleClientID,
+		DisplayName: "postroom",
+		Roles:       []string{RoleMailReadWrite, RoleMailSend, RoleUserReadAll, RoleIMAPAccessAsApp, RolePOPAccessAsApp, RoleSMTPSendAsApp},
+		Scopes: []string{ScopeGraphMailReadWriteShared, ScopeGraphMailSendShared, ScopeGraphUserRead, ScopeIMAP, ScopePOP, ScopeSMTP,
+			ScopeOfflineAccess},
 		AdminConsent: true,
 	}
 	if opts.RedirectURI != "" {
@@ -82,6 +86,7 @@ func (s *Server) SampleTenant(opts SampleOptions) (*Sample, error) {
 		return nil, fmt.Errorf("sample agent: %w", err)
 	}
 	agent.GrantFullAccess(SampleMailbox)
+	agent.GrantSendAs(SampleMailbox)
 	sm := &Sample{Tenant: t, App: app, TenantID: SampleTenantID, ClientID: SampleClientID, ClientSecret: secret,
 		Mailbox: SampleMailbox, Agent: SampleAgent, AgentPassword: agentPassword}
 	for i := 0; i < opts.Messages; i++ {

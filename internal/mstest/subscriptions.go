@@ -257,6 +257,9 @@ func (s *Server) createSubscription(gr *graphReq) *graphResp {
 	if u.cfg.NoMailbox {
 		return gerr(http.StatusNotFound, "MailboxNotEnabledForRESTAPI", msgNotEnabled)
 	}
+	if gr.tok.user != nil && u != gr.tok.user {
+		return errDelegatedSubscription()
+	}
 	if denied := s.checkAccess(gr.tok, u, accessRead); denied != nil {
 		return denied
 	}
@@ -295,6 +298,20 @@ func (s *Server) createSubscription(gr *graphReq) *graphResp {
 	s.state.graph.subs[sub.ID] = sub
 	s.mu.Unlock()
 	return gjson(http.StatusCreated, sub.json(s))
+}
+
+// errDelegatedSubscription refuses a delegated subscription on another user's or a shared
+// mailbox, whatever the user's rights on it: "These two permissions [Mail.Read.Shared,
+// Mail.ReadWrite.Shared] don't support subscribing to change notifications on items in
+// shared or delegated folders" (https://learn.microsoft.com/graph/outlook-share-messages-folders,
+// ms365-protocol.md §8.2); only an app-only token (application permission Mail.Read) may
+// subscribe there. The answer's shape is the one Graph gives to a subscription the
+// mailbox's owner refuses: 403 ExtensionError with the Exchange status inside the message,
+// as reported for a delegated subscription to a calendar the user holds full delegated
+// rights on (microsoftgraph/microsoft-graph-docs#3510, answered by Microsoft: app-only
+// works, delegated does not) and in microsoftgraph/msgraph-sdk-dotnet#365.
+func errDelegatedSubscription() *graphResp {
+	return gerr(http.StatusForbidden, "ExtensionError", "Operation: Create; Exception: [Status Code: Forbidden; Reason: Forbidden]")
 }
 
 // validate runs the validation handshake with target (reference §4.2).

@@ -175,3 +175,49 @@ func TestSubscriptions(t *testing.T) {
 	}
 	wantGraphError(t, f.graph(t, "GET", "/v1.0/subscriptions/"+id, tok, nil), 404, "ResourceNotFound")
 }
+
+// TestDelegatedSubscriptions: a person's token subscribes to their own mailbox, but not to
+// another user's or a shared mailbox, even with Mail.ReadWrite.Shared and FullAccess:
+// 403 ExtensionError, before any validation request (ms365-protocol.md §8.2). The app's
+// token subscribes to the shared mailbox.
+func TestDelegatedSubscriptions(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.app.SetScopes(ScopeGraphMailReadWriteShared, ScopeGraphMailSendShared)
+	f.user.GrantFullAccess(testShared)
+	tok := f.userToken(t, ScopeGraphMailReadWriteShared).AccessToken
+	if g := f.graph(t, "GET", inboxPath, tok, nil); g.status != 200 {
+		t.Fatalf("the user may read the shared mailbox: %d %s", g.status, g.body)
+	}
+	hook := newReceiver(t)
+	create := func(resource string) map[string]any {
+		return map[string]any{"changeType": "created", "notificationUrl": hook.URL, "resource": resource,
+			"expirationDateTime": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)}
+	}
+	for _, res := range []string{
+		"users/" + testShared + "/mailFolders('inbox')/messages",
+		"users/" + testShared + "/messages",
+		"users/" + f.shared.ObjectID() + "/mailFolders/inbox/messages",
+	} {
+		g := f.graph(t, "POST", "/v1.0/subscriptions", tok, create(res))
+		if msg := wantGraphError(t, g, 403, "ExtensionError"); msg != "Operation: Create; Exception: [Status Code: Forbidden; Reason: Forbidden]" {
+			t.Errorf("%s: message %q", res, msg)
+		}
+	}
+	select {
+	case v := <-hook.validated:
+		t.Errorf("a refused subscription was validated: %s", v)
+	default:
+	}
+	if subs := f.s.Subscriptions(); len(subs) != 0 {
+		t.Errorf("subscriptions %+v", subs)
+	}
+	for _, res := range []string{"me/mailFolders('inbox')/messages", "users/" + testUser + "/messages"} {
+		if g := f.graph(t, "POST", "/v1.0/subscriptions", tok, create(res)); g.status != 201 {
+			t.Errorf("own mailbox %s: %d %s", res, g.status, g.body)
+		}
+	}
+	app := f.appToken(t, GraphAudience+"/.default")
+	if g := f.graph(t, "POST", "/v1.0/subscriptions", app, create("users/"+testShared+"/mailFolders('inbox')/messages")); g.status != 201 {
+		t.Errorf("app-only on the shared mailbox: %d %s", g.status, g.body)
+	}
+}

@@ -700,7 +700,12 @@ func (s *Server) delegatedTokenLocked(app *App, u *User, q scopeReq, aud, scopeP
 	if len(perms) == 0 {
 		perms = []string{".default"}
 	}
-	granted, e := s.grantedPermsLocked(app, u, aud, perms)
+	if _, e := s.grantedPermsLocked(app, u, aud, perms); e != nil {
+		return nil, e
+	}
+	// Every scope consented for the API goes into scp and the answer's scope, not only
+	// the requested ones, as Entra ID does (ms365-protocol.md §8.6).
+	granted, e := s.grantedPermsLocked(app, u, aud, []string{".default"})
 	if e != nil {
 		return nil, e
 	}

@@ -332,6 +332,30 @@ func TestPasswordGrant(t *testing.T) {
 	}
 }
 
+// TestScpCarriesEveryConsentedScope: a delegated token's scp (and the answer's scope)
+// holds every scope consented for its API, by the administrator or by the user, not only
+// the requested ones, as Entra ID does (ms365-protocol.md §8.6); a scope nobody consented
+// to is still refused.
+func TestScpCarriesEveryConsentedScope(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.app.SetScopes(ScopeGraphMailReadWriteShared, ScopeGraphUserRead, ScopeIMAP)
+	f.app.ConsentUser(testUser, ScopeGraphMailSendShared)
+	tr := f.userToken(t, ScopeGraphUserRead)
+	c, err := f.s.ParseToken(tr.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Scope != "Mail.ReadWrite.Shared Mail.Send.Shared User.Read" {
+		t.Errorf("scp %q, want every consented Graph scope (not IMAP's, another API)", c.Scope)
+	}
+	if want := ScopeGraphMailReadWriteShared + " " + ScopeGraphMailSendShared + " " + ScopeGraphUserRead; tr.Scope != want {
+		t.Errorf("scope %q, want %q", tr.Scope, want)
+	}
+	status, body := post(t, f.s.TokenURL(testTenantID), url.Values{"grant_type": {"password"}, "client_id": {f.app.ClientID()},
+		"client_secret": {f.secret}, "username": {testUser}, "password": {testPassword}, "scope": {ScopeGraphMailReadWrite}})
+	wantTokenError(t, status, body, 400, "invalid_grant", 65001)
+}
+
 func TestRefreshTokenRotationExpiryRevocation(t *testing.T) {
 	f := newFixture(t, Options{RefreshTokenInactivity: 24 * time.Hour})
 	first := f.userToken(t, ScopeIMAP+" offline_access").RefreshToken
@@ -358,7 +382,7 @@ func TestRefreshTokenRotationExpiryRevocation(t *testing.T) {
 	}
 	var g TokenResponse
 	_ = json.Unmarshal(body, &g)
-	if c, _ := f.s.ParseToken(g.AccessToken); c.Audience != GraphAudience || c.Scope != "Mail.ReadWrite" {
+	if c, _ := f.s.ParseToken(g.AccessToken); c.Audience != GraphAudience || c.Scope != "Mail.ReadWrite Mail.Send" {
 		t.Errorf("Graph token from refresh: aud %s scp %s", c.Audience, c.Scope)
 	}
 	status, body = refresh(tr.RefreshToken, ScopeIMAP+" "+ScopeGraphMailReadWrite)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -163,6 +164,12 @@ type client struct {
 	http    *http.Client
 	lim     *Limiter
 	log     *slog.Logger
+
+	// signedIn is the account of the last access token sent, for advice: "" for an
+	// app-only token (or one that cannot be read).
+	mu        sync.Mutex
+	lastToken string
+	signedIn  string
 }
 
 func newClient(cfg Config) (*client, error) {
@@ -372,6 +379,7 @@ func (c *client) do(ctx context.Context, op string, r request, handle func(*http
 			if err != nil {
 				return connector.TokenError("graph oauth token", err)
 			}
+			c.noteToken(token)
 		}
 		if err := c.lim.acquire(ctx); err != nil {
 			return err
@@ -384,6 +392,11 @@ func (c *client) do(ctx context.Context, op string, r request, handle func(*http
 		if ae == nil {
 			return nil
 		}
+		// A refused token is renewed once per request, then the refusal is reported: an
+		// expired or revoked token is cured by the renewal; an app-only token without roles
+		// (NoPermissionsInAccessToken, admin consent missing) is not, but the one renewal
+		// picks up a consent granted since the token was issued, and the caller's backoff
+		// bounds how often it is tried.
 		switch {
 		case ae.Status == http.StatusUnauthorized && !r.noAuth && !refreshed:
 			refreshed = true
@@ -411,6 +424,54 @@ func (c *client) do(ctx context.Context, op string, r request, handle func(*http
 		}
 		return ae
 	}
+}
+
+// noteToken remembers who token signs in as, for advice (see tokenAccount).
+func (c *client) noteToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if token == c.lastToken {
+		return
+	}
+	c.lastToken, c.signedIn = token, tokenAccount(token)
+}
+
+// account is the person the mailbox's requests sign in as; "" for an app.
+func (c *client) account() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.signedIn
+}
+
+// tokenAccount is the account of a delegated access token (its upn or
+// preferred_username, or a placeholder when it names none), "" for an app-only token or
+// one that is not a readable JWT. The token is only read for advice, never trusted: Graph
+// checks it.
+func tokenAccount(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Scope    string `json:"scp"`
+		IDType   string `json:"idtyp"`
+		UPN      string `json:"upn"`
+		Username string `json:"preferred_username"`
+	}
+	if json.Unmarshal(payload, &c) != nil || (c.Scope == "" && c.IDType != "user") {
+		return ""
+	}
+	if c.UPN != "" {
+		return c.UPN
+	}
+	if c.Username != "" {
+		return c.Username
+	}
+	return "<user who signs in>"
 }
 
 // once sends r one time. It returns Graph's error answer as ae, and transport failures as

@@ -9,7 +9,9 @@
 // Every request carries the bearer token of Config.Token (an app token for
 // https://graph.microsoft.com/.default or a delegated one) and Prefer: IdType="ImmutableId",
 // so message ids survive moves. A token refused with 401 InvalidAuthenticationToken is
-// renewed once (Token(ctx, true)) and the request sent again.
+// renewed once (Token(ctx, true)) and the request sent again; so is an app-only token
+// without roles (401 NoPermissionsInAccessToken), which is then reported as missing admin
+// consent (AdviceAdminConsentMissing), not as a sign-in to renew.
 //
 // How a folder is read (Source):
 //
@@ -56,8 +58,13 @@
 // throttled sendMail is sent again without risk of a duplicate. After maxAttempts tries the
 // throttling is reported as a KindServer *connector.Error; the caller's backoff takes over.
 //
+// Change notifications need app-only access on another user's or a shared mailbox: Graph
+// refuses a person's sign-in there (403), and Subscribe returns at once with
+// ErrNotificationsNeedApp; the folder is then polled with delta.
+//
 // Errors an administrator can act on are *connector.Error with Kind and Advice: a refused
-// token, missing permission or consent, a mailbox outside the application access policy or
+// token, missing permission or consent (for a person's sign-in to a shared mailbox: the
+// delegated Mail.ReadWrite.Shared and Mail.Send.Shared), a mailbox outside the application access policy or
 // RBAC scope (with the PowerShell to run), an unlicensed or on-premises mailbox, an unknown
 // mailbox, a missing folder, network failures (connector.ClassifyDial).
 //

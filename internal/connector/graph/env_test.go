@@ -49,6 +49,15 @@ func appToken(srv *mstest.Server, sm *mstest.Sample, log *slog.Logger) connector
 	})
 }
 
+// agentToken is the password grant of the sample's agent (a person with FullAccess and
+// SendAs on the shared mailbox) for the given Graph scopes.
+func (e *env) agentToken(scopes ...string) connector.TokenFunc {
+	return credential.ResourceOwnerPassword(credential.OAuthConfig{
+		TokenURL: e.srv.TokenURL(e.sample.TenantID), ClientID: e.sample.ClientID, ClientSecret: vault.NewSecret(e.sample.ClientSecret),
+		Scopes: scopes, Logger: e.log,
+	}, e.sample.Agent, vault.NewSecret(e.sample.AgentPassword))
+}
+
 // config is a Source/Sink configuration for the sample mailbox.
 func (e *env) config() graph.Config {
 	return graph.Config{GraphURL: e.srv.GraphURL(), Mailbox: e.sample.Mailbox, Token: e.token, Logger: e.log}

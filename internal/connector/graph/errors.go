@@ -35,6 +35,11 @@ func (c *client) classify(op string, err error) error {
 		e.Advice = "Microsoft Graph refused the access token: it was issued for another service (wrong audience). " +
 			"The mailbox's sign-in must ask for the scope https://graph.microsoft.com/.default " +
 			"(or the Graph host of its cloud, e.g. https://graph.microsoft.us/.default), not the Outlook/IMAP one"
+	case ae.Status == http.StatusUnauthorized && (code == "nopermissionsinaccesstoken" || strings.Contains(msg, "contains no permissions")):
+		// An app-only token without roles (reference §8.4): the token is valid, consent is
+		// missing; a new token or a new sign-in does not help.
+		e.Kind = connector.KindAuth
+		e.Advice = AdviceAdminConsentMissing
 	case ae.Status == http.StatusUnauthorized:
 		e.Kind = connector.KindAuth
 		e.Advice = "Microsoft Graph refused the access token even after postroom fetched a new one: the app's client secret " +
@@ -48,17 +53,22 @@ func (c *client) classify(op string, err error) error {
 			"Test-ApplicationAccessPolicy -Identity %[1]s -AppId <client id>; with RBAC for Applications add it to the "+
 			"management scope and check with Test-ServicePrincipalAuthorization -Identity <service principal id> -Resource %[1]s. "+
 			"A change can take an hour or more to reach Microsoft Graph", mb)
+	case code == "erroraccessdenied" && c.account() != "":
+		e.Kind = connector.KindAuth
+		e.Advice = delegatedAccessAdvice(mb, c.account())
 	case code == "erroraccessdenied":
 		e.Kind = connector.KindAuth
 		e.Advice = fmt.Sprintf("Microsoft Graph denied access to %s: the app lacks the application permission Mail.ReadWrite "+
 			"(and Mail.Send to send) or its admin consent. In Entra ID ▸ App registrations ▸ the app ▸ API permissions add "+
-			"Microsoft Graph ▸ Application permissions ▸ Mail.ReadWrite and Mail.Send, then click Grant admin consent; "+
-			"with a delegated sign-in the user needs Full Access to this mailbox "+
-			"(Add-MailboxPermission -Identity %s -User <user> -AccessRights FullAccess)", mb, mb)
+			"Microsoft Graph ▸ Application permissions ▸ Mail.ReadWrite and Mail.Send, then click Grant admin consent", mb)
 	case code == "errorsendasdenied":
+		user := c.account()
+		if user == "" {
+			user = "<user>"
+		}
 		e.Kind = connector.KindAuth
 		e.Advice = fmt.Sprintf("the sign-in may not send as %[1]s: grant Send As in Exchange Online PowerShell "+
-			"(Add-RecipientPermission -Identity %[1]s -Trustee <user> -AccessRights SendAs), or send from the mailbox itself", mb)
+			"(Add-RecipientPermission -Identity %[1]s -Trustee %[2]s -AccessRights SendAs), or send from the mailbox itself", mb, user)
 	case code == "authorization_requestdenied":
 		e.Kind = connector.KindAuth
 		e.Advice = "the app may not read the directory: add the application permission User.Read.All with admin consent, " +
@@ -101,4 +111,30 @@ func (c *client) classify(op string, err error) error {
 		e.Advice = "Microsoft Graph refused the request; postroom tries again: if it persists, report it with the request-id"
 	}
 	return e
+}
+
+// AdviceAdminConsentMissing is the fix for an app-only token without roles: Graph answers
+// 401 NoPermissionsInAccessToken (reference §8.4) when no administrator granted consent
+// to the app's application permissions. It names the fix in the app registration, not a
+// new sign-in.
+const AdviceAdminConsentMissing = "admin consent is missing for Mail.ReadWrite / Mail.Send: grant it in the app registration " +
+	"(Entra ID ▸ App registrations ▸ the app ▸ API permissions ▸ Grant admin consent for the tenant; each permission " +
+	"needs a green check mark). The token is valid but carries no permissions, so a new token does not help; postroom " +
+	"tries again by itself and picks up the consent"
+
+// delegatedAccessAdvice is the fix for ErrorAccessDenied on a person's sign-in (reference
+// §8.1): delegated Mail.ReadWrite and Mail.Send cover only the account's own mailbox;
+// another user's or a shared mailbox needs the .Shared permissions and Full Access.
+func delegatedAccessAdvice(mb, user string) string {
+	if strings.EqualFold(mb, user) {
+		return fmt.Sprintf("Microsoft Graph denied %s access to their own mailbox: the app needs the delegated permissions "+
+			"Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent (Entra ID ▸ App registrations ▸ the app ▸ API permissions ▸ "+
+			"Add a permission ▸ Microsoft Graph ▸ Delegated permissions, then Grant admin consent)", user)
+	}
+	return fmt.Sprintf("Microsoft Graph denied %[2]s access to %[1]s: a person's sign-in to another mailbox (a shared mailbox) "+
+		"needs the delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent (Entra ID ▸ App "+
+		"registrations ▸ the app ▸ API permissions ▸ Add a permission ▸ Microsoft Graph ▸ Delegated permissions, then Grant "+
+		"admin consent), and Full Access on the mailbox for the account: in Exchange Online PowerShell "+
+		"Add-MailboxPermission -Identity %[1]s -User %[2]s -AccessRights FullAccess -AutoMapping $false "+
+		"(and to send: Add-RecipientPermission -Identity %[1]s -Trustee %[2]s -AccessRights SendAs)", mb, user)
 }

@@ -39,7 +39,19 @@ func TestErrorsCarryKindAndAdvice(t *testing.T) {
 
 		{"no admin consent", func(t *testing.T, e *env, cfg *graph.Config) {
 			e.sample.App.SetAdminConsent(false)
-		}, connector.KindAuth, []string{"ErrorAccessDenied", "Mail.ReadWrite", "Grant admin consent"}},
+		}, connector.KindAuth, []string{"401 NoPermissionsInAccessToken", "admin consent is missing for Mail.ReadWrite / Mail.Send: grant it in the app registration",
+			"Grant admin consent"}},
+
+		{"no mail permission", func(t *testing.T, e *env, cfg *graph.Config) {
+			e.sample.App.SetRoles(mstest.RoleUserReadAll)
+		}, connector.KindAuth, []string{"ErrorAccessDenied", "application permission Mail.ReadWrite", "Grant admin consent"}},
+
+		{"person's sign-in without the .Shared permissions", func(t *testing.T, e *env, cfg *graph.Config) {
+			e.sample.App.SetScopes(mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend, mstest.ScopeGraphUserRead)
+			cfg.Token = e.agentToken(mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend)
+		}, connector.KindAuth, []string{"ErrorAccessDenied", "Microsoft Graph denied agent@contoso.example access to support@contoso.example",
+			"delegated permissions Mail.ReadWrite.Shared and Mail.Send.Shared with admin consent",
+			"Add-MailboxPermission -Identity support@contoso.example -User agent@contoso.example -AccessRights FullAccess"}},
 
 		{"folder missing", func(t *testing.T, e *env, cfg *graph.Config) {
 			cfg.Folder = "Kundendienst"

@@ -316,14 +316,15 @@ func assertAllRead(t *testing.T, e *env, want int) {
 }
 
 // TestDelegatedSignInReadsAndSendsSharedMailbox: an agent's delegated sign-in (refresh
-// token, rotated) with Full Access reads the shared mailbox and sends from it.
+// token, rotated) with Mail.ReadWrite.Shared and Mail.Send.Shared, Full Access and Send As
+// reads the shared mailbox and sends from it.
 func TestDelegatedSignInReadsAndSendsSharedMailbox(t *testing.T) {
 	e := newEnv(t, mstest.Options{})
 	e.deliver(t, "inbox", 0, 2)
 	form := url.Values{
 		"grant_type": {"password"}, "client_id": {e.sample.ClientID}, "client_secret": {e.sample.ClientSecret},
 		"username": {e.sample.Agent}, "password": {e.sample.AgentPassword},
-		"scope": {"offline_access " + mstest.ScopeGraphMailReadWrite + " " + mstest.ScopeGraphMailSend},
+		"scope": {"offline_access " + mstest.ScopeGraphMailReadWriteShared + " " + mstest.ScopeGraphMailSendShared},
 	}
 	resp, err := http.PostForm(e.srv.TokenURL(e.sample.TenantID), form)
 	if err != nil {
@@ -341,7 +342,7 @@ func TestDelegatedSignInReadsAndSendsSharedMailbox(t *testing.T) {
 	cfg := e.config()
 	cfg.Token = credential.RefreshToken(credential.OAuthConfig{
 		TokenURL: e.srv.TokenURL(e.sample.TenantID), ClientID: e.sample.ClientID, ClientSecret: vault.NewSecret(e.sample.ClientSecret),
-		Scopes: []string{"offline_access", mstest.ScopeGraphMailReadWrite, mstest.ScopeGraphMailSend}, Logger: e.log,
+		Scopes: []string{"offline_access", mstest.ScopeGraphMailReadWriteShared, mstest.ScopeGraphMailSendShared}, Logger: e.log,
 	}, vault.NewSecret(tok.RefreshToken), func(context.Context, vault.Secret) error { saved++; return nil })
 	in := newIngest()
 	in.drain(t, e.open(t, cfg), 10)

@@ -49,6 +49,11 @@ const (
 	lifecycleMissed      = "missed"
 )
 
+// ErrNotificationsNeedApp is in the error of a subscription Graph refused to a person's
+// sign-in on another user's or a shared mailbox: change notifications there need
+// app-only access, and the mailbox is polled.
+var ErrNotificationsNeedApp = errors.New("change notifications on this mailbox need app-only access")
+
 // SubscribeOptions say where Graph sends change notifications for a folder.
 type SubscribeOptions struct {
 	// NotificationURL is the public HTTPS URL at which the Subscriber (an http.Handler) is
@@ -235,6 +240,14 @@ func (s *Subscriber) Subscribe(ctx context.Context) error {
 		return s.c.sendJSON(ctx, op, http.MethodPost, s.c.base+"/subscriptions", req, &got)
 	})
 	if err != nil {
+		if ae, ok := asAPIError(err); ok && ae.Status == http.StatusForbidden && s.c.account() != "" {
+			// Graph takes no delegated subscription on another user's or a shared mailbox
+			// (reference §8.2): final, not worth a retry.
+			return &connector.Error{Kind: connector.KindConfig, Op: op, Err: fmt.Errorf("%w: %w", ErrNotificationsNeedApp, err),
+				Advice: fmt.Sprintf("Microsoft Graph sends change notifications for %s only to an app signed in as itself (application "+
+					"permission Mail.Read), not to %s's sign-in: postroom polls the mailbox with delta queries instead; for notifications, "+
+					"switch the mailbox to the app (client credentials)", s.c.mailbox, s.c.account())}
+		}
 		if ae, ok := asAPIError(err); ok && ae.Status == http.StatusBadRequest {
 			return &connector.Error{Kind: connector.KindConfig, Op: op, Err: err,
 				Advice: fmt.Sprintf("Microsoft Graph refused the subscription: it must reach %s from the internet (HTTPS, a public certificate) and get an answer within 10 seconds: check postroom's public URL and any firewall or proxy in front of it", s.opts.NotificationURL)}
