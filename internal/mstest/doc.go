@@ -88,5 +88,12 @@
 //   - Options.Cloud (usgov, usgov-dod) plays only the US Government L4/L5 rule that
 //     createUploadSession does not exist (answered 400 "Resource not found for the segment",
 //     as for any unknown path; the national cloud's exact answer is unverified); hosts,
-//     audiences and the rest stay the global cloud's.
+//     audiences and the rest stay the global cloud's;
+//   - IMAP, POP3 and SMTP are served by real Dovecot, which answers with its own lines;
+//     Exchange's (535 5.7.139 and 5.7.3, "NO AUTHENTICATE failed.", "-ERR Authentication
+//     failure: unknown user name or bad password.") are played by
+//     testenv.FaultProxy.RewriteLines in front of it, in plain text only;
+//   - not modelled at all: conditional access beyond the three sign-in refusals, token
+//     revocation events (CAE), per-tenant SMTP AUTH settings (Set-TransportConfig), the
+//     national clouds' own hosts and audiences, and the Outlook REST and EWS endpoints.
 package mstest
