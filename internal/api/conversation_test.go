@@ -35,11 +35,11 @@ func TestReplyCcBccAttachmentsNotesDone(t *testing.T) {
 
 	// Bad input: each names its field.
 	for body, field := range map[string]string{
-		`{"text":"x","cc":["not an address"]}`:                                                             "cc",
-		`{"text":"x","bcc":["a@b@c"]}`:                                                                     "bcc",
-		`{"text":"x","attachments":[{"filename":"a.txt","content_base64":"!!!"}]}`:                         "attachments",
-		`{"text":"x","attachments":[{"filename":"a.txt","content_base64":""}]}`:                            "attachments",
-		`{"text":"x","then":"closed"}`:                                                                     "then",
+		`{"text":"x","cc":["not an address"]}`:                                                              "cc",
+		`{"text":"x","bcc":["a@b@c"]}`:                                                                      "bcc",
+		`{"text":"x","attachments":[{"filename":"a.txt","content_base64":"!!!"}]}`:                          "attachments",
+		`{"text":"x","attachments":[{"filename":"a.txt","content_base64":""}]}`:                             "attachments",
+		`{"text":"x","then":"closed"}`:                                                                      "then",
 		`{"text":"x","attachments":[{"filename":"big.bin","content_base64":"` + base64Text(22<<20) + `"}]}`: "attachments",
 	} {
 		resp := ana.postJSON(base+"/reply", body)

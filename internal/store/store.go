@@ -243,7 +243,7 @@ type Message struct {
 	ParseError string
 	// OverSize is true when the message was larger than the mailbox's Max size: only its
 	// header is stored (Raw holds the header) and the original stays at the source.
-	OverSize    bool
+	OverSize bool
 	// Automatic says why a program wrote the message (message.Automatic), "" when a
 	// person did.
 	Automatic string
