@@ -6,12 +6,14 @@
 //
 // Invariants:
 //
-//   - Parse never fails and never panics. A message whose header block or MIME structure is
-//     broken comes back with Unparsed set and ParseError saying why in plain words, plus every
-//     header field that could be recovered, so that it is stored raw and shown flagged
-//     (DESIGN.md invariant 5). Problems confined to one part (an unknown charset or transfer
-//     encoding, a corrupt base64 attachment) do not make the message unparsed: the part is
-//     kept as well as it can be read.
+//   - Parse never fails, never panics and never changes the raw bytes it is given. It reads
+//     real mail as leniently as mature parsers (Python's email package, MimeKit, mime4j) do:
+//     see Parse, and testdata/corpus for the shapes it is tested on. A message whose header
+//     block or MIME structure is still broken comes back with Unparsed set and ParseError
+//     saying why in plain words, plus every header field that could be recovered, so that
+//     it is stored raw and shown flagged (DESIGN.md invariant 5). Problems confined to one
+//     part (an unknown charset or transfer encoding, a corrupt base64 attachment) do not
+//     make the message unparsed: the part is kept as well as it can be read.
 //   - Every string Parse returns is valid UTF-8 without NUL bytes, so both store engines can
 //     keep it in a text column.
 //   - Message ids are kept without angle brackets, References oldest first.

@@ -34,9 +34,17 @@ import (
 //     parts; the header fields and the parts read before the failure are kept.
 //
 // A multipart whose closing boundary is missing (a truncated message, or a careless sender)
-// is NOT unparsed: its last part runs to the end of the input, as mail clients show it.
-// An unknown charset or transfer encoding only affects its part, which is kept as read
-// (text that is not UTF-8 is read as windows-1252).
+// is NOT unparsed: its last part runs to the end of the input, at any depth, as mail
+// clients show it. An unknown charset or transfer encoding only affects its part, which is
+// kept as read (text that is not UTF-8 is read as windows-1252).
+//
+// What real mail gets wrong is read as mature parsers read it: empty or white-space-only
+// lines or a byte-order mark before the first header field (headerStart); empty MIME
+// parts, an inner boundary that begins with the outer one, mixed line ends
+// (multipartReader); parameters in RFC 2231 form with any charset name (mediaParams);
+// encoded-words with raw 8-bit bytes, in UTF-7, inside quoted names or with a misspelt or
+// unknown charset, and raw 8-bit header text (decodeText, decodeCharset); comments inside
+// addresses (addressList).
 //
 // Bodies: the first text/plain part becomes TextBody and the first text/html part HTMLBody
 // (further text parts outside a multipart/alternative are appended); when there is only
@@ -74,11 +82,11 @@ func broken(format string, args ...any) error {
 }
 
 func (p *parser) parse() {
-	if len(bytes.TrimSpace(p.raw)) == 0 {
+	body := headerStart(p.raw)
+	if len(bytes.TrimSpace(body)) == 0 {
 		p.unparsed("the message is empty")
 		return
 	}
-	body := skipMboxFromLine(p.raw)
 	br := bufio.NewReader(bytes.NewReader(body))
 	h, err := textproto.ReadHeader(br)
 	if err != nil && !(errors.Is(err, io.EOF) && h.Len() > 0) {
@@ -105,13 +113,30 @@ func (p *parser) unparsed(why string) {
 	p.msg.ParseError = why
 }
 
-// skipMboxFromLine drops a leading mbox "From sender date" line, which some exports keep.
-func skipMboxFromLine(raw []byte) []byte {
-	if !bytes.HasPrefix(raw, []byte("From ")) {
-		return raw
+// headerStart returns raw from its first header field on, skipping what comes before it
+// in real mail: a UTF-8 byte-order mark (a message saved by a Windows editor), a leading
+// mbox "From sender date" line (kept by some exports), and empty or white-space-only lines
+// before a line that is a header field (left by export tools). raw itself is not changed.
+func headerStart(raw []byte) []byte {
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			raw = raw[i+1:]
+		}
 	}
-	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		return raw[i+1:]
+	rest := raw
+	for len(rest) > 0 {
+		line, after, found := bytes.Cut(rest, []byte("\n"))
+		if len(bytes.TrimSpace(line)) > 0 {
+			if name, _, ok := bytes.Cut(line, []byte(":")); ok && validFieldName(string(bytes.TrimRight(name, " \t"))) {
+				return rest
+			}
+			return raw
+		}
+		if !found {
+			break
+		}
+		rest = after
 	}
 	return raw
 }
@@ -212,25 +237,6 @@ func (p *parser) headerFields(th textproto.Header) {
 	}
 }
 
-// decodeText decodes RFC 2047 encoded words in an unstructured field; on failure the raw
-// value is kept.
-func decodeText(v string) string {
-	dec := mime.WordDecoder{CharsetReader: charsetReader}
-	s, err := dec.DecodeHeader(v)
-	if err != nil {
-		return v
-	}
-	return s
-}
-
-// charsetReader gives mime.WordDecoder the charsets go-message knows.
-func charsetReader(charset string, input io.Reader) (io.Reader, error) {
-	if gomessage.CharsetReader == nil {
-		return nil, fmt.Errorf("unknown charset %q", charset)
-	}
-	return gomessage.CharsetReader(charset, input)
-}
-
 // msgIDs extracts message ids from a Message-ID, In-Reply-To or References value: every
 // <...> group, or, for values written without brackets, the whitespace-separated words.
 // Comments and phrases (seen in old In-Reply-To fields) are dropped.
@@ -295,50 +301,139 @@ func capReferences(ids []string) []string {
 	return append(out, ids[len(ids)-(maxReferences-1):]...)
 }
 
-// addressList parses an address list field, decoding RFC 2047 names. A field that is not
-// valid RFC 5322 is read leniently, address by address.
+// addressParser parses address lists; its word decoder never refuses a charset, so one
+// odd encoded-word does not make the whole list unreadable.
+var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: tolerantCharsetReader}}
+
+// addressList parses an address list field, decoding RFC 2047 names. It reads what real
+// mail has: raw 8-bit bytes (inside encoded-words in the word's charset, elsewhere as
+// lenientUTF8), encoded-words inside quoted names, and comments anywhere
+// ("pete(his account)@silly.test(his host)" is pete@silly.test). A field that is still not
+// valid RFC 5322 is read address by address, leniently.
 func addressList(v string) []*mail.Address {
-	v = strings.TrimSpace(v)
+	v = strings.TrimSpace(lenientUTF8(escapeWordBytes(v)))
 	if v == "" {
 		return nil
 	}
-	if l, err := gomail.ParseAddressList(v); err == nil {
-		for _, a := range l {
-			a.Name = cleanText(a.Name)
-			a.Address = cleanText(a.Address)
-		}
-		return l
-	}
-	var out []*mail.Address
-	for _, part := range splitAddresses(decodeText(v)) {
-		if a := lenientAddress(part); a != nil {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// splitAddresses splits a decoded address list on commas outside quotes and brackets.
-func splitAddresses(s string) []string {
-	var out []string
-	var quoted bool
-	depth, start := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			quoted = !quoted
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if !quoted && depth <= 0 {
-				out = append(out, s[start:i])
-				start = i + 1
+	l, err := addressParser.ParseList(v)
+	if err != nil {
+		l = nil
+		for _, part := range splitAddresses(v) {
+			if a := oneAddress(part); a != nil {
+				l = append(l, a)
 			}
 		}
 	}
+	for _, a := range l {
+		if strings.Contains(a.Name, "=?") {
+			a.Name = decodeText(a.Name) // an encoded-word inside a quoted name
+		}
+		a.Name = cleanText(a.Name)
+		a.Address = cleanText(a.Address)
+	}
+	return l
+}
+
+// oneAddress reads one address of a list that is not valid RFC 5322 as a whole: as it is,
+// without its comments, or leniently.
+func oneAddress(s string) *mail.Address {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil
+	}
+	if a, err := addressParser.Parse(s); err == nil {
+		return a
+	}
+	if strings.ContainsRune(s, '(') {
+		if a, err := addressParser.Parse(stripComments(s)); err == nil {
+			return a
+		}
+	}
+	return lenientAddress(decodeText(stripComments(s)))
+}
+
+// splitAddresses splits an address list on commas outside quotes, angle brackets and
+// comments.
+func splitAddresses(s string) []string {
+	var out []string
+	var quoted bool
+	angle, comment, start := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && (quoted || comment > 0):
+			i++
+		case c == '"' && comment == 0:
+			quoted = !quoted
+		case quoted:
+		case c == '(':
+			comment++
+		case c == ')' && comment > 0:
+			comment--
+		case comment > 0:
+		case c == '<':
+			angle++
+		case c == '>':
+			angle--
+		case c == ',' && angle <= 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
 	return append(out, s[start:])
+}
+
+// stripComments removes the RFC 5322 comments (parenthesized, nested, with backslash
+// escapes) outside quoted strings from an address. A comment between two words becomes
+// a space, one next to a special ("@", ".", "<", ...) or white space nothing, so that
+// "pete(his account)@silly.test(his host)" becomes "pete@silly.test".
+func stripComments(s string) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && quoted && i+1 < len(s):
+			b.WriteByte(c)
+			i++
+			b.WriteByte(s[i])
+			continue
+		case c == '"':
+			quoted = !quoted
+		case c == '(' && !quoted:
+			depth := 0
+			j := i
+			for ; j < len(s); j++ {
+				switch s[j] {
+				case '\\':
+					j++
+				case '(':
+					depth++
+				case ')':
+					depth--
+				}
+				if depth == 0 {
+					break
+				}
+			}
+			var next byte = ' '
+			if j+1 < len(s) {
+				next = s[j+1]
+			}
+			out := b.String()
+			if out != "" && isWordByte(out[len(out)-1]) && isWordByte(next) {
+				b.WriteByte(' ')
+			}
+			i = j
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// isWordByte reports whether c can be part of an atom (not white space or a special).
+func isWordByte(c byte) bool {
+	return c > ' ' && !strings.ContainsRune(`()<>[]:;@\,."`, rune(c))
 }
 
 // lenientAddress reads "Name <addr>", "<addr>" or "addr" without insisting on RFC 5322.
@@ -441,69 +536,49 @@ func (p *parser) walkMultipart(e *gomessage.Entity, mediaType string, params map
 	if depth >= maxMIMEDepth {
 		return broken("multiparts nest deeper than %d levels", maxMIMEDepth)
 	}
-	mr := textproto.NewMultipartReader(e.Body, boundary)
+	mr := newMultipartReader(e.Body, boundary)
 	for n := 1; ; n++ {
-		tp, err := mr.NextPart()
-		if err == io.EOF {
-			return nil
-		}
+		r, err := mr.next()
 		if err != nil {
-			if n > 1 && endedEarly(err) && !bytes.Contains(p.raw, []byte("--"+boundary+"--")) {
-				// Missing closing boundary: the last part ran to the end of the input.
-				return nil
-			}
-			if n == 1 {
+			if mr.parts == 0 && mr.end == endInput {
 				return broken("%s (%s) contains no part starting with its boundary %q", where, mediaType, truncate(boundary, 70))
 			}
-			return broken("part %d of %s cannot be read (%s)", n, where, truncate(cleanText(strings.TrimPrefix(err.Error(), "multipart: ")), 200))
+			// The close-delimiter, or the end of a truncated message: its last part ran
+			// to the end of the input, as mail clients show it.
+			return nil
+		}
+		br := bufio.NewReader(r)
+		h, err := textproto.ReadHeader(br)
+		if err != nil {
+			return broken("part %d of %s cannot be read (%s)", n, where, truncate(cleanText(strings.TrimPrefix(err.Error(), "message: ")), 200))
+		}
+		if _, err := br.Peek(1); err != nil && h.Len() == 0 {
+			continue // an empty part (a delimiter line straight after another): nothing to show
 		}
 		sub := strconv.Itoa(n)
 		if path != "" {
 			sub = path + "." + sub
 		}
-		part, _ := gomessage.New(gomessage.Header{Header: tp.Header}, tp)
+		part, _ := gomessage.New(gomessage.Header{Header: h}, br)
 		if werr := p.walk(part, sub, mediaType, depth+1); werr != nil {
 			return werr
 		}
 	}
 }
 
-// endedEarly reports whether a multipart read failed only because the input ended (no
-// closing boundary), not because a part is broken.
-func endedEarly(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.HasSuffix(err.Error(), "EOF")
-}
-
-// paramRe finds name=value parameters in a Content-Type that mime.ParseMediaType refuses.
-var paramRe = regexp.MustCompile(`(?i)(?:^|;)\s*([a-z0-9*_.-]+)\s*=\s*("[^"]*"|[^;\s]+)`)
-
 // mediaTypeRe matches type/subtype made of RFC 2045 token characters.
 var mediaTypeRe = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_{|}~-]+/[a-z0-9!#$%&'*+.^_{|}~-]+$`)
 
 // contentType returns the media type (lower case, text/plain when absent) and parameters of
-// a part. A Content-Type with broken parameters keeps its media type.
+// a part (mediaParams). A Content-Type with broken parameters keeps its media type.
 func contentType(h gomessage.Header) (string, map[string]string) {
 	v := h.Get("Content-Type")
 	if strings.TrimSpace(v) == "" {
 		return "text/plain", map[string]string{}
 	}
-	mt, params, err := mime.ParseMediaType(v)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
-		// Broken parameters (a duplicate, a stray word): keep those that can be read.
-		params = map[string]string{}
-		for _, m := range paramRe.FindAllStringSubmatch(v, -1) {
-			k := strings.ToLower(m[1])
-			if _, dup := params[k]; !dup {
-				params[k] = strings.Trim(m[2], `"`)
-			}
-		}
-	}
+	mt, params := mediaParams(v)
 	if !mediaTypeRe.MatchString(mt) {
 		mt = "application/octet-stream"
-	}
-	for k, pv := range params {
-		params[k] = decodeText(pv)
 	}
 	return mt, params
 }
@@ -516,14 +591,18 @@ type partMeta struct {
 }
 
 func leafMeta(h gomessage.Header, params map[string]string) partMeta {
-	disp, dparams, _ := mime.ParseMediaType(h.Get("Content-Disposition"))
+	var disp string
+	var dparams map[string]string
+	if v := h.Get("Content-Disposition"); strings.TrimSpace(v) != "" {
+		disp, dparams = mediaParams(v)
+	}
 	filename := dparams["filename"]
 	if filename == "" {
 		filename = params["name"]
 	}
 	return partMeta{
 		disposition: disp,
-		filename:    cleanFilename(decodeText(filename)),
+		filename:    cleanFilename(filename),
 		contentID:   cleanText(firstOf(msgIDs(h.Get("Content-Id")))),
 	}
 }
@@ -557,11 +636,14 @@ func (p *parser) textBody(mediaType string, params map[string]string, data []byt
 			text = unflow(text, strings.EqualFold(params["delsp"], "yes"))
 		}
 	}
-	if *body == "" {
+	switch {
+	case strings.TrimSpace(text) == "":
+		// An empty text part adds nothing.
+	case *body == "":
 		*body = text
-		return
+	default:
+		*body += "\n\n" + text
 	}
-	*body += "\n\n" + text
 }
 
 // longTextBody handles a text body part longer than maxTextBody (head holds its first
@@ -660,7 +742,7 @@ func (p *parser) attachment(body io.Reader, mediaType string, meta partMeta, pat
 // ends without an error where Parse's read ended (a corrupt encoding keeps what could be
 // decoded).
 func openPart(raw []byte, path string) (io.Reader, error) {
-	br := bufio.NewReader(bytes.NewReader(skipMboxFromLine(raw)))
+	br := bufio.NewReader(bytes.NewReader(headerStart(raw)))
 	h, err := textproto.ReadHeader(br)
 	if err != nil && !(errors.Is(err, io.EOF) && h.Len() > 0) {
 		return nil, fmt.Errorf("open part %q: header: %w", path, err)
@@ -673,14 +755,19 @@ func openPart(raw []byte, path string) (io.Reader, error) {
 				return nil, fmt.Errorf("open part %q: bad path", path)
 			}
 			_, params := contentType(e.Header)
-			mr := textproto.NewMultipartReader(e.Body, params["boundary"])
-			var part *textproto.Part
+			mr := newMultipartReader(e.Body, params["boundary"])
+			var part io.Reader
 			for range n {
-				if part, err = mr.NextPart(); err != nil {
+				if part, err = mr.next(); err != nil {
 					return nil, fmt.Errorf("open part %q: %w", path, err)
 				}
 			}
-			e, _ = gomessage.New(gomessage.Header{Header: part.Header}, part)
+			pbr := bufio.NewReader(part)
+			ph, err := textproto.ReadHeader(pbr)
+			if err != nil {
+				return nil, fmt.Errorf("open part %q: header: %w", path, err)
+			}
+			e, _ = gomessage.New(gomessage.Header{Header: ph}, pbr)
 		}
 	}
 	return untilError{e.Body}, nil
@@ -697,24 +784,27 @@ func (u untilError) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decodeBody turns a text part into a string. go-message has already converted known
-// charsets to UTF-8. Otherwise the declared charset is tried once more (its parameter may
-// have been unreadable to go-message); bytes still not UTF-8 are read as windows-1252, the
-// usual superset of what senders of unlabelled 8-bit text mean, unless the part claims
-// UTF-8, in which case only the invalid bytes are replaced.
+// decodeBody turns a text part into a string. go-message has already converted the
+// charsets it knows by their declared name to UTF-8. UTF-7 (which it does not know) is
+// decoded here, and other charsets are tried once more by their normalized name
+// (normalizeCharset: "utf-8*en", "win-1252", a parameter go-message could not read, such
+// as an RFC 2231 one); bytes still not UTF-8 are read as windows-1252, the usual superset
+// of what senders of unlabelled 8-bit text mean, unless the part claims UTF-8, in which
+// case only the invalid bytes are replaced.
 func decodeBody(data []byte, charset string) string {
+	cs := normalizeCharset(charset)
+	if cs == "utf-7" {
+		return decodeUTF7(data)
+	}
 	if utf8.Valid(data) {
 		return string(data)
 	}
-	cs := strings.ToLower(strings.TrimSpace(charset))
-	if cs != "" && cs != "utf-8" && cs != "utf8" && cs != "us-ascii" && gomessage.CharsetReader != nil {
-		if r, err := gomessage.CharsetReader(cs, bytes.NewReader(data)); err == nil {
-			if s, err := io.ReadAll(r); err == nil && utf8.Valid(s) {
-				return string(s)
-			}
+	if cs != "" && cs != "utf-8" && cs != "us-ascii" {
+		if s, ok := convertCharset(cs, data); ok {
+			return s
 		}
 	}
-	if cs == "utf-8" || cs == "utf8" {
+	if cs == "utf-8" {
 		return strings.ToValidUTF8(string(data), "\uFFFD")
 	}
 	if s, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {

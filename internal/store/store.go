@@ -16,6 +16,11 @@
 //     UIDVALIDITY change) is not stored twice: its (mailbox, source id) becomes another
 //     source of the stored message, acknowledged like the first, and the work item lists
 //     both mailboxes (DESIGN.md invariants 2 and 8).
+//   - A message joins a conversation through its In-Reply-To and References (an id that
+//     several conversations carry belongs to the first). Its own Message-ID puts it in a
+//     conversation only when that id is one of our sent messages: an inbound message whose
+//     Message-ID equals a stored one's but whose content differs is a new message in a
+//     conversation of its own, so no stranger's mail lands in a customer's conversation.
 //   - CreateReply writes the outbound message, the outbox row and the work item's new state
 //     in ONE transaction, so a reply is never half-recorded.
 //   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.

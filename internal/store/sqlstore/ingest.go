@@ -304,11 +304,30 @@ func (s *Store) storedCopy(ctx context.Context, tx runner, mailboxID int64, sour
 }
 
 // findThread returns the conversation the message belongs to, or 0 for a new one. It
-// tries the message's own Message-ID (a copy of a stored message), then In-Reply-To, then
-// References from the most recent.
+// tries In-Reply-To, then References from the most recent.
+//
+// The message's own Message-ID threads it only when that id is one of ours: a message we
+// sent, delivered back to an inbound mailbox (a copy to ourselves), joins its
+// conversation. Any other stored message with that id had other content (the same email
+// again is found by the second dedup key, Message-ID and content hash, before threading),
+// and a Message-ID is only the sender's claim: a stranger's mail, or a careless program's
+// fixed id, must not land in a customer's conversation. It is a new message in a
+// conversation of its own, unless its references thread it. An id that several
+// conversations carry (such a collision) belongs to the one that stored it first.
 func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int64, error) {
-	candidates := make([]string, 0, 2+len(m.References))
-	seen := map[string]bool{"": true}
+	if own := clean(m.MessageID); own != "" {
+		var convID int64
+		err := tx.queryRow(ctx, `SELECT i.conversation_id FROM message_ids i JOIN messages m ON m.id = i.message_id
+			WHERE i.header_id = ? AND m.direction = ? ORDER BY i.id LIMIT 1`, own, store.Outbound).Scan(&convID)
+		switch {
+		case err == nil:
+			return convID, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return 0, fmt.Errorf("thread by own message id: %w", err)
+		}
+	}
+	candidates := make([]string, 0, 1+len(m.References))
+	seen := map[string]bool{"": true, clean(m.MessageID): true}
 	add := func(id string) {
 		id = clean(id)
 		if !seen[id] && len(candidates) < maxThreadCandidates {
@@ -316,7 +335,6 @@ func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int
 			candidates = append(candidates, id)
 		}
 	}
-	add(m.MessageID)
 	add(m.InReplyTo)
 	for i := len(m.References) - 1; i >= 0; i-- {
 		add(m.References[i])
@@ -324,7 +342,7 @@ func (s *Store) findThread(ctx context.Context, tx runner, m store.Message) (int
 	for _, id := range candidates {
 		var convID int64
 		err := tx.queryRow(ctx, `SELECT conversation_id FROM message_ids WHERE header_id = ?
-			ORDER BY id DESC LIMIT 1`, id).Scan(&convID)
+			ORDER BY id LIMIT 1`, id).Scan(&convID)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IngestDuplicate", testIngestDuplicate},
 		{"IngestSecondKey", testIngestSecondKey},
 		{"IngestSecondKeyNeedsMessageID", testIngestSecondKeyNeedsMessageID},
+		{"MessageIDCollision", testMessageIDCollision},
 		{"IngestLinkedOverSize", testIngestLinkedOverSize},
 		{"IngestFailures", testIngestFailures},
 		{"CountOutbox", testCountOutbox},
