@@ -110,7 +110,7 @@ type handler struct {
 	work      *workitem.Service
 	logger    *slog.Logger
 	version   string
-	pages     map[string]*template.Template
+	pages     *zonePages
 	signer    *attachmentSigner
 	now       func() time.Time
 	// users applies the user rules (people.go); onAgentChange is Options.OnAgentChange.
@@ -142,11 +142,11 @@ func New(opts Options) (http.Handler, error) {
 	}
 	h := &handler{
 		st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
-		version: opts.ProductVersion, pages: map[string]*template.Template{},
-		signer: &attachmentSigner{st: opts.Store},
-		signIn: opts.SignIn,
-		now:    time.Now,
-		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
+		version: opts.ProductVersion,
+		signer:  &attachmentSigner{st: opts.Store},
+		signIn:  opts.SignIn,
+		now:     time.Now,
+		users:   auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 	}
 	if opts.PublicURL != "" {
@@ -156,19 +156,9 @@ func New(opts Options) (http.Handler, error) {
 		}
 		h.publicURL = strings.TrimRight(u.String(), "/")
 	}
-	funcs := template.FuncMap{
-		"age": formatAge, "datetime": formatTime, "size": formatSize,
-		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
-		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
-		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
-		"inc": func(i int) int { return i + 1 },
-	}
-	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
-		}
-		h.pages[name] = t
+	h.pages = &zonePages{parse: parsePages, byZone: map[string]map[string]*template.Template{}}
+	if _, err := h.pages.get(""); err != nil { // template errors show at start
+		return nil, err
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -203,6 +193,29 @@ func New(opts Options) (http.Handler, error) {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
 	}))
 	return securityHeaders(cop.Handler(mux)), nil
+}
+
+// parsePages parses every page with its times shown in loc.
+func parsePages(loc *time.Location) (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"age": formatAge, "size": formatSize,
+		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
+		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "sentence": sentence,
+		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
+		"inc": func(i int) int { return i + 1 },
+	}
+	for name, f := range timeFuncs(loc) {
+		funcs[name] = f
+	}
+	pages := make(map[string]*template.Template, len(pageNames))
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
 }
 
 // originRe is what policyWithFormTargets accepts as an origin: nothing that could end a
@@ -334,7 +347,13 @@ func (h *handler) data(v viewer, title, nav string, page any) pageData {
 // render writes a page. Templates are executed into memory first so that a template
 // error gives a clean 500 instead of half a page.
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	t := h.pages[name]
+	pages, err := h.pages.get(d.User.TimeZone)
+	if err != nil {
+		h.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("error", err))
+		http.Error(w, "internal error rendering the page; the server log has the details", http.StatusInternalServerError)
+		return
+	}
+	t := pages[name]
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", d); err != nil {
 		h.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("error", err))
@@ -413,13 +432,6 @@ func ageSince(t, now time.Time) string {
 	default:
 		return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
 	}
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.Local().Format("Mon 2 Jan 2006 15:04 MST")
 }
 
 // sentence starts s with a capital letter and ends it with a full stop: advice is written
