@@ -59,7 +59,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 
 // contentSecurityPolicy is sent with every page. The pages use no script at all; styles
 // and images come from this origin only (plus data: images). Sandboxed srcdoc frames
-// inherit this policy, so email HTML is held to it too.
+// inherit this policy, so email HTML is held to it too; a work item page adds the hash of
+// each email frame's own stylesheet (the email's vetted style attributes turned into
+// classes, emailFrame) to style-src, and no other inline style.
 const contentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; " +
 	"img-src 'self' data:; style-src 'self'; frame-src 'self'; form-action 'self'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
@@ -233,6 +235,20 @@ func policyWithFormTargets(origins []string) string {
 	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action "+strings.Join(sources, " "), 1)
 }
 
+// styleHashRe is what a style hash source must look like to join the policy.
+var styleHashRe = regexp.MustCompile(`^'sha256-[A-Za-z0-9+/]{43}='$`)
+
+// styleHashSources joins the well-formed hash sources of hashes.
+func styleHashSources(hashes []string) string {
+	var ok []string
+	for _, h := range hashes {
+		if styleHashRe.MatchString(h) {
+			ok = append(ok, h)
+		}
+	}
+	return strings.Join(ok, " ")
+}
+
 // securityHeaders sets the headers every response carries (see the package doc).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -333,7 +349,10 @@ type pageData struct {
 	// Scripts are scripts of this origin (/static/...) the page loads; the page's CSP
 	// then allows script-src 'self' (live views; every other page allows no script).
 	Scripts []string
-	Page    any
+	// StyleHashes are CSP hash sources ('sha256-…') of inline stylesheets the page may
+	// apply: those of its email frames, which inherit the page's policy.
+	StyleHashes []string
+	Page        any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
@@ -362,10 +381,13 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 {
+	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 || len(d.StyleHashes) > 0 {
 		policy := policyWithFormTargets(d.FormTargets)
 		if len(d.Scripts) > 0 {
 			policy = strings.Replace(policy, "script-src 'none'", "script-src 'self'", 1)
+		}
+		if hashes := styleHashSources(d.StyleHashes); hashes != "" {
+			policy = strings.Replace(policy, "style-src 'self'", "style-src 'self' "+hashes, 1)
 		}
 		w.Header().Set("Content-Security-Policy", policy)
 	}
