@@ -18,11 +18,13 @@ import (
 // attributes that could load (only a few formatting properties with checked values), and no
 // remote loads at all: img src must be a cid: URL, rewritten to cidURL(contentID) with the
 // content id unescaped and without "cid:" or brackets. Links get
-// rel="nofollow noreferrer noopener" and, when absolute, target="_blank".
+// rel="nofollow noreferrer noopener" and, when absolute, target="_blank"; a link whose text
+// shows another site than it leads to is marked (markDeceptiveLinks, after the sanitizer,
+// whose output it keeps: it adds only a title and a span of its own).
 //
 // cidURL must return a URL of our own (typically a path to the attachment download).
 func SanitizeHTML(htmlText string, cidURL func(contentID string) string) string {
-	return strings.TrimSpace(sanitizePolicy(cidURL).Sanitize(dropRemote(htmlText)))
+	return strings.TrimSpace(markDeceptiveLinks(sanitizePolicy(cidURL).Sanitize(dropRemote(htmlText))))
 }
 
 var (

@@ -116,7 +116,7 @@ func (h *handler) renderBoard(w http.ResponseWriter, r *http.Request, v viewer, 
 		h.serverError(w, r, "load the hourly figures", err)
 		return
 	}
-	d := boardData{At: now, Chart: hourlyChart(hours), From: from, To: to, Errors: problems, MaxDays: routing.MaxHistoryDays}
+	d := boardData{At: now, Chart: hourlyChart(hours, userLocationOf(v.User)), From: from, To: to, Errors: problems, MaxDays: routing.MaxHistoryDays}
 	if d.From == "" && d.To == "" {
 		today := now.UTC()
 		d.From, d.To = today.AddDate(0, 0, -6).Format(time.DateOnly), today.Format(time.DateOnly)

@@ -3,6 +3,7 @@ package web
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/postroom/postroom/internal/routing"
 )
@@ -50,7 +51,7 @@ type chartData struct {
 func num(f float64) string { return fmt.Sprintf("%.1f", f) }
 
 // hourlyChart lays out the last 24 hours.
-func hourlyChart(hours []routing.HourPoint) chartData {
+func hourlyChart(hours []routing.HourPoint, loc *time.Location) chartData {
 	c := chartData{W: num(chartW), H: num(chartH), Left: num(chartLeft), Right: num(chartW - chartRight),
 		Top: num(chartTop), Bottom: num(chartTop + chartPlotH), Mid: num(chartTop + chartPlotH/2)}
 	peak := 0
@@ -67,7 +68,7 @@ func hourlyChart(hours []routing.HourPoint) chartData {
 	for i, h := range hours {
 		x := chartLeft + float64(i)*slot
 		bh := chartPlotH * float64(h.Arrivals) / float64(c.YMax)
-		label := h.Hour.Local().Format("15:04")
+		label := h.Hour.In(loc).Format("15:04")
 		title := fmt.Sprintf("%s: %d arrived, %d first responses", label, h.Arrivals, h.Responded)
 		if h.SLAAttainment != nil {
 			title += fmt.Sprintf(", %.0f %% within the SLA", *h.SLAAttainment)

@@ -25,7 +25,9 @@
 //   - Email HTML is shown only after message.SanitizeHTML, and then only inside
 //     <iframe sandbox srcdoc> without allow-scripts or allow-same-origin: belt and braces,
 //     so that even a sanitizer bug cannot run script or reach the page. Email text is
-//     escaped by html/template like any other value.
+//     escaped by html/template like any other value. The email's formatting reaches the
+//     frame as one stylesheet allowed by its CSP hash (message.MoveStylesToSheet): the
+//     policy never allows 'unsafe-inline'.
 //   - Every POST form carries a CSRF token: the session's (auth.CheckCSRF, constant time)
 //     once signed in, and a double-submit cookie on the sign-in form. Missing or wrong
 //     gives a 403 page. net/http's CrossOriginProtection also refuses cross-origin POSTs

@@ -406,14 +406,6 @@ func authLabel(m store.Mailbox) string {
 	return "password"
 }
 
-// formatDate shows a date (a client secret's expiry) without a time.
-func formatDate(t time.Time) string {
-	if t.IsZero() {
-		return "not recorded"
-	}
-	return t.UTC().Format("Mon 2 Jan 2006")
-}
-
 func directionLabel(dir string) string {
 	switch dir {
 	case store.Inbound:

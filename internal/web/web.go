@@ -59,7 +59,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 
 // contentSecurityPolicy is sent with every page. The pages use no script at all; styles
 // and images come from this origin only (plus data: images). Sandboxed srcdoc frames
-// inherit this policy, so email HTML is held to it too.
+// inherit this policy, so email HTML is held to it too; a work item page adds the hash of
+// each email frame's own stylesheet (the email's vetted style attributes turned into
+// classes, emailFrame) to style-src, and no other inline style.
 const contentSecurityPolicy = "default-src 'self'; script-src 'none'; object-src 'none'; " +
 	"img-src 'self' data:; style-src 'self'; frame-src 'self'; form-action 'self'; " +
 	"base-uri 'none'; frame-ancestors 'none'"
@@ -110,7 +112,7 @@ type handler struct {
 	work      *workitem.Service
 	logger    *slog.Logger
 	version   string
-	pages     map[string]*template.Template
+	pages     *zonePages
 	signer    *attachmentSigner
 	now       func() time.Time
 	// users applies the user rules (people.go); onAgentChange is Options.OnAgentChange.
@@ -142,11 +144,11 @@ func New(opts Options) (http.Handler, error) {
 	}
 	h := &handler{
 		st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
-		version: opts.ProductVersion, pages: map[string]*template.Template{},
-		signer: &attachmentSigner{st: opts.Store},
-		signIn: opts.SignIn,
-		now:    time.Now,
-		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
+		version: opts.ProductVersion,
+		signer:  &attachmentSigner{st: opts.Store},
+		signIn:  opts.SignIn,
+		now:     time.Now,
+		users:   auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 	}
 	if opts.PublicURL != "" {
@@ -156,19 +158,9 @@ func New(opts Options) (http.Handler, error) {
 		}
 		h.publicURL = strings.TrimRight(u.String(), "/")
 	}
-	funcs := template.FuncMap{
-		"age": formatAge, "datetime": formatTime, "size": formatSize,
-		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
-		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
-		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
-		"inc": func(i int) int { return i + 1 },
-	}
-	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
-		if err != nil {
-			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
-		}
-		h.pages[name] = t
+	h.pages = &zonePages{parse: parsePages, byZone: map[string]map[string]*template.Template{}}
+	if _, err := h.pages.get(""); err != nil { // template errors show at start
+		return nil, err
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -205,6 +197,29 @@ func New(opts Options) (http.Handler, error) {
 	return securityHeaders(cop.Handler(mux)), nil
 }
 
+// parsePages parses every page with its times shown in loc.
+func parsePages(loc *time.Location) (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"age": formatAge, "size": formatSize,
+		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
+		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "sentence": sentence,
+		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
+		"inc": func(i int) int { return i + 1 },
+	}
+	for name, f := range timeFuncs(loc) {
+		funcs[name] = f
+	}
+	pages := make(map[string]*template.Template, len(pageNames))
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
 // originRe is what policyWithFormTargets accepts as an origin: nothing that could end a
 // CSP source expression or directive.
 var originRe = regexp.MustCompile(`^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
@@ -218,6 +233,20 @@ func policyWithFormTargets(origins []string) string {
 		}
 	}
 	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action "+strings.Join(sources, " "), 1)
+}
+
+// styleHashRe is what a style hash source must look like to join the policy.
+var styleHashRe = regexp.MustCompile(`^'sha256-[A-Za-z0-9+/]{43}='$`)
+
+// styleHashSources joins the well-formed hash sources of hashes.
+func styleHashSources(hashes []string) string {
+	var ok []string
+	for _, h := range hashes {
+		if styleHashRe.MatchString(h) {
+			ok = append(ok, h)
+		}
+	}
+	return strings.Join(ok, " ")
 }
 
 // securityHeaders sets the headers every response carries (see the package doc).
@@ -320,7 +349,10 @@ type pageData struct {
 	// Scripts are scripts of this origin (/static/...) the page loads; the page's CSP
 	// then allows script-src 'self' (live views; every other page allows no script).
 	Scripts []string
-	Page    any
+	// StyleHashes are CSP hash sources ('sha256-…') of inline stylesheets the page may
+	// apply: those of its email frames, which inherit the page's policy.
+	StyleHashes []string
+	Page        any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
@@ -334,7 +366,13 @@ func (h *handler) data(v viewer, title, nav string, page any) pageData {
 // render writes a page. Templates are executed into memory first so that a template
 // error gives a clean 500 instead of half a page.
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d pageData) {
-	t := h.pages[name]
+	pages, err := h.pages.get(d.User.TimeZone)
+	if err != nil {
+		h.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("error", err))
+		http.Error(w, "internal error rendering the page; the server log has the details", http.StatusInternalServerError)
+		return
+	}
+	t := pages[name]
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", d); err != nil {
 		h.logger.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("error", err))
@@ -343,10 +381,13 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 {
+	if len(d.FormTargets) > 0 || len(d.Scripts) > 0 || len(d.StyleHashes) > 0 {
 		policy := policyWithFormTargets(d.FormTargets)
 		if len(d.Scripts) > 0 {
 			policy = strings.Replace(policy, "script-src 'none'", "script-src 'self'", 1)
+		}
+		if hashes := styleHashSources(d.StyleHashes); hashes != "" {
+			policy = strings.Replace(policy, "style-src 'self'", "style-src 'self' "+hashes, 1)
 		}
 		w.Header().Set("Content-Security-Policy", policy)
 	}
@@ -413,13 +454,6 @@ func ageSince(t, now time.Time) string {
 	default:
 		return fmt.Sprintf("%d d", int(d/(24*time.Hour)))
 	}
-}
-
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.Local().Format("Mon 2 Jan 2006 15:04 MST")
 }
 
 // sentence starts s with a capital letter and ends it with a full stop: advice is written

@@ -1,15 +1,19 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
@@ -19,6 +23,22 @@ import (
 // in a new tab (the frame allows popups only) and a small stylesheet sets a readable font.
 const emailFrameHead = `<!doctype html><meta charset="utf-8"><base target="_blank">` +
 	`<link rel="stylesheet" href="/static/email.css">`
+
+// emailFrame returns the srcdoc of an email's frame for its sanitized HTML, and the CSP
+// hash source ('sha256-…') of the frame's own stylesheet, "" when it has none. The email's
+// style attributes become classes of that stylesheet (message.MoveStylesToSheet): the
+// frame inherits the page's policy, which allows inline styles only by hash, so formatting
+// survives while every other inline style, and any style in the email itself, stays
+// refused.
+func emailFrame(sanitized string) (frame, styleHash string) {
+	body, css := message.MoveStylesToSheet(sanitized)
+	if css == "" {
+		return emailFrameHead + body, ""
+	}
+	sum := sha256.Sum256([]byte(css))
+	return emailFrameHead + "<style>" + css + "</style>" + body,
+		"'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
 
 type messageView struct {
 	store.Message
@@ -108,10 +128,15 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 		h.serverError(w, r, "prepare the email images", err)
 		return
 	}
+	var styleHashes []string
 	for _, m := range msgs {
 		mv := messageView{Message: m}
 		if html := workitem.MessageHTML(m, imageURL); html != "" {
-			mv.FrameHTML = emailFrameHead + html
+			frame, hash := emailFrame(html)
+			mv.FrameHTML = frame
+			if hash != "" && !slices.Contains(styleHashes, hash) {
+				styleHashes = append(styleHashes, hash)
+			}
 		}
 		d.Messages = append(d.Messages, mv)
 	}
@@ -119,7 +144,9 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	if strings.TrimSpace(title) == "" {
 		title = "(no subject)"
 	}
-	h.render(w, r, status, "workitem", h.data(v, title, "workitems", d))
+	pd := h.data(v, title, "workitems", d)
+	pd.StyleHashes = styleHashes
+	h.render(w, r, status, "workitem", pd)
 }
 
 func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
