@@ -38,6 +38,8 @@ type workItemData struct {
 	From      string
 	Errors    map[string]string
 	FormError string
+	// NoOutbound: no outbound mailbox is enabled, so there is nothing to reply from.
+	NoOutbound bool
 
 	// The lifecycle (workitemview.go): the outcome of an action, the routing figures,
 	// the buttons the viewer may press and the item's history.
@@ -82,7 +84,10 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	if h.replier != nil {
 		froms, err := h.replier.FromChoices(ctx, wi.ID)
-		if err != nil {
+		switch {
+		case errors.Is(err, outbound.ErrNoOutboundMailbox):
+			d.NoOutbound = true
+		case err != nil:
 			// The reply still goes out from the default address; say so in the log only.
 			h.logger.WarnContext(ctx, "list From choices", slog.Int64("work_item_id", wi.ID), slog.Any("error", err))
 		}
