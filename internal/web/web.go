@@ -103,7 +103,7 @@ type handler struct {
 // shared parts of parts.html.
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
-	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"mailboxes", "mailboxform", "mailboxdelete", "mailboxdisableall", "fromaddresses", "queues", "signin", "migrate",
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 	"board", "boardqueue",
 	"my",
