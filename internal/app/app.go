@@ -190,9 +190,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		n, err := st.CountOutbox(ctx, store.OutboxQueued)
 		return float64(n), err
 	})
-	mux.Handle("GET /metrics", a.Metrics.Handler(func(r *http.Request) bool {
+	mux.Handle("GET /metrics", a.Metrics.Handler(func(r *http.Request) metrics.Access {
 		u, _, err := a.Auth.Authenticate(r)
-		return err == nil && auth.Allowed(u.Role, store.RoleSupervisor)
+		switch {
+		case err != nil:
+			return metrics.Anonymous
+		case !auth.Allowed(u.Role, store.RoleSupervisor):
+			return metrics.Refused
+		}
+		return metrics.Allowed
 	}))
 	a.Handler = mux
 	return a, nil
