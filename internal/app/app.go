@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,7 +74,14 @@ type Config struct {
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
 	AfterCommit func(mailboxID int64, sourceID string) error
+	// Existing refuses (ErrNoDatabase) a data folder without a SQLite database instead of
+	// creating one: for the administration commands, where a mistyped folder must not
+	// become a new empty product. It changes nothing with PostgreSQL.
+	Existing bool
 }
+
+// ErrNoDatabase means Config.Existing was set and the data folder holds no database.
+var ErrNoDatabase = errors.New("no postroom database in the data folder")
 
 // App is the assembled product.
 type App struct {
@@ -112,6 +120,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Existing && cfg.DatabaseURL == "" {
+		path := filepath.Join(cfg.DataDir, sqliteFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s does not exist", ErrNoDatabase, path)
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
