@@ -97,6 +97,8 @@ type handler struct {
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
 	board         *boardLive
+	// flash keeps the outcome of a POST for the page it redirects to (flash.go).
+	flash *flashes
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -128,6 +130,7 @@ func New(opts Options) (http.Handler, error) {
 		now:    time.Now,
 		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
+		flash: newFlashes(time.Now),
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +58,9 @@ func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.storeError(w, r, "work item", err)
 		return
 	}
-	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != "",
+	// "Reply sent" shows once, on the page the reply redirected to; a reload shows none.
+	_, sent := h.flash.take(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: wi.ID})
+	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: sent,
 		Done: actionDone[r.URL.Query().Get("done")]})
 }
 
@@ -173,5 +174,6 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
-	http.Redirect(w, r, fmt.Sprintf("/workitems/%d?sent=%s#replies", id, strconv.FormatInt(ob.ID, 10)), http.StatusSeeOther)
+	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: id}, ob.ID)
+	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,29 @@ func TestWorkItemWithoutOutboundMailbox(t *testing.T) {
 	p := f.signIn(t, "ana").get(path)
 	if strings.Contains(p.body, "no-outbound") {
 		t.Errorf("the note shows with an outbound mailbox enabled:\n%s", p.body)
+	}
+}
+
+// TestReplySentShowsOnce: the "Reply sent" banner shows on the page the reply redirected
+// to, and not again when that page is reloaded.
+func TestReplySentShowsOnce(t *testing.T) {
+	f := newFixture(t)
+	id := f.items["plain.eml"].WorkItemID
+	c := f.signIn(t, "ana")
+	path := fmt.Sprintf("/workitems/%d", id)
+	token := c.get(path).csrf(t)
+	p := c.post(path+"/reply", url.Values{"csrf": {token}, "text": {"Your parcel left today."}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("reply: %d\n%s", p.status, p.body)
+	}
+	next := p.header.Get("Location")
+	if strings.Contains(next, "?") {
+		t.Errorf("the reply redirects to %q: the banner must not live in the URL", next)
+	}
+	if p := c.get(next); !strings.Contains(p.body, "Reply sent to the outbox.") || !strings.Contains(p.body, "Your parcel left today.") {
+		t.Errorf("after the reply the page lacks the banner or the reply:\n%s", p.body)
+	}
+	if p := c.get(next); strings.Contains(p.body, "Reply sent to the outbox.") || !strings.Contains(p.body, "Your parcel left today.") {
+		t.Errorf("reloaded, the page shows the banner again (or lost the reply):\n%s", p.body)
 	}
 }
