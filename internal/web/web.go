@@ -21,6 +21,7 @@ import (
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
@@ -145,6 +146,8 @@ func New(opts Options) (http.Handler, error) {
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "date": formatDate, "sentence": sentence,
 		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
 		"inc": func(i int) int { return i + 1 },
+		// topic is a work item's subject without the stacked Re:/AW:/Fwd: prefixes.
+		"topic": message.Topic,
 	}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
@@ -113,8 +114,8 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 		}
 		d.Messages = append(d.Messages, mv)
 	}
-	title := wi.Subject
-	if strings.TrimSpace(title) == "" {
+	title := message.Topic(wi.Subject)
+	if title == "" {
 		title = "(no subject)"
 	}
 	h.render(w, r, status, "workitem", h.data(v, title, "workitems", d))

@@ -7,6 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/postroom/postroom/internal/message"
+	"github.com/postroom/postroom/internal/store"
 )
 
 // With no outbound mailbox enabled the work item still opens, and its reply form says
@@ -57,5 +60,41 @@ func TestReplySentShowsOnce(t *testing.T) {
 	}
 	if p := c.get(next); strings.Contains(p.body, "Reply sent to the outbox.") || !strings.Contains(p.body, "Your parcel left today.") {
 		t.Errorf("reloaded, the page shows the banner again (or lost the reply):\n%s", p.body)
+	}
+}
+
+// TestSubjectWithoutStackedPrefixes: a conversation whose subject grew "Re: AW: Re: ..."
+// is listed and titled by its topic alone, and the reply's subject has exactly one "Re: ".
+func TestSubjectWithoutStackedPrefixes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	raw := []byte("From: Ivo <ivo@example.org>\r\nTo: support@example.com\r\nSubject: Re: AW: RE: Re: Parcel 12 is late\r\n" +
+		"Message-ID: <late-12@example.org>\r\n\r\nStill nothing.\r\n")
+	m := message.Parse(raw)
+	m.MailboxID, m.Direction, m.SourceID = f.inbound.ID, store.Inbound, "imap:1:99"
+	res, err := f.st.IngestMessage(ctx, store.InboundMessage{MailboxID: f.inbound.ID, Raw: raw, Message: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.signIn(t, "ana")
+	list := c.get("/workitems")
+	row := fmt.Sprintf(`<a href="/workitems/%d">Parcel 12 is late</a>`, res.WorkItemID)
+	if !strings.Contains(list.body, row) || strings.Contains(list.body, "Re: AW:") {
+		t.Errorf("the list does not show the topic alone (%s):\n%s", row, list.body)
+	}
+	path := fmt.Sprintf("/workitems/%d", res.WorkItemID)
+	page := c.get(path)
+	if !strings.Contains(page.body, "<h1>Parcel 12 is late</h1>") || !strings.Contains(page.body, "<title>Parcel 12 is late") {
+		t.Errorf("the page's heading or title is not the topic:\n%s", page.body)
+	}
+	if p := c.post(path+"/reply", url.Values{"csrf": {page.csrf(t)}, "text": {"It left today."}}); p.status != http.StatusSeeOther {
+		t.Fatalf("reply: %d\n%s", p.status, p.body)
+	}
+	out, err := f.st.OutboxForWorkItem(ctx, res.WorkItemID)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("outbox: %v %d items", err, len(out))
+	}
+	if !strings.Contains(string(out[0].Raw), "Subject: Re: Parcel 12 is late\r\n") {
+		t.Errorf("the reply's subject is not \"Re: Parcel 12 is late\":\n%s", out[0].Raw)
 	}
 }
