@@ -163,6 +163,8 @@ func New(opts Options) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	// Browsers ask for /favicon.ico whatever the page links (downloads, the API): the icon.
+	mux.Handle("GET /favicon.ico", cacheStatic(serveFile(static, "favicon.svg", "image/svg+xml")))
 	mux.HandleFunc("GET /{$}", h.signedIn(store.RoleAgent, h.landing))
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.loginSubmit)
@@ -226,6 +228,19 @@ func cacheStatic(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(staticMaxAge.Seconds())))
 		next.ServeHTTP(w, r)
+	})
+}
+
+// serveFile serves one embedded file with its content type.
+func serveFile(files fs.FS, name, contentType string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b)
 	})
 }
 
