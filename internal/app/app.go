@@ -74,6 +74,8 @@ type Config struct {
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
 	AfterCommit func(mailboxID int64, sourceID string) error
+	// Demo describes the demo's Microsoft 365 stand-in to the pages (postroom demo only).
+	Demo *web.DemoMicrosoft
 	// Existing refuses (ErrNoDatabase) a data folder without a SQLite database instead of
 	// creating one: for the administration commands, where a mistyped folder must not
 	// become a new empty product. It changes nothing with PostgreSQL.
@@ -180,7 +182,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.routingMetrics = newRoutingMetrics(st, a.Metrics, log)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
-		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems})
+		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)

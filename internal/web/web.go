@@ -78,6 +78,8 @@ type Options struct {
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
+	// Demo is set by `postroom demo`: its Microsoft 365 stand-in, shown to administrators.
+	Demo *DemoMicrosoft
 }
 
 type handler struct {
@@ -100,6 +102,7 @@ type handler struct {
 	board         *boardLive
 	// flash keeps the outcome of a POST for the page it redirects to (flash.go).
 	flash *flashes
+	demo  *DemoMicrosoft
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -131,7 +134,7 @@ func New(opts Options) (http.Handler, error) {
 		now:    time.Now,
 		users:  auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
-		flash: newFlashes(time.Now),
+		flash: newFlashes(time.Now), demo: opts.Demo,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -318,15 +321,21 @@ type pageData struct {
 	// Scripts are scripts of this origin (/static/...) the page loads; the page's CSP
 	// then allows script-src 'self' (live views; every other page allows no script).
 	Scripts []string
-	Page    any
+	// Demo is the demo's Microsoft 365 stand-in, for administrators (nil otherwise).
+	Demo *DemoMicrosoft
+	Page any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
-	return pageData{
+	d := pageData{
 		Title: title, SignedIn: v.User.ID != 0, User: v.User, CSRF: v.Session.CSRFToken,
 		Version: h.version, Nav: nav, CanMailboxes: auth.Allowed(v.User.Role, store.RoleSupervisor),
 		CanAdmin: auth.Allowed(v.User.Role, store.RoleAdmin), Page: page,
 	}
+	if d.CanAdmin {
+		d.Demo = h.demo
+	}
+	return d
 }
 
 // render writes a page. Templates are executed into memory first so that a template
