@@ -18,14 +18,26 @@ const (
 	defaultLargeSize     = 20_000_000
 	defaultIdleMailboxes = 1000
 	benchDefaultLogLevel = "warn" // one line per message at info would drown the figures
-	benchUsage           = "usage: postroom bench ingest|rss20mb|idle|graph|routing [flags] (-h for the flags)\n"
-	defaultGraphMessages = 5000 // the issue's Graph ingest
+	defaultGraphMessages = 5000   // the issue's Graph ingest
 	defaultGraphArrivals = 200
 	benchGraphGoalP99MS  = 1000 // arrival → work item with change notifications
 	benchIngestGoalRatio = 0.7  // ratio to mbsync the issue asks for
 	benchLargeGoalFactor = 3    // peak RSS at most 3× the message's size
 	benchIdleGoalMB      = 200  // peak RSS for 1,000 IDLE mailboxes
 )
+
+// benchUsage is what `postroom bench` and `postroom bench -h` print.
+const benchUsage = `usage: postroom bench KIND [flags]
+
+Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync from isync):
+  ingest    postroom's ingest rate beside mbsync's on the same mailbox
+  rss20mb   peak memory while one 20 MB message is ingested
+  idle      1,000 mailboxes in IMAP IDLE on one Dovecot
+  graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
+  routing   assignment decisions on SQLite, then PostgreSQL (127.0.0.1:5432)
+
+Run "postroom bench KIND -h" for the flags of one.
+`
 
 // runBench runs one of the benchmarks against a throwaway Dovecot on loopback (needs root,
 // dovecot and, for ingest, mbsync from isync).
@@ -45,6 +57,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
 	case "routing":
 		return runBenchRouting(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, benchUsage)
+		return nil
 	default:
 		fmt.Fprintf(stderr, "postroom bench: unknown benchmark %q\n%s", args[0], benchUsage)
 		return errUsage

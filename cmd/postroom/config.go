@@ -58,7 +58,8 @@ type commonFlags struct {
 
 // openApp opens the product for a command line command on the data folder or database of
 // the flags and environment (the same as "postroom serve"); the caller closes it. It also
-// returns the logger made from -log-level.
+// returns the logger made from -log-level. A data folder without a database is refused:
+// only serve, demo and migrate create one.
 func (c *commonFlags) openApp(ctx context.Context, getenv func(string) string, stderr io.Writer) (*app.App, *slog.Logger, error) {
 	log, err := newLogger(stderr, c.logLevel)
 	if err != nil {
@@ -68,7 +69,11 @@ func (c *commonFlags) openApp(ctx context.Context, getenv func(string) string, s
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version})
+	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, Existing: true})
+	if errors.Is(err, app.ErrNoDatabase) {
+		return nil, nil, fmt.Errorf("%w: check -data (or %s); to start a new postroom there, run \"postroom migrate -data %s\" or \"postroom serve -data %s\" first",
+			err, envData, c.dataDir, c.dataDir)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

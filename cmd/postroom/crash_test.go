@@ -123,6 +123,7 @@ func TestCrashPOP3(t *testing.T) {
 		t.Fatal(err)
 	}
 	host, port := splitAddr(t, d.POP3Addr)
+	c.cli("migrate")
 	c.cli("mailbox", "add", "pop", "-direction", "inbound", "-protocol", "pop3", "-host", host, "-port", port,
 		"-security", "none", "-login", user, "-address", user, "-after-action", store.AfterDelete, "-password-file", pwFile)
 	c.cli("mailbox", "enable", "pop")

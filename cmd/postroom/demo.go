@@ -16,6 +16,7 @@ import (
 	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
+	"github.com/postroom/postroom/internal/web"
 )
 
 // demoIngestWait bounds how long the demo waits for the sample emails to become work
@@ -85,7 +86,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	// The demo's own key is kept in its data folder; never take a production key from the
 	// environment into a throwaway folder.
 	noEnv := func(string) string { return "" }
-	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: version, IngestReload: time.Second})
+	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: version, IngestReload: time.Second,
+		Demo: &web.DemoMicrosoft{LoginURL: ms.LoginURL(), GraphURL: ms.GraphURL(), TenantID: tenant.TenantID,
+			ClientID: tenant.ClientID, ClientSecret: tenant.ClientSecret, Mailbox: tenant.Mailbox}})
 	if err != nil {
 		if ctx.Err() != nil { // Ctrl-C during start-up: not a failure
 			return nil
@@ -129,11 +132,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
   Microsoft 365 (LOCAL STAND-IN, not Microsoft's cloud): mailbox %q reads %s
                 over Microsoft Graph at %s
                 tenant %s, app (client) id %s, signed in with a client secret
+                To add a Graph mailbox or try Migrate to OAuth 2.0 against it (admin, Mailboxes page):
+                Microsoft cloud "Another authority URL" %s, client secret %s
   Data folder:  %s
 
 Press Ctrl-C to stop.
 `, ln.Addr(), *password, *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
-		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, dir)
+		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, ms.LoginURL(), tenant.ClientSecret, dir)
 	return a.Serve(ctx, ln)
 }
 

@@ -26,8 +26,16 @@ type cli struct {
 	output bytes.Buffer
 }
 
+// newCLI returns a cli on a new data folder with an empty database (postroom migrate):
+// the administration commands refuse a folder without one.
 func newCLI(t *testing.T) *cli {
-	return &cli{t: t, dir: t.TempDir()}
+	t.Helper()
+	c := &cli{t: t, dir: t.TempDir()}
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "-data", c.dir}, &out, &errOut, noEnv); code != 0 {
+		t.Fatalf("postroom migrate: exit %d\n%s", code, errOut.String())
+	}
+	return c
 }
 
 // run runs `postroom mailbox args... -data DIR` through run(), as the binary does.

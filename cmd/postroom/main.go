@@ -30,7 +30,7 @@ Usage:
   postroom rule     COMMAND   list, add or test classification rules
   postroom routing  COMMAND   export or import the whole routing configuration as JSON
   postroom agent    COMMAND   list agents' skills, languages, capacity and teams, or set them
-  postroom bench    KIND      measure ingest speed or memory (ingest, rss20mb, idle) on a throwaway Dovecot
+  postroom bench    KIND      measure speed or memory (ingest, rss20mb, idle, graph, routing) on throwaway servers
   postroom version            print the version
 
 Run "postroom COMMAND -h" for the flags of a command.

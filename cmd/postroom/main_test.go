@@ -93,6 +93,7 @@ func TestMailboxFromURL(t *testing.T) {
 
 type demoRun struct {
 	web, smtp, imap string
+	banner          string // what the demo printed at start
 }
 
 // startDemo runs `postroom demo` on free ports and returns the addresses it printed.
@@ -119,7 +120,7 @@ func startDemo(t *testing.T) demoRun {
 	for time.Now().Before(deadline) {
 		s := out.String()
 		if m := webRE.FindStringSubmatch(s); m != nil {
-			return demoRun{web: "http://" + m[1], smtp: smtpRE.FindStringSubmatch(s)[1], imap: imapRE.FindStringSubmatch(s)[1]}
+			return demoRun{web: "http://" + m[1], smtp: smtpRE.FindStringSubmatch(s)[1], imap: imapRE.FindStringSubmatch(s)[1], banner: s}
 		}
 		select {
 		case code := <-done:

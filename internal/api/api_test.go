@@ -737,3 +737,33 @@ func refs(v any) []string {
 	}
 	return out
 }
+
+// With no outbound mailbox enabled the work item is still readable: it has no From
+// choices, and a reply says what to set up.
+func TestGetWorkItemWithoutOutboundMailbox(t *testing.T) {
+	f := newFixture(t)
+	if err := f.st.SetMailboxEnabled(context.Background(), f.outbound.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	c := f.signedIn(t, "ana")
+	id := f.items["plain.eml"].WorkItemID
+	resp := c.get(fmt.Sprintf("/api/v1/workitems/%d", id))
+	if resp.status != http.StatusOK {
+		t.Fatalf("GET work item without an outbound mailbox: %d %s", resp.status, resp.body)
+	}
+	var wi struct {
+		ID          int64            `json:"id"`
+		Messages    []map[string]any `json:"messages"`
+		FromChoices []map[string]any `json:"from_choices"`
+	}
+	if err := json.Unmarshal(resp.body, &wi); err != nil {
+		t.Fatal(err)
+	}
+	if wi.ID != id || len(wi.Messages) != 1 || wi.FromChoices == nil || len(wi.FromChoices) != 0 {
+		t.Errorf("work item without an outbound mailbox = %s", resp.body)
+	}
+	resp = c.postJSON(fmt.Sprintf("/api/v1/workitems/%d/reply", id), `{"text": "Hello"}`)
+	if msg, _ := resp.json(t)["error"].(string); resp.status < 400 || !strings.Contains(msg, "outbound mailbox") {
+		t.Errorf("reply without an outbound mailbox: %d %s", resp.status, resp.body)
+	}
+}

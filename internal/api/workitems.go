@@ -194,7 +194,9 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	out := workItemDetailJSON{workItemJSON: toWorkItemJSON(wi, time.Now()), Messages: []messageJSON{}, Outbox: []outboxJSON{}, FromChoices: []fromChoiceJSON{}}
 	if s.replier != nil {
 		choices, err := s.replier.FromChoices(ctx, id)
-		if err != nil {
+		// Without an enabled outbound mailbox there is nothing to send from, but the item
+		// is still readable: from_choices stays empty and a reply says what to set up.
+		if err != nil && !errors.Is(err, outbound.ErrNoOutboundMailbox) {
 			s.writeStoreError(w, r, fmt.Sprintf("From addresses for work item %d", id), err)
 			return
 		}
@@ -336,6 +338,10 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		var fe *outbound.FieldError
 		if errors.As(err, &fe) {
 			writeFieldErrors(w, map[string]string{fe.Field: fe.Message})
+			return
+		}
+		if errors.Is(err, outbound.ErrNoOutboundMailbox) {
+			writeError(w, http.StatusConflict, "could not send the reply: "+err.Error())
 			return
 		}
 		if errors.Is(err, store.ErrNotFound) {

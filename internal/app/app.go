@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,7 +74,16 @@ type Config struct {
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
 	AfterCommit func(mailboxID int64, sourceID string) error
+	// Demo describes the demo's Microsoft 365 stand-in to the pages (postroom demo only).
+	Demo *web.DemoMicrosoft
+	// Existing refuses (ErrNoDatabase) a data folder without a SQLite database instead of
+	// creating one: for the administration commands, where a mistyped folder must not
+	// become a new empty product. It changes nothing with PostgreSQL.
+	Existing bool
 }
+
+// ErrNoDatabase means Config.Existing was set and the data folder holds no database.
+var ErrNoDatabase = errors.New("no postroom database in the data folder")
 
 // App is the assembled product.
 type App struct {
@@ -112,6 +122,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.Existing && cfg.DatabaseURL == "" {
+		path := filepath.Join(cfg.DataDir, sqliteFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s does not exist", ErrNoDatabase, path)
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
@@ -166,7 +182,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.routingMetrics = newRoutingMetrics(st, a.Metrics, log)
 	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
-		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems})
+		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
@@ -190,9 +206,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		n, err := st.CountOutbox(ctx, store.OutboxQueued)
 		return float64(n), err
 	})
-	mux.Handle("GET /metrics", a.Metrics.Handler(func(r *http.Request) bool {
+	mux.Handle("GET /metrics", a.Metrics.Handler(func(r *http.Request) metrics.Access {
 		u, _, err := a.Auth.Authenticate(r)
-		return err == nil && auth.Allowed(u.Role, store.RoleSupervisor)
+		switch {
+		case err != nil:
+			return metrics.Anonymous
+		case !auth.Allowed(u.Role, store.RoleSupervisor):
+			return metrics.Refused
+		}
+		return metrics.Allowed
 	}))
 	a.Handler = mux
 	return a, nil

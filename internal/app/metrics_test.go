@@ -14,7 +14,7 @@ import (
 // TestMetricsShowFailingMailbox: a mailbox with a wrong password is down on GET /metrics
 // (postroom_mailbox_up 0, its auth failures counted) within one poll interval (the
 // default, 60 s, is also this test's wait limit), for a supervisor's or admin's API token;
-// anonymous requests and agents get nothing.
+// anonymous requests get 401 and agents, signed in with a token or a session, 403.
 func TestMetricsShowFailingMailbox(t *testing.T) {
 	d := testenv.StartDovecot(t, nil)
 	user := "support@example.test"
@@ -56,9 +56,15 @@ func TestMetricsShowFailingMailbox(t *testing.T) {
 			strings.Contains(body, `postroom_mailbox_errors_total{mailbox="support",kind="auth"} `) &&
 			strings.Contains(body, "\npostroom_outbox_queued 0\n"), body
 	})
-	for name, tok := range map[string]string{"anonymous": "", "an agent": token("ana", store.RoleAgent)} {
-		if status, body := scrape(tok); status != http.StatusUnauthorized || strings.Contains(body, "postroom_mailbox_up") {
-			t.Errorf("/metrics for %s: %d %q, want 401 without metrics", name, status, body)
-		}
+	if status, body := scrape(""); status != http.StatusUnauthorized || strings.Contains(body, "postroom_mailbox_up") {
+		t.Errorf("/metrics for anonymous: %d %q, want 401 without metrics", status, body)
+	}
+	if status, body := scrape(token("ana", store.RoleAgent)); status != http.StatusForbidden || strings.Contains(body, "postroom_mailbox_up") {
+		t.Errorf("/metrics for an agent's token: %d %q, want 403 without metrics", status, body)
+	}
+	// An agent signed in on the pages (session cookie) is refused too, not asked to sign in.
+	agent := newAPIClient(t, h.url, "ana", "ana-pw")
+	if status, body := agent.do("GET", "/metrics", nil); status != http.StatusForbidden || strings.Contains(string(body), "postroom_mailbox_up") {
+		t.Errorf("/metrics for a signed-in agent: %d %q, want 403 without metrics", status, body)
 	}
 }

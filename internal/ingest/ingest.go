@@ -957,6 +957,11 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 	if in.OverSize {
 		inbound.Message.OverSize = true
 		inbound.Message.Size = in.Size
+		// Its body is left out on purpose, so the parser's complaint that a multipart has
+		// no parts is no news; only a header that does not read keeps it unparsed.
+		if inbound.Message.Unparsed && headerReads(in.Raw) {
+			inbound.Message.Unparsed, inbound.Message.ParseError = false, ""
+		}
 		// A header-only "message" parses fine; what is missing is said plainly.
 		inbound.Message.TextBody = fmt.Sprintf("This message is %s, over this mailbox's Max size of %d MB, so only its header was stored. "+
 			"The original is kept at the mail server%s.", formatMB(in.Size), m.MaxSizeMB, whereSetAside(m.Protocol))

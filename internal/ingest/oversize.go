@@ -1,10 +1,15 @@
 package ingest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/mail"
+	"net/textproto"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -75,4 +80,11 @@ func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connect
 // formatMB prints a size like "6.1 MB".
 func formatMB(n int64) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+}
+
+// headerReads reports whether raw (the header of an over-size message) is a readable
+// header block (RFC 5322 §2.2).
+func headerReads(raw []byte) bool {
+	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+	return err == nil || (errors.Is(err, io.EOF) && len(h) > 0)
 }

@@ -44,12 +44,13 @@ type DraftAttachment struct {
 	Data        []byte
 }
 
-// replyPrefix matches one leading "Re:" in any letter case (RFC 5322 §3.6.5 recommends
-// "Re: "); "Fwd:" and localized prefixes are left alone.
-var replyPrefix = regexp.MustCompile(`^(?i:re)\s*:\s*`)
+// replyPrefix matches one leading reply prefix in any letter case: "Re:" (RFC 5322
+// §3.6.5 recommends "Re: ") and the words mail clients use in its place (replyWords,
+// subject.go), also numbered ("Re[2]:"); "Fwd:" and other forward prefixes are left alone.
+var replyPrefix = regexp.MustCompile(`^(?i:` + replyWords + `)` + prefixCount + `\s*:\s*`)
 
-// ReplySubject returns "Re: " + subject without stacking: "Re: Re: x" and "RE: x" become
-// "Re: x"; "Fwd: x" becomes "Re: Fwd: x".
+// ReplySubject returns "Re: " + subject without stacking: "Re: Re: x", "RE: x" and
+// "AW: Re: x" become "Re: x"; "Fwd: x" becomes "Re: Fwd: x".
 func ReplySubject(subject string) string {
 	s := strings.TrimSpace(subject)
 	for {

@@ -13,6 +13,25 @@ import (
 	"github.com/postroom/postroom/internal/store"
 )
 
+func TestTopic(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Order 1234", "Order 1234"},
+		{"Re: Re: Re: Order 1234", "Order 1234"},
+		{"RE: AW: Fwd: FW: WG: re:Order 1234", "Order 1234"},
+		{"  Re[3]:  Aw(2): Order 1234 ", "Order 1234"},
+		{"Regarding your order", "Regarding your order"},
+		{"Tracking number: 12", "Tracking number: 12"},
+		{"Order: Re: 12", "Order: Re: 12"},
+		{"Re:", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := Topic(tt.in); got != tt.want {
+			t.Errorf("Topic(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestReplySubject(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"Order 1234", "Re: Order 1234"},
@@ -23,6 +42,9 @@ func TestReplySubject(t *testing.T) {
 		{"Fwd: Order 1234", "Re: Fwd: Order 1234"},
 		{"Re: Fwd: Re: Order", "Re: Fwd: Re: Order"},
 		{"Regarding your order", "Re: Regarding your order"},
+		{"AW: Re: AW: Order 1234", "Re: Order 1234"},
+		{"Re[2]: SV: Order 1234", "Re: Order 1234"},
+		{"Aware of the order", "Re: Aware of the order"},
 		{"", "Re:"},
 	}
 	for _, tt := range tests {

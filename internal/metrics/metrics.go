@@ -279,11 +279,32 @@ func (r *Registry) WriteText(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// Handler serves the registry at GET (and HEAD) when authorize lets the request in, and
-// 401 with a hint otherwise.
-func (r *Registry) Handler(authorize func(*http.Request) bool) http.Handler {
+// Access is what an authorize function of Handler says of a request.
+type Access int
+
+const (
+	// Anonymous: nobody signed in (no session, no valid token): 401.
+	Anonymous Access = iota
+	// Refused: signed in, but not allowed to read metrics: 403.
+	Refused
+	// Allowed: the metrics are served.
+	Allowed
+)
+
+// Handler serves the registry at GET (and HEAD) when authorize allows the request: 401
+// with a hint when nobody is signed in, 403 when the one signed in may not read them.
+func (r *Registry) Handler(authorize func(*http.Request) Access) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if authorize != nil && !authorize(req) {
+		access := Allowed
+		if authorize != nil {
+			access = authorize(req)
+		}
+		switch access {
+		case Allowed:
+		case Refused:
+			http.Error(w, "metrics are for supervisors and admins: you are signed in with a lower role; use a supervisor's or admin's sign-in or API token", http.StatusForbidden)
+			return
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="postroom"`)
 			http.Error(w, "metrics are for supervisors and admins: sign in, or send an API token as Authorization: Bearer <token>", http.StatusUnauthorized)
 			return

@@ -100,8 +100,14 @@ func TestNilDoesNothing(t *testing.T) {
 func TestHandler(t *testing.T) {
 	r := New()
 	r.Gauge("postroom_mailbox_up", "Up.", "mailbox").Set(0, "x")
-	srv := httptest.NewServer(r.Handler(func(req *http.Request) bool {
-		return req.Header.Get("Authorization") == "Bearer good"
+	srv := httptest.NewServer(r.Handler(func(req *http.Request) Access {
+		switch req.Header.Get("Authorization") {
+		case "Bearer good":
+			return Allowed
+		case "Bearer agent":
+			return Refused
+		}
+		return Anonymous
 	}))
 	defer srv.Close()
 
@@ -121,6 +127,10 @@ func TestHandler(t *testing.T) {
 	resp, body := get("")
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "postroom_mailbox_up") {
 		t.Errorf("anonymous scrape: %d %q, want 401 without metrics", resp.StatusCode, body)
+	}
+	resp, body = get("Bearer agent")
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("WWW-Authenticate") != "" || strings.Contains(body, "postroom_mailbox_up") {
+		t.Errorf("signed-in scrape without the role: %d %q, want 403 without metrics", resp.StatusCode, body)
 	}
 	resp, body = get("Bearer good")
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ContentType ||

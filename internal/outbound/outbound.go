@@ -561,6 +561,7 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 	res, err := s.send(ctx, it)
 	attempts := it.Attempts + 1
 	now := s.opts.Now()
+	s.recordStatus(ctx, log, it.MailboxID, res, err, now)
 	if o := splitOutcome(it, res, err, attempts); groups(o) > 1 {
 		return s.recordSplit(ctx, log, it, o, now)
 	}
@@ -594,6 +595,29 @@ func (s *Sender) deliver(ctx context.Context, it store.OutboxItem) bool {
 		s.outcomes.Inc("retry")
 	}
 	return false
+}
+
+// recordStatus records what a delivery attempt says about the outbound mailbox, as
+// ingest does for inbound ones: connected (and last OK now) when the server took the
+// message for anyone; an error when it could not be reached or refused the login or the
+// settings. A refusal of the message or of recipients says nothing about the mailbox.
+func (s *Sender) recordStatus(ctx context.Context, log *slog.Logger, mailboxID int64, res smtp.Result, err error, now time.Time) {
+	st := store.MailboxStatus{Status: store.StatusConnected, At: now}
+	if err != nil && len(res.Accepted) == 0 {
+		var ce *connector.Error
+		if !errors.As(err, &ce) || len(res.Refused) > 0 {
+			return
+		}
+		switch ce.Kind {
+		case connector.KindAuth, connector.KindNetwork, connector.KindTLS, connector.KindConfig:
+			st = store.MailboxStatus{Status: store.StatusError, Message: err.Error(), At: now}
+		default:
+			return
+		}
+	}
+	if err := s.opts.Store.SetMailboxStatus(ctx, mailboxID, st); err != nil && !store.IsNotFound(err) {
+		log.Warn("cannot record the outbound mailbox's status", slog.Int64("mailbox_id", mailboxID), slog.Any("error", err))
+	}
 }
 
 // splitOutcome sorts the recipients of row it by what attempt number attempts did to

@@ -169,6 +169,10 @@ func (h *handler) mailboxSetAll(enabled bool) pageHandler {
 			return
 		}
 		lv := viewFrom(r)
+		if !enabled && r.PostForm.Get(confirmField) != confirmYes {
+			h.renderDisableAllConfirm(w, r, v, lv)
+			return
+		}
 		if err := h.mailboxes.SetAllEnabled(r.Context(), v.User.Username, lv.Show, enabled); err != nil {
 			h.refuse(w, r, v, lv, "change the mailboxes", err)
 			return
@@ -179,6 +183,39 @@ func (h *handler) mailboxSetAll(enabled bool) pageHandler {
 		}
 		http.Redirect(w, r, lv.URL(notice), http.StatusSeeOther)
 	}
+}
+
+// "Disable all" stops every mailbox (of the direction shown) only when its confirmation
+// page, which names them, sends confirmField=confirmYes: one click must not stop all mail.
+const (
+	confirmField = "confirm"
+	confirmYes   = "yes"
+)
+
+type disableAllData struct {
+	View listView
+	// Mailboxes are the enabled mailboxes that would be disabled.
+	Mailboxes []store.Mailbox
+}
+
+// renderDisableAllConfirm asks to confirm "Disable all".
+func (h *handler) renderDisableAllConfirm(w http.ResponseWriter, r *http.Request, v viewer, lv listView) {
+	boxes, err := h.st.ListMailboxes(r.Context())
+	if err != nil {
+		h.serverError(w, r, "read the mailboxes", err)
+		return
+	}
+	d := disableAllData{View: lv}
+	for _, m := range boxes {
+		if m.Enabled && (lv.Show == "" || m.Direction == lv.Show) {
+			d.Mailboxes = append(d.Mailboxes, m)
+		}
+	}
+	title := "Disable all mailboxes"
+	if lv.Show != "" {
+		title = "Disable all " + lv.Show + " mailboxes"
+	}
+	h.render(w, r, http.StatusOK, "mailboxdisableall", h.data(v, title, "mailboxes", d))
 }
 
 // Bulk actions on the ticked rows.

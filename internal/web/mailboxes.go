@@ -109,6 +109,10 @@ func (lv listView) ClearURL() string { lv.Query = ""; return lv.URL("") }
 // SelectURL is the list with mailbox id selected.
 func (lv listView) SelectURL(id int64) string { return lv.with(id).URL("") }
 
+// noticeTested marks the list page a connection test redirected to (its report waits in
+// the flashes).
+const noticeTested = "tested"
+
 // notices are the messages shown after a successful action (the redirect names one by its
 // key, so that no free text travels in the URL).
 var notices = map[string]string{
@@ -121,6 +125,7 @@ var notices = map[string]string{
 	"assigned":     "Queue assignment saved.",
 	"all-enabled":  "Mailboxes enabled.",
 	"all-disabled": "Mailboxes disabled.",
+	noticeTested:   "Connection test done: its report is in the mailbox's details.",
 	// "signed-in" is built from the mailbox's account (signedInNotice).
 }
 
@@ -250,7 +255,17 @@ func (d mailboxesData) ShowLabel() string {
 
 func (h *handler) mailboxList(w http.ResponseWriter, r *http.Request, v viewer) {
 	lv := viewFrom(r)
-	h.renderMailboxes(w, r, v, http.StatusOK, lv, mailboxesData{Notice: notices[r.URL.Query().Get("notice")]})
+	notice := r.URL.Query().Get("notice")
+	d := mailboxesData{Notice: notices[notice]}
+	if notice == noticeTested && lv.Selected != 0 {
+		// The report the test left (mailboxTest); gone after flashLifetime.
+		if rep, ok := h.flash.peek(flashKey{session: v.Session.TokenHash, kind: flashTestReport, id: lv.Selected}); ok {
+			d.Detail = &mailboxDetail{Report: rep.(*diag.Report)}
+		} else {
+			d.Notice = "The connection test's report has expired: press Test to run it again."
+		}
+	}
+	h.renderMailboxes(w, r, v, http.StatusOK, lv, d)
 }
 
 // renderMailboxes fills d with the table for lv and renders the page.

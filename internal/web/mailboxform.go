@@ -207,7 +207,10 @@ func (h *handler) mailboxTest(w http.ResponseWriter, r *http.Request, v viewer) 
 		h.refuse(w, r, v, lv, "test the mailbox", err)
 		return
 	}
-	h.renderMailboxes(w, r, v, http.StatusOK, lv, mailboxesData{Detail: &mailboxDetail{Report: &rep}})
+	// POST-redirect-GET: the report waits for the list page, so that reloading it shows
+	// the report again instead of running the test again.
+	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashTestReport, id: m.ID}, &rep)
+	http.Redirect(w, r, lv.URL(noticeTested)+"#test-report", http.StatusSeeOther)
 }
 
 // testForm runs the connection test of the form's settings and shows the form again with

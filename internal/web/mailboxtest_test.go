@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -77,9 +78,34 @@ func TestMailboxConnectionTest(t *testing.T) {
 		t.Fatalf("create: %d\n%s", p.status, p.body)
 	}
 	m := f.mailboxNamed(t, "orders")
+	// The result lives at a GET page (POST-redirect-GET): reloading it shows the same
+	// report and does not run the test again.
 	p = c.post(fmt.Sprintf("/mailboxes/%d/test", m.ID), map[string][]string{"csrf": {token}})
+	result := p.header.Get("Location")
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(result, "/mailboxes?") || !strings.Contains(result, fmt.Sprintf("selected=%d", m.ID)) {
+		t.Fatalf("stored mailbox test: %d to %q, want a redirect to the list with the mailbox selected", p.status, result)
+	}
+	p = c.get(result)
 	if p.status != 200 || !strings.Contains(p.body, "Connection test: passed") || !strings.Contains(p.body, `id="detail"`) {
 		t.Errorf("stored mailbox test: %d, steps %q", p.status, reportSteps(p.body))
+	}
+	broken := f.mailboxNamed(t, "orders")
+	broken.Port = closedPort(t)
+	if err := f.st.UpdateMailbox(context.Background(), broken); err != nil {
+		t.Fatal(err)
+	}
+	if p := c.get(result); !strings.Contains(p.body, "Connection test: passed") {
+		t.Errorf("reloading the result ran the test again (now on a closed port): steps %q", reportSteps(p.body))
+	}
+	// Another session does not see this one's report, and a plain visit shows none.
+	if p := f.signIn(t, "admin").get(result); strings.Contains(p.body, "Connection test:") || !strings.Contains(p.body, "expired") {
+		t.Errorf("another session sees the report, or is not told that there is none:\n%s", p.body)
+	}
+	if p := c.get(fmt.Sprintf("/mailboxes?selected=%d", m.ID)); strings.Contains(p.body, "Connection test:") {
+		t.Errorf("the report shows on a plain visit of the mailbox")
+	}
+	if err := f.st.UpdateMailbox(context.Background(), m); err != nil {
+		t.Fatal(err)
 	}
 	// The edit form's test with an empty password uses the stored one, on the port typed.
 	form.Set("password", "")

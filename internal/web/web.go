@@ -22,6 +22,7 @@ import (
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/mailbox"
+	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
@@ -99,6 +100,8 @@ type Options struct {
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
+	// Demo is set by `postroom demo`: its Microsoft 365 stand-in, shown to administrators.
+	Demo *DemoMicrosoft
 }
 
 type handler struct {
@@ -119,13 +122,16 @@ type handler struct {
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
 	board         *boardLive
+	// flash keeps the outcome of a POST for the page it redirects to (flash.go).
+	flash *flashes
+	demo  *DemoMicrosoft
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
 // shared parts of parts.html.
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
-	"mailboxes", "mailboxform", "mailboxdelete", "fromaddresses", "queues", "signin", "migrate",
+	"mailboxes", "mailboxform", "mailboxdelete", "mailboxdisableall", "fromaddresses", "queues", "signin", "migrate",
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 	"board", "boardqueue",
 	"my",
@@ -150,6 +156,7 @@ func New(opts Options) (http.Handler, error) {
 		now:     time.Now,
 		users:   auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
+		flash: newFlashes(time.Now), demo: opts.Demo,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -169,6 +176,8 @@ func New(opts Options) (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	// Browsers ask for /favicon.ico whatever the page links (downloads, the API): the icon.
+	mux.Handle("GET /favicon.ico", cacheStatic(serveFile(static, "favicon.svg", "image/svg+xml")))
 	mux.HandleFunc("GET /{$}", h.signedIn(store.RoleAgent, h.landing))
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.loginSubmit)
@@ -205,6 +214,8 @@ func parsePages(loc *time.Location) (map[string]*template.Template, error) {
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "sentence": sentence,
 		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
 		"inc": func(i int) int { return i + 1 },
+		// topic is a work item's subject without the stacked Re:/AW:/Fwd: prefixes.
+		"topic": message.Topic,
 	}
 	for name, f := range timeFuncs(loc) {
 		funcs[name] = f
@@ -270,6 +281,19 @@ func cacheStatic(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(staticMaxAge.Seconds())))
 		next.ServeHTTP(w, r)
+	})
+}
+
+// serveFile serves one embedded file with its content type.
+func serveFile(files fs.FS, name, contentType string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := fs.ReadFile(files, name)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b)
 	})
 }
 
@@ -352,15 +376,21 @@ type pageData struct {
 	// StyleHashes are CSP hash sources ('sha256-…') of inline stylesheets the page may
 	// apply: those of its email frames, which inherit the page's policy.
 	StyleHashes []string
+	// Demo is the demo's Microsoft 365 stand-in, for administrators (nil otherwise).
+	Demo        *DemoMicrosoft
 	Page        any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
-	return pageData{
+	d := pageData{
 		Title: title, SignedIn: v.User.ID != 0, User: v.User, CSRF: v.Session.CSRFToken,
 		Version: h.version, Nav: nav, CanMailboxes: auth.Allowed(v.User.Role, store.RoleSupervisor),
 		CanAdmin: auth.Allowed(v.User.Role, store.RoleAdmin), Page: page,
 	}
+	if d.CanAdmin {
+		d.Demo = h.demo
+	}
+	return d
 }
 
 // render writes a page. Templates are executed into memory first so that a template

@@ -212,3 +212,20 @@ func TestSignedAttachmentURL(t *testing.T) {
 		}
 	}
 }
+
+// TestFavicon: every page links an icon, and /favicon.ico (which browsers ask for anyway)
+// answers with it instead of a 404.
+func TestFavicon(t *testing.T) {
+	f := newFixture(t)
+	c := f.httpClient(t)
+	login := c.get("/login")
+	if !strings.Contains(login.body, `<link rel="icon" href="/static/favicon.svg"`) {
+		t.Errorf("the page links no icon:\n%s", login.body)
+	}
+	for _, path := range []string{"/favicon.ico", "/static/favicon.svg"} {
+		p := c.get(path)
+		if p.status != http.StatusOK || p.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(p.body, "<svg") {
+			t.Errorf("GET %s: %d %q", path, p.status, p.header.Get("Content-Type"))
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,6 +61,8 @@ type workItemData struct {
 	// Notes are the item's internal notes; NoteText is a note being written again.
 	Notes    []store.Note
 	NoteText string
+	// NoOutbound: no outbound mailbox is enabled, so there is nothing to reply from.
+	NoOutbound bool
 
 	// The lifecycle (workitemview.go): the outcome of an action, the routing figures,
 	// the buttons the viewer may press and the item's history.
@@ -81,7 +82,9 @@ func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
 		h.storeError(w, r, "work item", err)
 		return
 	}
-	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: r.URL.Query().Get("sent") != "",
+	// "Reply sent" shows once, on the page the reply redirected to; a reload shows none.
+	_, sent := h.flash.take(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: wi.ID})
+	h.renderWorkItem(w, r, v, http.StatusOK, wi, workItemData{Sent: sent,
 		Done: actionDone[r.URL.Query().Get("done")]})
 }
 
@@ -110,7 +113,10 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	if h.replier != nil {
 		froms, err := h.replier.FromChoices(ctx, wi.ID)
-		if err != nil {
+		switch {
+		case errors.Is(err, outbound.ErrNoOutboundMailbox):
+			d.NoOutbound = true
+		case err != nil:
 			// The reply still goes out from the default address; say so in the log only.
 			h.logger.WarnContext(ctx, "list From choices", slog.Int64("work_item_id", wi.ID), slog.Any("error", err))
 		}
@@ -140,8 +146,8 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 		}
 		d.Messages = append(d.Messages, mv)
 	}
-	title := wi.Subject
-	if strings.TrimSpace(title) == "" {
+	title := message.Topic(wi.Subject)
+	if title == "" {
 		title = "(no subject)"
 	}
 	pd := h.data(v, title, "workitems", d)
@@ -219,7 +225,8 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
-	http.Redirect(w, r, fmt.Sprintf("/workitems/%d?sent=%s#replies", id, strconv.FormatInt(ob.ID, 10)), http.StatusSeeOther)
+	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: id}, ob.ID)
+	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }
 
 // formFiles reads the files of a multipart form field (none for a form without files).

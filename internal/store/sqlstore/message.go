@@ -1,11 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -326,7 +328,9 @@ func (s *Store) Attachment(ctx context.Context, id int64) (store.Attachment, err
 
 // ConversationMessages returns the messages of a conversation, inbound and outbound,
 // oldest first (by Date, then by storage order; a message without a Date counts as
-// stored at its arrival).
+// stored at its arrival). A message we wrote (outbound: a reply, an automatic notice)
+// comes after every message stored before it, whatever their Date says: a sender's clock
+// ahead of ours must not put our answer above the message it answers.
 func (s *Store) ConversationMessages(ctx context.Context, conversationID int64) ([]store.Message, error) {
 	op := fmt.Sprintf("messages of conversation %d", conversationID)
 	var exists int
@@ -361,7 +365,33 @@ func (s *Store) ConversationMessages(ctx context.Context, conversationID int64) 
 	for i := range list {
 		list[i].Attachments = atts[list[i].ID]
 	}
+	orderAnswers(list)
 	return list, nil
+}
+
+// orderAnswers sorts a conversation by time, where the time of an outbound message is at
+// least that of every message stored before it (see ConversationMessages).
+func orderAnswers(list []store.Message) {
+	byStorage := slices.Clone(list)
+	slices.SortFunc(byStorage, func(a, b store.Message) int { return cmp.Compare(a.ID, b.ID) })
+	at := make(map[int64]time.Time, len(list))
+	var latest time.Time
+	for _, m := range byStorage {
+		t := m.Date
+		if t.IsZero() {
+			t = m.CreatedAt
+		}
+		if m.Direction == store.Outbound && t.Before(latest) {
+			t = latest
+		}
+		if t.After(latest) {
+			latest = t
+		}
+		at[m.ID] = t
+	}
+	slices.SortStableFunc(list, func(a, b store.Message) int {
+		return cmp.Or(at[a.ID].Compare(at[b.ID]), cmp.Compare(a.ID, b.ID))
+	})
 }
 
 // CountMessages counts the stored messages of a mailbox, or of all mailboxes when

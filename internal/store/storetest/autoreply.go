@@ -170,3 +170,30 @@ func testAutoReplyRollback(t *testing.T, s store.Store) {
 		t.Errorf("OutboxForWorkItem after the retry = %d items, %v; want 1", len(items), err)
 	}
 }
+
+// testAutoReplyAfterFutureDate: the notice answering a message whose Date is ahead of our
+// clock (the sender's clock is fast) still comes after it in the conversation; messages
+// we did not write keep their Date order.
+func testAutoReplyAfterFutureDate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	in := newMailbox(t, s, "support", store.Inbound)
+	out := newMailbox(t, s, "smtp-out", store.Outbound)
+	msg := overSizeNotice(in, out, "imap:1:1")
+	msg.Message.Date = time.Now().Add(time.Hour)
+	res := ingest(t, s, msg)
+	// An earlier message of the same thread arrives later (a second mailbox catching up).
+	early := reply(mail(in, "imap:1:2", "early@example.org", "Re: Huge scan"), "big@example.org")
+	early.Message.Date = time.Now().Add(-time.Hour)
+	ingest(t, s, early)
+
+	msgs, err := s.ConversationMessages(ctx, res.ConversationID)
+	must(t, "ConversationMessages", err)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.MessageID)
+	}
+	want := []string{"early@example.org", "big@example.org", "notice-1@example.com"}
+	if !slices.Equal(got, want) {
+		t.Errorf("conversation order = %v, want %v (the notice after the message it answers)", got, want)
+	}
+}

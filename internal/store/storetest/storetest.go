@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IngestOverSize", testIngestOverSize},
 		{"AutoReply", testAutoReply},
 		{"AutoReplyRollback", testAutoReplyRollback},
+		{"AutoReplyAfterFutureDate", testAutoReplyAfterFutureDate},
 		{"CountMessagesSince", testCountMessagesSince},
 		{"AuditFor", testAuditFor},
 		{"IngestRoundTrip", testIngestRoundTrip},
