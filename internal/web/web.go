@@ -377,8 +377,8 @@ type pageData struct {
 	// apply: those of its email frames, which inherit the page's policy.
 	StyleHashes []string
 	// Demo is the demo's Microsoft 365 stand-in, for administrators (nil otherwise).
-	Demo        *DemoMicrosoft
-	Page        any
+	Demo *DemoMicrosoft
+	Page any
 }
 
 func (h *handler) data(v viewer, title, nav string, page any) pageData {
