@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/postroom/postroom/internal/app"
+	"github.com/postroom/postroom/internal/automsg"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
 )
@@ -148,6 +149,16 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 	spec, _ := json.Marshal(settings)
 	if err := st.SetQueueSpec(ctx, q.ID, q.Name, spec); err != nil {
 		return err
+	}
+	// Both queues acknowledge a new conversation with the shipped texts (open hours,
+	// closed hours, holiday), so that a newcomer sees one arrive in the customers' mailbox.
+	for _, queueID := range []int64{q.ID, billing.ID} {
+		for _, name := range automsg.QueueNames {
+			text := automsg.Default(name)
+			if err := st.SetAutoTemplate(ctx, store.AutoTemplate{QueueID: queueID, Name: name, Enabled: true, Subject: text.Subject, Body: text.Body}); err != nil {
+				return fmt.Errorf("demo acknowledgement: %w", err)
+			}
+		}
 	}
 	return a.Routing.Load(ctx)
 }

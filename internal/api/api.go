@@ -142,6 +142,13 @@ func (s *server) routes() []route {
 		admin("POST /api/v1/queues", s.withMailboxes(s.createQueue)),
 		admin("POST /api/v1/queues/{id}/enable", s.withMailboxID("queue", s.setQueueEnabled(true))),
 		admin("POST /api/v1/queues/{id}/disable", s.withMailboxID("queue", s.setQueueEnabled(false))),
+		supervisor("GET /api/v1/queues/{id}/auto-replies", s.getQueueAutoReplies),
+		admin("PUT /api/v1/queues/{id}/auto-replies", s.putQueueAutoReplies),
+		supervisor("GET /api/v1/templates/automatic", s.listAutoTemplates),
+		supervisor("GET /api/v1/templates/automatic/{name}", s.getAutoTemplate),
+		admin("PUT /api/v1/templates/automatic/{name}", s.putAutoTemplate),
+		supervisor("GET /api/v1/auto-message-limits", s.getAutoLimits),
+		admin("PUT /api/v1/auto-message-limits", s.putAutoLimits),
 
 		admin("GET /api/v1/tokens", s.listTokens),
 		admin("POST /api/v1/tokens", s.createToken),

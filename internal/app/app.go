@@ -23,6 +23,7 @@ import (
 
 	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/automsg"
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/credential"
@@ -257,6 +258,12 @@ func (a *App) newRunner() *ingest.Runner {
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
 		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
 		Classify: routing.Classifier{Config: a.Routing.Config}.Classify, Stored: a.Routing.Wake, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
+		AutoMessages: &automsg.Composer{Store: a.Store, Log: a.log, Hours: func(queueID int64, t time.Time) string {
+			if cfg := a.Routing.Config(); cfg != nil {
+				return cfg.Hours(queueID, t)
+			}
+			return automsg.HoursOpen
+		}},
 		Tokens: func(ctx context.Context, m store.Mailbox) (connector.TokenFunc, error) {
 			return a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 		},

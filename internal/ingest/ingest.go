@@ -48,6 +48,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postroom/postroom/internal/automsg"
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/imap"
@@ -132,6 +133,9 @@ type Options struct {
 	Classify func(m store.Mailbox, in *store.InboundMessage)
 	// Stored, when set, is told after a batch committed (the routing engine wakes up).
 	Stored func()
+	// AutoMessages writes the over-size notice and the queues' acknowledgements (nil: one
+	// on Store, with every queue's calendar open).
+	AutoMessages *automsg.Composer
 	// Metrics receives the ingest metrics (metrics.go); nil for none.
 	Metrics *metrics.Registry
 	// ReadTimeout is how long a server may stay silent in the middle of a command before
@@ -915,7 +919,7 @@ func (r *Runner) ingest(ctx context.Context, msgs []store.InboundMessage) (res [
 }
 
 // prepare parses one message into what the store takes: the parsed form with its cursor,
-// and for a message over the size limit the notice to its sender. A panic while parsing is
+// and the automatic message to its sender (the over-size notice or the acknowledgement). A panic while parsing is
 // turned into an error: one message never takes the process down.
 func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Incoming) (inbound store.InboundMessage, err error) {
 	defer func() {
@@ -965,15 +969,11 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 		// A header-only "message" parses fine; what is missing is said plainly.
 		inbound.Message.TextBody = fmt.Sprintf("This message is %s, over this mailbox's Max size of %d MB, so only its header was stored. "+
 			"The original is kept at the mail server%s.", formatMB(in.Size), m.MaxSizeMB, whereSetAside(m.Protocol))
-		notice, err := r.oversizeNotice(ctx, m, in, parsed)
-		if err != nil {
-			return store.InboundMessage{}, err
-		}
-		inbound.AutoReply = notice
 	}
 	if r.opts.Classify != nil {
 		r.opts.Classify(m, &inbound)
 	}
+	inbound.AutoReply = r.autoReply(ctx, m, in, &inbound)
 	return inbound, nil
 }
 

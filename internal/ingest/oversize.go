@@ -8,73 +8,47 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"net/textproto"
 
+	"github.com/postroom/postroom/internal/automsg"
 	"github.com/postroom/postroom/internal/connector"
-	"github.com/postroom/postroom/internal/mailbox"
-	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/store"
 )
 
-// oversizeNotice composes the polite notice to the sender of a message over the mailbox's
-// Max size, sent from the default outbound mailbox. It returns nil (no notice) when the
-// message is itself automatic (RFC 3834 §2) or when there is no outbound mailbox.
-func (r *Runner) oversizeNotice(ctx context.Context, m store.Mailbox, in connector.Incoming, parsed store.Message) (*store.AutoReply, error) {
-	from := parsed.ReplyTo // the address the notice would go to
-	if from == "" {
-		from = parsed.FromAddr
+// composer returns the writer of automatic messages: Options.AutoMessages, or one on the
+// store with the runner's clock (every queue's calendar open).
+func (r *Runner) composer() *automsg.Composer {
+	if r.opts.AutoMessages != nil {
+		return r.opts.AutoMessages
 	}
-	reason := message.Automatic(message.Header(in.Raw), from)
-	if reason == "" && from == "" {
-		reason = "no sender address"
+	return &automsg.Composer{Store: r.opts.Store, Now: r.opts.Now, Log: r.log}
+}
+
+// autoReply returns the automatic message to the sender of inbound, if any: the notice
+// for a message over the mailbox's Max size, else the queue's acknowledgement (sent by
+// the store only when the message starts a conversation, within the limits). A program's
+// mail gets none (RFC 3834 §2). A failure to write it costs the answer, never the
+// customer's message.
+func (r *Runner) autoReply(ctx context.Context, m store.Mailbox, in connector.Incoming, inbound *store.InboundMessage) *store.AutoReply {
+	if inbound.Message.Automatic != "" {
+		if in.OverSize {
+			r.log.Info("no over-size notice: the message is automatic", slog.String("source_id", in.SourceID),
+				slog.String("reason", inbound.Message.Automatic))
+		}
+		return nil
 	}
-	if reason != "" {
-		r.log.Info("no over-size notice: the message is automatic", slog.String("source_id", in.SourceID), slog.String("reason", reason))
-		return nil, nil
+	var a *store.AutoReply
+	var err error
+	if in.OverSize {
+		a, err = r.composer().Oversize(ctx, m, inbound.Message, in.Size)
+	} else {
+		a, err = r.composer().Acknowledgement(ctx, m, inbound)
 	}
-	boxes, err := r.opts.Store.ListMailboxes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list mailboxes: %w", err)
+		r.log.Warn("no automatic message to the sender", slog.String("source_id", in.SourceID), slog.Any("error", err))
+		return nil
 	}
-	out, ok := mailbox.DefaultOutbound(boxes)
-	if !ok {
-		r.log.Warn("no over-size notice: no outbound mailbox is configured", slog.Int64("mailbox_id", m.ID))
-		return nil, nil
-	}
-	to := m.Address
-	if to == "" {
-		to = "our support mailbox"
-	}
-	subject := parsed.Subject
-	if subject == "" {
-		subject = "(no subject)"
-	}
-	text := fmt.Sprintf("Hello,\n\n"+
-		"thank you for your message %q to %s. It is %s, larger than the %d MB we can accept, "+
-		"so it has not reached our team in full.\n\n"+
-		"Please send it again with smaller attachments: for example, share large files as a link, "+
-		"or split them over several emails.\n\n"+
-		"Your message has been kept, and a supervisor has been told.\n\n"+
-		"This is an automatic message.\n", subject, to, formatMB(in.Size), m.MaxSizeMB)
-	draft := message.ReplyDraft(parsed, mail.Address{Address: out.Address}, text, r.opts.Now())
-	draft.Text = text // no quoted original: only its header was stored
-	draft.AutoSubmitted = true
-	raw, msg, err := message.Compose(draft)
-	if err != nil {
-		r.log.Warn("no over-size notice: cannot compose it", slog.String("source_id", in.SourceID), slog.Any("error", err))
-		return nil, nil
-	}
-	msg.MailboxID = out.ID
-	msg.Direction = store.Outbound
-	var rcpts []string
-	for _, a := range draft.To {
-		rcpts = append(rcpts, a.Address)
-	}
-	if len(rcpts) == 0 {
-		return nil, nil
-	}
-	return &store.AutoReply{Message: msg, Raw: raw, From: out.Address, Recipients: rcpts}, nil
+	return a
 }
 
 // formatMB prints a size like "6.1 MB".

@@ -447,3 +447,11 @@ func (s *Schedule) AddBusiness(from time.Time, d time.Duration) time.Time {
 	}
 	return time.Time{}
 }
+
+// Holiday reports whether t falls on one of the calendar's holidays (its local date).
+func (s *Schedule) Holiday(t time.Time) bool {
+	if s == nil || s.always {
+		return false
+	}
+	return s.holidays[dateKey(s.dateOf(t))]
+}

@@ -276,3 +276,20 @@ func (c *Config) Priority(it store.RoutingItem, now time.Time) (int, Breakdown) 
 	}
 	return p, b
 }
+
+// Hours tells how queueID's calendar stands at t: "holiday" on a holiday, "closed"
+// outside its opening hours, else "open" (also for an unknown queue or one without a
+// calendar). It chooses the acknowledgement a customer gets (package automsg).
+func (c *Config) Hours(queueID int64, t time.Time) string {
+	q := c.Queues[queueID]
+	if q == nil {
+		return "open"
+	}
+	switch {
+	case q.Schedule.Holiday(t):
+		return "holiday"
+	case !q.Schedule.Open(t):
+		return "closed"
+	}
+	return "open"
+}

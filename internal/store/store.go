@@ -385,8 +385,11 @@ type InboundMessage struct {
 	// goes to the mailbox's queue with no requirements.
 	Classification *Classification
 	// AutoReply, when not nil, is an automatic message to the sender (the over-size
-	// notice) stored as an outbound message of the same conversation and queued in the
-	// outbox in the same transaction, so that it is sent exactly once.
+	// notice, the acknowledgement) stored as an outbound message of the same conversation
+	// and queued in the outbox in the same transaction, so that it is sent exactly once.
+	// The store drops it, sending nothing, when the message is automatic itself (never an
+	// answer to a program), when it is NewConversationOnly and the message joined a
+	// conversation, or when Limit is reached for a recipient.
 	AutoReply *AutoReply
 	// Bounce, when not nil, is the delivery status notification this message is: matched
 	// to the outbound message it reports on, it marks that message's outbox items bounced
@@ -397,10 +400,22 @@ type InboundMessage struct {
 // AutoReply is an automatic outbound message recorded with an inbound one.
 type AutoReply struct {
 	// Message is the parsed form (Direction Outbound, MailboxID the outbound mailbox).
-	Message    Message
-	Raw        []byte
+	Message Message
+	Raw     []byte
+	// From is the envelope sender: "" (MAIL FROM:<>) for automatic mail, so that a
+	// failure report about it goes nowhere (RFC 3834 §3.3).
 	From       string
 	Recipients []string
+	// Kind is AutoKindOversize or AutoKindAcknowledgement.
+	Kind string
+	// NewConversationOnly sends it only when the message starts a conversation.
+	NewConversationOnly bool
+	// Limit bounds automatic messages per recipient address (zero: no bound).
+	Limit AutoLimit
+	// Compose, when not nil, composes Message and Raw inside the transaction, once the
+	// work item's id is known (a template may show it); nil Raw sends nothing. It must
+	// not fail for want of a good template: an error fails the whole ingest.
+	Compose func(workItemID int64) (Message, []byte, error)
 }
 
 // IngestResult tells what IngestMessage did.
@@ -726,6 +741,7 @@ type Store interface {
 	Audit
 	Routing
 	Conversations
+	AutoMessages
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -230,7 +230,9 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 		return res, nil, err
 	}
 
-	if in.AutoReply != nil {
+	if in.AutoReply != nil && m.Automatic == "" && !(in.AutoReply.NewConversationOnly && res.Threaded) {
+		// Never an answer to a program (an auto-reply, a bounce, a list): two programs
+		// answering each other would never stop. The rate limit is the second guard.
 		if err := s.queueAutoReply(ctx, tx, *in.AutoReply, convID, res.WorkItemID, now); err != nil {
 			return res, nil, err
 		}
@@ -241,6 +243,25 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 // queueAutoReply stores an automatic reply as an outbound message of conversation convID
 // and queues it in the outbox, due now, for work item workItemID.
 func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply, convID, workItemID int64, now time.Time) error {
+	rcpts, err := s.autoReplyAllowed(ctx, tx, a, convID, now)
+	if err != nil {
+		return err
+	}
+	if len(rcpts) == 0 {
+		return nil // over the limit for every recipient
+	}
+	a.Recipients = rcpts
+	if a.Compose != nil {
+		if a.Message, a.Raw, err = a.Compose(workItemID); err != nil {
+			return fmt.Errorf("compose auto-reply: %w", err)
+		}
+		if a.Raw == nil {
+			return nil
+		}
+	}
+	if err := s.recordAutoSent(ctx, tx, a.Kind, rcpts, convID, now); err != nil {
+		return err
+	}
 	m := a.Message
 	m.Direction = store.Outbound
 	m.SourceID = ""

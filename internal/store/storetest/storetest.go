@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FromAddresses", testFromAddresses},
 		{"IngestOverSize", testIngestOverSize},
 		{"AutoReply", testAutoReply},
+		{"Acknowledgement", testAcknowledgement},
+		{"AutoTemplates", testAutoTemplates},
 		{"AutoReplyRollback", testAutoReplyRollback},
 		{"AutoReplyAfterFutureDate", testAutoReplyAfterFutureDate},
 		{"CountMessagesSince", testCountMessagesSince},
