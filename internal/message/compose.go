@@ -37,11 +37,29 @@ type Draft struct {
 	Attachments []DraftAttachment
 }
 
-// DraftAttachment is a file attached to an outgoing message.
+// DraftAttachment is a file attached to an outgoing message: its bytes in Data, or, for
+// a file that should not be held in memory (an upload spooled to disk), Open, which gives
+// them as a stream while the message is written.
 type DraftAttachment struct {
 	Filename    string
 	ContentType string // "" or unparsable: application/octet-stream
 	Data        []byte
+	Open        func() (io.ReadCloser, error)
+}
+
+// write copies the attachment's bytes to w.
+func (a DraftAttachment) write(w io.Writer) error {
+	if a.Open == nil {
+		_, err := w.Write(a.Data)
+		return err
+	}
+	r, err := a.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(w, r)
+	return err
 }
 
 // replyPrefix matches one leading reply prefix in any letter case: "Re:" (RFC 5322
@@ -357,7 +375,7 @@ func writeMixed(buf *bytes.Buffer, h gomail.Header, text string, atts []DraftAtt
 		if err != nil {
 			return fmt.Errorf("compose: attachment %q: %w", a.Filename, err)
 		}
-		if _, err := aw.Write(a.Data); err != nil {
+		if err := a.write(aw); err != nil {
 			return fmt.Errorf("compose: attachment %q: %w", a.Filename, err)
 		}
 		if err := aw.Close(); err != nil {

@@ -28,6 +28,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -118,11 +119,23 @@ type ReplyRequest struct {
 	Then string
 }
 
-// Attachment is a file an agent attaches to a reply.
+// Attachment is a file an agent attaches to a reply: its bytes in Data, or Size bytes
+// that Open streams (an upload spooled to a temporary file is then read once, into the
+// composed message, and never held whole in memory beside it).
 type Attachment struct {
 	Filename    string
 	ContentType string
 	Data        []byte
+	Size        int64
+	Open        func() (io.ReadCloser, error)
+}
+
+// size is the attachment's size in bytes.
+func (a Attachment) size() int64 {
+	if a.Open != nil {
+		return a.Size
+	}
+	return int64(len(a.Data))
 }
 
 // FieldError is a reply request the agent must correct: Field names the request field
@@ -420,11 +433,11 @@ func (s *Service) addAttachments(ctx context.Context, d *message.Draft, mailboxI
 	}
 	total := int64(len(d.Text))
 	for _, a := range atts {
-		if len(a.Data) == 0 {
+		if a.size() == 0 {
 			return &FieldError{Field: "attachments", Message: fmt.Sprintf("%q is empty: attach the file again", a.Filename)}
 		}
-		total += message.EncodedSize(len(a.Data))
-		d.Attachments = append(d.Attachments, message.DraftAttachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data})
+		total += message.EncodedSize(int(a.size()))
+		d.Attachments = append(d.Attachments, message.DraftAttachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data, Open: a.Open})
 	}
 	if limit := int64(limitMB) << 20; total > limit {
 		return &FieldError{Field: "attachments", Message: fmt.Sprintf("the attachments make the reply %.1f MB once encoded, over the %d MB "+

@@ -229,7 +229,8 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }
 
-// formFiles reads the files of a multipart form field (none for a form without files).
+// formFiles lists the files of a multipart form field (none for a form without files).
+// They are not read here: each is streamed from the form's spool into the composed reply.
 func formFiles(r *http.Request, field string) ([]outbound.Attachment, error) {
 	if r.MultipartForm == nil {
 		return nil, nil
@@ -239,16 +240,8 @@ func formFiles(r *http.Request, field string) ([]outbound.Attachment, error) {
 		if fh.Size == 0 && fh.Filename == "" {
 			continue // the empty file input of a form sent without a file
 		}
-		f, err := fh.Open()
-		if err != nil {
-			return nil, fmt.Errorf("%q could not be read: attach it again", fh.Filename)
-		}
-		data, err := io.ReadAll(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%q could not be read: attach it again", fh.Filename)
-		}
-		out = append(out, outbound.Attachment{Filename: fh.Filename, ContentType: fh.Header.Get("Content-Type"), Data: data})
+		out = append(out, outbound.Attachment{Filename: fh.Filename, ContentType: fh.Header.Get("Content-Type"), Size: fh.Size,
+			Open: func() (io.ReadCloser, error) { return fh.Open() }})
 	}
 	return out, nil
 }
