@@ -165,4 +165,3 @@ func postfixBounce(messageID, rcpt string) []byte {
 		"Return-Path: <support@example.test>\r\nFrom: support@example.test\r\nTo: " + rcpt + "\r\n" +
 		"Subject: Re: Lamp arrived broken\r\nMessage-ID: <" + messageID + ">\r\n\r\n--4C1E52C3.1--\r\n")
 }
-
