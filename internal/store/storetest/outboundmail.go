@@ -18,9 +18,9 @@ func testCreateForward(t *testing.T, s store.Store) {
 
 	ob, err := s.CreateForward(ctx, store.ForwardInput{
 		WorkItemID: res.WorkItemID, UserID: agent.ID,
-		Message:    store.Message{MailboxID: out.ID, MessageID: "fwd-1@example.com", Subject: "Fwd: Order 7", AuthorID: agent.ID},
-		Raw:        []byte("Message-ID: <fwd-1@example.com>\r\nSubject: Fwd: Order 7\r\n\r\nsee below\r\n"),
-		From:       "out@example.com", Recipients: []string{"supplier@example.net"},
+		Message: store.Message{MailboxID: out.ID, MessageID: "fwd-1@example.com", Subject: "Fwd: Order 7", AuthorID: agent.ID},
+		Raw:     []byte("Message-ID: <fwd-1@example.com>\r\nSubject: Fwd: Order 7\r\n\r\nsee below\r\n"),
+		From:    "out@example.com", Recipients: []string{"supplier@example.net"},
 	})
 	must(t, "CreateForward", err)
 	if ob.ID == 0 || ob.State != store.OutboxQueued || ob.WorkItemID != res.WorkItemID {
@@ -68,8 +68,8 @@ func testCreateOutbound(t *testing.T, s store.Store) {
 		UserID: agent.ID, QueueID: q.ID,
 		Message: store.Message{MailboxID: out.ID, MessageID: "new-1@example.com", Subject: "Your refund",
 			FromAddr: "out@example.com", To: "Kim <Kim@Example.org>", TextBody: "Dear Kim", AuthorID: agent.ID},
-		Raw:      []byte("Message-ID: <new-1@example.com>\r\nSubject: Your refund\r\n\r\nDear Kim\r\n"),
-		From:     "out@example.com", Recipients: []string{"Kim@Example.org"}, Customer: "Kim@Example.org",
+		Raw:  []byte("Message-ID: <new-1@example.com>\r\nSubject: Your refund\r\n\r\nDear Kim\r\n"),
+		From: "out@example.com", Recipients: []string{"Kim@Example.org"}, Customer: "Kim@Example.org",
 	})
 	must(t, "CreateOutbound", err)
 	if nc.ConversationID == 0 || nc.WorkItemID == 0 || nc.Outbox.ID == 0 || nc.Outbox.WorkItemID != nc.WorkItemID {
