@@ -75,6 +75,11 @@ type ReplyStore interface {
 	ListMailboxes(ctx context.Context) ([]store.Mailbox, error)
 	ListFromAddresses(ctx context.Context, mailboxID int64) ([]store.FromAddress, error)
 	CreateReply(ctx context.Context, in store.ReplyInput) (store.OutboxItem, error)
+	// For forwards and new emails (forward.go).
+	Attachment(ctx context.Context, id int64) (store.Attachment, error)
+	Queue(ctx context.Context, id int64) (store.Queue, error)
+	CreateForward(ctx context.Context, in store.ForwardInput) (store.OutboxItem, error)
+	CreateOutbound(ctx context.Context, in store.NewConversationInput) (store.NewConversation, error)
 }
 
 // Service records agents' replies.
