@@ -81,6 +81,8 @@ func (s *server) routes() []route {
 		agent("GET /api/v1/workitems", s.listWorkItems),
 		agent("GET /api/v1/workitems/{id}", s.getWorkItem),
 		agent("POST /api/v1/workitems/{id}/reply", s.reply),
+		agent("POST /api/v1/workitems/{id}/forward", s.forward),
+		agent("POST /api/v1/conversations", s.createConversation),
 		agent("GET /api/v1/messages/{id}/raw", s.raw),
 		agent("POST /api/v1/me/next", s.withRouting(s.next)),
 		agent("GET /api/v1/me/work", s.myWork),

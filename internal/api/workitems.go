@@ -161,6 +161,8 @@ type workItemDetailJSON struct {
 	Outbox      []outboxJSON     `json:"outbox"`
 	FromChoices []fromChoiceJSON `json:"from_choices"`
 	Notes       []noteJSON       `json:"notes"`
+	// CustomerHistory is the customer's other conversations, newest first (forward.go).
+	CustomerHistory []historyJSON `json:"customer_history"`
 }
 
 // fromChoiceJSON is an address a reply may be sent from; Default marks the preselected one.
@@ -218,6 +220,10 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	out.Notes = []noteJSON{}
 	for _, n := range notes {
 		out.Notes = append(out.Notes, toNoteJSON(n))
+	}
+	if out.CustomerHistory, err = s.customerHistory(ctx, wi); err != nil {
+		s.writeStoreError(w, r, fmt.Sprintf("customer history of work item %d", id), err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }

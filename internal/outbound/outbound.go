@@ -6,6 +6,9 @@
 //     item's new state are written in one transaction (store.CreateReply): a reply is never
 //     half-recorded, and a crash before delivery leaves a queued row that the Sender sends
 //     after the restart.
+//   - A forward (store.CreateForward) and a new email (store.CreateOutbound, a conversation
+//     of its own with its work item) are recorded the same way, in one transaction each
+//     (forward.go); a forward never changes the work item's state.
 //   - Delivery is at least once from the outbox's point of view: a row is marked sent only
 //     after the server accepted the message. A 4xx answer or a broken connection is retried
 //     with exponential backoff (kept in the outbox across restarts); a 5xx answer or refused
@@ -76,6 +79,11 @@ type ReplyStore interface {
 	ListMailboxes(ctx context.Context) ([]store.Mailbox, error)
 	ListFromAddresses(ctx context.Context, mailboxID int64) ([]store.FromAddress, error)
 	CreateReply(ctx context.Context, in store.ReplyInput) (store.OutboxItem, error)
+	// For forwards and new emails (forward.go).
+	Attachment(ctx context.Context, id int64) (store.Attachment, error)
+	Queue(ctx context.Context, id int64) (store.Queue, error)
+	CreateForward(ctx context.Context, in store.ForwardInput) (store.OutboxItem, error)
+	CreateOutbound(ctx context.Context, in store.NewConversationInput) (store.NewConversation, error)
 }
 
 // Service records agents' replies.

@@ -23,6 +23,9 @@
 //     conversation of its own, so no stranger's mail lands in a customer's conversation.
 //   - CreateReply writes the outbound message, the outbox row and the work item's new state
 //     in ONE transaction, so a reply is never half-recorded.
+//   - CreateForward writes a forward (message and outbox row) without changing the work
+//     item's state or SLA clock; CreateOutbound writes a new conversation, its work item,
+//     the message and the outbox row; each in ONE transaction.
 //   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.
 //   - "Not found" is ErrNotFound, tested with errors.Is, never (nil, nil).
 package store
@@ -742,6 +745,7 @@ type Store interface {
 	Routing
 	Conversations
 	AutoMessages
+	OutboundMail
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

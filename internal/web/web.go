@@ -134,7 +134,7 @@ var pageNames = []string{
 	"mailboxes", "mailboxform", "mailboxdelete", "mailboxdisableall", "fromaddresses", "queues", "signin", "migrate",
 	"users", "useredit", "userdelete", "agents", "agentedit", "account",
 	"board", "boardqueue",
-	"my",
+	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 }
 
@@ -195,6 +195,7 @@ func New(opts Options) (http.Handler, error) {
 	h.peopleRoutes(mux)
 	h.boardRoutes(mux)
 	h.routingRoutes(mux)
+	h.composeRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -222,7 +223,7 @@ func parsePages(loc *time.Location) (map[string]*template.Template, error) {
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts*.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
 		}

@@ -69,6 +69,9 @@ type workItemData struct {
 	ActionError string
 	Done        string
 	Routing     itemRouting
+
+	// Compose is the forward form and the customer's history (forward.go).
+	Compose itemCompose
 }
 
 func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -129,6 +132,7 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 			}
 		}
 	}
+	h.fillCompose(ctx, r, v, &d, wi, msgs)
 	imageURL, err := h.signer.urlFunc(ctx, time.Now())
 	if err != nil {
 		h.serverError(w, r, "prepare the email images", err)

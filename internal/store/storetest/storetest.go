@@ -70,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WorkItemState", testWorkItemState},
 		{"CreateReply", testCreateReply},
 		{"CreateReplyMissingWorkItem", testCreateReplyMissingWorkItem},
+		{"CreateForward", testCreateForward},
+		{"CreateOutbound", testCreateOutbound},
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
 		{"OutboxOutcome", testOutboxOutcome},

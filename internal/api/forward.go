@@ -1,0 +1,202 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
+)
+
+// Forwarder forwards a conversation's message and starts new conversations
+// (internal/outbound implements it, with Replier).
+type Forwarder interface {
+	Forward(ctx context.Context, actor store.User, workItemID int64, req outbound.ForwardRequest) (store.OutboxItem, error)
+	NewEmail(ctx context.Context, actor store.User, req outbound.NewEmailRequest) (store.NewConversation, error)
+}
+
+// uploadJSON is an attached file in a request body.
+type uploadJSON struct {
+	Filename      string `json:"filename"`
+	ContentType   string `json:"content_type"`
+	ContentBase64 string `json:"content_base64"`
+}
+
+// decodeUploads decodes the files of a request; on failure it has written a field error.
+func decodeUploads(w http.ResponseWriter, in []uploadJSON) ([]outbound.Attachment, bool) {
+	var out []outbound.Attachment
+	for i, a := range in {
+		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
+		if err != nil {
+			writeFieldErrors(w, map[string]string{"attachments": fmt.Sprintf("attachment %d (%q): content_base64 is not valid base64 (RFC 4648, with padding)", i+1, a.Filename)})
+			return nil, false
+		}
+		out = append(out, outbound.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: data})
+	}
+	return out, true
+}
+
+// forwarder returns the Forwarder, or writes a 503 when sending is not configured.
+func (s *server) forwarder(w http.ResponseWriter) (Forwarder, bool) {
+	f, ok := s.replier.(Forwarder)
+	if !ok {
+		writeError(w, http.StatusServiceUnavailable, "sending email is not configured on this server: an administrator must set up an outbound mailbox")
+	}
+	return f, ok
+}
+
+// writeSendError writes the answer to a forward or new email the outbound service
+// refused; what is "forward" or "email".
+func (s *server) writeSendError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var fe *outbound.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeFieldErrors(w, map[string]string{fe.Field: fe.Message})
+	case errors.Is(err, outbound.ErrUnknownFrom):
+		writeFieldErrors(w, map[string]string{"from": outbound.ErrUnknownFrom.Error()})
+	case errors.Is(err, outbound.ErrEmptyNewEmail):
+		writeFieldErrors(w, map[string]string{"text": outbound.ErrEmptyNewEmail.Error()})
+	case errors.Is(err, outbound.ErrNoOutboundMailbox):
+		writeError(w, http.StatusConflict, "could not send the "+what+": "+err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, sentenceCase(what)+" refused: "+err.Error())
+	default:
+		s.logger.ErrorContext(r.Context(), what, slog.Any("error", err))
+		writeError(w, http.StatusInternalServerError, "could not send the "+what+" because of an internal error; the server log has the details")
+	}
+}
+
+func sentenceCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// forward sends a message of the work item's conversation to other addresses, with a
+// note, the original attachments chosen and new files; the item's state stays.
+func (s *server) forward(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+	id, ok := pathID(w, r, "work item")
+	if !ok {
+		return
+	}
+	var body struct {
+		To            []string     `json:"to"`
+		Cc            []string     `json:"cc"`
+		Bcc           []string     `json:"bcc"`
+		Text          string       `json:"text"`
+		From          string       `json:"from"`
+		MessageID     int64        `json:"message_id"`
+		AttachmentIDs []int64      `json:"attachment_ids"`
+		Attachments   []uploadJSON `json:"attachments"`
+	}
+	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
+		return
+	}
+	atts, ok := decodeUploads(w, body.Attachments)
+	if !ok {
+		return
+	}
+	body.Attachments = nil // the decoded copy is the one kept
+	fw, ok := s.forwarder(w)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	wi, err := s.st.WorkItem(ctx, id)
+	if err != nil {
+		s.writeStoreError(w, r, fmt.Sprintf("work item %d", id), err)
+		return
+	}
+	if err := workitem.Check(user, wi, workitem.Reply); err != nil {
+		writeError(w, http.StatusConflict, "the forward was not sent: "+err.Error())
+		return
+	}
+	ob, err := fw.Forward(ctx, user, id, outbound.ForwardRequest{To: body.To, Cc: body.Cc, Bcc: body.Bcc, Text: body.Text,
+		From: body.From, MessageID: body.MessageID, AttachmentIDs: body.AttachmentIDs, Attachments: atts})
+	if err != nil {
+		s.writeSendError(w, r, "forward", err)
+		return
+	}
+	if wi, err = s.st.WorkItem(ctx, id); err != nil {
+		s.writeStoreError(w, r, fmt.Sprintf("work item %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, struct {
+		Outbox   outboxJSON   `json:"outbox"`
+		WorkItem workItemJSON `json:"workitem"`
+	}{toOutboxJSON(ob), toWorkItemJSON(wi, time.Now())})
+}
+
+// createConversation sends a new email to a customer: a new conversation with its work
+// item, assigned to the sender (pending unless "then" says otherwise).
+func (s *server) createConversation(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+	var body struct {
+		To          []string     `json:"to"`
+		Cc          []string     `json:"cc"`
+		Bcc         []string     `json:"bcc"`
+		Subject     string       `json:"subject"`
+		Text        string       `json:"text"`
+		From        string       `json:"from"`
+		QueueID     int64        `json:"queue_id"`
+		Then        string       `json:"then"`
+		Attachments []uploadJSON `json:"attachments"`
+	}
+	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
+		return
+	}
+	atts, ok := decodeUploads(w, body.Attachments)
+	if !ok {
+		return
+	}
+	body.Attachments = nil
+	fw, ok := s.forwarder(w)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	nc, err := fw.NewEmail(ctx, user, outbound.NewEmailRequest{To: body.To, Cc: body.Cc, Bcc: body.Bcc, Subject: body.Subject,
+		Text: body.Text, From: body.From, QueueID: body.QueueID, Then: strings.TrimSpace(body.Then), Attachments: atts})
+	if err != nil {
+		s.writeSendError(w, r, "email", err)
+		return
+	}
+	wi, err := s.st.WorkItem(ctx, nc.WorkItemID)
+	if err != nil {
+		s.writeStoreError(w, r, fmt.Sprintf("work item %d", nc.WorkItemID), err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		ConversationID int64        `json:"conversation_id"`
+		Outbox         outboxJSON   `json:"outbox"`
+		WorkItem       workItemJSON `json:"workitem"`
+	}{nc.ConversationID, toOutboxJSON(nc.Outbox), toWorkItemJSON(wi, time.Now())})
+}
+
+// historyJSON is one of the customer's other conversations.
+type historyJSON struct {
+	WorkItemID     int64     `json:"workitem_id"`
+	ConversationID int64     `json:"conversation_id"`
+	Subject        string    `json:"subject"`
+	State          string    `json:"state"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	URL            string    `json:"url"`
+}
+
+// customerHistory lists the customer's other conversations for the detail JSON.
+func (s *server) customerHistory(ctx context.Context, wi store.WorkItem) ([]historyJSON, error) {
+	_, list, err := workitem.CustomerHistory(ctx, s.st, wi)
+	out := make([]historyJSON, 0, len(list))
+	for _, h := range list {
+		out = append(out, historyJSON{WorkItemID: h.WorkItemID, ConversationID: h.ConversationID, Subject: h.Subject,
+			State: h.State, UpdatedAt: h.UpdatedAt, URL: fmt.Sprintf("/api/v1/workitems/%d", h.WorkItemID)})
+	}
+	return out, err
+}
