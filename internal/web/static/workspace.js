@@ -246,6 +246,14 @@
     return tag === "input" || tag === "textarea" || tag === "select" || t.isContentEditable;
   }
 
+  var focusOnKeyUp = null;
+  document.addEventListener("keyup", function () {
+    if (focusOnKeyUp) {
+      focusOnKeyUp.focus();
+      focusOnKeyUp = null;
+    }
+  });
+
   document.addEventListener("keydown", function (e) {
     if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) {
       return;
@@ -276,8 +284,10 @@
       post("/my/next");
       break;
     case "r":
+      // The box takes the focus when the key is released, so that the key's own
+      // character is not typed into it.
       if (presence && reply) {
-        reply.focus();
+        focusOnKeyUp = reply;
       } else {
         handled = false;
       }
