@@ -163,6 +163,9 @@ type workItemDetailJSON struct {
 	Notes       []noteJSON       `json:"notes"`
 	// CustomerHistory is the customer's other conversations, newest first (forward.go).
 	CustomerHistory []historyJSON `json:"customer_history"`
+	// LatestMessageID is the newest message of the conversation: what a reply sends as
+	// seen_message_id (the collision guard).
+	LatestMessageID int64 `json:"latest_message_id"`
 }
 
 // fromChoiceJSON is an address a reply may be sent from; Default marks the preselected one.
@@ -209,6 +212,7 @@ func (s *server) getWorkItem(w http.ResponseWriter, r *http.Request, _ store.Use
 	for _, m := range msgs {
 		out.Messages = append(out.Messages, toMessageJSON(m))
 	}
+	out.LatestMessageID = workitem.LatestMessageID(msgs)
 	for _, o := range outbox {
 		out.Outbox = append(out.Outbox, toOutboxJSON(o))
 	}
@@ -300,13 +304,16 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	var body struct {
-		Text        string   `json:"text"`
-		From        string   `json:"from"` // "" = the default From address
-		Cc          []string `json:"cc"`
-		Bcc         []string `json:"bcc"`
-		ReplyAll    bool     `json:"reply_all"`
-		Then        string   `json:"then"`
-		Attachments []struct {
+		Text     string   `json:"text"`
+		From     string   `json:"from"` // "" = the default From address
+		Cc       []string `json:"cc"`
+		Bcc      []string `json:"bcc"`
+		ReplyAll bool     `json:"reply_all"`
+		Then     string   `json:"then"`
+		// SeenMessageID and Confirm: the collision guard (workitem.CheckSeen).
+		SeenMessageID int64 `json:"seen_message_id"`
+		Confirm       bool  `json:"confirm"`
+		Attachments   []struct {
 			Filename      string `json:"filename"`
 			ContentType   string `json:"content_type"`
 			ContentBase64 string `json:"content_base64"`
@@ -316,7 +323,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	req := outbound.ReplyRequest{Text: body.Text, From: strings.TrimSpace(body.From), Cc: body.Cc, Bcc: body.Bcc, ReplyAll: body.ReplyAll,
-		Then: strings.TrimSpace(body.Then)}
+		Then: strings.TrimSpace(body.Then), SeenMessageID: body.SeenMessageID, Confirm: body.Confirm}
 	for i, a := range body.Attachments {
 		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
 		if err != nil {
@@ -350,6 +357,15 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 			writeError(w, http.StatusConflict, "could not send the reply: "+err.Error())
 			return
 		}
+		var changed *workitem.ConversationChangedError
+		if errors.As(err, &changed) {
+			writeConversationChanged(w, changed)
+			return
+		}
+		if errors.Is(err, workitem.ErrUnknownSeenMessage) {
+			writeFieldErrors(w, map[string]string{"seen_message_id": err.Error()})
+			return
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("work item %d not found: check the id", id))
 			return
@@ -370,4 +386,19 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		Outbox   outboxJSON   `json:"outbox"`
 		WorkItem workItemJSON `json:"workitem"`
 	}{toOutboxJSON(ob), toWorkItemJSON(wi, time.Now())})
+}
+
+// writeConversationChanged answers a reply refused by the collision guard: 409 with the
+// explanation and the messages stored since the one the client saw.
+func writeConversationChanged(w http.ResponseWriter, e *workitem.ConversationChangedError) {
+	out := struct {
+		Error           string        `json:"error"`
+		NewMessages     []messageJSON `json:"new_messages"`
+		LatestMessageID int64         `json:"latest_message_id"`
+	}{Error: "the reply was not sent: " + e.Error() + ` (send it again with "confirm": true, or with "seen_message_id": latest_message_id after reading new_messages)`,
+		NewMessages: []messageJSON{}, LatestMessageID: workitem.LatestMessageID(e.New)}
+	for _, m := range e.New {
+		out.NewMessages = append(out.NewMessages, toMessageJSON(m))
+	}
+	writeJSON(w, http.StatusConflict, out)
 }

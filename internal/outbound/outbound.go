@@ -48,6 +48,7 @@ import (
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 // Delivery limits.
@@ -76,6 +77,7 @@ var ErrEmptyReply = errors.New("the reply is empty: write a reply before sending
 type ReplyStore interface {
 	WorkItem(ctx context.Context, id int64) (store.WorkItem, error)
 	Message(ctx context.Context, id int64) (store.Message, error)
+	ConversationMessages(ctx context.Context, conversationID int64) ([]store.Message, error)
 	ListMailboxes(ctx context.Context) ([]store.Mailbox, error)
 	ListFromAddresses(ctx context.Context, mailboxID int64) ([]store.FromAddress, error)
 	CreateReply(ctx context.Context, in store.ReplyInput) (store.OutboxItem, error)
@@ -125,6 +127,12 @@ type ReplyRequest struct {
 	// or "" / store.StateAssigned, the replying agent keeps it (the conversation goes on
 	// until someone marks it done).
 	Then string
+	// SeenMessageID is the newest message of the conversation the agent had on screen
+	// (workitem.LatestMessageID); when set, a reply to a conversation that changed since
+	// is refused with a *workitem.ConversationChangedError unless Confirm is set (the
+	// collision guard, workitem.CheckSeen). 0 skips the guard.
+	SeenMessageID int64
+	Confirm       bool
 }
 
 // Attachment is a file an agent attaches to a reply: its bytes in Data, or Size bytes
@@ -276,6 +284,15 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	orig, err := s.store.Message(ctx, wi.MessageID)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("reply to work item %d: read message %d: %w", workItemID, wi.MessageID, err)
+	}
+	if req.SeenMessageID != 0 && !req.Confirm {
+		msgs, err := s.store.ConversationMessages(ctx, wi.ConversationID)
+		if err != nil {
+			return store.OutboxItem{}, fmt.Errorf("reply to work item %d: read the conversation: %w", workItemID, err)
+		}
+		if err := workitem.CheckSeen(msgs, req.SeenMessageID, false); err != nil {
+			return store.OutboxItem{}, err
+		}
 	}
 	choices, err := s.choices(ctx, orig)
 	if err != nil {

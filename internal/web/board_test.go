@@ -102,7 +102,7 @@ func TestBoardPage(t *testing.T) {
 	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "'unsafe-inline'") {
 		t.Errorf("board CSP = %q, want script-src 'self'", csp)
 	}
-	if other := sam.get("/workitems").header.Get("Content-Security-Policy"); !strings.Contains(other, "script-src 'none'") {
+	if other := sam.get("/account").header.Get("Content-Security-Policy"); !strings.Contains(other, "script-src 'none'") {
 		t.Errorf("other pages' CSP = %q, want script-src 'none'", other)
 	}
 	for _, want := range []string{

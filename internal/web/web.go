@@ -58,8 +58,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	return r.ParseForm()
 }
 
-// contentSecurityPolicy is sent with every page. The pages use no script at all; styles
-// and images come from this origin only (plus data: images). Sandboxed srcdoc frames
+// contentSecurityPolicy is sent with every page. Pages run no script unless they declare
+// one of this origin (pageData.Scripts); styles and images come from this origin only
+// (plus data: images). Sandboxed srcdoc frames
 // inherit this policy, so email HTML is held to it too; a work item page adds the hash of
 // each email frame's own stylesheet (the email's vetted style attributes turned into
 // classes, emailFrame) to style-src, and no other inline style.
@@ -125,6 +126,8 @@ type handler struct {
 	// flash keeps the outcome of a POST for the page it redirects to (flash.go).
 	flash *flashes
 	demo  *DemoMicrosoft
+	// presence is who has which work item open (presence.go).
+	presence *presence
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -157,6 +160,7 @@ func New(opts Options) (http.Handler, error) {
 		users:   auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 		flash: newFlashes(time.Now), demo: opts.Demo,
+		presence: newPresence(time.Now),
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -194,6 +198,7 @@ func New(opts Options) (http.Handler, error) {
 	h.signInRoutes(mux)
 	h.peopleRoutes(mux)
 	h.boardRoutes(mux)
+	h.workspaceRoutes(mux)
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -223,7 +228,7 @@ func parsePages(loc *time.Location) (map[string]*template.Template, error) {
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts*.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts*.html", "templates/workspace.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
 		}

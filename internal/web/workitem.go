@@ -44,6 +44,8 @@ type messageView struct {
 	// FrameHTML is the srcdoc of the sandboxed frame: sanitized HTML, as a string that
 	// html/template escapes into the attribute.
 	FrameHTML string
+	// New marks a message stored after the agent loaded the page (the collision guard).
+	New bool
 }
 
 type workItemData struct {
@@ -72,6 +74,8 @@ type workItemData struct {
 
 	// Compose is the forward form and the customer's history (forward.go).
 	Compose itemCompose
+	// Collision is the collision guard's part of the page (presence.go).
+	Collision collisionData
 }
 
 func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -138,9 +142,10 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 		h.serverError(w, r, "prepare the email images", err)
 		return
 	}
+	d.Collision = h.collisionView(v, wi, msgs, d.Collision)
 	var styleHashes []string
 	for _, m := range msgs {
-		mv := messageView{Message: m}
+		mv := messageView{Message: m, New: d.Collision.isNew(m.ID)}
 		if html := workitem.MessageHTML(m, imageURL); html != "" {
 			frame, hash := emailFrame(html)
 			mv.FrameHTML = frame
@@ -156,7 +161,7 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	pd := h.data(v, title, "workitems", d)
 	pd.StyleHashes = styleHashes
-	h.render(w, r, status, "workitem", pd)
+	h.render(w, r, status, "workitem", withWorkspaceScript(pd))
 }
 
 func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -198,7 +203,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	req.Attachments = atts
+	req.SeenMessageID, req.Confirm, req.Then = collisionForm(r)
 	ob, err := h.replier.Reply(ctx, v.User, id, req)
+	if h.replyRefused(w, r, v, wi, err, workItemData{ReplyText: text, From: from}, req.Then) {
+		return
+	}
 	var fe *outbound.FieldError
 	switch {
 	case errors.As(err, &fe):
@@ -229,6 +238,7 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
+	h.presence.stopTyping(id, v.Session.TokenHash)
 	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: id}, ob.ID)
 	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }

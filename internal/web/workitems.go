@@ -126,5 +126,5 @@ func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
 	if f.Offset+f.Limit < total {
 		d.Next = link(f.Offset + f.Limit)
 	}
-	h.render(w, r, http.StatusOK, "workitems", h.data(v, "Work items", "workitems", d))
+	h.render(w, r, http.StatusOK, "workitems", withWorkspaceScript(h.data(v, "Work items", "workitems", d)))
 }
