@@ -742,6 +742,7 @@ type Store interface {
 	Routing
 	Conversations
 	AutoMessages
+	Responses
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.
