@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/compose"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
@@ -294,12 +295,14 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	var body struct {
-		Text        string   `json:"text"`
-		From        string   `json:"from"` // "" = the default From address
-		Cc          []string `json:"cc"`
-		Bcc         []string `json:"bcc"`
-		ReplyAll    bool     `json:"reply_all"`
-		Then        string   `json:"then"`
+		Text     string   `json:"text"`
+		From     string   `json:"from"` // "" = the default From address
+		Cc       []string `json:"cc"`
+		Bcc      []string `json:"bcc"`
+		ReplyAll bool     `json:"reply_all"`
+		Then     string   `json:"then"`
+		// Signature false sends the text without the signature of the From address or queue.
+		Signature   *bool `json:"signature"`
 		Attachments []struct {
 			Filename      string `json:"filename"`
 			ContentType   string `json:"content_type"`
@@ -328,6 +331,13 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		writeError(w, http.StatusServiceUnavailable, "sending replies is not configured on this server: an administrator must set up an outbound mailbox")
 		return
 	}
+	if body.Signature == nil || *body.Signature {
+		sig, ok := s.signatureFor(w, r, user, id, req.From)
+		if !ok {
+			return
+		}
+		req.Text = compose.Append(req.Text, sig)
+	}
 	ctx := r.Context()
 	ob, err := s.replier.Reply(ctx, user, id, req)
 	if err != nil {
@@ -355,6 +365,9 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	s.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", user.Username))
+	if err := s.st.DeleteDraft(ctx, user.ID, id); err != nil { // the reply is sent: its draft is done
+		s.logger.WarnContext(ctx, "delete the sent reply's draft", slog.Int64("work_item_id", id), slog.Any("error", err))
+	}
 	wi, err := s.st.WorkItem(ctx, id)
 	if err != nil {
 		s.writeStoreError(w, r, fmt.Sprintf("work item %d", id), err)
