@@ -186,6 +186,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
 	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
 	mux.HandleFunc("POST /workitems/{id}/notes", h.signedIn(store.RoleAgent, h.addNote))
+	mux.HandleFunc("POST /workitems/{id}/compose", h.signedIn(store.RoleAgent, h.composeAction))
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
@@ -222,7 +223,7 @@ func parsePages(loc *time.Location) (map[string]*template.Template, error) {
 	}
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html", "templates/compose.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse template %s: %w", name, err)
 		}

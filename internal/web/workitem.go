@@ -69,6 +69,9 @@ type workItemData struct {
 	ActionError string
 	Done        string
 	Routing     itemRouting
+
+	// Compose is the reply box's templates, signature and draft (responses.go).
+	Compose composeView
 }
 
 func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -129,6 +132,7 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 			}
 		}
 	}
+	h.fillCompose(r, v, wi, &d)
 	imageURL, err := h.signer.urlFunc(ctx, time.Now())
 	if err != nil {
 		h.serverError(w, r, "prepare the email images", err)
@@ -194,6 +198,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	req.Attachments = atts
+	if req.Text, err = h.signReply(r, v, wi, from, text); err != nil {
+		h.renderWorkItem(w, r, v, http.StatusConflict, wi, workItemData{ReplyText: text, From: from,
+			FormError: "The reply was not sent: the signature cannot be filled in (" + err.Error() + "). Ask a supervisor to correct it on the Templates page."})
+		return
+	}
 	ob, err := h.replier.Reply(ctx, v.User, id, req)
 	var fe *outbound.FieldError
 	switch {
@@ -225,6 +234,7 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
+	h.dropDraft(r, v, id)
 	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: id}, ob.ID)
 	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }
