@@ -160,5 +160,8 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 			}
 		}
 	}
+	if err := seedResponses(ctx, st, q.ID, billing.ID); err != nil {
+		return err
+	}
 	return a.Routing.Load(ctx)
 }

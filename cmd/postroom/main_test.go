@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -212,6 +213,17 @@ func TestDemo(t *testing.T) {
 	}
 	if id == 0 {
 		t.Fatalf("the mail sent to %s never became a work item", d.smtp)
+	}
+
+	// The demo's canned responses and signature are offered on the item.
+	offered, err := c.Get(fmt.Sprintf("%s/api/v1/workitems/%d/responses", d.web, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(offered.Body)
+	offered.Body.Close()
+	if !strings.Contains(string(body), "Hello Ana Customer,") || !strings.Contains(string(body), `"signature":"Kind regards,`) {
+		t.Errorf("the demo offers no template or signature: %s", body)
 	}
 
 	resp, err := c.Post(fmt.Sprintf("%s/api/v1/workitems/%d/reply", d.web, id), "application/json",

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postroom/postroom/internal/compose"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
@@ -313,7 +314,9 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		// SeenMessageID and Confirm: the collision guard (workitem.CheckSeen).
 		SeenMessageID int64 `json:"seen_message_id"`
 		Confirm       bool  `json:"confirm"`
-		Attachments   []struct {
+		// Signature false sends the text without the signature of the From address or queue.
+		Signature   *bool `json:"signature"`
+		Attachments []struct {
 			Filename      string `json:"filename"`
 			ContentType   string `json:"content_type"`
 			ContentBase64 string `json:"content_base64"`
@@ -340,6 +343,13 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 	if s.replier == nil {
 		writeError(w, http.StatusServiceUnavailable, "sending replies is not configured on this server: an administrator must set up an outbound mailbox")
 		return
+	}
+	if body.Signature == nil || *body.Signature {
+		sig, ok := s.signatureFor(w, r, user, id, req.From)
+		if !ok {
+			return
+		}
+		req.Text = compose.Append(req.Text, sig)
 	}
 	ctx := r.Context()
 	ob, err := s.replier.Reply(ctx, user, id, req)
@@ -377,6 +387,9 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		return
 	}
 	s.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", user.Username))
+	if err := s.st.DeleteDraft(ctx, user.ID, id); err != nil { // the reply is sent: its draft is done
+		s.logger.WarnContext(ctx, "delete the sent reply's draft", slog.Int64("work_item_id", id), slog.Any("error", err))
+	}
 	wi, err := s.st.WorkItem(ctx, id)
 	if err != nil {
 		s.writeStoreError(w, r, fmt.Sprintf("work item %d", id), err)

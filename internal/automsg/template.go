@@ -160,16 +160,22 @@ func Render(t Text, v Vars) (subject, body string, err error) {
 	return subject, body, nil
 }
 
-func render(part, src string, v Vars) (string, error) {
+func render(part, src string, v Vars) (string, error) { return Fill(part, src, v, FieldNames) }
+
+// Fill renders src, a text/template source, with data (a struct whose fields are named
+// in fields). A misspelt field or a syntax error is an error wrapping ErrInvalid that
+// says where, what is wrong and which fields exist, for the admin who wrote the template.
+// part names what src is ("subject", "body", "signature").
+func Fill(part, src string, data any, fields []string) (string, error) {
 	tpl, err := template.New(part).Option("missingkey=error").Parse(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: the %s does not parse: %s (write fields as {{.CustomerName}}; fields: %s)",
-			ErrInvalid, part, strings.TrimPrefix(err.Error(), "template: "), strings.Join(FieldNames, ", "))
+		return "", fmt.Errorf("%w: the %s does not parse: %s (write fields as {{.%s}}; fields: %s)",
+			ErrInvalid, part, strings.TrimPrefix(err.Error(), "template: "), fields[0], strings.Join(fields, ", "))
 	}
 	var b bytes.Buffer
-	if err := tpl.Execute(&b, v); err != nil {
+	if err := tpl.Execute(&b, data); err != nil {
 		return "", fmt.Errorf("%w: the %s cannot be filled in: %s (fields: %s)",
-			ErrInvalid, part, strings.TrimPrefix(err.Error(), "template: "), strings.Join(FieldNames, ", "))
+			ErrInvalid, part, strings.TrimPrefix(err.Error(), "template: "), strings.Join(fields, ", "))
 	}
 	return b.String(), nil
 }

@@ -746,6 +746,7 @@ type Store interface {
 	Conversations
 	AutoMessages
 	OutboundMail
+	Responses
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -139,6 +139,7 @@ var pageNames = []string{
 	"board", "boardqueue",
 	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
+	"templates", "automatic",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -190,6 +191,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
 	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
 	mux.HandleFunc("POST /workitems/{id}/notes", h.signedIn(store.RoleAgent, h.addNote))
+	mux.HandleFunc("POST /workitems/{id}/compose", h.signedIn(store.RoleAgent, h.composeAction))
 	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
 	mux.HandleFunc("GET /attachments/{id}", h.attachment)
 	h.mailboxRoutes(mux)
@@ -201,6 +203,7 @@ func New(opts Options) (http.Handler, error) {
 	h.workspaceRoutes(mux)
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
+	h.templateRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
@@ -219,7 +222,11 @@ func parsePages(loc *time.Location) (map[string]*template.Template, error) {
 		"ago": formatAgo, "seconds": formatSeconds, "security": securityLabel, "afterAction": afterActionLabel,
 		"lower": strings.ToLower, "join": strings.Join, "authLabel": authLabel, "sentence": sentence,
 		"duration": formatDuration, "durationS": func(s int64) string { return formatDuration(time.Duration(s) * time.Second) },
-		"inc": func(i int) int { return i + 1 },
+		"inc":      func(i int) int { return i + 1 },
+		"divHours": func(s int64) float64 { return float64(s) / 3600 },
+		"autoForm": func(csrf string, admin bool, queueID int64, t autoTemplateView) autoFormView {
+			return autoFormView{CSRF: csrf, Admin: admin, QueueID: queueID, T: t}
+		},
 		// topic is a work item's subject without the stacked Re:/AW:/Fwd: prefixes.
 		"topic": message.Topic,
 	}

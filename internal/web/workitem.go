@@ -76,6 +76,8 @@ type workItemData struct {
 	Compose itemCompose
 	// Collision is the collision guard's part of the page (presence.go).
 	Collision collisionData
+	// ReplyBox is the reply box's templates, signature and draft (responses.go).
+	ReplyBox composeView
 }
 
 func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -137,6 +139,7 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 		}
 	}
 	h.fillCompose(ctx, r, v, &d, wi, msgs)
+	h.fillReplyBox(r, v, wi, &d)
 	imageURL, err := h.signer.urlFunc(ctx, time.Now())
 	if err != nil {
 		h.serverError(w, r, "prepare the email images", err)
@@ -204,6 +207,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	req.Attachments = atts
 	req.SeenMessageID, req.Confirm, req.Then = collisionForm(r)
+	if req.Text, err = h.signReply(r, v, wi, from, text); err != nil {
+		h.renderWorkItem(w, r, v, http.StatusConflict, wi, workItemData{ReplyText: text, From: from,
+			FormError: "The reply was not sent: the signature cannot be filled in (" + err.Error() + "). Ask a supervisor to correct it on the Templates page."})
+		return
+	}
 	ob, err := h.replier.Reply(ctx, v.User, id, req)
 	if h.replyRefused(w, r, v, wi, err, workItemData{ReplyText: text, From: from}, req.Then) {
 		return
@@ -239,6 +247,7 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	h.logger.InfoContext(ctx, "reply queued", slog.Int64("work_item_id", id), slog.Int64("outbox_id", ob.ID), slog.String("user", v.User.Username))
 	h.presence.stopTyping(id, v.Session.TokenHash)
+	h.dropDraft(r, v, id)
 	h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashReplySent, id: id}, ob.ID)
 	http.Redirect(w, r, fmt.Sprintf("/workitems/%d#replies", id), http.StatusSeeOther)
 }

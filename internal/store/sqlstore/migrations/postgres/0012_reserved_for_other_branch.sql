@@ -1,3 +1,0 @@
--- Placeholder for migration 0012, built on another branch (templates, collision guard):
--- delete this file when that branch is merged (0013_outbound is renumbered then).
-SELECT 1;
