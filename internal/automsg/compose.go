@@ -70,7 +70,7 @@ func Pick(list []store.AutoTemplate, queueID int64, name string) (Text, bool, er
 // nil when its queue sends none at this hour or the message is a program's. The store
 // sends it only when the message starts a conversation, within the limits.
 func (c *Composer) Acknowledgement(ctx context.Context, m store.Mailbox, in *store.InboundMessage) (*store.AutoReply, error) {
-	if in.Message.Automatic != "" || in.Message.OverSize {
+	if in.Message.Automatic != "" || in.Message.OverSize || message.SuppressesAutoReply(message.Header(in.Raw)) {
 		return nil, nil
 	}
 	queueID := m.QueueID

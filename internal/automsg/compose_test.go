@@ -70,4 +70,21 @@ func TestAcknowledgementFollowsTheCalendar(t *testing.T) {
 	if a, err := c.Acknowledgement(ctx, store.Mailbox{Name: "support"}, auto); a != nil || err != nil {
 		t.Errorf("acknowledgement of automatic mail: %+v, %v", a, err)
 	}
+	// A sender who asks for no automatic answers (X-Auto-Response-Suppress) gets none,
+	// though a person wrote the message.
+	for _, v := range []string{"All", "DR, AutoReply", "OOF, autoreply"} {
+		quiet := &store.InboundMessage{Raw: []byte("X-Auto-Response-Suppress: " + v + "\r\nSubject: Invoice\r\n\r\nhi\r\n"),
+			Message:        store.Message{MessageID: "m2@example.org", Subject: "Invoice", FromAddr: "ada@example.org"},
+			Classification: &store.Classification{QueueID: q.ID}}
+		if a, err := c.Acknowledgement(ctx, store.Mailbox{Name: "support"}, quiet); a != nil || err != nil {
+			t.Errorf("acknowledgement despite X-Auto-Response-Suppress: %s: %+v, %v", v, a, err)
+		}
+	}
+	// OOF alone only suppresses out-of-office replies: an acknowledgement still goes.
+	oof := &store.InboundMessage{Raw: []byte("X-Auto-Response-Suppress: OOF\r\nSubject: Invoice\r\n\r\nhi\r\n"),
+		Message:        store.Message{MessageID: "m3@example.org", Subject: "Invoice", FromAddr: "ada@example.org"},
+		Classification: &store.Classification{QueueID: q.ID}}
+	if a, err := c.Acknowledgement(ctx, store.Mailbox{Name: "support"}, oof); a == nil || err != nil {
+		t.Errorf("no acknowledgement for X-Auto-Response-Suppress: OOF: %v", err)
+	}
 }
