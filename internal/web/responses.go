@@ -140,6 +140,10 @@ func (h *handler) composeAction(w http.ResponseWriter, r *http.Request, v viewer
 			h.storeError(w, r, "draft", err)
 			return
 		}
+		if p.Get("autosave") != "" { // the page's script saving as the agent writes
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		h.flash.put(flashKey{session: v.Session.TokenHash, kind: flashDraftSaved, id: id}, 0)
 		http.Redirect(w, r, fmt.Sprintf("/workitems/%d#reply", id), http.StatusSeeOther)
 	case "discard":

@@ -143,6 +143,62 @@
     });
   }
 
+  // Autosave: the reply being written is kept on the server as the agent's draft three
+  // seconds after each change (the reply box's Save draft, without its page), so a reload
+  // or another device loses nothing. Files are not part of a draft.
+  var replyForm = reply ? reply.form : null;
+  if (presence && replyForm && csrf) {
+    var saveTimer = 0;
+    var status = el("p", "muted draft-autosave");
+    status.id = "draft-autosave";
+    status.setAttribute("role", "status");
+    reply.parentNode.insertBefore(status, reply.nextSibling);
+    var field = function (name) {
+      var f = replyForm.elements[name];
+      return f ? f : null;
+    };
+    var save = function () {
+      var body = new URLSearchParams();
+      body.set("csrf", csrf);
+      body.set("op", "draft");
+      body.set("autosave", "1");
+      ["text", "cc", "bcc", "from"].forEach(function (name) {
+        var f = field(name);
+        if (f) {
+          body.set(name, f.value);
+        }
+      });
+      var all = field("reply_all");
+      if (all && all.checked) {
+        body.set("reply_all", "1");
+      }
+      fetch("/workitems/" + encodeURIComponent(itemID) + "/compose", {
+        method: "POST", credentials: "same-origin", body: body
+      }).then(function (r) {
+        status.textContent = r.ok ? "Draft saved " + new Date().toLocaleTimeString() : "The draft could not be saved (" + r.status + ")";
+      }).catch(function () {
+        status.textContent = "The draft could not be saved: the server did not answer";
+      });
+    };
+    var changed = function () {
+      if (saveTimer) {
+        clearTimeout(saveTimer);
+      }
+      saveTimer = setTimeout(save, 3000);
+    };
+    ["text", "cc", "bcc", "from", "reply_all"].forEach(function (name) {
+      var f = field(name);
+      if (f) {
+        f.addEventListener(f.type === "checkbox" || f.tagName === "SELECT" ? "change" : "input", changed);
+      }
+    });
+    replyForm.addEventListener("submit", function () {
+      if (saveTimer) {
+        clearTimeout(saveTimer);
+      }
+    });
+  }
+
   // ---- The stream. ----
   if (window.EventSource && window.JSON) {
     var src = "/workitems/events" + (presence ? "?item=" + encodeURIComponent(itemID) : "");
