@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
 	"github.com/postroom/postroom/internal/web"
+	"github.com/postroom/postroom/internal/workitem"
 )
 
 // demoIngestWait bounds how long the demo waits for the sample emails to become work
@@ -119,6 +121,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		go mail.Traffic(ctx, every)
 	}
 	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs))
+	noteDemo(ctx, a.Store, log)
 
 	printf(stdout, `postroom demo is running
 
@@ -253,4 +256,25 @@ func parseRate(v string) (time.Duration, error) {
 		return 0, bad
 	}
 	return every, nil
+}
+
+// noteDemo puts the supervisor's internal note, mentioning the agent, on the oldest sample
+// item, so that a newcomer sees notes and mentions (the agent's My work lists it). A demo
+// whose data folder has notes already gets no second one.
+func noteDemo(ctx context.Context, st store.Store, log *slog.Logger) {
+	items, err := st.ListWorkItems(ctx, store.WorkItemFilter{Sort: "oldest", Limit: 1})
+	if err != nil || len(items) == 0 {
+		return
+	}
+	if notes, err := st.Notes(ctx, items[0].ID); err != nil || len(notes) > 0 {
+		return
+	}
+	sup, err := st.UserByUsername(ctx, "supervisor")
+	if err != nil {
+		return
+	}
+	if _, err := workitem.AddNote(ctx, st, sup, items[0].ID,
+		"@agent this customer wrote twice already: please answer today. (An internal note: customers never see it.)"); err != nil {
+		log.Warn("demo: no sample note", slog.Any("error", err))
+	}
 }

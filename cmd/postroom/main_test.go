@@ -215,6 +215,17 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("the mail sent to %s never became a work item", d.smtp)
 	}
 
+	// The supervisor's sample note mentions the agent.
+	mentions, err := c.Get(d.web + "/api/v1/me/mentions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mentions.Body)
+	mentions.Body.Close()
+	if !strings.Contains(string(mbody), "@agent this customer wrote twice") {
+		t.Errorf("the demo's agent has no mention: %s", mbody)
+	}
+
 	// The demo's canned responses and signature are offered on the item.
 	offered, err := c.Get(fmt.Sprintf("%s/api/v1/workitems/%d/responses", d.web, id))
 	if err != nil {
