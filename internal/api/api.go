@@ -93,6 +93,7 @@ func (s *server) routes() []route {
 		agent("POST /api/v1/workitems/{id}/resume", s.withRouting(s.act(workitem.Resume))),
 		agent("POST /api/v1/workitems/{id}/close", s.withRouting(s.act(workitem.Close))),
 		agent("POST /api/v1/workitems/{id}/done", s.withRouting(s.act(workitem.Close))),
+		agent("POST /api/v1/workitems/{id}/reopen", s.withRouting(s.act(workitem.Reopen))),
 		agent("POST /api/v1/workitems/{id}/notes", s.addNote),
 		agent("GET /api/v1/me/mentions", s.myMentions),
 		agent("POST /api/v1/workitems/{id}/release", s.withRouting(s.act(workitem.Release))),

@@ -139,6 +139,14 @@ func TestLifecycleActions(t *testing.T) {
 	if resp.status != http.StatusOK || resp.json(t)["state"] != "done" {
 		t.Errorf("close: %d %s", resp.status, resp.body)
 	}
+	// The agent reopens her done item: back to her, assigned; then marks it done again.
+	if resp := ana.postJSON(fmt.Sprintf("/api/v1/workitems/%d/reopen", id), `{}`); resp.status != http.StatusOK ||
+		resp.json(t)["state"] != "assigned" || resp.json(t)["assigned_to"] == nil {
+		t.Errorf("reopen: %d %s", resp.status, resp.body)
+	}
+	if resp := ana.postJSON(fmt.Sprintf("/api/v1/workitems/%d/done", id), `{}`); resp.status != http.StatusOK || resp.json(t)["state"] != "done" {
+		t.Errorf("done after reopen: %d %s", resp.status, resp.body)
+	}
 	sam := f.signedIn(t, "sam")
 	if resp := sam.postJSON(fmt.Sprintf("/api/v1/workitems/%d/restart", id), `{}`); resp.status != http.StatusOK || resp.json(t)["state"] != "queued" {
 		t.Errorf("restart: %d %s", resp.status, resp.body)
@@ -152,7 +160,7 @@ func TestLifecycleActions(t *testing.T) {
 	for _, e := range events {
 		kinds = append(kinds, e.Kind+":"+e.Actor)
 	}
-	if got := strings.Join(kinds, ","); got != "created:system,assign:ana,pend:ana,close:ana,restart:sam" {
+	if got := strings.Join(kinds, ","); got != "created:system,assign:ana,pend:ana,close:ana,reopen:ana,close:ana,restart:sam" {
 		t.Errorf("history = %s", got)
 	}
 }

@@ -22,6 +22,7 @@ var actionDone = map[string]string{
 	string(workitem.Close):    "Closed.",
 	string(workitem.Cancel):   "Cancelled.",
 	string(workitem.Restart):  "Restarted: back in its queue.",
+	string(workitem.Reopen):   "Reopened: back to work with its agent.",
 	string(workitem.Release):  "Released: back in its queue.",
 	string(workitem.Transfer): "Transferred.",
 	"next":                    "This is your next work item: it is assigned to you.",

@@ -23,6 +23,7 @@ var actionLabels = map[workitem.Action]string{
 	workitem.Release: "Release to the queue",
 	workitem.Cancel:  "Cancel",
 	workitem.Restart: "Restart",
+	workitem.Reopen:  "Reopen",
 }
 
 type actionButton struct {

@@ -152,6 +152,19 @@ func (s *Service) change(ctx context.Context, user store.User, item store.WorkIt
 		if reason == "" {
 			c.Event.Reason = string(req.Action) + "d by " + user.Username
 		}
+	case Reopen:
+		// Back to work with the agent who had it; a supervisor reopening an item nobody
+		// had takes it.
+		agent := item.AssignedTo
+		if agent == 0 {
+			agent = user.ID
+		}
+		empty := ""
+		c.AssignedTo, c.OfferedTo, c.OfferExpiresAt, c.AgentAssigned, c.Reason = &agent, &zero, &zt, agent, &empty
+		c.Event.AgentID = agent
+		if reason == "" {
+			c.Event.Reason = "reopened by " + user.Username
+		}
 	case Restart, Release:
 		c.AssignedTo, c.OfferedTo, c.OfferExpiresAt = &zero, &zero, &zt
 		if req.Action == Restart {

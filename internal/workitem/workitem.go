@@ -56,6 +56,7 @@ const (
 	Close    Action = "close"    // done
 	Cancel   Action = "cancel"   // withdrawn by a supervisor
 	Restart  Action = "restart"  // a done or cancelled item back in its queue
+	Reopen   Action = "reopen"   // a done item back to work with the agent who had it
 	Release  Action = "release"  // back to the queue (the agent gives it up)
 	Transfer Action = "transfer" // to another queue, or to an agent
 	Reply    Action = "reply"    // answered (the outbox records it); the replying agent keeps the item unless the reply says done or pending
@@ -78,6 +79,7 @@ var rules = map[Action]rule{
 	Close:    {from: []State{Queued, Offered, Assigned, Pending, OnHold}, to: Done, owner: true, supervisor: true},
 	Cancel:   {from: []State{Queued, Offered, Assigned, Pending, OnHold}, to: Cancelled, supervisor: true},
 	Restart:  {from: []State{Done, Cancelled}, to: Queued, supervisor: true},
+	Reopen:   {from: []State{Done}, to: Assigned, owner: true, supervisor: true},
 	Release:  {from: []State{Assigned, Pending, OnHold}, to: Queued, owner: true, supervisor: true},
 	Transfer: {from: []State{Queued, Offered, Assigned, Pending, OnHold}, to: Queued, owner: true, supervisor: true},
 	Reply:    {from: []State{Queued, Offered, Assigned, Pending, OnHold, Done}, to: Assigned, owner: true, supervisor: true},
@@ -126,7 +128,7 @@ func From(action Action) []State { return slices.Clone(rules[action].from) }
 // Actions lists the actions user may take on item now, in a stable order (for buttons).
 func Actions(user store.User, item store.WorkItem) []Action {
 	var out []Action
-	for _, a := range []Action{Accept, Decline, Resume, Pend, Hold, Close, Release, Transfer, Cancel, Restart} {
+	for _, a := range []Action{Accept, Decline, Resume, Pend, Hold, Close, Reopen, Release, Transfer, Cancel, Restart} {
 		if Check(user, item, a) == nil {
 			out = append(out, a)
 		}

@@ -41,6 +41,10 @@ func TestWhoMayDoWhat(t *testing.T) {
 		{sue, item(store.StateDone, 1, 0), workitem.Restart, ""},
 		{ana, item(store.StateDone, 1, 0), workitem.Restart, "only a supervisor"},
 		{sue, item(store.StateQueued, 0, 0), workitem.Restart, "cannot restart a work item that is queued"},
+		{ana, item(store.StateDone, 1, 0), workitem.Reopen, ""},
+		{ben, item(store.StateDone, 1, 0), workitem.Reopen, "only the agent it is assigned to or a supervisor"},
+		{sue, item(store.StateDone, 0, 0), workitem.Reopen, ""},
+		{ana, item(store.StateAssigned, 1, 0), workitem.Reopen, "cannot reopen a work item that is assigned"},
 		{ana, item(store.StateAssigned, 1, 0), workitem.Release, ""},
 		{ana, item(store.StateAssigned, 1, 0), workitem.Transfer, ""},
 		{ana, item(store.StateQueued, 0, 0), workitem.Reply, ""}, // replying takes a queued item
