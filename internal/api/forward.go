@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,27 +19,6 @@ import (
 type Forwarder interface {
 	Forward(ctx context.Context, actor store.User, workItemID int64, req outbound.ForwardRequest) (store.OutboxItem, error)
 	NewEmail(ctx context.Context, actor store.User, req outbound.NewEmailRequest) (store.NewConversation, error)
-}
-
-// uploadJSON is an attached file in a request body.
-type uploadJSON struct {
-	Filename      string `json:"filename"`
-	ContentType   string `json:"content_type"`
-	ContentBase64 string `json:"content_base64"`
-}
-
-// decodeUploads decodes the files of a request; on failure it has written a field error.
-func decodeUploads(w http.ResponseWriter, in []uploadJSON) ([]outbound.Attachment, bool) {
-	var out []outbound.Attachment
-	for i, a := range in {
-		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
-		if err != nil {
-			writeFieldErrors(w, map[string]string{"attachments": fmt.Sprintf("attachment %d (%q): content_base64 is not valid base64 (RFC 4648, with padding)", i+1, a.Filename)})
-			return nil, false
-		}
-		out = append(out, outbound.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: data})
-	}
-	return out, true
 }
 
 // forwarder returns the Forwarder, or writes a 503 when sending is not configured.
@@ -104,7 +82,7 @@ func (s *server) forward(w http.ResponseWriter, r *http.Request, user store.User
 	if !ok {
 		return
 	}
-	body.Attachments = nil // the decoded copy is the one kept
+	defer atts.Remove()
 	fw, ok := s.forwarder(w)
 	if !ok {
 		return
@@ -120,7 +98,7 @@ func (s *server) forward(w http.ResponseWriter, r *http.Request, user store.User
 		return
 	}
 	ob, err := fw.Forward(ctx, user, id, outbound.ForwardRequest{To: body.To, Cc: body.Cc, Bcc: body.Bcc, Text: body.Text,
-		From: body.From, MessageID: body.MessageID, AttachmentIDs: body.AttachmentIDs, Attachments: atts})
+		From: body.From, MessageID: body.MessageID, AttachmentIDs: body.AttachmentIDs, Attachments: atts.files})
 	if err != nil {
 		s.writeSendError(w, r, "forward", err)
 		return
@@ -156,14 +134,14 @@ func (s *server) createConversation(w http.ResponseWriter, r *http.Request, user
 	if !ok {
 		return
 	}
-	body.Attachments = nil
+	defer atts.Remove()
 	fw, ok := s.forwarder(w)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
 	nc, err := fw.NewEmail(ctx, user, outbound.NewEmailRequest{To: body.To, Cc: body.Cc, Bcc: body.Bcc, Subject: body.Subject,
-		Text: body.Text, From: body.From, QueueID: body.QueueID, Then: strings.TrimSpace(body.Then), Attachments: atts})
+		Text: body.Text, From: body.From, QueueID: body.QueueID, Then: strings.TrimSpace(body.Then), Attachments: atts.files})
 	if err != nil {
 		s.writeSendError(w, r, "email", err)
 		return

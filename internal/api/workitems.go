@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -316,26 +315,19 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		Confirm       bool  `json:"confirm"`
 		// Signature false sends the text without the signature of the From address or queue.
 		Signature   *bool `json:"signature"`
-		Attachments []struct {
-			Filename      string `json:"filename"`
-			ContentType   string `json:"content_type"`
-			ContentBase64 string `json:"content_base64"`
-		} `json:"attachments"`
+		Attachments []uploadJSON `json:"attachments"`
 	}
 	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
 		return
 	}
 	req := outbound.ReplyRequest{Text: body.Text, From: strings.TrimSpace(body.From), Cc: body.Cc, Bcc: body.Bcc, ReplyAll: body.ReplyAll,
 		Then: strings.TrimSpace(body.Then), SeenMessageID: body.SeenMessageID, Confirm: body.Confirm}
-	for i, a := range body.Attachments {
-		data, err := base64.StdEncoding.DecodeString(a.ContentBase64)
-		if err != nil {
-			writeFieldErrors(w, map[string]string{"attachments": fmt.Sprintf("attachment %d (%q): content_base64 is not valid base64 (RFC 4648, with padding)", i+1, a.Filename)})
-			return
-		}
-		req.Attachments = append(req.Attachments, outbound.Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: data})
+	files, ok := decodeUploads(w, body.Attachments)
+	if !ok {
+		return
 	}
-	body.Attachments = nil // the decoded copy is the one kept
+	defer files.Remove()
+	req.Attachments = files.files
 	if strings.TrimSpace(body.Text) == "" {
 		writeFieldErrors(w, map[string]string{"text": workitem.ReplyFieldError})
 		return
