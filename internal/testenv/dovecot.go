@@ -65,6 +65,10 @@ type DovecotOptions struct {
 	// SubmissionRelay is host:port the submission service relays to; empty = start no
 	// submission listener.
 	SubmissionRelay string
+	// LMTP starts an LMTP listener (RFC 2033) on LMTPAddr, which delivers to the INBOX of
+	// any user, as an MTA delivers to Dovecot (StartPostfix's LMTP option). It needs the
+	// dovecot-lmtpd package.
+	LMTP bool
 }
 
 // Dovecot is a running Dovecot instance with its own configuration and state under Dir.
@@ -72,8 +76,9 @@ type DovecotOptions struct {
 // every user's mail is a Maildir under Dir/mail/USER owned by nobody.
 type Dovecot struct {
 	Dir string // temp dir with config, log, mail
-	// Listener addresses, "127.0.0.1:port". SubmissionAddr is empty without SubmissionRelay.
-	IMAPAddr, IMAPSAddr, POP3Addr, POP3SAddr, SubmissionAddr string
+	// Listener addresses, "127.0.0.1:port". SubmissionAddr is empty without SubmissionRelay,
+	// LMTPAddr without LMTP.
+	IMAPAddr, IMAPSAddr, POP3Addr, POP3SAddr, SubmissionAddr, LMTPAddr string
 	// CertPEM is the self-signed certificate (CN localhost, SAN localhost + 127.0.0.1) the
 	// servers use, so clients can trust it.
 	CertPEM []byte
@@ -100,6 +105,7 @@ type DovecotMessage struct {
 type dovecotConfig struct {
 	IMAPPort, IMAPSPort, POP3Port, POP3SPort int
 	SubmissionPort                           int // 0: no submission listener
+	LMTPPort                                 int // 0: no LMTP listener
 	RelayHost, RelayPort                     string
 	OAuth2                                   bool
 	MaxUserIPConnections                     int
@@ -205,6 +211,16 @@ submission_relay_host = {{.RelayHost}}
 submission_relay_port = {{.RelayPort}}
 submission_relay_trusted = yes
 {{- end}}
+{{- if .LMTPPort}}
+# Not in testmail.md: an MTA's way in (StartPostfix). The userdb accepts every user, so
+# mail for any address lands in that user's INBOX.
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = {{.LMTPPort}}
+  }
+}
+{{- end}}
 
 # Turn off anvil's per-IP auth penalty: without this, every failed login makes the next one
 # from 127.0.0.1 wait 2..15 s (testmail.md gotcha 4).
@@ -216,10 +232,10 @@ service anvil {
 `))
 
 // dovecotInstallAdvice is the message for a missing Dovecot part.
-const dovecotInstallAdvice = "run ./scripts/test, which installs dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond (or apt-get install -y those packages)"
+const dovecotInstallAdvice = "run ./scripts/test, which installs dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd (or apt-get install -y those packages)"
 
 // StartDovecot starts a Dovecot with IMAP, IMAPS, POP3, POP3S and, with
-// opts.SubmissionRelay, submission, on free ports of 127.0.0.1. It returns once an IMAP
+// opts.SubmissionRelay, submission, and with opts.LMTP, LMTP, on free ports of 127.0.0.1. It returns once an IMAP
 // LOGIN succeeds. It is stopped at t.Cleanup; if the test failed, the log tail is logged.
 func StartDovecot(t testing.TB, opts *DovecotOptions) *Dovecot {
 	t.Helper()
@@ -252,7 +268,7 @@ func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDovecotServices(opts.SubmissionRelay != ""); err != nil {
+	if err := checkDovecotServices(opts.SubmissionRelay != "", opts.LMTP); err != nil {
 		return nil, err
 	}
 	if err := requireRoot("Dovecot"); err != nil {
@@ -302,6 +318,9 @@ func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 	if opts.SubmissionRelay != "" {
 		cfg.Protocols += " submission"
 	}
+	if opts.LMTP {
+		cfg.Protocols += " lmtp"
+	}
 	if cfg.OAuth2 {
 		cfg.AuthMechanisms += " xoauth2 oauthbearer"
 	}
@@ -315,7 +334,7 @@ func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 
 	var lastErr error
 	for range dovecotStartAttempts {
-		ports, err := freePorts(5)
+		ports, err := freePorts(6)
 		if err != nil {
 			return nil, fmt.Errorf("dovecot: %w", err)
 		}
@@ -323,6 +342,10 @@ func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 		cfg.SubmissionPort = 0
 		if opts.SubmissionRelay != "" {
 			cfg.SubmissionPort = ports[4]
+		}
+		cfg.LMTPPort = 0
+		if opts.LMTP {
+			cfg.LMTPPort = ports[5]
 		}
 		var conf bytes.Buffer
 		if err := dovecotConfTemplate.Execute(&conf, &cfg); err != nil {
@@ -336,6 +359,10 @@ func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
 		d.SubmissionAddr = ""
 		if cfg.SubmissionPort != 0 {
 			d.SubmissionAddr = hostPort(cfg.SubmissionPort)
+		}
+		d.LMTPAddr = ""
+		if cfg.LMTPPort != 0 {
+			d.LMTPAddr = hostPort(cfg.LMTPPort)
 		}
 
 		lastErr = d.startOnce(dovecotBin, probePassword)
@@ -360,7 +387,7 @@ func (d *Dovecot) shutdown() error {
 
 // checkDovecotServices fails early, with advice, when a protocol's package is missing:
 // Dovecot itself would only say that it cannot find a binary under its libexec directory.
-func checkDovecotServices(submission bool) error {
+func checkDovecotServices(submission, lmtp bool) error {
 	const libexec = "/usr/lib/dovecot" // Debian's libexec_dir
 	if _, err := os.Stat(libexec); err != nil {
 		return nil // not Debian's layout: let Dovecot report what is missing
@@ -368,6 +395,9 @@ func checkDovecotServices(submission bool) error {
 	services := map[string]string{"imap": "dovecot-imapd", "pop3": "dovecot-pop3d"}
 	if submission {
 		services["submission"] = "dovecot-submissiond"
+	}
+	if lmtp {
+		services["lmtp"] = "dovecot-lmtpd"
 	}
 	for bin, pkg := range services {
 		if _, err := os.Stat(filepath.Join(libexec, bin)); err != nil {
@@ -468,6 +498,9 @@ func (d *Dovecot) waitReady(probePassword string) error {
 	greetings := map[string]string{d.POP3Addr: "+OK"}
 	if d.SubmissionAddr != "" {
 		greetings[d.SubmissionAddr] = "220 "
+	}
+	if d.LMTPAddr != "" {
+		greetings[d.LMTPAddr] = "220 " // RFC 2033 §4.1: the SMTP greeting
 	}
 	for addr, want := range greetings {
 		if err := waitGreeting(addr, want, deadline); err != nil {
