@@ -314,7 +314,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 		SeenMessageID int64 `json:"seen_message_id"`
 		Confirm       bool  `json:"confirm"`
 		// Signature false sends the text without the signature of the From address or queue.
-		Signature   *bool `json:"signature"`
+		Signature   *bool        `json:"signature"`
 		Attachments []uploadJSON `json:"attachments"`
 	}
 	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
