@@ -55,7 +55,7 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 	if err := s.insertRaw(ctx, tx, id, raw, m.Direction == store.Inbound); err != nil {
 		return 0, err
 	}
-	if err := s.indexMessage(ctx, tx, id, searchDoc(m)); err != nil {
+	if err := s.indexMessage(ctx, tx, id, convID, searchDoc(m)); err != nil {
 		return 0, err
 	}
 	var buf []byte // the chunk buffer of streamed attachments, shared by them

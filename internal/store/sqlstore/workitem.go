@@ -57,14 +57,19 @@ func scanWorkItem(sc scanner) (store.WorkItem, error) {
 
 // workItemWhere builds the WHERE clause of a listing. A Query matches a work item when
 // any message of its conversation matches (search.go); a Query without any word matches
-// nothing.
-func (s *Store) workItemWhere(f store.WorkItemFilter) (string, []any) {
+// nothing. inOrder makes SQLite walk the work items in the listing's order and check each
+// against the matching conversations, instead of reading every match and sorting them
+// (see denseSearch).
+func (s *Store) workItemWhere(f store.WorkItemFilter, inOrder bool) (string, []any) {
 	var where []string
 	var args []any
 	if f.Query != "" {
 		if q, ok := s.d.searchQuery(f.Query); ok {
-			where = append(where, `w.conversation_id IN (SELECT sm.conversation_id FROM messages sm
-				WHERE sm.id IN (`+s.d.searchMatches()+`))`)
+			col := `w.conversation_id`
+			if inOrder {
+				col = `+w.conversation_id` // unary +: not through the conversation index
+			}
+			where = append(where, col+` IN (`+s.d.searchConversations()+`)`)
 			args = append(args, q)
 		} else {
 			where = append(where, `1 = 0`)
@@ -103,7 +108,7 @@ func (s *Store) workItemWhere(f store.WorkItemFilter) (string, []any) {
 
 // CountWorkItems counts the work items matching f.
 func (s *Store) CountWorkItems(ctx context.Context, f store.WorkItemFilter) (int, error) {
-	where, args := s.workItemWhere(f)
+	where, args := s.workItemWhere(f, false)
 	var n int
 	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM work_items w`+where, args...).Scan(&n)
 	return n, s.wrap("count work items", err)
@@ -111,13 +116,20 @@ func (s *Store) CountWorkItems(ctx context.Context, f store.WorkItemFilter) (int
 
 // ListWorkItems returns the work items matching f, newest first.
 func (s *Store) ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error) {
-	where, args := s.workItemWhere(f)
-	query := workItemSelect + where
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultWorkItemLimit
 	}
 	offset := max(f.Offset, 0)
+	inOrder := false
+	if f.Query != "" && f.Sort != "oldest" {
+		var err error
+		if inOrder, err = s.denseSearch(ctx, f.Query); err != nil {
+			return nil, s.wrap("list work items", err)
+		}
+	}
+	where, args := s.workItemWhere(f, inOrder)
+	query := workItemSelect + where
 	if f.Sort == "oldest" {
 		query += ` ORDER BY COALESCE(w.queued_at, w.received_at), w.id LIMIT ? OFFSET ?`
 	} else {

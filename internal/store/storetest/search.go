@@ -238,3 +238,48 @@ func testSavedViews(t *testing.T, s store.Store) {
 		t.Errorf("SavedView of a deleted owner: %v, want ErrNotFound", err)
 	}
 }
+
+// testSearchDense: a word in more messages than a page walks the list in order (on
+// SQLite, past denseMatches); the pages and the count are those of a rare word's.
+func testSearchDense(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mb := newMailbox(t, s, "support", store.Inbound)
+	const n = 1100
+	var batch []store.InboundMessage
+	for i := range n {
+		in := mail(mb, fmt.Sprintf("imap:1:%d", i), fmt.Sprintf("d%d@x", i), fmt.Sprintf("Item %d", i))
+		in.Message.TextBody = "Thank you for your order."
+		if i%100 == 0 {
+			in.Message.TextBody += " Rare words."
+		}
+		batch = append(batch, in)
+	}
+	res, err := s.IngestMessages(ctx, batch)
+	must(t, "IngestMessages", err)
+	newest := make([]int64, n)
+	for i, r := range res {
+		newest[n-1-i] = r.WorkItemID
+	}
+	agent := newAgent(t, s, "alice")
+	change(t, s, store.Change{WorkItemID: newest[1], From: []string{store.StateQueued}, To: store.StateAssigned, AssignedTo: &agent.ID})
+	for _, tc := range []struct {
+		f    store.WorkItemFilter
+		want []int64
+	}{
+		{store.WorkItemFilter{Query: "thank order", Limit: 3}, newest[:3]},
+		{store.WorkItemFilter{Query: "thank order", Limit: 3, Offset: 1090}, newest[1090:1093]},
+		{store.WorkItemFilter{Query: "thank order", Limit: 3, Offset: 1099}, newest[1099:]},
+		{store.WorkItemFilter{Query: "thank", Limit: 3, Unassigned: true}, []int64{newest[0], newest[2], newest[3]}},
+		{store.WorkItemFilter{Query: "thank", Limit: 2, State: store.StateAssigned}, newest[1:2]},
+		{store.WorkItemFilter{Query: "rare", Limit: 2}, []int64{newest[99], newest[199]}},
+	} {
+		got, err := s.ListWorkItems(ctx, tc.f)
+		must(t, "ListWorkItems", err)
+		equalIDs(t, fmt.Sprintf("ListWorkItems %+v", tc.f), ids(got), tc.want)
+	}
+	for q, want := range map[string]int{"thank order": n, "rare": n / 100, "thank rare": n / 100} {
+		if c, err := s.CountWorkItems(ctx, store.WorkItemFilter{Query: q}); err != nil || c != want {
+			t.Errorf("CountWorkItems %q = %d, %v; want %d", q, c, err, want)
+		}
+	}
+}

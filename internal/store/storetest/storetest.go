@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchConversation", testSearchConversation},
 		{"SearchLarge", testSearchLarge},
 		{"SearchPaging", testSearchPaging},
+		{"SearchDense", testSearchDense},
 		{"SavedViews", testSavedViews},
 		{"WorkItemState", testWorkItemState},
 		{"CreateReply", testCreateReply},
