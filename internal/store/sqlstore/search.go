@@ -14,7 +14,8 @@ import (
 // search document, the distinct words of its subject, sender name and address, To and Cc
 // lists and text body (for HTML-only mail the text the parser derived from the HTML).
 // SQLite keeps it in an FTS5 table (rowid = message id), PostgreSQL as a tsvector with a
-// GIN index.
+// GIN index; both keep the message's conversation beside it, since a search selects work
+// items by conversation.
 //
 // The words are cut and lowered here, in Go, for both engines, and handed to them as
 // words: SQLite's unicode61 tokenizer is told that letters, marks and digits (the
