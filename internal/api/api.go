@@ -49,6 +49,7 @@ type server struct {
 	mailboxes *mailbox.Service
 	engine    *routing.Engine
 	work      *workitem.Service
+	views     *workitem.Views
 	logger    *slog.Logger
 	// users applies the user rules; onAgentChange is Options.OnAgentChange.
 	users         *auth.Users
@@ -80,6 +81,9 @@ func (s *server) routes() []route {
 		agent("GET /api/v1/me", s.me),
 		agent("GET /api/v1/workitems", s.listWorkItems),
 		agent("GET /api/v1/workitems/{id}", s.getWorkItem),
+		agent("GET /api/v1/views", s.listViews),
+		agent("POST /api/v1/views", s.createView),
+		agent("DELETE /api/v1/views/{id}", s.deleteView),
 		agent("POST /api/v1/workitems/{id}/reply", s.reply),
 		agent("POST /api/v1/workitems/{id}/forward", s.forward),
 		agent("POST /api/v1/conversations", s.createConversation),
@@ -193,7 +197,7 @@ func New(opts Options) http.Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
-		engine: opts.Engine, work: opts.WorkItems}
+		engine: opts.Engine, work: opts.WorkItems, views: workitem.NewViews(opts.Store)}
 	s.users, s.onAgentChange = auth.NewUsers(opts.Store, logger), opts.OnAgentChange
 
 	mux := http.NewServeMux()

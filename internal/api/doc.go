@@ -26,6 +26,8 @@
 //     are served as downloads, or (raster images only) inline under
 //     "Content-Security-Policy: sandbox" and "X-Content-Type-Options: nosniff".
 //   - An unknown id is 404 (store.ErrNotFound), never 500.
+//   - The work item list's q is a search, never syntax: any text answers 200 (only one
+//     over 1000 characters is a field error). Saved views follow workitem.Views' rules.
 //   - Mailbox administration goes through internal/mailbox, the one place for its rules:
 //     its *ValidationError is 400 with "fields" keyed by the JSON field names, its lifecycle
 //     errors (delete while enabled, the default outbound mailbox, a disabled queue) are 409.

@@ -134,10 +134,17 @@ func pathID(w http.ResponseWriter, r *http.Request, what string) (int64, bool) {
 	return id, true
 }
 
-func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, _ store.User, _ store.Session) {
-	f, fields := workitem.ParseFilter(r.URL.Query())
+// listWorkItems lists a page of the work items matching the filter (q searches every
+// message of the conversations, bodies too) with the total count of matches.
+func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, user store.User, _ store.Session) {
+	f, fields := workitem.ParseFilterFor(r.URL.Query(), user.ID)
 	if len(fields) > 0 {
 		writeFieldErrors(w, fields)
+		return
+	}
+	total, err := s.st.CountWorkItems(r.Context(), f)
+	if err != nil {
+		s.writeStoreError(w, r, "work items", err)
 		return
 	}
 	items, err := s.st.ListWorkItems(r.Context(), f)
@@ -147,8 +154,11 @@ func (s *server) listWorkItems(w http.ResponseWriter, r *http.Request, _ store.U
 	}
 	now := time.Now()
 	out := struct {
-		Items []workItemJSON `json:"items"`
-	}{Items: make([]workItemJSON, 0, len(items))}
+		Items  []workItemJSON `json:"items"`
+		Total  int            `json:"total"`
+		Limit  int            `json:"limit"`
+		Offset int            `json:"offset"`
+	}{Items: make([]workItemJSON, 0, len(items)), Total: total, Limit: f.Limit, Offset: f.Offset}
 	for _, wi := range items {
 		out.Items = append(out.Items, toWorkItemJSON(wi, now))
 	}

@@ -352,18 +352,38 @@ type WorkItem struct {
 
 // WorkItemFilter selects work items for a listing. Zero values mean "any".
 type WorkItemFilter struct {
-	// Query matches case-insensitively against subject, sender name and sender address.
+	// Query is a full-text search: a work item matches when one message of its
+	// conversation (inbound, or a reply) has every word of Query in its subject, sender,
+	// To and Cc lists or body, case-insensitively, the last word as a prefix. Anything but
+	// letters and digits only separates words (no search syntax); a Query with no word
+	// matches nothing.
 	Query string
 	State string
 	// States, when not empty, selects any of these states (State is then ignored).
 	States     []string
 	QueueID    int64
 	AssignedTo int64
+	// Unassigned selects the work items assigned to nobody (AssignedTo is then ignored).
+	Unassigned bool
 	OfferedTo  int64
 	// Sort is "newest" (received, the default) or "oldest" (by the age in the queue).
 	Sort   string
 	Limit  int // 0 means a default of 100
 	Offset int
+}
+
+// SavedView is a work item list filter a user saved under a name: the list's query string
+// (q, state, queue, assignee, sort), as workitem.ParseFilter reads it.
+type SavedView struct {
+	ID     int64
+	UserID int64 // the owner
+	Name   string
+	Filter string // URL-encoded query string, e.g. "assignee=none&queue=2&sort=oldest"
+	// Shared views are listed for every user, not only for their owner.
+	Shared    bool
+	CreatedAt time.Time
+	// OwnerName is the owner's display name (or username), filled when read.
+	OwnerName string
 }
 
 // Cursor is a per-mailbox position at the source (for IMAP: "<uidvalidity>:<lastuid>").
@@ -668,6 +688,18 @@ type WorkItems interface {
 	WorkItem(ctx context.Context, id int64) (WorkItem, error)
 }
 
+// SavedViews holds the users' saved work item list filters.
+type SavedViews interface {
+	// CreateSavedView stores v (CreatedAt set by the store); ErrConflict when its owner
+	// has a view of that name already, ErrNotFound when the owner does not exist.
+	CreateSavedView(ctx context.Context, v SavedView) (SavedView, error)
+	// ListSavedViews lists the views userID may use: their own and every shared one, by
+	// name. Deleting a user deletes their views.
+	ListSavedViews(ctx context.Context, userID int64) ([]SavedView, error)
+	SavedView(ctx context.Context, id int64) (SavedView, error)
+	DeleteSavedView(ctx context.Context, id int64) error
+}
+
 // Outbox records replies and their delivery.
 type Outbox interface {
 	CreateReply(ctx context.Context, in ReplyInput) (OutboxItem, error)
@@ -739,6 +771,7 @@ type Store interface {
 	Ingest
 	Messages
 	WorkItems
+	SavedViews
 	Outbox
 	Users
 	Audit

@@ -188,6 +188,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST /login", h.loginSubmit)
 	mux.HandleFunc("POST /logout", h.signedIn(store.RoleAgent, h.logout))
 	mux.HandleFunc("GET /workitems", h.signedIn(store.RoleAgent, h.workItems))
+	h.viewRoutes(mux)
 	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
 	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
 	mux.HandleFunc("POST /workitems/{id}/notes", h.signedIn(store.RoleAgent, h.addNote))

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
 )
@@ -16,15 +17,27 @@ import (
 const maxPrioritySort = 5000
 
 type workItemsData struct {
-	Query  string
-	State  string
-	Queue  int64
-	Sort   string
-	States []string
-	Sorts  []string
-	Queues []store.Queue
-	Items  []itemRow
-	Errors map[string]string
+	Query    string
+	State    string
+	Queue    int64
+	Assignee string // the parameter as given: "", "me", "none" or a user id
+	Sort     string
+	States   []string
+	Sorts    []string
+	Queues   []store.Queue
+	Users    []store.User // the choices of "Assigned to"
+	Items    []itemRow
+	Errors   map[string]string
+	// Filter is the list's filter as a query string (workitem.FilterQuery): what "Save
+	// this view" keeps. Views are the user's saved views and the shared ones.
+	Filter string
+	Views  []viewRow
+	// CanShare shows the "share with everyone" box (supervisors and admins).
+	CanShare bool
+	// ViewName and ViewErrors are a refused "Save this view" form, shown again.
+	ViewName   string
+	ViewShared bool
+	ViewErrors map[string]string
 	// Paging: items From..To of Total; Prev and Next are links ("" when none).
 	From, To, Total int
 	Prev, Next      string
@@ -34,16 +47,34 @@ type workItemsData struct {
 	NoRouting bool
 }
 
+// viewRow is a saved view on the list page.
+type viewRow struct {
+	store.SavedView
+	URL string
+	// Active: the list shows this view's filter now. CanDelete: the user's own view, or
+	// any for an admin.
+	Active, CanDelete bool
+}
+
 func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
+	h.renderWorkItems(w, r, v, r.URL.Query(), workItemsData{})
+}
+
+// renderWorkItems renders the list of the work items that query selects; d carries a
+// refused "Save this view" form (ViewName, ViewShared, ViewErrors), if any.
+func (h *handler) renderWorkItems(w http.ResponseWriter, r *http.Request, v viewer, query url.Values, d workItemsData) {
 	ctx := r.Context()
-	f, fields := workitem.ParseFilter(r.URL.Query())
-	d := workItemsData{
-		Query: f.Query, State: r.URL.Query().Get("state"), Queue: f.QueueID, Sort: f.Sort, Errors: fields,
-		States: []string{"open", store.StateQueued, store.StateOffered, store.StateAssigned, store.StatePending, store.StateOnHold, store.StateDone, store.StateCancelled},
-		Sorts:  []string{"newest", "oldest", "priority"}, SortLimit: maxPrioritySort,
-	}
+	f, fields := workitem.ParseFilterFor(query, v.User.ID)
+	d.Query, d.State, d.Queue, d.Assignee, d.Sort, d.Errors = f.Query, query.Get("state"), f.QueueID, query.Get("assignee"), f.Sort, fields
+	d.States = []string{"open", store.StateQueued, store.StateOffered, store.StateAssigned, store.StatePending, store.StateOnHold, store.StateDone, store.StateCancelled}
+	d.Sorts, d.SortLimit = []string{"newest", "oldest", "priority"}, maxPrioritySort
+	d.Filter, d.CanShare = workitem.FilterQuery(query), auth.Allowed(v.User.Role, store.RoleSupervisor)
 	if d.Sort == "" {
 		d.Sort = "newest"
+	}
+	status := http.StatusOK
+	if len(d.ViewErrors) > 0 {
+		status = http.StatusBadRequest
 	}
 	queues, err := h.st.ListQueues(ctx)
 	if err != nil {
@@ -51,6 +82,25 @@ func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	d.Queues = queues
+	users, err := h.st.ListUsers(ctx)
+	if err != nil {
+		h.serverError(w, r, "list the users", err)
+		return
+	}
+	for _, u := range users {
+		if !u.Disabled {
+			d.Users = append(d.Users, u)
+		}
+	}
+	views, err := workitem.NewViews(h.st).List(ctx, v.User)
+	if err != nil {
+		h.serverError(w, r, "list your saved views", err)
+		return
+	}
+	for _, sv := range views {
+		d.Views = append(d.Views, viewRow{SavedView: sv, URL: workItemsURL(sv.Filter), Active: sv.Filter == d.Filter,
+			CanDelete: sv.UserID == v.User.ID || v.User.Role == store.RoleAdmin})
+	}
 	if len(fields) > 0 {
 		h.render(w, r, http.StatusBadRequest, "workitems", h.data(v, "Work items", "workitems", d))
 		return
@@ -103,22 +153,14 @@ func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
 		d.From, d.To = f.Offset+1, f.Offset+len(rows)
 	}
 	link := func(offset int) string {
-		q := url.Values{}
-		for k, v := range map[string]string{"q": f.Query, "state": d.State, "sort": r.URL.Query().Get("sort"), "limit": r.URL.Query().Get("limit")} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-		if f.QueueID != 0 {
-			q.Set("queue", strconv.FormatInt(f.QueueID, 10))
+		q, _ := url.ParseQuery(d.Filter) // FilterQuery's output always parses
+		if l := query.Get("limit"); l != "" {
+			q.Set("limit", l)
 		}
 		if offset > 0 {
 			q.Set("offset", strconv.Itoa(offset))
 		}
-		if len(q) == 0 {
-			return "/workitems"
-		}
-		return "/workitems?" + q.Encode()
+		return workItemsURL(q.Encode())
 	}
 	if f.Offset > 0 {
 		d.Prev = link(max(0, f.Offset-f.Limit))
@@ -126,5 +168,13 @@ func (h *handler) workItems(w http.ResponseWriter, r *http.Request, v viewer) {
 	if f.Offset+f.Limit < total {
 		d.Next = link(f.Offset + f.Limit)
 	}
-	h.render(w, r, http.StatusOK, "workitems", withWorkspaceScript(h.data(v, "Work items", "workitems", d)))
+	h.render(w, r, status, "workitems", withWorkspaceScript(h.data(v, "Work items", "workitems", d)))
+}
+
+// workItemsURL is the list page with the query string query.
+func workItemsURL(query string) string {
+	if query == "" {
+		return "/workitems"
+	}
+	return "/workitems?" + query
 }

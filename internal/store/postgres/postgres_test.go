@@ -99,8 +99,8 @@ func TestUpgradeFromV1(t *testing.T) {
 		`INSERT INTO credentials VALUES (1, 'password', '\x0102', now())`,
 		`INSERT INTO cursors VALUES (1, '7:42', now())`,
 		`INSERT INTO conversations (mailbox_id, created_at, updated_at) VALUES (1, now(), now())`,
-		`INSERT INTO messages (conversation_id, mailbox_id, direction, source_id, subject, created_at)
-			VALUES (1, 1, 'inbound', 'imap:7:42', 'Hello', now())`,
+		`INSERT INTO messages (conversation_id, mailbox_id, direction, source_id, subject, text_body, created_at)
+			VALUES (1, 1, 'inbound', 'imap:7:42', 'Hello', 'Where is my PARCEL? Ana', now())`,
 		`INSERT INTO raw_messages VALUES (1, '\x00')`,
 		`INSERT INTO work_items (conversation_id, mailbox_id, message_id, state, received_at, updated_at)
 			VALUES (1, 1, 1, 'new', now(), now())`,
@@ -139,6 +139,12 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 	if w, err := s.WorkItem(ctx, 1); err != nil || w.MailboxName != "support" {
 		t.Errorf("work item after the upgrade = %+v, %v; want it in support", w, err)
+	}
+	// Migration 8: the message stored by version 1 is in the search index, its body too.
+	for _, q := range []string{"parcel", "hello ana"} {
+		if list, err := s.ListWorkItems(ctx, store.WorkItemFilter{Query: q}); err != nil || len(list) != 1 || list[0].ID != 1 {
+			t.Errorf("search %q after the upgrade = %d items, %v; want work item 1", q, len(list), err)
+		}
 	}
 	// Migration 3: the message stored by version 1 is found by its source and still waits
 	// for its acknowledgement.

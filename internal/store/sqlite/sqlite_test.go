@@ -120,8 +120,8 @@ func TestUpgradeFromV1(t *testing.T) {
 		`INSERT INTO credentials VALUES (1, 'password', x'0102', 1)`,
 		`INSERT INTO cursors VALUES (1, '7:42', 1)`,
 		`INSERT INTO conversations (id, mailbox_id, created_at, updated_at) VALUES (1, 1, 1, 1)`,
-		`INSERT INTO messages (id, conversation_id, mailbox_id, direction, source_id, subject, created_at)
-			VALUES (1, 1, 1, 'inbound', 'imap:7:42', 'Hello', 1)`,
+		`INSERT INTO messages (id, conversation_id, mailbox_id, direction, source_id, subject, text_body, created_at)
+			VALUES (1, 1, 1, 'inbound', 'imap:7:42', 'Hello', 'Where is my PARCEL? Ana', 1)`,
 		`INSERT INTO raw_messages VALUES (1, x'00')`,
 		`INSERT INTO work_items (id, conversation_id, mailbox_id, message_id, state, received_at, updated_at)
 			VALUES (1, 1, 1, 1, 'new', 1, 1)`,
@@ -163,6 +163,12 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 	if w, err := s.WorkItem(ctx, 1); err != nil || w.MailboxName != "support" {
 		t.Errorf("work item after the upgrade = %+v, %v; want it in support", w, err)
+	}
+	// Migration 8: the message stored by version 1 is in the search index, its body too.
+	for _, q := range []string{"parcel", "hello ana"} {
+		if list, err := s.ListWorkItems(ctx, store.WorkItemFilter{Query: q}); err != nil || len(list) != 1 || list[0].ID != 1 {
+			t.Errorf("search %q after the upgrade = %d items, %v; want work item 1", q, len(list), err)
+		}
 	}
 	// Migration 3: the message stored by version 1 is found by its source and still waits
 	// for its acknowledgement.

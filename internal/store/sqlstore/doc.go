@@ -19,8 +19,12 @@
 //   - Text that comes from outside (parsed email fields, error texts) is made valid UTF-8
 //     without NUL bytes before it is stored, because PostgreSQL refuses both; SQLite gets
 //     the same cleaned text so that both engines return the same thing.
-//   - Case-insensitive search uses a lowered search column written by Go (strings.ToLower)
-//     and LIKE with escaped wildcards, so both engines match exactly the same rows.
+//   - Every message is indexed for full-text search in the transaction that stores it
+//     (insertMessage: inbound messages, auto-replies and agents' replies alike). The words
+//     are cut and lowered in Go and given to the engines as words (FTS5 on SQLite, a
+//     tsvector with a GIN index on PostgreSQL), and a user's search is turned into a
+//     query of its words only, so both engines match exactly the same rows and no input
+//     is ever query syntax (search.go).
 //   - Missing rows are store.ErrNotFound and unique violations store.ErrConflict, both
 //     wrapped with the operation.
 //
@@ -78,6 +82,10 @@
 //   - Setting IsDefault on a mailbox clears it on every other mailbox: there is at most one
 //     default outbound mailbox.
 //   - MarkOutboxSent counts the successful attempt (attempts + 1).
+//   - Migration 0009 drops messages.search_text (the LIKE search) and, in Go, indexes
+//     every message stored before it; a migration's Go half is found by its file name's
+//     description (migrationStep).
+//   - A work item matches a search when any message of its conversation matches.
 //   - PollInterval is stored in milliseconds.
 //   - IngestMessages stores a batch in one transaction, each message as IngestMessage
 //     would; each mailbox's cursor is written once, the last message's (they come in

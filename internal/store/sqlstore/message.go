@@ -36,14 +36,9 @@ func scanMessage(sc scanner) (store.Message, error) {
 	return m, err
 }
 
-// searchText is what a work item listing's Query is matched against: the lowered
-// subject, sender name and sender address.
-func searchText(m store.Message) string {
-	return strings.ToLower(clean(m.Subject) + "\n" + clean(m.FromName) + "\n" + clean(m.FromAddr))
-}
-
-// insertMessage stores m (parsed form, raw source, attachments with their data and the
-// Message-ID row used for threading) in conversation convID and returns its id. hash is
+// insertMessage stores m (parsed form, raw source, attachments with their data, the
+// Message-ID row used for threading and the search document) in conversation convID and
+// returns its id. hash is
 // the content hash of an inbound message with a Message-ID (the second dedup key), ""
 // otherwise.
 func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, hash string, now time.Time) (int64, error) {
@@ -51,17 +46,20 @@ func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, r
 	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
 		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
 		cc_list, reply_to, date, text_body, html_body, size, unparsed, parse_error, over_size,
-		content_hash, search_text, created_at, automatic, bcc_list, author_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		content_hash, created_at, automatic, bcc_list, author_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		convID, m.MailboxID, m.Direction, clean(m.SourceID), clean(m.MessageID),
 		clean(m.InReplyTo), encodeList(m.References), clean(m.Subject), clean(m.FromName),
 		clean(m.FromAddr), clean(m.To), clean(m.Cc), clean(m.ReplyTo), s.d.timeArg(m.Date),
 		clean(m.TextBody), clean(m.HTMLBody), m.Size, m.Unparsed, clean(m.ParseError),
-		m.OverSize, hash, searchText(m), s.d.timeArg(now), clean(m.Automatic), clean(m.Bcc), nullID(m.AuthorID)).Scan(&id)
+		m.OverSize, hash, s.d.timeArg(now), clean(m.Automatic), clean(m.Bcc), nullID(m.AuthorID)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
 	if err := s.insertRaw(ctx, tx, id, raw, m.Direction == store.Inbound); err != nil {
+		return 0, err
+	}
+	if err := s.indexMessage(ctx, tx, id, convID, searchDoc(m)); err != nil {
 		return 0, err
 	}
 	var buf []byte // the chunk buffer of streamed attachments, shared by them

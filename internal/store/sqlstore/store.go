@@ -271,13 +271,6 @@ func decodeList(s string) ([]string, error) {
 	return list, nil
 }
 
-// likePattern returns a LIKE pattern (with ESCAPE '\') that matches lowered text
-// containing q.
-func likePattern(q string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return "%" + r.Replace(strings.ToLower(clean(q))) + "%"
-}
-
 // encodeSkills stores a skill map as JSON text.
 func encodeSkills(m map[string]int) string {
 	if len(m) == 0 {

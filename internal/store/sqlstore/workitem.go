@@ -55,13 +55,25 @@ func scanWorkItem(sc scanner) (store.WorkItem, error) {
 	return w, err
 }
 
-// workItemWhere builds the WHERE clause of a listing.
-func workItemWhere(f store.WorkItemFilter) (string, []any) {
+// workItemWhere builds the WHERE clause of a listing. A Query matches a work item when
+// any message of its conversation matches (search.go); a Query without any word matches
+// nothing. inOrder makes SQLite walk the work items in the listing's order and check each
+// against the matching conversations, instead of reading every match and sorting them
+// (see denseSearch).
+func (s *Store) workItemWhere(f store.WorkItemFilter, inOrder bool) (string, []any) {
 	var where []string
 	var args []any
 	if f.Query != "" {
-		where = append(where, `m.search_text LIKE ? ESCAPE '\'`)
-		args = append(args, likePattern(f.Query))
+		if q, ok := s.d.searchQuery(f.Query); ok {
+			col := `w.conversation_id`
+			if inOrder {
+				col = `+w.conversation_id` // unary +: not through the conversation index
+			}
+			where = append(where, col+` IN (`+s.d.searchConversations()+`)`)
+			args = append(args, q)
+		} else {
+			where = append(where, `1 = 0`)
+		}
 	}
 	switch {
 	case len(f.States) > 0:
@@ -77,7 +89,10 @@ func workItemWhere(f store.WorkItemFilter) (string, []any) {
 		where = append(where, `w.queue_id = ?`)
 		args = append(args, f.QueueID)
 	}
-	if f.AssignedTo != 0 {
+	switch {
+	case f.Unassigned:
+		where = append(where, `w.assigned_to IS NULL`)
+	case f.AssignedTo != 0:
 		where = append(where, `w.assigned_to = ?`)
 		args = append(args, f.AssignedTo)
 	}
@@ -93,25 +108,28 @@ func workItemWhere(f store.WorkItemFilter) (string, []any) {
 
 // CountWorkItems counts the work items matching f.
 func (s *Store) CountWorkItems(ctx context.Context, f store.WorkItemFilter) (int, error) {
-	where, args := workItemWhere(f)
-	join := ""
-	if f.Query != "" {
-		join = ` JOIN messages m ON m.id = w.message_id`
-	}
+	where, args := s.workItemWhere(f, false)
 	var n int
-	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM work_items w`+join+where, args...).Scan(&n)
+	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM work_items w`+where, args...).Scan(&n)
 	return n, s.wrap("count work items", err)
 }
 
 // ListWorkItems returns the work items matching f, newest first.
 func (s *Store) ListWorkItems(ctx context.Context, f store.WorkItemFilter) ([]store.WorkItem, error) {
-	where, args := workItemWhere(f)
-	query := workItemSelect + where
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultWorkItemLimit
 	}
 	offset := max(f.Offset, 0)
+	inOrder := false
+	if f.Query != "" && f.Sort != "oldest" {
+		var err error
+		if inOrder, err = s.denseSearch(ctx, f.Query); err != nil {
+			return nil, s.wrap("list work items", err)
+		}
+	}
+	where, args := s.workItemWhere(f, inOrder)
+	query := workItemSelect + where
 	if f.Sort == "oldest" {
 		query += ` ORDER BY COALESCE(w.queued_at, w.received_at), w.id LIMIT ? OFFSET ?`
 	} else {
