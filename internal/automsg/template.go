@@ -71,11 +71,13 @@ type Text struct {
 	Body    string
 }
 
-// Default returns the text shipped for a template name.
+// Default returns the text shipped for a template name. The shipped subjects do not
+// begin with "Re:": an automatic message must not look like an agent's answer in the
+// customer's inbox (it still threads, by In-Reply-To and References).
 func Default(name string) Text {
 	switch name {
 	case NameOversize:
-		return Text{Subject: "Re: {{.Subject}}", Body: "Hello {{.CustomerName}},\n\n" +
+		return Text{Subject: "Not received in full: {{.Subject}}", Body: "Hello {{.CustomerName}},\n\n" +
 			"thank you for your message \"{{.Subject}}\" to {{.MailboxAddress}}. It is {{.Size}}, larger than the {{.MaxSize}} we can accept, " +
 			"so it has not reached our team in full.\n\n" +
 			"Please send it again with smaller attachments: for example, share large files as a link, " +
@@ -83,17 +85,17 @@ func Default(name string) Text {
 			"Your message has been kept, and a supervisor has been told.\n\n" +
 			"This is an automatic message from {{.Mailbox}}.\n"}
 	case NameAckClosed:
-		return Text{Subject: "Re: {{.Subject}} [#{{.WorkItem}}]", Body: "Hello {{.CustomerName}},\n\n" +
+		return Text{Subject: "Request received [#{{.WorkItem}}]: {{.Subject}}", Body: "Hello {{.CustomerName}},\n\n" +
 			"thank you for your message. Our {{.Queue}} team is out of the office now; we will answer " +
 			"as soon as we are back. Your request has the number {{.WorkItem}}: keep it in the subject when you write again.\n\n" +
 			"This is an automatic message from {{.Mailbox}}: there is no need to reply to it.\n"}
 	case NameAckHoliday:
-		return Text{Subject: "Re: {{.Subject}} [#{{.WorkItem}}]", Body: "Hello {{.CustomerName}},\n\n" +
+		return Text{Subject: "Request received [#{{.WorkItem}}]: {{.Subject}}", Body: "Hello {{.CustomerName}},\n\n" +
 			"thank you for your message. Our office is closed today for a holiday; the {{.Queue}} team " +
 			"will answer on our next working day. Your request has the number {{.WorkItem}}.\n\n" +
 			"This is an automatic message from {{.Mailbox}}: there is no need to reply to it.\n"}
 	default:
-		return Text{Subject: "Re: {{.Subject}} [#{{.WorkItem}}]", Body: "Hello {{.CustomerName}},\n\n" +
+		return Text{Subject: "Request received [#{{.WorkItem}}]: {{.Subject}}", Body: "Hello {{.CustomerName}},\n\n" +
 			"thank you for your message: it has reached our {{.Queue}} team, who will answer soon. " +
 			"Your request has the number {{.WorkItem}}.\n\n" +
 			"This is an automatic message from {{.Mailbox}}: there is no need to reply to it.\n"}

@@ -48,7 +48,7 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if subject != "Re: Invoice [#17]" || !strings.Contains(body, "Hello Ada,") || !strings.Contains(body, "Billing team is out of the office") ||
+	if subject != "Request received [#17]: Invoice" || !strings.Contains(body, "Hello Ada,") || !strings.Contains(body, "Billing team is out of the office") ||
 		!strings.Contains(body, "number 17") {
 		t.Errorf("rendered %q\n%s", subject, body)
 	}
