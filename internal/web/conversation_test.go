@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/postroom/postroom/internal/store"
 )
 
 // postMultipart sends a form with files, as the reply form does.
@@ -91,5 +93,25 @@ func TestReplyFormWithFilesAndNotes(t *testing.T) {
 	}
 	if p := c.post(fmt.Sprintf("/workitems/%d/notes", id), url.Values{"csrf": {token}, "note": {"  "}}); p.status != http.StatusBadRequest || !strings.Contains(p.body, `id="note-error"`) {
 		t.Errorf("empty note: %d", p.status)
+	}
+
+	// The reply bounces: the item warns that the customer's address bounced.
+	wi, _ := f.st.WorkItem(t.Context(), id)
+	if strings.Contains(c.get(fmt.Sprintf("/workitems/%d", id)).body, `id="bouncing"`) {
+		t.Errorf("a bounce warning before any bounce")
+	}
+	if err := f.st.MarkOutboxSent(t.Context(), ob[0].ID, ob[0].CreatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.IngestMessage(t.Context(), store.InboundMessage{MailboxID: wi.MailboxID, Raw: []byte("Subject: Undelivered\r\n\r\nx\r\n"),
+		Message: store.Message{SourceID: "dsn:1", Subject: "Undelivered", FromAddr: "mailer-daemon@mx.example.org", Automatic: "a bounce"},
+		Bounce: &store.Bounce{OriginalMessageID: msg.MessageID, Recipients: []store.BounceRecipient{
+			{Address: wi.FromAddr, Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 user unknown"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	page = c.get(fmt.Sprintf("/workitems/%d", id))
+	if !strings.Contains(page.body, `id="bouncing"`) || !strings.Contains(page.body, "550 5.1.1 user unknown") ||
+		!strings.Contains(page.body, "bounced: 550 5.1.1 user unknown") {
+		t.Errorf("after the bounce the item does not show it:\n%s", page.body)
 	}
 }

@@ -65,6 +65,9 @@ type workItemData struct {
 	NoteText string
 	// NoOutbound: no outbound mailbox is enabled, so there is nothing to reply from.
 	NoOutbound bool
+	// Bouncing is what the last delivery report said of the customer's address, when one
+	// reported it failing (Bounces is 0 otherwise).
+	Bouncing store.AddressBounce
 
 	// The lifecycle (workitemview.go): the outcome of an action, the routing figures,
 	// the buttons the viewer may press and the item's history.
@@ -112,6 +115,14 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 	}
 	d.Item = wi
 	d.Outbox = outbox
+	if wi.FromAddr != "" {
+		b, err := h.st.AddressBounce(ctx, wi.FromAddr)
+		if err != nil && !store.IsNotFound(err) {
+			h.serverError(w, r, "read the customer's address", err)
+			return
+		}
+		d.Bouncing = b
+	}
 	if d.Notes, err = h.st.Notes(ctx, wi.ID); err != nil {
 		h.serverError(w, r, "read the notes", err)
 		return
