@@ -73,6 +73,12 @@ func (s *Store) ingest(ctx context.Context, in []store.InboundMessage) ([]store.
 func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
 	now := s.now()
 	res := make([]store.IngestResult, len(in))
+	// The search documents are made before the transaction: cutting 10 KB of text into
+	// words is work the single writer need not wait for.
+	docs := make([]string, len(in))
+	for i := range in {
+		docs[i] = searchDoc(in[i].Message)
+	}
 	err := s.inTx(ctx, func(tx runner) error {
 		st := ingestTx{failures: map[int64]bool{}}
 		// The cursor of each mailbox is written once, after its last message: the messages
@@ -90,7 +96,7 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 				}
 				st.failures[in[i].MailboxID] = n > 0
 			}
-			r, cursor, err := s.ingestOne(ctx, tx, in[i], now, st)
+			r, cursor, err := s.ingestOne(ctx, tx, in[i], now, st, docs[i])
 			if err != nil {
 				if len(in) > 1 {
 					return fmt.Errorf("message %q: %w", in[i].Message.SourceID, err)
@@ -131,7 +137,7 @@ type ingestTx struct {
 // ingestOne writes one inbound message inside the transaction tx (the mailbox is known to
 // exist) and returns the cursor to save for it: in.Cursor, or nil when nothing was written
 // (a duplicate of the same source).
-func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessage, now time.Time, st ingestTx) (store.IngestResult, *store.Cursor, error) {
+func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessage, now time.Time, st ingestTx, doc string) (store.IngestResult, *store.Cursor, error) {
 	m := in.Message
 	m.MailboxID = in.MailboxID
 	m.Direction = store.Inbound
@@ -190,7 +196,7 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 	}
 	res.ConversationID = convID
 
-	msgID, err := s.insertMessage(ctx, tx, m, in.Raw, convID, hash, now)
+	msgID, err := s.insertMessageDoc(ctx, tx, m, in.Raw, convID, hash, now, doc)
 	if err != nil {
 		return res, nil, s.wrap("store message", err)
 	}

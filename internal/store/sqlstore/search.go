@@ -48,12 +48,18 @@ const (
 // Indic scripts are marks), a digit or a private-use character. SQLite's tokenizer is
 // configured with the same categories (L* M* N* Co).
 func isWordRune(r rune) bool {
+	if r < utf8.RuneSelf { // most mail is ASCII: no table lookups for it
+		return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+	}
 	return unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r) || unicode.Is(unicode.Co, r)
 }
 
 // isUnspacedRune reports whether r is of a script written without spaces between words
 // (Han, Hiragana, Katakana, Hangul), indexed per character and per pair of characters.
 func isUnspacedRune(r rune) bool {
+	if r < 0x1100 { // below Hangul Jamo, the first of these scripts
+		return false
+	}
 	return unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul)
 }
 
