@@ -233,17 +233,6 @@ func addCopies(d *message.Draft, ccIn, bccIn []string) error {
 	if len(d.To) > maxExtraRecipients {
 		return &FieldError{Field: "to", Message: fmt.Sprintf("at most %d addresses", maxExtraRecipients)}
 	}
-	for _, a := range cc {
-		if key := strings.ToLower(a.Address); !have[key] {
-			have[key] = true
-			d.Cc = append(d.Cc, a)
-		}
-	}
-	for _, a := range bcc {
-		if key := strings.ToLower(a.Address); !have[key] {
-			have[key] = true
-			d.Bcc = append(d.Bcc, a)
-		}
-	}
+	appendCopies(d, have, cc, bcc)
 	return nil
 }

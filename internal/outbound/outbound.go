@@ -389,6 +389,13 @@ func (s *Service) addRecipients(ctx context.Context, d *message.Draft, orig stor
 	for _, a := range slices.Concat(d.To, d.Cc) {
 		have[strings.ToLower(a.Address)] = true
 	}
+	appendCopies(d, have, cc, bcc)
+	return nil
+}
+
+// appendCopies adds cc and bcc to the draft's Cc and Bcc, leaving out the addresses in
+// have (lower case) and adding each one it adds to have.
+func appendCopies(d *message.Draft, have map[string]bool, cc, bcc []mail.Address) {
 	for _, a := range cc {
 		if key := strings.ToLower(a.Address); !have[key] {
 			have[key] = true
@@ -401,7 +408,6 @@ func (s *Service) addRecipients(ctx context.Context, d *message.Draft, orig stor
 			d.Bcc = append(d.Bcc, a)
 		}
 	}
-	return nil
 }
 
 // ownAddresses are the addresses of every mailbox and From address (lower case): a reply
