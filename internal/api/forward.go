@@ -30,6 +30,25 @@ func (s *server) forwarder(w http.ResponseWriter) (Forwarder, bool) {
 	return f, ok
 }
 
+// decodeSend reads the JSON body of a forward or new email into body, spools the
+// attachments it holds (read once body is decoded) and finds the Forwarder. On false it
+// has written the answer; on true the caller removes the uploads when the request is done.
+func (s *server) decodeSend(w http.ResponseWriter, r *http.Request, body any, attachments *[]uploadJSON) (*uploads, Forwarder, bool) {
+	if !decodeBodyLimit(w, r, body, maxReplyBodyBytes) {
+		return nil, nil, false
+	}
+	atts, ok := decodeUploads(w, *attachments)
+	if !ok {
+		return nil, nil, false
+	}
+	fw, ok := s.forwarder(w)
+	if !ok {
+		atts.Remove()
+		return nil, nil, false
+	}
+	return atts, fw, true
+}
+
 // writeSendError writes the answer to a forward or new email the outbound service
 // refused; what is "forward" or "email".
 func (s *server) writeSendError(w http.ResponseWriter, r *http.Request, what string, err error) {
@@ -75,18 +94,11 @@ func (s *server) forward(w http.ResponseWriter, r *http.Request, user store.User
 		AttachmentIDs []int64      `json:"attachment_ids"`
 		Attachments   []uploadJSON `json:"attachments"`
 	}
-	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
-		return
-	}
-	atts, ok := decodeUploads(w, body.Attachments)
+	atts, fw, ok := s.decodeSend(w, r, &body, &body.Attachments)
 	if !ok {
 		return
 	}
 	defer atts.Remove()
-	fw, ok := s.forwarder(w)
-	if !ok {
-		return
-	}
 	ctx := r.Context()
 	wi, err := s.st.WorkItem(ctx, id)
 	if err != nil {
@@ -127,18 +139,11 @@ func (s *server) createConversation(w http.ResponseWriter, r *http.Request, user
 		Then        string       `json:"then"`
 		Attachments []uploadJSON `json:"attachments"`
 	}
-	if !decodeBodyLimit(w, r, &body, maxReplyBodyBytes) {
-		return
-	}
-	atts, ok := decodeUploads(w, body.Attachments)
+	atts, fw, ok := s.decodeSend(w, r, &body, &body.Attachments)
 	if !ok {
 		return
 	}
 	defer atts.Remove()
-	fw, ok := s.forwarder(w)
-	if !ok {
-		return
-	}
 	ctx := r.Context()
 	nc, err := fw.NewEmail(ctx, user, outbound.NewEmailRequest{To: body.To, Cc: body.Cc, Bcc: body.Bcc, Subject: body.Subject,
 		Text: body.Text, From: body.From, QueueID: body.QueueID, Then: strings.TrimSpace(body.Then), Attachments: atts.files})

@@ -70,15 +70,7 @@ var replyPrefix = regexp.MustCompile(`^(?i:` + replyWords + `)` + prefixCount + 
 // ReplySubject returns "Re: " + subject without stacking: "Re: Re: x", "RE: x" and
 // "AW: Re: x" become "Re: x"; "Fwd: x" becomes "Re: Fwd: x".
 func ReplySubject(subject string) string {
-	s := strings.TrimSpace(subject)
-	for {
-		t := replyPrefix.ReplaceAllString(s, "")
-		if t == s {
-			break
-		}
-		s = t
-	}
-	return strings.TrimSpace("Re: " + s)
+	return strings.TrimSpace("Re: " + stripPrefixes(replyPrefix, subject))
 }
 
 // ReplyDraft builds the reply from from to orig: To is orig's Reply-To when set, else its
@@ -100,7 +92,21 @@ func ReplyDraft(orig store.Message, from mail.Address, text string, now time.Tim
 	if len(to) == 0 && orig.FromAddr != "" {
 		to = []mail.Address{{Name: orig.FromName, Address: orig.FromAddr}}
 	}
+	return Draft{
+		From:       from,
+		To:         to,
+		Subject:    ReplySubject(orig.Subject),
+		InReplyTo:  orig.MessageID,
+		References: threadReferences(orig),
+		Text:       withQuote(text, orig),
+		Date:       now,
+	}
+}
 
+// threadReferences is the References of a message that follows orig in its thread:
+// orig's References (or its In-Reply-To when it has none) and its Message-ID, capped to
+// maxReferences keeping the first.
+func threadReferences(orig store.Message) []string {
 	refs := append([]string(nil), orig.References...)
 	if len(refs) == 0 && orig.InReplyTo != "" {
 		refs = append(refs, orig.InReplyTo)
@@ -108,16 +114,7 @@ func ReplyDraft(orig store.Message, from mail.Address, text string, now time.Tim
 	if orig.MessageID != "" {
 		refs = append(refs, orig.MessageID)
 	}
-
-	return Draft{
-		From:       from,
-		To:         to,
-		Subject:    ReplySubject(orig.Subject),
-		InReplyTo:  orig.MessageID,
-		References: capReferences(refs),
-		Text:       withQuote(text, orig),
-		Date:       now,
-	}
+	return capReferences(refs)
 }
 
 // ReplyAll adds to a reply draft the other recipients of orig as Cc (RFC 5322 §3.6.3

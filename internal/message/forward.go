@@ -17,15 +17,7 @@ var forwardPrefix = regexp.MustCompile(`^(?i:` + forwardWords + `)` + prefixCoun
 // ForwardSubject returns "Fwd: " + subject with one forward prefix: "Fwd: Fwd: x" and
 // "FW: x" become "Fwd: x"; a reply prefix stays ("Re: x" becomes "Fwd: Re: x").
 func ForwardSubject(subject string) string {
-	s := strings.TrimSpace(subject)
-	for {
-		t := forwardPrefix.ReplaceAllString(s, "")
-		if t == s {
-			break
-		}
-		s = t
-	}
-	return strings.TrimSpace("Fwd: " + s)
+	return strings.TrimSpace("Fwd: " + stripPrefixes(forwardPrefix, subject))
 }
 
 // ForwardDraft builds the forward of orig from from to the addresses to: the subject
@@ -34,18 +26,11 @@ func ForwardSubject(subject string) string {
 // References carry orig's thread and Message-ID, so that an answer to the forward is
 // found in the same conversation; there is no In-Reply-To (the forward answers nobody).
 func ForwardDraft(orig store.Message, from mail.Address, to []mail.Address, note string, now time.Time) Draft {
-	refs := append([]string(nil), orig.References...)
-	if len(refs) == 0 && orig.InReplyTo != "" {
-		refs = append(refs, orig.InReplyTo)
-	}
-	if orig.MessageID != "" {
-		refs = append(refs, orig.MessageID)
-	}
 	return Draft{
 		From:       from,
 		To:         to,
 		Subject:    ForwardSubject(orig.Subject),
-		References: capReferences(refs),
+		References: threadReferences(orig),
 		Text:       forwardText(note, orig),
 		Date:       now,
 	}

@@ -23,9 +23,15 @@ var topicPrefix = regexp.MustCompile(`^(?i:` + replyWords + `|` + forwardWords +
 // prefixes that grow with every round of a conversation ("Re: AW: Re: Fwd: Order 12" is
 // "Order 12"). "" when nothing else is left.
 func Topic(subject string) string {
+	return stripPrefixes(topicPrefix, subject)
+}
+
+// stripPrefixes removes from the trimmed subject every leading prefix that prefix
+// matches, one after the other.
+func stripPrefixes(prefix *regexp.Regexp, subject string) string {
 	s := strings.TrimSpace(subject)
 	for {
-		t := topicPrefix.ReplaceAllString(s, "")
+		t := prefix.ReplaceAllString(s, "")
 		if t == s {
 			return s
 		}

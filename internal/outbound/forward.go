@@ -59,17 +59,6 @@ func (s *Service) ComposeChoices(ctx context.Context) ([]FromChoice, error) {
 	return s.choices(ctx, store.Message{})
 }
 
-// pick returns the chosen From address, or the default when from is "".
-func pick(choices []FromChoice, from string) (FromChoice, error) {
-	from = strings.TrimSpace(from)
-	for _, c := range choices {
-		if (from == "" && c.Default) || (from != "" && strings.EqualFold(c.Address, from)) {
-			return c, nil
-		}
-	}
-	return FromChoice{}, ErrUnknownFrom
-}
-
 // Forward composes the forward of a message of the work item's conversation ("Fwd: "
 // subject, the note, the original inline, the chosen original attachments and the
 // uploads) and records it with its outbox row in one transaction. The work item's state
@@ -244,39 +233,6 @@ func addCopies(d *message.Draft, ccIn, bccIn []string) error {
 	if len(d.To) > maxExtraRecipients {
 		return &FieldError{Field: "to", Message: fmt.Sprintf("at most %d addresses", maxExtraRecipients)}
 	}
-	for _, a := range cc {
-		if key := strings.ToLower(a.Address); !have[key] {
-			have[key] = true
-			d.Cc = append(d.Cc, a)
-		}
-	}
-	for _, a := range bcc {
-		if key := strings.ToLower(a.Address); !have[key] {
-			have[key] = true
-			d.Bcc = append(d.Bcc, a)
-		}
-	}
+	appendCopies(d, have, cc, bcc)
 	return nil
-}
-
-// compose renders the draft and returns its bytes, its parsed record for the store (the
-// mailbox, the author, the Bcc kept for the agent) and the envelope recipients.
-func compose(d message.Draft, mailboxID int64, actor store.User) ([]byte, store.Message, []string, error) {
-	raw, parsed, err := message.Compose(d)
-	if err != nil {
-		return nil, store.Message{}, nil, err
-	}
-	parsed.MailboxID = mailboxID
-	parsed.Direction = store.Outbound
-	parsed.AuthorID = actor.ID
-	parsed.Bcc = formatList(d.Bcc)
-	var rcpts []string
-	seen := map[string]bool{}
-	for _, a := range slices.Concat(d.To, d.Cc, d.Bcc) {
-		if key := strings.ToLower(a.Address); !seen[key] {
-			seen[key] = true
-			rcpts = append(rcpts, a.Address)
-		}
-	}
-	return raw, parsed, rcpts, nil
 }

@@ -298,39 +298,20 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	if err != nil {
 		return store.OutboxItem{}, err
 	}
-	var pick *FromChoice
-	for i, c := range choices {
-		if (req.From == "" && c.Default) || (req.From != "" && strings.EqualFold(c.Address, strings.TrimSpace(req.From))) {
-			pick = &choices[i]
-			break
-		}
+	from, err := pick(choices, req.From)
+	if err != nil {
+		return store.OutboxItem{}, err
 	}
-	if pick == nil {
-		return store.OutboxItem{}, ErrUnknownFrom
-	}
-	from := mail.Address{Name: pick.DisplayName, Address: pick.Address}
-	draft := message.ReplyDraft(orig, from, req.Text, s.now())
+	draft := message.ReplyDraft(orig, mail.Address{Name: from.DisplayName, Address: from.Address}, req.Text, s.now())
 	if err := s.addRecipients(ctx, &draft, orig, req); err != nil {
 		return store.OutboxItem{}, err
 	}
-	if err := s.addAttachments(ctx, &draft, pick.MailboxID, req.Attachments); err != nil {
+	if err := s.addAttachments(ctx, &draft, from.MailboxID, req.Attachments); err != nil {
 		return store.OutboxItem{}, err
 	}
-	raw, parsed, err := message.Compose(draft)
+	raw, parsed, rcpts, err := compose(draft, from.MailboxID, actor)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("compose reply to work item %d: %w", workItemID, err)
-	}
-	parsed.MailboxID = pick.MailboxID
-	parsed.Direction = store.Outbound
-	parsed.AuthorID = actor.ID
-	parsed.Bcc = formatList(draft.Bcc)
-	var rcpts []string
-	seen := map[string]bool{}
-	for _, a := range slices.Concat(draft.To, draft.Cc, draft.Bcc) {
-		if key := strings.ToLower(a.Address); !seen[key] {
-			seen[key] = true
-			rcpts = append(rcpts, a.Address)
-		}
 	}
 	if len(rcpts) == 0 {
 		return store.OutboxItem{}, fmt.Errorf("reply to work item %d: the message has no sender address to reply to", workItemID)
@@ -340,7 +321,7 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		UserID:     actor.ID,
 		Message:    parsed,
 		Raw:        raw,
-		From:       pick.Address,
+		From:       from.Address,
 		Recipients: rcpts,
 		NewState:   then,
 	})
@@ -348,9 +329,42 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		return store.OutboxItem{}, fmt.Errorf("record reply to work item %d: %w", workItemID, err)
 	}
 	s.log.Info("reply queued", slog.Int64("work_item_id", workItemID), slog.Int64("outbox_id", item.ID),
-		slog.String("user", actor.Username), slog.String("from", pick.Address))
+		slog.String("user", actor.Username), slog.String("from", from.Address))
 	s.Wake()
 	return item, nil
+}
+
+// pick returns the chosen From address, or the default when from is "".
+func pick(choices []FromChoice, from string) (FromChoice, error) {
+	from = strings.TrimSpace(from)
+	for _, c := range choices {
+		if (from == "" && c.Default) || (from != "" && strings.EqualFold(c.Address, from)) {
+			return c, nil
+		}
+	}
+	return FromChoice{}, ErrUnknownFrom
+}
+
+// compose renders the draft and returns its bytes, its parsed record for the store (the
+// mailbox, the author, the Bcc kept for the agent) and the envelope recipients.
+func compose(d message.Draft, mailboxID int64, actor store.User) ([]byte, store.Message, []string, error) {
+	raw, parsed, err := message.Compose(d)
+	if err != nil {
+		return nil, store.Message{}, nil, err
+	}
+	parsed.MailboxID = mailboxID
+	parsed.Direction = store.Outbound
+	parsed.AuthorID = actor.ID
+	parsed.Bcc = formatList(d.Bcc)
+	var rcpts []string
+	seen := map[string]bool{}
+	for _, a := range slices.Concat(d.To, d.Cc, d.Bcc) {
+		if key := strings.ToLower(a.Address); !seen[key] {
+			seen[key] = true
+			rcpts = append(rcpts, a.Address)
+		}
+	}
+	return raw, parsed, rcpts, nil
 }
 
 // addRecipients adds the agent's Cc and Bcc, and with ReplyAll the customer's other
@@ -375,6 +389,13 @@ func (s *Service) addRecipients(ctx context.Context, d *message.Draft, orig stor
 	for _, a := range slices.Concat(d.To, d.Cc) {
 		have[strings.ToLower(a.Address)] = true
 	}
+	appendCopies(d, have, cc, bcc)
+	return nil
+}
+
+// appendCopies adds cc and bcc to the draft's Cc and Bcc, leaving out the addresses in
+// have (lower case) and adding each one it adds to have.
+func appendCopies(d *message.Draft, have map[string]bool, cc, bcc []mail.Address) {
 	for _, a := range cc {
 		if key := strings.ToLower(a.Address); !have[key] {
 			have[key] = true
@@ -387,7 +408,6 @@ func (s *Service) addRecipients(ctx context.Context, d *message.Draft, orig stor
 			d.Bcc = append(d.Bcc, a)
 		}
 	}
-	return nil
 }
 
 // ownAddresses are the addresses of every mailbox and From address (lower case): a reply

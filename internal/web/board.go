@@ -176,31 +176,56 @@ func (h *handler) boardJSON(ctx context.Context) ([]byte, error) {
 	return json.Marshal(b)
 }
 
-// boardEvents streams the board as server-sent events: at once, every boardInterval, and
-// as soon as the routing engine reports a change; a comment line every boardHeartbeat.
-func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) {
+// takeStream takes one of the maxBoardStreams live streams (the board's and the
+// workspace's), or answers 503 with msg and false; the caller gives its stream back with
+// h.board.streams.Add(-1).
+func (h *handler) takeStream(w http.ResponseWriter, msg string) bool {
 	if n := h.board.streams.Add(1); n > maxBoardStreams {
 		h.board.streams.Add(-1)
 		w.Header().Set("Retry-After", "10")
-		http.Error(w, "too many live boards are open: this one retries in a moment", http.StatusServiceUnavailable)
-		return
+		http.Error(w, msg, http.StatusServiceUnavailable)
+		return false
 	}
-	defer h.board.streams.Add(-1)
-	ctx := r.Context()
+	return true
+}
+
+// startEventStream answers 200 with the headers of a server-sent event stream and
+// returns write, which sends s at once (within boardWriteTimeout); false means the
+// client is gone and the stream should end.
+func startEventStream(w http.ResponseWriter) (write func(s string) bool) {
 	rc := http.NewResponseController(w)
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-
-	write := func(s string) bool {
+	return func(s string) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(boardWriteTimeout))
 		if _, err := w.Write([]byte(s)); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
 	}
+}
+
+// engineChanged is the routing engine's next change signal; nil (never ready) without
+// an engine.
+func (h *handler) engineChanged() <-chan struct{} {
+	if h.engine == nil {
+		return nil
+	}
+	return h.engine.Changed()
+}
+
+// boardEvents streams the board as server-sent events: at once, every boardInterval, and
+// as soon as the routing engine reports a change; a comment line every boardHeartbeat.
+func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) {
+	if !h.takeStream(w, "too many live boards are open: this one retries in a moment") {
+		return
+	}
+	defer h.board.streams.Add(-1)
+	ctx := r.Context()
+	write := startEventStream(w)
 	var lastSend time.Time
 	send := func(notBefore time.Time) bool {
 		data, err := h.board.get(notBefore, func() ([]byte, error) { return h.boardJSON(ctx) })
@@ -213,17 +238,10 @@ func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) 
 		lastSend = time.Now()
 		return write("event: board\ndata: " + string(data) + "\n\n")
 	}
-	changed := func() <-chan struct{} {
-		if h.engine == nil {
-			return nil
-		}
-		return h.engine.Changed()
-	}
-
 	if !write("retry: 3000\n\n") {
 		return
 	}
-	ch := changed()
+	ch := h.engineChanged()
 	if !send(time.Now()) {
 		return
 	}
@@ -244,7 +262,7 @@ func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) 
 				return
 			}
 		case <-tick.C:
-			ch = changed()
+			ch = h.engineChanged()
 			if !send(time.Now().Add(-time.Second)) {
 				return
 			}
@@ -259,7 +277,7 @@ func (h *handler) boardEvents(w http.ResponseWriter, r *http.Request, _ viewer) 
 				case <-t.C:
 				}
 			}
-			ch = changed()
+			ch = h.engineChanged()
 			if !send(seen) {
 				return
 			}

@@ -80,16 +80,11 @@ func (h *handler) fillCompose(ctx context.Context, r *http.Request, v viewer, d 
 
 // forward sends the forward form of the item page.
 func (h *handler) forward(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := h.pathID(w, r, "work item")
+	wi, ok := h.pathWorkItem(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	wi, err := h.st.WorkItem(ctx, id)
-	if err != nil {
-		h.storeError(w, r, "work item", err)
-		return
-	}
+	id, ctx := wi.ID, r.Context()
 	f := r.PostForm
 	msgID, _ := strconv.ParseInt(f.Get("message_id"), 10, 64)
 	again := itemCompose{Message: store.Message{ID: msgID}, To: f.Get("to"), Cc: f.Get("cc"), Bcc: f.Get("bcc"), Text: f.Get("text"),
@@ -121,10 +116,12 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, v viewer) {
 		refuse(http.StatusServiceUnavailable, "", "Sending email is not configured on this server. Ask an administrator to set up an outbound mailbox.")
 		return
 	}
-	if req.Attachments, err = formFiles(r, "attachments"); err != nil {
+	atts, err := formFiles(r, "attachments")
+	if err != nil {
 		refuse(http.StatusBadRequest, "attachments", err.Error())
 		return
 	}
+	req.Attachments = atts
 	ob, err := fw.Forward(ctx, v.User, id, req)
 	if err != nil {
 		status, field, msg := sendError(ctx, h.logger, "forward", err)

@@ -270,27 +270,12 @@ func (h *handler) workspaceEvents(w http.ResponseWriter, r *http.Request, v view
 		}
 		item = id
 	}
-	if n := h.board.streams.Add(1); n > maxBoardStreams {
-		h.board.streams.Add(-1)
-		w.Header().Set("Retry-After", "10")
-		http.Error(w, "too many live pages are open: this one retries in a moment", http.StatusServiceUnavailable)
+	if !h.takeStream(w, "too many live pages are open: this one retries in a moment") {
 		return
 	}
 	defer h.board.streams.Add(-1)
 	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	write := func(s string) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(boardWriteTimeout))
-		if _, err := w.Write([]byte(s)); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	write := startEventStream(w)
 	key := v.Session.TokenHash
 	if item != 0 {
 		h.presence.see(item, key, v.User, false)
@@ -315,16 +300,10 @@ func (h *handler) workspaceEvents(w http.ResponseWriter, r *http.Request, v view
 		last = data
 		return write("event: item\ndata: " + string(data) + "\n\n")
 	}
-	changed := func() <-chan struct{} {
-		if h.engine == nil {
-			return nil
-		}
-		return h.engine.Changed()
-	}
 	if !write("retry: 3000\n\n") {
 		return
 	}
-	engineCh, presenceCh := changed(), h.presence.wait()
+	engineCh, presenceCh := h.engineChanged(), h.presence.wait()
 	if !sendItem() {
 		return
 	}
@@ -360,7 +339,7 @@ func (h *handler) workspaceEvents(w http.ResponseWriter, r *http.Request, v view
 				return
 			case <-t.C:
 			}
-			engineCh = changed()
+			engineCh = h.engineChanged()
 			if !write("event: list\ndata: {}\n\n") || !sendItem() {
 				return
 			}

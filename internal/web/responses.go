@@ -102,16 +102,11 @@ func (h *handler) signReply(r *http.Request, v viewer, wi store.WorkItem, from, 
 // composeAction handles the reply box's other buttons: "Use template" (op=template),
 // "Save draft" (op=draft) and "Discard draft" (op=discard).
 func (h *handler) composeAction(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := h.pathID(w, r, "work item")
+	wi, ok := h.pathWorkItem(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	wi, err := h.st.WorkItem(ctx, id)
-	if err != nil {
-		h.storeError(w, r, "work item", err)
-		return
-	}
+	id, ctx := wi.ID, r.Context()
 	p := r.PostForm
 	text, from := p.Get("text"), strings.TrimSpace(p.Get("from"))
 	switch p.Get("op") {

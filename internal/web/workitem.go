@@ -83,15 +83,24 @@ type workItemData struct {
 	ReplyBox composeView
 }
 
-func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
+// pathWorkItem reads the work item whose id is in the path; when it answers false it has
+// written the error page (no such id, or the store's error).
+func (h *handler) pathWorkItem(w http.ResponseWriter, r *http.Request) (store.WorkItem, bool) {
 	id, ok := h.pathID(w, r, "work item")
 	if !ok {
-		return
+		return store.WorkItem{}, false
 	}
-	ctx := r.Context()
-	wi, err := h.st.WorkItem(ctx, id)
+	wi, err := h.st.WorkItem(r.Context(), id)
 	if err != nil {
 		h.storeError(w, r, "work item", err)
+		return store.WorkItem{}, false
+	}
+	return wi, true
+}
+
+func (h *handler) workItem(w http.ResponseWriter, r *http.Request, v viewer) {
+	wi, ok := h.pathWorkItem(w, r)
+	if !ok {
 		return
 	}
 	// "Reply sent" shows once, on the page the reply redirected to; a reload shows none.
@@ -179,16 +188,11 @@ func (h *handler) renderWorkItem(w http.ResponseWriter, r *http.Request, v viewe
 }
 
 func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := h.pathID(w, r, "work item")
+	wi, ok := h.pathWorkItem(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	wi, err := h.st.WorkItem(ctx, id)
-	if err != nil {
-		h.storeError(w, r, "work item", err)
-		return
-	}
+	id, ctx := wi.ID, r.Context()
 	text := r.PostForm.Get("text")
 	from := strings.TrimSpace(r.PostForm.Get("from"))
 	if strings.TrimSpace(text) == "" {
@@ -282,16 +286,11 @@ func formFiles(r *http.Request, field string) ([]outbound.Attachment, error) {
 
 // addNote records an internal note from the item page.
 func (h *handler) addNote(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := h.pathID(w, r, "work item")
+	wi, ok := h.pathWorkItem(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	wi, err := h.st.WorkItem(ctx, id)
-	if err != nil {
-		h.storeError(w, r, "work item", err)
-		return
-	}
+	id, ctx := wi.ID, r.Context()
 	text := r.PostForm.Get("note")
 	if _, err := workitem.AddNote(ctx, h.st, v.User, id, text); err != nil {
 		if errors.Is(err, workitem.ErrBadNote) {

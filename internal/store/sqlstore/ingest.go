@@ -268,15 +268,8 @@ func (s *Store) queueAutoReply(ctx context.Context, tx runner, a store.AutoReply
 	if err := s.recordAutoSent(ctx, tx, a.Kind, rcpts, convID, now); err != nil {
 		return err
 	}
-	m := a.Message
-	m.Direction = store.Outbound
+	m := outboundMessage(a.Message, a.Raw, now)
 	m.SourceID = ""
-	if m.Date.IsZero() {
-		m.Date = now
-	}
-	if m.Size == 0 {
-		m.Size = int64(len(a.Raw))
-	}
 	msgID, err := s.insertMessage(ctx, tx, m, a.Raw, convID, "", now)
 	if err != nil {
 		return fmt.Errorf("store auto-reply: %w", err)

@@ -18,18 +18,8 @@ const defaultHistoryLimit = 20
 func (s *Store) CreateForward(ctx context.Context, in store.ForwardInput) (store.OutboxItem, error) {
 	op := fmt.Sprintf("create forward from work item %d", in.WorkItemID)
 	now := s.now()
-	m := in.Message
-	m.Direction = store.Outbound
-	if m.Date.IsZero() {
-		m.Date = now
-	}
-	if m.Size == 0 {
-		m.Size = int64(len(in.Raw))
-	}
-	out := store.OutboxItem{
-		MailboxID: m.MailboxID, WorkItemID: in.WorkItemID, From: in.From, Recipients: in.Recipients,
-		Raw: in.Raw, State: store.OutboxQueued, NextAttemptAt: now, CreatedAt: now,
-	}
+	m := outboundMessage(in.Message, in.Raw, now)
+	out := queuedOutbox(m.MailboxID, in.WorkItemID, in.From, in.Recipients, in.Raw, now)
 	err := s.inTx(ctx, func(tx runner) error {
 		var state string
 		err := tx.queryRow(ctx, `SELECT conversation_id, state FROM work_items WHERE id = ?`+s.d.forUpdate,
@@ -64,9 +54,6 @@ func (s *Store) CreateForward(ctx context.Context, in store.ForwardInput) (store
 	if err != nil {
 		return store.OutboxItem{}, s.wrap(op, err)
 	}
-	if out.Raw == nil {
-		out.Raw = []byte{}
-	}
 	return out, nil
 }
 
@@ -89,18 +76,8 @@ func (s *Store) CreateOutbound(ctx context.Context, in store.NewConversationInpu
 		return store.NewConversation{}, fmt.Errorf("%s: the sending user is missing", op)
 	}
 	now := s.now()
-	m := in.Message
-	m.Direction = store.Outbound
-	if m.Date.IsZero() {
-		m.Date = now
-	}
-	if m.Size == 0 {
-		m.Size = int64(len(in.Raw))
-	}
-	res := store.NewConversation{Outbox: store.OutboxItem{
-		MailboxID: m.MailboxID, From: in.From, Recipients: in.Recipients, Raw: in.Raw,
-		State: store.OutboxQueued, NextAttemptAt: now, CreatedAt: now,
-	}}
+	m := outboundMessage(in.Message, in.Raw, now)
+	res := store.NewConversation{Outbox: queuedOutbox(m.MailboxID, 0, in.From, in.Recipients, in.Raw, now)}
 	err := s.inTx(ctx, func(tx runner) error {
 		actor, err := s.actorName(ctx, tx, in.UserID)
 		if err != nil {
@@ -144,9 +121,6 @@ func (s *Store) CreateOutbound(ctx context.Context, in store.NewConversationInpu
 	})
 	if err != nil {
 		return store.NewConversation{}, s.wrap(op, err)
-	}
-	if res.Outbox.Raw == nil {
-		res.Outbox.Raw = []byte{}
 	}
 	return res, nil
 }

@@ -47,24 +47,8 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 		return store.OutboxItem{}, fmt.Errorf("%s: a reply leaves the item done, pending or assigned, not %q", op, newState)
 	}
 	now := s.now()
-	m := in.Message
-	m.Direction = store.Outbound
-	if m.Date.IsZero() {
-		m.Date = now
-	}
-	if m.Size == 0 {
-		m.Size = int64(len(in.Raw))
-	}
-	out := store.OutboxItem{
-		MailboxID:     m.MailboxID,
-		WorkItemID:    in.WorkItemID,
-		From:          in.From,
-		Recipients:    in.Recipients,
-		Raw:           in.Raw,
-		State:         store.OutboxQueued,
-		NextAttemptAt: now,
-		CreatedAt:     now,
-	}
+	m := outboundMessage(in.Message, in.Raw, now)
+	out := queuedOutbox(m.MailboxID, in.WorkItemID, in.From, in.Recipients, in.Raw, now)
 	err := s.inTx(ctx, func(tx runner) error {
 		var oldState string
 		err := tx.queryRow(ctx, `SELECT conversation_id, state FROM work_items WHERE id = ?`+s.d.forUpdate,
@@ -72,11 +56,9 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 		if err != nil {
 			return s.wrap("load work item", err)
 		}
-		actor := "system"
-		if in.UserID != 0 {
-			if err := tx.queryRow(ctx, `SELECT username FROM users WHERE id = ?`, in.UserID).Scan(&actor); err != nil {
-				return s.wrap(fmt.Sprintf("load user %d", in.UserID), err)
-			}
+		actor, err := s.actorName(ctx, tx, in.UserID)
+		if err != nil {
+			return err
 		}
 		out.MessageID, err = s.insertMessage(ctx, tx, m, in.Raw, m.ConversationID, "", now)
 		if err != nil {
@@ -119,10 +101,39 @@ func (s *Store) CreateReply(ctx context.Context, in store.ReplyInput) (store.Out
 	if err != nil {
 		return store.OutboxItem{}, s.wrap(op, err)
 	}
-	if out.Raw == nil {
-		out.Raw = []byte{}
-	}
 	return out, nil
+}
+
+// outboundMessage is m as stored for sending: outbound, dated now and as large as raw
+// unless it says otherwise.
+func outboundMessage(m store.Message, raw []byte, now time.Time) store.Message {
+	m.Direction = store.Outbound
+	if m.Date.IsZero() {
+		m.Date = now
+	}
+	if m.Size == 0 {
+		m.Size = int64(len(raw))
+	}
+	return m
+}
+
+// queuedOutbox is the outbox row, due now, that sends raw from the address to the
+// recipients through the mailbox for the work item; insertOutbox gives it its id, and
+// the caller its message id. Its Raw is never nil.
+func queuedOutbox(mailboxID, workItemID int64, from string, recipients []string, raw []byte, now time.Time) store.OutboxItem {
+	if raw == nil {
+		raw = []byte{}
+	}
+	return store.OutboxItem{
+		MailboxID:     mailboxID,
+		WorkItemID:    workItemID,
+		From:          from,
+		Recipients:    recipients,
+		Raw:           raw,
+		State:         store.OutboxQueued,
+		NextAttemptAt: now,
+		CreatedAt:     now,
+	}
 }
 
 // insertOutbox queues o (its mailbox, work item, message, sender and recipients) for
