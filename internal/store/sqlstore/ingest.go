@@ -80,7 +80,7 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 		docs[i] = searchDoc(in[i].Message)
 	}
 	err := s.inTx(ctx, func(tx runner) error {
-		st := ingestTx{failures: map[int64]bool{}}
+		st := ingestTx{failures: map[int64]bool{}, index: &[]searchRow{}}
 		// The cursor of each mailbox is written once, after its last message: the messages
 		// come in source order, so the last cursor is the position after all of them.
 		var cursors []store.Cursor
@@ -113,6 +113,14 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 				cursors = append(cursors, *cursor)
 			}
 		}
+		// The search rows come after every other write of the batch: SQLite's FTS5 keeps
+		// them in memory until a statement opens a savepoint (any INSERT of a work item
+		// does), and each flush writes a segment of its own.
+		for _, r := range *st.index {
+			if err := s.indexMessage(ctx, tx, r.id, r.convID, r.doc); err != nil {
+				return err
+			}
+		}
 		for _, c := range cursors {
 			if err := setCursor(ctx, tx, c, s.d.timeArg(now)); err != nil {
 				return fmt.Errorf("save cursor of mailbox %d: %w", c.MailboxID, err)
@@ -132,6 +140,14 @@ type ingestTx struct {
 	// (ingest_failures) when the transaction began: only then may a message stored now
 	// have a failure count to forget.
 	failures map[int64]bool
+	// index collects the search rows of the messages stored, written at the end.
+	index *[]searchRow
+}
+
+// searchRow is one message's row of the search index.
+type searchRow struct {
+	id, convID int64
+	doc        string
 }
 
 // ingestOne writes one inbound message inside the transaction tx (the mailbox is known to
@@ -196,11 +212,12 @@ func (s *Store) ingestOne(ctx context.Context, tx runner, in store.InboundMessag
 	}
 	res.ConversationID = convID
 
-	msgID, err := s.insertMessageDoc(ctx, tx, m, in.Raw, convID, hash, now, doc)
+	msgID, err := s.insertMessageUnindexed(ctx, tx, m, in.Raw, convID, hash, now)
 	if err != nil {
 		return res, nil, s.wrap("store message", err)
 	}
 	res.MessageID = msgID
+	*st.index = append(*st.index, searchRow{id: msgID, convID: convID, doc: doc})
 	if m.SourceID != "" {
 		if err := s.addSource(ctx, tx, m.MailboxID, m.SourceID, msgID, now); err != nil {
 			return res, nil, err

@@ -42,12 +42,16 @@ func scanMessage(sc scanner) (store.Message, error) {
 // the content hash of an inbound message with a Message-ID (the second dedup key), ""
 // otherwise.
 func (s *Store) insertMessage(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, hash string, now time.Time) (int64, error) {
-	return s.insertMessageDoc(ctx, tx, m, raw, convID, hash, now, searchDoc(m))
+	id, err := s.insertMessageUnindexed(ctx, tx, m, raw, convID, hash, now)
+	if err != nil {
+		return 0, err
+	}
+	return id, s.indexMessage(ctx, tx, id, convID, searchDoc(m))
 }
 
-// insertMessageDoc is insertMessage with the message's search document made beforehand
-// (ingest makes it before its transaction, so that the single writer waits less).
-func (s *Store) insertMessageDoc(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, hash string, now time.Time, doc string) (int64, error) {
+// insertMessageUnindexed is insertMessage without the search index row, which the caller
+// writes (ingest writes a batch's rows last, see ingestOnce).
+func (s *Store) insertMessageUnindexed(ctx context.Context, tx runner, m store.Message, raw []byte, convID int64, hash string, now time.Time) (int64, error) {
 	var id int64
 	err := tx.queryRow(ctx, `INSERT INTO messages (conversation_id, mailbox_id, direction,
 		source_id, message_id, in_reply_to, refs, subject, from_name, from_addr, to_list,
@@ -63,9 +67,6 @@ func (s *Store) insertMessageDoc(ctx context.Context, tx runner, m store.Message
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
 	if err := s.insertRaw(ctx, tx, id, raw, m.Direction == store.Inbound); err != nil {
-		return 0, err
-	}
-	if err := s.indexMessage(ctx, tx, id, convID, doc); err != nil {
 		return 0, err
 	}
 	var buf []byte // the chunk buffer of streamed attachments, shared by them
