@@ -114,6 +114,16 @@ func TestBrowserCollisionGuard(t *testing.T) {
 	}
 	// Sam's page: Ana is no longer writing (her reply went out).
 	waitText(t, sam, "#presence", func(s string) bool { return s == "Ana Agent is viewing" })
+
+	// Sam marks the item done: Ana's open page shows the new state and asks for a reload.
+	do(t, ana, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("text")))
+	waitText(t, ana, "html", func(string) bool {
+		return get(t, ana, chromedp.Evaluate[bool](`document.documentElement.getAttribute("data-live") === "1"`))
+	})
+	do(t, sam, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`button.action-close`)))
+	submit(t, sam, chromedp.Click(chromedp.CSS(`button.action-close`)))
+	waitText(t, ana, "#state", func(s string) bool { return s == "done" })
+	waitText(t, ana, "#state-changed", func(s string) bool { return strings.HasPrefix(s, "This item changed meanwhile") })
 }
 
 // TestBrowserLiveList: a new item appears in the open list without a reload.

@@ -124,6 +124,35 @@
     presence.parentNode.insertBefore(banner, presence);
   }
 
+  // The item's state as the page was drawn; a colleague's change (done, transferred,
+  // reassigned) shows at once in the state badge, with a banner to reload the buttons.
+  var stateBadge = document.getElementById("state");
+  var drawnState = stateBadge ? stateBadge.textContent : "";
+  function showState(state) {
+    if (!stateBadge || !state || state === stateBadge.textContent) {
+      return;
+    }
+    stateBadge.textContent = state;
+    if (state === drawnState) {
+      var old = document.getElementById("state-changed");
+      if (old) {
+        old.parentNode.removeChild(old);
+      }
+      return;
+    }
+    if (document.getElementById("state-changed")) {
+      return;
+    }
+    var banner = el("p", "notice state-changed", "This item changed meanwhile \u2014 ");
+    banner.id = "state-changed";
+    banner.setAttribute("role", "status");
+    var a = el("a", "", "reload");
+    a.href = window.location.pathname;
+    banner.appendChild(a);
+    banner.appendChild(document.createTextNode(" to see what you can do with it now."));
+    presence.parentNode.insertBefore(banner, presence);
+  }
+
   // Tell colleagues that this agent is writing: at most one note every 10 s.
   var lastTyped = 0;
   var reply = document.getElementById("text");
@@ -218,6 +247,7 @@
         if (ev.latest_message_id > latest) {
           showNewMessage();
         }
+        showState(ev.state);
       });
     }
     document.documentElement.setAttribute("data-live", "1");
