@@ -70,7 +70,7 @@ func Pick(list []store.AutoTemplate, queueID int64, name string) (Text, bool, er
 // nil when its queue sends none at this hour or the message is a program's. The store
 // sends it only when the message starts a conversation, within the limits.
 func (c *Composer) Acknowledgement(ctx context.Context, m store.Mailbox, in *store.InboundMessage) (*store.AutoReply, error) {
-	if in.Message.Automatic != "" || in.Message.OverSize || message.SuppressesAutoReply(message.Header(in.Raw)) {
+	if in.Message.Automatic != "" || in.Message.OverSize {
 		return nil, nil
 	}
 	queueID := m.QueueID
@@ -86,6 +86,10 @@ func (c *Composer) Acknowledgement(ctx context.Context, m store.Mailbox, in *sto
 	}
 	if len(list) == 0 {
 		return nil, nil // the common case: one query and nothing to send
+	}
+	// Read the header again only when an acknowledgement could go out.
+	if message.SuppressesAutoReply(message.Header(in.Raw)) {
+		return nil, nil
 	}
 	hours := HoursOpen
 	if c.Hours != nil {

@@ -678,6 +678,9 @@ type Messages interface {
 	RawMessage(ctx context.Context, messageID int64) ([]byte, error)
 	Attachment(ctx context.Context, id int64) (Attachment, error)
 	ConversationMessages(ctx context.Context, conversationID int64) ([]Message, error)
+	// LatestMessageID is the largest message id of a conversation (0 when it has none):
+	// what changes when anything is added to it, read without reading the messages.
+	LatestMessageID(ctx context.Context, conversationID int64) (int64, error)
 }
 
 // WorkItems holds work items.

@@ -357,11 +357,12 @@ func (h *handler) itemEvent(ctx context.Context, item, userID int64) (itemEvent,
 	if err != nil {
 		return itemEvent{}, err
 	}
-	msgs, err := h.st.ConversationMessages(ctx, wi.ConversationID)
+	// Sent on every routing change to every open item: one indexed MAX, not the messages.
+	latest, err := h.st.LatestMessageID(ctx, wi.ConversationID)
 	if err != nil {
 		return itemEvent{}, err
 	}
-	return itemEvent{LatestMessageID: workitem.LatestMessageID(msgs), State: wi.State, Presence: h.presence.others(item, userID)}, nil
+	return itemEvent{LatestMessageID: latest, State: wi.State, Presence: h.presence.others(item, userID)}, nil
 }
 
 // withWorkspaceScript adds the workspace script to a list or item page.

@@ -331,6 +331,13 @@ func (s *Store) Attachment(ctx context.Context, id int64) (store.Attachment, err
 	return a, nil
 }
 
+// LatestMessageID reads the largest message id of a conversation from its index.
+func (s *Store) LatestMessageID(ctx context.Context, conversationID int64) (int64, error) {
+	var id int64
+	err := s.r.queryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation_id = ?`, conversationID).Scan(&id)
+	return id, s.wrap(fmt.Sprintf("latest message of conversation %d", conversationID), err)
+}
+
 // ConversationMessages returns the messages of a conversation, inbound and outbound,
 // oldest first (by Date, then by storage order; a message without a Date counts as
 // stored at its arrival). A message we wrote (outbound: a reply, an automatic notice)

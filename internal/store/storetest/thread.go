@@ -263,6 +263,13 @@ func testConversationMessages(t *testing.T, s store.Store) {
 		got = append(got, m.ID)
 	}
 	equalIDs(t, "ConversationMessages by date", got, []int64{rf.MessageID, rep.MessageID, ra.MessageID})
+	want := max(rf.MessageID, rep.MessageID, ra.MessageID)
+	if latest, err := s.LatestMessageID(ctx, rf.ConversationID); err != nil || latest != want {
+		t.Errorf("LatestMessageID = %d, %v; want %d", latest, err, want)
+	}
+	if latest, err := s.LatestMessageID(ctx, rf.ConversationID+1000); err != nil || latest != 0 {
+		t.Errorf("LatestMessageID of no conversation = %d, %v; want 0", latest, err)
+	}
 	if len(msgs) == 3 {
 		if msgs[1].Direction != store.Outbound || msgs[1].MailboxID != out.ID || msgs[1].ConversationID != rf.ConversationID {
 			t.Errorf("agent reply = %+v, want outbound from mailbox %d in the conversation", msgs[1], out.ID)
