@@ -66,12 +66,12 @@ func (b *boardLive) get(notBefore time.Time, load func() ([]byte, error)) ([]byt
 	return data, nil
 }
 
-func (h *handler) boardRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /board", h.signedIn(store.RoleSupervisor, h.boardPage))
-	mux.HandleFunc("GET /board/events", h.signedIn(store.RoleSupervisor, h.boardEvents))
-	mux.HandleFunc("GET /board/history.csv", h.signedIn(store.RoleSupervisor, h.boardHistory))
-	mux.HandleFunc("GET /board/queues/{id}", h.signedIn(store.RoleSupervisor, h.boardQueue))
-	mux.HandleFunc("POST /board/items/{id}/{action}", h.signedIn(store.RoleSupervisor, h.boardAction))
+func (h *handler) boardRoutes(mux *pageMux) {
+	mux.page("GET /board", store.RoleSupervisor, h.boardPage)
+	mux.page("GET /board/events", store.RoleSupervisor, h.boardEvents)
+	mux.page("GET /board/history.csv", store.RoleSupervisor, h.boardHistory)
+	mux.page("GET /board/queues/{id}", store.RoleSupervisor, h.boardQueue)
+	mux.page("POST /board/items/{id}/{action}", store.RoleSupervisor, h.boardAction)
 }
 
 type boardQueueRow struct {

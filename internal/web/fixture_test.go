@@ -43,6 +43,8 @@ type fixture struct {
 	srv               *httptest.Server
 	items             map[string]store.IngestResult
 	raw               map[string][]byte
+	// routes is the handler's route table.
+	routes []pageRoute
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -111,7 +113,7 @@ func newFixture(t *testing.T) *fixture {
 		f.items[name] = res
 		f.raw[name] = raw
 	}
-	h, err := New(Options{
+	hd, h, err := build(Options{
 		Store: st, Auth: f.auth, Replier: outbound.NewService(st, slog.New(slog.DiscardHandler)),
 		Mailboxes: f.mbox, ProductVersion: "test",
 		SignIn: credential.NewSignIn(f.passwords.Secrets(), credential.TokensOptions{Logger: slog.New(slog.DiscardHandler)}),
@@ -119,6 +121,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.routes = hd.routes.routes
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	return f

@@ -26,10 +26,10 @@ type Forwarder interface {
 const flashForwardSent = "forward-sent"
 
 // composeRoutes adds the New email page and the forward form's target.
-func (h *handler) composeRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workitems/{id}/forward", h.signedIn(store.RoleAgent, h.forward))
-	mux.HandleFunc("GET /compose", h.signedIn(store.RoleAgent, h.composePage))
-	mux.HandleFunc("POST /compose", h.signedIn(store.RoleAgent, h.composeSubmit))
+func (h *handler) composeRoutes(mux *pageMux) {
+	mux.page("POST /workitems/{id}/forward", store.RoleAgent, h.forward)
+	mux.page("GET /compose", store.RoleAgent, h.composePage)
+	mux.page("POST /compose", store.RoleAgent, h.composeSubmit)
 }
 
 // itemCompose is what the item page shows beside the reply: the forward form and the

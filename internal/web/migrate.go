@@ -77,11 +77,11 @@ func migratable(m store.Mailbox) bool {
 }
 
 // migrateRoutes registers the page (administrators only: it changes mailboxes).
-func (h *handler) migrateRoutes(mux *http.ServeMux) {
+func (h *handler) migrateRoutes(mux *pageMux) {
 	adm := store.RoleAdmin
-	mux.HandleFunc("GET /mailboxes/migrate", h.signedIn(adm, h.migratePage))
-	mux.HandleFunc("POST /mailboxes/migrate", h.signedIn(adm, h.migrateRun))
-	mux.HandleFunc("POST /mailboxes/migrate/test", h.signedIn(adm, h.migrateTest))
+	mux.page("GET /mailboxes/migrate", adm, h.migratePage)
+	mux.page("POST /mailboxes/migrate", adm, h.migrateRun)
+	mux.page("POST /mailboxes/migrate/test", adm, h.migrateTest)
 }
 
 // migrateValues are the page's fields as typed (the secret and the certificate are never

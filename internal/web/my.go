@@ -29,11 +29,11 @@ var myNotes = map[string]string{
 }
 
 // agentRoutes registers the agent's workspace: "My work" and the work item actions.
-func (h *handler) agentRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /my", h.signedIn(store.RoleAgent, h.myWork))
-	mux.HandleFunc("POST /my/status", h.signedIn(store.RoleAgent, h.myStatus))
-	mux.HandleFunc("POST /my/next", h.signedIn(store.RoleAgent, h.myNext))
-	mux.HandleFunc("POST /workitems/{id}/action", h.signedIn(store.RoleAgent, h.workItemAction))
+func (h *handler) agentRoutes(mux *pageMux) {
+	mux.page("GET /my", store.RoleAgent, h.myWork)
+	mux.page("POST /my/status", store.RoleAgent, h.myStatus)
+	mux.page("POST /my/next", store.RoleAgent, h.myNext)
+	mux.page("POST /workitems/{id}/action", store.RoleAgent, h.workItemAction)
 }
 
 // landing sends each role to its start page: agents to their work, supervisors and

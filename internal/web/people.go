@@ -20,26 +20,26 @@ import (
 // internal/routing's, the same as the API's and the CLI's.
 
 // peopleRoutes registers the People pages.
-func (h *handler) peopleRoutes(mux *http.ServeMux) {
+func (h *handler) peopleRoutes(mux *pageMux) {
 	agt, sup, adm := store.RoleAgent, store.RoleSupervisor, store.RoleAdmin
-	mux.HandleFunc("GET /users", h.signedIn(sup, h.userList))
-	mux.HandleFunc("POST /users", h.signedIn(adm, h.userCreate))
-	mux.HandleFunc("GET /users/{id}", h.signedIn(adm, h.userEdit))
-	mux.HandleFunc("POST /users/{id}", h.signedIn(adm, h.userUpdate))
-	mux.HandleFunc("POST /users/{id}/enable", h.signedIn(adm, h.userSetDisabled(false)))
-	mux.HandleFunc("POST /users/{id}/disable", h.signedIn(adm, h.userSetDisabled(true)))
-	mux.HandleFunc("POST /users/{id}/password", h.signedIn(adm, h.userPassword))
-	mux.HandleFunc("GET /users/{id}/delete", h.signedIn(adm, h.userDeleteConfirm))
-	mux.HandleFunc("POST /users/{id}/delete", h.signedIn(adm, h.userDelete))
-	mux.HandleFunc("POST /teams", h.signedIn(adm, h.teamCreate))
-	mux.HandleFunc("POST /teams/{id}/delete", h.signedIn(adm, h.teamDelete))
-	mux.HandleFunc("GET /agents", h.signedIn(sup, h.agentList))
-	mux.HandleFunc("GET /agents/{id}", h.signedIn(sup, h.agentEdit))
-	mux.HandleFunc("POST /agents/{id}", h.signedIn(sup, h.agentSave))
-	mux.HandleFunc("GET /account", h.signedIn(agt, h.account))
-	mux.HandleFunc("POST /account/password", h.signedIn(agt, h.accountPassword))
-	mux.HandleFunc("POST /account/status", h.signedIn(agt, h.accountStatus))
-	mux.HandleFunc("POST /account/time-zone", h.signedIn(agt, h.accountTimeZone))
+	mux.page("GET /users", sup, h.userList)
+	mux.page("POST /users", adm, h.userCreate)
+	mux.page("GET /users/{id}", adm, h.userEdit)
+	mux.page("POST /users/{id}", adm, h.userUpdate)
+	mux.page("POST /users/{id}/enable", adm, h.userSetDisabled(false))
+	mux.page("POST /users/{id}/disable", adm, h.userSetDisabled(true))
+	mux.page("POST /users/{id}/password", adm, h.userPassword)
+	mux.page("GET /users/{id}/delete", adm, h.userDeleteConfirm)
+	mux.page("POST /users/{id}/delete", adm, h.userDelete)
+	mux.page("POST /teams", adm, h.teamCreate)
+	mux.page("POST /teams/{id}/delete", adm, h.teamDelete)
+	mux.page("GET /agents", sup, h.agentList)
+	mux.page("GET /agents/{id}", sup, h.agentEdit)
+	mux.page("POST /agents/{id}", sup, h.agentSave)
+	mux.page("GET /account", agt, h.account)
+	mux.page("POST /account/password", agt, h.accountPassword)
+	mux.page("POST /account/status", agt, h.accountStatus)
+	mux.page("POST /account/time-zone", agt, h.accountTimeZone)
 }
 
 // Roles lists the roles in the order the forms offer them.

@@ -229,9 +229,9 @@ func (h *handler) replyRefused(w http.ResponseWriter, r *http.Request, v viewer,
 	return false
 }
 
-func (h *handler) workspaceRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /workitems/events", h.signedIn(store.RoleAgent, h.workspaceEvents))
-	mux.HandleFunc("POST /workitems/{id}/presence", h.signedIn(store.RoleAgent, h.presenceTyping))
+func (h *handler) workspaceRoutes(mux *pageMux) {
+	mux.page("GET /workitems/events", store.RoleAgent, h.workspaceEvents)
+	mux.page("POST /workitems/{id}/presence", store.RoleAgent, h.presenceTyping)
 }
 
 // presenceTyping records a keystroke in the item's reply box (workspace.js sends one

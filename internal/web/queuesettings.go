@@ -16,9 +16,9 @@ import (
 // pressure, overflow, offers, skill relaxation and the return of absent agents' items.
 // The mailboxes feeding the queue stay on the Queues page.
 
-func (h *handler) queueSettingsRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /queues/{id}/settings", h.signedIn(store.RoleSupervisor, h.queueSettingsPage))
-	mux.HandleFunc("POST /queues/{id}/settings", h.signedIn(store.RoleAdmin, h.queueSettingsSave))
+func (h *handler) queueSettingsRoutes(mux *pageMux) {
+	mux.page("GET /queues/{id}/settings", store.RoleSupervisor, h.queueSettingsPage)
+	mux.page("POST /queues/{id}/settings", store.RoleAdmin, h.queueSettingsSave)
 }
 
 type queueSettingsForm struct {

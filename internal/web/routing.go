@@ -22,18 +22,18 @@ import (
 // is validated by internal/routing, saved through the store (which bumps the routing
 // version, so the engine reloads at once) and audited.
 
-func (h *handler) routingRoutes(mux *http.ServeMux) {
+func (h *handler) routingRoutes(mux *pageMux) {
 	sup, adm := store.RoleSupervisor, store.RoleAdmin
-	mux.HandleFunc("GET /routing", func(w http.ResponseWriter, r *http.Request) {
+	mux.open("GET /routing", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/routing/rules", http.StatusSeeOther)
-	})
+	}))
 	for _, k := range []*objectKind{calendarKind, schemaKind, slaKind} {
-		mux.HandleFunc("GET "+k.base, h.signedIn(sup, h.objectList(k)))
-		mux.HandleFunc("GET "+k.base+"/new", h.signedIn(adm, h.objectNew(k)))
-		mux.HandleFunc("POST "+k.base, h.signedIn(adm, h.objectSave(k)))
-		mux.HandleFunc("GET "+k.base+"/{id}", h.signedIn(sup, h.objectEdit(k)))
-		mux.HandleFunc("POST "+k.base+"/{id}", h.signedIn(adm, h.objectSave(k)))
-		mux.HandleFunc("POST "+k.base+"/{id}/delete", h.signedIn(adm, h.objectDelete(k)))
+		mux.page("GET "+k.base, sup, h.objectList(k))
+		mux.page("GET "+k.base+"/new", adm, h.objectNew(k))
+		mux.page("POST "+k.base, adm, h.objectSave(k))
+		mux.page("GET "+k.base+"/{id}", sup, h.objectEdit(k))
+		mux.page("POST "+k.base+"/{id}", adm, h.objectSave(k))
+		mux.page("POST "+k.base+"/{id}/delete", adm, h.objectDelete(k))
 	}
 	h.ruleRoutes(mux)
 	h.queueSettingsRoutes(mux)

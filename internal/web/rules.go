@@ -17,17 +17,17 @@ import (
 // The classification rules: an ordered list (moved up and down), enabled or disabled,
 // edited with conditions as rows, and tested on a stored message before saving.
 
-func (h *handler) ruleRoutes(mux *http.ServeMux) {
+func (h *handler) ruleRoutes(mux *pageMux) {
 	sup, adm := store.RoleSupervisor, store.RoleAdmin
-	mux.HandleFunc("GET /routing/rules", h.signedIn(sup, h.ruleList))
-	mux.HandleFunc("GET /routing/rules/new", h.signedIn(adm, h.ruleNew))
-	mux.HandleFunc("POST /routing/rules", h.signedIn(adm, h.ruleSubmit))
-	mux.HandleFunc("GET /routing/rules/{id}", h.signedIn(sup, h.ruleEdit))
-	mux.HandleFunc("POST /routing/rules/{id}", h.signedIn(adm, h.ruleSubmit))
-	mux.HandleFunc("POST /routing/rules/{id}/move", h.signedIn(adm, h.ruleMove))
-	mux.HandleFunc("POST /routing/rules/{id}/enable", h.signedIn(adm, h.ruleSetEnabled(true)))
-	mux.HandleFunc("POST /routing/rules/{id}/disable", h.signedIn(adm, h.ruleSetEnabled(false)))
-	mux.HandleFunc("POST /routing/rules/{id}/delete", h.signedIn(adm, h.ruleDelete))
+	mux.page("GET /routing/rules", sup, h.ruleList)
+	mux.page("GET /routing/rules/new", adm, h.ruleNew)
+	mux.page("POST /routing/rules", adm, h.ruleSubmit)
+	mux.page("GET /routing/rules/{id}", sup, h.ruleEdit)
+	mux.page("POST /routing/rules/{id}", adm, h.ruleSubmit)
+	mux.page("POST /routing/rules/{id}/move", adm, h.ruleMove)
+	mux.page("POST /routing/rules/{id}/enable", adm, h.ruleSetEnabled(true))
+	mux.page("POST /routing/rules/{id}/disable", adm, h.ruleSetEnabled(false))
+	mux.page("POST /routing/rules/{id}/delete", adm, h.ruleDelete)
 }
 
 // blankConditionRows is how many empty condition rows the form offers: without script a

@@ -44,11 +44,11 @@ const callbackPath = "/oauth/callback"
 // cannot fill the database: far more than administrators signing mailboxes in at once.
 const maxPendingSignIns = 1000
 
-func (h *handler) signInRoutes(mux *http.ServeMux) {
+func (h *handler) signInRoutes(mux *pageMux) {
 	adm := store.RoleAdmin
-	mux.HandleFunc("GET /mailboxes/{id}/signin", h.signedIn(adm, h.signInPage))
-	mux.HandleFunc("POST /mailboxes/{id}/signin", h.signedIn(adm, h.signInStart))
-	mux.HandleFunc("GET "+callbackPath, h.signedIn(adm, h.signInCallback))
+	mux.page("GET /mailboxes/{id}/signin", adm, h.signInPage)
+	mux.page("POST /mailboxes/{id}/signin", adm, h.signInStart)
+	mux.page("GET "+callbackPath, adm, h.signInCallback)
 }
 
 // redirectURI is the sign-in's redirect URI: the public URL's, or this request's scheme

@@ -17,13 +17,13 @@ import (
 // of each queue with their switches, the over-size notice and the limits, edited by
 // admins through internal/automsg as the API does.
 
-func (h *handler) templateRoutes(mux *http.ServeMux) {
+func (h *handler) templateRoutes(mux *pageMux) {
 	sup, adm := store.RoleSupervisor, store.RoleAdmin
-	mux.HandleFunc("GET /templates", h.signedIn(sup, h.templatesPage))
-	mux.HandleFunc("POST /templates/responses", h.signedIn(sup, h.templatesSaveResponse))
-	mux.HandleFunc("POST /templates/signatures", h.signedIn(sup, h.templatesSaveSignature))
-	mux.HandleFunc("GET /routing/automatic", h.signedIn(sup, h.automaticPage))
-	mux.HandleFunc("POST /routing/automatic", h.signedIn(adm, h.automaticSave))
+	mux.page("GET /templates", sup, h.templatesPage)
+	mux.page("POST /templates/responses", sup, h.templatesSaveResponse)
+	mux.page("POST /templates/signatures", sup, h.templatesSaveSignature)
+	mux.page("GET /routing/automatic", sup, h.automaticPage)
+	mux.page("POST /routing/automatic", adm, h.automaticSave)
 }
 
 type templatesData struct {

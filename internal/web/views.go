@@ -12,9 +12,9 @@ import (
 
 // viewRoutes are the saved views of the work item list: saving the list's filter under a
 // name and deleting a view (listing them is part of the list page).
-func (h *handler) viewRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /workitems/views", h.signedIn(store.RoleAgent, h.saveView))
-	mux.HandleFunc("POST /workitems/views/{id}/delete", h.signedIn(store.RoleAgent, h.deleteView))
+func (h *handler) viewRoutes(mux *pageMux) {
+	mux.page("POST /workitems/views", store.RoleAgent, h.saveView)
+	mux.page("POST /workitems/views/{id}/delete", store.RoleAgent, h.deleteView)
 }
 
 // saveView saves the filter of the list the form was on (field "filter") as a view called

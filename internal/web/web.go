@@ -106,6 +106,8 @@ type Options struct {
 }
 
 type handler struct {
+	// routes is the route table (routes.go), kept for the authorization matrix test.
+	routes    *pageMux
 	st        store.Store
 	auth      *auth.Service
 	replier   Replier
@@ -145,8 +147,14 @@ var pageNames = []string{
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
 // served by internal/api).
 func New(opts Options) (http.Handler, error) {
+	_, hh, err := build(opts)
+	return hh, err
+}
+
+// build makes the handler and its route table (the authorization matrix test reads it).
+func build(opts Options) (*handler, http.Handler, error) {
 	if opts.Store == nil || opts.Auth == nil {
-		return nil, errors.New("web: Store and Auth are required")
+		return nil, nil, errors.New("web: Store and Auth are required")
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -166,35 +174,36 @@ func New(opts Options) (http.Handler, error) {
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("web: public URL %q: give the scheme and host browsers use, like https://postroom.example.org", opts.PublicURL)
+			return nil, nil, fmt.Errorf("web: public URL %q: give the scheme and host browsers use, like https://postroom.example.org", opts.PublicURL)
 		}
 		h.publicURL = strings.TrimRight(u.String(), "/")
 	}
 	h.pages = &zonePages{parse: parsePages, byZone: map[string]map[string]*template.Template{}}
 	if _, err := h.pages.get(""); err != nil { // template errors show at start
-		return nil, err
+		return nil, nil, err
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
-		return nil, fmt.Errorf("web: static files: %w", err)
+		return nil, nil, fmt.Errorf("web: static files: %w", err)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+	mux := newPageMux(h)
+	h.routes = mux
+	mux.open("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
 	// Browsers ask for /favicon.ico whatever the page links (downloads, the API): the icon.
-	mux.Handle("GET /favicon.ico", cacheStatic(serveFile(static, "favicon.svg", "image/svg+xml")))
-	mux.HandleFunc("GET /{$}", h.signedIn(store.RoleAgent, h.landing))
-	mux.HandleFunc("GET /login", h.loginPage)
-	mux.HandleFunc("POST /login", h.loginSubmit)
-	mux.HandleFunc("POST /logout", h.signedIn(store.RoleAgent, h.logout))
-	mux.HandleFunc("GET /workitems", h.signedIn(store.RoleAgent, h.workItems))
+	mux.open("GET /favicon.ico", cacheStatic(serveFile(static, "favicon.svg", "image/svg+xml")))
+	mux.page("GET /{$}", store.RoleAgent, h.landing)
+	mux.open("GET /login", http.HandlerFunc(h.loginPage))
+	mux.open("POST /login", http.HandlerFunc(h.loginSubmit))
+	mux.page("POST /logout", store.RoleAgent, h.logout)
+	mux.page("GET /workitems", store.RoleAgent, h.workItems)
 	h.viewRoutes(mux)
-	mux.HandleFunc("GET /workitems/{id}", h.signedIn(store.RoleAgent, h.workItem))
-	mux.HandleFunc("POST /workitems/{id}/reply", h.signedIn(store.RoleAgent, h.reply))
-	mux.HandleFunc("POST /workitems/{id}/notes", h.signedIn(store.RoleAgent, h.addNote))
-	mux.HandleFunc("POST /workitems/{id}/compose", h.signedIn(store.RoleAgent, h.composeAction))
-	mux.HandleFunc("GET /messages/{id}/raw", h.signedIn(store.RoleAgent, h.raw))
-	mux.HandleFunc("GET /attachments/{id}", h.attachment)
+	mux.page("GET /workitems/{id}", store.RoleAgent, h.workItem)
+	mux.page("POST /workitems/{id}/reply", store.RoleAgent, h.reply)
+	mux.page("POST /workitems/{id}/notes", store.RoleAgent, h.addNote)
+	mux.page("POST /workitems/{id}/compose", store.RoleAgent, h.composeAction)
+	mux.page("GET /messages/{id}/raw", store.RoleAgent, h.raw)
+	mux.open("GET /attachments/{id}", http.HandlerFunc(h.attachment))
 	h.mailboxRoutes(mux)
 	h.agentRoutes(mux)
 	h.migrateRoutes(mux)
@@ -205,15 +214,15 @@ func New(opts Options) (http.Handler, error) {
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
 	h.templateRoutes(mux)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.open("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
-	})
+	}))
 
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
 	}))
-	return securityHeaders(cop.Handler(mux)), nil
+	return h, securityHeaders(cop.Handler(mux.mux)), nil
 }
 
 // parsePages parses every page with its times shown in loc.
