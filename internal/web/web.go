@@ -140,6 +140,7 @@ var pageNames = []string{
 	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 	"templates", "automatic",
+	"audit", "privacy", // data protection (privacy.go)
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -205,6 +206,7 @@ func New(opts Options) (http.Handler, error) {
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
 	h.templateRoutes(mux)
+	h.privacyRoutes(mux) // data protection: audit log, erasure
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	})
