@@ -55,7 +55,8 @@ type Privacy interface {
 	// RetentionDue lists up to limit conversations whose latest work item is in queue
 	// queueID and whose work items are all done or cancelled, the latest last changed
 	// before `before`, oldest first. With anonymise, conversations anonymised already are
-	// left out.
+	// left out, unless their latest work item changed since (a customer's late reply
+	// reopened it).
 	RetentionDue(ctx context.Context, queueID int64, before time.Time, anonymise bool, limit int) ([]int64, error)
 	// DeleteConversation removes a conversation in one transaction: its messages, their
 	// raw sources and attachments, search rows, work items with their events, notes and

@@ -17,6 +17,7 @@ import (
 func (h *handler) privacyRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /audit", h.signedIn(store.RoleAdmin, h.auditPage))
 	mux.HandleFunc("GET /privacy", h.signedIn(store.RoleAdmin, h.privacyPage))
+	mux.HandleFunc("POST /privacy", h.signedIn(store.RoleAdmin, h.privacyPreview))
 	mux.HandleFunc("POST /privacy/erase", h.signedIn(store.RoleAdmin, h.privacyErase))
 }
 
@@ -101,13 +102,15 @@ type privacyPageData struct {
 	Hash   string
 }
 
-// privacyPage asks for an address and, with one, shows what erasing it would remove.
+// privacyPage asks for an address.
 func (h *handler) privacyPage(w http.ResponseWriter, r *http.Request, v viewer) {
-	d := privacyPageData{Address: r.URL.Query().Get("address")}
-	if d.Address == "" {
-		h.render(w, r, http.StatusOK, "privacy", h.data(v, "Privacy", "privacy", d))
-		return
-	}
+	h.render(w, r, http.StatusOK, "privacy", h.data(v, "Privacy", "privacy", privacyPageData{}))
+}
+
+// privacyPreview shows what erasing the address would remove, with the confirm button.
+// The address travels in the form body, never in a URL (no history, no access log).
+func (h *handler) privacyPreview(w http.ResponseWriter, r *http.Request, v viewer) {
+	d := privacyPageData{Address: r.PostForm.Get("address")}
 	c, err := privacy.ErasurePreview(r.Context(), h.st, d.Address)
 	if errors.Is(err, privacy.ErrBadAddress) {
 		d.Error = "Enter one email address, e.g. kim@example.org (no name, no angle brackets)."
@@ -126,7 +129,7 @@ func (h *handler) privacyPage(w http.ResponseWriter, r *http.Request, v viewer) 
 func (h *handler) privacyErase(w http.ResponseWriter, r *http.Request, v viewer) {
 	addr := r.PostForm.Get("address")
 	if r.PostForm.Get(confirmField) != confirmYes {
-		http.Redirect(w, r, "/privacy?"+url.Values{"address": {addr}}.Encode(), http.StatusSeeOther)
+		h.privacyPreview(w, r, v)
 		return
 	}
 	d := privacyPageData{Address: addr}

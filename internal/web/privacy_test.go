@@ -74,7 +74,8 @@ func TestAuditPage(t *testing.T) {
 func TestPrivacyPage(t *testing.T) {
 	f := newFixture(t)
 	admin := f.signIn(t, "admin")
-	page := admin.get("/privacy?address=Carla@Example.net")
+	csrf := admin.get("/privacy").csrf(t)
+	page := admin.post("/privacy", url.Values{"csrf": {csrf}, "address": {"Carla@Example.net"}})
 	if page.status != http.StatusOK || !strings.Contains(page.body, `id="preview-conversations">1<`) || !strings.Contains(page.body, `id="erasure-confirm"`) {
 		t.Fatalf("preview: %d\n%s", page.status, page.body)
 	}
@@ -82,10 +83,10 @@ func TestPrivacyPage(t *testing.T) {
 	if _, err := f.st.WorkItem(context.Background(), carla); err != nil {
 		t.Fatalf("the preview erased: %v", err)
 	}
-	csrf := page.csrf(t)
-	// Without the confirmation field nothing is erased.
-	if r := admin.post("/privacy/erase", url.Values{"csrf": {csrf}, "address": {"carla@example.net"}}); r.status != http.StatusSeeOther {
-		t.Errorf("erase without confirm: %d", r.status)
+	// Without the confirmation field nothing is erased: the count is shown again.
+	if r := admin.post("/privacy/erase", url.Values{"csrf": {csrf}, "address": {"carla@example.net"}}); r.status != http.StatusOK ||
+		!strings.Contains(r.body, `id="erasure-confirm"`) {
+		t.Errorf("erase without confirm: %d\n%s", r.status, r.body)
 	}
 	if _, err := f.st.WorkItem(context.Background(), carla); err != nil {
 		t.Fatalf("erased without confirmation: %v", err)
@@ -105,7 +106,7 @@ func TestPrivacyPage(t *testing.T) {
 	if !strings.Contains(page.body, "address-sha256:"+hash) || strings.Contains(strings.ToLower(page.body), "carla") {
 		t.Errorf("the audit log after the erasure:\n%s", page.body)
 	}
-	if r := admin.get("/privacy?address=Carla+%3Ccarla%40example.net%3E"); r.status != http.StatusBadRequest || !strings.Contains(r.body, "Enter one email address") {
+	if r := admin.post("/privacy", url.Values{"csrf": {csrf}, "address": {"Carla <carla@example.net>"}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "Enter one email address") {
 		t.Errorf("bad address: %d\n%s", r.status, r.body)
 	}
 	if r := f.signIn(t, "sam").get("/privacy"); r.status != http.StatusForbidden {

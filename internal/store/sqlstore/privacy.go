@@ -29,7 +29,9 @@ func (s *Store) RetentionDue(ctx context.Context, queueID int64, before time.Tim
 	}
 	notAnonymised := ""
 	if anonymise {
-		notAnonymised = ` AND c.anonymised_at IS NULL`
+		// A conversation anonymised and then reopened by a customer's late reply (its
+		// latest work item changed since) is due again once done.
+		notAnonymised = ` AND (c.anonymised_at IS NULL OR w.updated_at > c.anonymised_at)`
 	}
 	rows, err := s.r.query(ctx, `SELECT w.conversation_id FROM work_items w
 		JOIN conversations c ON c.id = w.conversation_id

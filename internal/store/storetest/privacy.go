@@ -198,6 +198,20 @@ func testRetentionAnonymise(t *testing.T, s store.Store) {
 	if !again.Duplicate {
 		t.Errorf("the anonymised email fetched again: %+v, want a duplicate", again)
 	}
+	// A late answer of the customer threads into the anonymised conversation and reopens
+	// it; once done again, it is due again, and anonymising it removes the new text.
+	late := ingest(t, s, reply(mail(f.mb, "imap:1:7", "late-9@example.org", "Re: Order 9 broken"), "order-9@example.org"))
+	if late.ConversationID != f.res.ConversationID {
+		t.Fatalf("the late answer went to conversation %d, want %d", late.ConversationID, f.res.ConversationID)
+	}
+	wi = getWorkItem(t, s, late.WorkItemID)
+	change(t, s, store.Change{WorkItemID: late.WorkItemID, From: []string{wi.State}, To: store.StateDone, Event: store.Event{Kind: "close"}})
+	equalIDs(t, "due after a late answer", f.due(t, s, time.Hour, true), []int64{f.res.ConversationID})
+	if _, err := s.AnonymiseConversation(ctx, f.res.ConversationID); err != nil {
+		t.Fatalf("AnonymiseConversation again: %v", err)
+	}
+	equalIDs(t, "search for the late answer", search(t, s, "Hello"), nil)
+
 	// Deleting it later (the queue switched to delete) still works.
 	if _, err := s.DeleteConversation(ctx, f.res.ConversationID); err != nil {
 		t.Errorf("DeleteConversation of an anonymised conversation: %v", err)
