@@ -239,10 +239,20 @@ func testErasure(t *testing.T, s store.Store) {
 	_, err = s.SaveDraft(ctx, store.Draft{UserID: agent.ID, WorkItemID: o.WorkItemID, Text: "see", Cc: []string{"Customer@example.org"}})
 	must(t, "SaveDraft", err)
 
+	// Our reply bounced: the address has a bounce record, and the report joined the
+	// conversation.
+	dsn := mail(f.mb, "imap:1:9", "dsn-9@mx.example.org", "Undelivered Mail Returned to Sender")
+	dsn.Message.FromAddr, dsn.Message.FromName, dsn.Message.Automatic = "mailer-daemon@mx.example.org", "Mail Delivery System", "dsn"
+	dsn.Bounce = &store.Bounce{OriginalMessageID: "re-9@example.com",
+		Recipients: []store.BounceRecipient{{Address: "customer@example.org", Action: "failed", Status: "5.1.1", Diagnostic: "550 5.1.1 user unknown"}}}
+	ingest(t, s, dsn)
+	_, err = s.AddressBounce(ctx, "customer@example.org")
+	must(t, "AddressBounce", err)
+
 	preview, err := s.ErasureOf(ctx, " CUSTOMER@example.org ")
 	must(t, "ErasureOf", err)
-	if preview.Conversations != 3 || preview.WorkItems != 3 || preview.Messages != 4 || preview.Attachments != 1 || preview.Drafts != 1 {
-		t.Errorf("ErasureOf = %+v, want 3 conversations, 3 work items, 4 messages, 1 attachment, 1 draft", preview)
+	if preview.Conversations != 3 || preview.WorkItems != 3 || preview.Messages != 5 || preview.Attachments != 1 || preview.Drafts != 1 || preview.Bounces != 1 {
+		t.Errorf("ErasureOf = %+v, want 3 conversations, 3 work items, 5 messages, 1 attachment, 1 draft, 1 bounce record", preview)
 	}
 	if n := len(listAll(t, s)); n != 4 {
 		t.Fatalf("a preview changed something: %d work items, want 4", n)
@@ -262,6 +272,8 @@ func testErasure(t *testing.T, s store.Store) {
 	}
 	_, err = s.Draft(ctx, agent.ID, o.WorkItemID)
 	wantErr(t, "draft naming the address", err, store.ErrNotFound)
+	_, err = s.AddressBounce(ctx, "customer@example.org")
+	wantErr(t, "bounce record of the address", err, store.ErrNotFound)
 	events, err := s.SearchAudit(ctx, store.AuditFilter{Action: "erasure"})
 	must(t, "SearchAudit", err)
 	if len(events) != 1 || events[0].New != "3 conversations" || events[0].Actor != "ana" {
