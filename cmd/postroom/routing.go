@@ -36,6 +36,8 @@ Flags of set (names, not ids; an empty value clears a setting):
   -overflow-after 30m -overflow-teams t1,t2 -overflow-queue NAME -overflow-boost 10
   -offer-timeout 2m -preferred-wait 7d -return-after 1h
   -relax "60m -2, 4h drop"   skill relaxation rings
+  -retention-days 365 -retention-mode delete|anonymise   remove done conversations
+                             after so many days (0: keep them)
 
 The same -data folder, or POSTROOM_DATABASE_URL, as "postroom serve".
 `
@@ -73,6 +75,8 @@ type routingFlags struct {
 	overflowAfter, overflowTeams, overflowQueue string
 	offerTimeout, preferredWait, returnAfter    string
 	relax                                       string
+	retentionDays                               int
+	retentionMode                               string
 	skills, languages                           string
 	capacity                                    int
 	set                                         map[string]bool
@@ -106,6 +110,8 @@ var queueCommands = map[string]routingCommand{
 		fs.StringVar(&o.preferredWait, "preferred-wait", "", "how long a reply waits for the previous agent, e.g. 1d")
 		fs.StringVar(&o.returnAfter, "return-after", "", "return an absent agent's items after, e.g. 1h")
 		fs.StringVar(&o.relax, "relax", "", `skill relaxation rings, e.g. "60m -2, 4h drop"`)
+		fs.IntVar(&o.retentionDays, "retention-days", 0, "delete or anonymise done conversations after so many days (0: keep them)")
+		fs.StringVar(&o.retentionMode, "retention-mode", "", "what retention does: delete or anonymise")
 	}},
 }
 
@@ -505,6 +511,12 @@ func (c *routingCLI) queueSet(ctx context.Context, pos []string) error {
 	if set["overflow-boost"] {
 		d.OverflowBoost = o.overflowBoost
 	}
+	if set["retention-days"] {
+		d.RetentionDays = o.retentionDays
+	}
+	if set["retention-mode"] {
+		d.RetentionMode = o.retentionMode
+	}
 	for flagName, pair := range map[string]struct {
 		v   string
 		dst *int64
@@ -551,6 +563,8 @@ type queueDoc struct {
 	Relax          []routing.RelaxStep `json:"relax,omitempty"`
 	PreferredWaitS int64               `json:"preferred_wait_s,omitempty"`
 	ReturnAfterS   int64               `json:"return_after_s,omitempty"`
+	RetentionDays  int                 `json:"retention_days,omitempty"`
+	RetentionMode  string              `json:"retention_mode,omitempty"`
 }
 
 func (n *names) queueDocOf(q store.Queue) queueDoc {
@@ -560,7 +574,8 @@ func (n *names) queueDocOf(q store.Queue) queueDoc {
 	}
 	d := queueDoc{Calendar: objName(n.calendars, s.CalendarID), Schema: objName(n.schemas, s.SchemaID), SLAPolicy: objName(n.slas, s.SLAPolicyID),
 		MaxDepth: s.MaxDepth, OverflowAfterS: s.OverflowAfterS, OverflowQueue: n.queueName(s.OverflowQueueID), OverflowBoost: s.OverflowBoost,
-		OfferTimeoutS: s.OfferTimeoutS, Relax: s.Relax, PreferredWaitS: s.PreferredWaitS, ReturnAfterS: s.ReturnAfterS}
+		OfferTimeoutS: s.OfferTimeoutS, Relax: s.Relax, PreferredWaitS: s.PreferredWaitS, ReturnAfterS: s.ReturnAfterS,
+		RetentionDays: s.RetentionDays, RetentionMode: s.RetentionMode}
 	if len(s.Agents) > 0 {
 		d.Agents = n.userNames(s.Agents)
 	}
@@ -576,7 +591,8 @@ func (n *names) queueDocOf(q store.Queue) queueDoc {
 // settingsOf resolves a queueDoc's names and validates the settings.
 func (n *names) settingsOf(d queueDoc, queueID int64) (routing.QueueSettings, error) {
 	s := routing.QueueSettings{MaxDepth: d.MaxDepth, OverflowAfterS: d.OverflowAfterS, OverflowBoost: d.OverflowBoost,
-		OfferTimeoutS: d.OfferTimeoutS, Relax: d.Relax, PreferredWaitS: d.PreferredWaitS, ReturnAfterS: d.ReturnAfterS}
+		OfferTimeoutS: d.OfferTimeoutS, Relax: d.Relax, PreferredWaitS: d.PreferredWaitS, ReturnAfterS: d.ReturnAfterS,
+		RetentionDays: d.RetentionDays, RetentionMode: d.RetentionMode}
 	var err error
 	if s.CalendarID, err = objectID(n.calendars, d.Calendar, "calendar", "see the Calendars page or postroom routing export"); err != nil {
 		return s, err

@@ -157,6 +157,20 @@ func TestRoutingCLI(t *testing.T) {
 	if msg := c.fails("queue", "set", "Billing", "-overflow-teams", "", "-overflow-boost", "0"); !strings.Contains(msg, "overflow_after_s: overflow needs somewhere to go") {
 		t.Errorf("overflow with nowhere to go: %s", msg)
 	}
+	// Retention is set by its flags and kept by a later set of other flags.
+	c.ok("queue", "set", "Billing", "-retention-days", "365", "-retention-mode", "anonymise")
+	c.ok("queue", "set", "Billing", "-max-depth", "400")
+	if err := json.Unmarshal([]byte(c.ok("queue", "list", "-json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range listed.Items {
+		if q.Name == "Billing" && (q.RetentionDays != 365 || q.RetentionMode != "anonymise" || q.MaxDepth != 400) {
+			t.Errorf("Billing's retention after another set: %d days, %q, max depth %d", q.RetentionDays, q.RetentionMode, q.MaxDepth)
+		}
+	}
+	if msg := c.fails("queue", "set", "Billing", "-retention-mode", "shred"); !strings.Contains(msg, "retention_mode") {
+		t.Errorf("bad retention mode: %s", msg)
+	}
 	if msg := c.fails("queue", "set", "Billing", "-calendar", "Nope"); !strings.Contains(msg, `no calendar named "Nope"`) {
 		t.Errorf("unknown calendar: %s", msg)
 	}

@@ -169,6 +169,11 @@ func (s *server) routes() []route {
 		agent("PUT /api/v1/workitems/{id}/draft", s.putDraft),
 		agent("DELETE /api/v1/workitems/{id}/draft", s.deleteDraft),
 
+		// Data protection (internal/privacy): the audit log and erasure.
+		admin("GET /api/v1/audit", s.listAudit),
+		admin("GET /api/v1/audit.csv", s.auditCSV),
+		admin("POST /api/v1/erasure", s.erasure),
+
 		admin("GET /api/v1/tokens", s.listTokens),
 		admin("POST /api/v1/tokens", s.createToken),
 		admin("DELETE /api/v1/tokens/{id}", s.deleteToken),

@@ -41,4 +41,7 @@
 //   - A mailbox's OAuth settings are the object "oauth"; its members that are sent replace
 //     the stored ones, the others keep theirs. Their field errors are keyed oauth_<member>
 //     (oauth_tenant, oauth_client_id, ...), the keys of mailbox.ValidationError.
+//   - Data protection (privacy.go) is for admins and follows internal/privacy: the audit
+//     log (GET /api/v1/audit, and GET /api/v1/audit.csv, a CSV download like the board's
+//     history) and erasure (POST /api/v1/erasure: a dry run unless "confirm" is true).
 package api

@@ -31,6 +31,7 @@ import (
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/outbound"
+	"github.com/postroom/postroom/internal/privacy"
 	"github.com/postroom/postroom/internal/routing"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
@@ -316,6 +317,8 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
 	wg.Go(func() { a.routingMetrics.run(ctx) })
+	// Data protection: the queues' retention, at once and every hour.
+	wg.Go(func() { (&privacy.Retention{Store: a.Store, Logger: a.log}).Run(ctx, 0) })
 	return wg.Wait
 }
 

@@ -3,6 +3,8 @@ package routing
 import (
 	"fmt"
 	"time"
+
+	"github.com/postroom/postroom/internal/store"
 )
 
 // Defaults of a queue's routing settings.
@@ -46,7 +48,15 @@ type QueueSettings struct {
 	// ReturnAfterS returns the assigned items of an agent who has been away or offline
 	// this long to the queue (0: they stay).
 	ReturnAfterS int64 `json:"return_after_s"`
+	// RetentionDays, when not 0, deletes or anonymises (RetentionMode: store.RetentionDelete
+	// or store.RetentionAnonymise) the queue's conversations this many days after they are
+	// done (internal/privacy applies it).
+	RetentionDays int    `json:"retention_days"`
+	RetentionMode string `json:"retention_mode"`
 }
+
+// MaxRetentionDays bounds a queue's retention period (100 years).
+const MaxRetentionDays = 36500
 
 // RelaxStep is one ring of skill relaxation: after AfterS unassigned, every required
 // level drops by DropLevels (to at least 1), and with DropSkills the skills are no longer
@@ -96,6 +106,14 @@ func (q QueueSettings) Validate() error {
 	}
 	if q.ReturnAfterS < 0 || q.ReturnAfterS > MaxAgeS {
 		errs.Add("return_after_s", "enter the seconds after which an absent agent's items return, 0 (never) to one year")
+	}
+	switch {
+	case q.RetentionDays < 0 || q.RetentionDays > MaxRetentionDays:
+		errs.Add("retention_days", fmt.Sprintf("enter the days after which done conversations are removed, 1 to %d, or 0 to keep them", MaxRetentionDays))
+	case q.RetentionDays > 0 && q.RetentionMode != store.RetentionDelete && q.RetentionMode != store.RetentionAnonymise:
+		errs.Add("retention_mode", `choose what happens to done conversations: "delete" or "anonymise"`)
+	case q.RetentionDays == 0 && q.RetentionMode != "" && q.RetentionMode != store.RetentionDelete && q.RetentionMode != store.RetentionAnonymise:
+		errs.Add("retention_mode", `choose "delete" or "anonymise", or leave it empty`)
 	}
 	var last int64
 	for i, r := range q.Relax {

@@ -652,7 +652,9 @@ type Ingest interface {
 	IngestMessages(ctx context.Context, in []InboundMessage) ([]IngestResult, error)
 	// MessageBySource, MarkAcked and PendingAcks consider every source of a message: the
 	// one it was stored through and those linked to it later (IngestResult.Linked).
-	// MessageBySource finds a stored message by its dedup key.
+	// MessageBySource finds a stored message by its dedup key. A source whose message
+	// retention or erasure deleted is still known: it gives a Message with ID 0 and only
+	// MailboxID, Direction and SourceID set (Privacy).
 	MessageBySource(ctx context.Context, mailboxID int64, sourceID string) (Message, error)
 	// MarkAcked records that the message was acknowledged at its source.
 	// Several ids are recorded in one statement (the ingest acknowledges a batch at once);
@@ -760,6 +762,10 @@ type Audit interface {
 	ListAudit(ctx context.Context, limit int) ([]AuditEvent, error)
 	// ListAuditFor lists the newest events of one object ("mailbox:3").
 	ListAuditFor(ctx context.Context, object string, limit int) ([]AuditEvent, error)
+	// SearchAudit lists the events matching f, newest first; CountAudit counts them
+	// (Limit and Offset ignored).
+	SearchAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	CountAudit(ctx context.Context, f AuditFilter) (int, error)
 }
 
 // Store is every role of the persistence layer, with migrations and closing.
@@ -783,6 +789,7 @@ type Store interface {
 	AutoMessages
 	OutboundMail
 	Responses
+	Privacy
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -29,6 +29,8 @@ type queueSettingsForm struct {
 	OverflowAfter, OfferTimeout       string
 	PreferredWait, ReturnAfter        string
 	Relax                             string
+	// Retention: days after done ("" or 0: keep) and mode (delete, anonymise).
+	RetentionDays, RetentionMode string
 }
 
 type queueSettingsData struct {
@@ -44,7 +46,10 @@ func queueSettingsFormOf(s routing.QueueSettings) queueSettingsForm {
 	f := queueSettingsForm{CalendarID: s.CalendarID, SchemaID: s.SchemaID, SLAPolicyID: s.SLAPolicyID,
 		Agents: s.Agents, Teams: s.Teams, OverflowTeams: s.OverflowTeams, OverflowQueueID: s.OverflowQueueID,
 		OverflowAfter: formatSpec(s.OverflowAfterS), OfferTimeout: formatSpec(s.OfferTimeoutS),
-		PreferredWait: formatSpec(s.PreferredWaitS), ReturnAfter: formatSpec(s.ReturnAfterS)}
+		PreferredWait: formatSpec(s.PreferredWaitS), ReturnAfter: formatSpec(s.ReturnAfterS), RetentionMode: s.RetentionMode}
+	if s.RetentionDays != 0 {
+		f.RetentionDays = strconv.Itoa(s.RetentionDays)
+	}
 	if s.MaxDepth != 0 {
 		f.MaxDepth = strconv.Itoa(s.MaxDepth)
 	}
@@ -87,7 +92,8 @@ func parseQueueSettings(r *http.Request, names routingNames, queueID int64) (que
 	f := queueSettingsForm{Agents: formIDs(p["agents"]), Teams: formIDs(p["teams"]), OverflowTeams: formIDs(p["overflow_teams"]),
 		MaxDepth: strings.TrimSpace(p.Get("max_depth")), OverflowBoost: strings.TrimSpace(p.Get("overflow_boost")),
 		OverflowAfter: p.Get("overflow_after_s"), OfferTimeout: p.Get("offer_timeout_s"), PreferredWait: p.Get("preferred_wait_s"),
-		ReturnAfter: p.Get("return_after_s"), Relax: p.Get("relax")}
+		ReturnAfter: p.Get("return_after_s"), Relax: p.Get("relax"),
+		RetentionDays: strings.TrimSpace(p.Get("retention_days")), RetentionMode: p.Get("retention_mode")}
 	f.CalendarID, _ = strconv.ParseInt(p.Get("calendar_id"), 10, 64)
 	f.SchemaID, _ = strconv.ParseInt(p.Get("schema_id"), 10, 64)
 	f.SLAPolicyID, _ = strconv.ParseInt(p.Get("sla_policy_id"), 10, 64)
@@ -97,6 +103,11 @@ func parseQueueSettings(r *http.Request, names routingNames, queueID int64) (que
 		Agents: f.Agents, Teams: f.Teams, OverflowTeams: f.OverflowTeams, OverflowQueueID: f.OverflowQueueID}
 	s.MaxDepth = atoiField(errs, "max_depth", f.MaxDepth, "enter a whole number of items, or 0 for no limit")
 	s.OverflowBoost = atoiField(errs, "overflow_boost", f.OverflowBoost, "enter a whole number, e.g. 10")
+	s.RetentionDays = atoiField(errs, "retention_days", f.RetentionDays, "enter a whole number of days, e.g. 365, or leave it empty to keep conversations")
+	s.RetentionMode = f.RetentionMode
+	if s.RetentionDays == 0 {
+		s.RetentionMode = ""
+	}
 	s.OverflowAfterS = durationField(errs, "overflow_after_s", f.OverflowAfter)
 	s.OfferTimeoutS = durationField(errs, "offer_timeout_s", f.OfferTimeout)
 	s.PreferredWaitS = durationField(errs, "preferred_wait_s", f.PreferredWait)
@@ -263,6 +274,9 @@ func queueSummary(q store.Queue, names routingNames) []string {
 	}
 	if s.OverflowAfterS > 0 {
 		out = append(out, "overflow after "+formatSpec(s.OverflowAfterS))
+	}
+	if s.RetentionDays > 0 {
+		out = append(out, fmt.Sprintf("%s done conversations after %d days", map[string]string{store.RetentionDelete: "delete", store.RetentionAnonymise: "anonymise"}[s.RetentionMode], s.RetentionDays))
 	}
 	return out
 }

@@ -142,6 +142,7 @@ var pageNames = []string{
 	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 	"templates", "automatic",
+	"audit", "privacy", // data protection (privacy.go)
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -214,6 +215,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
 	h.templateRoutes(mux)
+	h.privacyRoutes(mux) // data protection: audit log, erasure
 	mux.open("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	}))

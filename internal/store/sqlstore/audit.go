@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -59,4 +60,60 @@ func (s *Store) listAudit(ctx context.Context, op, query string, args ...any) ([
 		list = append(list, e)
 	}
 	return list, s.wrap(op, rows.Err())
+}
+
+// maxAuditQuery bounds the free text of an audit search: a longer one is no one's search.
+const maxAuditQuery = 200
+
+// auditWhere is the WHERE clause (with its arguments) of f.
+func (s *Store) auditWhere(f store.AuditFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if q := strings.ToLower(clean(f.Query)); q != "" {
+		if len(q) > maxAuditQuery {
+			q = q[:maxAuditQuery]
+		}
+		pat := likeEscape(q)
+		conds = append(conds, `(lower(action) LIKE ? ESCAPE '\' OR lower(actor) LIKE ? ESCAPE '\' OR lower(object) LIKE ? ESCAPE '\'
+			OR lower(old_value) LIKE ? ESCAPE '\' OR lower(new_value) LIKE ? ESCAPE '\')`)
+		args = append(args, pat, pat, pat, pat, pat)
+	}
+	for _, c := range []struct{ col, v string }{{"action", f.Action}, {"actor", f.Actor}, {"object", f.Object}} {
+		if c.v != "" {
+			conds = append(conds, c.col+` = ?`)
+			args = append(args, clean(c.v))
+		}
+	}
+	if !f.From.IsZero() {
+		conds = append(conds, `at >= ?`)
+		args = append(args, s.d.timeArg(f.From))
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, `at < ?`)
+		args = append(args, s.d.timeArg(f.To))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// SearchAudit lists the audit events matching f, newest first.
+func (s *Store) SearchAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	where, args := s.auditWhere(f)
+	args = append(args, limit, max(f.Offset, 0))
+	return s.listAudit(ctx, "search audit events", `SELECT id, at, actor, action, object, old_value,
+		new_value FROM audit_events`+where+` ORDER BY at DESC, id DESC LIMIT ? OFFSET ?`, args...)
+}
+
+// CountAudit counts the audit events matching f.
+func (s *Store) CountAudit(ctx context.Context, f store.AuditFilter) (int, error) {
+	where, args := s.auditWhere(f)
+	var n int
+	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM audit_events`+where, args...).Scan(&n)
+	return n, s.wrap("count audit events", err)
 }

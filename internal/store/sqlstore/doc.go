@@ -101,4 +101,14 @@
 //     raw_messages.data, where the outbox reads it. An attachment given as a stream
 //     (Attachment.Open) is read one chunk at a time into the database, never whole; its
 //     stored size is what the stream gave.
+//   - Retention and erasure (privacy.go, migration 0013) delete messages but keep their
+//     sources: message_sources.message_id becomes NULL (ON DELETE SET NULL), so the
+//     (mailbox, source id) stays a duplicate, acknowledgeable and skipped by POP3 and
+//     Graph (MessageBySource gives ID 0). The second dedup key of each deleted inbound
+//     message stays as SHA-256(Message-ID, content hash) in erased_messages: the same
+//     email through a new source identity is linked to nothing and not stored again.
+//     Anonymising keeps the rows, Message-IDs and content hashes and sets
+//     conversations.anonymised_at.
+//   - The audit search (SearchAudit) is a case-insensitive LIKE over action, actor,
+//     object, old and new value, with %, _ and \ escaped and the text cut at 200 bytes.
 package sqlstore

@@ -325,14 +325,19 @@ func (s *Store) linkSource(ctx context.Context, tx runner, in store.InboundMessa
 // the ids of it, its conversation and the conversation's latest work item.
 func (s *Store) storedCopy(ctx context.Context, tx runner, mailboxID int64, sourceID string) (store.IngestResult, bool, error) {
 	res := store.IngestResult{Duplicate: true}
-	err := tx.queryRow(ctx, `SELECT m.id, m.conversation_id FROM message_sources s
-		JOIN messages m ON m.id = s.message_id WHERE s.mailbox_id = ? AND s.source_id = ?`,
-		mailboxID, clean(sourceID)).Scan(&res.MessageID, &res.ConversationID)
+	// A source whose message retention or erasure deleted has no message: it is a
+	// duplicate with no ids, stored once and not again.
+	err := tx.queryRow(ctx, `SELECT s.message_id, m.conversation_id FROM message_sources s
+		LEFT JOIN messages m ON m.id = s.message_id WHERE s.mailbox_id = ? AND s.source_id = ?`,
+		mailboxID, clean(sourceID)).Scan(idCol{&res.MessageID}, idCol{&res.ConversationID})
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.IngestResult{}, false, nil
 	}
 	if err != nil {
 		return store.IngestResult{}, false, fmt.Errorf("look up stored copy: %w", err)
+	}
+	if res.ConversationID == 0 {
+		return res, true, nil
 	}
 	if err := latestWorkItem(ctx, tx, &res); err != nil {
 		return store.IngestResult{}, false, err

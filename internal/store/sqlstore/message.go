@@ -261,6 +261,15 @@ func (s *Store) MessageBySource(ctx context.Context, mailboxID int64, sourceID s
 	m, err := scanMessage(s.r.queryRow(ctx, `SELECT `+messageColumns+` FROM message_sources s
 		JOIN messages m ON m.id = s.message_id
 		WHERE s.mailbox_id = ? AND s.source_id = ? AND s.source_id <> ''`, mailboxID, sourceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		// A source whose message retention or erasure deleted: known, with no message.
+		var one int
+		if err := s.r.queryRow(ctx, `SELECT 1 FROM message_sources WHERE mailbox_id = ? AND source_id = ?
+			AND message_id IS NULL AND source_id <> ''`, mailboxID, sourceID).Scan(&one); err != nil {
+			return store.Message{}, s.wrap(op, err)
+		}
+		return store.Message{MailboxID: mailboxID, Direction: store.Inbound, SourceID: sourceID}, nil
+	}
 	if err != nil {
 		return store.Message{}, s.wrap(op, err)
 	}

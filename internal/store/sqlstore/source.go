@@ -161,7 +161,17 @@ func (s *Store) sameEmail(ctx context.Context, tx runner, messageID, hash string
 		WHERE message_id = ? AND content_hash = ? AND content_hash <> ''`, messageID, hash).
 		Scan(&res.MessageID, &res.ConversationID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.IngestResult{}, false, nil
+		// Deleted by retention or erasure: the same email is not stored again. Its new
+		// source is recorded with no message.
+		var one int
+		err = tx.queryRow(ctx, `SELECT 1 FROM erased_messages WHERE content_key = ?`, erasedKey(messageID, hash)).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.IngestResult{}, false, nil
+		}
+		if err != nil {
+			return store.IngestResult{}, false, fmt.Errorf("look up the same email among the erased: %w", err)
+		}
+		return store.IngestResult{Duplicate: true}, true, nil
 	}
 	if err != nil {
 		return store.IngestResult{}, false, fmt.Errorf("look up the same email: %w", err)
@@ -186,7 +196,7 @@ func latestWorkItem(ctx context.Context, tx runner, res *store.IngestResult) err
 // acknowledged. A source recorded already is a unique violation (store.ErrConflict).
 func (s *Store) addSource(ctx context.Context, tx runner, mailboxID int64, sourceID string, msgID int64, now time.Time) error {
 	_, err := tx.exec(ctx, `INSERT INTO message_sources (mailbox_id, source_id, message_id, acked, created_at)
-		VALUES (?, ?, ?, FALSE, ?)`, mailboxID, clean(sourceID), msgID, s.d.timeArg(now))
+		VALUES (?, ?, ?, FALSE, ?)`, mailboxID, clean(sourceID), nullID(msgID), s.d.timeArg(now))
 	return s.wrap(fmt.Sprintf("record source %q of mailbox %d", sourceID, mailboxID), err)
 }
 

@@ -113,6 +113,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PendingSignInConcurrentTake", testPendingSignInConcurrentTake},
 		{"Audit", testAudit},
 		{"ConcurrentIngest", testConcurrentIngest},
+		{"RetentionDelete", testRetentionDelete},
+		{"RetentionAnonymise", testRetentionAnonymise},
+		{"Erasure", testErasure},
+		{"AuditSearch", testAuditSearch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
