@@ -16,7 +16,8 @@ import (
 
 // The People pages: Users (admins manage users and teams, supervisors read the list),
 // Agents (supervisors and admins set skills, languages and capacity) and Account (every
-// user: own password, status and time zone). The rules are internal/auth's and
+// user: own password, status and time zone; its sessions and API tokens are security.go's).
+// The rules are internal/auth's and
 // internal/routing's, the same as the API's and the CLI's.
 
 // peopleRoutes registers the People pages.
