@@ -182,7 +182,7 @@ func (s *server) putSessionSettings(w http.ResponseWriter, r *http.Request, user
 	}
 	t := auth.SessionTimeouts{Idle: time.Duration(*body.Idle) * time.Minute, Absolute: time.Duration(*body.Absolute) * time.Minute}
 	err := s.auth.SetSessionTimeouts(r.Context(), user, t)
-	var input *auth.InputError
+	var input *auth.ValidationError
 	if errors.As(err, &input) {
 		fields := map[string]string{}
 		for k, v := range input.Fields {

@@ -70,7 +70,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request, user store.
 		req.ExpiresAt = t
 	}
 	plain, t, err := s.auth.CreateToken(r.Context(), user, req)
-	var input *auth.InputError
+	var input *auth.ValidationError
 	var forbidden *auth.ForbiddenError
 	switch {
 	case errors.As(err, &input):

@@ -117,11 +117,11 @@ func (s *Service) SessionTimeouts(ctx context.Context) (SessionTimeouts, error) 
 	return t, nil
 }
 
-// SetSessionTimeouts stores new timeouts (checked with Check; an *InputError when wrong)
+// SetSessionTimeouts stores new timeouts (checked with Check; a *ValidationError when wrong)
 // and records "settings.sessions" in the audit log.
 func (s *Service) SetSessionTimeouts(ctx context.Context, actor store.User, t SessionTimeouts) error {
 	if bad := t.Check(); bad != nil {
-		return &InputError{Fields: bad}
+		return &ValidationError{Fields: bad}
 	}
 	st := s.settings()
 	if st == nil {
@@ -141,19 +141,6 @@ func (s *Service) SetSessionTimeouts(ctx context.Context, actor store.User, t Se
 		Old: fmt.Sprintf("idle=%s absolute=%s", old.Idle, old.Absolute), New: fmt.Sprintf("idle=%s absolute=%s", t.Idle, t.Absolute)})
 	s.logger.InfoContext(ctx, "session timeouts changed", slog.String("user", actor.Username), slog.Duration("idle", t.Idle), slog.Duration("absolute", t.Absolute))
 	return nil
-}
-
-// InputError is input a person must correct: what is wrong, by field.
-type InputError struct {
-	Fields map[string]string
-}
-
-func (e *InputError) Error() string {
-	parts := make([]string, 0, len(e.Fields))
-	for f, m := range e.Fields {
-		parts = append(parts, f+": "+m)
-	}
-	return "invalid input: " + strings.Join(parts, "; ")
 }
 
 // sessionEnd says why a session must end at now, or "" when it is still good.

@@ -177,9 +177,9 @@ func TestSessionTimeoutsCheck(t *testing.T) {
 		}
 	}
 	s, _ := newTestService(t)
-	var in *InputError
+	var in *ValidationError
 	if err := s.SetSessionTimeouts(context.Background(), store.User{Username: "root"}, SessionTimeouts{Idle: time.Minute, Absolute: time.Hour}); !errors.As(err, &in) {
-		t.Errorf("SetSessionTimeouts with a 1-minute idle timeout: %v, want an InputError", err)
+		t.Errorf("SetSessionTimeouts with a 1-minute idle timeout: %v, want a ValidationError", err)
 	}
 }
 

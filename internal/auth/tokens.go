@@ -84,14 +84,14 @@ func checkScopes(role string, scopes []string) ([]string, error) {
 	for _, sc := range scopes {
 		sc = strings.ToLower(strings.TrimSpace(sc))
 		if !slices.Contains(TokenScopes, sc) {
-			return nil, &InputError{Fields: map[string]string{"scopes": fmt.Sprintf("scope %q is unknown: use %s", sc, strings.Join(TokenScopes, ", "))}}
+			return nil, &ValidationError{Fields: map[string]string{"scopes": fmt.Sprintf("scope %q is unknown: use %s", sc, strings.Join(TokenScopes, ", "))}}
 		}
 		if sc != store.ScopeRead && !slices.Contains(roles, sc) {
 			roles = append(roles, sc)
 		}
 	}
 	if len(roles) > 1 {
-		return nil, &InputError{Fields: map[string]string{"scopes": fmt.Sprintf("give at most one role scope (agent, supervisor or admin), not %s", strings.Join(roles, " and "))}}
+		return nil, &ValidationError{Fields: map[string]string{"scopes": fmt.Sprintf("give at most one role scope (agent, supervisor or admin), not %s", strings.Join(roles, " and "))}}
 	}
 	if len(roles) == 1 && !Allowed(role, roles[0]) {
 		return nil, &ForbiddenError{Reason: fmt.Sprintf("you act with the role %q and may not create a token with the scope %q: choose read or a role up to %s", role, roles[0], role)}
@@ -106,13 +106,13 @@ func checkScopes(role string, scopes []string) ([]string, error) {
 }
 
 // CreateToken creates an API token for user (the caller, acting with user.Role) within
-// that role: an *InputError for a missing name, an unknown scope or an expiry in the past
+// that role: a *ValidationError for a missing name, an unknown scope or an expiry in the past
 // or more than MaxTokenLifetime ahead, a *ForbiddenError for a role scope above user.Role.
 // The plaintext token is returned once and never stored; "token.create" is audited.
 func (s *Service) CreateToken(ctx context.Context, user store.User, req TokenRequest) (string, store.APIToken, error) {
 	name := strings.TrimSpace(req.Name)
 	if name == "" {
-		return "", store.APIToken{}, &InputError{Fields: map[string]string{"name": "say what the token is for, e.g. \"nightly report\""}}
+		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"name": "say what the token is for, e.g. \"nightly report\""}}
 	}
 	scopes, err := checkScopes(user.Role, req.Scopes)
 	if err != nil {
@@ -124,9 +124,9 @@ func (s *Service) CreateToken(ctx context.Context, user store.User, req TokenReq
 	case expires.IsZero():
 		expires = now.Add(DefaultTokenLifetime)
 	case !expires.After(now):
-		return "", store.APIToken{}, &InputError{Fields: map[string]string{"expires_at": "this time has passed: give a time in the future (RFC 3339, e.g. " + now.Add(DefaultTokenLifetime).Format(time.RFC3339) + ")"}}
+		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"expires_at": "this time has passed: give a time in the future (RFC 3339, e.g. " + now.Add(DefaultTokenLifetime).Format(time.RFC3339) + ")"}}
 	case expires.After(now.Add(MaxTokenLifetime)):
-		return "", store.APIToken{}, &InputError{Fields: map[string]string{"expires_at": "a token may last at most one year: give a time before " + now.Add(MaxTokenLifetime).Format(time.RFC3339)}}
+		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"expires_at": "a token may last at most one year: give a time before " + now.Add(MaxTokenLifetime).Format(time.RFC3339)}}
 	}
 	plain := APITokenPrefix + randomToken()
 	t, err := s.st.CreateAPIToken(ctx, store.APIToken{

@@ -62,7 +62,7 @@ func TestCreateTokenWithinRole(t *testing.T) {
 			t.Errorf("agent creates a %s token: %v, want a ForbiddenError naming the scope", scope, err)
 		}
 	}
-	var input *InputError
+	var input *ValidationError
 	for name, req := range map[string]TokenRequest{
 		"expires_at": {Name: "x", ExpiresAt: c.t.Add(-time.Second)},
 		"scopes":     {Name: "x", Scopes: []string{"write"}},
@@ -70,16 +70,16 @@ func TestCreateTokenWithinRole(t *testing.T) {
 	} {
 		_, _, err := s.CreateToken(ctx, ana, req)
 		if !errors.As(err, &input) || input.Fields[name] == "" {
-			t.Errorf("CreateToken(%+v) = %v, want an InputError on %s", req, err, name)
+			t.Errorf("CreateToken(%+v) = %v, want a ValidationError on %s", req, err, name)
 		}
 	}
 	_, _, err = s.CreateToken(ctx, ana, TokenRequest{Name: "x", ExpiresAt: c.t.Add(366 * 24 * time.Hour)})
 	if !errors.As(err, &input) || !strings.Contains(input.Fields["expires_at"], "one year") {
-		t.Errorf("a token for 366 days: %v, want an InputError saying one year at most", err)
+		t.Errorf("a token for 366 days: %v, want a ValidationError saying one year at most", err)
 	}
 	_, _, err = s.CreateToken(ctx, ana, TokenRequest{Name: "x", Scopes: []string{"agent", "supervisor"}})
 	if !errors.As(err, &input) {
-		t.Errorf("two role scopes: %v, want an InputError", err)
+		t.Errorf("two role scopes: %v, want a ValidationError", err)
 	}
 }
 

@@ -155,7 +155,7 @@ func (h *handler) createOwnToken(w http.ResponseWriter, r *http.Request, v viewe
 		req.ExpiresAt = day.AddDate(0, 0, 1).Add(-time.Second)
 	}
 	plain, tok, err := h.auth.CreateToken(r.Context(), v.User, req)
-	var input *auth.InputError
+	var input *auth.ValidationError
 	var forbidden *auth.ForbiddenError
 	switch {
 	case errors.As(err, &input):
@@ -242,7 +242,7 @@ func (h *handler) saveSessionSettings(w http.ResponseWriter, r *http.Request, v 
 	if len(d.Errors) == 0 {
 		idle, abs = min(max(idle, -1), 366*24*60), min(max(abs, -1), 366*24*60)
 		err := h.auth.SetSessionTimeouts(r.Context(), v.User, auth.SessionTimeouts{Idle: time.Duration(idle) * time.Minute, Absolute: time.Duration(abs) * time.Minute})
-		var input *auth.InputError
+		var input *auth.ValidationError
 		switch {
 		case err == nil:
 			http.Redirect(w, r, "/settings/sessions?notice=saved", http.StatusSeeOther)
