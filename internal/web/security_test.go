@@ -255,3 +255,20 @@ func TestSecureCookiesAndHSTS(t *testing.T) {
 		})
 	}
 }
+
+func TestSecurityPageEndThisSessionSignsOut(t *testing.T) {
+	f := newFixture(t)
+	ana := f.signIn(t, "ana")
+	p := ana.get("/account/security")
+	m := regexp.MustCompile(`action="/account/sessions/(\d+)/end"`).FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no session to end:\n%s", p.body)
+	}
+	resp := ana.post("/account/sessions/"+m[1]+"/end", url.Values{"csrf": {p.csrf(t)}})
+	if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/login" || !strings.Contains(resp.header.Get("Set-Cookie"), auth.SessionCookie+"=;") {
+		t.Errorf("end this session: %d %s %q, want a redirect to /login clearing the cookie", resp.status, resp.header.Get("Location"), resp.header.Get("Set-Cookie"))
+	}
+	if got := ana.get("/workitems"); got.status != http.StatusSeeOther || !strings.HasPrefix(got.header.Get("Location"), "/login") {
+		t.Errorf("after ending this session /workitems: %d", got.status)
+	}
+}
