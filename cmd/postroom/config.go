@@ -38,6 +38,7 @@ const (
 	envOutboundPass  = "POSTROOM_OUTBOUND_PASSWORD"
 	envLogLevel      = "POSTROOM_LOG_LEVEL"      // debug, info, warn, error
 	envMaxConnecting = "POSTROOM_MAX_CONNECTING" // mailboxes signing in at the same time, default 32
+	envSecureCookies = "POSTROOM_SECURE_COOKIES" // 1: HTTPS is in front (Secure cookie, HSTS), as an https public URL says
 )
 
 // Defaults.
@@ -351,4 +352,16 @@ func mailboxSecret(getenv func(string) string, key string) (vault.Secret, error)
 // printf writes to w, ignoring errors (a closed stdout must not stop the server).
 func printf(w io.Writer, format string, args ...any) {
 	_, _ = fmt.Fprintf(w, format, args...)
+}
+
+// parseSecureCookies reads POSTROOM_SECURE_COOKIES / -secure-cookies: 1 or true when TLS
+// ends at a proxy in front of postroom; empty, 0 or false otherwise.
+func parseSecureCookies(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "0", "false", "no":
+		return false, nil
+	case "1", "true", "yes":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s=%q: use 1 when browsers reach postroom over HTTPS (TLS at a proxy), or 0", envSecureCookies, v)
 }

@@ -43,6 +43,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	var c commonFlags
 	c.register(fs, getenv, true)
 	publicURL := fs.String("public-url", getenv(envPublicURL), "the URL at which Microsoft Graph's change notifications and sign-in redirects reach this postroom, e.g. https://postroom.example.org (env "+envPublicURL+"); empty: Graph mailboxes are polled")
+	secureCookies := fs.String("secure-cookies", getenv(envSecureCookies), "1 when browsers reach postroom over HTTPS through a proxy that ends TLS: the session cookie is Secure and every answer carries Strict-Transport-Security (env "+envSecureCookies+"); an https public URL does the same")
 	maxConnecting := fs.String("max-connecting", getenv(envMaxConnecting), fmt.Sprintf("how many mailboxes may be signing in to their servers at the same time, %d to %d (env %s); the others wait their turn; empty: %d", minMaxConnecting, maxMaxConnecting, envMaxConnecting, defaultMaxConnecting))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s, %s; for OAuth mailboxes %s and %s (and _FILE, also for OUTBOUND).\n\nFlags:\n",
@@ -54,6 +55,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	connecting, err := parseMaxConnecting(*maxConnecting)
+	if err != nil {
+		return err
+	}
+	secure, err := parseSecureCookies(*secureCookies)
 	if err != nil {
 		return err
 	}
@@ -75,7 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// store calls each (a mailbox, then its password, then enabling it), so they are not
 	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
 	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL,
-		MaxConnecting: connecting})
+		MaxConnecting: connecting, SecureCookies: secure})
 	if err != nil {
 		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}

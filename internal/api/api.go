@@ -40,6 +40,10 @@ type Options struct {
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
+	// SecureCookies marks every request as HTTPS (auth.SecureTransport): the session cookie
+	// is Secure and every answer carries Strict-Transport-Security. Set it when the public
+	// URL is https or TLS ends at a proxy in front of postroom.
+	SecureCookies bool
 }
 
 type server struct {
@@ -174,9 +178,16 @@ func (s *server) routes() []route {
 		admin("GET /api/v1/audit.csv", s.auditCSV),
 		admin("POST /api/v1/erasure", s.erasure),
 
-		admin("GET /api/v1/tokens", s.listTokens),
-		admin("POST /api/v1/tokens", s.createToken),
-		admin("DELETE /api/v1/tokens/{id}", s.deleteToken),
+		agent("GET /api/v1/tokens", s.listTokens),
+		agent("POST /api/v1/tokens", s.createToken),
+		agent("DELETE /api/v1/tokens/{id}", s.deleteToken),
+		agent("GET /api/v1/me/sessions", s.listOwnSessions),
+		agent("DELETE /api/v1/me/sessions/{id}", s.endOwnSession),
+		admin("GET /api/v1/users/{id}/sessions", s.listUserSessions),
+		admin("DELETE /api/v1/users/{id}/sessions", s.endUserSessions),
+		admin("DELETE /api/v1/users/{id}/sessions/{session}", s.endUserSession),
+		admin("GET /api/v1/settings/sessions", s.getSessionSettings),
+		admin("PUT /api/v1/settings/sessions", s.putSessionSettings),
 
 		supervisor("GET /api/v1/users", s.listUsers),
 		admin("POST /api/v1/users", s.createUser),
@@ -221,17 +232,32 @@ func New(opts Options) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: call the API from the postroom pages or with an API token")
 	}))
-	return cop.Handler(mux)
+	var h http.Handler = auth.WithClient(cop.Handler(mux))
+	if opts.SecureCookies {
+		h = auth.SecureTransport(h)
+	}
+	return h
 }
 
-// authed authenticates the request, checks the role, and for cookie sessions requires a
+// authed authenticates the request, checks the role and an API token's scopes
+// (auth.Authorize), and for cookie sessions requires a
 // JSON content type on unsafe methods (see the package documentation).
 func (s *server) authed(need string, h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		user, sess, err := s.auth.Authenticate(r)
+		user, sess, err := s.auth.Authorize(r, need)
+		var forbidden *auth.ForbiddenError
 		if err != nil {
 			if errors.Is(err, auth.ErrDisabled) {
 				writeError(w, http.StatusUnauthorized, "your user is disabled: ask an administrator to enable it")
+				return
+			}
+			if errors.Is(err, auth.ErrTokenExpired) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="postroom", error="invalid_token", error_description="the token expired"`)
+				writeError(w, http.StatusUnauthorized, err.Error()+" (POST /api/v1/tokens, or the API tokens page)")
+				return
+			}
+			if errors.As(err, &forbidden) {
+				writeError(w, http.StatusForbidden, forbidden.Reason)
 				return
 			}
 			if errors.Is(err, auth.ErrUnauthenticated) {
@@ -241,10 +267,6 @@ func (s *server) authed(need string, h authedHandler) http.HandlerFunc {
 			}
 			s.logger.ErrorContext(r.Context(), "authenticate", slog.Any("error", err))
 			writeError(w, http.StatusInternalServerError, "could not check your sign-in: internal error, the server log has the details; try again later")
-			return
-		}
-		if !auth.Allowed(user.Role, need) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("your role %q may not do this: it needs %q; ask an administrator", user.Role, need))
 			return
 		}
 		if auth.ViaSession(sess) && unsafeMethod(r.Method) && !isJSON(r) && !emptyWithoutType(r) {

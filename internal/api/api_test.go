@@ -583,13 +583,13 @@ func TestTokensAndRoles(t *testing.T) {
 	agent := f.signedIn(t, "ana")
 	sup := f.signedIn(t, "sam")
 
-	if resp := agent.postJSON("/api/v1/tokens", `{"name":"mine"}`); resp.status != http.StatusForbidden {
-		t.Errorf("agent creating a token: %d %s, want 403", resp.status, resp.body)
-	} else if msg, _ := resp.json(t)["error"].(string); !strings.Contains(msg, "admin") {
-		t.Errorf("403 error %q does not say which role is needed", msg)
+	if resp := agent.postJSON("/api/v1/tokens", `{"name":"mine","scopes":["admin"]}`); resp.status != http.StatusForbidden {
+		t.Errorf("agent creating an admin token: %d %s, want 403", resp.status, resp.body)
+	} else if msg, _ := resp.json(t)["error"].(string); !strings.Contains(msg, "admin") || !strings.Contains(msg, "agent") {
+		t.Errorf("403 error %q does not say which scope is refused and which role the agent has", msg)
 	}
-	if resp := sup.postJSON("/api/v1/tokens", `{"name":"mine"}`); resp.status != http.StatusForbidden {
-		t.Errorf("supervisor creating a token: %d, want 403", resp.status)
+	if resp := sup.postJSON("/api/v1/tokens", `{"name":"mine","scopes":["admin"]}`); resp.status != http.StatusForbidden {
+		t.Errorf("supervisor creating an admin token: %d, want 403", resp.status)
 	}
 	if resp := agent.get("/api/v1/mailboxes"); resp.status != http.StatusForbidden {
 		t.Errorf("agent listing mailboxes: %d, want 403", resp.status)

@@ -3,7 +3,12 @@
 //
 // Authentication is a browser session cookie (POST /api/v1/session) or an API token in an
 // "Authorization: Bearer prt_..." header (RFC 6750 §2.1); see internal/auth. Every other
-// request gets 401. A role too low for an endpoint gets 403.
+// request gets 401 (an expired token too, saying so). A role too low for an endpoint gets
+// 403, and so does an API token whose scopes do not allow the request (auth.Authorize: a
+// "read" token may only GET and HEAD; a role scope caps the role). Any user creates,
+// lists and revokes their own tokens (/api/v1/tokens) and lists and ends their own browser
+// sessions (/api/v1/me/sessions); admins those of everyone. With Options.SecureCookies
+// every answer carries Strict-Transport-Security and the session cookie is Secure.
 //
 // Cross-site request forgery: a cookie-authenticated request with an unsafe method (POST,
 // PUT, PATCH, DELETE) must carry "Content-Type: application/json". An HTML form on another

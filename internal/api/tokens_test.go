@@ -77,7 +77,7 @@ func TestTokensListAndRevoke(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if want := []string{"created_at", "id", "name", "user"}; !slices.Equal(keys, want) {
+		if want := []string{"created_at", "expires_at", "id", "last_used_at", "name", "scopes", "user"}; !slices.Equal(keys, want) {
 			t.Errorf("token %v has the fields %v, want %v", tok["name"], keys, want)
 		}
 	}
@@ -154,26 +154,46 @@ func TestTokensListAndRevoke(t *testing.T) {
 	}
 }
 
-func TestTokensListAndRevokeNeedAdmin(t *testing.T) {
+func TestTokensOfOthersNeedAdmin(t *testing.T) {
 	f := newFixture(t)
-	tok := createToken(t, f.signedIn(t, "admin"), "nightly report")
+	admin := f.signedIn(t, "admin")
+	tok := createToken(t, admin, "nightly report")
 	path := fmt.Sprintf("/api/v1/tokens/%d", tok.ID)
 	for _, user := range []string{"ana", "sam"} {
 		c := f.signedIn(t, user)
+		// Each lists their own tokens only: none yet.
 		resp := c.get("/api/v1/tokens")
-		if resp.status != http.StatusForbidden {
-			t.Errorf("%s lists the tokens: %d %s, want 403", user, resp.status, resp.body)
-		} else if strings.Contains(string(resp.body), "nightly report") {
-			t.Errorf("%s's 403 names a token: %s", user, resp.body)
+		if resp.status != http.StatusOK || strings.Contains(string(resp.body), "nightly report") {
+			t.Errorf("%s lists the tokens: %d %s, want 200 without the admin's token", user, resp.status, resp.body)
 		}
-		if resp := c.del(path); resp.status != http.StatusForbidden {
-			t.Errorf("%s revokes a token: %d %s, want 403", user, resp.status, resp.body)
+		if resp := c.get("/api/v1/tokens?all=1"); resp.status != http.StatusForbidden {
+			t.Errorf("%s lists everyone's tokens: %d %s, want 403", user, resp.status, resp.body)
 		} else if msg, _ := resp.json(t)["error"].(string); !strings.Contains(msg, "admin") {
 			t.Errorf("%s's 403 %q does not say that an admin is needed", user, msg)
+		}
+		// Another's token is not found to them.
+		if resp := c.del(path); resp.status != http.StatusNotFound {
+			t.Errorf("%s revokes the admin's token: %d %s, want 404", user, resp.status, resp.body)
 		}
 	}
 	if got := f.meStatus(t, tok.Token); got != http.StatusOK {
 		t.Errorf("GET /me with the token after the refused revocations: %d, want 200", got)
+	}
+	// The admin lists everyone's and revokes an agent's.
+	ana := f.signedIn(t, "ana")
+	anaTok := createToken(t, ana, "ana's script")
+	resp := admin.get("/api/v1/tokens?all=1")
+	if resp.status != http.StatusOK || !strings.Contains(string(resp.body), "ana's script") || !strings.Contains(string(resp.body), "nightly report") {
+		t.Errorf("admin lists all tokens: %d %s, want both", resp.status, resp.body)
+	}
+	if resp := admin.get("/api/v1/tokens"); strings.Contains(string(resp.body), "ana's script") {
+		t.Errorf("admin's own list shows ana's token: %s", resp.body)
+	}
+	if resp := admin.del(fmt.Sprintf("/api/v1/tokens/%d", anaTok.ID)); resp.status != http.StatusNoContent {
+		t.Errorf("admin revokes ana's token: %d %s, want 204", resp.status, resp.body)
+	}
+	if got := f.meStatus(t, anaTok.Token); got != http.StatusUnauthorized {
+		t.Errorf("ana's revoked token: %d, want 401", got)
 	}
 	// Without sign-in: 401.
 	if resp := f.client(t).get("/api/v1/tokens"); resp.status != http.StatusUnauthorized {

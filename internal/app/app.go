@@ -69,6 +69,10 @@ type Config struct {
 	// PublicURL/graph/notify/<mailbox id>, and delegated sign-ins return to
 	// PublicURL/oauth/callback. Empty: Graph mailboxes are polled.
 	PublicURL string
+	// SecureCookies says that browsers reach postroom over HTTPS though TLS ends at a proxy
+	// in front of it (POSTROOM_SECURE_COOKIES): the session cookie is Secure and every
+	// answer carries Strict-Transport-Security. An https PublicURL does the same.
+	SecureCookies bool
 	// MaxConnecting is how many mailboxes may be signing in to their servers at the same
 	// time (POSTROOM_MAX_CONNECTING; 0: the ingest runner's default, 32).
 	MaxConnecting int
@@ -182,7 +186,8 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	a.WorkItems = workitem.NewService(st, a.Routing)
 	a.routingMetrics = newRoutingMetrics(st, a.Metrics, log)
-	pages, err := web.New(web.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
+	secure := cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
+	pages, err := web.New(web.Options{SecureCookies: secure, Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
 		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo})
 	if err != nil {
@@ -191,7 +196,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
-		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged}))
+		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure}))
 	mux.Handle("/", pages)
 	a.runner = a.newRunner()
 	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each
@@ -219,6 +224,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return metrics.Allowed
 	}))
 	a.Handler = mux
+	if secure {
+		// HSTS on every answer, /metrics and /graph/notify too.
+		a.Handler = auth.SecureTransport(mux)
+	}
 	return a, nil
 }
 

@@ -3,9 +3,13 @@
 // Users are local (store.User) with a bcrypt password hash and one of three roles, ordered
 // admin ⊇ supervisor ⊇ agent (Allowed). A browser signs in with a user name and password and
 // gets a session: a random 32-byte token sent back in the cookie "postroom_session"
-// (HttpOnly, SameSite=Lax, Path=/, Secure over TLS; RFC 6265 and RFC 6265bis for SameSite).
-// A script uses a long-lived API token "prt_..." in an Authorization: Bearer header
-// (RFC 6750 §2.1).
+// (HttpOnly, SameSite=Lax, Path=/; Secure over TLS and behind SecureTransport; RFC 6265 and
+// RFC 6265bis for SameSite). A session ends after the idle timeout without a request and
+// at the absolute timeout after sign-in, whichever comes first (SessionTimeouts, set by an
+// admin; sessions.go); its owner and admins list and end sessions by their non-secret id.
+// A script uses an API token "prt_..." in an Authorization: Bearer header (RFC 6750 §2.1)
+// that any user creates for themself, with scopes and an expiry (tokens.go); Authorize
+// applies the token's scopes on top of the role check.
 //
 // Invariants a change must keep:
 //
@@ -14,7 +18,9 @@
 //     is only needed for passwords). Plaintext tokens are returned once, to their owner.
 //   - A wrong user name and a wrong password give the same error (ErrBadCredentials) after
 //     the same work: an unknown user name is checked against a dummy bcrypt hash.
-//   - An expired session is refused (ErrUnauthenticated) and deleted.
+//   - An expired session is refused (ErrUnauthenticated) and deleted; an expired API token
+//     is refused (ErrTokenExpired).
+//   - A session's last use and a token's are written at most once a minute each.
 //   - A disabled user cannot sign in (ErrDisabled, told only after the right password) and
 //     their sessions and API tokens no longer authenticate.
 //   - Each session has its own CSRF token, compared in constant time (CheckCSRF).
@@ -42,10 +48,6 @@ import (
 
 // SessionCookie is the name of the browser session cookie.
 const SessionCookie = "postroom_session"
-
-// SessionLifetime is how long a session lasts after sign-in: one working day (12 h), so a
-// forgotten browser does not stay signed in overnight.
-const SessionLifetime = 12 * time.Hour
 
 // APITokenPrefix starts every API token, so that a leaked token is recognisable by secret
 // scanners and cannot be mistaken for a session token.
@@ -228,13 +230,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (string,
 	}
 	token := randomToken()
 	now := s.now().UTC()
-	sess := store.Session{
-		TokenHash: HashToken(token),
-		UserID:    u.ID,
-		CSRFToken: randomToken(),
-		CreatedAt: now,
-		ExpiresAt: now.Add(SessionLifetime),
-	}
+	sess := s.newSession(ctx, token, u.ID, now)
 	if err := s.st.CreateSession(ctx, sess); err != nil {
 		return "", store.Session{}, store.User{}, fmt.Errorf("login %q: %w", u.Username, err)
 	}
@@ -247,8 +243,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	if token == "" {
 		return nil
 	}
-	err := s.st.DeleteSession(ctx, HashToken(token))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.endSessionByToken(ctx, token); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
 	return nil
@@ -275,69 +270,87 @@ func bearerToken(r *http.Request) (string, bool) {
 }
 
 // Authenticate finds the user behind a request: an Authorization: Bearer API token when
-// the header is present (then the returned Session is the zero value), otherwise the
-// session cookie. No credentials, unknown ones or an expired session give
-// ErrUnauthenticated; those of a disabled user ErrDisabled (which is ErrUnauthenticated
-// too). Use ViaSession to tell the two apart.
+// the header is present (then the returned Session is the zero value, and the user's Role
+// is the one the token acts with: EffectiveRole), otherwise the session cookie. No
+// credentials, unknown ones or an expired session give ErrUnauthenticated; an expired API
+// token ErrTokenExpired (which is ErrUnauthenticated too); those of a disabled user
+// ErrDisabled (which is ErrUnauthenticated too). Use ViaSession to tell the two apart, and
+// Authorize to apply a token's "read" scope too.
 func (s *Service) Authenticate(r *http.Request) (store.User, store.Session, error) {
+	u, sess, tok, err := s.identify(r)
+	if err != nil {
+		return store.User{}, store.Session{}, err
+	}
+	if tok != nil {
+		u.Role, _ = EffectiveRole(u.Role, tok.Scopes)
+	}
+	return u, sess, nil
+}
+
+// identify finds the user behind a request and, for an API token, the token; the user's
+// Role is the owner's, not capped.
+func (s *Service) identify(r *http.Request) (store.User, store.Session, *store.APIToken, error) {
 	ctx := r.Context()
 	if token, present := bearerToken(r); present {
-		u, err := s.authenticateAPIToken(ctx, token)
-		return u, store.Session{}, err
+		u, t, err := s.authenticateAPIToken(ctx, token)
+		if err != nil {
+			return store.User{}, store.Session{}, nil, err
+		}
+		return u, store.Session{}, &t, nil
 	}
 	token := SessionToken(r)
 	if token == "" {
-		return store.User{}, store.Session{}, ErrUnauthenticated
+		return store.User{}, store.Session{}, nil, ErrUnauthenticated
 	}
 	hash := HashToken(token)
 	sess, err := s.st.SessionByTokenHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.User{}, store.Session{}, ErrUnauthenticated
+		return store.User{}, store.Session{}, nil, ErrUnauthenticated
 	case err != nil:
-		return store.User{}, store.Session{}, fmt.Errorf("authenticate session: %w", err)
+		return store.User{}, store.Session{}, nil, fmt.Errorf("authenticate session: %w", err)
 	}
-	if !s.now().Before(sess.ExpiresAt) {
-		if err := s.st.DeleteSession(ctx, hash); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.logger.WarnContext(ctx, "delete expired session", slog.Any("error", err))
-		}
-		return store.User{}, store.Session{}, ErrUnauthenticated
+	if err := s.checkSession(ctx, sess); err != nil {
+		return store.User{}, store.Session{}, nil, err
 	}
 	u, err := s.st.UserByID(ctx, sess.UserID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.User{}, store.Session{}, ErrUnauthenticated
+		return store.User{}, store.Session{}, nil, ErrUnauthenticated
 	case err != nil:
-		return store.User{}, store.Session{}, fmt.Errorf("authenticate session user %d: %w", sess.UserID, err)
+		return store.User{}, store.Session{}, nil, fmt.Errorf("authenticate session user %d: %w", sess.UserID, err)
 	}
 	if u.Disabled {
-		return store.User{}, store.Session{}, ErrDisabled
+		return store.User{}, store.Session{}, nil, ErrDisabled
 	}
-	return u, sess, nil
+	return u, sess, nil, nil
 }
 
-func (s *Service) authenticateAPIToken(ctx context.Context, token string) (store.User, error) {
+func (s *Service) authenticateAPIToken(ctx context.Context, token string) (store.User, store.APIToken, error) {
 	if !strings.HasPrefix(token, APITokenPrefix) {
-		return store.User{}, ErrUnauthenticated
+		return store.User{}, store.APIToken{}, ErrUnauthenticated
 	}
 	t, err := s.st.APITokenByHash(ctx, HashToken(token))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.User{}, ErrUnauthenticated
+		return store.User{}, store.APIToken{}, ErrUnauthenticated
 	case err != nil:
-		return store.User{}, fmt.Errorf("authenticate api token: %w", err)
+		return store.User{}, store.APIToken{}, fmt.Errorf("authenticate api token: %w", err)
+	}
+	if err := s.checkToken(ctx, t); err != nil {
+		return store.User{}, store.APIToken{}, err
 	}
 	u, err := s.st.UserByID(ctx, t.UserID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.User{}, ErrUnauthenticated
+		return store.User{}, store.APIToken{}, ErrUnauthenticated
 	case err != nil:
-		return store.User{}, fmt.Errorf("authenticate api token %d user: %w", t.ID, err)
+		return store.User{}, store.APIToken{}, fmt.Errorf("authenticate api token %d user: %w", t.ID, err)
 	}
 	if u.Disabled {
-		return store.User{}, ErrDisabled
+		return store.User{}, store.APIToken{}, ErrDisabled
 	}
-	return u, nil
+	return u, t, nil
 }
 
 // ViaSession reports whether Authenticate found a browser session (cookie) rather than an
@@ -346,25 +359,10 @@ func ViaSession(sess store.Session) bool {
 	return sess.TokenHash != ""
 }
 
-// CreateAPIToken creates a long-lived API token for user. The plaintext token is returned
-// once and never stored.
+// CreateAPIToken creates an API token for user with the default scope (the user's role)
+// and expiry (DefaultTokenLifetime): CreateToken with only a name.
 func (s *Service) CreateAPIToken(ctx context.Context, user store.User, name string) (string, store.APIToken, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return "", store.APIToken{}, errors.New("create api token: name is empty: say what the token is for")
-	}
-	plain := APITokenPrefix + randomToken()
-	t, err := s.st.CreateAPIToken(ctx, store.APIToken{
-		UserID:    user.ID,
-		Name:      name,
-		TokenHash: HashToken(plain),
-		CreatedAt: s.now().UTC(),
-	})
-	if err != nil {
-		return "", store.APIToken{}, fmt.Errorf("create api token %q for %q: %w", name, user.Username, err)
-	}
-	s.logger.InfoContext(ctx, "api token created", slog.String("user", user.Username), slog.String("token_name", name), slog.Int64("token_id", t.ID))
-	return plain, t, nil
+	return s.CreateToken(ctx, user, TokenRequest{Name: name})
 }
 
 // CheckCSRF reports whether token is the session's CSRF token, in constant time.
@@ -376,7 +374,7 @@ func CheckCSRF(sess store.Session, token string) bool {
 }
 
 // SetSessionCookie sends the session cookie: HttpOnly, SameSite=Lax, Path=/, Secure when
-// the request came over TLS.
+// the request came over TLS or through SecureTransport.
 func SetSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookie,
@@ -385,7 +383,7 @@ func SetSessionCookie(w http.ResponseWriter, r *http.Request, token string, expi
 		Expires:  expires,
 		MaxAge:   int(time.Until(expires).Seconds()),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secureRequest(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }
@@ -398,7 +396,7 @@ func ClearSessionCookie(w http.ResponseWriter, r *http.Request) {
 		Path:     "/",
 		MaxAge:   -1,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secureRequest(r),
 		SameSite: http.SameSiteLaxMode,
 	})
 }

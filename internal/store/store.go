@@ -524,24 +524,46 @@ type User struct {
 	Teams        []int64 // filled by UserByID and ListUsers
 }
 
-// Session is a signed-in browser or API session. The token itself is never stored, only
-// its hash.
+// Session is a signed-in browser session. The token itself is never stored, only its
+// hash; ID is the session's name for people and URLs (never the hash, a credential).
 type Session struct {
+	ID        int64
 	TokenHash string
 	UserID    int64
 	CSRFToken string
 	CreatedAt time.Time
+	// ExpiresAt is the end of the session's absolute lifetime as set at sign-in.
 	ExpiresAt time.Time
+	// LastSeenAt is when a request last used the session (zero at creation: CreatedAt);
+	// it is updated at most once a minute.
+	LastSeenAt time.Time
+	// ClientAddr is the client address that signed in, UserAgent its User-Agent header
+	// (both for people to recognise their sessions; at most 512 bytes kept).
+	ClientAddr string
+	UserAgent  string
 }
 
-// APIToken is a long-lived bearer token an admin creates for a script.
+// APIToken scopes (APIToken.Scopes): ScopeRead allows reading only (GET and HEAD) with
+// the owner's role; a role scope (RoleAgent, RoleSupervisor, RoleAdmin) caps the role the
+// token acts with. No scopes: the owner's role, unrestricted.
+const ScopeRead = "read"
+
+// APIToken is a bearer token a user creates for a script.
 type APIToken struct {
 	ID        int64
 	UserID    int64
 	Name      string
 	TokenHash string
 	CreatedAt time.Time
-	// Username is the owner's username, filled in by ListAPITokens (which leaves TokenHash
+	// Scopes limit what the token may do (ScopeRead and the roles).
+	Scopes []string
+	// ExpiresAt is when the token stops working; zero: never (tokens made before
+	// expiries existed).
+	ExpiresAt time.Time
+	// LastUsedAt is when a request last used the token (zero: never), updated at most once
+	// a minute.
+	LastUsedAt time.Time
+	// Username is the owner's username, filled in by the listings (which leave TokenHash
 	// empty: a listing has no use for the credential).
 	Username string
 }
@@ -746,11 +768,27 @@ type Users interface {
 	CreateSession(ctx context.Context, s Session) error
 	SessionByTokenHash(ctx context.Context, tokenHash string) (Session, error)
 	DeleteSession(ctx context.Context, tokenHash string) error
+	// ListSessions lists the unexpired sessions of a user (ExpiresAt after now), the most
+	// recently seen first, without TokenHash and CSRFToken.
+	ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error)
+	// DeleteSessionOf deletes the session id of user userID and returns it (without
+	// TokenHash and CSRFToken); ErrNotFound when the user has no session with that id.
+	DeleteSessionOf(ctx context.Context, userID, id int64) (Session, error)
+	// DeleteSessionsOf deletes every session of a user and returns how many there were.
+	DeleteSessionsOf(ctx context.Context, userID int64) (int, error)
+	// TouchSession sets the session's LastSeenAt; ErrNotFound when it is gone.
+	TouchSession(ctx context.Context, id int64, at time.Time) error
 	CreateAPIToken(ctx context.Context, t APIToken) (APIToken, error)
 	APITokenByHash(ctx context.Context, tokenHash string) (APIToken, error)
+	// APIToken returns the token with the id, with its owner's Username and without its
+	// TokenHash.
+	APIToken(ctx context.Context, id int64) (APIToken, error)
 	// ListAPITokens lists every API token, newest first, with its owner's Username and
-	// without its TokenHash.
+	// without its TokenHash; ListAPITokensOf those of one user.
 	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	ListAPITokensOf(ctx context.Context, userID int64) ([]APIToken, error)
+	// TouchAPIToken sets the token's LastUsedAt; ErrNotFound when it is gone.
+	TouchAPIToken(ctx context.Context, id int64, at time.Time) error
 	// DeleteAPIToken deletes the token, which no longer authenticates from then on;
 	// ErrNotFound when there is none with the id.
 	DeleteAPIToken(ctx context.Context, id int64) error

@@ -23,7 +23,9 @@
 //     (widened only on a page with a sign-in button, to the origin of that mailbox's
 //     authorize endpoint, because browsers hold a form's redirects to form-action),
 //     Referrer-Policy no-referrer (URLs of work items do not leak to links in emails) and
-//     X-Content-Type-Options nosniff.
+//     X-Content-Type-Options nosniff. With an https PublicURL or Options.SecureCookies
+//     (auth.SecureTransport) every response also carries Strict-Transport-Security and the
+//     session cookie is Secure.
 //   - Email HTML is shown only after message.SanitizeHTML, and then only inside
 //     <iframe sandbox srcdoc> without allow-scripts or allow-same-origin: belt and braces,
 //     so that even a sanitizer bug cannot run script or reach the page. Email text is

@@ -16,7 +16,8 @@ import (
 
 // The People pages: Users (admins manage users and teams, supervisors read the list),
 // Agents (supervisors and admins set skills, languages and capacity) and Account (every
-// user: own password, status and time zone). The rules are internal/auth's and
+// user: own password, status and time zone; its sessions and API tokens are security.go's).
+// The rules are internal/auth's and
 // internal/routing's, the same as the API's and the CLI's.
 
 // peopleRoutes registers the People pages.
@@ -168,6 +169,7 @@ type userEditData struct {
 	Teams      []store.Team
 	Roles      []string
 	Self       bool
+	Sessions   []sessionRow
 	Errors     map[string]string
 	PassErrors map[string]string
 	Notice     string
@@ -175,10 +177,11 @@ type userEditData struct {
 }
 
 var userEditNotices = map[string]string{
-	"saved":    "Saved.",
-	"enabled":  "User enabled: they can sign in again.",
-	"disabled": "User disabled: they are signed out everywhere, their API tokens are revoked and they cannot sign in.",
-	"password": "Password set. Tell the user through a safe channel; they can change it on their Account page.",
+	"saved":          "Saved.",
+	"enabled":        "User enabled: they can sign in again.",
+	"disabled":       "User disabled: they are signed out everywhere, their API tokens are revoked and they cannot sign in.",
+	"password":       "Password set. Tell the user through a safe channel; they can change it on their Account page.",
+	"sessions-ended": "Every session of this user ended: they are signed out everywhere.",
 }
 
 func (h *handler) userEdit(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -196,6 +199,12 @@ func (h *handler) renderUserEdit(w http.ResponseWriter, r *http.Request, v viewe
 		return
 	}
 	d.Teams, d.Roles, d.Self = teams, roles, d.U.ID == v.User.ID
+	sessions, err := h.auth.ListSessions(r.Context(), d.U.ID)
+	if err != nil {
+		h.serverError(w, r, "list the user's sessions", err)
+		return
+	}
+	d.Sessions = sessionRows(sessions, v.Session)
 	h.render(w, r, status, "useredit", h.data(v, "User "+d.U.Username, "users", d))
 }
 

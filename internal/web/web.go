@@ -101,6 +101,10 @@ type Options struct {
 	// OnAgentChange, when set, is called after an agent's profile or status changed (the
 	// routing engine offers work at once); nil is fine.
 	OnAgentChange func(ctx context.Context, userID int64)
+	// SecureCookies marks every request as HTTPS (auth.SecureTransport: a Secure session
+	// cookie and Strict-Transport-Security on every answer), for TLS that ends at a proxy in
+	// front of postroom. An https PublicURL does the same without it.
+	SecureCookies bool
 	// Demo is set by `postroom demo`: its Microsoft 365 stand-in, shown to administrators.
 	Demo *DemoMicrosoft
 }
@@ -137,7 +141,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "mailboxdisableall", "fromaddresses", "queues", "signin", "migrate",
-	"users", "useredit", "userdelete", "agents", "agentedit", "account",
+	"users", "useredit", "userdelete", "agents", "agentedit", "account", "security", "sessionsettings",
 	"board", "boardqueue",
 	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
@@ -210,6 +214,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 	h.migrateRoutes(mux)
 	h.signInRoutes(mux)
 	h.peopleRoutes(mux)
+	h.securityRoutes(mux)
 	h.boardRoutes(mux)
 	h.workspaceRoutes(mux)
 	h.routingRoutes(mux)
@@ -224,7 +229,11 @@ func build(opts Options) (*handler, http.Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
 	}))
-	return h, securityHeaders(cop.Handler(mux.mux)), nil
+	var handler http.Handler = auth.WithClient(securityHeaders(cop.Handler(mux.mux)))
+	if opts.SecureCookies || strings.HasPrefix(h.publicURL, "https://") {
+		handler = auth.SecureTransport(handler)
+	}
+	return h, handler, nil
 }
 
 // parsePages parses every page with its times shown in loc.

@@ -107,6 +107,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NextResponseClock", testNextResponseClock},
 		{"Sessions", testSessions},
 		{"APITokens", testAPITokens},
+		{"SessionList", testSessionList},
+		{"APITokenScopes", testAPITokenScopes},
 		{"PendingSignIns", testPendingSignIns},
 		{"PendingSignInLimit", testPendingSignInLimit},
 		{"PendingSignInMailboxDelete", testPendingSignInMailboxDelete},
