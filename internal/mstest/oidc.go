@@ -3,6 +3,7 @@ package mstest
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"fmt"
 	"net/http"
@@ -90,7 +91,10 @@ func newOIDCKey() (*oidcKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mstest: id token signing key: %w", err)
 	}
-	return &oidcKey{key: key, kid: keyID(&key.PublicKey)}, nil
+	// Microsoft's kid and x5t are the same: the base64url SHA-1 thumbprint of the key's
+	// certificate (here: of the public key's modulus, as the stand-in has no certificate).
+	sum := sha1.Sum(key.PublicKey.N.Bytes())
+	return &oidcKey{key: key, kid: b64.EncodeToString(sum[:])}, nil
 }
 
 // RotateSigningKey makes a new id token signing key, publishes it in the JWKS and signs
@@ -251,8 +255,11 @@ func jwk(pub *rsa.PublicKey, kid string) map[string]any {
 	for len(e) > 1 && e[0] == 0 {
 		e = e[1:]
 	}
-	return map[string]any{"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid, "n": b64.EncodeToString(pub.N.Bytes()),
-		"e": b64.EncodeToString(e)}
+	k := map[string]any{"kty": "RSA", "use": "sig", "kid": kid, "n": b64.EncodeToString(pub.N.Bytes()), "e": b64.EncodeToString(e)}
+	if b, err := b64.DecodeString(kid); err == nil && len(b) == sha1.Size {
+		k["x5t"] = kid // a SHA-1 thumbprint, as x5t must be (RFC 7517 §4.8)
+	}
+	return k
 }
 
 // serveOpenIDConfiguration serves the discovery document of a tenant.
