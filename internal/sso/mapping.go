@@ -121,7 +121,10 @@ func (s *Service) userFor(ctx context.Context, c Config, cl claims) (store.User,
 	if err := s.st.LinkIdentity(ctx, store.ExternalIdentity{Issuer: c.Issuer, Subject: sub, UserID: u.ID, CreatedAt: s.now().UTC()}); err != nil {
 		return store.User{}, who, fmt.Errorf("single sign-on: link identity of %q: %w", u.Username, err)
 	}
-	if m.haveRoleMap && role != u.Role {
+	// The break-glass admins keep their role whatever the provider says: they are the way
+	// in when single sign-on goes wrong.
+	breakGlass := slices.ContainsFunc(c.BreakGlass, func(n string) bool { return strings.EqualFold(n, u.Username) })
+	if m.haveRoleMap && role != u.Role && !breakGlass {
 		old := u.Role
 		u.Role = role
 		err := s.st.UpdateUser(ctx, u)
@@ -150,31 +153,53 @@ func orName(who string) string {
 	return who
 }
 
-// matchFirstTime finds a user not linked to this issuer yet by user name (equal to
-// preferred_username or email) or email address.
+// firstTimeNames are the names a person's first sign-in may match an existing user by:
+// for Entra ID (tid and oid present) preferred_username (the UPN, which the directory's
+// administrators set) and email; for other providers only an email the provider says it
+// verified (a name or an address a person could choose themselves must not take over
+// someone else's postroom user).
+func firstTimeNames(cl claims) []string {
+	var names []string
+	if cl.TenantID != "" && cl.ObjectID != "" {
+		names = append(names, cl.PreferredUsername, cl.Email)
+	} else if cl.EmailVerified {
+		names = append(names, cl.Email)
+	}
+	return slices.DeleteFunc(names, func(n string) bool { return strings.TrimSpace(n) == "" })
+}
+
+// matchFirstTime finds a user not linked to this issuer yet whose user name or email
+// address is one of firstTimeNames.
 func (s *Service) matchFirstTime(ctx context.Context, c Config, cl claims) (store.User, bool, error) {
-	for _, name := range []string{cl.PreferredUsername, cl.Email} {
-		if name == "" {
-			continue
-		}
+	names := firstTimeNames(cl)
+	if len(names) == 0 {
+		return store.User{}, false, nil
+	}
+	var candidates []store.User
+	for _, name := range names {
 		u, err := s.st.UserByUsername(ctx, name)
 		if err == nil {
-			return u, true, nil
-		}
-		if !store.IsNotFound(err) {
+			candidates = append(candidates, u)
+		} else if !store.IsNotFound(err) {
 			return store.User{}, false, fmt.Errorf("single sign-on: find user %q: %w", name, err)
 		}
-	}
-	addrs := []string{cl.Email, cl.PreferredUsername}
-	if cl.Email == "" && cl.PreferredUsername == "" {
-		return store.User{}, false, nil
 	}
 	users, err := s.st.ListUsers(ctx)
 	if err != nil {
 		return store.User{}, false, fmt.Errorf("single sign-on: list users: %w", err)
 	}
 	for _, u := range users {
-		if u.Email != "" && slices.ContainsFunc(addrs, func(a string) bool { return a != "" && strings.EqualFold(a, u.Email) }) {
+		if u.Email != "" && slices.ContainsFunc(names, func(a string) bool { return strings.EqualFold(a, u.Email) }) {
+			candidates = append(candidates, u)
+		}
+	}
+	for _, u := range candidates {
+		// A user linked to another person at this issuer already is not taken over.
+		ids, err := s.st.IdentitiesOf(ctx, u.ID)
+		if err != nil {
+			return store.User{}, false, fmt.Errorf("single sign-on: identities of %q: %w", u.Username, err)
+		}
+		if !slices.ContainsFunc(ids, func(id store.ExternalIdentity) bool { return id.Issuer == c.Issuer }) {
 			return u, true, nil
 		}
 	}

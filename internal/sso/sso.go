@@ -264,6 +264,7 @@ type claims struct {
 	ObjectID          string   `json:"oid"`
 	TenantID          string   `json:"tid"`
 	Email             string   `json:"email"`
+	EmailVerified     bool     `json:"email_verified"`
 	PreferredUsername string   `json:"preferred_username"`
 	Name              string   `json:"name"`
 	Groups            []string `json:"groups"`

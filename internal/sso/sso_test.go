@@ -415,3 +415,61 @@ func TestSaveRules(t *testing.T) {
 		t.Errorf("config %+v %v", c, err)
 	}
 }
+
+// TestFirstTimeNames: Entra ID's UPN and email may match an existing user the first time;
+// another provider's email only when it says it verified it, and its preferred_username
+// never.
+func TestFirstTimeNames(t *testing.T) {
+	entra := claims{Subject: "s", ObjectID: "o", TenantID: "t", PreferredUsername: "ana@fabrikam.example", Email: "ana@fabrikam.example"}
+	if got := firstTimeNames(entra); len(got) != 2 {
+		t.Errorf("Entra ID: %v", got)
+	}
+	other := claims{Subject: "s", PreferredUsername: "admin", Email: "admin@example.org"}
+	if got := firstTimeNames(other); len(got) != 0 {
+		t.Errorf("unverified email of another provider: %v", got)
+	}
+	other.EmailVerified = true
+	if got := firstTimeNames(other); len(got) != 1 || got[0] != "admin@example.org" {
+		t.Errorf("verified email of another provider: %v", got)
+	}
+}
+
+// TestNoTakeOverOfLinkedUser: a second person whose name matches a user linked to someone
+// else at this issuer is not given that user; a break-glass admin keeps their role.
+func TestNoTakeOverOfLinkedUser(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	res, err := f.signIn(t, "ana@fabrikam.example", "ana-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.svc.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another person of the same tenant with ana's address as their email claim.
+	cl := claims{Subject: "x", ObjectID: "99999999-0000-4000-8000-000000000000", TenantID: tenantID,
+		PreferredUsername: "eve@fabrikam.example", Email: "ana@fabrikam.example", Groups: []string{supervisors}}
+	u, _, err := f.svc.userFor(ctx, c, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID == res.User.ID {
+		t.Errorf("eve was given ana's user")
+	}
+
+	// root is break-glass and in no admin group: signing in keeps root an admin (another
+	// admin exists, so the last-admin rule would not stop a demotion).
+	if _, err := f.st.CreateUser(ctx, store.User{Username: "ada", Role: store.RoleAdmin, PasswordHash: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	c.BreakGlass = []string{"root"}
+	rootClaims := claims{Subject: "r", ObjectID: "88888888-0000-4000-8000-000000000000", TenantID: tenantID, PreferredUsername: "root", Groups: []string{agentsGroup}}
+	u, _, err = f.svc.userFor(ctx, c, rootClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Username != "root" || u.Role != store.RoleAdmin {
+		t.Errorf("break-glass admin after sign-in: %s %s", u.Username, u.Role)
+	}
+}
