@@ -22,12 +22,14 @@
 //     ip> method=sso").
 //
 // Claims to user: the person is found by their identity at the issuer (Entra ID: the
-// object id oid, which is stable; other providers: sub), else, the first time, by user
-// name equal to preferred_username or email, or by email (then the identity is linked).
-// Their role comes from the mappings (Config.Mappings: a value of the groups or roles
-// claim to a role and/or a team); the highest role mapped wins, and without one the
-// Config.UnmappedRole. With role mappings configured, the role is set again at every
-// sign-in; with team mappings, the teams too. An unknown person is created when
+// object id oid, which is stable; other providers: sub), else, the first time, by a user
+// name or email address equal to Entra ID's preferred_username (the UPN) or email, or to
+// another provider's email when email_verified is true; a user linked to another person at
+// the same issuer is never matched (then the identity is linked). Their role comes from
+// the mappings (Config.Mappings: a value of the groups or roles claim to a role and/or a
+// team); the highest role mapped wins, and without one the Config.UnmappedRole. With role
+// mappings configured, the role is set again at every sign-in (except for the break-glass
+// admins, who keep theirs); with team mappings, the teams too. An unknown person is created when
 // Config.AutoCreate allows it (with an unusable random password), otherwise refused with
 // "ask an administrator to create your user". A disabled user is refused.
 //
