@@ -174,13 +174,39 @@ func TestBrowserSingleSignOn(t *testing.T) {
 		t.Errorf("stored user %+v %v, want a supervisor", u, err)
 	}
 
+	// An id token meant for another application, and one signed by a key the stand-in no
+	// longer publishes after a rotation, are refused with advice; nobody is signed in.
+	for _, c := range []struct {
+		fault mstest.IDTokenFault
+		want  string
+	}{
+		{mstest.IDTokenFault{Audience: "00000000-1111-2222-3333-444444444444"}, "meant for another application"},
+		{mstest.IDTokenFault{RetiredKey: true}, "not signed with a key the sign-in service publishes"},
+	} {
+		if c.fault.RetiredKey {
+			if _, err := f.ms.RotateSigningKey(0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.ms.SpoilNextIDToken(c.fault)
+		f.signInWithMicrosoft(t, ctx, "sofia@fabrikam.example", "sofia-pw")
+		do(t, ctx, chromedp.WaitVisible(chromedp.ID("login-error")))
+		if msg := get(t, ctx, chromedp.Text(chromedp.ID("login-error"))); !strings.Contains(msg, c.want) {
+			t.Errorf("refusal on the page = %q, want %q", msg, c.want)
+		}
+		if signedIn := get(t, ctx, chromedp.Evaluate[bool](`!!document.querySelector("form.signout")`)); signedIn {
+			t.Error("signed in with a refused id token")
+		}
+	}
+	screenshot(t, ctx, shots, "03-token-refused")
+
 	// Noah, in no mapped group, is refused with advice.
 	f.signInWithMicrosoft(t, ctx, "noah@fabrikam.example", "noah-pw")
 	do(t, ctx, chromedp.WaitVisible(chromedp.ID("login-error")))
 	if msg := get(t, ctx, chromedp.Text(chromedp.ID("login-error"))); !strings.Contains(msg, "none of your groups or roles gives you a role") || !strings.Contains(msg, "Ask an administrator") {
 		t.Errorf("refusal on the page = %q", msg)
 	}
-	screenshot(t, ctx, shots, "03-no-group-refused")
+	screenshot(t, ctx, shots, "04-no-group-refused")
 
 	// Once people in no group become agents, Noah is created as one.
 	c, err := f.svc.Config(context.Background())
@@ -213,7 +239,7 @@ func TestBrowserSingleSignOn(t *testing.T) {
 	if msg := get(t, ctx, chromedp.Text(chromedp.ID("login-error"))); !strings.Contains(msg, "Passwords are switched off") || !strings.Contains(msg, "Sign in with Microsoft") {
 		t.Errorf("password refusal = %q", msg)
 	}
-	screenshot(t, ctx, shots, "04-passwords-off")
+	screenshot(t, ctx, shots, "05-passwords-off")
 	passwordSignIn(t, ctx, f.srv.URL, "admin")
 }
 
