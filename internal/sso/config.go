@@ -309,5 +309,5 @@ func describe(c Config) string {
 		strings.Join(c.BreakGlass, ","), c.ClientSecretSet)
 }
 
-// errNotConfigured is returned by Start when single sign-on is off.
-var errNotConfigured = errors.New("single sign-on is not configured: an administrator sets it up under Settings, Single sign-on")
+// ErrNotConfigured is returned by Start when single sign-on is off.
+var ErrNotConfigured = errors.New("single sign-on is not configured: an administrator sets it up under Settings, Single sign-on")

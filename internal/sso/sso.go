@@ -206,7 +206,7 @@ func (s *Service) Start(ctx context.Context, redirectURI, next string) (Started,
 		return Started{}, err
 	}
 	if !c.Enabled() {
-		return Started{}, errNotConfigured
+		return Started{}, ErrNotConfigured
 	}
 	p, err := s.discover(ctx, c.Issuer)
 	if err != nil {

@@ -53,7 +53,7 @@ func (h *handler) ssoStart(w http.ResponseWriter, r *http.Request) {
 		h.logger.WarnContext(r.Context(), "single sign-on could not start", "reason", ref.Reason)
 		h.renderLogin(w, r, ref.Status, loginData{Next: next, Error: ref.Message})
 		return
-	case err != nil && strings.Contains(err.Error(), "not configured"):
+	case errors.Is(err, sso.ErrNotConfigured):
 		h.renderLogin(w, r, http.StatusNotFound, loginData{Next: next, Error: "Single sign-on is not configured. Sign in with your user name and password."})
 		return
 	case err != nil:

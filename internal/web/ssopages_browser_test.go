@@ -280,4 +280,13 @@ func TestSSOPasswordsOffOnPages(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("callback without a sign-in: %d, want 400", resp.StatusCode)
 	}
+	// The discovery document is the provider's (the stand-in's), never postroom's.
+	resp, err = http.Get(f.srv.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("postroom's /.well-known/openid-configuration: %d, want 404", resp.StatusCode)
+	}
 }
