@@ -310,4 +310,4 @@ func describe(c Config) string {
 }
 
 // ErrNotConfigured is returned by Start when single sign-on is off.
-var ErrNotConfigured = errors.New("single sign-on is not configured: an administrator sets it up under Settings, Single sign-on")
+var ErrNotConfigured = errors.New("single sign-on is not configured: an administrator sets it up on Users, Single sign-on settings")
