@@ -473,3 +473,34 @@ func TestNoTakeOverOfLinkedUser(t *testing.T) {
 		t.Errorf("break-glass admin after sign-in: %s %s", u.Username, u.Role)
 	}
 }
+
+// TestTeamsFromGroups: a mapping with a team puts the person in it; leaving the group
+// takes them out at the next sign-in.
+func TestTeamsFromGroups(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	billing, err := f.st.CreateTeam(ctx, "Billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.save(t, func(c *Input) {
+		c.Mappings = append(c.Mappings, Mapping{Value: supervisors, Team: "billing"})
+		c.ClientSecret = vault.Secret{}
+	})
+	res, err := f.signIn(t, "ana@fabrikam.example", "ana-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := f.st.UserByID(ctx, res.User.ID)
+	if err != nil || len(u.Teams) != 1 || u.Teams[0] != billing.ID || u.Role != store.RoleSupervisor {
+		t.Errorf("user %+v %v, want a supervisor in Billing", u, err)
+	}
+	f.ana.SetGroups(agentsGroup)
+	if _, err := f.signIn(t, "ana@fabrikam.example", "ana-pw"); err != nil {
+		t.Fatal(err)
+	}
+	u, err = f.st.UserByID(ctx, res.User.ID)
+	if err != nil || len(u.Teams) != 0 || u.Role != store.RoleAgent {
+		t.Errorf("after leaving the group: %+v %v, want an agent in no team", u, err)
+	}
+}
