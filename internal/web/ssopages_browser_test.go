@@ -290,3 +290,46 @@ func TestSSOPasswordsOffOnPages(t *testing.T) {
 		t.Errorf("postroom's /.well-known/openid-configuration: %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestSSOSettingsPage: only admins see the settings; a bad issuer and a changed issuer
+// without the secret are shown at their fields, with nothing saved.
+func TestSSOSettingsPage(t *testing.T) {
+	f := newSSOFixture(t)
+	if _, err := f.auth.EnsureUser(context.Background(), "sam", "Sam", store.RoleSupervisor, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.httpClient(t).get(sso.StartPath); p.status != http.StatusNotFound || !strings.Contains(p.body, "Single sign-on is not configured") {
+		t.Errorf("the start before single sign-on is set up: %d\n%s", p.status, p.body)
+	}
+	if p := f.httpClient(t).get("/login"); strings.Contains(p.body, "sso-button") {
+		t.Error("a single sign-on button before single sign-on is set up")
+	}
+	if p := f.signIn(t, "sam").get("/settings/sso"); p.status != http.StatusForbidden {
+		t.Errorf("a supervisor opens the settings: %d", p.status)
+	}
+	admin := f.signIn(t, "admin")
+	page := admin.get("/settings/sso")
+	if page.status != http.StatusOK || !strings.Contains(page.body, f.srv.URL+sso.CallbackPath) {
+		t.Fatalf("settings page: %d\n%s", page.status, page.body)
+	}
+	p := admin.post("/settings/sso", url.Values{"csrf": {page.csrf(t)}, "issuer": {"http://login.example.org/t/v2.0"}, "client_id": {"x"}})
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, "must start with https://") {
+		t.Errorf("bad issuer: %d\n%s", p.status, p.body)
+	}
+	p = admin.post("/settings/sso", url.Values{"csrf": {page.csrf(t)}, "issuer": {f.ms.OpenIDIssuer(ssoTenant)}, "client_id": {f.app.ClientID()},
+		"client_secret": {f.secret}, "map_value": {ssoSupervisors, ""}, "map_role": {"supervisor", ""}, "map_team": {"", ""}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("save: %d\n%s", p.status, p.body)
+	}
+	p = admin.post("/settings/sso", url.Values{"csrf": {page.csrf(t)}, "issuer": {f.ms.LoginURL() + "/fabrikam.example/v2.0"}, "client_id": {f.app.ClientID()}})
+	if p.status != http.StatusBadRequest || !strings.Contains(p.body, "enter the client secret again") {
+		t.Errorf("issuer changed without the secret: %d\n%s", p.status, p.body)
+	}
+	c, err := f.svc.Config(context.Background())
+	if err != nil || c.Issuer != f.ms.OpenIDIssuer(ssoTenant) || len(c.Mappings) != 1 {
+		t.Errorf("stored %+v %v", c, err)
+	}
+	if strings.Contains(admin.get("/settings/sso").body, f.secret) {
+		t.Error("the client secret is on the page")
+	}
+}
