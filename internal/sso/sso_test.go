@@ -504,3 +504,22 @@ func TestTeamsFromGroups(t *testing.T) {
 		t.Errorf("after leaving the group: %+v %v, want an agent in no team", u, err)
 	}
 }
+
+// TestRoleFromAppRole: an app role in the roles claim maps like a group; the highest
+// role mapped wins.
+func TestRoleFromAppRole(t *testing.T) {
+	f := newFixture(t)
+	f.save(t, func(c *Input) {
+		c.Mappings = append(c.Mappings, Mapping{Value: "Postroom.Admin", Role: store.RoleAdmin})
+		c.ClientSecret = vault.Secret{}
+	})
+	f.bo.SetAppRoles("Postroom.Admin")
+	f.bo.SetGroups(agentsGroup)
+	res, err := f.signIn(t, "bo@fabrikam.example", "bo-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.User.Role != store.RoleAdmin {
+		t.Errorf("role %s, want admin from the app role", res.User.Role)
+	}
+}
