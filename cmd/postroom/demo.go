@@ -108,6 +108,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err == nil {
 		err = seedMicrosoftDemo(sctx, a, ms, tenant)
 	}
+	var single demoSSO
+	if err == nil {
+		single, err = seedSSODemo(sctx, a, ms, tenant, ln.Addr())
+	}
 	scancel()
 	if err != nil {
 		return err
@@ -137,11 +141,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
                 tenant %s, app (client) id %s, signed in with a client secret
                 To add a Graph mailbox or try Migrate to OAuth 2.0 against it (admin, Mailboxes page):
                 Microsoft cloud "Another authority URL" %s, client secret %s
+  Single sign-on ("Sign in with Microsoft" on the sign-in page, through the stand-in):
+                %s / %s   (group Supervisors: supervisor; anyone else in the tenant: agent)
   Data folder:  %s
 
 Press Ctrl-C to stop.
 `, ln.Addr(), *password, *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
-		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, ms.LoginURL(), tenant.ClientSecret, dir)
+		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, ms.LoginURL(), tenant.ClientSecret,
+		single.Person, single.Password, dir)
 	return a.Serve(ctx, ln)
 }
 

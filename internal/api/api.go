@@ -11,6 +11,7 @@ import (
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/routing"
+	"github.com/postroom/postroom/internal/sso"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
 )
@@ -44,6 +45,9 @@ type Options struct {
 	// is Secure and every answer carries Strict-Transport-Security. Set it when the public
 	// URL is https or TLS ends at a proxy in front of postroom.
 	SecureCookies bool
+	// SSO is staff single sign-on: its settings (GET/PUT /api/v1/sso) and the rule that
+	// refuses passwords when they are switched off; nil: not available.
+	SSO *sso.Service
 }
 
 type server struct {
@@ -58,6 +62,7 @@ type server struct {
 	// users applies the user rules; onAgentChange is Options.OnAgentChange.
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
+	sso           *sso.Service
 }
 
 // authedHandler is a handler that runs after authentication and the role check.
@@ -124,6 +129,8 @@ func (s *server) routes() []route {
 		admin("POST /api/v1/sla-policies", s.saveRoutingObject(true)),
 		admin("PUT /api/v1/sla-policies/{id}", s.saveRoutingObject(false)),
 		admin("DELETE /api/v1/sla-policies/{id}", s.deleteRoutingObject),
+		admin("GET /api/v1/sso", s.getSSO),
+		admin("PUT /api/v1/sso", s.putSSO),
 		supervisor("GET /api/v1/rules", s.listRoutingObjects),
 		admin("POST /api/v1/rules", s.saveRoutingObject(true)),
 		supervisor("POST /api/v1/rules/test", s.testRules),
@@ -215,6 +222,7 @@ func New(opts Options) http.Handler {
 	s := &server{st: opts.Store, auth: opts.Auth, replier: opts.Replier, mailboxes: opts.Mailboxes, logger: logger,
 		engine: opts.Engine, work: opts.WorkItems, views: workitem.NewViews(opts.Store)}
 	s.users, s.onAgentChange = auth.NewUsers(opts.Store, logger), opts.OnAgentChange
+	s.sso = opts.SSO
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {

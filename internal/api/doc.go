@@ -43,6 +43,10 @@
 //     response carries them ("password_set", "client_secret_set", "client_certificate_set"
 //     and "refresh_token_set" say whether one is stored), and an absent, null or empty one
 //     keeps the stored one.
+//   - Single sign-on's settings (GET/PUT /api/v1/sso, admins) go through internal/sso: its
+//     client_secret is write-only in the same way, and must be given again when the issuer
+//     changes. When local passwords are off, POST /api/v1/session answers 403 with advice
+//     for everyone but the break-glass admins (sso.Service.PasswordRefusal).
 //   - A mailbox's OAuth settings are the object "oauth"; its members that are sent replace
 //     the stored ones, the others keep theirs. Their field errors are keyed oauth_<member>
 //     (oauth_tenant, oauth_client_id, ...), the keys of mailbox.ValidationError.

@@ -49,6 +49,10 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeFieldErrors(w, fields)
 		return
 	}
+	if status, msg := s.sso.PasswordRefusal(r.Context(), body.User); status != 0 {
+		writeError(w, status, msg)
+		return
+	}
 	token, sess, user, err := s.auth.Login(r.Context(), body.User, body.Password)
 	if errors.Is(err, auth.ErrBadCredentials) {
 		s.logger.InfoContext(r.Context(), "sign-in refused", slog.String("user", body.User), slog.String("remote", r.RemoteAddr))

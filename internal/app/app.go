@@ -33,6 +33,7 @@ import (
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/privacy"
 	"github.com/postroom/postroom/internal/routing"
+	"github.com/postroom/postroom/internal/sso"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
 	"github.com/postroom/postroom/internal/store/sqlite"
@@ -104,6 +105,8 @@ type App struct {
 	// Routing assigns work items to agents; WorkItems carries out the lifecycle actions.
 	Routing   *routing.Engine
 	WorkItems *workitem.Service
+	// SSO is staff single sign-on (internal/sso), shared by the pages and the API.
+	SSO *sso.Service
 	// Metrics is served at GET /metrics to supervisors and admins (internal/metrics).
 	Metrics *metrics.Registry
 	Handler http.Handler
@@ -187,16 +190,21 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.WorkItems = workitem.NewService(st, a.Routing)
 	a.routingMetrics = newRoutingMetrics(st, a.Metrics, log)
 	secure := cfg.SecureCookies || strings.HasPrefix(strings.ToLower(cfg.PublicURL), "https://")
+	a.SSO, err = sso.New(sso.Options{Store: st, Vault: v, Auth: a.Auth, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	pages, err := web.New(web.Options{SecureCookies: secure, Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
-		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo})
+		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo, SSO: a.SSO})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
-		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure}))
+		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure, SSO: a.SSO}))
 	mux.Handle("/", pages)
 	a.runner = a.newRunner()
 	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each

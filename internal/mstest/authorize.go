@@ -27,7 +27,8 @@ type signInFlow struct {
 	tenantSeg                               string
 	redirectURI, scope, state, responseMode string
 	challenge, method, loginHint, prompt    string
-	user                                    *User // after the password step
+	nonce                                   string // OpenID Connect: goes into the id token
+	user                                    *User  // after the password step
 	mfaDone                                 bool
 	expires                                 time.Time
 }
@@ -208,7 +209,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	id := randomToken(18)
 	s.state.flows[id] = &signInFlow{app: app, tenantSeg: seg, redirectURI: redirectURI, scope: scope, state: state, responseMode: mode,
-		challenge: challenge, method: method, loginHint: q.Get("login_hint"), prompt: prompt, expires: s.nowLocked().Add(flowLifetime)}
+		challenge: challenge, method: method, loginHint: q.Get("login_hint"), prompt: prompt, nonce: q.Get("nonce"), expires: s.nowLocked().Add(flowLifetime)}
 	s.renderPage(w, http.StatusOK, pageData{Title: "Sign in", AppName: app.cfg.DisplayName, Step: "signin",
 		Action: r.URL.Path, Flow: id, Username: q.Get("login_hint")})
 }
@@ -299,7 +300,7 @@ func (s *Server) serveSignIn(w http.ResponseWriter, r *http.Request) {
 	delete(s.state.flows, id)
 	code := "0.AXcA" + randomToken(64)
 	s.state.codes[code] = &authCode{clientID: fl.app.cfg.ClientID, user: fl.user, redirectURI: fl.redirectURI, scopes: fl.scope,
-		challenge: fl.challenge, method: fl.method, expires: s.nowLocked().Add(s.opts.AuthCodeLifetime)}
+		challenge: fl.challenge, method: fl.method, nonce: fl.nonce, expires: s.nowLocked().Add(s.opts.AuthCodeLifetime)}
 	fields := map[string]string{"code": code, "session_state": NewGUID()}
 	if fl.state != "" {
 		fields["state"] = fl.state

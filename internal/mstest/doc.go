@@ -9,8 +9,12 @@
 //     /{tenant}/oauth2/v2.0/token (client_credentials with a secret or a certificate client
 //     assertion, password (ROPC), authorization_code with PKCE, refresh_token with rotation),
 //     /{tenant}/oauth2/v2.0/authorize (a minimal HTML sign-in page a browser can fill),
-//     /{tenant}/discovery/v2.0/keys (the JWKS that signs access tokens) and /introspect
-//     (RFC 7662, for Dovecot's oauth2 passdb).
+//     /{tenant}/discovery/v2.0/keys (the JWKS of access and id tokens),
+//     /{tenant}/v2.0/.well-known/openid-configuration (the OpenID Connect discovery
+//     document: the stand-in is the OpenID provider of staff single sign-on, see oidc.go:
+//     id tokens with nonce, groups and roles, signed by rotating keys, RotateSigningKey,
+//     SpoilNextIDToken, User.SetGroups, User.SetAppRoles) and /introspect (RFC 7662, for
+//     Dovecot's oauth2 passdb).
 //   - the Graph host, GraphURL(): what postroom calls the "Graph host". It serves /v1.0/...:
 //     messages, delta, $value, PATCH, move, childFolders, sendMail (JSON and MIME), drafts,
 //     upload sessions, $batch and subscriptions.
@@ -57,7 +61,8 @@
 //
 // Deliberate simplifications (the reference does not need more, or a test could not
 // observe it):
-//   - apps are single-tenant; one signing key; access tokens live exactly
+//   - apps are single-tenant; one access token signing key (id tokens have their own
+//     rotating keys); access tokens live exactly
 //     AccessTokenLifetime (Microsoft randomises 60-90 minutes);
 //   - ids are opaque strings shaped like Exchange's; folder ids are the same with and
 //     without Prefer: IdType="ImmutableId" (message ids differ and change on move);

@@ -27,6 +27,8 @@ type state struct {
 	issued map[string]time.Time
 	// flows: sign-in pages in progress, by flow id.
 	flows map[string]*signInFlow
+	// oidc: the id token signing keys and the id token faults (oidc.go).
+	oidc oidcState
 
 	mail  mailState
 	graph graphState
@@ -376,6 +378,9 @@ type User struct {
 	// -AccessRights SendAs).
 	sendAs map[string]bool
 	mbox   *mailbox
+	// groups and appRoles go into the id token's groups and roles claims (SetGroups,
+	// SetAppRoles).
+	groups, appRoles []string
 }
 
 // AddUser adds a user with a mailbox (unless NoMailbox).

@@ -76,6 +76,7 @@ type authCode struct {
 	scopes      string
 	challenge   string
 	method      string
+	nonce       string // the authorize request's nonce, for the id token
 	expires     time.Time
 	used        bool
 }
@@ -632,7 +633,7 @@ func (s *Server) passwordLocked(app *App, username, password, scope string) (*To
 		e.suberror = "basic_action"
 		return nil, e
 	}
-	return s.delegatedTokenLocked(app, u, q, aud, scope, nil)
+	return s.delegatedTokenLocked(app, u, q, aud, scope, nil, "")
 }
 
 // grantedPermsLocked returns the permissions of aud that u may use through app, for the
@@ -695,19 +696,27 @@ func (s *Server) splitScope(sc string) (aud, perm string) {
 
 // delegatedTokenLocked issues a delegated access token for aud (plus a refresh token with
 // offline_access, an id token with openid). old is the refresh grant being redeemed.
-func (s *Server) delegatedTokenLocked(app *App, u *User, q scopeReq, aud, scopeParam string, old *refreshGrant) (*TokenResponse, *aadError) {
-	perms := q.perms[aud]
-	if len(perms) == 0 {
-		perms = []string{".default"}
-	}
-	if _, e := s.grantedPermsLocked(app, u, aud, perms); e != nil {
-		return nil, e
-	}
-	// Every scope consented for the API goes into scp and the answer's scope, not only
-	// the requested ones, as Entra ID does (ms365-protocol.md §8.6).
-	granted, e := s.grantedPermsLocked(app, u, aud, []string{".default"})
-	if e != nil {
-		return nil, e
+func (s *Server) delegatedTokenLocked(app *App, u *User, q scopeReq, aud, scopeParam string, old *refreshGrant, nonce string) (*TokenResponse, *aadError) {
+	var granted []string
+	if len(q.auds) == 0 && q.oidc["openid"] {
+		// A sign-in only (openid profile email): Entra ID asks no consent and issues an
+		// access token for Graph's User.Read beside the id token.
+		granted = []string{"User.Read"}
+	} else {
+		perms := q.perms[aud]
+		if len(perms) == 0 {
+			perms = []string{".default"}
+		}
+		if _, e := s.grantedPermsLocked(app, u, aud, perms); e != nil {
+			return nil, e
+		}
+		// Every scope consented for the API goes into scp and the answer's scope, not only
+		// the requested ones, as Entra ID does (ms365-protocol.md §8.6).
+		var e *aadError
+		granted, e = s.grantedPermsLocked(app, u, aud, []string{".default"})
+		if e != nil {
+			return nil, e
+		}
 	}
 	now := s.nowLocked()
 	c := Claims{
@@ -735,14 +744,11 @@ func (s *Server) delegatedTokenLocked(app *App, u *User, q scopeReq, aud, scopeP
 		resp.RefreshToken = rt
 	}
 	if q.oidc["openid"] {
-		idt, err := signJWT(s.key, map[string]string{"kid": s.kid}, map[string]any{
-			"aud": app.cfg.ClientID, "iss": s.loginURL + "/" + app.tenant.id + "/v2.0", "iat": now.Unix(), "nbf": now.Unix(),
-			"exp": now.Add(time.Hour).Unix(), "tid": app.tenant.id, "oid": u.cfg.ObjectID, "sub": u.cfg.ObjectID,
-			"preferred_username": u.cfg.UPN, "name": u.cfg.DisplayName, "ver": "2.0",
-		})
-		if err == nil {
-			resp.IDToken = idt
+		idt, e := s.idTokenLocked(app, u, q, nonce, now)
+		if e != nil {
+			return nil, e
 		}
+		resp.IDToken = idt
 	}
 	return resp, nil
 }
@@ -800,7 +806,7 @@ func (s *Server) authCodeLocked(app *App, code, redirectURI, verifier, scope str
 	for k := range codeQ.oidc {
 		q.oidc[k] = true
 	}
-	return s.delegatedTokenLocked(app, u, q, aud, ac.scopes, nil)
+	return s.delegatedTokenLocked(app, u, q, aud, ac.scopes, nil, ac.nonce)
 }
 
 func (s *Server) refreshLocked(app *App, token, scope string) (*TokenResponse, *aadError) {
@@ -839,32 +845,5 @@ func (s *Server) refreshLocked(app *App, token, scope string) (*TokenResponse, *
 		return nil, e
 	}
 	g.lastUsed = now
-	return s.delegatedTokenLocked(app, u, q, aud, scope, g)
-}
-
-// serveKeys serves the JWKS with the signing key.
-func (s *Server) serveKeys(w http.ResponseWriter, r *http.Request) {
-	pub := &s.key.PublicKey
-	e := []byte{byte(pub.E >> 16), byte(pub.E >> 8), byte(pub.E)}
-	for len(e) > 1 && e[0] == 0 {
-		e = e[1:]
-	}
-	writeJSONStatus(w, http.StatusOK, map[string]any{"keys": []any{map[string]any{
-		"kty": "RSA", "use": "sig", "kid": s.kid, "x5t": s.kid, "n": b64.EncodeToString(pub.N.Bytes()), "e": b64.EncodeToString(e),
-	}}})
-}
-
-func (s *Server) serveOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	seg := r.PathValue("tenant")
-	writeJSONStatus(w, http.StatusOK, map[string]any{
-		"issuer":                                s.loginURL + "/" + seg + "/v2.0",
-		"authorization_endpoint":                s.AuthorizeURL(seg),
-		"token_endpoint":                        s.TokenURL(seg),
-		"jwks_uri":                              s.loginURL + "/" + seg + "/discovery/v2.0/keys",
-		"response_types_supported":              []string{"code"},
-		"grant_types_supported":                 []string{"authorization_code", "refresh_token", "client_credentials", "password"},
-		"code_challenge_methods_supported":      []string{"S256", "plain"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "private_key_jwt", "client_secret_basic"},
-		"introspection_endpoint":                s.IntrospectURL(),
-	})
+	return s.delegatedTokenLocked(app, u, q, aud, scope, g, "")
 }

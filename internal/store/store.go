@@ -586,6 +586,39 @@ type PendingSignIn struct {
 	CreatedAt   time.Time
 }
 
+// SSOSignIn is a staff member's OpenID Connect sign-in (internal/sso) between the
+// "Sign in with ..." button and the provider's callback, kept in the store so that any node
+// can finish it, once.
+type SSOSignIn struct {
+	// State travels through the browser; the store keeps only its SHA-256 (hex).
+	State string
+	// BrowserHash is the SHA-256 (hex) of the random value in the cookie of the browser
+	// that started the sign-in: the callback must come from that browser.
+	BrowserHash string
+	// NonceHash is the SHA-256 (hex) of the nonce sent to the provider, which the id token
+	// must carry back.
+	NonceHash string
+	// Verifier is the PKCE code_verifier sealed by the vault; never plaintext.
+	Verifier []byte
+	// Issuer is the provider the sign-in was started with (a configuration changed
+	// meanwhile makes the callback refuse it).
+	Issuer      string
+	RedirectURI string
+	// Next is the page of this site to go to after the sign-in.
+	Next      string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// ExternalIdentity links a user to their account at an identity provider: the issuer and
+// the provider's stable id of the person (Entra ID's object id, else the subject).
+type ExternalIdentity struct {
+	Issuer    string
+	Subject   string
+	UserID    int64
+	CreatedAt time.Time
+}
+
 // AuditEvent records who changed what. Secrets in Old/New are masked by the caller.
 type AuditEvent struct {
 	ID     int64
@@ -794,6 +827,26 @@ type Users interface {
 	DeleteAPIToken(ctx context.Context, id int64) error
 }
 
+// SSO holds single sign-on's sign-ins in progress and the users' external identities.
+type SSO interface {
+	// AddSSOSignIn deletes the sign-ins expired at now, then keeps p (CreatedAt zero:
+	// now); ErrTooManySignIns when limit unexpired ones are kept already, ErrConflict when
+	// the state is kept already.
+	AddSSOSignIn(ctx context.Context, p SSOSignIn, limit int, now time.Time) error
+	// TakeSSOSignIn deletes the sign-in of state and returns it, in one statement: of
+	// several takes at once, on any nodes, exactly one gets it. Unknown, taken already or
+	// expired at now is ErrNotFound.
+	TakeSSOSignIn(ctx context.Context, state string, now time.Time) (SSOSignIn, error)
+	// LinkIdentity records that (issuer, subject) is the user; linking it again to the same
+	// user changes nothing, to another user is ErrConflict, to a missing user ErrNotFound.
+	// Deleting the user deletes their identities.
+	LinkIdentity(ctx context.Context, id ExternalIdentity) error
+	// UserByIdentity returns the user linked to (issuer, subject), or ErrNotFound.
+	UserByIdentity(ctx context.Context, issuer, subject string) (User, error)
+	// IdentitiesOf lists the identities linked to a user, oldest first.
+	IdentitiesOf(ctx context.Context, userID int64) ([]ExternalIdentity, error)
+}
+
 // Audit is the audit log.
 type Audit interface {
 	AddAudit(ctx context.Context, e AuditEvent) error
@@ -821,6 +874,7 @@ type Store interface {
 	SavedViews
 	Outbox
 	Users
+	SSO
 	Audit
 	Routing
 	Conversations

@@ -6,9 +6,11 @@
 // of mailboxes, their From addresses and the queues (admins change, supervisors look),
 // with the mailboxes' OAuth 2.0 sign-in settings and the delegated sign-in ("Sign in with
 // Microsoft", signin.go: authorization code with PKCE, the redirect URI /oauth/callback)
-// and the self-service migration of password mailboxes to OAuth 2.0 (migrate.go), and,
-// for admins, data protection (privacy.go): the audit log (/audit) and the erasure of a
-// customer's data (/privacy), whose rules are in internal/privacy.
+// and the self-service migration of password mailboxes to OAuth 2.0 (migrate.go),
+// staff single sign-on (ssopages.go: the login page's "Sign in with ..." link to
+// /login/sso, the redirect URI /sso/callback, the admin's /settings/sso; the protocol is
+// internal/sso's), and, for admins, data protection (privacy.go): the audit log (/audit)
+// and the erasure of a customer's data (/privacy), whose rules are in internal/privacy.
 // Pages are html/template files embedded in the binary, one Go file per page; there is no
 // JavaScript at all (menus are plain links, confirmations are pages, the form's "Test
 // connection" is a second submit button with its own formaction; the mailbox form shows

@@ -24,6 +24,8 @@ type loginData struct {
 	User  string
 	Next  string
 	Error string
+	// SSOButton is the single sign-on button's label ("" when single sign-on is off).
+	SSOButton string
 }
 
 // safeNext keeps a post-login target only if it is a path on this site; otherwise "/",
@@ -50,6 +52,7 @@ func (h *handler) renderLogin(w http.ResponseWriter, r *http.Request, status int
 		Name: loginCSRFCookie, Value: token, Path: "/login", MaxAge: loginFormLifetimeSeconds,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
+	d.SSOButton = h.sso.Button(r.Context())
 	pd := h.data(viewer{}, "Sign in", "", d)
 	pd.CSRF = token
 	h.render(w, r, status, "login", pd)
@@ -72,6 +75,11 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if d.User == "" || password == "" {
 		d.Error = "Enter your user name and password."
 		h.renderLogin(w, r, http.StatusBadRequest, d)
+		return
+	}
+	if status, msg := h.sso.PasswordRefusal(r.Context(), d.User); status != 0 {
+		d.Error = msg
+		h.renderLogin(w, r, status, d)
 		return
 	}
 	token, sess, user, err := h.auth.Login(r.Context(), d.User, password)

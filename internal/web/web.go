@@ -25,6 +25,7 @@ import (
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/outbound"
 	"github.com/postroom/postroom/internal/routing"
+	"github.com/postroom/postroom/internal/sso"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/workitem"
 )
@@ -107,6 +108,9 @@ type Options struct {
 	SecureCookies bool
 	// Demo is set by `postroom demo`: its Microsoft 365 stand-in, shown to administrators.
 	Demo *DemoMicrosoft
+	// SSO is staff single sign-on (internal/sso); nil: the login page has no single
+	// sign-on button and /settings/sso says it is not available.
+	SSO *sso.Service
 }
 
 type handler struct {
@@ -134,6 +138,8 @@ type handler struct {
 	demo  *DemoMicrosoft
 	// presence is who has which work item open (presence.go).
 	presence *presence
+	// sso is Options.SSO (nil-safe for Button and PasswordRefusal).
+	sso *sso.Service
 }
 
 // pages are the templates under templates/, each rendered inside layout.html with the
@@ -147,6 +153,7 @@ var pageNames = []string{
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 	"templates", "automatic",
 	"audit", "privacy", // data protection (privacy.go)
+	"ssosettings",
 }
 
 // New returns the handler for the pages. Mount it at "/" (the API lives under /api/v1/,
@@ -175,6 +182,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 		flash: newFlashes(time.Now), demo: opts.Demo,
 		presence: newPresence(time.Now),
+		sso:      opts.SSO,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -221,6 +229,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 	h.composeRoutes(mux)
 	h.templateRoutes(mux)
 	h.privacyRoutes(mux) // data protection: audit log, erasure
+	h.ssoRoutes(mux)
 	mux.open("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Page not found", "There is no page at this address. Go back to the work items.")
 	}))

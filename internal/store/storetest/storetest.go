@@ -26,6 +26,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Migrate", testMigrate},
 		{"Settings", testSettings},
+		{"SSOSignIns", testSSOSignIns},
+		{"SSOSignInConcurrentTake", testSSOSignInConcurrentTake},
+		{"ExternalIdentities", testExternalIdentities},
 		{"Mailboxes", testMailboxes},
 		{"MailboxDefault", testMailboxDefault},
 		{"MailboxStatus", testMailboxStatus},
