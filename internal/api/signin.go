@@ -36,6 +36,9 @@ func (s *server) writeSignInError(w http.ResponseWriter, r *http.Request, name s
 		writeError(w, http.StatusUnauthorized, auth.ErrBadSecondFactor.Error())
 	case errors.Is(err, auth.ErrDisabled):
 		writeError(w, http.StatusForbidden, auth.ErrDisabled.Error())
+	case r.Context().Err() != nil:
+		// The client hung up while waiting: nobody reads the answer.
+		writeError(w, http.StatusServiceUnavailable, "the sign-in was abandoned")
 	default:
 		s.logger.ErrorContext(r.Context(), "sign-in", slog.Any("error", err))
 		writeError(w, http.StatusInternalServerError, "could not sign you in: internal error, the server log has the details; try again later")

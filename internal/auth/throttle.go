@@ -39,11 +39,17 @@ import (
 // The check comes before bcrypt: a refused attempt costs one indexed read, no hashing.
 // A throttled attempt is refused with ThrottledError (HTTP 429 with Retry-After) and is
 // not counted again, so that an attacker cannot stretch a lock beyond the rule's maximum.
-// bcrypt work is bounded: at most GOMAXPROCS comparisons at once, and attempts whose
-// account or address has failures already (suspect) take at most half of those slots, so
-// that a flood leaves room for users whose sign-ins have not been failing; an attempt that
-// finds no slot within 5 s is refused with ErrBusy (503). One account signs in once at a
-// time per process: a second attempt on it while one is being checked is throttled for 1 s.
+// bcrypt work is bounded: at most GOMAXPROCS comparisons at once, and only attempts from
+// an address that signed someone in on this node within 24 h, on an account and address
+// without failures, may use all of them; every other attempt (a new address, or failures
+// already) takes one of half of the slots, so that a flood from addresses that never
+// signed anyone in leaves room for the users of addresses that do (this scheduling hint
+// is kept in memory, per node; it refuses nothing). An attempt that finds no slot within
+// 5 s is refused with ErrBusy (503). One account signs in once at a
+// time per process, one address 8 times: an attempt beyond is throttled for 1 s. A lock
+// seen in the store is believed for 5 s without reading the store again, so that a flood
+// against a locked account or address costs no database work; an unlock counts at once on
+// the node that does it and within 5 s on the others.
 //
 // Every sign-in is an audit event: "login.success" (actor the user) or "login.failure"
 // (actor "anonymous"), object "user:<name as typed, trimmed, at most 100 characters>",
@@ -92,6 +98,9 @@ const maxAuditName = 100
 
 // slotWait is how long an attempt waits for a bcrypt slot before ErrBusy.
 const slotWait = 5 * time.Second
+
+// maxPerAddress is how many sign-ins of one client address a process checks at once.
+const maxPerAddress = 8
 
 // pruneEvery is how often a process deletes quiet throttle keys.
 const pruneEvery = 10 * time.Minute
@@ -182,7 +191,9 @@ type guard struct {
 	suspectSlots chan struct{}
 
 	mu        sync.Mutex
-	inFlight  map[string]bool
+	inFlight  map[string]int       // account and address keys being checked now
+	locks     map[string]lockMemo  // locks seen in the store lately, so that a flood is refused without reading it
+	good      map[string]time.Time // address keys -> their last successful sign-in on this node
 	audited   map[string]time.Time // key -> the lock whose refusal was audited
 	lastPrune time.Time
 	vault     *vault.Vault
@@ -197,7 +208,9 @@ func newGuard(st store.Users, logger *slog.Logger) *guard {
 		address:      AddressRule,
 		slots:        make(chan struct{}, n),
 		suspectSlots: make(chan struct{}, max(1, n/2)),
-		inFlight:     map[string]bool{},
+		inFlight:     map[string]int{},
+		locks:        map[string]lockMemo{},
+		good:         map[string]time.Time{},
 		audited:      map[string]time.Time{},
 	}
 	if gs, ok := st.(guardStore); ok {
@@ -327,6 +340,10 @@ func (s *Service) SignIn(ctx context.Context, a Attempt) (string, store.Session,
 	}
 	name = AuditName(name)
 	acct, addr := AccountKey(name), addressKey(a.Address)
+	// What is counted and audited is written even when the client hangs up meanwhile; only
+	// the wait for a bcrypt slot ends with the request.
+	reqCtx := ctx
+	ctx = context.WithoutCancel(ctx)
 	fail := func(reason string, err error) (string, store.Session, store.User, error) {
 		g.audit(ctx, "anonymous", "login.failure", name, a.Address, reason, "")
 		return "", store.Session{}, store.User{}, err
@@ -341,16 +358,16 @@ func (s *Service) SignIn(ctx context.Context, a Attempt) (string, store.Session,
 	if err != nil {
 		return "", store.Session{}, store.User{}, err
 	}
-	if !g.enter(acct) {
+	if !g.enter(acct, addr) {
 		te := &ThrottledError{RetryAfter: time.Second}
 		g.auditThrottled(ctx, name, a.Address, te, now)
 		return "", store.Session{}, store.User{}, te
 	}
-	defer g.leave(acct)
+	defer g.leave(acct, addr)
 
 	u := ticketUser
 	if a.Ticket == "" {
-		release, err := g.acquire(ctx, suspect)
+		release, err := g.acquire(reqCtx, suspect || !g.isGood(addr, now))
 		if err != nil {
 			return "", store.Session{}, store.User{}, err
 		}
@@ -393,6 +410,8 @@ func (s *Service) SignIn(ctx context.Context, a Attempt) (string, store.Session,
 		if err := g.st.ResetSignInThrottle(ctx, acct); err != nil {
 			s.logger.WarnContext(ctx, "forget failed sign-ins", slog.Any("error", err))
 		}
+		g.forgetLock(acct)
+		g.markGood(addr, now)
 	}
 	token, sess, u, err := s.startSession(ctx, u)
 	if err != nil {
@@ -412,6 +431,17 @@ func (g *guard) check(ctx context.Context, now time.Time, keys ...string) (bool,
 	if g.st == nil {
 		return false, nil
 	}
+	g.mu.Lock()
+	var cached time.Time
+	for _, k := range keys {
+		if m := g.locks[k]; now.Before(m.seen.Add(lockMemory)) && m.until.After(cached) {
+			cached = m.until
+		}
+	}
+	g.mu.Unlock()
+	if cached.After(now) {
+		return true, &ThrottledError{RetryAfter: cached.Sub(now)}
+	}
 	states, err := g.st.SignInThrottles(ctx, keys...)
 	if err != nil {
 		return false, fmt.Errorf("sign-in throttle: %w", err)
@@ -425,9 +455,69 @@ func (g *guard) check(ctx context.Context, now time.Time, keys ...string) (bool,
 		}
 	}
 	if until.After(now) {
+		g.rememberLock(now, states...)
 		return suspect, &ThrottledError{RetryAfter: until.Sub(now)}
 	}
 	return suspect, nil
+}
+
+// lockMemo is a lock seen in the store at seen.
+type lockMemo struct {
+	until, seen time.Time
+}
+
+// lockMemory is how long a process believes a lock it saw in the store without reading
+// it again: short, so that an unlock on another node counts within seconds.
+const lockMemory = 5 * time.Second
+
+// rememberLock keeps the locks of states, seen now.
+func (g *guard) rememberLock(now time.Time, states ...store.SignInThrottle) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.locks) > 100_000 {
+		for k, m := range g.locks {
+			if !now.Before(m.seen.Add(lockMemory)) {
+				delete(g.locks, k)
+			}
+		}
+		if len(g.locks) > 100_000 {
+			clear(g.locks)
+		}
+	}
+	for _, t := range states {
+		if t.LockedUntil.After(now) {
+			g.locks[t.Key] = lockMemo{until: t.LockedUntil, seen: now}
+		}
+	}
+}
+
+// goodFor is how long an address that signed someone in keeps its place in the bcrypt
+// lane of the addresses that have not been failing.
+const goodFor = 24 * time.Hour
+
+// isGood reports whether someone signed in from addr on this node within goodFor.
+func (g *guard) isGood(addr string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.good[addr]
+	return ok && now.Sub(t) < goodFor
+}
+
+// markGood notes a successful sign-in from addr.
+func (g *guard) markGood(addr string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.good) > 100_000 {
+		clear(g.good)
+	}
+	g.good[addr] = now
+}
+
+// forgetLock drops a remembered lock (an unlock, a success).
+func (g *guard) forgetLock(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.locks, key)
 }
 
 // failed counts a failure against the account and the address.
@@ -439,9 +529,13 @@ func (g *guard) failed(ctx context.Context, now time.Time, acct, addr string) {
 		key  string
 		rule ThrottleRule
 	}{{acct, g.account}, {addr, g.address}} {
-		_, err := g.st.RecordSignInFailure(ctx, store.SignInFailure{Key: k.key, At: now, QuietAfter: k.rule.QuietAfter, LockFor: k.rule.LockFor})
+		t, err := g.st.RecordSignInFailure(ctx, store.SignInFailure{Key: k.key, At: now, QuietAfter: k.rule.QuietAfter, LockFor: k.rule.LockFor})
 		if err != nil {
 			g.logger.WarnContext(ctx, "count failed sign-in", slog.Any("error", err))
+			continue
+		}
+		if t.LockedUntil.After(now) {
+			g.rememberLock(now, t)
 		}
 	}
 	g.mu.Lock()
@@ -458,21 +552,27 @@ func (g *guard) failed(ctx context.Context, now time.Time, acct, addr string) {
 	}
 }
 
-// enter marks the account as being checked; false when it is already.
-func (g *guard) enter(acct string) bool {
+// enter marks the account and the address as being checked: false when the account is
+// already, or maxPerAddress attempts of the address are.
+func (g *guard) enter(acct, addr string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inFlight[acct] {
+	if g.inFlight[acct] > 0 || g.inFlight[addr] >= maxPerAddress {
 		return false
 	}
-	g.inFlight[acct] = true
+	g.inFlight[acct]++
+	g.inFlight[addr]++
 	return true
 }
 
-func (g *guard) leave(acct string) {
+func (g *guard) leave(acct, addr string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.inFlight, acct)
+	for _, k := range []string{acct, addr} {
+		if g.inFlight[k]--; g.inFlight[k] <= 0 {
+			delete(g.inFlight, k)
+		}
+	}
 }
 
 // acquire takes a bcrypt slot (and a suspect slot first when suspect).
@@ -571,6 +671,7 @@ func (s *Service) Unlock(ctx context.Context, actor string, id int64) (store.Use
 	if err := s.guard.st.ResetSignInThrottle(ctx, AccountKey(u.Username)); err != nil {
 		return store.User{}, fmt.Errorf("unlock user %q: %w", u.Username, err)
 	}
+	s.guard.forgetLock(AccountKey(u.Username))
 	desc := fmt.Sprintf("failures=%d", old.Failures)
 	if !old.LockedUntil.IsZero() {
 		desc += " locked_until=" + old.LockedUntil.Format(time.RFC3339)

@@ -294,3 +294,24 @@ func TestSignInBcryptBounded(t *testing.T) {
 	}
 	rel2()
 }
+
+// TestSignInInFlight: one account is checked once at a time, one address maxPerAddress
+// times; the rest is throttled for a second instead of queueing for bcrypt.
+func TestSignInInFlight(t *testing.T) {
+	g := newGuard(nil, nil)
+	if !g.enter("account:a", "address:x") || g.enter("account:a", "address:y") {
+		t.Fatal("a second attempt on the same account was let in")
+	}
+	for i := 1; i < maxPerAddress; i++ {
+		if !g.enter(fmt.Sprintf("account:b%d", i), "address:x") {
+			t.Fatalf("attempt %d of one address refused", i+1)
+		}
+	}
+	if g.enter("account:c", "address:x") {
+		t.Fatalf("attempt %d of one address let in", maxPerAddress+1)
+	}
+	g.leave("account:a", "address:x")
+	if !g.enter("account:a", "address:x") {
+		t.Fatal("the account stays busy after leave")
+	}
+}

@@ -47,6 +47,9 @@ func (h *handler) loginRefused(w http.ResponseWriter, r *http.Request, d loginDa
 	case errors.Is(err, auth.ErrDisabled):
 		d.Error = "This user is disabled. Ask an administrator to enable it."
 		h.renderLogin(w, r, http.StatusForbidden, d)
+	case r.Context().Err() != nil:
+		// The client hung up while waiting: nobody reads the answer.
+		w.WriteHeader(http.StatusServiceUnavailable)
 	default:
 		h.serverError(w, r, "sign you in", err)
 	}
