@@ -36,7 +36,9 @@ import (
 //     doubling up to 15 min; forgotten after 1 h without failures; a success does not
 //     forgive an address).
 //
-// The check comes before bcrypt: a refused attempt costs one indexed read, no hashing.
+// The check comes before bcrypt: a refused attempt costs one indexed read, no hashing, and
+// its answer is held for up to 1 s (never beyond the lock's end), so that each connection
+// of a flood gets about one refusal a second.
 // A throttled attempt is refused with ThrottledError (HTTP 429 with Retry-After) and is
 // not counted again, so that an attacker cannot stretch a lock beyond the rule's maximum.
 // bcrypt work is bounded: at most GOMAXPROCS comparisons at once, and only attempts from
@@ -98,6 +100,9 @@ const maxAuditName = 100
 
 // slotWait is how long an attempt waits for a bcrypt slot before ErrBusy.
 const slotWait = 5 * time.Second
+
+// tarpit is how long a throttled attempt waits before its answer, at most.
+const tarpit = time.Second
 
 // maxPerAddress is how many sign-ins of one client address a process checks at once.
 const maxPerAddress = 8
@@ -186,6 +191,7 @@ type guard struct {
 	logger  *slog.Logger
 	account ThrottleRule
 	address ThrottleRule
+	tarpit  time.Duration // how long a refusal is held before it is answered
 
 	slots        chan struct{}
 	suspectSlots chan struct{}
@@ -205,6 +211,7 @@ func newGuard(st store.Users, logger *slog.Logger) *guard {
 	g := &guard{
 		logger:       logger,
 		account:      AccountRule,
+		tarpit:       tarpit,
 		address:      AddressRule,
 		slots:        make(chan struct{}, n),
 		suspectSlots: make(chan struct{}, max(1, n/2)),
@@ -353,7 +360,8 @@ func (s *Service) SignIn(ctx context.Context, a Attempt) (string, store.Session,
 	var te *ThrottledError
 	if errors.As(err, &te) {
 		g.auditThrottled(ctx, name, a.Address, te, now)
-		return "", store.Session{}, store.User{}, err
+		g.hold(reqCtx, te)
+		return "", store.Session{}, store.User{}, te
 	}
 	if err != nil {
 		return "", store.Session{}, store.User{}, err
@@ -361,6 +369,7 @@ func (s *Service) SignIn(ctx context.Context, a Attempt) (string, store.Session,
 	if !g.enter(acct, addr) {
 		te := &ThrottledError{RetryAfter: time.Second}
 		g.auditThrottled(ctx, name, a.Address, te, now)
+		g.hold(reqCtx, te)
 		return "", store.Session{}, store.User{}, te
 	}
 	defer g.leave(acct, addr)
@@ -549,6 +558,23 @@ func (g *guard) failed(ctx context.Context, now time.Time, acct, addr string) {
 		if _, err := g.st.PruneSignInThrottles(ctx, before); err != nil {
 			g.logger.WarnContext(ctx, "prune sign-in throttles", slog.Any("error", err))
 		}
+	}
+}
+
+// hold keeps a refused attempt waiting for g.tarpit (or its lock's end, if sooner) before
+// it is answered, so that each connection of a flood gets about one answer a second and
+// the refusals cost next to no CPU; Retry-After counts the wait.
+func (g *guard) hold(ctx context.Context, te *ThrottledError) {
+	d := min(g.tarpit, te.RetryAfter)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		te.RetryAfter -= d
+	case <-ctx.Done():
 	}
 }
 

@@ -26,6 +26,7 @@ func newClockedService(t *testing.T) (*Service, store.Store, *clock) {
 	s, st := newTestService(t)
 	c := &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	s.now = c.now
+	s.guard.tarpit = 0 // the clock is not the real one
 	return s, st, c
 }
 
@@ -71,6 +72,7 @@ func TestSignInThrottlesAccount(t *testing.T) {
 	// A restart (a new Service on the same store) does not forgive.
 	s2 := NewService(st, nil)
 	s2.now = c.now
+	s2.guard.tarpit = 0
 	if err := try(s2, "ana", "a long passphrase for ana", "192.0.2.8"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("after a restart: %v, want throttled", err)
 	}
@@ -313,5 +315,26 @@ func TestSignInInFlight(t *testing.T) {
 	g.leave("account:a", "address:x")
 	if !g.enter("account:a", "address:x") {
 		t.Fatal("the account stays busy after leave")
+	}
+}
+
+// TestSignInTarpit: a refusal is held up to a second (never past the lock), and
+// Retry-After counts the wait.
+func TestSignInTarpit(t *testing.T) {
+	g := newGuard(nil, nil)
+	te := &ThrottledError{RetryAfter: 3 * time.Second}
+	start := time.Now()
+	g.hold(context.Background(), te)
+	if d := time.Since(start); d < 900*time.Millisecond || d > 2*time.Second {
+		t.Errorf("held %s, want about 1 s", d)
+	}
+	if te.RetryAfter != 2*time.Second {
+		t.Errorf("Retry-After after the hold %s, want 2 s", te.RetryAfter)
+	}
+	short := &ThrottledError{RetryAfter: 100 * time.Millisecond}
+	start = time.Now()
+	g.hold(context.Background(), short)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("held %s past the lock's end", d)
 	}
 }
