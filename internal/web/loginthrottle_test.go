@@ -47,6 +47,18 @@ func TestLoginThrottled(t *testing.T) {
 	if !regexp.MustCompile(`Too many failed sign-ins .* Try again in \d+ seconds? \(at \d\d:\d\d:\d\d UTC\)`).MatchString(html.UnescapeString(locked.body)) {
 		t.Errorf("the 429 page does not say when to try again:\n%s", locked.body)
 	}
+	// A refusal is held until the lock's end or 1 s: go on until the lock is longer than
+	// that, then even the right password is refused.
+	for i := 0; ; i++ {
+		login := c.get("/login")
+		resp := c.post("/login", url.Values{"csrf": {login.csrf(t)}, "user": {"ana"}, "password": {"wrong-again"}})
+		if secs, _ := strconv.Atoi(resp.header.Get("Retry-After")); resp.status == http.StatusTooManyRequests && secs >= 2 {
+			break
+		}
+		if i == 30 {
+			t.Fatalf("the lock never grew: %d", resp.status)
+		}
+	}
 	login := c.get("/login")
 	if resp := c.post("/login", url.Values{"csrf": {login.csrf(t)}, "user": {"ana"}, "password": {testPassword}}); resp.status != http.StatusTooManyRequests {
 		t.Fatalf("the right password while locked: %d", resp.status)
