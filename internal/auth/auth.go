@@ -19,6 +19,11 @@
 //     their sessions and API tokens no longer authenticate.
 //   - Each session has its own CSRF token, compared in constant time (CheckCSRF).
 //   - Passwords, tokens and hashes are never logged.
+//   - The pages and the API sign in through SignIn (throttle.go): failures are throttled
+//     per user name and per client address in the store, before any bcrypt; every sign-in
+//     is audited; a user's TOTP second factor is asked for (secondfactor.go). Every chosen
+//     password passes ValidatePassword (password.go), except the demo's sample users
+//     (EnsureSampleUser).
 package auth
 
 import (
