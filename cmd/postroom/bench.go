@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/postroom/postroom/internal/bench"
 )
@@ -35,6 +36,7 @@ Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync f
   idle      1,000 mailboxes in IMAP IDLE on one Dovecot
   graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
   routing   assignment decisions on SQLite, then PostgreSQL (127.0.0.1:5432)
+  signin    sign-in under a flood of wrong passwords (throttling, bcrypt bound)
 
 Run "postroom bench KIND -h" for the flags of one.
 `
@@ -57,6 +59,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
 	case "routing":
 		return runBenchRouting(ctx, args[1:], stdout, stderr)
+	case "signin":
+		return runBenchSignIn(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, benchUsage)
 		return nil
@@ -220,4 +224,28 @@ func profileName(base, store string) string {
 		return ""
 	}
 	return base + "." + strings.TrimSpace(store)
+}
+
+// runBenchSignIn floods sign-in with wrong passwords and measures a real user's sign-in.
+func runBenchSignIn(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench signin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	seconds := fs.Int("seconds", 10, "length of each flood in seconds")
+	attackers := fs.Int("attackers", 64, "concurrent attacking connections")
+	logLevel := fs.String("log-level", "error", "log level of the product under test")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *seconds < 1 || *attackers < 1 {
+		return fmt.Errorf("-seconds and -attackers must be at least 1")
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	res, err := bench.SignIn(ctx, bench.SignInOptions{Phase: time.Duration(*seconds) * time.Second, Attackers: *attackers, Logger: log, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	return printBench(stdout, res, "goal:      a flood does not slow the user's sign-in noticeably; one account gets a few guesses a minute at most")
 }

@@ -93,3 +93,21 @@ func TestBenchUsage(t *testing.T) {
 		}
 	}
 }
+
+// benchSignInLine is the last line of `postroom bench signin`, as the issue names it.
+var benchSignInLine = regexp.MustCompile(`^attacker_per_account_per_s=(\d+\.\d\d) attacker_server_per_s=(\d+\.\d) user_signin_ms_p50=(\d+) user_signin_ms_p99=(\d+)$`)
+
+// TestBenchSignIn: a short flood; one account gets only its few free guesses (the rest is
+// refused before bcrypt), and the real user signed in throughout (else the bench fails).
+func TestBenchSignIn(t *testing.T) {
+	lines := runBenchCommand(t, "signin", "-seconds", "2", "-attackers", "8")
+	last := lines[len(lines)-1]
+	m := benchSignInLine.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not %s", last, benchSignInLine)
+	}
+	// 5 free failures, then 1 s, 2 s, ...: in 2 s at most about 8 guesses, 4 per second.
+	if perAccount, _ := strconv.ParseFloat(m[1], 64); perAccount > 4 {
+		t.Errorf("the attacker got %.2f guesses per second against one account", perAccount)
+	}
+}

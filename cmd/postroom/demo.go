@@ -154,10 +154,10 @@ Press Ctrl-C to stop.
 
 // seedDemo creates the admin and agent accounts and the inbound and outbound mailboxes.
 func seedDemo(ctx context.Context, a *app.App, mail *demo.Server, password string) error {
-	if _, err := a.Auth.EnsureUser(ctx, "admin", "Ada Admin", store.RoleAdmin, password); err != nil {
+	if _, err := a.Auth.EnsureSampleUser(ctx, "admin", "Ada Admin", store.RoleAdmin, password); err != nil {
 		return fmt.Errorf("create demo admin: %w", err)
 	}
-	if _, err := a.Auth.EnsureUser(ctx, "agent", "Alex Agent", store.RoleAgent, password); err != nil {
+	if _, err := a.Auth.EnsureSampleUser(ctx, "agent", "Alex Agent", store.RoleAgent, password); err != nil {
 		return fmt.Errorf("create demo agent: %w", err)
 	}
 	imapHost, imapPort, err := splitHostPort(mail.IMAPAddr)

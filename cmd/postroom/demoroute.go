@@ -39,7 +39,7 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 	} else if len(objs) > 0 {
 		return nil // a kept data folder is seeded already
 	}
-	if _, err := a.Auth.EnsureUser(ctx, "supervisor", "Sam Supervisor", store.RoleSupervisor, password); err != nil {
+	if _, err := a.Auth.EnsureSampleUser(ctx, "supervisor", "Sam Supervisor", store.RoleSupervisor, password); err != nil {
 		return fmt.Errorf("create demo supervisor: %w", err)
 	}
 	teams := map[string]int64{}
@@ -51,7 +51,7 @@ func seedRouting(ctx context.Context, a *app.App, password string) error {
 		teams[name] = t.ID
 	}
 	for _, d := range demoAgents {
-		u, err := a.Auth.EnsureUser(ctx, d.user, d.name, store.RoleAgent, password)
+		u, err := a.Auth.EnsureSampleUser(ctx, d.user, d.name, store.RoleAgent, password)
 		if err != nil {
 			return fmt.Errorf("create demo agent %s: %w", d.user, err)
 		}

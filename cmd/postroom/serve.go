@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/app"
+	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/store"
 )
 
@@ -152,6 +153,8 @@ func bootstrapAdmin(ctx context.Context, a *app.App, getenv func(string) string,
 	generated := password == ""
 	if generated {
 		password = randomPassword()
+	} else if msg := auth.ValidatePassword(password, "admin"); msg != "" {
+		return fmt.Errorf("%s is refused: %s (the first admin's password follows the rule of every password: at least %d characters, not a common one, not the user name); set another, or leave it empty to have one generated", envAdminPassword, msg, auth.MinPasswordLen)
 	}
 	if _, err := a.Auth.CreateUser(ctx, "admin", "Administrator", store.RoleAdmin, password); err != nil {
 		return fmt.Errorf("create the first admin: %w", err)

@@ -140,3 +140,31 @@ func TestServeMaxConnectingRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestServeWeakAdminPasswordRefused: POSTROOM_ADMIN_PASSWORD follows the password rule;
+// serve refuses to start with one that is short, common or the user name, and says why.
+func TestServeWeakAdminPasswordRefused(t *testing.T) {
+	for pw, want := range map[string]string{
+		"admin":          "at least 12",
+		"password123456": "attackers try",
+		"Admin2024!!":    "at least 12",
+		"administrator1": "attackers try",
+	} {
+		var out, errOut bytes.Buffer
+		getenv := func(k string) string {
+			if k == envAdminPassword {
+				return pw
+			}
+			return ""
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		code := run(ctx, []string{"serve", "-listen", "127.0.0.1:0", "-data", t.TempDir()}, &out, &errOut, getenv)
+		cancel()
+		if code == 0 {
+			t.Fatalf("serve started with %s=%q: %s", envAdminPassword, pw, out.String())
+		}
+		if msg := errOut.String(); !strings.Contains(msg, envAdminPassword+" is refused") || !strings.Contains(msg, want) {
+			t.Errorf("%q: stderr %q does not say why", pw, msg)
+		}
+	}
+}

@@ -29,6 +29,9 @@ Commands:
   disable NAME            stop a user signing in; ends their sessions and revokes their API tokens
   delete NAME             delete a user (their work items stay, unassigned)
   passwd NAME             set a user's password from -password-stdin or -password-file PATH
+  unlock NAME             forget a user's failed sign-ins and lock (when no admin can sign in)
+  remove-second-factor NAME
+                          remove a user's second factor (a lost phone)
 
 Passwords are read from standard input or a file, never from a flag value, which other users
 could see in the process list. They need at least 12 characters. The last enabled admin
@@ -60,6 +63,9 @@ var userCommands = map[string]userCommand{
 	"delete":  {args: "NAME", help: "Delete a user; their work items stay, unassigned.", nargs: 1, run: (*userCLI).delete},
 	"passwd": {args: "NAME [flags]", help: "Set a user's password from -password-stdin or -password-file.",
 		nargs: 1, password: true, run: (*userCLI).passwd},
+	"unlock": {args: "NAME", help: "Forget a user's failed sign-ins and lock, so that they can sign in at once.", nargs: 1, run: (*userCLI).unlock},
+	"remove-second-factor": {args: "NAME", help: "Remove a user's second factor: they sign in with the password alone until they set up a new one.",
+		nargs: 1, run: (*userCLI).removeSecondFactor},
 }
 
 // userFlags are the flags of the user commands.
@@ -75,6 +81,7 @@ type userFlags struct {
 type userCLI struct {
 	st       store.Store
 	users    *auth.Users
+	auth     *auth.Service
 	actor    string
 	out      io.Writer
 	opts     *userFlags
@@ -162,7 +169,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer a.Close()
-	c := &userCLI{st: a.Store, users: auth.NewUsers(a.Store, log), actor: cliActor(getenv), out: stdout, opts: &o, set: set, password: password}
+	c := &userCLI{st: a.Store, users: auth.NewUsers(a.Store, log), auth: a.Auth, actor: cliActor(getenv), out: stdout, opts: &o, set: set, password: password}
 	name := ""
 	if len(pos) > 0 {
 		name = pos[0]
@@ -368,5 +375,33 @@ func (c *userCLI) passwd(ctx context.Context, name string) error {
 		return err
 	}
 	fmt.Fprintf(c.out, "password of %q set\n", u.Username)
+	return nil
+}
+
+func (c *userCLI) unlock(ctx context.Context, name string) error {
+	u, err := c.byName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if _, err := c.auth.Unlock(ctx, c.actor, u.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "unlocked %q: its failed sign-ins are forgotten\n", u.Username)
+	return nil
+}
+
+func (c *userCLI) removeSecondFactor(ctx context.Context, name string) error {
+	u, err := c.byName(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = c.auth.RemoveSecondFactor(ctx, c.actor, u.ID)
+	if store.IsNotFound(err) {
+		return fmt.Errorf("%q has no second factor: nothing to remove", u.Username)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "removed the second factor of %q\n", u.Username)
 	return nil
 }

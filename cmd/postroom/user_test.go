@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/postroom/postroom/internal/auth"
+	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/store/sqlite"
 )
 
 // user runs `postroom user ...` on the data folder of c.
@@ -130,5 +136,40 @@ func TestUserCLI(t *testing.T) {
 	}
 	if strings.Contains(c.output.String(), pw) || strings.Contains(c.output.String(), "a new password for ana") || strings.Contains(c.output.String(), "from stdin") {
 		t.Errorf("a password was printed:\n%s", c.output.String())
+	}
+}
+
+// TestUserUnlockCLI: the break-glass when no admin can sign in: `postroom user unlock`
+// forgets a locked user's failures (audited), and remove-second-factor says when there is
+// nothing to remove.
+func TestUserUnlockCLI(t *testing.T) {
+	c := newCLI(t)
+	c.userOK("add", "boss", "-role", "admin", "-password-file", c.passwordFile("cli user password never printed"))
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(c.dir, "postroom.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.RecordSignInFailure(ctx, store.SignInFailure{Key: auth.AccountKey("boss"), At: time.Now(), QuietAfter: time.Hour,
+		LockFor: func(int) time.Duration { return 15 * time.Minute }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.userOK("unlock", "boss"); !strings.Contains(out, `unlocked "boss"`) {
+		t.Errorf("unlock: %q", out)
+	}
+	if list, _ := st.SignInThrottles(ctx, auth.AccountKey("boss")); len(list) != 0 {
+		t.Errorf("still locked after unlock: %+v", list)
+	}
+	events, _ := st.ListAudit(ctx, 10)
+	if len(events) == 0 || events[0].Action != "user.unlock" {
+		t.Errorf("the unlock is not audited: %+v", events)
+	}
+	if msg := c.userFails("remove-second-factor", "boss"); !strings.Contains(msg, "no second factor") {
+		t.Errorf("remove-second-factor without one: %s", msg)
+	}
+	if msg := c.userFails("unlock", "nobody"); !strings.Contains(msg, "there is no user") {
+		t.Errorf("unlock of an unknown user: %s", msg)
 	}
 }

@@ -19,7 +19,10 @@
 // CrossOriginProtection refuses browser requests whose Sec-Fetch-Site or Origin say they
 // come from another origin. Bearer-token requests need none of this: browsers never attach
 // a bearer token on their own. POST /api/v1/session (sign-in) needs no authentication but
-// also requires a JSON body, which stops login CSRF.
+// also requires a JSON body, which stops login CSRF. It signs in through
+// auth.Service.SignIn: a sign-in refused for throttling is 429 with Retry-After (seconds),
+// one that needs the user's second factor is 401 "second factor required" until "code" is
+// sent.
 //
 // Invariants a change must keep:
 //

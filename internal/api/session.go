@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -34,6 +33,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		User     string `json:"user"`
 		Password string `json:"password"`
+		Code     string `json:"code"`
 	}
 	if !decodeBody(w, r, &body) {
 		return
@@ -53,19 +53,8 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
-	token, sess, user, err := s.auth.Login(r.Context(), body.User, body.Password)
-	if errors.Is(err, auth.ErrBadCredentials) {
-		s.logger.InfoContext(r.Context(), "sign-in refused", slog.String("user", body.User), slog.String("remote", r.RemoteAddr))
-		writeError(w, http.StatusUnauthorized, "wrong user name or password")
-		return
-	}
-	if errors.Is(err, auth.ErrDisabled) {
-		writeError(w, http.StatusForbidden, auth.ErrDisabled.Error())
-		return
-	}
-	if err != nil {
-		s.logger.ErrorContext(r.Context(), "sign-in", slog.Any("error", err))
-		writeError(w, http.StatusInternalServerError, "could not sign you in: internal error, the server log has the details; try again later")
+	token, sess, user, err := s.auth.SignIn(r.Context(), auth.Attempt{User: body.User, Password: body.Password, Code: body.Code, Address: s.auth.ClientAddress(r)})
+	if !s.writeSignInError(w, r, body.User, err) {
 		return
 	}
 	auth.SetSessionCookie(w, r, token, sess.ExpiresAt)

@@ -173,6 +173,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		cfg:       cfg,
 		log:       log,
 	}
+	if err := a.useSignInSettings(v, cfg.Getenv); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.Tokens = credential.NewTokens(a.Passwords.Secrets(), credential.TokensOptions{Logger: log})
 	a.Mailboxes = mailbox.NewService(st, a.Passwords, log)
 	a.Mailboxes.RootCAs = cfg.RootCAs

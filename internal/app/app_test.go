@@ -391,7 +391,7 @@ func (h *harness) addOutbound(host string, port int, user, password string) {
 // it returns the work item.
 func (h *harness) replyAsAgent(text string) store.WorkItem {
 	h.t.Helper()
-	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw-for-tests"); err != nil {
 		h.t.Fatal(err)
 	}
 	var items []store.WorkItem
@@ -399,7 +399,7 @@ func (h *harness) replyAsAgent(text string) store.WorkItem {
 		items = allWorkItems(h.t, h.app.Store)
 		return len(items) == 1, fmt.Sprintf("%d work items", len(items))
 	})
-	c := newAPIClient(h.t, h.url, "agent", "agent-pw")
+	c := newAPIClient(h.t, h.url, "agent", "agent-pw-for-tests")
 	status, body := c.do("POST", fmt.Sprintf("/api/v1/workitems/%d/reply", items[0].ID), map[string]string{"text": text, "then": "done"})
 	if status != http.StatusAccepted {
 		h.t.Fatalf("reply: %d %s", status, body)

@@ -48,10 +48,10 @@ func TestAcknowledgementOnTheWire(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAPIClient(t, h.url, "boss", "boss-pw")
+	c := newAPIClient(t, h.url, "boss", "boss-pw-for-tests")
 	q, err := h.app.Store.EnsureDefaultQueue(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -39,10 +39,10 @@ func TestConversationOnTheWire(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAPIClient(t, h.url, "boss", "boss-pw")
+	c := newAPIClient(t, h.url, "boss", "boss-pw-for-tests")
 
 	d.Append(t, user, "INBOX", []byte("From: Bar Customer <bar@example.org>\r\nTo: support@example.test\r\n"+
 		"Cc: Partner <partner@example.org>\r\nSubject: Lamp arrived broken\r\nMessage-ID: <lamp-1@example.org>\r\n"+

@@ -50,7 +50,7 @@ func TestForwardNewEmailAndHistory(t *testing.T) {
 	h.addInbound(d, user, "support-pw")
 	_, subPort := hostPort(t, d.SubmissionAddr)
 	h.addOutbound("localhost", subPort, user, "support-pw")
-	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(context.Background(), "agent", "Alex Agent", store.RoleAgent, "agent-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
 	var items []store.WorkItem
@@ -59,7 +59,7 @@ func TestForwardNewEmailAndHistory(t *testing.T) {
 		return len(items) == 1, fmt.Sprintf("%d work items", len(items))
 	})
 	lamp := items[0]
-	c := newAPIClient(t, h.url, "agent", "agent-pw")
+	c := newAPIClient(t, h.url, "agent", "agent-pw-for-tests")
 
 	var detail struct {
 		Messages []struct {

@@ -50,10 +50,10 @@ func TestGraphSharedMailboxOfAPersonIsPolled(t *testing.T) {
 	}
 
 	// The page an administrator looks at.
-	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAPIClient(t, h.url, "boss", "boss-pw")
+	c := newAPIClient(t, h.url, "boss", "boss-pw-for-tests")
 	status, page := c.do("GET", fmt.Sprintf("/mailboxes?selected=%d", m.ID), nil)
 	if status != 200 || !strings.Contains(html.UnescapeString(string(page)), note) {
 		t.Errorf("mailbox page: %d, does not say %q", status, note)

@@ -142,10 +142,10 @@ func TestOverSize(t *testing.T) {
 	}
 
 	// What a supervisor sees: the flag in the API and a badge on the pages.
-	if _, err := h.app.Auth.EnsureUser(ctx, "sup", "Sam Supervisor", store.RoleSupervisor, "sup-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(ctx, "sup", "Sam Supervisor", store.RoleSupervisor, "sup-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAPIClient(t, h.url, "sup", "sup-pw")
+	c := newAPIClient(t, h.url, "sup", "sup-pw-for-tests")
 	status, body := c.do("GET", "/api/v1/workitems?q=six", nil)
 	if status != 200 || !strings.Contains(string(body), `"over_size":true`) {
 		t.Errorf("API listing of the over-size item: %d %s", status, body)

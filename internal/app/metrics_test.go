@@ -24,7 +24,7 @@ func TestMetricsShowFailingMailbox(t *testing.T) {
 
 	ctx := context.Background()
 	token := func(name, role string) string {
-		u, err := h.app.Auth.EnsureUser(ctx, name, name, role, name+"-pw")
+		u, err := h.app.Auth.EnsureUser(ctx, name, name, role, name+"-pw-for-tests")
 		if err != nil {
 			t.Fatal(err)
 		}

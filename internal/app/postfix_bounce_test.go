@@ -46,10 +46,10 @@ func TestPostfixBounceMarksReply(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw"); err != nil {
+	if _, err := h.app.Auth.EnsureUser(ctx, "boss", "Bo Admin", store.RoleAdmin, "boss-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
-	c := newAPIClient(t, h.url, "boss", "boss-pw")
+	c := newAPIClient(t, h.url, "boss", "boss-pw-for-tests")
 
 	sendThrough(t, mta.Addr, customer, user, "From: Bar Customer <"+customer+">\r\nTo: "+user+"\r\n"+
 		"Subject: Lamp arrived broken\r\nMessage-ID: <lamp-2@example.org>\r\nDate: Mon, 2 Mar 2026 09:00:00 +0000\r\n\r\n"+

@@ -86,11 +86,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 		mb, _ := a.Store.Mailbox(ctx, m.ID)
 		return mb.Status == store.StatusError, mb.Status
 	})
-	if _, err := a.Auth.EnsureUser(ctx, "boss", "Boss", store.RoleAdmin, "boss-pw"); err != nil {
+	if _, err := a.Auth.EnsureUser(ctx, "boss", "Boss", store.RoleAdmin, "boss-pw-for-tests"); err != nil {
 		t.Fatal(err)
 	}
 	srvURL := serveHandler(t, a)
-	c := newAPIClient(t, srvURL, "boss", "boss-pw")
+	c := newAPIClient(t, srvURL, "boss", "boss-pw-for-tests")
 	for _, path := range []string{"/api/v1/mailboxes", fmt.Sprintf("/api/v1/mailboxes/%d", m.ID), "/api/v1/workitems", "/api/v1/me",
 		"/mailboxes", fmt.Sprintf("/mailboxes?selected=%d", m.ID), fmt.Sprintf("/mailboxes/%d/edit", m.ID), "/queues"} {
 		status, body := c.do("GET", path, nil)

@@ -25,6 +25,11 @@
 //     their sessions and API tokens no longer authenticate.
 //   - Each session has its own CSRF token, compared in constant time (CheckCSRF).
 //   - Passwords, tokens and hashes are never logged.
+//   - The pages and the API sign in through SignIn (throttle.go): failures are throttled
+//     per user name and per client address in the store, before any bcrypt; every sign-in
+//     is audited; a user's TOTP second factor is asked for (secondfactor.go). Every chosen
+//     password passes ValidatePassword (password.go), except the demo's sample users
+//     (EnsureSampleUser).
 package auth
 
 import (
@@ -91,6 +96,8 @@ type Service struct {
 	// dummyHash is compared against when the user name is unknown, so that the answer
 	// takes as long as for a known user with a wrong password.
 	dummyHash []byte
+	// guard throttles sign-ins, audits them and checks second factors (throttle.go).
+	guard *guard
 }
 
 // NewService returns a Service over st. It computes one bcrypt hash (tens of milliseconds)
@@ -104,7 +111,9 @@ func NewService(st store.Users, logger *slog.Logger) *Service {
 		// Only fails for passwords over 72 bytes or an invalid cost; neither happens here.
 		panic(fmt.Sprintf("auth: dummy hash: %v", err))
 	}
-	return &Service{st: st, logger: logger, now: time.Now, dummyHash: dummy}
+	s := &Service{st: st, logger: logger, now: time.Now, dummyHash: dummy}
+	s.guard = newGuard(st, logger)
+	return s
 }
 
 // HashPassword returns the bcrypt hash of password to store in store.User.PasswordHash.
@@ -167,8 +176,20 @@ func randomToken() string {
 }
 
 // EnsureUser creates the user if no user of that name exists, and returns the stored user.
-// An existing user is returned unchanged (its password and role are not touched).
+// An existing user is returned unchanged (its password and role are not touched). The
+// password must pass ValidatePassword.
 func (s *Service) EnsureUser(ctx context.Context, username, display, role, password string) (store.User, error) {
+	return s.ensureUser(ctx, username, display, role, password, true)
+}
+
+// EnsureSampleUser is EnsureUser without the password policy, for the sample users of
+// `postroom demo` only (password "demo"): the demo serves loopback alone and holds
+// sample data, and its scripts sign in with that password. Nothing else may call it.
+func (s *Service) EnsureSampleUser(ctx context.Context, username, display, role, password string) (store.User, error) {
+	return s.ensureUser(ctx, username, display, role, password, false)
+}
+
+func (s *Service) ensureUser(ctx context.Context, username, display, role, password string, policy bool) (store.User, error) {
 	u, err := s.st.UserByUsername(ctx, username)
 	if err == nil {
 		return u, nil
@@ -176,7 +197,7 @@ func (s *Service) EnsureUser(ctx context.Context, username, display, role, passw
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, fmt.Errorf("ensure user %q: %w", username, err)
 	}
-	u, err = s.CreateUser(ctx, username, display, role, password)
+	u, err = s.createUser(ctx, username, display, role, password, policy)
 	if errors.Is(err, store.ErrConflict) {
 		// Created meanwhile by someone else: return theirs.
 		return s.st.UserByUsername(ctx, username)
@@ -184,14 +205,22 @@ func (s *Service) EnsureUser(ctx context.Context, username, display, role, passw
 	return u, err
 }
 
-// CreateUser validates and creates a user with a hashed password.
+// CreateUser validates and creates a user with a hashed password; the password must pass
+// ValidatePassword.
 func (s *Service) CreateUser(ctx context.Context, username, display, role, password string) (store.User, error) {
+	return s.createUser(ctx, username, display, role, password, true)
+}
+
+func (s *Service) createUser(ctx context.Context, username, display, role, password string, policy bool) (store.User, error) {
 	username = strings.TrimSpace(username)
 	if username == "" {
 		return store.User{}, errors.New("create user: user name is empty: choose one")
 	}
 	if !ValidRole(role) {
 		return store.User{}, fmt.Errorf("create user %q: role %q is unknown: use admin, supervisor or agent", username, role)
+	}
+	if msg := ValidatePassword(password, username); policy && msg != "" {
+		return store.User{}, fmt.Errorf("create user %q: password: %s", username, msg)
 	}
 	hash, err := HashPassword(password)
 	if err != nil {
@@ -211,23 +240,40 @@ func (s *Service) CreateUser(ctx context.Context, username, display, role, passw
 // Login checks the user name and password and starts a session. It returns the session
 // token (to put in the cookie; not stored anywhere), the stored session and the user.
 // A wrong user name or password is ErrBadCredentials, with the same cost either way.
+// It neither throttles nor asks for a second factor: the pages and the API sign in with
+// SignIn, which does.
 func (s *Service) Login(ctx context.Context, username, password string) (string, store.Session, store.User, error) {
-	u, err := s.st.UserByUsername(ctx, strings.TrimSpace(username))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return "", store.Session{}, store.User{}, ErrBadCredentials
-	case err != nil:
-		return "", store.Session{}, store.User{}, fmt.Errorf("login: %w", err)
-	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return "", store.Session{}, store.User{}, ErrBadCredentials
+	u, err := s.checkPassword(ctx, username, password)
+	if err != nil {
+		return "", store.Session{}, store.User{}, err
 	}
 	// Told only to whoever knows the password, so that it reveals nothing to a guesser.
 	if u.Disabled {
 		s.logger.InfoContext(ctx, "sign-in of a disabled user refused", slog.String("user", u.Username))
 		return "", store.Session{}, store.User{}, ErrDisabled
 	}
+	return s.startSession(ctx, u)
+}
+
+// checkPassword returns the user of username if password is theirs: ErrBadCredentials
+// otherwise, after one bcrypt comparison either way.
+func (s *Service) checkPassword(ctx context.Context, username, password string) (store.User, error) {
+	u, err := s.st.UserByUsername(ctx, strings.TrimSpace(username))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		return store.User{}, ErrBadCredentials
+	case err != nil:
+		return store.User{}, fmt.Errorf("login: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return store.User{}, ErrBadCredentials
+	}
+	return u, nil
+}
+
+// startSession starts a session of u.
+func (s *Service) startSession(ctx context.Context, u store.User) (string, store.Session, store.User, error) {
 	token := randomToken()
 	now := s.now().UTC()
 	sess := s.newSession(ctx, token, u.ID, now)

@@ -126,11 +126,11 @@ func TestEnsureUserKeepsExisting(t *testing.T) {
 func TestAuthenticate(t *testing.T) {
 	s, st := newTestService(t)
 	ctx := context.Background()
-	u, err := s.EnsureUser(ctx, "sam", "Sam", store.RoleSupervisor, "pw-sam-123")
+	u, err := s.EnsureUser(ctx, "sam", "Sam", store.RoleSupervisor, "pw-sam-123-long")
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, _, err := s.Login(ctx, "sam", "pw-sam-123")
+	token, _, _, err := s.Login(ctx, "sam", "pw-sam-123-long")
 	if err != nil {
 		t.Fatal(err)
 	}

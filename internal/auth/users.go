@@ -118,40 +118,6 @@ type UserChange struct {
 	TimeZone    *string
 }
 
-// commonPasswords are refused whatever their length: the first guesses of every attack.
-var commonPasswords = []string{
-	"123456789012", "1234567890123", "12345678901234", "qwertyuiop12", "qwertyuiopasdf",
-	"password1234", "password12345", "passwordpassword", "password123!", "letmein12345",
-	"welcome12345", "changeme1234", "administrator", "iloveyou1234", "abcdefghijkl",
-	"abc123abc123", "qwerty123456", "111111111111", "000000000000", "postroom1234",
-	"correcthorsebatterystaple",
-}
-
-// ValidatePassword checks a new password: at least MinPasswordLen characters, at most
-// MaxPasswordBytes bytes, not one of the very common ones nor the user name. It returns the
-// field message, "" when the password is fine.
-func ValidatePassword(password, username string) string {
-	n := utf8.RuneCountInString(password)
-	switch {
-	case password == "":
-		return fmt.Sprintf("enter a password of at least %d characters", MinPasswordLen)
-	case n < MinPasswordLen:
-		return fmt.Sprintf("use at least %d characters (this one has %d); a few unrelated words make a good one", MinPasswordLen, n)
-	case len(password) > MaxPasswordBytes:
-		return fmt.Sprintf("use at most %d bytes (bcrypt reads no more)", MaxPasswordBytes)
-	case !utf8.ValidString(password):
-		return "use valid UTF-8 text"
-	}
-	lower := strings.ToLower(password)
-	if slices.Contains(commonPasswords, lower) || strings.Count(lower, lower[:1]) == len(lower) {
-		return "this password is among the first ones attackers try: choose another"
-	}
-	if username != "" && strings.EqualFold(password, username) {
-		return "do not use the user name as the password: choose another"
-	}
-	return ""
-}
-
 // ValidUsername reports whether name is 1..MaxUsernameLen of ASCII letters, digits and
 // . _ - @.
 func ValidUsername(name string) bool {

@@ -18,13 +18,7 @@ func (s *Service) StartSession(ctx context.Context, u store.User) (string, store
 	}
 	token := randomToken()
 	now := s.now().UTC()
-	sess := store.Session{
-		TokenHash: HashToken(token),
-		UserID:    u.ID,
-		CSRFToken: randomToken(),
-		CreatedAt: now,
-		ExpiresAt: now.Add(SessionLifetime),
-	}
+	sess := s.newSession(ctx, token, u.ID, now)
 	if err := s.st.CreateSession(ctx, sess); err != nil {
 		return "", store.Session{}, fmt.Errorf("start session of %q: %w", u.Username, err)
 	}

@@ -859,6 +859,66 @@ type Audit interface {
 	CountAudit(ctx context.Context, f AuditFilter) (int, error)
 }
 
+// SignInThrottle is the state of one sign-in throttling key ("account:ana",
+// "address:192.0.2.1"): the failed sign-ins counted since the key was last quiet, and the
+// instant before which its sign-ins are refused (zero when they are not).
+type SignInThrottle struct {
+	Key         string
+	Failures    int
+	LastFailure time.Time
+	LockedUntil time.Time
+}
+
+// SignInFailure is one failed sign-in to count against a key.
+type SignInFailure struct {
+	Key string
+	At  time.Time
+	// QuietAfter: a key whose last failure is older than At minus QuietAfter starts
+	// counting again at 1.
+	QuietAfter time.Duration
+	// LockFor returns how long the key is refused after its n-th counted failure (0: not
+	// at all). It is called inside the store's transaction, with the count that this
+	// failure made, so that failures counted at once on several nodes lock by the highest.
+	LockFor func(failures int) time.Duration
+}
+
+// SecondFactor is a user's TOTP second factor: the secret sealed by the vault, whether the
+// user confirmed it with a first code, and the last time step whose code was accepted.
+type SecondFactor struct {
+	UserID    int64
+	Secret    []byte // sealed
+	Confirmed bool
+	LastStep  int64
+	CreatedAt time.Time
+}
+
+// Throttles keeps the sign-in throttling state (shared by every node) and users' second
+// factors.
+type Throttles interface {
+	// SignInThrottles returns the state of the keys that have one (missing keys have none).
+	SignInThrottles(ctx context.Context, keys ...string) ([]SignInThrottle, error)
+	// RecordSignInFailure counts a failure against f.Key atomically and returns the key's
+	// new state.
+	RecordSignInFailure(ctx context.Context, f SignInFailure) (SignInThrottle, error)
+	// ResetSignInThrottle forgets the key's failures and lock (a successful sign-in, an
+	// admin's unlock). A key without state is not an error.
+	ResetSignInThrottle(ctx context.Context, key string) error
+	// PruneSignInThrottles deletes the keys whose last failure and lock are both before
+	// before, and returns how many.
+	PruneSignInThrottles(ctx context.Context, before time.Time) (int, error)
+
+	// SetSecondFactor keeps (replaces) the user's second factor, unconfirmed.
+	SetSecondFactor(ctx context.Context, f SecondFactor) error
+	// SecondFactor returns the user's second factor; ErrNotFound when there is none.
+	SecondFactor(ctx context.Context, userID int64) (SecondFactor, error)
+	// UseSecondFactorStep records that the code of step was accepted (and confirms the
+	// factor), only if step is later than the last one accepted: ErrConflict otherwise (the
+	// code was used already, perhaps at the same moment on another node).
+	UseSecondFactorStep(ctx context.Context, userID, step int64) error
+	// DeleteSecondFactor removes the user's second factor; ErrNotFound when there is none.
+	DeleteSecondFactor(ctx context.Context, userID int64) error
+}
+
 // Store is every role of the persistence layer, with migrations and closing.
 type Store interface {
 	// Migrate applies the embedded schema migrations that are missing, each in its own
@@ -876,6 +936,7 @@ type Store interface {
 	Users
 	SSO
 	Audit
+	Throttles
 	Routing
 	Conversations
 	AutoMessages

@@ -40,6 +40,10 @@
 //     by their Sec-Fetch-Site/Origin headers.
 //   - Pages need a session; without one (or when it expired) GET requests are redirected
 //     to /login?next=<path>. Role checks use auth.Allowed.
+//   - The sign-in form signs in through auth.Service.SignIn, like the API: a throttled
+//     sign-in is a 429 page with Retry-After that says when to try again; a user with a
+//     second factor gets a second step asking for the code, which carries a ticket sealed
+//     by the vault instead of the password (loginthrottle.go).
 //   - The email frame's inline (cid:) images use signed, expiring URLs, because the
 //     sandboxed frame's requests carry no SameSite cookie (signed.go). Every other
 //     attachment and raw source needs the session.

@@ -2,7 +2,6 @@ package web
 
 import (
 	"crypto/subtle"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,6 +25,8 @@ type loginData struct {
 	Error string
 	// SSOButton is the single sign-on button's label ("" when single sign-on is off).
 	SSOButton string
+	// Ticket is set on the second step: the password was right, the code is asked for.
+	Ticket string
 }
 
 // safeNext keeps a post-login target only if it is a path on this site; otherwise "/",
@@ -71,8 +72,8 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusForbidden, d)
 		return
 	}
-	password := r.PostForm.Get("password")
-	if d.User == "" || password == "" {
+	password, ticket := r.PostForm.Get("password"), r.PostForm.Get("ticket")
+	if ticket == "" && (d.User == "" || password == "") {
 		d.Error = "Enter your user name and password."
 		h.renderLogin(w, r, http.StatusBadRequest, d)
 		return
@@ -82,20 +83,9 @@ func (h *handler) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, status, d)
 		return
 	}
-	token, sess, user, err := h.auth.Login(r.Context(), d.User, password)
-	if errors.Is(err, auth.ErrBadCredentials) {
-		h.logger.InfoContext(r.Context(), "sign-in refused", slog.String("user", d.User), slog.String("remote", r.RemoteAddr))
-		d.Error = "Wrong user name or password."
-		h.renderLogin(w, r, http.StatusUnauthorized, d)
-		return
-	}
-	if errors.Is(err, auth.ErrDisabled) {
-		d.Error = "This user is disabled. Ask an administrator to enable it."
-		h.renderLogin(w, r, http.StatusForbidden, d)
-		return
-	}
-	if err != nil {
-		h.serverError(w, r, "sign you in", err)
+	token, sess, user, err := h.auth.SignIn(r.Context(), auth.Attempt{User: d.User, Password: password, Ticket: ticket,
+		Code: r.PostForm.Get("code"), Address: h.auth.ClientAddress(r)})
+	if !h.loginRefused(w, r, d, ticket, err) {
 		return
 	}
 	auth.SetSessionCookie(w, r, token, sess.ExpiresAt)

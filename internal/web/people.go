@@ -41,6 +41,7 @@ func (h *handler) peopleRoutes(mux *pageMux) {
 	mux.page("POST /account/password", agt, h.accountPassword)
 	mux.page("POST /account/status", agt, h.accountStatus)
 	mux.page("POST /account/time-zone", agt, h.accountTimeZone)
+	h.signInGuardRoutes(mux)
 }
 
 // Roles lists the roles in the order the forms offer them.
@@ -174,14 +175,18 @@ type userEditData struct {
 	PassErrors map[string]string
 	Notice     string
 	Error      string
+	// Guard is the user's failed sign-ins, lock and second factor (secondfactor.go).
+	Guard signInGuardData
 }
 
 var userEditNotices = map[string]string{
-	"saved":          "Saved.",
-	"enabled":        "User enabled: they can sign in again.",
-	"disabled":       "User disabled: they are signed out everywhere, their API tokens are revoked and they cannot sign in.",
-	"password":       "Password set. Tell the user through a safe channel; they can change it on their Account page.",
-	"sessions-ended": "Every session of this user ended: they are signed out everywhere.",
+	"saved":                 "Saved.",
+	"enabled":               "User enabled: they can sign in again.",
+	"disabled":              "User disabled: they are signed out everywhere, their API tokens are revoked and they cannot sign in.",
+	"password":              "Password set. Tell the user through a safe channel; they can change it on their Account page.",
+	"sessions-ended":        "Every session of this user ended: they are signed out everywhere.",
+	"unlocked":              "Unlocked: the user's failed sign-ins are forgotten and they can sign in at once.",
+	"second-factor-removed": "Second factor removed: the user signs in with the password alone until they set up a new one.",
 }
 
 func (h *handler) userEdit(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -205,6 +210,10 @@ func (h *handler) renderUserEdit(w http.ResponseWriter, r *http.Request, v viewe
 		return
 	}
 	d.Sessions = sessionRows(sessions, v.Session)
+	if d.Guard, err = h.signInGuard(r, d.U); err != nil {
+		h.serverError(w, r, "read the user's sign-in state", err)
+		return
+	}
 	h.render(w, r, status, "useredit", h.data(v, "User "+d.U.Username, "users", d))
 }
 
@@ -487,12 +496,15 @@ type accountData struct {
 	Errors     map[string]string
 	Notice     string
 	Error      string
+	// SecondFactor: the user has an active second factor.
+	SecondFactor bool
 }
 
 var accountNotices = map[string]string{
-	"password":  "Password changed.",
-	"status":    "Status set.",
-	"time-zone": "Time zone saved.",
+	"password":      "Password changed.",
+	"status":        "Status set.",
+	"time-zone":     "Time zone saved.",
+	"second-factor": "Second factor active: from now on, sign-in asks for a code of your authenticator app.",
 }
 
 func (h *handler) account(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -509,6 +521,10 @@ func (h *handler) renderAccount(w http.ResponseWriter, r *http.Request, v viewer
 		d.Status = a.Status
 	}
 	d.Statuses = routing.Statuses
+	if _, d.SecondFactor, err = h.auth.SecondFactorState(r.Context(), v.User.ID); err != nil {
+		h.serverError(w, r, "read your second factor", err)
+		return
+	}
 	h.render(w, r, status, "account", h.data(v, "Account", "account", d))
 }
 

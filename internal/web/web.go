@@ -147,7 +147,7 @@ type handler struct {
 var pageNames = []string{
 	"login", "workitems", "workitem", "error",
 	"mailboxes", "mailboxform", "mailboxdelete", "mailboxdisableall", "fromaddresses", "queues", "signin", "migrate",
-	"users", "useredit", "userdelete", "agents", "agentedit", "account", "security", "sessionsettings",
+	"users", "useredit", "userdelete", "agents", "agentedit", "account", "security", "sessionsettings", "secondfactor",
 	"board", "boardqueue",
 	"my", "compose",
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
