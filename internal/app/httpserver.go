@@ -212,10 +212,3 @@ func (c *limitedConn) Close() error {
 	c.l.mu.Unlock()
 	return err
 }
-
-// open is the number of connections counted (tests).
-func (l *connLimiter) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
