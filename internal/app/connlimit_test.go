@@ -169,8 +169,25 @@ func TestHeldConnectionsDoNotStarveOthers(t *testing.T) {
 // TestEventStreamOutlivesTimeouts: the work item list's server-sent event stream stays open
 // and keeps sending past the server's read and write time-outs (it extends them itself).
 func TestEventStreamOutlivesTimeouts(t *testing.T) {
-	a, url := startLimited(t, app.HTTPLimits{ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	a, url := startLimited(t, app.HTTPLimits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond,
+		WriteTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
+
+	// A connection that never sends a request is closed after ReadHeaderTimeout.
+	silent, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	begin := time.Now()
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("a silent connection: read %v, want EOF (closed by the server)", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("a silent connection was closed after %v, want about the 300 ms ReadHeaderTimeout", d)
+	}
+
 	if _, err := a.Auth.EnsureUser(ctx, "ana", "Ana", store.RoleAgent, "pw-for-tests-1"); err != nil {
 		t.Fatal(err)
 	}
