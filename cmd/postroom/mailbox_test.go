@@ -135,11 +135,15 @@ func TestMailboxCLILifecycle(t *testing.T) {
 		t.Errorf("show -json: %+v", v)
 	}
 
-	// Edit changes only the flags given and keeps the password.
-	c.ok("edit", "support", "-port", "1993", "-poll", "30s")
+	// Edit changes only the flags given and keeps the password; a new port needs the
+	// password again (the stored one only goes to the server it was entered for).
+	c.ok("edit", "support", "-poll", "30s")
 	v = c.show("support")
-	if v.Port != 1993 || v.PollIntervalSeconds != 30 || v.Host != "imap.example.com" || v.MaxSizeMB != 10 || !v.PasswordSet {
+	if v.Port != 993 || v.PollIntervalSeconds != 30 || v.Host != "imap.example.com" || v.MaxSizeMB != 10 || !v.PasswordSet {
 		t.Errorf("after edit: %+v", v)
+	}
+	if msg := c.fails("edit", "support", "-port", "1993"); !strings.Contains(msg, "you changed the port: enter the password again") {
+		t.Errorf("edit -port without the password: %s", msg)
 	}
 	if msg := c.fails("edit", "support", "-name", "other"); !strings.Contains(msg, "name (-name):") {
 		t.Errorf("rename: %s", msg)
@@ -158,7 +162,7 @@ func TestMailboxCLILifecycle(t *testing.T) {
 	// Copy: everything but the name and the password.
 	c.ok("copy", "support", "support2")
 	cp := c.show("support2")
-	if cp.Host != "imap.example.com" || cp.Port != 1993 || cp.PasswordSet || cp.Enabled {
+	if cp.Host != "imap.example.com" || cp.Port != 993 || cp.PollIntervalSeconds != 30 || cp.PasswordSet || cp.Enabled {
 		t.Errorf("copy: %+v", cp)
 	}
 	if msg := c.fails("copy", "support", "support2"); !strings.Contains(msg, "name (-name):") {

@@ -41,11 +41,14 @@
 //     errors (delete while enabled, the default outbound mailbox, a disabled queue) are 409.
 //     In a request body an unknown field or a value of the wrong JSON type is a field error
 //     too, never a silent default. Reads are for supervisors and admins, changes for admins.
+//   - Every JSON request body is one UTF-8 JSON value with nothing after it but white
+//     space; anything else is 400 (decodeBody, readObject).
 //   - A mailbox's secrets are write-only: password, client_secret, client_certificate (a
 //     PEM bundle with its private key) and refresh_token. Requests may set them, no
 //     response carries them ("password_set", "client_secret_set", "client_certificate_set"
 //     and "refresh_token_set" say whether one is stored), and an absent, null or empty one
-//     keeps the stored one.
+//     keeps the stored one, unless the change sends it elsewhere (mailbox's secret
+//     destination rule: then fields.<secret> asks for it again).
 //   - Single sign-on's settings (GET/PUT /api/v1/sso, admins) go through internal/sso: its
 //     client_secret is write-only in the same way, and must be given again when the issuer
 //     changes. When local passwords are off, POST /api/v1/session answers 403 with advice

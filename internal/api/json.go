@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/mailbox"
 	"github.com/postroom/postroom/internal/store"
@@ -61,8 +62,9 @@ func isJSON(r *http.Request) bool {
 	return err == nil && mt == "application/json"
 }
 
-// decodeBody reads a JSON body into v, refusing other content types, oversized bodies and
-// unknown fields. On failure it has written the error response and returns false.
+// decodeBody reads a JSON body into v, refusing other content types, oversized bodies,
+// bodies that are not UTF-8, data after the JSON value and unknown fields: on failure it
+// has written a 4xx with the reason and returns false.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return decodeBodyLimit(w, r, v, maxBodyBytes)
 }
@@ -77,18 +79,42 @@ func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64)
 		writeError(w, http.StatusUnsupportedMediaType, "send the request body as JSON with Content-Type: application/json")
 		return false
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body, ok := readBody(w, r, limit)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send less", limit))
-			return false
-		}
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is not valid JSON for this endpoint (%v): fix it and send it again", err))
 		return false
 	}
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body has data after the JSON value (at byte %d): send exactly one JSON object", dec.InputOffset()))
+		return false
+	}
 	return true
+}
+
+// readBody reads a request body of at most limit bytes that must be UTF-8 (RFC 8259 §8.1:
+// JSON exchanged between systems is UTF-8; encoding/json would silently replace the bad
+// bytes). On failure it has written the error response and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send less", limit))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("could not read the request body (%v): send it again", err))
+		return nil, false
+	}
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, "request body is not valid UTF-8: send the JSON, and the text in it, encoded as UTF-8")
+		return nil, false
+	}
+	return body, true
 }
 
 // member says where decodeFields stores one member of a JSON object and what the field
@@ -102,14 +128,8 @@ type member struct {
 // optional, an empty body is accepted and gives a nil map. On failure it has written the
 // error response and returns false.
 func readObject(w http.ResponseWriter, r *http.Request, optional bool) (map[string]json.RawMessage, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes: send less", maxBodyBytes))
-			return nil, false
-		}
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("could not read the request body (%v): send it again", err))
+	body, ok := readBody(w, r, maxBodyBytes)
+	if !ok {
 		return nil, false
 	}
 	if len(bytes.TrimSpace(body)) == 0 && optional {

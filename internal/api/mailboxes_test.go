@@ -340,6 +340,13 @@ func TestMailboxUpdate(t *testing.T) {
 	obj["host"] = "mail.example.org"
 	obj["password"] = nil
 	b, _ := json.Marshal(obj)
+	// A new host needs the password again: the stored one only goes to the old host.
+	resp := c.putJSON(path, string(b))
+	if fields, _ := want(t, "new host without password", resp, http.StatusBadRequest)["fields"].(map[string]any); !strings.Contains(fmt.Sprint(fields["password"]), "you changed the host: enter the password again; the stored one is only sent to imap.example.com:993") {
+		t.Errorf("new host without password: %s, want fields.password asking for it again", resp.body)
+	}
+	obj["password"] = secretPassword
+	b, _ = json.Marshal(obj)
 	v = mailboxView(t, c.putJSON(path, string(b)))
 	if v.Host != "mail.example.org" || v.MaxSizeMB != 10 || !v.PasswordSet {
 		t.Errorf("after full update: %+v", v)

@@ -157,7 +157,7 @@ func TestGraphMailboxJSON(t *testing.T) {
 	for _, tc := range []struct{ body, want string }{
 		{`{"oauth": {"secret_expires_at": "2027-03-01"}}`, "2027-03-01"},
 		{`{"oauth": {"secret_expires_at": "2027-04-02T10:00:00+02:00"}}`, "2027-04-02"},
-		{`{"oauth": {"tenant": "contoso.onmicrosoft.com"}}`, "2027-04-02"},
+		{`{"oauth": {"tenant": "contoso.onmicrosoft.com"}, "client_secret": "` + testClientSecret + `"}`, "2027-04-02"}, // a new tenant needs the secret again
 		{`{"oauth": {"secret_expires_at": null}}`, ""},
 		{`{"oauth": {"secret_expires_at": "2027-05-03"}}`, "2027-05-03"},
 		{`{"oauth": {"secret_expires_at": ""}}`, ""},

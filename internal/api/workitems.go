@@ -369,6 +369,10 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request, user store.User, 
 			writeError(w, http.StatusConflict, "could not send the reply: "+err.Error())
 			return
 		}
+		if errors.Is(err, outbound.ErrNoSender) {
+			writeError(w, http.StatusUnprocessableEntity, "could not send the reply: "+err.Error())
+			return
+		}
 		var changed *workitem.ConversationChangedError
 		if errors.As(err, &changed) {
 			writeConversationChanged(w, changed)

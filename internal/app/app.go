@@ -83,6 +83,9 @@ type Config struct {
 	AfterCommit func(mailboxID int64, sourceID string) error
 	// Demo describes the demo's Microsoft 365 stand-in to the pages (postroom demo only).
 	Demo *web.DemoMicrosoft
+	// HTTP bounds the web server's connections: time-outs and a cap (zero fields: the
+	// defaults of HTTPLimits).
+	HTTP HTTPLimits
 	// Existing refuses (ErrNoDatabase) a data folder without a SQLite database instead of
 	// creating one: for the administration commands, where a mistyped folder must not
 	// become a new empty product. It changes nothing with PostgreSQL.
@@ -343,14 +346,10 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	return wg.Wait
 }
 
-// Serve serves the web pages and the API on ln until ctx is done.
+// Serve serves the web pages and the API on ln until ctx is done, with the time-outs and
+// the connection cap of Config.HTTP (httpserver.go).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	srv, ln := newHTTPServer(ctx, a.Handler, a.cfg.HTTP, a.log, ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error

@@ -12,6 +12,12 @@
 //     default; it cannot be deleted while it is (ErrDefaultOutbound).
 //   - Passwords are write-only: a nil Input.Password keeps the stored one, and no method
 //     returns a password. Every change writes an audit event with the password masked.
+//   - A stored secret (password, client secret, certificate, refresh token) is only sent
+//     where it was entered for (destination.go): a test or save that would send it, or a
+//     token made with it, to another host, port, connection security, Graph URL, token
+//     endpoint or tenant needs the secret again (a field error on it otherwise, and nobody
+//     is contacted); a save drops stored secrets the new settings would send elsewhere, and
+//     a person's sign-in, which they then make again.
 package mailbox
 
 import (
@@ -119,7 +125,14 @@ func (s *Service) Update(ctx context.Context, actor string, id int64, in Input) 
 	}
 	m := normalize(in)
 	newPassword := in.Password != nil && in.Password.Reveal() != ""
-	if verr := validate(m, givenSecrets(in, old)); verr != nil {
+	// The secret destination rule (destination.go): a stored secret the new settings send
+	// elsewhere must be given again, or is deleted when they do not need it.
+	mv, ruleErr := secretRule(old, m, in, false)
+	have := givenSecrets(in, old)
+	have.password = have.password && !isMoved(mv, store.SecretPassword)
+	have.clientSecret = have.clientSecret && !isMoved(mv, store.SecretClientSecret)
+	have.certificate = have.certificate && !isMoved(mv, store.SecretCertificate)
+	if verr := mergeErrors(validate(m, have), ruleErr); verr != nil {
 		return store.Mailbox{}, verr
 	}
 	m.ID, m.CreatedAt = old.ID, old.CreatedAt
@@ -129,8 +142,14 @@ func (s *Service) Update(ctx context.Context, actor string, id int64, in Input) 
 		return store.Mailbox{}, &ValidationError{Fields: map[string]string{"is_default": "make another outbound mailbox the default instead"}}
 	}
 	m.OAuth.Account = old.OAuth.Account
+	if isMoved(mv, store.SecretRefreshToken) {
+		m.OAuth.Account = "" // the person's sign-in is dropped: they sign in again
+	}
 	if err := s.store.UpdateMailbox(ctx, m); err != nil {
 		return store.Mailbox{}, fmt.Errorf("update mailbox %q: %w", m.Name, err)
+	}
+	if err := s.dropMoved(ctx, id, mv); err != nil {
+		return store.Mailbox{}, err
 	}
 	if s.OnCredentialsChange != nil {
 		s.OnCredentialsChange(id)

@@ -272,14 +272,16 @@ func TestPasswordWriteOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An update without password that keeps the server keeps the stored one (a new server
+	// needs it again: TestSecretStaysWithItsDestination).
 	in := mailbox.FromMailbox(m)
-	in.Host = "imap2.example.com"
+	in.Folder = "Support"
 	m, err = svc.Update(ctx, "admin", m.ID, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := pws.Get(ctx, m.ID); got.Reveal() != secret || !m.PasswordSet || m.Host != "imap2.example.com" {
-		t.Fatalf("after an update without password: password kept %t, set %t, host %s", got.Reveal() == secret, m.PasswordSet, m.Host)
+	if got, _ := pws.Get(ctx, m.ID); got.Reveal() != secret || !m.PasswordSet || m.Folder != "Support" {
+		t.Fatalf("after an update without password: password kept %t, set %t, folder %s", got.Reveal() == secret, m.PasswordSet, m.Folder)
 	}
 	in.Name = "renamed"
 	if _, err := svc.Update(ctx, "admin", m.ID, in); fieldErr(t, err)["name"] == "" {
@@ -371,7 +373,7 @@ func TestConnectionTest(t *testing.T) {
 		advice string
 	}{
 		{"wrong password", func(in *mailbox.Input) { in.Password = pw("wrong-pw") }, "refused the login name or password"},
-		{"closed port", func(in *mailbox.Input) { in.Port = closed }, "nothing accepts connections"},
+		{"closed port", func(in *mailbox.Input) { in.Port, in.Password = closed, pw("right-pw") }, "nothing accepts connections"},
 		{"missing folder", func(in *mailbox.Input) { in.Folder = "Support" }, "the folder Support does not exist"},
 	}
 	for _, tt := range tests {

@@ -60,20 +60,34 @@ func tokenOrError(fn connector.TokenFunc, err error) connector.TokenFunc {
 }
 
 // TestInput tests settings that are not saved yet (the form's "Test connection" before
-// Save). For an existing mailbox (id != 0) a nil Password uses the stored one. Settings
+// Save). For an existing mailbox (id != 0) a nil Password uses the stored one, and so do
+// the other secrets, unless the settings send it somewhere else than the stored settings
+// do (the secret destination rule, destination.go): then it must be typed again. Settings
 // that break a rule are reported as a *ValidationError, not tested.
 func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Report, error) {
 	var password vault.Secret
-	stored := false
+	var old store.Mailbox
 	if id != 0 {
-		old, err := s.store.Mailbox(ctx, id)
-		if err != nil {
+		var err error
+		if old, err = s.store.Mailbox(ctx, id); err != nil {
 			return diag.Report{}, fmt.Errorf("mailbox %d: %w", id, err)
 		}
 		in.Name, in.Direction = old.Name, old.Direction
-		if in.Password == nil {
-			password, err = s.passwords.Get(ctx, id)
-			if err != nil {
+	}
+	if in.Name == "" {
+		in.Name = "test" // not saved: the name rules do not matter here
+	}
+	m := normalize(in)
+	// The secret destination rule: stored secrets the new settings would send elsewhere
+	// are not used, and the test is refused when it needs one of them.
+	var mv map[string]moved
+	var ruleErr *ValidationError
+	stored := false
+	if id != 0 {
+		mv, ruleErr = secretRule(old, m, in, true)
+		if _, gone := mv[store.SecretPassword]; in.Password == nil && !gone {
+			var err error
+			if password, err = s.passwords.Get(ctx, id); err != nil {
 				return diag.Report{}, err
 			}
 			stored = !password.IsZero()
@@ -82,25 +96,19 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 	if in.Password != nil {
 		password = *in.Password
 	}
-	if in.Name == "" {
-		in.Name = "test" // not saved: the name rules do not matter here
-	}
-	m := normalize(in)
 	have := secretsAt{password: stored || !password.IsZero(), clientSecret: in.ClientSecret != nil, certificate: in.Certificate != nil}
 	if id != 0 {
-		old, err := s.store.Mailbox(ctx, id)
-		if err != nil {
-			return diag.Report{}, fmt.Errorf("mailbox %d: %w", id, err)
-		}
-		have.clientSecret = have.clientSecret || old.ClientSecretSet
-		have.certificate = have.certificate || old.CertificateSet
+		_, csGone := mv[store.SecretClientSecret]
+		_, certGone := mv[store.SecretCertificate]
+		have.clientSecret = have.clientSecret || (old.ClientSecretSet && !csGone)
+		have.certificate = have.certificate || (old.CertificateSet && !certGone)
 	}
-	if verr := validate(m, have); verr != nil {
+	if verr := mergeErrors(validate(m, have), ruleErr); verr != nil {
 		return diag.Report{}, verr
 	}
 	opts := &diag.Options{RootCAs: s.RootCAs}
 	if m.Auth != store.AuthPassword {
-		sec, err := s.typedSecrets(ctx, id, in, password)
+		sec, err := s.typedSecrets(ctx, id, in, password, mv)
 		if err != nil {
 			return diag.Report{}, err
 		}
@@ -108,7 +116,7 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 		// A stored refresh token that the test rotates is saved, as in use: the provider may
 		// treat the newest as the only current one.
 		var save func(context.Context, vault.Secret) error
-		if id != 0 && (in.RefreshToken == nil || in.RefreshToken.Reveal() == "") {
+		if _, gone := mv[store.SecretRefreshToken]; id != 0 && !gone && (in.RefreshToken == nil || in.RefreshToken.Reveal() == "") {
 			save = func(ctx context.Context, rt vault.Secret) error {
 				return s.passwords.Secrets().Set(ctx, id, store.SecretRefreshToken, rt)
 			}
@@ -119,8 +127,8 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 }
 
 // typedSecrets are the OAuth secrets of a test of unsaved settings: those typed in, else
-// the stored ones of mailbox id (0: none).
-func (s *Service) typedSecrets(ctx context.Context, id int64, in Input, password vault.Secret) (credential.MailboxSecrets, error) {
+// the stored ones of mailbox id (0: none) that did not move (secretRule).
+func (s *Service) typedSecrets(ctx context.Context, id int64, in Input, password vault.Secret, mv map[string]moved) (credential.MailboxSecrets, error) {
 	sec := credential.MailboxSecrets{Password: password}
 	for _, x := range []struct {
 		name  string
@@ -134,7 +142,7 @@ func (s *Service) typedSecrets(ctx context.Context, id int64, in Input, password
 		switch {
 		case x.typed != nil && x.typed.Reveal() != "":
 			*x.dst = *x.typed
-		case id != 0:
+		case id != 0 && !isMoved(mv, x.name):
 			v, err := s.passwords.Secrets().Get(ctx, id, x.name)
 			if err != nil {
 				return sec, err

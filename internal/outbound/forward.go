@@ -64,6 +64,9 @@ func (s *Service) ComposeChoices(ctx context.Context) ([]FromChoice, error) {
 // uploads) and records it with its outbox row in one transaction. The work item's state
 // does not change: a forward does not answer the customer.
 func (s *Service) Forward(ctx context.Context, actor store.User, workItemID int64, req ForwardRequest) (store.OutboxItem, error) {
+	if err := textField("text", req.Text); err != nil {
+		return store.OutboxItem{}, err
+	}
 	wi, err := s.store.WorkItem(ctx, workItemID)
 	if err != nil {
 		return store.OutboxItem{}, fmt.Errorf("forward from work item %d: %w", workItemID, err)
@@ -153,6 +156,12 @@ func (s *Service) originalAttachments(ctx context.Context, orig store.Message, i
 func (s *Service) NewEmail(ctx context.Context, actor store.User, req NewEmailRequest) (store.NewConversation, error) {
 	if strings.TrimSpace(req.Text) == "" {
 		return store.NewConversation{}, ErrEmptyNewEmail
+	}
+	if err := textField("text", req.Text); err != nil {
+		return store.NewConversation{}, err
+	}
+	if err := textField("subject", req.Subject); err != nil {
+		return store.NewConversation{}, err
 	}
 	subject := strings.Join(strings.Fields(req.Subject), " ")
 	if subject == "" {

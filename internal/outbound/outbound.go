@@ -40,6 +40,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
@@ -71,6 +72,19 @@ var ErrNoOutboundMailbox = errors.New("no outbound mailbox is configured: an adm
 
 // ErrEmptyReply means the reply has no text.
 var ErrEmptyReply = errors.New("the reply is empty: write a reply before sending")
+
+// ErrNoSender means the message replied to has no sender address (From: <>, as delivery
+// reports have, and no Reply-To): there is nobody a reply could go to.
+var ErrNoSender = errors.New("the message has no sender address (its From is empty, as in delivery reports), so there is nobody to reply to: forward it, or write a new email, to the person who should get it")
+
+// textField refuses a text that is not valid UTF-8 (a message is composed in UTF-8, and
+// bytes that are not would reach the customer as garbage) with a FieldError on field.
+func textField(field, text string) error {
+	if utf8.ValidString(text) {
+		return nil
+	}
+	return &FieldError{Field: field, Message: "the text has bytes that are not valid UTF-8: paste it again as plain text, or save it as UTF-8 first"}
+}
 
 // ReplyStore is what Service needs of the store: the work item and its message, the
 // mailboxes and From addresses to send from, and the reply's transaction.
@@ -269,6 +283,9 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 	if strings.TrimSpace(req.Text) == "" {
 		return store.OutboxItem{}, ErrEmptyReply
 	}
+	if err := textField("text", req.Text); err != nil {
+		return store.OutboxItem{}, err
+	}
 	then := req.Then
 	switch then {
 	case "":
@@ -303,6 +320,9 @@ func (s *Service) Reply(ctx context.Context, actor store.User, workItemID int64,
 		return store.OutboxItem{}, err
 	}
 	draft := message.ReplyDraft(orig, mail.Address{Name: from.DisplayName, Address: from.Address}, req.Text, s.now())
+	if len(draft.To) == 0 {
+		return store.OutboxItem{}, ErrNoSender
+	}
 	if err := s.addRecipients(ctx, &draft, orig, req); err != nil {
 		return store.OutboxItem{}, err
 	}

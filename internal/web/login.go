@@ -4,7 +4,10 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/store"
@@ -30,9 +33,30 @@ type loginData struct {
 }
 
 // safeNext keeps a post-login target only if it is a path on this site; otherwise "/",
-// which leads each role to its landing page (landing).
+// which leads each role to its landing page (landing). A path of our own starts with one "/"
+// (not "//" nor "/\"), has no scheme, host or user, and, read as is and unescaped once, no
+// backslash, space, control or other unprintable character and no invalid UTF-8: browsers
+// drop tabs and newlines and read "\" as "/", so "/\t/evil.example" is "//evil.example".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, `/\`) || strings.HasPrefix(next, "/login") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "/login") {
+		return "/"
+	}
+	unescaped, err := url.PathUnescape(next)
+	if err != nil {
+		return "/"
+	}
+	for _, s := range []string{next, unescaped} {
+		if strings.HasPrefix(s, "//") || !utf8.ValidString(s) {
+			return "/"
+		}
+		for _, r := range s {
+			if r == '\\' || r == ' ' || !unicode.IsPrint(r) {
+				return "/"
+			}
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next

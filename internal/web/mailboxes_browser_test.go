@@ -206,8 +206,9 @@ func TestBrowserMailboxesPage(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "03-detail-pane")
 
-	// Edit, point it at a closed local port and test: the failed step says what to do, and
-	// the form keeps what was typed.
+	// Edit, point it at a closed local port and test (with the password typed again: the
+	// stored one only goes to the server it was entered for): the failed step says what to
+	// do, and the form keeps what was typed.
 	port := itoa(int64(closedPort(t)))
 	do(t, ctx,
 		chromedp.Click(chromedp.ID("edit")),
@@ -220,6 +221,7 @@ func TestBrowserMailboxesPage(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("host"), "127.0.0.1"),
 		chromedp.SetValue(chromedp.ID("security"), "none"),
 		chromedp.SetValue(chromedp.ID("port"), port),
+		chromedp.SetValue(chromedp.ID("password"), "typed-again-pw"),
 		chromedp.Click(chromedp.ID("test-connection")),
 		chromedp.WaitVisible(chromedp.ID("test-report")),
 	)

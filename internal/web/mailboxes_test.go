@@ -143,8 +143,14 @@ func TestMailboxEditKeepsPassword(t *testing.T) {
 	// Saving without a password keeps it; the name cannot be changed by the form.
 	vals := inboundForm(token, "renamed")
 	vals.Del("password")
-	vals.Set("host", "mail2.example.com")
 	vals.Set("max_size_mb", "12")
+	// A new host without the password: the stored one is not sent there.
+	vals.Set("host", "mail2.example.com")
+	if p := c.post(fmt.Sprintf("/mailboxes/%d", m.ID), vals); p.status != http.StatusBadRequest ||
+		!strings.Contains(fieldError(p.body, "password"), "you changed the host: enter the password again; the stored one is only sent to "+m.Host) {
+		t.Errorf("save with a new host and no password: %d, password error %q", p.status, fieldError(p.body, "password"))
+	}
+	vals.Set("host", m.Host)
 	if p := c.post(fmt.Sprintf("/mailboxes/%d", m.ID), vals); p.status != http.StatusSeeOther {
 		t.Fatalf("save: %d\n%s", p.status, p.body)
 	}
@@ -152,8 +158,8 @@ func TestMailboxEditKeepsPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != "orders" || got.Host != "mail2.example.com" || got.MaxSizeMB != 12 || !got.PasswordSet {
-		t.Errorf("after save: %+v, want name orders, the new host and size, the password kept", got)
+	if got.Name != "orders" || got.Host != m.Host || got.MaxSizeMB != 12 || !got.PasswordSet {
+		t.Errorf("after save: %+v, want name orders, the new size, the password kept", got)
 	}
 	secret, err := f.passwords.Get(context.Background(), m.ID)
 	if err != nil || secret.Reveal() != secretPassword {

@@ -107,16 +107,21 @@ func TestMailboxConnectionTest(t *testing.T) {
 	if err := f.st.UpdateMailbox(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	// The edit form's test with an empty password uses the stored one, on the port typed.
+	// The edit form's test with an empty password uses the stored one, on the server it
+	// was entered for; on another port it is not sent: the form asks for it again.
 	form.Set("password", "")
-	form.Set("port", fmt.Sprint(closedPort(t)))
 	form.Set("source", "form")
+	form.Set("folder", "Archive")
 	p = c.post(fmt.Sprintf("/mailboxes/%d/test", m.ID), form)
-	steps = reportSteps(p.body)
-	if !strings.Contains(p.body, "Connection test: failed") || len(steps) == 0 || !strings.Contains(steps[len(steps)-1], "Connect") {
-		t.Errorf("edit form test on a closed port: steps %q, want a failed connect", steps)
+	if steps = reportSteps(p.body); !strings.Contains(p.body, "Connection test:") || len(steps) == 0 {
+		t.Errorf("edit form test with the stored password: steps %q, want a report", steps)
 	}
 	if strings.Contains(p.body, `id="retype-password"`) {
 		t.Error("the form asks to type the password again although the stored one was used")
+	}
+	form.Set("port", fmt.Sprint(closedPort(t)))
+	p = c.post(fmt.Sprintf("/mailboxes/%d/test", m.ID), form)
+	if p.status != http.StatusBadRequest || strings.Contains(p.body, "Connection test:") || !strings.Contains(fieldError(p.body, "password"), "you changed the port: enter the password again") {
+		t.Errorf("edit form test on another port without the password: %d, password error %q, want 400 asking for it again and no test", p.status, fieldError(p.body, "password"))
 	}
 }

@@ -80,6 +80,8 @@ func TestMigratePage(t *testing.T) {
 	if _, err := f.mbox.Update(context.Background(), "admin", gcc.ID, func() mailbox.Input {
 		in := mailbox.FromMailbox(gcc)
 		in.Name, in.Host = "", "outlook.office365.us"
+		pw := vault.NewSecret(secretPassword) // a new host needs the password again
+		in.Password = &pw
 		return in
 	}()); err != nil {
 		t.Fatal(err)

@@ -253,6 +253,11 @@ func (h *handler) reply(w http.ResponseWriter, r *http.Request, v viewer) {
 			ReplyText: text, From: from, FormError: "The reply was not sent: no outbound mailbox is enabled. Ask an administrator to set one up on the Mailboxes page.",
 		})
 		return
+	case errors.Is(err, outbound.ErrNoSender):
+		h.renderWorkItem(w, r, v, http.StatusUnprocessableEntity, wi, workItemData{
+			ReplyText: text, From: from, FormError: "The reply was not sent: " + err.Error() + ".",
+		})
+		return
 	case err != nil:
 		h.logger.ErrorContext(ctx, "reply", slog.Int64("work_item_id", id), slog.Any("error", err))
 		h.renderWorkItem(w, r, v, http.StatusInternalServerError, wi, workItemData{

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +36,12 @@ const (
 	// minRetry and maxRetry bound the wait after a failed create or renew.
 	minRetry = 30 * time.Second
 	maxRetry = 15 * time.Minute
-	// notificationBodyLimit bounds a notification POST's body.
-	notificationBodyLimit = 1 << 20
+	// notificationBodyLimit bounds a notification POST's body (413 above): Graph's batches
+	// are a few entries of under 1 KB each (reference 4.3; postroom asks for no resource
+	// data), so 256 KB leaves ample room and stops a flood of forged entries early.
+	notificationBodyLimit = 256 << 10
+	// notificationEntryLimit bounds the entries of one POST (400 above).
+	notificationEntryLimit = 1000
 	// validationTokenLimit bounds the validation token echoed back.
 	validationTokenLimit = 4 << 10
 	// deleteTimeout bounds deleting the subscription when Run ends.
@@ -423,7 +429,9 @@ type notificationBatch struct {
 // handshake (?validationToken=...: 200, text/plain, the token as it is), change
 // notifications (Notify is called, 202) and lifecycle notifications (renew, make anew, or
 // Notify; 202). Notifications whose clientState is not this Subscriber's are ignored;
-// when none of a request's is, it is refused with 403.
+// when none of a request's is, it is refused with 403. A body over 256 KB is refused with
+// 413 and one of more than 1,000 entries with 400; whatever a request carries, it writes at
+// most one log line per kind (refused entries are counted, not listed).
 func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("validationToken") {
 		token := r.URL.Query().Get("validationToken")
@@ -443,15 +451,29 @@ func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var batch notificationBatch
-	if err := json.NewDecoder(io.LimitReader(r.Body, notificationBodyLimit)).Decode(&batch); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, notificationBodyLimit)).Decode(&batch); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.c.log.Warn("graph: notification refused: the body is too large (not from Microsoft Graph)",
+				slog.Int64("limit_bytes", tooBig.Limit), slog.String("remote", r.RemoteAddr))
+			http.Error(w, fmt.Sprintf("a notification body has at most %d bytes", notificationBodyLimit), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "the body is not a Graph notification", http.StatusBadRequest)
 		return
 	}
-	valid, change := 0, false
+	if len(batch.Value) > notificationEntryLimit {
+		s.c.log.Warn("graph: notification refused: too many entries (not from Microsoft Graph)",
+			slog.Int("entries", len(batch.Value)), slog.Int("limit", notificationEntryLimit), slog.String("remote", r.RemoteAddr))
+		http.Error(w, fmt.Sprintf("a notification batch has at most %d entries", notificationEntryLimit), http.StatusBadRequest)
+		return
+	}
+	// One request logs one line per kind of thing it carried, however many entries.
+	valid, forged, change := 0, 0, false
+	events := map[string]int{}
 	for _, n := range batch.Value {
 		if subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(s.state)) != 1 {
-			s.c.log.Warn("graph: notification refused: its clientState is not ours (forged, or from an old subscription)",
-				slog.String("subscription", n.SubscriptionID))
+			forged++
 			continue
 		}
 		valid++
@@ -459,16 +481,32 @@ func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "":
 			change = true
 		case lifecycleMissed:
-			s.c.log.Info("graph: Microsoft Graph missed notifications; reading the folder", slog.String("subscription", n.SubscriptionID))
 			change = true
+			events[n.LifecycleEvent]++
 		case lifecycleReauthorize, lifecycleRemoved:
-			s.c.log.Info("graph: subscription lifecycle event", slog.String("event", n.LifecycleEvent), slog.String("subscription", n.SubscriptionID))
-			select {
-			case s.events <- n.LifecycleEvent:
-			default: // already plenty queued; one is enough
+			if events[n.LifecycleEvent] == 0 {
+				select {
+				case s.events <- n.LifecycleEvent:
+				default: // already plenty queued; one is enough
+				}
 			}
+			events[n.LifecycleEvent]++
 		default:
-			s.c.log.Info("graph: unknown lifecycle event ignored", slog.String("event", n.LifecycleEvent))
+			events[n.LifecycleEvent]++
+		}
+	}
+	if forged > 0 {
+		s.c.log.Warn("graph: notifications refused: their clientState is not ours (forged, or from an old subscription)",
+			slog.Int("refused", forged), slog.Int("accepted", valid), slog.String("remote", r.RemoteAddr))
+	}
+	for _, ev := range slices.Sorted(maps.Keys(events)) {
+		switch ev {
+		case lifecycleMissed:
+			s.c.log.Info("graph: Microsoft Graph missed notifications; reading the folder", slog.Int("count", events[ev]))
+		case lifecycleReauthorize, lifecycleRemoved:
+			s.c.log.Info("graph: subscription lifecycle event", slog.String("event", ev), slog.Int("count", events[ev]))
+		default:
+			s.c.log.Info("graph: unknown lifecycle event ignored", slog.String("event", ev), slog.Int("count", events[ev]))
 		}
 	}
 	if valid == 0 {

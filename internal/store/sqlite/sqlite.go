@@ -40,7 +40,8 @@ const busyTimeout = 10 * time.Second
 const readConns = 8
 
 // Open opens (creating it if needed, with its parent directory) the SQLite database at
-// path.
+// path. The file and its -wal and -shm files are readable by their owner only (0600): Open
+// creates the file so and takes group and other permissions off existing ones.
 func Open(ctx context.Context, path string) (store.Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open sqlite %q: want the path of a database file", path)
@@ -54,6 +55,9 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("open sqlite %q: create directory: %w", path, err)
+	}
+	if err := private(abs); err != nil {
+		return nil, fmt.Errorf("open sqlite %q: %w", path, err)
 	}
 
 	common := url.Values{}
@@ -119,6 +123,36 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 	c := &checkpointed{Store: sqlstore.New(sqlstore.SQLite(isUniqueViolation), writeDB, readDB), db: cpDB, stop: stop, done: make(chan struct{})}
 	go c.run(bg)
 	return c, nil
+}
+
+// private creates the database file readable and writable by its owner only (0600) before
+// the driver opens it, and takes the group's and others' permissions off an existing one
+// and its -wal and -shm files: the file holds all customer mail. SQLite on unix creates the
+// -wal and -shm files with the database file's permissions, so new ones are 0600 too.
+func private(db string) error {
+	f, err := os.OpenFile(db, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create the database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create the database file: %w", err)
+	}
+	for _, p := range []string{db, db + "-wal", db + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check the permissions of %s: %w", p, err)
+		}
+		if fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()&^0o077); err != nil {
+			return fmt.Errorf("make %s readable by its owner only (it holds customer mail): %w; run chmod 600 on it as its owner", p, err)
+		}
+	}
+	return nil
 }
 
 // Background WAL checkpoints.
