@@ -70,6 +70,8 @@ type graphResp struct {
 	raw    []byte // a raw body with contentType
 	ctype  string
 	drop   bool // close the connection without an answer
+	// afterServing (a fault's DropAfterServing): serve the request, then drop the answer.
+	afterServing bool
 }
 
 // gerr is a Graph error answer; innerError is filled in when written.
@@ -324,7 +326,8 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 		return gerr(http.StatusBadRequest, "BadRequest", fmt.Sprintf(msgResourceNotFound, strings.Join(rest, "/")))
 	}
 	mailboxKey := strings.ToLower(u.cfg.UPN)
-	if f := s.takeFault(gr, mailboxKey); f != nil {
+	f := s.takeFault(gr, mailboxKey)
+	if f != nil && !f.afterServing {
 		return f
 	}
 	release, throttled := s.acquire(gr.tok.app.cfg.ClientID, mailboxKey, uploadBytes(gr))
@@ -337,7 +340,11 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 		return denied
 	}
 	c := &mailboxCall{graphReq: gr, mb: u.mbox, immutable: preferImmutable(gr.header), userSeg: user}
-	return op(s, c, rest)
+	resp := op(s, c, rest)
+	if f != nil { // DropAfterServing: done, but the answer is lost on the way back
+		return &graphResp{drop: true}
+	}
+	return resp
 }
 
 // checkAccess applies roles/scopes, the application access policy and mailbox rights.
@@ -428,10 +435,16 @@ func (s *Server) takeFault(gr *graphReq, mailbox string) *graphResp {
 		select {
 		case <-time.After(f.Delay):
 		case <-gr.ctx.Done():
+			// The client went away (or died) while the request waited: it never got here.
+			return &graphResp{drop: true}
 		}
 	}
 	var resp *graphResp
 	switch {
+	case f.Code != "" && f.Status != 0:
+		resp = gerr(f.Status, f.Code, http.StatusText(f.Status))
+	case f.DropAfterServing && !gr.inBatch:
+		return &graphResp{afterServing: true}
 	case f.Drop && !gr.inBatch:
 		return &graphResp{drop: true}
 	case f.Drop || f.Status == http.StatusServiceUnavailable:
