@@ -20,6 +20,14 @@
 //     those it refused for good (5xx, or still 4xx at the last attempt) get a failed row
 //     whose LastError is the server's words, shown to the agent on the work item. When
 //     every recipient fares alike the row is sent, retried or failed as a whole.
+//   - A crash can repeat at most the row in flight: the Sender claims one row at a time,
+//     as its node and a random instance id (store.Claimant), and records each outcome in
+//     its own commit right after the server's answer; at start (Run) it releases its
+//     node's earlier, dead instances' claims at once (store.ReleaseOutboxClaims) instead
+//     of waiting out claimLease, which stays the fallback for other nodes' claims.
+//   - Microsoft Graph rows go through a draft whose id is committed before it is sent
+//     (sendGraph): a row with a draft id reads it first and sends it only while it is
+//     still a draft, so a send whose answer was lost is recorded, not repeated.
 //   - The Sender keeps one SMTP connection per outbound mailbox between sends (smtp.Sink:
 //     NOOP after 30 s idle, closed after 5 minutes idle), rebuilt when the mailbox's
 //     settings change.
