@@ -275,9 +275,8 @@ func (g *graphTest) moveFolder(ctx context.Context, watched, target string) (str
 	return fmt.Sprintf("not there yet: postroom creates it when it moves the first message (the mailbox's folders are: %s)", listNames(names)), nil
 }
 
-// send is the "Send as" step of an outbound mailbox: the Mail.Send permission, and
-// Mail.ReadWrite for the draft each reply is made as first (nothing is sent, see the top
-// of this file).
+// send is the "Send as" step of an outbound mailbox: the Mail.Send permission (nothing is
+// sent, see the top of this file).
 func (g *graphTest) send() bool {
 	r, c := g.r, g.claims
 	name := "Send as " + g.addr
@@ -291,20 +290,10 @@ func (g *graphTest) send() bool {
 			return r.put(name, "the token has no Mail.Send role (roles: "+strings.Join(c.Roles, ", ")+")",
 				"the app may not send mail: "+portal+" > Application permissions > Mail.Send, then Grant admin consent for the tenant")
 		}
-		if len(missing([]string{"Mail.ReadWrite"}, c.Roles)) > 0 {
-			return r.put(name, "the token has no Mail.ReadWrite role (roles: "+strings.Join(c.Roles, ", ")+")",
-				"postroom makes each reply a draft before it sends it (so that a resend after a crash is recognised), which needs Mail.ReadWrite: "+
-					portal+" > Application permissions > Mail.ReadWrite, then Grant admin consent for the tenant")
-		}
-		return r.put(name, "Mail.Send granted (and Mail.ReadWrite, for the draft each reply is made as first) and the mailbox is within the app's reach; sent replies are kept in Sent Items; "+none, "")
+		return r.put(name, "Mail.Send granted and the mailbox is within the app's reach; sent replies are kept in Sent Items; "+none, "")
 	}
 	user := c.user()
 	own := user != "" && strings.EqualFold(user, g.addr)
-	if !graphScopeFits(c.scopes(), "Mail.ReadWrite", user, g.addr) {
-		return r.put(name, "the sign-in has no Mail.ReadWrite or Mail.ReadWrite.Shared scope (scopes: "+c.Scope+")",
-			"postroom makes each reply a draft before it sends it (so that a resend after a crash is recognised), which needs "+
-				portal+" > Delegated permissions > Mail.ReadWrite.Shared, grant admin consent, then test again")
-	}
 	if !graphScopeFits(c.scopes(), "Mail.Send", user, g.addr) {
 		if own {
 			return r.put(name, "the sign-in has no Mail.Send or Mail.Send.Shared scope (scopes: "+c.Scope+")",
