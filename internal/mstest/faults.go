@@ -22,7 +22,9 @@ type Fault struct {
 	// DropAfterServing serves the request (a send is sent, a draft made) and then closes
 	// the connection without the answer, as when the answer is lost on the way back: the
 	// client cannot tell whether its request took effect (Status and Drop are ignored;
-	// mailbox requests only, not upload-session PUTs).
+	// mailbox requests only, not upload-session PUTs). With Delay the answer is held that
+	// long after the request took effect (or until the client goes away) before the
+	// connection is closed: a client can die between the effect and the answer.
 	DropAfterServing bool
 	// Delay makes the request wait this long before it is answered (or dropped); with
 	// Status 0 and Drop false the request is then served normally (a slow response). A

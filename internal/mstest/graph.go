@@ -70,8 +70,10 @@ type graphResp struct {
 	raw    []byte // a raw body with contentType
 	ctype  string
 	drop   bool // close the connection without an answer
-	// afterServing (a fault's DropAfterServing): serve the request, then drop the answer.
+	// afterServing (a fault's DropAfterServing): serve the request, hold the answer for
+	// delay (or until the client goes away), then drop it.
 	afterServing bool
+	delay        time.Duration
 }
 
 // gerr is a Graph error answer; innerError is filled in when written.
@@ -342,6 +344,10 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 	c := &mailboxCall{graphReq: gr, mb: u.mbox, immutable: preferImmutable(gr.header), userSeg: user}
 	resp := op(s, c, rest)
 	if f != nil { // DropAfterServing: done, but the answer is lost on the way back
+		select {
+		case <-time.After(f.delay):
+		case <-gr.ctx.Done():
+		}
 		return &graphResp{drop: true}
 	}
 	return resp
@@ -431,6 +437,9 @@ func (s *Server) takeFault(gr *graphReq, mailbox string) *graphResp {
 		return nil
 	}
 	s.log.Info("mstest: injected fault", "path", path, "status", f.Status, "drop", f.Drop, "delay", f.Delay)
+	if f.DropAfterServing && !gr.inBatch {
+		return &graphResp{afterServing: true, delay: f.Delay}
+	}
 	if f.Delay > 0 {
 		select {
 		case <-time.After(f.Delay):
@@ -443,8 +452,6 @@ func (s *Server) takeFault(gr *graphReq, mailbox string) *graphResp {
 	switch {
 	case f.Code != "" && f.Status != 0:
 		resp = gerr(f.Status, f.Code, http.StatusText(f.Status))
-	case f.DropAfterServing && !gr.inBatch:
-		return &graphResp{afterServing: true}
 	case f.Drop && !gr.inBatch:
 		return &graphResp{drop: true}
 	case f.Drop || f.Status == http.StatusServiceUnavailable:
