@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postroom/postroom/internal/mstest"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/testenv"
 )
@@ -165,7 +166,7 @@ func (c *crashRun) queueReplies(n int) (workItemID int64) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	first := "Message-ID: <crash-first@example.test>\r\nFrom: support@example.test\r\nTo: customer@example.org\r\nSubject: Your order\r\n\r\nHello.\r\n"
+	first := "Message-ID: <crash-first@example.test>\r\nFrom: " + out.Address + "\r\nTo: customer@example.org\r\nSubject: Your order\r\n\r\nHello.\r\n"
 	conv, err := st.CreateOutbound(ctx, store.NewConversationInput{
 		UserID: agent.ID, Raw: []byte(first), From: out.Address, Recipients: []string{"customer@example.org"}, Customer: "customer@example.org",
 		Message: store.Message{MailboxID: out.ID, MessageID: "crash-first@example.test", Subject: "Your order",
@@ -181,8 +182,8 @@ func (c *crashRun) queueReplies(n int) (workItemID int64) {
 	for i := range n {
 		id := fmt.Sprintf("crash-reply-%d@example.test", i)
 		rcpt := fmt.Sprintf("customer%d@example.org", i)
-		raw := fmt.Sprintf("Message-ID: <%s>\r\nFrom: support@example.test\r\nTo: %s\r\nSubject: Re: Your order\r\n"+
-			"In-Reply-To: <crash-first@example.test>\r\n\r\nReply %d.\r\n", id, rcpt, i)
+		raw := fmt.Sprintf("Message-ID: <%s>\r\nFrom: %s\r\nTo: %s\r\nSubject: Re: Your order\r\n"+
+			"In-Reply-To: <crash-first@example.test>\r\n\r\nReply %d.\r\n", id, out.Address, rcpt, i)
 		if _, err := st.CreateReply(ctx, store.ReplyInput{
 			WorkItemID: conv.WorkItemID, UserID: agent.ID, Raw: []byte(raw), From: out.Address, Recipients: []string{rcpt},
 			NewState: store.StatePending,
@@ -231,4 +232,128 @@ func distinctMessageIDs(msgs []testenv.SinkMessage) []string {
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)
+}
+
+// TestCrashGraphReplies: `postroom serve` sending two replies through an outbound
+// Microsoft Graph mailbox (the stand-in, in this process) is killed with SIGKILL twice:
+// first after it committed the first reply's draft id while /send is on its way (it never
+// reaches Microsoft), then, after the restart sent that same draft, while Microsoft's 202
+// is on its way back (the window between the server's acceptance and the commit). The
+// third run records the first reply sent without sending it again, and sends the second:
+// exactly two messages in Sent Items, no draft left.
+func TestCrashGraphReplies(t *testing.T) {
+	bin := buildPostroom(t)
+	ms, err := mstest.Start(mstest.Options{})
+	if err != nil {
+		t.Fatalf("start the Microsoft stand-in: %v", err)
+	}
+	t.Cleanup(func() { ms.Close() })
+	sample, err := ms.SampleTenant(mstest.SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCrashRun(t, bin, nil)
+	secretFile := filepath.Join(t.TempDir(), "graph-secret")
+	if err := os.WriteFile(secretFile, []byte(sample.ClientSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.cli("migrate")
+	c.cli("mailbox", "add", "out", "-direction", "outbound", "-protocol", "graph", "-address", sample.Mailbox,
+		"-oauth-cloud", "custom", "-oauth-authority-url", ms.LoginURL(), "-graph-url", ms.GraphURL(),
+		"-oauth-tenant", sample.TenantID, "-oauth-client-id", sample.ClientID, "-client-secret-file", secretFile, "-default")
+	c.cli("mailbox", "enable", "out")
+	wi := c.queueReplies(2)
+	folders := func() (sent, drafts int) {
+		s, err := ms.Messages(sample.Mailbox, "sentitems")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := ms.Messages(sample.Mailbox, "drafts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s), len(d)
+	}
+	runUntilThenKill := func(what string, cond func() bool) {
+		t.Helper()
+		ch := c.start()
+		deadline := time.After(crashRunLimit)
+		for !cond() {
+			select {
+			case <-ch.exited:
+				t.Fatalf("run %d: postroom serve exited by itself: %v", c.runs, ch.err)
+			case <-deadline:
+				t.Fatalf("run %d: timed out waiting for %s", c.runs, what)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		ch.kill()
+	}
+
+	// Run 1: the draft is made and its id committed; /send waits at Microsoft; kill.
+	ms.FailNext(mstest.Fault{PathContains: "/send", Delay: time.Minute})
+	runUntilThenKill("the first draft", func() bool {
+		_, drafts := folders()
+		if drafts == 1 {
+			time.Sleep(300 * time.Millisecond) // its id committed, /send waiting at Microsoft
+		}
+		return drafts == 1
+	})
+	if sent, drafts := folders(); len(ms.Sent(sample.Mailbox)) != 0 || sent != 0 || drafts != 1 {
+		t.Fatalf("after kill 1: %d sent, Sent Items %d, drafts %d; want nothing sent, the draft kept", len(ms.Sent(sample.Mailbox)), sent, drafts)
+	}
+	_, claimed := c.outboxState(wi)
+	first := c.outboxRow(wi, 1)
+	if first.GraphDraftID == "" || len(claimed) != 1 {
+		t.Fatalf("after kill 1: row %+v, claimed %v; want the draft id committed and the row claimed", first, claimed)
+	}
+
+	// Run 2: the same draft is sent, Microsoft sends it and its 202 is held; kill.
+	ms.FailNext(mstest.Fault{PathContains: "/send", DropAfterServing: true, Delay: time.Minute})
+	runUntilThenKill("the first reply sent at Microsoft", func() bool { return len(ms.Sent(sample.Mailbox)) == 1 })
+	if got := c.outboxRow(wi, 1); got.State != store.OutboxQueued || got.GraphDraftID != first.GraphDraftID {
+		t.Fatalf("after kill 2: row %+v; want still queued (the 202 never arrived), the same draft id %q", got, first.GraphDraftID)
+	}
+
+	// Run 3: the first is recognised as sent, the second is sent.
+	c.runUntil("both replies recorded sent", func() (bool, string) {
+		n := len(ms.Sent(sample.Mailbox))
+		return n >= 2 && strings.Count(c.log(), `msg="reply sent"`) >= 2, fmt.Sprintf("%d sent at Microsoft", n)
+	})
+	sent, drafts := folders()
+	if n := len(ms.Sent(sample.Mailbox)); n != 2 || sent != 2 || drafts != 0 {
+		t.Errorf("at the end: %d sent, Sent Items %d, drafts %d; want exactly the two replies, no draft", n, sent, drafts)
+	}
+	for i := 1; i <= 2; i++ {
+		if row := c.outboxRow(wi, i); row.State != store.OutboxSent {
+			t.Errorf("reply %d: %s, want sent", i, row.State)
+		}
+	}
+	logs := c.log()
+	if n := strings.Count(logs, "released the claims of a previous process"); n != 2 {
+		t.Errorf("the restarts released a dead process's claims %d times, want 2 (each at once)", n)
+	}
+	if n := strings.Count(logs, "sent by an earlier attempt whose answer was lost"); n != 1 {
+		t.Errorf("a sent draft was recognised %d times, want once", n)
+	}
+	t.Logf("2 Graph replies, 2 kills (before /send, and between Microsoft's send and the commit): %d messages in Sent Items", sent)
+}
+
+// log returns every child's output so far.
+func (c *crashRun) log() string {
+	b, _ := os.ReadFile(c.logPath)
+	return string(b)
+}
+
+// outboxRow reads row i of work item wi (0 is the conversation's first email) while no
+// child runs.
+func (c *crashRun) outboxRow(wi int64, i int) store.OutboxItem {
+	c.t.Helper()
+	st := c.openStore()
+	defer st.Close()
+	rows, err := st.OutboxForWorkItem(context.Background(), wi)
+	if err != nil || len(rows) <= i {
+		c.t.Fatalf("outbox of work item %d: %d rows, %v", wi, len(rows), err)
+	}
+	return rows[i]
 }
