@@ -540,9 +540,10 @@ type SenderOptions struct {
 	Now     func() time.Time
 	// Metrics, when set, counts delivery outcomes (postroom_outbox_deliveries_total).
 	Metrics *metrics.Registry
-	// Node names this host (stable for the data folder, see NodeName); claims carry it
-	// and the Sender's instance id (random, new for each Sender), so that the next
-	// process on this node releases them at once when this one dies.
+	// Node names this host, the same at each start (internal/app keeps it in the data
+	// folder's node-id file); claims carry it and the Sender's instance id (random, new
+	// for each Sender), so that the next process on this node releases them at once when
+	// this one dies.
 	Node string
 }
 
@@ -586,9 +587,6 @@ func newInstanceID() string {
 	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
 	return hex.EncodeToString(b[:])
 }
-
-// Claimant is who the Sender claims outbox rows as.
-func (s *Sender) Claimant() store.Claimant { return s.claimant }
 
 // ReleaseDeadClaims gives back at once the outbox rows an earlier instance on this node
 // claimed and did not finish: that process died (a kill -9, a power cut), and its rows
