@@ -186,6 +186,9 @@ type crashRun struct {
 	logPath string // every child's stderr, appended
 	rng     *rand.Rand
 	runs    int
+	// progress is the log text of one unit of work done (default: a message ingested);
+	// child.ingested receives one value per line holding it.
+	progress string
 }
 
 func newCrashRun(t *testing.T, bin string, env map[string]string) *crashRun {
@@ -200,8 +203,9 @@ func newCrashRun(t *testing.T, bin string, env map[string]string) *crashRun {
 	t.Logf("kill schedule seed %d (%s=%d draws the same kill points again)", seed, crashSeedEnv, seed)
 	c := &crashRun{
 		t: t, bin: bin, dataDir: filepath.Join(t.TempDir(), "data"),
-		logPath: filepath.Join(t.TempDir(), "serve.log"),
-		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		logPath:  filepath.Join(t.TempDir(), "serve.log"),
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		progress: `msg="message ingested"`,
 	}
 	// The child gets a clean environment: nothing of the developer's POSTROOM_* settings
 	// (a POSTROOM_DATABASE_URL would send it to PostgreSQL).
@@ -295,7 +299,7 @@ func (c *crashRun) start() *child {
 		sc.Buffer(make([]byte, 64*1024), 1024*1024)
 		for sc.Scan() {
 			logLine(sc.Text())
-			if strings.Contains(sc.Text(), `msg="message ingested"`) {
+			if strings.Contains(sc.Text(), c.progress) {
 				select {
 				case ch.ingested <- struct{}{}:
 				default: // more lines than messages: the count check will tell

@@ -116,6 +116,8 @@ type App struct {
 
 	cfg Config
 	log *slog.Logger
+	// node is this node's name (nodeName), carried by its outbox claims.
+	node string
 
 	runner *ingest.Runner
 	// routingMetrics publishes the board's figures to /metrics.
@@ -143,6 +145,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
+	}
+	node, err := nodeName(cfg.DataDir)
+	if err != nil {
+		return nil, err
 	}
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.DatabaseURL)
 	if err != nil {
@@ -175,6 +181,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		Metrics:   metrics.New(),
 		cfg:       cfg,
 		log:       log,
+		node:      node,
 	}
 	if err := a.useSignInSettings(v, cfg.Getenv); err != nil {
 		st.Close()
@@ -326,7 +333,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	runner := a.runner
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
-		GraphLimiter: a.graphLimiter,
+		GraphLimiter: a.graphLimiter, Node: a.node,
 		Tokens: func(m store.Mailbox) connector.TokenFunc {
 			fn, err := a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
 			if err != nil { // the send fails with the reason, and is retried or failed by its kind

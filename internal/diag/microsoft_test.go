@@ -848,6 +848,11 @@ func TestMicrosoftGraph(t *testing.T) {
 			return f.graph(store.Outbound), appCreds(f)
 		}, want: msWant{last: "Send as {mailbox}", fail: true,
 			advice: []string{"the app may not send mail", "Application permissions > Mail.Send, then Grant admin consent"}, detail: []string{"no Mail.Send role"}}},
+		{name: "outbound without Mail.ReadWrite (replies are drafts first)", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetRoles(mstest.RoleMailSend)
+			return f.graph(store.Outbound), appCreds(f)
+		}, want: msWant{last: "Consent and permissions", fail: true,
+			advice: []string{"the app lacks the application permission Mail.ReadWrite", "Application permissions > Mail.ReadWrite, then Grant admin consent"}, detail: []string{"roles: Mail.Send"}}},
 		{name: "delegated account without access to the shared mailbox", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			other, err := f.t.AddUser(mstest.UserConfig{UPN: "temp@" + f.t.Domains()[0], Password: f.userPW})
 			if err != nil {

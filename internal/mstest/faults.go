@@ -12,12 +12,23 @@ type Fault struct {
 	// Status is the answer: 429 (TooManyRequests), 503 (ServiceNotAvailable) or 504
 	// (GatewayTimeout); any other status answers with code UnknownError.
 	Status int
+	// Code, with Status, is the error code of the answer instead (e.g. 404
+	// ErrorItemNotFound: a sent draft whose copy is not in Sent Items yet).
+	Code string
 	// RetryAfter is sent as Retry-After in whole seconds (rounded up); 0 sends none.
 	RetryAfter time.Duration
 	// Drop closes the connection without an answer instead (Status is ignored).
 	Drop bool
+	// DropAfterServing serves the request (a send is sent, a draft made) and then closes
+	// the connection without the answer, as when the answer is lost on the way back: the
+	// client cannot tell whether its request took effect (Status and Drop are ignored;
+	// mailbox requests only, not upload-session PUTs). With Delay the answer is held that
+	// long after the request took effect (or until the client goes away) before the
+	// connection is closed: a client can die between the effect and the answer.
+	DropAfterServing bool
 	// Delay makes the request wait this long before it is answered (or dropped); with
-	// Status 0 and Drop false the request is then served normally (a slow response).
+	// Status 0 and Drop false the request is then served normally (a slow response). A
+	// request whose client goes away during the delay is not served.
 	Delay time.Duration
 	// PathContains limits the fault to requests whose path contains it ("" = all; e.g.
 	// "/delta", "/$value", "/sendMail").

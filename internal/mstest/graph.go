@@ -70,6 +70,10 @@ type graphResp struct {
 	raw    []byte // a raw body with contentType
 	ctype  string
 	drop   bool // close the connection without an answer
+	// afterServing (a fault's DropAfterServing): serve the request, hold the answer for
+	// delay (or until the client goes away), then drop it.
+	afterServing bool
+	delay        time.Duration
 }
 
 // gerr is a Graph error answer; innerError is filled in when written.
@@ -324,7 +328,8 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 		return gerr(http.StatusBadRequest, "BadRequest", fmt.Sprintf(msgResourceNotFound, strings.Join(rest, "/")))
 	}
 	mailboxKey := strings.ToLower(u.cfg.UPN)
-	if f := s.takeFault(gr, mailboxKey); f != nil {
+	f := s.takeFault(gr, mailboxKey)
+	if f != nil && !f.afterServing {
 		return f
 	}
 	release, throttled := s.acquire(gr.tok.app.cfg.ClientID, mailboxKey, uploadBytes(gr))
@@ -337,7 +342,15 @@ func (s *Server) serveMailbox(gr *graphReq, user string, rest []string) *graphRe
 		return denied
 	}
 	c := &mailboxCall{graphReq: gr, mb: u.mbox, immutable: preferImmutable(gr.header), userSeg: user}
-	return op(s, c, rest)
+	resp := op(s, c, rest)
+	if f != nil { // DropAfterServing: done, but the answer is lost on the way back
+		select {
+		case <-time.After(f.delay):
+		case <-gr.ctx.Done():
+		}
+		return &graphResp{drop: true}
+	}
+	return resp
 }
 
 // checkAccess applies roles/scopes, the application access policy and mailbox rights.
@@ -424,14 +437,21 @@ func (s *Server) takeFault(gr *graphReq, mailbox string) *graphResp {
 		return nil
 	}
 	s.log.Info("mstest: injected fault", "path", path, "status", f.Status, "drop", f.Drop, "delay", f.Delay)
+	if f.DropAfterServing && !gr.inBatch {
+		return &graphResp{afterServing: true, delay: f.Delay}
+	}
 	if f.Delay > 0 {
 		select {
 		case <-time.After(f.Delay):
 		case <-gr.ctx.Done():
+			// The client went away (or died) while the request waited: it never got here.
+			return &graphResp{drop: true}
 		}
 	}
 	var resp *graphResp
 	switch {
+	case f.Code != "" && f.Status != 0:
+		resp = gerr(f.Status, f.Code, http.StatusText(f.Status))
 	case f.Drop && !gr.inBatch:
 		return &graphResp{drop: true}
 	case f.Drop || f.Status == http.StatusServiceUnavailable:

@@ -563,6 +563,9 @@ func (s *Server) serveUpload(gr *graphReq, id string, h http.Header) *graphResp 
 		return gerr(http.StatusNotFound, "ErrorItemNotFound", "The upload session was not found or has expired.")
 	}
 	if f := s.takeFault(&graphReq{ctx: gr.ctx, segs: []string{"upload", id}}, strings.ToLower(us.mb.owner.cfg.UPN)); f != nil {
+		if f.afterServing { // not offered for upload PUTs: the range is lost, as with Drop
+			return &graphResp{drop: true}
+		}
 		return f
 	}
 	s.mu.Lock()

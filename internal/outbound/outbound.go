@@ -20,6 +20,14 @@
 //     those it refused for good (5xx, or still 4xx at the last attempt) get a failed row
 //     whose LastError is the server's words, shown to the agent on the work item. When
 //     every recipient fares alike the row is sent, retried or failed as a whole.
+//   - A crash can repeat at most the row in flight: the Sender claims one row at a time,
+//     as its node and a random instance id (store.Claimant), and records each outcome in
+//     its own commit right after the server's answer; at start (Run) it releases its
+//     node's earlier, dead instances' claims at once (store.ReleaseOutboxClaims) instead
+//     of waiting out claimLease, which stays the fallback for other nodes' claims.
+//   - Microsoft Graph rows go through a draft whose id is committed before it is sent
+//     (sendGraph): a row with a draft id reads it first and sends it only while it is
+//     still a draft, so a send whose answer was lost is recorded, not repeated.
 //   - The Sender keeps one SMTP connection per outbound mailbox between sends (smtp.Sink:
 //     NOOP after 30 s idle, closed after 5 minutes idle), rebuilt when the mailbox's
 //     settings change.
@@ -27,8 +35,10 @@ package outbound
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -59,10 +69,13 @@ const (
 	// firstRetry doubles on each attempt up to lastRetry.
 	firstRetry = 30 * time.Second
 	lastRetry  = time.Hour
-	// claimLease is how long a claimed row stays invisible to other senders.
+	// claimLease is how long a claimed row stays invisible to other senders: the fallback
+	// for another node's claims. A restarted process releases its own node's earlier
+	// claims at once (Sender.Run).
 	claimLease = 10 * time.Minute
-	// claimBatch is how many rows a sender claims at once.
-	claimBatch = 20
+	// claimBatch is how many rows a sender claims at once: one, so that a crash leaves at
+	// most the row in flight claimed, and no row waits behind a slow one of its batch.
+	claimBatch = 1
 	// idleScan is how often the outbox is read when nothing wakes the sender.
 	idleScan = 5 * time.Second
 )
@@ -547,6 +560,11 @@ type SenderOptions struct {
 	Now     func() time.Time
 	// Metrics, when set, counts delivery outcomes (postroom_outbox_deliveries_total).
 	Metrics *metrics.Registry
+	// Node names this host, the same at each start (internal/app keeps it in the data
+	// folder's node-id file); claims carry it and the Sender's instance id (random, new
+	// for each Sender), so that the next process on this node releases them at once when
+	// this one dies.
+	Node string
 }
 
 // Sender delivers queued outbox rows. It keeps one smtp.Sink (one SMTP connection) per
@@ -555,6 +573,7 @@ type Sender struct {
 	opts     SenderOptions
 	log      *slog.Logger
 	outcomes *metrics.Counter
+	claimant store.Claimant
 
 	mu    sync.Mutex
 	sinks map[int64]*mailboxSink // by mailbox id
@@ -578,7 +597,29 @@ func NewSender(opts SenderOptions) *Sender {
 	}
 	outcomes := opts.Metrics.Counter("postroom_outbox_deliveries_total",
 		"Delivery attempts of outbox rows by outcome: sent, partial (some recipients refused), retry, failed.", "outcome")
-	return &Sender{opts: opts, log: log, outcomes: outcomes, sinks: map[int64]*mailboxSink{}}
+	claimant := store.Claimant{Node: opts.Node, Instance: newInstanceID()}
+	return &Sender{opts: opts, log: log, outcomes: outcomes, claimant: claimant, sinks: map[int64]*mailboxSink{}}
+}
+
+// newInstanceID is a random id of one Sender (one process start).
+func newInstanceID() string {
+	var b [12]byte
+	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// ReleaseDeadClaims gives back at once the outbox rows an earlier instance on this node
+// claimed and did not finish: that process died (a kill -9, a power cut), and its rows
+// would otherwise wait for their lease. Run calls it once at start.
+func (s *Sender) ReleaseDeadClaims(ctx context.Context) error {
+	n, err := s.opts.Store.ReleaseOutboxClaims(ctx, s.claimant, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("release the outbox claims of the previous process: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("outbox: released the claims of a previous process on this node; sending them now", slog.Int("rows", n))
+	}
+	return nil
 }
 
 // Run sends due rows whenever wake signals and every few seconds, until ctx is done; then
@@ -587,6 +628,9 @@ func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
 	defer s.Close()
 	t := time.NewTicker(idleScan)
 	defer t.Stop()
+	if err := s.ReleaseDeadClaims(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("outbox: the previous process's rows wait for their lease", slog.Any("error", err))
+	}
 	for {
 		if _, err := s.SendDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("outbox: cannot read the outbox; retrying", slog.Any("error", err))
@@ -618,7 +662,7 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 	sent := 0
 	for {
 		now := s.opts.Now()
-		items, err := s.opts.Store.ClaimOutbox(ctx, now, now.Add(claimLease), claimBatch)
+		items, err := s.opts.Store.ClaimOutboxAs(ctx, s.claimant, now, now.Add(claimLease), claimBatch)
 		if err != nil {
 			return sent, fmt.Errorf("claim outbox: %w", err)
 		}
@@ -808,8 +852,13 @@ func (s *Sender) send(ctx context.Context, it store.OutboxItem) (smtp.Result, er
 	return sink.Deliver(ctx, it.From, it.Recipients, it.Raw)
 }
 
-// sendGraph sends through Microsoft Graph (sendMail with the MIME message, saved to Sent
-// Items). Graph accepts or refuses a message for all its recipients at once.
+// sendGraph sends through Microsoft Graph, through a draft whose id the row keeps: the
+// complete draft is made (graph.Sink.PrepareDraft), its id committed (SetOutboxDraft),
+// then it is sent (SendDraft; saved to Sent Items). A row that already has a draft (its
+// earlier attempt died or lost its answer) reads it first: still a draft, it is sent
+// (no new draft); sent already (its copy in Sent Items, or 404 while the copy is not
+// there), the row is recorded sent and nothing goes out again. Graph accepts or refuses
+// a message for all its recipients at once.
 func (s *Sender) sendGraph(ctx context.Context, m store.Mailbox, it store.OutboxItem) (smtp.Result, error) {
 	var token connector.TokenFunc
 	if s.opts.Tokens != nil {
@@ -819,19 +868,43 @@ func (s *Sender) sendGraph(ctx context.Context, m store.Mailbox, it store.Outbox
 	if s.opts.GraphLimiter != nil {
 		lim = s.opts.GraphLimiter(m)
 	}
+	log := s.log.With(slog.String("mailbox", m.Name), slog.Int64("outbox_id", it.ID))
 	sink, err := graph.NewSink(graph.Config{
 		Limiter:  lim,
 		GraphURL: credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud), Cloud: m.OAuth.Cloud, Mailbox: m.Address, Token: token,
-		HTTPClient: s.opts.HTTPClient, Logger: s.log.With(slog.String("mailbox", m.Name)),
+		HTTPClient: s.opts.HTTPClient, Logger: log,
 	})
 	if err != nil {
 		return smtp.Result{}, err
 	}
 	defer sink.Close()
-	if err := sink.Send(ctx, it.From, it.Recipients, it.Raw); err != nil {
+	sent := smtp.Result{Accepted: slices.Clone(it.Recipients), Transactions: 1}
+	id := it.GraphDraftID
+	if id != "" {
+		state, err := sink.DraftState(ctx, id)
+		if err != nil {
+			return smtp.Result{}, err
+		}
+		if state == graph.DraftSent {
+			log.Warn("outbox: the reply's Graph draft was sent by an earlier attempt whose answer was lost; recorded sent, not sent again")
+			return sent, nil
+		}
+	} else {
+		if id, err = sink.PrepareDraft(ctx, it.From, it.Recipients, it.Raw); err != nil {
+			return smtp.Result{}, err
+		}
+		if err := s.opts.Store.SetOutboxDraft(ctx, it.ID, id); err != nil {
+			sink.DeleteDraft(context.WithoutCancel(ctx), id)
+			return smtp.Result{}, fmt.Errorf("record the Graph draft of the reply: %w", err)
+		}
+	}
+	if err := sink.SendDraft(ctx, id); err != nil {
+		if connector.IsPermanent(err) {
+			sink.DeleteDraft(context.WithoutCancel(ctx), id)
+		}
 		return smtp.Result{}, err
 	}
-	return smtp.Result{Accepted: slices.Clone(it.Recipients), Transactions: 1}, nil
+	return sent, nil
 }
 
 // sink returns the kept Sink of mailbox m, or a new one when there is none or m's

@@ -473,6 +473,19 @@ type OutboxItem struct {
 	LastError     string
 	CreatedAt     time.Time
 	SentAt        time.Time
+	// Claim is the process that claimed the row last (ClaimOutboxAs); zero when no
+	// process holds it.
+	Claim Claimant
+	// GraphDraftID is the complete Microsoft Graph draft the row is sent through
+	// (SetOutboxDraft); "" before one is made, and for SMTP.
+	GraphDraftID string
+}
+
+// Claimant names the process that claims outbox rows: Node is stable for a data folder
+// (a host), Instance is new at each start of the process. A process that starts releases
+// the claims of its node's earlier instances at once (ReleaseOutboxClaims): they died.
+type Claimant struct {
+	Node, Instance string
 }
 
 // OutboxOutcome is what one delivery attempt did for each recipient of an outbox item
@@ -766,6 +779,16 @@ type Outbox interface {
 	// ClaimOutbox returns up to limit queued items due at now and moves their
 	// NextAttemptAt to leaseUntil, so that no other worker takes them meanwhile.
 	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]OutboxItem, error)
+	// ClaimOutboxAs is ClaimOutbox that records by on the claimed rows (OutboxItem.Claim).
+	ClaimOutboxAs(ctx context.Context, by Claimant, now, leaseUntil time.Time, limit int) ([]OutboxItem, error)
+	// ReleaseOutboxClaims makes the queued rows claimed by another instance of by.Node
+	// due at now and unclaimed, and returns how many: a process calls it at start, when
+	// every earlier instance of its node is dead. On SQLite (one node) it releases every
+	// claim not of by.Instance. Claims of other nodes keep their lease.
+	ReleaseOutboxClaims(ctx context.Context, by Claimant, now time.Time) (int, error)
+	// SetOutboxDraft records the Microsoft Graph draft a queued row is sent through ("":
+	// none), in its own commit, before the draft is sent.
+	SetOutboxDraft(ctx context.Context, id int64, draftID string) error
 	MarkOutboxSent(ctx context.Context, id int64, at time.Time) error
 	MarkOutboxRetry(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error
 	MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error

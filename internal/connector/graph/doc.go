@@ -75,7 +75,12 @@
 // /send. The US Government L4/L5 clouds (Config.Cloud usgov, usgov-dod) have no upload
 // sessions and take at most 4 MB per request: a message with an attachment of 3 MB or more is
 // refused there for good (KindRejected) with advice naming the limit. Graph answers 202 for
-// all recipients at once: there are no per-recipient results.
+// all recipients at once: there are no per-recipient results. The outbox sends in steps
+// instead, so that a resend after a crash is recognised: PrepareDraft makes the complete
+// draft (MIME, attachments as above) and returns its immutable id, SendDraft sends it, and
+// DraftState tells a draft that is still unsent (isDraft true) from one that went (its copy
+// in Sent Items keeps the immutable id, isDraft false; 404 ErrorItemNotFound while the copy
+// is not there yet).
 //
 // Change notifications (Subscriber): a subscription is asked for 4,200 minutes (the stricter
 // of Microsoft's caps for Outlook messages is 4,230) or less when Graph states a lower cap,

@@ -67,23 +67,33 @@ func NewSink(cfg Config) (*Sink, error) {
 // (too large, not valid MIME), KindAuth for missing rights, KindServer/KindNetwork for
 // what a retry may cure.
 func (s *Sink) Send(ctx context.Context, from string, recipients []string, raw []byte) error {
+	raw, err := s.check(from, recipients, raw)
+	if err != nil {
+		return err
+	}
+	if len(raw) <= inlineLimit {
+		return s.sendMIME(ctx, raw)
+	}
+	return s.sendLarge(ctx, raw)
+}
+
+// check returns raw with the envelope recipients it does not name as Bcc, or refuses it
+// for good when Graph cannot send it.
+func (s *Sink) check(from string, recipients []string, raw []byte) ([]byte, error) {
 	raw, err := withEnvelopeRecipients(raw, recipients)
 	if err != nil {
-		return &connector.Error{Kind: connector.KindRejected, Op: "graph send", Err: err,
+		return nil, &connector.Error{Kind: connector.KindRejected, Op: "graph send", Err: err,
 			Advice: "the message's recipient headers cannot be read: fix the addresses and send it again"}
 	}
 	if len(raw) > MaxSendBytes {
-		return &connector.Error{Kind: connector.KindRejected, Op: "graph send",
+		return nil, &connector.Error{Kind: connector.KindRejected, Op: "graph send",
 			Err:    fmt.Errorf("message of %d bytes", len(raw)),
 			Advice: fmt.Sprintf("the message is %s; Microsoft Graph sends at most 150 MB: send large files as a link or split them over several messages", formatMB(len(raw)))}
 	}
 	if from != "" && !strings.EqualFold(from, s.c.mailbox) {
 		s.c.log.Debug("graph: sending as another address than the mailbox (needs Send As)", slog.String("from", from))
 	}
-	if len(raw) <= inlineLimit {
-		return s.sendMIME(ctx, raw)
-	}
-	return s.sendLarge(ctx, raw)
+	return raw, nil
 }
 
 // sendMIME sends a message of up to inlineLimit bytes with sendMail as base64 MIME.
@@ -94,27 +104,59 @@ func (s *Sink) sendMIME(ctx context.Context, raw []byte) error {
 	return s.sendError(op, err)
 }
 
-// sendLarge sends a message over inlineLimit: a draft from its MIME without the largest
-// attachments, those attachments added to the draft (upload sessions from 3 MB), then
-// /send. A draft left by a failure is deleted.
+// sendLarge sends a message over inlineLimit through a draft (PrepareDraft), then /send.
+// A draft left by a failure is deleted.
+func (s *Sink) sendLarge(ctx context.Context, raw []byte) error {
+	id, err := s.prepare(ctx, raw)
+	if err != nil {
+		return err
+	}
+	if err := s.SendDraft(ctx, id); err != nil {
+		s.DeleteDraft(context.WithoutCancel(ctx), id)
+		return err
+	}
+	return nil
+}
+
+// PrepareDraft makes the complete message raw (from, recipients: as for Send) as a draft
+// in the mailbox's Drafts and returns its id (an immutable id: it stays the id of the copy
+// in Sent Items once sent). Nothing is sent: SendDraft sends it. A caller that keeps the
+// id before sending can tell after a crash whether it went (DraftState).
+//
+// A message of up to 3 MB is posted as MIME; a larger one as MIME without its largest
+// attachments, which are then added to the draft (upload sessions from 3 MB). A draft is
+// complete when its id is returned; one left by a failure is deleted.
 //
 // In a cloud without upload sessions (US Government L4/L5) an attachment of 3 MB or more
 // cannot go at all: not in the draft's POST (4 MB per request, base64), nor in a MIME
 // sendMail (the whole message, base64 again, within the same 4 MB). Such a message is
 // refused for good before any request.
-func (s *Sink) sendLarge(ctx context.Context, raw []byte) error {
-	rest, parts, err := splitAttachments(raw, inlineLimit)
+func (s *Sink) PrepareDraft(ctx context.Context, from string, recipients []string, raw []byte) (string, error) {
+	raw, err := s.check(from, recipients, raw)
 	if err != nil {
-		advice := "the message's MIME structure cannot be read: it cannot go through Microsoft Graph as it is"
-		if errors.Is(err, errTooLargeBody) {
-			advice = "the message's text without its attachments is over 3 MB, which Microsoft Graph cannot take: send a shorter text, with large content as attachments"
+		return "", err
+	}
+	return s.prepare(ctx, raw)
+}
+
+// prepare makes the complete draft of raw, which check passed.
+func (s *Sink) prepare(ctx context.Context, raw []byte) (string, error) {
+	rest, parts := raw, []attachmentPart(nil)
+	if len(raw) > inlineLimit {
+		var err error
+		rest, parts, err = splitAttachments(raw, inlineLimit)
+		if err != nil {
+			advice := "the message's MIME structure cannot be read: it cannot go through Microsoft Graph as it is"
+			if errors.Is(err, errTooLargeBody) {
+				advice = "the message's text without its attachments is over 3 MB, which Microsoft Graph cannot take: send a shorter text, with large content as attachments"
+			}
+			return "", &connector.Error{Kind: connector.KindRejected, Op: "graph send", Err: err, Advice: advice}
 		}
-		return &connector.Error{Kind: connector.KindRejected, Op: "graph send", Err: err, Advice: advice}
 	}
 	if s.noUploadSessions {
 		for _, p := range parts {
 			if len(p.data) >= uploadSessionMin {
-				return noUploadSessionError("graph send", p, errors.New("no upload sessions in this cloud"))
+				return "", noUploadSessionError("graph send", p, errors.New("no upload sessions in this cloud"))
 			}
 		}
 	}
@@ -122,33 +164,63 @@ func (s *Sink) sendLarge(ctx context.Context, raw []byte) error {
 	var draft struct {
 		ID string `json:"id"`
 	}
-	err = s.c.do(ctx, op, request{method: http.MethodPost, url: s.c.userURL("/messages"),
+	err := s.c.do(ctx, op, request{method: http.MethodPost, url: s.c.userURL("/messages"),
 		body: []byte(base64.StdEncoding.EncodeToString(rest)), contentType: "text/plain"}, decodeInto(&draft))
 	if err != nil {
-		return s.sendError(op, err)
+		return "", s.sendError(op, err)
 	}
 	if draft.ID == "" {
-		return &connector.Error{Kind: connector.KindServer, Op: op, Err: errors.New("the draft has no id"),
+		return "", &connector.Error{Kind: connector.KindServer, Op: op, Err: errors.New("the draft has no id"),
 			Advice: "Microsoft Graph did not say which draft it made; postroom tries again"}
 	}
-	sent := false
-	defer func() {
-		if !sent {
-			s.deleteDraft(context.WithoutCancel(ctx), draft.ID)
-		}
-	}()
 	for _, p := range parts {
 		if err := s.addAttachment(ctx, draft.ID, p); err != nil {
-			return err
+			s.DeleteDraft(context.WithoutCancel(ctx), draft.ID)
+			return "", err
 		}
 	}
-	const sendOp = "graph send draft"
-	err = s.c.do(ctx, sendOp, request{method: http.MethodPost, url: s.c.userURL("/messages/" + url.PathEscape(draft.ID) + "/send")}, nil)
-	if err != nil {
-		return s.sendError(sendOp, err)
+	return draft.ID, nil
+}
+
+// SendDraft sends the draft id (POST /messages/{id}/send; 202 Accepted). Errors are
+// classified as Send's.
+func (s *Sink) SendDraft(ctx context.Context, id string) error {
+	const op = "graph send draft"
+	err := s.c.do(ctx, op, request{method: http.MethodPost, url: s.c.userURL("/messages/" + url.PathEscape(id) + "/send")}, nil)
+	return s.sendError(op, err)
+}
+
+// DraftState is what became of a draft PrepareDraft made.
+type DraftState int
+
+const (
+	// DraftUnsent: the message is still a draft (isDraft true): it was not sent.
+	DraftUnsent DraftState = iota
+	// DraftSent: the message was sent. Graph answers the id with the copy in Sent Items
+	// (isDraft false) or, while the copy is not there yet, 404 ErrorItemNotFound. A draft
+	// someone deleted by hand answers 404 as well and cannot be told apart.
+	DraftSent
+)
+
+// DraftState reads whether the draft id is still an unsent draft.
+func (s *Sink) DraftState(ctx context.Context, id string) (DraftState, error) {
+	const op = "graph read draft"
+	var m struct {
+		IsDraft *bool `json:"isDraft"`
 	}
-	sent = true
-	return nil
+	err := s.c.getJSON(ctx, op, s.c.userURL("/messages/"+url.PathEscape(id)+"?$select=isDraft"), &m)
+	switch {
+	case hasStatus(err, http.StatusNotFound, "ErrorItemNotFound"):
+		return DraftSent, nil
+	case err != nil:
+		return DraftUnsent, s.c.classify(op, err)
+	case m.IsDraft == nil:
+		return DraftUnsent, &connector.Error{Kind: connector.KindServer, Op: op, Err: errors.New("no isDraft in the answer"),
+			Advice: "Microsoft Graph did not say whether the message is still a draft; postroom asks again later"}
+	case *m.IsDraft:
+		return DraftUnsent, nil
+	}
+	return DraftSent, nil
 }
 
 // addAttachment adds one attachment to a draft: POSTed whole under uploadSessionMin,
@@ -262,8 +334,9 @@ func nextRange(ranges []string, def int) int {
 	return n
 }
 
-// deleteDraft removes a draft whose sending failed, so Drafts does not fill up.
-func (s *Sink) deleteDraft(ctx context.Context, id string) {
+// DeleteDraft removes a draft whose sending failed, so Drafts does not fill up; a
+// failure is logged, not returned.
+func (s *Sink) DeleteDraft(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, draftCleanupTimeout)
 	defer cancel()
 	err := s.c.do(ctx, "graph delete draft", request{method: http.MethodDelete, url: s.c.userURL("/messages/" + url.PathEscape(id)), idempotent: true}, nil)

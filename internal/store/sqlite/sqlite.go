@@ -171,6 +171,9 @@ type checkpointed struct {
 	done chan struct{}
 }
 
+// SingleNode is true: a SQLite database serves one node (see sqlstore.Store.SingleNode).
+func (c *checkpointed) SingleNode() bool { return true }
+
 func (c *checkpointed) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(checkpointEvery)

@@ -15,7 +15,7 @@ const defaultClaimLimit = 10
 // outboxSelect reads outbox items with the raw message to send; scanOutbox scans it.
 const outboxSelect = `SELECT o.id, o.mailbox_id, o.work_item_id, o.message_id, o.from_addr,
 	o.recipients, r.data, o.state, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
-	o.sent_at
+	o.sent_at, o.claim_node, o.claim_instance, o.graph_draft_id
 	FROM outbox o
 	JOIN raw_messages r ON r.message_id = o.message_id`
 
@@ -24,7 +24,7 @@ func scanOutbox(sc scanner) (store.OutboxItem, error) {
 	var recipients string
 	err := sc.Scan(&o.ID, &o.MailboxID, idCol{&o.WorkItemID}, &o.MessageID, &o.From,
 		&recipients, &o.Raw, &o.State, &o.Attempts, tcol(&o.NextAttemptAt), &o.LastError,
-		tcol(&o.CreatedAt), tcol(&o.SentAt))
+		tcol(&o.CreatedAt), tcol(&o.SentAt), &o.Claim.Node, &o.Claim.Instance, &o.GraphDraftID)
 	if err != nil {
 		return o, err
 	}
@@ -151,11 +151,18 @@ func (s *Store) insertOutbox(ctx context.Context, tx runner, o store.OutboxItem,
 	return id, nil
 }
 
-// ClaimOutbox returns up to limit queued items due at now, oldest first, and moves their
-// NextAttemptAt to leaseUntil so that no other worker takes them until then. On
-// PostgreSQL rows another node is claiming are skipped (FOR UPDATE SKIP LOCKED); on SQLite
-// the single writer serialises claims.
+// ClaimOutbox claims as ClaimOutboxAs with no claimant: the claim is known by its lease
+// only.
 func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limit int) ([]store.OutboxItem, error) {
+	return s.ClaimOutboxAs(ctx, store.Claimant{}, now, leaseUntil, limit)
+}
+
+// ClaimOutboxAs returns up to limit queued items due at now, oldest first, moves their
+// NextAttemptAt to leaseUntil so that no other worker takes them until then, and records
+// by as their claimant, so that by's node releases them at once when it restarts
+// (ReleaseOutboxClaims). On PostgreSQL rows another node is claiming are skipped (FOR
+// UPDATE SKIP LOCKED); on SQLite the single writer serialises claims.
+func (s *Store) ClaimOutboxAs(ctx context.Context, by store.Claimant, now, leaseUntil time.Time, limit int) ([]store.OutboxItem, error) {
 	if limit <= 0 {
 		limit = defaultClaimLimit
 	}
@@ -181,7 +188,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 			return err
 		}
 		for _, id := range ids {
-			if _, err := tx.exec(ctx, `UPDATE outbox SET next_attempt_at = ? WHERE id = ?`, s.d.timeArg(leaseUntil), id); err != nil {
+			if _, err := tx.exec(ctx, `UPDATE outbox SET next_attempt_at = ?, claim_node = ?, claim_instance = ?
+				WHERE id = ?`, s.d.timeArg(leaseUntil), clean(by.Node), clean(by.Instance), id); err != nil {
 				return err
 			}
 			o, err := scanOutbox(tx.queryRow(ctx, outboxSelect+` WHERE o.id = ?`, id))
@@ -198,23 +206,54 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, limi
 	return items, nil
 }
 
+// ReleaseOutboxClaims makes the queued items claimed by another instance of by.Node (on
+// SQLite, one node: by any other instance) due at now and unclaimed.
+func (s *Store) ReleaseOutboxClaims(ctx context.Context, by store.Claimant, now time.Time) (int, error) {
+	op := "release the outbox claims of earlier instances"
+	if by.Instance == "" {
+		return 0, fmt.Errorf("%s: the claimant has no instance id", op)
+	}
+	q := `UPDATE outbox SET next_attempt_at = ?, claim_node = '', claim_instance = ''
+		WHERE state = ? AND claim_instance <> '' AND claim_instance <> ?`
+	args := []any{s.d.timeArg(now), store.OutboxQueued, clean(by.Instance)}
+	if !s.SingleNode() {
+		q += ` AND claim_node = ?`
+		args = append(args, clean(by.Node))
+	}
+	n, err := s.w.exec(ctx, q, args...)
+	if err != nil {
+		return 0, s.wrap(op, err)
+	}
+	released, err := n.RowsAffected()
+	return int(released), s.wrap(op, err)
+}
+
+// SetOutboxDraft records the Microsoft Graph draft a queued item is sent through.
+func (s *Store) SetOutboxDraft(ctx context.Context, id int64, draftID string) error {
+	err := s.w.execOne(ctx, `UPDATE outbox SET graph_draft_id = ? WHERE id = ? AND state = ?`,
+		clean(draftID), id, store.OutboxQueued)
+	return s.wrap(fmt.Sprintf("record the Graph draft of outbox item %d", id), err)
+}
+
 // MarkOutboxSent records the delivery of an outbox item; the successful attempt counts.
 func (s *Store) MarkOutboxSent(ctx context.Context, id int64, at time.Time) error {
-	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, sent_at = ?
-		WHERE id = ?`, store.OutboxSent, s.d.timeArg(at), id)
+	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = attempts + 1, sent_at = ?,
+		claim_node = '', claim_instance = '' WHERE id = ?`, store.OutboxSent, s.d.timeArg(at), id)
 	return s.wrap(fmt.Sprintf("mark outbox item %d sent", id), err)
 }
 
-// MarkOutboxRetry keeps an outbox item queued for another attempt at next.
+// MarkOutboxRetry keeps an outbox item queued, unclaimed, for another attempt at next.
 func (s *Store) MarkOutboxRetry(ctx context.Context, id int64, attempts int, next time.Time, lastError string) error {
 	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = ?,
-		last_error = ? WHERE id = ?`, store.OutboxQueued, attempts, s.d.timeArg(next), clean(lastError), id)
+		last_error = ?, claim_node = '', claim_instance = '' WHERE id = ?`,
+		store.OutboxQueued, attempts, s.d.timeArg(next), clean(lastError), id)
 	return s.wrap(fmt.Sprintf("mark outbox item %d for retry", id), err)
 }
 
 // MarkOutboxFailed gives up on an outbox item.
 func (s *Store) MarkOutboxFailed(ctx context.Context, id int64, attempts int, lastError string) error {
-	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = ?, last_error = ? WHERE id = ?`,
+	err := s.w.execOne(ctx, `UPDATE outbox SET state = ?, attempts = ?, last_error = ?,
+		claim_node = '', claim_instance = '' WHERE id = ?`,
 		store.OutboxFailed, attempts, clean(lastError), id)
 	return s.wrap(fmt.Sprintf("mark outbox item %d failed", id), err)
 }
@@ -277,7 +316,7 @@ func (s *Store) RecordOutboxOutcome(ctx context.Context, id int64, o store.Outbo
 			next = o.NextAttemptAt
 		}
 		if _, err := tx.exec(ctx, `UPDATE outbox SET recipients = ?, state = ?, attempts = ?,
-			next_attempt_at = ?, last_error = ?, sent_at = ? WHERE id = ?`,
+			next_attempt_at = ?, last_error = ?, sent_at = ?, claim_node = '', claim_instance = '' WHERE id = ?`,
 			encodeList(keep.rcpts), keep.state, o.Attempts, s.d.timeArg(next), clean(keep.lastError),
 			s.d.timeArg(keep.sentAt), id); err != nil {
 			return fmt.Errorf("narrow the item to its %s recipients: %w", keep.state, err)
@@ -353,3 +392,7 @@ func (s *Store) CountOutbox(ctx context.Context, state string) (int, error) {
 	err := s.r.queryRow(ctx, `SELECT COUNT(*) FROM outbox WHERE state = ?`, state).Scan(&n)
 	return n, s.wrap(fmt.Sprintf("count outbox items %q", state), err)
 }
+
+// SingleNode reports whether the engine serves one node only (SQLite), where every claim
+// another instance holds is a dead one's.
+func (s *Store) SingleNode() bool { return s.d.name == "sqlite" }

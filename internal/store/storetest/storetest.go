@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OutboxLifecycle", testOutboxLifecycle},
 		{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
 		{"OutboxOutcome", testOutboxOutcome},
+		{"OutboxClaimRelease", testOutboxClaimRelease},
 		{"Users", testUsers},
 		{"UpdateUser", testUpdateUser},
 		{"LastAdmin", testLastAdmin},
