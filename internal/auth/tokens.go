@@ -17,7 +17,7 @@ import (
 // last longer than MaxTokenLifetime from its creation.
 const (
 	DefaultTokenLifetime = 90 * 24 * time.Hour
-	MaxTokenLifetime     = 365 * 24 * time.Hour
+	MaxTokenLifetime     = 5 * 365 * 24 * time.Hour
 )
 
 // TokenScopes are the scopes an API token may have (store.APIToken.Scopes): "read" allows
@@ -126,7 +126,7 @@ func (s *Service) CreateToken(ctx context.Context, user store.User, req TokenReq
 	case !expires.After(now):
 		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"expires_at": "this time has passed: give a time in the future (RFC 3339, e.g. " + now.Add(DefaultTokenLifetime).Format(time.RFC3339) + ")"}}
 	case expires.After(now.Add(MaxTokenLifetime)):
-		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"expires_at": "a token may last at most one year: give a time before " + now.Add(MaxTokenLifetime).Format(time.RFC3339)}}
+		return "", store.APIToken{}, &ValidationError{Fields: map[string]string{"expires_at": "a token may last at most five years: give a time before " + now.Add(MaxTokenLifetime).Format(time.RFC3339)}}
 	}
 	plain := APITokenPrefix + randomToken()
 	t, err := s.st.CreateAPIToken(ctx, store.APIToken{

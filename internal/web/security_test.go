@@ -110,7 +110,7 @@ func TestSecurityPageTokens(t *testing.T) {
 	}{
 		{url.Values{"name": {"x"}, "scopes": {"admin"}}, http.StatusForbidden, "may not create a token with the scope"},
 		{url.Values{"name": {"x"}, "expires": {"2020-01-01"}}, http.StatusBadRequest, "this time has passed"},
-		{url.Values{"name": {"x"}, "expires": {time.Now().AddDate(2, 0, 0).Format(time.DateOnly)}}, http.StatusBadRequest, "at most one year"},
+		{url.Values{"name": {"x"}, "expires": {time.Now().AddDate(6, 0, 0).Format(time.DateOnly)}}, http.StatusBadRequest, "at most five years"},
 		{url.Values{"name": {""}}, http.StatusBadRequest, "say what the token is for"},
 	} {
 		tc.form.Set("csrf", csrf)
