@@ -51,7 +51,7 @@ func TestAuditList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	get("q=login.failure")
+	get("q=login.failure&to=2026-05-02T00:00:00Z")
 	if page.Total != 2 || len(page.Events) != 2 || page.Events[0].Actor != "mallory" || page.Events[1].New != "from 192.0.2.7" || page.Events[0].ID == 0 {
 		t.Errorf("q=login.failure: %+v", page)
 	}
@@ -63,7 +63,7 @@ func TestAuditList(t *testing.T) {
 	if page.Total != 2 || page.Events[0].Actor != "mallory" || page.Events[1].Action != "login.success" {
 		t.Errorf("from and to: %+v", page)
 	}
-	get("q=user:&limit=1&offset=1")
+	get("q=user:&to=2026-05-02T00:00:00Z&limit=1&offset=1") // not the sign-ins of this test
 	if page.Total != 3 || len(page.Events) != 1 || page.Events[0].Action != "login.success" {
 		t.Errorf("paged: %+v", page)
 	}
