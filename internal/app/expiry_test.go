@@ -40,8 +40,10 @@ func TestSecretExpiryWarning(t *testing.T) {
 	waitFor(t, "the expiry metric", func() (bool, string) {
 		var b bytes.Buffer
 		_ = h.app.Metrics.WriteText(ctx, &b)
+		// The gauge is set just before the warning is logged: wait for both.
 		return strings.Contains(b.String(), `postroom_mailbox_secret_expiry_seconds{mailbox="soon"}`) &&
-			strings.Contains(b.String(), `postroom_mailbox_secret_expiry_seconds{mailbox="later"}`), b.String()
+			strings.Contains(b.String(), `postroom_mailbox_secret_expiry_seconds{mailbox="later"}`) &&
+			strings.Contains(logs.String(), "mailbox=soon"), b.String()
 	})
 	out := logs.String()
 	if !strings.Contains(out, "expires soon") || !strings.Contains(out, "mailbox=soon") {

@@ -63,7 +63,7 @@ func TestMetricsShowFailingMailbox(t *testing.T) {
 		t.Errorf("/metrics for an agent's token: %d %q, want 403 without metrics", status, body)
 	}
 	// An agent signed in on the pages (session cookie) is refused too, not asked to sign in.
-	agent := newAPIClient(t, h.url, "ana", "ana-pw")
+	agent := newAPIClient(t, h.url, "ana", "ana-pw-for-tests")
 	if status, body := agent.do("GET", "/metrics", nil); status != http.StatusForbidden || strings.Contains(string(body), "postroom_mailbox_up") {
 		t.Errorf("/metrics for a signed-in agent: %d %q, want 403 without metrics", status, body)
 	}
