@@ -133,10 +133,11 @@ func HashPassword(password string) (string, error) {
 
 // ValidRole reports whether role is one of the three known roles.
 func ValidRole(role string) bool {
-	return roleRank(role) > 0
+	return RoleRank(role) > 0
 }
 
-func roleRank(role string) int {
+// RoleRank orders the roles: agent 1 < supervisor 2 < admin 3; 0 for an unknown role.
+func RoleRank(role string) int {
 	switch role {
 	case store.RoleAgent:
 		return 1
@@ -151,7 +152,7 @@ func roleRank(role string) int {
 // Allowed reports whether a user with role may do what needs role need:
 // admin ⊇ supervisor ⊇ agent. Unknown roles are allowed nothing.
 func Allowed(role, need string) bool {
-	have, want := roleRank(role), roleRank(need)
+	have, want := RoleRank(role), RoleRank(need)
 	return have > 0 && want > 0 && have >= want
 }
 

@@ -67,7 +67,7 @@ func EffectiveRole(ownerRole string, scopes []string) (role string, readOnly boo
 			readOnly = true
 			continue
 		}
-		if r := roleRank(sc); r > 0 && r < roleRank(role) {
+		if r := RoleRank(sc); r > 0 && r < RoleRank(role) {
 			role = sc
 		}
 	}

@@ -22,19 +22,6 @@ func subject(cl claims) string {
 	return "sub:" + cl.Subject
 }
 
-// roleRank orders roles: agent < supervisor < admin.
-func roleRank(r string) int {
-	switch r {
-	case store.RoleAgent:
-		return 1
-	case store.RoleSupervisor:
-		return 2
-	case store.RoleAdmin:
-		return 3
-	}
-	return 0
-}
-
 // mapped is what the mappings give a person: their role ("" none) and team names, and
 // whether any role or team mapping exists at all.
 type mapped struct {
@@ -52,7 +39,7 @@ func mapClaims(c Config, cl claims) mapped {
 		if !slices.ContainsFunc(values, func(v string) bool { return strings.EqualFold(v, mp.Value) }) {
 			continue
 		}
-		if roleRank(mp.Role) > roleRank(m.role) {
+		if auth.RoleRank(mp.Role) > auth.RoleRank(m.role) {
 			m.role = mp.Role
 		}
 		if mp.Team != "" && !slices.ContainsFunc(m.teams, func(t string) bool { return strings.EqualFold(t, mp.Team) }) {

@@ -35,15 +35,8 @@ func (s *Store) AddPendingSignIn(ctx context.Context, p store.PendingSignIn, lim
 		created = now
 	}
 	err := s.inTx(ctx, func(tx runner) error {
-		if _, err := tx.exec(ctx, `DELETE FROM pending_signins WHERE expires_at <= ?`, s.d.timeArg(now)); err != nil {
+		if err := s.pruneSignIns(ctx, tx, "pending_signins", limit, now); err != nil {
 			return err
-		}
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM pending_signins`).Scan(&n); err != nil {
-			return err
-		}
-		if n >= limit {
-			return fmt.Errorf("%d kept: %w", n, store.ErrTooManySignIns)
 		}
 		if err := mailboxExists(ctx, tx, p.MailboxID); err != nil {
 			return err
@@ -79,4 +72,20 @@ func (s *Store) TakePendingSignIn(ctx context.Context, state string, now time.Ti
 		return store.PendingSignIn{}, fmt.Errorf("%s: expired at %s: %w", op, p.ExpiresAt.Format(time.RFC3339), store.ErrNotFound)
 	}
 	return p, nil
+}
+
+// pruneSignIns deletes the expired rows of a table of sign-ins in progress (pending_signins,
+// sso_signins) and refuses with ErrTooManySignIns when limit unexpired ones are kept.
+func (s *Store) pruneSignIns(ctx context.Context, tx runner, table string, limit int, now time.Time) error {
+	if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE expires_at <= ?`, s.d.timeArg(now)); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
+		return err
+	}
+	if n >= limit {
+		return fmt.Errorf("%d kept: %w", n, store.ErrTooManySignIns)
+	}
+	return nil
 }

@@ -26,15 +26,8 @@ func (s *Store) AddSSOSignIn(ctx context.Context, p store.SSOSignIn, limit int, 
 		created = now
 	}
 	err := s.inTx(ctx, func(tx runner) error {
-		if _, err := tx.exec(ctx, `DELETE FROM sso_signins WHERE expires_at <= ?`, s.d.timeArg(now)); err != nil {
+		if err := s.pruneSignIns(ctx, tx, "sso_signins", limit, now); err != nil {
 			return err
-		}
-		var n int
-		if err := tx.queryRow(ctx, `SELECT COUNT(*) FROM sso_signins`).Scan(&n); err != nil {
-			return err
-		}
-		if n >= limit {
-			return fmt.Errorf("%d kept: %w", n, store.ErrTooManySignIns)
 		}
 		_, err := tx.exec(ctx, `INSERT INTO sso_signins (state_hash, browser_hash, nonce_hash, verifier, issuer,
 			redirect_uri, next, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
