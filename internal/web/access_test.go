@@ -21,6 +21,8 @@ var openRoutes = map[string]string{
 	"GET /attachments/{id}": "a signed link (checked by the handler) or a session",
 	"GET /routing":          "a redirect to /routing/rules, which needs a sign-in",
 	"/":                     "the page-not-found answer",
+	"GET /login/sso":        "single sign-on starts here, before anyone is signed in",
+	"GET /sso/callback":     "the identity provider sends the browser back here",
 }
 
 // TestPageAuthorizationMatrix requests every page of the route table as nobody, an agent, a
