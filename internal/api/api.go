@@ -243,7 +243,7 @@ func New(opts Options) http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "cross-origin request refused: call the API from the postroom pages or with an API token")
 	}))
-	var h http.Handler = auth.WithClient(cop.Handler(mux))
+	var h http.Handler = s.auth.WithClient(cop.Handler(mux))
 	if opts.SecureCookies {
 		h = auth.SecureTransport(h)
 	}

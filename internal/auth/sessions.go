@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -258,16 +257,12 @@ type clientKey struct{}
 
 type clientInfo struct{ addr, userAgent string }
 
-// WithClient makes the request's client address (the connection's peer: a proxy in
-// front of postroom shows as itself) and User-Agent known to Login, which keeps them with
+// WithClient makes the request's client address (ClientAddress: the connection's peer, or
+// the address a trusted proxy names) and User-Agent known to Login, which keeps them with
 // the session for its owner to recognise it.
-func WithClient(next http.Handler) http.Handler {
+func (s *Service) WithClient(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addr := r.RemoteAddr
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
-		ctx := context.WithValue(r.Context(), clientKey{}, clientInfo{addr: addr, userAgent: r.UserAgent()})
+		ctx := context.WithValue(r.Context(), clientKey{}, clientInfo{addr: s.ClientAddress(r), userAgent: r.UserAgent()})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -24,7 +24,7 @@ func signIn(t *testing.T, s *Service, user, password string) (string, store.Sess
 	t.Helper()
 	var token string
 	var sess store.Session
-	h := WithClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := s.WithClient(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var err error
 		token, sess, _, err = s.Login(r.Context(), user, password)
 		if err != nil {

@@ -238,7 +238,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusForbidden, "Request refused", "This form was sent from another site. Open postroom directly and try again.")
 	}))
-	var handler http.Handler = auth.WithClient(securityHeaders(cop.Handler(mux.mux)))
+	var handler http.Handler = h.auth.WithClient(securityHeaders(cop.Handler(mux.mux)))
 	if opts.SecureCookies || strings.HasPrefix(h.publicURL, "https://") {
 		handler = auth.SecureTransport(handler)
 	}
