@@ -59,8 +59,8 @@ import (
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
-	"github.com/postroom/postroom/internal/wakeup"
 	"github.com/postroom/postroom/internal/vault"
+	"github.com/postroom/postroom/internal/wakeup"
 )
 
 // Defaults of Options.
