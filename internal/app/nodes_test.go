@@ -130,6 +130,15 @@ func TestGraphNotificationToOtherNode(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("forged notification: %d, want 403", resp.StatusCode)
 	}
+	// A mailbox that is not ours: 404, which tells Microsoft to stop.
+	resp, err = http.Post(fmt.Sprintf("%s/graph/notify/%d", b.url, m.ID+100), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("notification for an unknown mailbox: %d, want 404", resp.StatusCode)
+	}
 }
 
 // sseEvents reads a server-sent event stream and sends each event's name.
