@@ -38,6 +38,7 @@ import (
 	"github.com/postroom/postroom/internal/store/postgres"
 	"github.com/postroom/postroom/internal/store/sqlite"
 	"github.com/postroom/postroom/internal/vault"
+	"github.com/postroom/postroom/internal/wakeup"
 	"github.com/postroom/postroom/internal/web"
 	"github.com/postroom/postroom/internal/workitem"
 )
@@ -90,6 +91,10 @@ type Config struct {
 	// creating one: for the administration commands, where a mistyped folder must not
 	// become a new empty product. It changes nothing with PostgreSQL.
 	Existing bool
+	// NoIngest runs no ingest loops on this node: its mailboxes are read by other nodes
+	// (tests of several nodes on one PostgreSQL database; Graph notifications it receives
+	// still reach the node that reads the mailbox).
+	NoIngest bool
 }
 
 // ErrNoDatabase means Config.Existing was set and the data folder holds no database.
@@ -112,6 +117,10 @@ type App struct {
 	SSO *sso.Service
 	// Metrics is served at GET /metrics to supervisors and admins (internal/metrics).
 	Metrics *metrics.Registry
+	// Wakeups carries "something changed" signals between the parts of this node and, on
+	// PostgreSQL, between nodes (internal/wakeup): the outbox, routing, the live views and
+	// Graph notifications for a mailbox read by another node.
+	Wakeups *wakeup.Bus
 	Handler http.Handler
 
 	cfg Config
@@ -172,12 +181,20 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, err
 	}
+	bus := wakeup.NewLocal()
+	if cfg.DatabaseURL != "" {
+		if bus, err = wakeup.NewPostgres(cfg.DatabaseURL, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	a := &App{
 		Store:     st,
 		Vault:     v,
+		Wakeups:   bus,
 		Passwords: credential.NewPasswords(st, v),
 		Auth:      auth.NewService(st, log),
-		Replies:   outbound.NewService(st, log),
+		Replies:   outbound.NewServiceWith(st, log, bus),
 		Metrics:   metrics.New(),
 		cfg:       cfg,
 		log:       log,
@@ -196,7 +213,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
 	}
-	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log})
+	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log, Wakeups: bus})
 	if err := a.Routing.Load(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load routing: %w", err)
@@ -288,7 +305,7 @@ func (a *App) newRunner() *ingest.Runner {
 	return ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, Wakeups: a.Wakeups,
 		Classify: routing.Classifier{Config: a.Routing.Config}.Classify, Stored: a.Routing.Wake, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
 		AutoMessages: &automsg.Composer{Store: a.Store, Log: a.log, Hours: func(queueID int64, t time.Time) string {
 			if cfg := a.Routing.Config(); cfg != nil {
@@ -343,7 +360,10 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		},
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = runner.Run(ctx) })
+	wg.Go(func() { a.Wakeups.Run(ctx) })
+	if !a.cfg.NoIngest {
+		wg.Go(func() { _ = runner.Run(ctx) })
+	}
 	wg.Go(func() { a.Routing.Run(ctx) })
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })

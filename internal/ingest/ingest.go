@@ -35,6 +35,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -58,6 +60,7 @@ import (
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/vault"
+	"github.com/postroom/postroom/internal/wakeup"
 )
 
 // Defaults of Options.
@@ -133,6 +136,10 @@ type Options struct {
 	Classify func(m store.Mailbox, in *store.InboundMessage)
 	// Stored, when set, is told after a batch committed (the routing engine wakes up).
 	Stored func()
+	// Wakeups is the bus on which a Microsoft Graph notification, received by this node
+	// or another, reaches the loop of its mailbox (wakeup.Mailbox and the Graph lifecycle
+	// topics; nil: an in-process bus of the Runner's own).
+	Wakeups *wakeup.Bus
 	// AutoMessages writes the over-size notice and the queues' acknowledgements (nil: one
 	// on Store, with every queue's calendar open).
 	AutoMessages *automsg.Composer
@@ -163,15 +170,11 @@ type Runner struct {
 
 	opts Options
 	log  *slog.Logger
+	bus  *wakeup.Bus
 	met  ingestMetrics
 
 	mu      sync.Mutex
 	running map[int64]*loop
-	// hooksMu guards subscribers; not mu, which stopAll holds while it waits for sessions
-	// to end.
-	hooksMu sync.Mutex
-	// subscribers answer Microsoft Graph at a mailbox's notification URL.
-	subscribers map[int64]http.Handler
 }
 
 type loop struct {
@@ -209,25 +212,47 @@ func pollingNote(poll time.Duration) string {
 	return fmt.Sprintf("notifications need app-only access; polling every %d s", int(poll.Round(time.Second)/time.Second))
 }
 
-// subscribe keeps a Graph change-notification subscription for the session of m: the
-// handler is mounted before the subscription is made (Graph validates the URL while it is
-// made). refused is called when Graph refuses notifications to this sign-in for good
-// (graph.ErrNotificationsNeedApp). It returns a function that ends the subscription and
-// waits for it.
+// subscribe keeps a Graph change-notification subscription for the session of m and
+// records it in the store (id, expiry, the clientState's hash), so that any node can
+// check a notification and pass it on through the wake-up bus; the lifecycle events that
+// come that way renew it or make it anew. refused is called when Graph refuses
+// notifications to this sign-in for good (graph.ErrNotificationsNeedApp). It returns a
+// function that ends the subscription and waits for it.
 func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Source, token connector.TokenFunc, log *slog.Logger, refused func()) (stop func()) {
 	url := strings.TrimRight(r.opts.NotificationURL, "/") + "/" + strconv.FormatInt(m.ID, 10)
-	sub, err := graph.NewSubscriber(r.graphConfig(m, "", token, log), graph.SubscribeOptions{NotificationURL: url, Notify: src.Notify})
+	sub, err := graph.NewSubscriber(r.graphConfig(m, "", token, log), graph.SubscribeOptions{NotificationURL: url, Notify: src.Notify,
+		Subscribed: func(id string, expires time.Time, hash [32]byte) {
+			err := r.opts.Store.PutGraphSubscription(context.WithoutCancel(ctx), store.GraphSubscription{ID: id, MailboxID: m.ID, ClientStateHash: hash, ExpiresAt: expires})
+			if err != nil {
+				log.Warn("graph: cannot record the subscription; notifications to other nodes are refused until the next renewal", slog.Any("error", err))
+			}
+		},
+		Ended: func(id string) {
+			if err := r.opts.Store.DeleteGraphSubscription(context.WithoutCancel(ctx), id); err != nil {
+				log.Info("graph: cannot forget the ended subscription; it is dropped when it expires", slog.Any("error", err))
+			}
+		}})
 	if err != nil {
 		log.Warn("graph change notifications unavailable; the mailbox is polled", slog.Any("error", err))
 		return func() {}
 	}
-	r.hooksMu.Lock()
-	r.subscribers[m.ID] = sub
-	r.hooksMu.Unlock()
+	reauth := r.bus.Subscribe(wakeup.GraphReauthorize, m.ID)
+	removed := r.bus.Subscribe(wakeup.GraphRemoved, m.ID)
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reauth.C():
+				sub.RequestRenew()
+			case <-removed.C():
+				sub.RequestRecreate()
+			}
+		}
+	})
+	wg.Go(func() {
 		err := sub.Run(ctx)
 		switch {
 		case err == nil || ctx.Err() != nil:
@@ -237,30 +262,71 @@ func (r *Runner) subscribe(ctx context.Context, m store.Mailbox, src *graph.Sour
 		default:
 			log.Warn("graph change notifications unavailable; the mailbox is polled", slog.Any("error", err), slog.String("advice", connector.Advice(err)))
 		}
-	}()
+	})
 	return func() {
 		cancel()
-		<-done
-		r.hooksMu.Lock()
-		if r.subscribers[m.ID] == sub {
-			delete(r.subscribers, m.ID)
-		}
-		r.hooksMu.Unlock()
+		wg.Wait()
+		reauth.Close()
+		removed.Close()
 	}
 }
 
+// notifySkew is how long after its expiry a stored subscription's notifications are still
+// taken (clocks differ between Microsoft and postroom).
+const notifySkew = 5 * time.Minute
+
 // ServeNotification answers Microsoft Graph's calls for a mailbox at its notification URL
-// (validation handshake, change and lifecycle notifications). A mailbox without a live
-// subscription answers 404, which tells Graph to stop.
+// (validation handshake, change and lifecycle notifications) on any node: notifications
+// are checked against the mailbox's subscriptions in the store (id, and the SHA-256 of
+// the clientState) and handed to the node that runs the mailbox's loop through the
+// wake-up bus. A mailbox that is not an enabled Graph mailbox, or (for notifications) has
+// no stored subscription, answers 404, which tells Graph to stop.
 func (r *Runner) ServeNotification(w http.ResponseWriter, req *http.Request, mailboxID int64) {
-	r.hooksMu.Lock()
-	h := r.subscribers[mailboxID]
-	r.hooksMu.Unlock()
-	if h == nil {
+	ctx := req.Context()
+	m, err := r.opts.Store.Mailbox(ctx, mailboxID)
+	if store.IsNotFound(err) || (err == nil && (m.Protocol != "graph" || !m.Enabled || m.Direction != store.Inbound)) {
 		http.NotFound(w, req)
 		return
 	}
-	h.ServeHTTP(w, req)
+	if err != nil {
+		r.log.WarnContext(ctx, "graph notification: cannot read the mailbox", slog.Int64("mailbox_id", mailboxID), slog.Any("error", err))
+		http.Error(w, "the database does not answer; Microsoft Graph retries", http.StatusServiceUnavailable)
+		return
+	}
+	var subs []store.GraphSubscription
+	if !req.URL.Query().Has("validationToken") {
+		subs, err = r.opts.Store.GraphSubscriptionsOf(ctx, mailboxID)
+		if err != nil {
+			r.log.WarnContext(ctx, "graph notification: cannot read the subscriptions", slog.Int64("mailbox_id", mailboxID), slog.Any("error", err))
+			http.Error(w, "the database does not answer; Microsoft Graph retries", http.StatusServiceUnavailable)
+			return
+		}
+		if len(subs) == 0 {
+			http.NotFound(w, req)
+			return
+		}
+	}
+	now := r.opts.Now()
+	log := r.log.With(slog.Int64("mailbox_id", mailboxID), slog.String("mailbox", m.Name))
+	graph.HandleNotifications(w, req, log, func(id, clientState string) bool {
+		hash := sha256.Sum256([]byte(clientState))
+		for _, s := range subs {
+			if s.ID == id && subtle.ConstantTimeCompare(hash[:], s.ClientStateHash[:]) == 1 && now.Before(s.ExpiresAt.Add(notifySkew)) {
+				return true
+			}
+		}
+		return false
+	}, func(n graph.Notifications) {
+		if n.Change {
+			r.bus.Publish(wakeup.Mailbox, mailboxID)
+		}
+		if n.Reauthorize {
+			r.bus.Publish(wakeup.GraphReauthorize, mailboxID)
+		}
+		if n.Removed {
+			r.bus.Publish(wakeup.GraphRemoved, mailboxID)
+		}
+	})
 }
 
 // NewRunner returns a Runner. It does no I/O.
@@ -281,7 +347,11 @@ func NewRunner(opts Options) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{opts: opts, log: log, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}, subscribers: map[int64]http.Handler{}}
+	bus := opts.Wakeups
+	if bus == nil {
+		bus = wakeup.NewLocal()
+	}
+	return &Runner{opts: opts, log: log, bus: bus, met: newIngestMetrics(opts.Metrics), running: map[int64]*loop{}}
 }
 
 // Run starts a loop for every enabled inbound mailbox and keeps the set in step with the
@@ -433,6 +503,23 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 	var note atomic.Value
 	note.Store("")
 	connectedNote := func() string { return note.Load().(string) }
+	if gs, ok := src.(*graph.Source); ok {
+		// A notification taken by any node reaches this loop: read the folder now.
+		woken := r.bus.Subscribe(wakeup.Mailbox, m.ID)
+		defer woken.Close()
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-woken.C():
+					gs.Notify()
+				}
+			}
+		}()
+	}
 	if gs, ok := src.(*graph.Source); ok && r.opts.NotificationURL != "" {
 		if notificationsPossible(m) {
 			stop := r.subscribe(ctx, m, gs, token, log, func() {

@@ -59,6 +59,7 @@ import (
 	"github.com/postroom/postroom/internal/message"
 	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/wakeup"
 	"github.com/postroom/postroom/internal/workitem"
 )
 
@@ -119,20 +120,32 @@ type ReplyStore interface {
 type Service struct {
 	store  ReplyStore
 	log    *slog.Logger
-	queued chan struct{}
+	bus    *wakeup.Bus
+	queued *wakeup.Subscription
 	now    func() time.Time
 }
 
-// NewService returns a Service. It does no I/O.
+// NewService returns a Service that wakes the senders of this process only. It does no
+// I/O.
 func NewService(st ReplyStore, logger *slog.Logger) *Service {
+	return NewServiceWith(st, logger, nil)
+}
+
+// NewServiceWith returns a Service that wakes the senders of every node through bus
+// (nil: this process only). It does no I/O.
+func NewServiceWith(st ReplyStore, logger *slog.Logger, bus *wakeup.Bus) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{store: st, log: logger, queued: make(chan struct{}, 1), now: time.Now}
+	if bus == nil {
+		bus = wakeup.NewLocal()
+	}
+	return &Service{store: st, log: logger, bus: bus, queued: bus.Subscribe(wakeup.Outbox, 0), now: time.Now}
 }
 
-// Queued signals when a reply was queued; a Sender listens on it to send at once.
-func (s *Service) Queued() <-chan struct{} { return s.queued }
+// Queued signals when a reply was queued, on this node or (through the bus) another; a
+// Sender listens on it to send at once.
+func (s *Service) Queued() <-chan struct{} { return s.queued.C() }
 
 // ErrUnknownFrom means the chosen From address is not one agents may send from.
 var ErrUnknownFrom = errors.New("this From address is not one of ours: pick one from the list")
@@ -533,13 +546,8 @@ func formatList(l []mail.Address) string {
 	return strings.Join(parts, ", ")
 }
 
-// Wake tells the Sender that the outbox has something new.
-func (s *Service) Wake() {
-	select {
-	case s.queued <- struct{}{}:
-	default:
-	}
-}
+// Wake tells the Senders of every node that the outbox has something new.
+func (s *Service) Wake() { s.bus.Publish(wakeup.Outbox, 0) }
 
 // SenderOptions configure a Sender.
 type SenderOptions struct {

@@ -30,6 +30,7 @@ func (s *changeSignal) notify() {
 
 // Changed returns a channel that is closed at the next change the engine applies (an
 // offer, an assignment, a returned offer) or is told of through Wake (an item stored, an
-// action on an item, an agent's status). Live views wait on it and then call Changed
-// again; changes made by other processes show up at their next refresh instead.
+// action on an item, an agent's status), on this node or, through the engine's wake-up
+// bus (EngineOptions.Wakeups), on another. Live views wait on it and then call Changed
+// again.
 func (e *Engine) Changed() <-chan struct{} { return e.changes.wait() }

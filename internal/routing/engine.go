@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/wakeup"
 )
 
 // EngineStore is what the assignment engine needs of the store.
@@ -56,6 +57,11 @@ type EngineOptions struct {
 	// its lock included; the store's commit, and the pulling goroutine's wait to run
 	// again, not (the benchmark's p99_decision_ms; p99_assign_ms has the rest).
 	OnDecision func(d time.Duration)
+	// Wakeups carries wake-ups to and from the other nodes (internal/wakeup): the engine
+	// publishes its changes and what it is told of through Wake, SetStatus and
+	// AgentChanged, and looks at once when another node publishes. nil: an in-process
+	// bus of its own (one node).
+	Wakeups *wakeup.Bus
 }
 
 // agentState is what the engine knows of an agent.
@@ -82,9 +88,11 @@ type Engine struct {
 	onOffer    func(itemID, agentID int64)
 	onDecision func(d time.Duration)
 
-	cfg  atomic.Pointer[Config]
-	wake chan struct{}
-	w    *writer
+	cfg atomic.Pointer[Config]
+	// bus carries wake-ups; work, views and agents are this engine's subscriptions.
+	bus                *wakeup.Bus
+	work, views, agent *wakeup.Subscription
+	w                  *writer
 	// decide takes pulls to the decider; deciding is closed once it runs.
 	decide   chan chooseReq
 	deciding chan struct{}
@@ -105,7 +113,7 @@ type Engine struct {
 // NewEngine returns an Engine; Start loads it and runs it.
 func NewEngine(opts EngineOptions) *Engine {
 	e := &Engine{st: opts.Store, log: opts.Logger, now: opts.Now, tick: opts.Tick, ramp: opts.Ramp,
-		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, onDecision: opts.OnDecision, wake: make(chan struct{}, 1),
+		idle: opts.IdleTimeout, noPush: opts.NoPush, onOffer: opts.OnOffer, onDecision: opts.OnDecision, bus: opts.Wakeups,
 		agents: map[int64]*agentState{}, known: map[int64]time.Time{}}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -122,6 +130,10 @@ func NewEngine(opts EngineOptions) *Engine {
 	if e.idle == 0 {
 		e.idle = 30 * time.Minute
 	}
+	if e.bus == nil {
+		e.bus = wakeup.NewLocal()
+	}
+	e.work, e.views, e.agent = e.bus.Subscribe(wakeup.Work, 0), e.bus.Subscribe(wakeup.View, 0), e.bus.Subscribe(wakeup.Agent, 0)
 	e.w = newWriter(opts.Store)
 	e.decide, e.deciding = make(chan chooseReq, maxBatch), make(chan struct{})
 	e.index = newIndex(e.rank)
@@ -273,13 +285,11 @@ func (e *Engine) refreshSince(ctx context.Context, margin time.Duration) error {
 	return nil
 }
 
-// Wake asks the engine to look for work now (an item arrived, an agent became available).
+// Wake asks the engines of every node to look for work now (an item arrived, an agent
+// became available); the live views refresh.
 func (e *Engine) Wake() {
 	e.changes.notify()
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	e.bus.Publish(wakeup.Work, 0)
 }
 
 // Run refreshes, expires offers and pushes until ctx ends.
@@ -297,21 +307,43 @@ func (e *Engine) Run(ctx context.Context) {
 		if err := step(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("routing step failed; retrying", slog.Any("error", err))
 		}
+		var ok bool
+		if full, ok = e.next(ctx, t.C); !ok {
+			return
+		}
+	}
+}
+
+// next waits for the next round: the tick (a full step) or a wake-up (a quick one). A
+// change only the live views show wakes them without a round.
+func (e *Engine) next(ctx context.Context, tick <-chan time.Time) (full, ok bool) {
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
-			full = true
-		case <-e.wake:
-			full = false
-			// Wake-ups come in bursts (every accept, every stored batch): answer them at
-			// most every quickEvery, together.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(quickEvery):
+			return false, false
+		case <-tick:
+			return true, true
+		case <-e.views.C():
+			// This node or another changed what the views show (an offer, an accept).
+			e.changes.notify()
+			continue
+		case <-e.agent.C():
+			// An agent changed on this node or another: their status and capacity count
+			// at once.
+			if err := e.refreshAgents(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("routing: reload agents", slog.Any("error", err))
 			}
+		case <-e.work.C():
 		}
+		e.changes.notify()
+		// Wake-ups come in bursts (every accept, every stored batch): answer them at most
+		// every quickEvery, together.
+		select {
+		case <-ctx.Done():
+			return false, false
+		case <-time.After(quickEvery):
+		}
+		return false, true
 	}
 }
 
@@ -395,6 +427,7 @@ func (e *Engine) apply(ctx context.Context, c store.Change) error {
 	err := e.w.apply(ctx, c)
 	if err == nil {
 		e.changes.notify()
+		e.bus.Publish(wakeup.View, 0)
 	}
 	return err
 }
@@ -554,6 +587,7 @@ func (e *Engine) AgentChanged(ctx context.Context, agentID int64) error {
 			return err
 		}
 	}
+	e.bus.Publish(wakeup.Agent, agentID)
 	e.Wake()
 	return nil
 }
@@ -594,6 +628,7 @@ func (e *Engine) SetStatus(ctx context.Context, agentID int64, status string) er
 			return err
 		}
 	}
+	e.bus.Publish(wakeup.Agent, agentID)
 	e.Wake()
 	return nil
 }

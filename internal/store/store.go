@@ -942,6 +942,28 @@ type Throttles interface {
 	DeleteSecondFactor(ctx context.Context, userID int64) error
 }
 
+// GraphSubscription is a Microsoft Graph change-notification subscription of a mailbox, as
+// every node needs it to check a notification: the clientState itself is not stored, only
+// its SHA-256.
+type GraphSubscription struct {
+	ID              string // Graph's subscription id
+	MailboxID       int64
+	ClientStateHash [32]byte
+	ExpiresAt       time.Time
+}
+
+// GraphSubscriptions keeps the mailboxes' Graph subscriptions (written by the node that
+// runs the mailbox's ingest loop, read by any node that receives a notification).
+type GraphSubscriptions interface {
+	// PutGraphSubscription records the subscription (or its new expiry, by ID) and forgets
+	// the mailbox's subscriptions that expired before now.
+	PutGraphSubscription(ctx context.Context, s GraphSubscription) error
+	// GraphSubscriptionsOf lists the mailbox's subscriptions, soonest expiry first.
+	GraphSubscriptionsOf(ctx context.Context, mailboxID int64) ([]GraphSubscription, error)
+	// DeleteGraphSubscription forgets a subscription; one not stored is not an error.
+	DeleteGraphSubscription(ctx context.Context, id string) error
+}
+
 // Store is every role of the persistence layer, with migrations and closing.
 type Store interface {
 	// Migrate applies the embedded schema migrations that are missing, each in its own
@@ -966,6 +988,7 @@ type Store interface {
 	OutboundMail
 	Responses
 	Privacy
+	GraphSubscriptions
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -84,5 +84,9 @@
 //
 // Change notifications (Subscriber): a subscription is asked for 4,200 minutes (the stricter
 // of Microsoft's caps for Outlook messages is 4,230) or less when Graph states a lower cap,
-// and renewed when two thirds of the lifetime Graph granted have passed.
+// and renewed when two thirds of the lifetime Graph granted have passed. Its Subscribed and
+// Ended hooks report each subscription's id, expiry and clientState hash, so that the
+// caller can store them; HandleNotifications answers a notification request with any
+// such check (postroom checks against the stored subscriptions on every node), and
+// RequestRenew and RequestRecreate carry lifecycle events received elsewhere to Run.
 package graph

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -79,6 +80,12 @@ type SubscribeOptions struct {
 	Notify func()
 	// Now is the clock for expiry dates (time.Now when nil).
 	Now func() time.Time
+	// Subscribed, when set, is told of the subscription each time it is made or renewed
+	// (its id, its expiry, ClientStateHash), so that other nodes can check notifications;
+	// Ended is told of an id that is no longer in use (deleted, or replaced by a new one).
+	// Neither may block for long.
+	Subscribed func(id string, expires time.Time, clientStateHash [32]byte)
+	Ended      func(id string)
 }
 
 // Subscriber keeps a change-notification subscription for the new messages of one folder
@@ -128,6 +135,12 @@ func NewSubscriber(cfg Config, opts SubscribeOptions) (*Subscriber, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Subscribed == nil {
+		opts.Subscribed = func(string, time.Time, [32]byte) {}
+	}
+	if opts.Ended == nil {
+		opts.Ended = func(string) {}
 	}
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -267,7 +280,9 @@ func (s *Subscriber) Subscribe(ctx context.Context) error {
 	s.mu.Lock()
 	s.id, s.resource = got.ID, resource
 	s.setExpiresLocked(got.ExpirationDateTime, asked)
+	expires := s.expires
 	s.mu.Unlock()
+	s.opts.Subscribed(got.ID, expires, s.ClientStateHash())
 	s.c.log.Info("graph: change notifications subscribed", slog.String("subscription", got.ID),
 		slog.String("folder", s.folderPath), slog.Time("expires", s.Expires()))
 	return nil
@@ -318,7 +333,9 @@ func (s *Subscriber) Renew(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.setExpiresLocked(got.ExpirationDateTime, asked)
+	expires := s.expires
 	s.mu.Unlock()
+	s.opts.Subscribed(id, expires, s.ClientStateHash())
 	s.c.log.Info("graph: subscription renewed", slog.String("subscription", id), slog.Time("expires", s.Expires()))
 	return nil
 }
@@ -327,8 +344,12 @@ func (s *Subscriber) Renew(ctx context.Context) error {
 // meanwhile.
 func (s *Subscriber) recreate(ctx context.Context) error {
 	s.mu.Lock()
+	old := s.id
 	s.id = ""
 	s.mu.Unlock()
+	if old != "" {
+		s.opts.Ended(old)
+	}
 	if err := s.Subscribe(ctx); err != nil {
 		return err
 	}
@@ -412,6 +433,7 @@ func (s *Subscriber) unsubscribe(ctx context.Context) {
 	s.mu.Lock()
 	s.id = ""
 	s.mu.Unlock()
+	s.opts.Ended(id)
 }
 
 // notificationBatch is the body of a change or lifecycle notification (reference 4.3,
@@ -425,14 +447,62 @@ type notificationBatch struct {
 	} `json:"value"`
 }
 
-// ServeHTTP answers Graph at the notification (and lifecycle) URL: the validation
-// handshake (?validationToken=...: 200, text/plain, the token as it is), change
-// notifications (Notify is called, 202) and lifecycle notifications (renew, make anew, or
-// Notify; 202). Notifications whose clientState is not this Subscriber's are ignored;
-// when none of a request's is, it is refused with 403. A body over 256 KB is refused with
-// 413 and one of more than 1,000 entries with 400; whatever a request carries, it writes at
-// most one log line per kind (refused entries are counted, not listed).
+// ServeHTTP answers Graph at the notification (and lifecycle) URL with
+// HandleNotifications, checking each entry's clientState against this Subscriber's:
+// change notifications call Notify; lifecycle events renew or make the subscription anew.
 func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	HandleNotifications(w, r, s.c.log, func(_, clientState string) bool {
+		return subtle.ConstantTimeCompare([]byte(clientState), []byte(s.state)) == 1
+	}, func(n Notifications) {
+		if n.Reauthorize {
+			s.RequestRenew()
+		}
+		if n.Removed {
+			s.RequestRecreate()
+		}
+		if n.Change {
+			s.opts.Notify()
+		}
+	})
+}
+
+// RequestRenew asks Run to renew the subscription now (Graph's reauthorizationRequired,
+// received here or by another node). It does not block.
+func (s *Subscriber) RequestRenew() { s.queueEvent(lifecycleReauthorize) }
+
+// RequestRecreate asks Run to make the subscription anew (Graph's subscriptionRemoved,
+// received here or by another node). It does not block.
+func (s *Subscriber) RequestRecreate() { s.queueEvent(lifecycleRemoved) }
+
+func (s *Subscriber) queueEvent(ev string) {
+	select {
+	case s.events <- ev:
+	default: // already plenty queued; one is enough
+	}
+}
+
+// ClientStateHash is the SHA-256 of the subscription's clientState: what may be stored
+// for other nodes to check notifications with (the clientState itself never leaves the
+// Subscriber).
+func (s *Subscriber) ClientStateHash() [32]byte { return sha256.Sum256([]byte(s.state)) }
+
+// Notifications is what the valid entries of one notification request asked for.
+type Notifications struct {
+	// Change: new mail, or Graph missed notifications: read the folder.
+	Change bool
+	// Reauthorize: renew the subscription now. Removed: make it anew.
+	Reauthorize, Removed bool
+}
+
+// HandleNotifications answers Graph at a notification (and lifecycle) URL: the validation
+// handshake (?validationToken=...: 200, text/plain, the token as it is), change and
+// lifecycle notifications (act is called with what the valid entries ask for, then 202).
+// valid says whether an entry's subscription id and clientState are one of ours; entries
+// that are not are ignored, and when none of a request's is, it is refused with 403. A
+// body over 256 KB is refused with 413 and one of more than 1,000 entries with 400;
+// whatever a request carries, it writes at most one log line per kind (refused entries are
+// counted, not listed).
+func HandleNotifications(w http.ResponseWriter, r *http.Request, log *slog.Logger, valid func(subscriptionID, clientState string) bool, act func(Notifications)) {
 	if r.URL.Query().Has("validationToken") {
 		token := r.URL.Query().Get("validationToken")
 		if len(token) > validationTokenLimit {
@@ -454,7 +524,7 @@ func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, notificationBodyLimit)).Decode(&batch); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			s.c.log.Warn("graph: notification refused: the body is too large (not from Microsoft Graph)",
+			log.Warn("graph: notification refused: the body is too large (not from Microsoft Graph)",
 				slog.Int64("limit_bytes", tooBig.Limit), slog.String("remote", r.RemoteAddr))
 			http.Error(w, fmt.Sprintf("a notification body has at most %d bytes", notificationBodyLimit), http.StatusRequestEntityTooLarge)
 			return
@@ -463,59 +533,54 @@ func (s *Subscriber) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(batch.Value) > notificationEntryLimit {
-		s.c.log.Warn("graph: notification refused: too many entries (not from Microsoft Graph)",
+		log.Warn("graph: notification refused: too many entries (not from Microsoft Graph)",
 			slog.Int("entries", len(batch.Value)), slog.Int("limit", notificationEntryLimit), slog.String("remote", r.RemoteAddr))
 		http.Error(w, fmt.Sprintf("a notification batch has at most %d entries", notificationEntryLimit), http.StatusBadRequest)
 		return
 	}
 	// One request logs one line per kind of thing it carried, however many entries.
-	valid, forged, change := 0, 0, false
+	valids, forged := 0, 0
+	var n Notifications
 	events := map[string]int{}
-	for _, n := range batch.Value {
-		if subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(s.state)) != 1 {
+	for _, e := range batch.Value {
+		if !valid(e.SubscriptionID, e.ClientState) {
 			forged++
 			continue
 		}
-		valid++
-		switch n.LifecycleEvent {
+		valids++
+		switch e.LifecycleEvent {
 		case "":
-			change = true
+			n.Change = true
 		case lifecycleMissed:
-			change = true
-			events[n.LifecycleEvent]++
-		case lifecycleReauthorize, lifecycleRemoved:
-			if events[n.LifecycleEvent] == 0 {
-				select {
-				case s.events <- n.LifecycleEvent:
-				default: // already plenty queued; one is enough
-				}
-			}
-			events[n.LifecycleEvent]++
-		default:
-			events[n.LifecycleEvent]++
+			n.Change = true
+		case lifecycleReauthorize:
+			n.Reauthorize = true
+		case lifecycleRemoved:
+			n.Removed = true
+		}
+		if e.LifecycleEvent != "" {
+			events[e.LifecycleEvent]++
 		}
 	}
 	if forged > 0 {
-		s.c.log.Warn("graph: notifications refused: their clientState is not ours (forged, or from an old subscription)",
-			slog.Int("refused", forged), slog.Int("accepted", valid), slog.String("remote", r.RemoteAddr))
+		log.Warn("graph: notifications refused: their clientState is not ours (forged, or from an old subscription)",
+			slog.Int("refused", forged), slog.Int("accepted", valids), slog.String("remote", r.RemoteAddr))
 	}
 	for _, ev := range slices.Sorted(maps.Keys(events)) {
 		switch ev {
 		case lifecycleMissed:
-			s.c.log.Info("graph: Microsoft Graph missed notifications; reading the folder", slog.Int("count", events[ev]))
+			log.Info("graph: Microsoft Graph missed notifications; reading the folder", slog.Int("count", events[ev]))
 		case lifecycleReauthorize, lifecycleRemoved:
-			s.c.log.Info("graph: subscription lifecycle event", slog.String("event", ev), slog.Int("count", events[ev]))
+			log.Info("graph: subscription lifecycle event", slog.String("event", ev), slog.Int("count", events[ev]))
 		default:
-			s.c.log.Info("graph: unknown lifecycle event ignored", slog.String("event", ev), slog.Int("count", events[ev]))
+			log.Info("graph: unknown lifecycle event ignored", slog.String("event", ev), slog.Int("count", events[ev]))
 		}
 	}
-	if valid == 0 {
+	if valids == 0 {
 		http.Error(w, "clientState does not match", http.StatusForbidden)
 		return
 	}
-	if change {
-		s.opts.Notify()
-	}
+	act(n)
 	w.WriteHeader(http.StatusAccepted)
 }
 

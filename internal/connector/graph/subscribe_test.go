@@ -2,10 +2,12 @@ package graph_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,5 +257,67 @@ func TestSubscriptionLifetimeFollowsStatedCap(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "shorter subscription lifetime") {
 		t.Errorf("the shorter lifetime was not logged:\n%s", e.logs)
+	}
+}
+
+// TestSubscriptionRecordedForOtherNodes: Subscribed is told of each subscription made or
+// renewed (id, Graph's expiry, the SHA-256 of the clientState Graph was given), and Ended
+// of each id dropped: replaced after subscriptionRemoved, or deleted when Run ends. These
+// are what postroom stores for every node to check notifications with.
+func TestSubscriptionRecordedForOtherNodes(t *testing.T) {
+	e := newEnv(t, mstest.Options{})
+	type rec struct {
+		id      string
+		expires time.Time
+		hash    [32]byte
+	}
+	var mu sync.Mutex
+	var subscribed []rec
+	var ended []string
+	w := e.webhook(t, e.config(), nil, graph.SubscribeOptions{
+		Subscribed: func(id string, expires time.Time, hash [32]byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			subscribed = append(subscribed, rec{id, expires, hash})
+		},
+		Ended: func(id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			ended = append(ended, id)
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.sub.Run(ctx) }()
+	waitFor(t, "the subscription", func() bool { return len(e.srv.Subscriptions()) == 1 })
+	first := e.srv.Subscriptions()[0]
+	check := func(n int, at mstest.Subscription) {
+		t.Helper()
+		waitFor(t, "Subscribed", func() bool { mu.Lock(); defer mu.Unlock(); return len(subscribed) == n })
+		mu.Lock()
+		got := subscribed[n-1]
+		mu.Unlock()
+		if got.id != at.ID || got.hash != sha256.Sum256([]byte(at.ClientState)) || got.expires.Sub(at.Expires).Abs() > time.Second {
+			t.Fatalf("Subscribed %d: %s %s %x, want %s %s and the hash of Graph's clientState", n, got.id, got.expires, got.hash, at.ID, at.Expires)
+		}
+	}
+	check(1, first)
+
+	// Another node passes Graph's lifecycle events on: renew, then make anew.
+	w.sub.RequestRenew()
+	waitFor(t, "the renewal", func() bool { s := e.srv.Subscriptions(); return len(s) == 1 && s[0].Expires.After(first.Expires) })
+	check(2, e.srv.Subscriptions()[0])
+	w.sub.RequestRecreate()
+	waitFor(t, "a new subscription", func() bool { s := e.srv.Subscriptions(); return len(s) == 1 && s[0].ID != first.ID })
+	second := e.srv.Subscriptions()[0]
+	check(3, second)
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ended) != 2 || ended[0] != first.ID || ended[1] != second.ID {
+		t.Fatalf("Ended %v, want %s then %s", ended, first.ID, second.ID)
 	}
 }

@@ -126,6 +126,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetentionAnonymise", testRetentionAnonymise},
 		{"Erasure", testErasure},
 		{"AuditSearch", testAuditSearch},
+		{"GraphSubscriptions", testGraphSubscriptions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
