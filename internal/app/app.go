@@ -77,6 +77,13 @@ type Config struct {
 	// MaxConnecting is how many mailboxes may be signing in to their servers at the same
 	// time (POSTROOM_MAX_CONNECTING; 0: the ingest runner's default, 32).
 	MaxConnecting int
+	// NodeName, when set, is this node's name (POSTROOM_NODE_NAME) instead of the one kept
+	// in the data folder (nodeName): two nodes on one host, or tests.
+	NodeName string
+	// LeaseTime is how long a node holds a mailbox's lease without renewing it
+	// (POSTROOM_LEASE_SECONDS; 0: cluster.DefaultLeaseTime): another node takes over a
+	// dead node's mailboxes after about that long (internal/cluster).
+	LeaseTime time.Duration
 	// ExpiryCheck is how often client secret expiry dates are checked (0: hourly).
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
@@ -146,9 +153,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
 	}
-	node, err := nodeName(cfg.DataDir)
-	if err != nil {
-		return nil, err
+	node := cfg.NodeName
+	if node == "" {
+		var err error
+		if node, err = nodeName(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.DatabaseURL)
 	if err != nil {
