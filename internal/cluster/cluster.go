@@ -151,12 +151,13 @@ func (c *Cluster) LeaseTime() time.Duration { return c.ttl }
 // RenewEvery is the time between two rounds: a third of the lease time.
 func (c *Cluster) RenewEvery() time.Duration { return c.ttl / 3 }
 
-// Ready reports whether the node may hold or take leases: its last round with the
-// database succeeded within the lease time, and it is not stopping.
+// Ready reports whether the node holds or may take leases: its last round with the
+// database succeeded recently enough that the leases it returned are still valid (the
+// lease time less the margin), and it is not stopping. For /readyz.
 func (c *Cluster) Ready() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.lastOK.IsZero() && time.Since(c.lastOK) < c.ttl && !c.self.Stopping
+	return !c.lastOK.IsZero() && time.Since(c.lastOK) < c.ttl-c.margin && !c.self.Stopping
 }
 
 // Held returns the leases this node holds now, by mailbox, each with its fence and Done
