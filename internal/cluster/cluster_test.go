@@ -5,12 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/postroom/postroom/internal/cluster"
+	"github.com/postroom/postroom/internal/metrics"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/sqlite"
 )
@@ -56,7 +58,12 @@ func run(t *testing.T, c *cluster.Cluster) (stop func()) {
 
 func newCluster(t *testing.T, st store.Cluster, name string, boxes []int64) *cluster.Cluster {
 	t.Helper()
-	c, err := cluster.New(cluster.Options{Store: st, Name: name, LeaseTime: lease, SingleNode: true, Logger: slog.New(slog.DiscardHandler),
+	return newClusterWith(t, st, name, boxes, nil)
+}
+
+func newClusterWith(t *testing.T, st store.Cluster, name string, boxes []int64, reg *metrics.Registry) *cluster.Cluster {
+	t.Helper()
+	c, err := cluster.New(cluster.Options{Store: st, Name: name, LeaseTime: lease, SingleNode: true, Logger: slog.New(slog.DiscardHandler), Metrics: reg,
 		Mailboxes: func(context.Context) ([]int64, error) { return boxes, nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -174,5 +181,26 @@ func TestLost(t *testing.T) {
 	case <-g.Done:
 	default:
 		t.Fatal("Lost did not close the lease")
+	}
+}
+
+// TestMetrics: /metrics shows each node's leases and heartbeat age.
+func TestMetrics(t *testing.T) {
+	st := openSQLite(t)
+	reg := metrics.New()
+	c := newClusterWith(t, st, "solo", []int64{1, 2}, reg)
+	run(t, c)
+	want := `postroom_cluster_leases_held{node="` + c.NodeID() + `"} 2`
+	var text string
+	waitFor(t, "the metrics", 2*lease, func() bool {
+		var b strings.Builder
+		if err := reg.WriteText(t.Context(), &b); err != nil {
+			t.Fatal(err)
+		}
+		text = b.String()
+		return strings.Contains(text, want)
+	})
+	if !strings.Contains(text, `postroom_cluster_heartbeat_age_seconds{node="`+c.NodeID()+`"}`) {
+		t.Errorf("no heartbeat age of the node in:\n%s", text)
 	}
 }
