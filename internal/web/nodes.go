@@ -26,17 +26,18 @@ func (h *handler) nodesPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	h.render(w, r, http.StatusOK, "nodes", h.data(v, "Nodes", "nodes", st))
 }
 
-// holder names the node that holds mailbox id's lease ("" for none, or an expired one).
-func (h *handler) holder(ctx context.Context, id int64) (string, error) {
+// holders names, by mailbox, the node that holds its unexpired lease.
+func (h *handler) holders(ctx context.Context) (map[int64]string, error) {
 	leases, err := h.st.ListLeases(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	now := time.Now()
+	out := make(map[int64]string, len(leases))
 	for _, l := range leases {
-		if l.MailboxID == id && l.ExpiresAt.After(now) {
-			return cluster.NodeName(l.NodeID), nil
+		if l.ExpiresAt.After(now) {
+			out[l.MailboxID] = cluster.NodeName(l.NodeID)
 		}
 	}
-	return "", nil
+	return out, nil
 }

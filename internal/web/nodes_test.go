@@ -45,6 +45,9 @@ func TestNodesPage(t *testing.T) {
 	if !strings.Contains(p.body, `id="holder"><a href="/nodes">alpha</a>`) {
 		t.Errorf("the mailbox's details do not name the node reading it:\n%s", p.body)
 	}
+	if !strings.Contains(p.body, `<span class="holder">node alpha</span>`) {
+		t.Errorf("the mailbox's row does not name the node reading it:\n%s", p.body)
+	}
 	if p := f.signIn(t, "ana").get("/nodes"); p.status != http.StatusForbidden {
 		t.Errorf("GET /nodes as an agent: %d, want 403", p.status)
 	}
