@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/postroom/postroom/internal/store"
+	"github.com/postroom/postroom/internal/testenv"
 )
 
 // TestNodesPage: a supervisor sees each node with its state, its leases and last
@@ -50,5 +53,37 @@ func TestNodesPage(t *testing.T) {
 	}
 	if p := f.signIn(t, "ana").get("/nodes"); p.status != http.StatusForbidden {
 		t.Errorf("GET /nodes as an agent: %d, want 403", p.status)
+	}
+}
+
+// A supervisor opens the Nodes page from the navigation in a real browser and sees the
+// node reading the mailbox, then follows the mailbox's link to its details, which name the
+// node too.
+func TestBrowserNodes(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	n := store.Node{ID: "alpha/1", Name: "alpha", Instance: "1", StartedAt: now, HeartbeatAt: now}
+	if err := f.st.NodeHeartbeat(t.Context(), n, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.BalanceLeases(t.Context(), store.BalanceRequest{NodeID: n.ID, Mailboxes: []int64{f.inbound.ID}, Now: now, TTL: time.Hour, LiveSince: now}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Chromium(t)
+	signInInBrowser(t, ctx, f, "sam")
+	submit(t, ctx, chromedp.Click(chromedp.CSS(`header nav a[href="/nodes"]`)))
+	if cur := get(t, ctx, chromedp.Text(chromedp.CSS(`header nav a[aria-current=page]`))); cur != "Nodes" {
+		t.Errorf("current navigation entry = %q", cur)
+	}
+	if row := get(t, ctx, chromedp.Text(chromedp.ID("node-alpha-1"))); !strings.Contains(row, "alpha") || !strings.Contains(row, "live") {
+		t.Errorf("node row = %q, want alpha live", row)
+	}
+	lease := fmt.Sprintf("lease-%d", f.inbound.ID)
+	if row := get(t, ctx, chromedp.Text(chromedp.ID(lease))); !strings.Contains(row, f.inbound.Name) || !strings.Contains(row, "alpha") {
+		t.Errorf("lease row = %q, want %s read by alpha", row, f.inbound.Name)
+	}
+	submit(t, ctx, chromedp.Click(chromedp.CSS("#"+lease+" a")))
+	if holder := get(t, ctx, chromedp.Text(chromedp.ID("holder"))); holder != "alpha" {
+		t.Errorf("the mailbox's details name node %q, want alpha", holder)
 	}
 }
