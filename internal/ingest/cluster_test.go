@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/cluster"
+	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/store"
 	"github.com/postroom/postroom/internal/store/postgres"
@@ -288,5 +289,87 @@ func TestClusterShareHandoverFencing(t *testing.T) {
 		if got.Status != store.StatusConnected {
 			t.Errorf("mailbox %s status %q (%s), want connected: a node that lost the lease wrote it", m.Name, got.Status, got.StatusMessage)
 		}
+	}
+}
+
+// oneLease is the lease part of a cluster node for one mailbox, with the real store
+// behind it: the grant made at the start, and the fences reported lost.
+type oneLease struct {
+	grant cluster.Grant
+	mu    sync.Mutex
+	lost  []store.Fence
+}
+
+func (l *oneLease) Held() map[int64]cluster.Grant {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lost) > 0 {
+		return map[int64]cluster.Grant{}
+	}
+	return map[int64]cluster.Grant{l.grant.Fence.MailboxID: l.grant}
+}
+func (l *oneLease) Changed() <-chan struct{} { return nil }
+func (l *oneLease) Lost(f store.Fence) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lost = append(l.lost, f)
+}
+
+// TestLeaseLostWhileStoring: the lease moves to another node while a batch is being
+// stored (after the session started and wrote its status): the batch's transaction is
+// refused, nothing is stored, the message is not counted as a failure (it is the other
+// node's now, not a poison message), it is not acknowledged at the server, and the loop
+// stops and reports the lease lost.
+func TestLeaseLostWhileStoring(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.mailbox("support", "INBOX", e.password)
+	for i := range 3 {
+		e.d.Append(t, e.user, "INBOX", orderMail(i))
+	}
+	ctx := t.Context()
+	now := time.Now()
+	mine := store.Node{ID: "a/1", Name: "a", Instance: "1", StartedAt: now, HeartbeatAt: now}
+	thief := store.Node{ID: "b/1", Name: "b", Instance: "1", StartedAt: now, HeartbeatAt: now}
+	for _, n := range []store.Node{mine, thief} {
+		if err := e.st.NodeHeartbeat(ctx, n, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := e.st.BalanceLeases(ctx, store.BalanceRequest{NodeID: mine.ID, Mailboxes: []int64{m.ID}, Now: now, TTL: time.Hour, LiveSince: now})
+	if err != nil || len(held) != 1 {
+		t.Fatalf("lease: %v %v", held, err)
+	}
+	leases := &oneLease{grant: cluster.Grant{Fence: held[0].Fence(), Done: make(chan struct{})}}
+	var stolen atomic.Bool
+	var first atomic.Value
+	e.run(Options{Leases: leases, beforeStore: func(in connector.Incoming) error {
+		if stolen.CompareAndSwap(false, true) { // the first message: another node takes over
+			first.Store(in.SourceID)
+			if _, err := e.st.ReleaseLeases(ctx, mine.ID, time.Now()); err != nil {
+				return err
+			}
+			if _, err := e.st.BalanceLeases(ctx, store.BalanceRequest{NodeID: thief.ID, Mailboxes: []int64{m.ID}, Now: time.Now(), TTL: time.Hour, LiveSince: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}})
+	waitFor(t, "the loop to report the lease lost", func() (bool, string) {
+		leases.mu.Lock()
+		defer leases.mu.Unlock()
+		return len(leases.lost) == 1, fmt.Sprintf("lost %v", leases.lost)
+	})
+	if got := leases.lost[0]; got != held[0].Fence() {
+		t.Errorf("lost fence %+v, want %+v", got, held[0].Fence())
+	}
+	if n := e.count(m.ID); n != 0 {
+		t.Errorf("%d messages stored by the node that lost the lease", n)
+	}
+	if seen, total := e.seen("INBOX"); seen != 0 || total != 3 {
+		t.Errorf("%d of %d messages marked read at the server by the node that lost the lease", seen, total)
+	}
+	// No failure was counted against the message: a failure counted now is its first.
+	if tries, err := e.st.RecordIngestFailure(ctx, m.ID, first.Load().(string), "probe"); err != nil || tries != 1 {
+		t.Errorf("failure count of %v after the refused batch: %d (%v), want 1: the lost lease was counted as the message's failure", first.Load(), tries, err)
 	}
 }
