@@ -607,8 +607,9 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 			_, err := r.opts.Store.MessageBySource(ctx, m.ID, sourceID)
 			return err == nil
 		}
+		fence := fenceOf(ctx) // the loop's, whatever context the connector saves with
 		cfg.SaveCursor = func(ctx context.Context, c string) error {
-			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c, Fence: fenceOf(ctx)})
+			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c, Fence: fence})
 		}
 		return graph.Open(ctx, cfg)
 	}
