@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,8 +111,8 @@ func New(opts Options) (*Cluster, error) {
 	if opts.Store == nil || opts.Mailboxes == nil {
 		return nil, errors.New("cluster: no store or mailbox list")
 	}
-	if opts.Name == "" {
-		return nil, errors.New("cluster: the node has no name")
+	if opts.Name == "" || strings.Contains(opts.Name, "/") {
+		return nil, fmt.Errorf("cluster: node name %q: give a name without '/' (POSTROOM_NODE_NAME, or the data folder's node-id file)", opts.Name)
 	}
 	if opts.Instance == "" {
 		var b [6]byte
