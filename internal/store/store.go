@@ -26,6 +26,11 @@
 //   - CreateForward writes a forward (message and outbox row) without changing the work
 //     item's state or SLA clock; CreateOutbound writes a new conversation, its work item,
 //     the message and the outbox row; each in ONE transaction.
+//   - A write that carries a non-zero Fence (InboundMessage.Fence, Cursor.Fence,
+//     MarkAckedFenced, SetMailboxStatusFenced) checks the mailbox's lease in its own
+//     transaction and writes nothing, with ErrLeaseLost, when the lease is not the fence's
+//     (another node took it): a lease holder paused past its lease cannot write behind the
+//     new holder (internal/cluster). A lease's generation only grows.
 //   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.
 //   - "Not found" is ErrNotFound, tested with errors.Is, never (nil, nil).
 package store
@@ -390,6 +395,8 @@ type SavedView struct {
 type Cursor struct {
 	MailboxID int64
 	Value     string
+	// Fence, when not zero, is checked in the cursor's transaction (ErrLeaseLost).
+	Fence Fence
 }
 
 // InboundMessage is what the ingest pipeline hands to IngestMessage.
@@ -400,6 +407,10 @@ type InboundMessage struct {
 	Message Message
 	// Cursor, when not nil, is saved in the same transaction.
 	Cursor *Cursor
+	// Fence, when not zero, is the lease of the ingest loop storing the message: the
+	// transaction checks it first and fails with ErrLeaseLost, writing nothing, when the
+	// lease moved (internal/cluster).
+	Fence Fence
 	// ReceivedAt is when the source received the message (IMAP INTERNALDATE). It starts the
 	// work item's age; zero (or a time in the future) means now.
 	ReceivedAt time.Time
@@ -989,6 +1000,7 @@ type Store interface {
 	Responses
 	Privacy
 	GraphSubscriptions
+	Cluster
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -143,6 +143,9 @@ type mailboxRow struct {
 	Expiry mailbox.Expiry
 	// SignIn is when a delegated sign-in lapses if unused (zero At: not delegated).
 	SignIn mailbox.Expiry
+	// Holder is the name of the node whose ingest reads the mailbox (the holder of its
+	// unexpired lease, internal/cluster; "" for none).
+	Holder string
 }
 
 // ExpiryText says when the client secret expires, relative to now: "expires in 9 days",
@@ -286,6 +289,11 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 	for _, q := range queues {
 		queueNames[q.ID] = q.Name
 	}
+	holders, err := h.holders(ctx)
+	if err != nil {
+		h.serverError(w, r, "read the mailboxes' leases", err)
+		return
+	}
 	sort.SliceStable(mbs, func(i, j int) bool { return strings.ToLower(mbs[i].Name) < strings.ToLower(mbs[j].Name) })
 	d.View, d.Queues, d.Total, d.Configured = lv, queues, len(mbs), h.mailboxes != nil
 	for _, m := range mbs {
@@ -298,6 +306,7 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 			return
 		}
 		row.Selected = m.ID == lv.Selected
+		row.Holder = holders[m.ID]
 		d.Rows = append(d.Rows, row)
 	}
 	if lv.Selected != 0 {
@@ -312,6 +321,7 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 				h.serverError(w, r, "read the mailbox status", err)
 				return
 			}
+			row.Holder = holders[m.ID]
 			det := mailboxDetail{mailboxRow: row}
 			if d.Detail != nil { // an action's state for the pane (copy error, test report)
 				det.CopyName, det.CopyError, det.Report = d.Detail.CopyName, d.Detail.CopyError, d.Detail.Report

@@ -127,6 +127,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Erasure", testErasure},
 		{"AuditSearch", testAuditSearch},
 		{"GraphSubscriptions", testGraphSubscriptions},
+		{"Leases", testLeases},
+		{"LeaseFencing", testLeaseFencing},
+		{"LeaseConcurrentTakers", testLeaseConcurrentTakers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
