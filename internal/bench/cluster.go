@@ -441,27 +441,68 @@ func (db *ClusterDB) HasLeases(ctx context.Context) (bool, error) {
 // Lease is the lease row of one mailbox.
 type Lease struct {
 	MailboxID  int64
-	Node       string // the holder's name (cluster_nodes.name); "" when the row names no node
+	NodeID     string // cluster_nodes.id of the holder, "<name>/<instance>"; "" when free
+	Node       string // the holder's name
 	Generation int64
-	Valid      bool // expires_at is in the future (by the database's clock)
+	Valid      bool // held and expires_at is in the future (by the database's clock)
 }
 
 // Leases returns the lease rows by mailbox ID.
 func (db *ClusterDB) Leases(ctx context.Context) (map[int64]Lease, error) {
-	rows, err := db.pool.Query(ctx, `SELECT l.mailbox_id, coalesce(n.name, ''), l.generation, l.expires_at > now()
-		FROM mailbox_leases l LEFT JOIN cluster_nodes n ON n.id::text = l.node_id::text`)
+	rows, err := db.pool.Query(ctx, `SELECT l.mailbox_id, l.node_id, coalesce(n.name, split_part(l.node_id, '/', 1)), l.generation,
+			l.node_id <> '' AND coalesce(l.expires_at > now(), false)
+		FROM mailbox_leases l LEFT JOIN cluster_nodes n ON n.id = l.node_id`)
 	if err != nil {
 		return nil, fmt.Errorf("read the leases: %w", err)
 	}
 	out := map[int64]Lease{}
 	for rows.Next() {
 		var l Lease
-		if err := rows.Scan(&l.MailboxID, &l.Node, &l.Generation, &l.Valid); err != nil {
+		if err := rows.Scan(&l.MailboxID, &l.NodeID, &l.Node, &l.Generation, &l.Valid); err != nil {
 			return nil, fmt.Errorf("read the leases: %w", err)
 		}
 		out[l.MailboxID] = l
 	}
 	return out, rows.Err()
+}
+
+// Instances returns the cluster_nodes.id of each node name's latest start.
+func (db *ClusterDB) Instances(ctx context.Context) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT DISTINCT ON (name) name, id FROM cluster_nodes ORDER BY name, started_at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's nodes: %w", err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, id string
+		if err := rows.Scan(&name, &id); err != nil {
+			return nil, fmt.Errorf("read the cluster's nodes: %w", err)
+		}
+		out[name] = id
+	}
+	return out, rows.Err()
+}
+
+// LiveHolders returns, per mailbox, the name of the node holding a valid lease on it,
+// only where that node's process runs and the lease belongs to its current start (not to
+// an earlier run that was killed).
+func (db *ClusterDB) LiveHolders(ctx context.Context, c *Cluster) (map[int64]Lease, error) {
+	ls, err := db.Leases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := db.Instances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	running := c.Running()
+	out := map[int64]Lease{}
+	for id, l := range ls {
+		if l.Valid && running[l.Node] && inst[l.Node] == l.NodeID {
+			out[id] = l
+		}
+	}
+	return out, nil
 }
 
 // StoredMessages returns how many times each Message-ID (without angle brackets) is stored
@@ -543,6 +584,15 @@ func (db *ClusterDB) Connected(ctx context.Context) (int, error) {
 	err := db.pool.QueryRow(ctx, `SELECT count(*) FROM mailboxes WHERE direction = 'inbound' AND status = $1`, store.StatusConnected).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count connected mailboxes: %w", err)
+	}
+	return n, nil
+}
+
+// WorkItems counts the work items.
+func (db *ClusterDB) WorkItems(ctx context.Context) (int, error) {
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM work_items`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count work items: %w", err)
 	}
 	return n, nil
 }

@@ -305,17 +305,11 @@ func settleCluster(ctx context.Context, db *ClusterDB, c *Cluster, n int, leases
 		}
 		held := n
 		if leases {
-			ls, err := db.Leases(ctx)
+			live, err := db.LiveHolders(ctx, c)
 			if err != nil {
 				return err
 			}
-			running := c.Running()
-			held = 0
-			for _, l := range ls {
-				if l.Valid && running[l.Node] {
-					held++
-				}
-			}
+			held = len(live)
 		}
 		if connected == n && held == n {
 			return nil
@@ -359,14 +353,13 @@ func heldBy(ctx context.Context, db *ClusterDB, node string, mailboxes []store.M
 func watchLeases(ctx context.Context, db *ClusterDB, c *Cluster, held map[int64]bool, since time.Time) (time.Duration, error) {
 	deadline := since.Add(stallTimeout)
 	for {
-		ls, err := db.Leases(ctx)
+		live, err := db.LiveHolders(ctx, c)
 		if err != nil {
 			return -1, err
 		}
-		running := c.Running()
 		moved := 0
 		for id := range held {
-			if l, ok := ls[id]; ok && l.Valid && running[l.Node] {
+			if _, ok := live[id]; ok {
 				moved++
 			}
 		}
