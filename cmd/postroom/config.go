@@ -39,6 +39,8 @@ const (
 	envLogLevel      = "POSTROOM_LOG_LEVEL"      // debug, info, warn, error
 	envMaxConnecting = "POSTROOM_MAX_CONNECTING" // mailboxes signing in at the same time, default 32
 	envSecureCookies = "POSTROOM_SECURE_COOKIES" // 1: HTTPS is in front (Secure cookie, HSTS), as an https public URL says
+	envNodeName      = "POSTROOM_NODE_NAME"      // this node's name among several (default: the data folder's node-id)
+	envLeaseSeconds  = "POSTROOM_LEASE_SECONDS"  // how long a node holds a mailbox without renewing, default 6
 )
 
 // Defaults.

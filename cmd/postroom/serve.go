@@ -37,6 +37,42 @@ func parseMaxConnecting(v string) (int, error) {
 	return n, nil
 }
 
+// Bounds of -lease-seconds (README, Several nodes): a node renews its leases every third of
+// it, so that two renewals may fail before a lease is lost; the default lets another node
+// take over a killed node's mailboxes within 10 s.
+const (
+	defaultLeaseSeconds = 6
+	minLeaseSeconds     = 3
+	maxLeaseSeconds     = 600
+)
+
+// parseLeaseSeconds reads -lease-seconds / POSTROOM_LEASE_SECONDS; empty is the default.
+func parseLeaseSeconds(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return defaultLeaseSeconds * time.Second, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < minLeaseSeconds || n > maxLeaseSeconds {
+		return 0, fmt.Errorf("-lease-seconds (%s) %q: give a whole number of seconds from %d to %d, or leave it empty for %d",
+			envLeaseSeconds, v, minLeaseSeconds, maxLeaseSeconds, defaultLeaseSeconds)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// maxNodeName bounds -node-name.
+const maxNodeName = 100
+
+// parseNodeName reads -node-name / POSTROOM_NODE_NAME: empty keeps the data folder's name.
+func parseNodeName(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if len(v) > maxNodeName || strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f || r == '/' }) {
+		return "", fmt.Errorf("-node-name (%s) %q: give one line of at most %d characters without '/', or leave it empty for the data folder's node name",
+			envNodeName, v, maxNodeName)
+	}
+	return v, nil
+}
+
 // runServe runs the product against real mail servers.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("postroom serve", flag.ContinueOnError)
@@ -46,6 +82,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	publicURL := fs.String("public-url", getenv(envPublicURL), "the URL at which Microsoft Graph's change notifications and sign-in redirects reach this postroom, e.g. https://postroom.example.org (env "+envPublicURL+"); empty: Graph mailboxes are polled")
 	secureCookies := fs.String("secure-cookies", getenv(envSecureCookies), "1 when browsers reach postroom over HTTPS through a proxy that ends TLS: the session cookie is Secure and every answer carries Strict-Transport-Security (env "+envSecureCookies+"); an https public URL does the same")
 	maxConnecting := fs.String("max-connecting", getenv(envMaxConnecting), fmt.Sprintf("how many mailboxes may be signing in to their servers at the same time, %d to %d (env %s); the others wait their turn; empty: %d", minMaxConnecting, maxMaxConnecting, envMaxConnecting, defaultMaxConnecting))
+	nodeName := fs.String("node-name", getenv(envNodeName), "this node's name among several nodes on one PostgreSQL database, shown on the Nodes page (env "+envNodeName+"); empty: the name kept in the data folder (host name and a random suffix)")
+	leaseSeconds := fs.String("lease-seconds", getenv(envLeaseSeconds), fmt.Sprintf("how long a node holds a mailbox without renewing its lease, %d to %d (env %s): another node takes over a dead node's mailboxes after about that long; empty: %d", minLeaseSeconds, maxLeaseSeconds, envLeaseSeconds, defaultLeaseSeconds))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s, %s; for OAuth mailboxes %s and %s (and _FILE, also for OUTBOUND).\n\nFlags:\n",
 			envDatabaseURL, envDatabaseURL, "POSTROOM_SECRET_KEY", envAdminPassword, envInboundURL, envInboundPass, envOutboundURL, envOutboundPass, envPublicURL,
@@ -60,6 +98,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	secure, err := parseSecureCookies(*secureCookies)
+	if err != nil {
+		return err
+	}
+	node, err := parseNodeName(*nodeName)
+	if err != nil {
+		return err
+	}
+	lease, err := parseLeaseSeconds(*leaseSeconds)
 	if err != nil {
 		return err
 	}
@@ -81,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// store calls each (a mailbox, then its password, then enabling it), so they are not
 	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
 	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL,
-		MaxConnecting: connecting, SecureCookies: secure})
+		MaxConnecting: connecting, SecureCookies: secure, NodeName: node, LeaseTime: lease})
 	if err != nil {
 		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/postroom/postroom/internal/api"
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/automsg"
+	"github.com/postroom/postroom/internal/cluster"
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/credential"
@@ -77,6 +78,13 @@ type Config struct {
 	// MaxConnecting is how many mailboxes may be signing in to their servers at the same
 	// time (POSTROOM_MAX_CONNECTING; 0: the ingest runner's default, 32).
 	MaxConnecting int
+	// NodeName, when set, is this node's name (POSTROOM_NODE_NAME) instead of the one kept
+	// in the data folder (nodeName): two nodes on one host, or tests.
+	NodeName string
+	// LeaseTime is how long a node holds a mailbox's lease without renewing it
+	// (POSTROOM_LEASE_SECONDS; 0: cluster.DefaultLeaseTime): another node takes over a
+	// dead node's mailboxes after about that long (internal/cluster).
+	LeaseTime time.Duration
 	// ExpiryCheck is how often client secret expiry dates are checked (0: hourly).
 	ExpiryCheck time.Duration
 	// AfterCommit is passed to the ingest runner (fault injection in tests).
@@ -112,6 +120,9 @@ type App struct {
 	SSO *sso.Service
 	// Metrics is served at GET /metrics to supervisors and admins (internal/metrics).
 	Metrics *metrics.Registry
+	// Cluster is this node's membership and mailbox leases (internal/cluster); its
+	// Ready tells whether the node holds or may take leases.
+	Cluster *cluster.Cluster
 	Handler http.Handler
 
 	cfg Config
@@ -146,9 +157,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data folder %s: %w", cfg.DataDir, err)
 	}
-	node, err := nodeName(cfg.DataDir)
-	if err != nil {
-		return nil, err
+	node := cfg.NodeName
+	if node == "" {
+		var err error
+		if node, err = nodeName(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	st, err := OpenStore(ctx, cfg.DataDir, cfg.DatabaseURL)
 	if err != nil {
@@ -220,6 +234,27 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
 		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure, SSO: a.SSO}))
 	mux.Handle("/", pages)
+	a.Cluster, err = cluster.New(cluster.Options{
+		Store: st, Name: node, LeaseTime: cfg.LeaseTime, Logger: log, Metrics: a.Metrics,
+		SingleNode: cfg.DatabaseURL == "",
+		Mailboxes: func(ctx context.Context) ([]int64, error) {
+			boxes, err := st.ListMailboxes(ctx)
+			if err != nil {
+				return nil, err
+			}
+			var ids []int64
+			for _, m := range boxes {
+				if ingest.Watched(m) {
+					ids = append(ids, m.ID)
+				}
+			}
+			return ids, nil
+		},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.runner = a.newRunner()
 	// Microsoft Graph's change notifications: no session (Graph cannot sign in); each
 	// subscription's own random clientState is checked instead.
@@ -288,7 +323,7 @@ func (a *App) newRunner() *ingest.Runner {
 	return ingest.NewRunner(ingest.Options{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
-		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify,
+		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, Leases: a.Cluster,
 		Classify: routing.Classifier{Config: a.Routing.Config}.Classify, Stored: a.Routing.Wake, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
 		AutoMessages: &automsg.Composer{Store: a.Store, Log: a.log, Hours: func(queueID int64, t time.Time) string {
 			if cfg := a.Routing.Config(); cfg != nil {
@@ -343,7 +378,13 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		},
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = runner.Run(ctx) })
+	// The leases are handed over once the ingest loops have stopped (internal/cluster).
+	ingestStopped := make(chan struct{})
+	wg.Go(func() {
+		defer close(ingestStopped)
+		_ = runner.Run(ctx)
+	})
+	wg.Go(func() { _ = a.Cluster.Run(ctx, ingestStopped) })
 	wg.Go(func() { a.Routing.Run(ctx) })
 	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })

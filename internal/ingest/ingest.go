@@ -31,6 +31,11 @@
 //     or a re-read after an IMAP UIDVALIDITY change is acknowledged, not stored again. A
 //     UIDVALIDITY change is written to the audit log for the admin
 //     ("mailbox.uidvalidity_changed").
+//  7. With several nodes (Options.Leases, internal/cluster) a mailbox's loop runs only
+//     while this node holds the mailbox's lease: it stops when the lease's Done closes,
+//     and every cursor, ingest, acknowledgement and status write carries the lease's
+//     fence, so that a write after another node took the lease fails with
+//     store.ErrLeaseLost, which ends the loop at once.
 package ingest
 
 import (
@@ -49,6 +54,7 @@ import (
 	"time"
 
 	"github.com/postroom/postroom/internal/automsg"
+	"github.com/postroom/postroom/internal/cluster"
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/imap"
@@ -150,9 +156,39 @@ type Options struct {
 	// (0: defaultMaxDials).
 	MaxDials int
 
+	// Leases, when set, is this node's share of the mailboxes (internal/cluster): a loop
+	// runs only for a mailbox whose lease this node holds, under the lease's fence
+	// (invariant 7). nil: every enabled inbound mailbox is read by this process.
+	Leases Leases
+
 	// beforeStore, when set, runs before each message is stored; its error counts as a
 	// failure to store the message (tests craft poison messages with it).
 	beforeStore func(in connector.Incoming) error
+}
+
+// Leases is what the runner needs of a cluster node (*cluster.Cluster).
+type Leases interface {
+	// Held returns the leases the node holds now, by mailbox.
+	Held() map[int64]cluster.Grant
+	// Changed receives a value when the held set changed.
+	Changed() <-chan struct{}
+	// Lost says that a write with the fence was refused (store.ErrLeaseLost).
+	Lost(f store.Fence)
+}
+
+// fenceKey is the context key of a loop's lease fence: the loop's context lives as long
+// as its lease, and every write made with it carries the fence.
+type fenceKey struct{}
+
+func fenceOf(ctx context.Context) store.Fence {
+	f, _ := ctx.Value(fenceKey{}).(store.Fence)
+	return f
+}
+
+// Watched reports whether m is read by an ingest loop (and so needs a lease): an enabled
+// inbound IMAP, POP3 or Microsoft Graph mailbox.
+func Watched(m store.Mailbox) bool {
+	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph")
 }
 
 // Runner supervises the per-mailbox loops.
@@ -177,8 +213,9 @@ type Runner struct {
 type loop struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
-	updated time.Time // the mailbox's UpdatedAt when the loop started
-	name    string    // the mailbox's name, its metrics label
+	fence   store.Fence // zero without Leases
+	updated time.Time   // the mailbox's UpdatedAt when the loop started
+	name    string      // the mailbox's name, its metrics label
 }
 
 // notificationsPossible reports whether Microsoft Graph sends change notifications for
@@ -291,6 +328,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer r.stopAll()
 	t := time.NewTicker(r.opts.ReloadInterval)
 	defer t.Stop()
+	var changed <-chan struct{}
+	if r.opts.Leases != nil {
+		changed = r.opts.Leases.Changed()
+	}
 	for {
 		if err := r.sync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error("ingest: cannot read the mailbox list; retrying", slog.Any("error", err))
@@ -299,6 +340,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-changed:
 		}
 	}
 }
@@ -308,17 +350,31 @@ func (r *Runner) sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list mailboxes: %w", err)
 	}
+	var grants map[int64]cluster.Grant
+	if r.opts.Leases != nil {
+		grants = r.opts.Leases.Held()
+	}
 	want := map[int64]store.Mailbox{}
 	for _, m := range boxes {
-		if m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph") {
-			want[m.ID] = m
+		if !Watched(m) {
+			continue
 		}
+		if _, held := grants[m.ID]; grants != nil && !held {
+			continue // another node's, or nobody's yet
+		}
+		want[m.ID] = m
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, l := range r.running {
 		m, ok := want[id]
-		if !ok || !m.UpdatedAt.Equal(l.updated) {
+		ended := false
+		select {
+		case <-l.done: // stopped by itself: its lease was lost
+			ended = true
+		default:
+		}
+		if !ok || ended || !m.UpdatedAt.Equal(l.updated) || (grants != nil && grants[id].Fence != l.fence) {
 			l.cancel()
 			<-l.done
 			delete(r.running, id)
@@ -333,6 +389,17 @@ func (r *Runner) sync(ctx context.Context) error {
 		}
 		lctx, cancel := context.WithCancel(ctx)
 		l := &loop{cancel: cancel, done: make(chan struct{}), updated: m.UpdatedAt, name: m.Name}
+		if g, ok := grants[id]; ok {
+			l.fence = g.Fence
+			lctx = context.WithValue(lctx, fenceKey{}, g.Fence)
+			go func() { // the loop lives as long as the lease can be proven
+				select {
+				case <-g.Done:
+					cancel()
+				case <-lctx.Done():
+				}
+			}()
+		}
 		r.running[id] = l
 		go func() {
 			defer close(l.done)
@@ -360,6 +427,13 @@ func (r *Runner) runMailbox(ctx context.Context, m store.Mailbox) {
 	for ctx.Err() == nil {
 		connected, err := r.session(ctx, m, log)
 		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Info("mailbox lease lost: another node ingests this mailbox now; this loop stops", slog.Any("error", err))
+			if r.opts.Leases != nil {
+				r.opts.Leases.Lost(fenceOf(ctx))
+			}
 			return
 		}
 		if connected {
@@ -530,7 +604,7 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 			return err == nil
 		}
 		cfg.SaveCursor = func(ctx context.Context, c string) error {
-			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c})
+			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c, Fence: fenceOf(ctx)})
 		}
 		return graph.Open(ctx, cfg)
 	}
@@ -610,10 +684,18 @@ func (r *Runner) ack(ctx context.Context, m store.Mailbox, src connector.Source,
 	if err != nil {
 		return err
 	}
-	if err := r.opts.Store.MarkAcked(ctx, m.ID, ids...); err != nil {
+	if err := r.markAcked(ctx, m.ID, ids); err != nil {
 		return fmt.Errorf("record ack of %d messages: %w", len(ids), err)
 	}
 	return nil
+}
+
+// markAcked records the acknowledgement, fenced by the loop's lease when it has one.
+func (r *Runner) markAcked(ctx context.Context, mailboxID int64, ids []string) error {
+	if f := fenceOf(ctx); !f.IsZero() {
+		return r.opts.Store.MarkAckedFenced(ctx, f, ids...)
+	}
+	return r.opts.Store.MarkAcked(ctx, mailboxID, ids...)
 }
 
 // sessionState is what one session remembers between batches.
@@ -698,7 +780,7 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 		}
 		if j > i {
 			results, err := r.ingest(ctx, prepared[i:j])
-			if err != nil && ctx.Err() == nil && j-i > 1 {
+			if err != nil && ctx.Err() == nil && j-i > 1 && !errors.Is(err, store.ErrLeaseLost) {
 				log.Debug("storing the batch in one transaction failed; storing its messages one by one", slog.Any("error", err))
 				for k := i; k < j; k++ {
 					results, err := r.ingest(ctx, prepared[k:k+1])
@@ -755,8 +837,8 @@ func (e *storeError) Unwrap() error { return e.err }
 // maxTries, quarantines the message. Below that it returns the error, which ends the
 // session; the message is fetched again after the backoff.
 func (r *Runner) failed(ctx context.Context, m store.Mailbox, in connector.Incoming, cause error, log *slog.Logger) (store.IngestResult, error) {
-	if ctx.Err() != nil {
-		return store.IngestResult{}, cause // shutting down: not the message's fault
+	if ctx.Err() != nil || errors.Is(cause, store.ErrLeaseLost) {
+		return store.IngestResult{}, cause // shutting down, or the lease moved: not the message's fault
 	}
 	tries, err := r.opts.Store.RecordIngestFailure(ctx, m.ID, in.SourceID, cause.Error())
 	if err != nil {
@@ -810,7 +892,7 @@ func (r *Runner) quarantine(ctx context.Context, m store.Mailbox, in connector.I
 		cursor = &store.Cursor{MailboxID: m.ID, Value: in.Cursor}
 	}
 	res, err := r.opts.Store.IngestMessage(ctx, store.InboundMessage{
-		MailboxID: m.ID, Raw: in.Raw, Message: msg, Cursor: cursor, ReceivedAt: in.ReceivedAt,
+		MailboxID: m.ID, Raw: in.Raw, Message: msg, Cursor: cursor, ReceivedAt: in.ReceivedAt, Fence: fenceOf(ctx),
 	})
 	if err != nil {
 		return res, fmt.Errorf("store quarantined message %s: %w", in.SourceID, err)
@@ -957,6 +1039,7 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 		Cursor:     cursor,
 		ReceivedAt: in.ReceivedAt,
 		Bounce:     bounce,
+		Fence:      fenceOf(ctx),
 	}
 	if in.OverSize {
 		inbound.Message.OverSize = true
@@ -977,8 +1060,20 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 	return inbound, nil
 }
 
+// setStatus records the mailbox's status; with a lease, only while this node holds it (a
+// mailbox's status is written by its lease holder only).
 func (r *Runner) setStatus(ctx context.Context, id int64, status, msg string) {
-	err := r.opts.Store.SetMailboxStatus(ctx, id, store.MailboxStatus{Status: status, Message: msg, At: r.opts.Now()})
+	st := store.MailboxStatus{Status: status, Message: msg, At: r.opts.Now()}
+	var err error
+	if f := fenceOf(ctx); !f.IsZero() {
+		err = r.opts.Store.SetMailboxStatusFenced(ctx, f, st)
+	} else {
+		err = r.opts.Store.SetMailboxStatus(ctx, id, st)
+	}
+	if errors.Is(err, store.ErrLeaseLost) {
+		r.log.Debug("mailbox status not written: the lease moved to another node", slog.Int64("mailbox_id", id))
+		return
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		r.log.Warn("cannot record mailbox status", slog.Int64("mailbox_id", id), slog.Any("error", err))
 	}

@@ -390,6 +390,8 @@ type SavedView struct {
 type Cursor struct {
 	MailboxID int64
 	Value     string
+	// Fence, when not zero, is checked in the cursor's transaction (ErrLeaseLost).
+	Fence Fence
 }
 
 // InboundMessage is what the ingest pipeline hands to IngestMessage.
@@ -400,6 +402,10 @@ type InboundMessage struct {
 	Message Message
 	// Cursor, when not nil, is saved in the same transaction.
 	Cursor *Cursor
+	// Fence, when not zero, is the lease of the ingest loop storing the message: the
+	// transaction checks it first and fails with ErrLeaseLost, writing nothing, when the
+	// lease moved (internal/cluster).
+	Fence Fence
 	// ReceivedAt is when the source received the message (IMAP INTERNALDATE). It starts the
 	// work item's age; zero (or a time in the future) means now.
 	ReceivedAt time.Time
@@ -966,6 +972,7 @@ type Store interface {
 	OutboundMail
 	Responses
 	Privacy
+	Cluster
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

@@ -17,10 +17,20 @@ func (s *Store) Cursor(ctx context.Context, mailboxID int64) (store.Cursor, erro
 	return c, nil
 }
 
-// SetCursor saves the source position of a mailbox, replacing the previous one.
+// SetCursor saves the source position of a mailbox, replacing the previous one; with a
+// Fence, only while the lease is the fence's (store.ErrLeaseLost).
 func (s *Store) SetCursor(ctx context.Context, c store.Cursor) error {
-	err := setCursor(ctx, s.w, c, s.d.timeArg(s.now()))
-	return s.wrap(fmt.Sprintf("set cursor of mailbox %d", c.MailboxID), err)
+	op := fmt.Sprintf("set cursor of mailbox %d", c.MailboxID)
+	if c.Fence.IsZero() {
+		return s.wrap(op, setCursor(ctx, s.w, c, s.d.timeArg(s.now())))
+	}
+	err := s.inTx(ctx, func(tx runner) error {
+		if err := s.checkFence(ctx, tx, c.Fence); err != nil {
+			return err
+		}
+		return setCursor(ctx, tx, c, s.d.timeArg(s.now()))
+	})
+	return s.wrap(op, err)
 }
 
 func setCursor(ctx context.Context, r runner, c store.Cursor, now any) error {

@@ -17,6 +17,9 @@ type Dialect struct {
 	// forUpdate locks the selected rows for the transaction ("" when the engine has a
 	// single writer and needs no row locks).
 	forUpdate string
+	// forShare share-locks the selected rows for the transaction ("" with a single
+	// writer): the fence check of a lease holder's write.
+	forShare string
 	// skipLocked locks the selected rows and skips rows another transaction locked.
 	skipLocked string
 	// migrationLock is run first in every migration transaction so that nodes starting
@@ -52,6 +55,7 @@ func Postgres(isUnique func(error) bool) Dialect {
 		name:              "postgres",
 		numbered:          true,
 		forUpdate:         " FOR UPDATE",
+		forShare:          " FOR SHARE",
 		skipLocked:        " FOR UPDATE SKIP LOCKED",
 		migrationLock:     "SELECT pg_advisory_xact_lock(" + strconv.Itoa(postgresMigrationLockKey) + ")",
 		isUniqueViolation: isUnique,

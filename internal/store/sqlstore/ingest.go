@@ -84,6 +84,16 @@ func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]st
 		// The cursor of each mailbox is written once, after its last message: the messages
 		// come in source order, so the last cursor is the position after all of them.
 		var cursors []store.Cursor
+		// The fences first: a loop whose lease moved writes nothing (store.ErrLeaseLost).
+		var fences []store.Fence
+		for i := range in {
+			if f := in[i].Fence; !f.IsZero() && !slices.Contains(fences, f) {
+				if err := s.checkFence(ctx, tx, f); err != nil {
+					return err
+				}
+				fences = append(fences, f)
+			}
+		}
 		for i := range in {
 			if _, checked := st.failures[in[i].MailboxID]; !checked {
 				if err := mailboxExists(ctx, tx, in[i].MailboxID); err != nil {

@@ -228,19 +228,20 @@ func (s *Store) DeleteMailbox(ctx context.Context, id int64) error {
 // also sets LastOKAt. It does not change UpdatedAt: that marks a change of the settings,
 // and the ingest supervisor restarts a mailbox's loop when it moves.
 func (s *Store) SetMailboxStatus(ctx context.Context, id int64, st store.MailboxStatus) error {
+	return s.wrap(fmt.Sprintf("set status of mailbox %d", id), s.setMailboxStatus(ctx, s.w, id, st))
+}
+
+func (s *Store) setMailboxStatus(ctx context.Context, r runner, id int64, st store.MailboxStatus) error {
 	at := st.At
 	if at.IsZero() {
 		at = s.now()
 	}
-	var err error
 	if st.Status == store.StatusConnected {
-		err = s.w.execOne(ctx, `UPDATE mailboxes SET status = ?, status_message = ?, status_at = ?,
+		return r.execOne(ctx, `UPDATE mailboxes SET status = ?, status_message = ?, status_at = ?,
 			last_ok_at = ? WHERE id = ? AND deleted_at IS NULL`, st.Status, clean(st.Message), s.d.timeArg(at), s.d.timeArg(at), id)
-	} else {
-		err = s.w.execOne(ctx, `UPDATE mailboxes SET status = ?, status_message = ?, status_at = ?
-			WHERE id = ? AND deleted_at IS NULL`, st.Status, clean(st.Message), s.d.timeArg(at), id)
 	}
-	return s.wrap(fmt.Sprintf("set status of mailbox %d", id), err)
+	return r.execOne(ctx, `UPDATE mailboxes SET status = ?, status_message = ?, status_at = ?
+		WHERE id = ? AND deleted_at IS NULL`, st.Status, clean(st.Message), s.d.timeArg(at), id)
 }
 
 // SetSecret stores an encrypted secret of a mailbox under name, replacing any previous one.

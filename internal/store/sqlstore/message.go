@@ -453,6 +453,10 @@ func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceIDs ...str
 	if len(sourceIDs) == 1 {
 		op = fmt.Sprintf("mark message %q of mailbox %d acknowledged", sourceIDs[0], mailboxID)
 	}
+	return s.wrap(op, markAcked(ctx, s.w, mailboxID, sourceIDs))
+}
+
+func markAcked(ctx context.Context, r runner, mailboxID int64, sourceIDs []string) error {
 	unique := map[string]bool{}
 	args := []any{mailboxID}
 	for _, id := range sourceIDs {
@@ -464,17 +468,17 @@ func (s *Store) MarkAcked(ctx context.Context, mailboxID int64, sourceIDs ...str
 	if len(unique) == 0 {
 		return nil
 	}
-	res, err := s.w.exec(ctx, `UPDATE message_sources SET acked = TRUE
+	res, err := r.exec(ctx, `UPDATE message_sources SET acked = TRUE
 		WHERE mailbox_id = ? AND source_id IN (?`+strings.Repeat(", ?", len(unique)-1)+`)`, args...)
 	if err != nil {
-		return s.wrap(op, err)
+		return err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return s.wrap(op, err)
+		return err
 	}
 	if int(n) < len(unique) {
-		return s.wrap(op, fmt.Errorf("%d of them are not stored: %w", len(unique)-int(n), store.ErrNotFound))
+		return fmt.Errorf("%d of them are not stored: %w", len(unique)-int(n), store.ErrNotFound)
 	}
 	return nil
 }

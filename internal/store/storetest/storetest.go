@@ -126,6 +126,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RetentionAnonymise", testRetentionAnonymise},
 		{"Erasure", testErasure},
 		{"AuditSearch", testAuditSearch},
+		{"Leases", testLeases},
+		{"LeaseFencing", testLeaseFencing},
+		{"LeaseConcurrentTakers", testLeaseConcurrentTakers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
