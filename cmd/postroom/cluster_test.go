@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -108,8 +110,12 @@ func newClusterEnv(t *testing.T, needLeases bool) *clusterEnv {
 	t.Cleanup(func() {
 		e.c.Close()
 		if t.Failed() {
+			keep, err := os.MkdirTemp("", "postroom-cluster-logs-")
 			for _, n := range e.c.Nodes {
-				t.Logf("log of %s, last lines:\n%s", n.Name, lastLines(n.Log(), 40))
+				if err == nil {
+					_ = os.WriteFile(filepath.Join(keep, n.Name+".log"), []byte(n.Log()), 0o600)
+				}
+				t.Logf("log of %s, last lines other than \"message ingested\" (whole logs kept in %s):\n%s", n.Name, keep, lastLines(withoutIngested(n.Log()), 40))
 			}
 		}
 	})
@@ -158,6 +164,23 @@ func (e *clusterEnv) waitHeld(what string, cond func(map[int64]bench.Lease) bool
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// waitShared waits until every node holds about its share of the mailboxes (a node that
+// starts takes its share from the others).
+func (e *clusterEnv) waitShared() {
+	e.t.Helper()
+	fair := len(e.mailboxes)/clusterNodes - 1
+	live := e.waitHeld("the mailboxes shared out", func(live map[int64]bench.Lease) bool {
+		per := perNode(live)
+		for _, n := range e.c.Nodes {
+			if n.Running() && per[n.Name] < fair {
+				return false
+			}
+		}
+		return true
+	})
+	e.t.Logf("mailboxes per node: %v", perNode(live))
 }
 
 // perNode counts the mailboxes each node holds.
@@ -417,17 +440,7 @@ func TestClusterOneHolder(t *testing.T) {
 	e := newClusterEnv(t, true)
 	s := e.startSampler(true)
 	e.startAll()
-	fair := len(e.mailboxes)/clusterNodes - 1
-	live := e.waitHeld("the mailboxes shared out", func(live map[int64]bench.Lease) bool {
-		per := perNode(live)
-		for _, n := range e.c.Nodes {
-			if per[n.Name] < fair {
-				return false
-			}
-		}
-		return true
-	})
-	t.Logf("mailboxes per node: %v", perNode(live))
+	e.waitShared()
 	s.strict <- true
 	tr := e.startTraffic()
 	e.checkExactlyOnce(tr)
@@ -488,6 +501,7 @@ var lostLeaseLine = regexp.MustCompile(`(?i)lease.*(lost|fenc|expired|taken|not 
 func TestClusterPause(t *testing.T) {
 	e := newClusterEnv(t, true)
 	e.startAll()
+	e.waitShared()
 	s := e.startSampler(false) // the paused node keeps its IMAP sessions open: no session check
 	tr := e.startTraffic()
 	e.waitRound(tr, 2)
@@ -520,8 +534,28 @@ func TestClusterPause(t *testing.T) {
 		t.Errorf("%s exited after it was resumed (%v): it should give up its mailboxes and carry on", victim.Name, victim.ExitErr())
 	}
 	after := victim.Log()[logBefore:]
-	if !lostLeaseLine.MatchString(after) {
+	if m := lostLeaseLine.FindString(after); m == "" {
 		t.Errorf("%s logged nothing about its lost leases after it was resumed; its log since:\n%s", victim.Name, lastLines(after, 30))
+	} else {
+		t.Logf("%s after it was resumed: ...%s...", victim.Name, m)
+	}
+	e.checkOneSessionEach()
+}
+
+// checkOneSessionEach fails the test for every Dovecot user with more than one IMAP session
+// now.
+func (e *clusterEnv) checkOneSessionEach() {
+	e.t.Helper()
+	per := map[string]int{}
+	for _, s := range e.d.Sessions(e.t) {
+		if s.Service == "imap" {
+			per[s.User]++
+		}
+	}
+	for u, n := range per {
+		if n > 1 {
+			e.t.Errorf("Dovecot has %d IMAP sessions of %s at the end", n, u)
+		}
 	}
 }
 
@@ -564,7 +598,19 @@ func TestClusterRollingRestart(t *testing.T) {
 	if e.leases {
 		live := e.waitHeld("the mailboxes shared out again", func(live map[int64]bench.Lease) bool { return len(perNode(live)) == clusterNodes })
 		t.Logf("mailboxes per node after the restarts: %v", perNode(live))
+		e.checkOneSessionEach()
 	}
+}
+
+// withoutIngested drops the "message ingested" lines (one per message) from a log.
+func withoutIngested(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, `msg="message ingested"`) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 // lastLines returns the last n lines of s.
