@@ -160,6 +160,9 @@ func (e *clusterEnv) waitHeld(what string, cond func(map[int64]bench.Lease) bool
 			state = fmt.Sprintf("%d of %d held by a running node; per node %v", len(live), len(e.mailboxes), perNode(live))
 		}
 		if time.Now().After(deadline) {
+			if act, err := e.db.Activity(ctx); err == nil {
+				e.t.Logf("the database's sessions now:\n%s", strings.Join(act, "\n"))
+			}
 			e.t.Fatalf("%s: not within %s: %s", what, clusterWait, state)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -596,3 +596,28 @@ func (db *ClusterDB) WorkItems(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// Activity describes the database's other sessions (pg_stat_activity) and the locks they
+// hold on mailbox_leases rows, one line each, to show why a lease could not be taken.
+func (db *ClusterDB) Activity(ctx context.Context) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+			coalesce(now() - a.xact_start, interval '0'), left(coalesce(a.query, ''), 120),
+			coalesce((SELECT string_agg(DISTINCT l.mode, ',') FROM pg_locks l
+				WHERE l.pid = a.pid AND l.relation = to_regclass('mailbox_leases')), '')
+		FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+		ORDER BY a.pid`)
+	if err != nil {
+		return nil, fmt.Errorf("read pg_stat_activity: %w", err)
+	}
+	var out []string
+	for rows.Next() {
+		var pid int
+		var app, state, query, locks string
+		var xact time.Duration
+		if err := rows.Scan(&pid, &app, &state, &xact, &query, &locks); err != nil {
+			return nil, fmt.Errorf("read pg_stat_activity: %w", err)
+		}
+		out = append(out, fmt.Sprintf("pid %d %s: %s, transaction open %s, mailbox_leases locks [%s]: %s", pid, app, state, xact.Round(time.Millisecond), locks, query))
+	}
+	return out, rows.Err()
+}
