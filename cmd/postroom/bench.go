@@ -277,15 +277,20 @@ func runBenchFailover(ctx context.Context, args []string, stdout, stderr io.Writ
 	lease := fs.Int("lease-seconds", 0, "POSTROOM_LEASE_SECONDS given to the nodes; 0: the product's default")
 	pgURL := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL server to create a throwaway database on")
 	keep := fs.Bool("keep", false, "keep the nodes' logs and data folders (the path is printed)")
+	binary := fs.String("binary", "", "the postroom executable the nodes run; empty: this program")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *nodes < 2 || *mailboxes < 1 || *messages < *mailboxes || *size < 1 || *rounds < 2 || *lease < 0 {
 		return fmt.Errorf("need -nodes >= 2, -mailboxes >= 1, -messages >= -mailboxes, -size >= 1, -rounds >= 2 and -lease-seconds >= 0")
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this program to start its nodes: %w", err)
+	bin := *binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this program to start its nodes: %w", err)
+		}
+		bin = exe
 	}
 	res, err := bench.Failover(ctx, bench.FailoverOptions{Binary: bin, PostgresURL: *pgURL, Nodes: *nodes, Mailboxes: *mailboxes,
 		Messages: *messages, Size: *size, Rounds: *rounds, RoundEvery: time.Second, LeaseSeconds: *lease, KeepDir: *keep, Progress: stdout})
