@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/postroom/postroom/internal/auth"
 	"github.com/postroom/postroom/internal/mailbox"
@@ -48,6 +49,9 @@ type Options struct {
 	// SSO is staff single sign-on: its settings (GET/PUT /api/v1/sso) and the rule that
 	// refuses passwords when they are switched off; nil: not available.
 	SSO *sso.Service
+	// LeaseTime is the cluster's lease time (internal/cluster; 0: its default): a node
+	// silent for longer is shown dead by GET /api/v1/nodes.
+	LeaseTime time.Duration
 }
 
 type server struct {
@@ -63,6 +67,7 @@ type server struct {
 	users         *auth.Users
 	onAgentChange func(ctx context.Context, userID int64)
 	sso           *sso.Service
+	leaseTime     time.Duration
 }
 
 // authedHandler is a handler that runs after authentication and the role check.
@@ -115,6 +120,7 @@ func (s *server) routes() []route {
 		supervisor("POST /api/v1/workitems/{id}/restart", s.withRouting(s.act(workitem.Restart))),
 		supervisor("GET /api/v1/workitems/{id}/routing", s.routingTrace),
 		supervisor("GET /api/v1/board", s.board),
+		supervisor("GET /api/v1/nodes", s.nodes),
 		supervisor("GET /api/v1/board/hourly", s.boardHourly),
 		supervisor("GET /api/v1/board/history.csv", s.boardHistory),
 		supervisor("GET /api/v1/calendars", s.listRoutingObjects),
@@ -226,6 +232,7 @@ func New(opts Options) http.Handler {
 		engine: opts.Engine, work: opts.WorkItems, views: workitem.NewViews(opts.Store)}
 	s.users, s.onAgentChange = auth.NewUsers(opts.Store, logger), opts.OnAgentChange
 	s.sso = opts.SSO
+	s.leaseTime = opts.LeaseTime
 
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {

@@ -225,14 +225,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	pages, err := web.New(web.Options{SecureCookies: secure, Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log, ProductVersion: cfg.Version,
 		SignIn: credential.NewSignIn(a.Passwords.Secrets(), credential.TokensOptions{Logger: log}), PublicURL: cfg.PublicURL,
-		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo, SSO: a.SSO})
+		OnAgentChange: a.agentChanged, Engine: a.Routing, WorkItems: a.WorkItems, Demo: cfg.Demo, SSO: a.SSO, LeaseTime: cfg.LeaseTime})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load the web pages: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.New(api.Options{Store: st, Auth: a.Auth, Replier: a.Replies, Mailboxes: a.Mailboxes, Logger: log,
-		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure, SSO: a.SSO}))
+		Engine: a.Routing, WorkItems: a.WorkItems, OnAgentChange: a.agentChanged, SecureCookies: secure, SSO: a.SSO, LeaseTime: cfg.LeaseTime}))
 	mux.Handle("/", pages)
 	a.Cluster, err = cluster.New(cluster.Options{
 		Store: st, Name: node, LeaseTime: cfg.LeaseTime, Logger: log, Metrics: a.Metrics,

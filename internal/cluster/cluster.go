@@ -4,8 +4,8 @@
 // at a time.
 //
 // A node is a process: its id is "<name>/<instance>", the name from POSTROOM_NODE_NAME or
-// the data folder's node-id file, the instance random at each start. Every Options.
-// LeaseTime/3 (Renew) a node writes its heartbeat and runs one round of
+// the data folder's node-id file, the instance random at each start. Every third of the
+// lease time (RenewEvery) a node writes its heartbeat and runs one round of
 // store.Cluster.BalanceLeases: it renews its leases, gives up those above its fair share
 // (ceil(mailboxes / live nodes), so a new node gets its share within a round or two), and
 // takes free or expired ones with FOR UPDATE SKIP LOCKED, each take incrementing the
@@ -151,12 +151,13 @@ func (c *Cluster) LeaseTime() time.Duration { return c.ttl }
 // RenewEvery is the time between two rounds: a third of the lease time.
 func (c *Cluster) RenewEvery() time.Duration { return c.ttl / 3 }
 
-// Ready reports whether the node may hold or take leases: its last round with the
-// database succeeded within the lease time, and it is not stopping.
+// Ready reports whether the node holds or may take leases: its last round with the
+// database succeeded recently enough that the leases it returned are still valid (the
+// lease time less the margin), and it is not stopping. For /readyz.
 func (c *Cluster) Ready() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.lastOK.IsZero() && time.Since(c.lastOK) < c.ttl && !c.self.Stopping
+	return !c.lastOK.IsZero() && time.Since(c.lastOK) < c.ttl-c.margin && !c.self.Stopping
 }
 
 // Held returns the leases this node holds now, by mailbox, each with its fence and Done
@@ -221,6 +222,8 @@ func (c *Cluster) signal() {
 // close (the ingest loops have stopped; nil: no wait) and frees every lease at once, so
 // that the other nodes take them at their next round.
 func (c *Cluster) Run(ctx context.Context, idle <-chan struct{}) error {
+	c.log.Info("cluster: node running", slog.String("name", c.self.Name), slog.Duration("lease_time", c.ttl),
+		slog.Duration("renew_every", c.RenewEvery()))
 	renew := time.NewTicker(c.RenewEvery())
 	defer renew.Stop()
 	watch := time.NewTicker(max(c.margin/4, 50*time.Millisecond))

@@ -520,7 +520,9 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 				slog.String("account", signedInAccount(m)), slog.Duration("poll_interval", poll))
 		}
 	}
-	r.setStatus(ctx, m.ID, store.StatusConnected, connectedNote())
+	if err := r.setStatusErr(ctx, m.ID, store.StatusConnected, connectedNote()); err != nil {
+		return true, err
+	}
 	r.met.up(m.Name)
 	log.Info("mailbox connected", slog.String("host", m.Host), slog.String("folder", m.Folder))
 	st := &sessionState{cursor: cursor.Value}
@@ -550,7 +552,9 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 		if ctx.Err() != nil {
 			return true, ctx.Err()
 		}
-		r.setStatus(ctx, m.ID, store.StatusConnected, connectedNote())
+		if err := r.setStatusErr(ctx, m.ID, store.StatusConnected, connectedNote()); err != nil {
+			return true, err
+		}
 		r.met.up(m.Name)
 		if time.Since(started) >= r.opts.MaxSession {
 			return true, nil
@@ -1063,6 +1067,12 @@ func (r *Runner) prepare(ctx context.Context, m store.Mailbox, in connector.Inco
 // setStatus records the mailbox's status; with a lease, only while this node holds it (a
 // mailbox's status is written by its lease holder only).
 func (r *Runner) setStatus(ctx context.Context, id int64, status, msg string) {
+	_ = r.setStatusErr(ctx, id, status, msg)
+}
+
+// setStatusErr is setStatus that returns store.ErrLeaseLost when the lease moved: the
+// session's periodic status write is how an idle loop learns it.
+func (r *Runner) setStatusErr(ctx context.Context, id int64, status, msg string) error {
 	st := store.MailboxStatus{Status: status, Message: msg, At: r.opts.Now()}
 	var err error
 	if f := fenceOf(ctx); !f.IsZero() {
@@ -1072,9 +1082,10 @@ func (r *Runner) setStatus(ctx context.Context, id int64, status, msg string) {
 	}
 	if errors.Is(err, store.ErrLeaseLost) {
 		r.log.Debug("mailbox status not written: the lease moved to another node", slog.Int64("mailbox_id", id))
-		return
+		return err
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		r.log.Warn("cannot record mailbox status", slog.Int64("mailbox_id", id), slog.Any("error", err))
 	}
+	return nil
 }

@@ -26,6 +26,11 @@
 //   - CreateForward writes a forward (message and outbox row) without changing the work
 //     item's state or SLA clock; CreateOutbound writes a new conversation, its work item,
 //     the message and the outbox row; each in ONE transaction.
+//   - A write that carries a non-zero Fence (InboundMessage.Fence, Cursor.Fence,
+//     MarkAckedFenced, SetMailboxStatusFenced) checks the mailbox's lease in its own
+//     transaction and writes nothing, with ErrLeaseLost, when the lease is not the fence's
+//     (another node took it): a lease holder paused past its lease cannot write behind the
+//     new holder (internal/cluster). A lease's generation only grows.
 //   - Secrets arrive already encrypted (internal/vault); the store never sees plaintext.
 //   - "Not found" is ErrNotFound, tested with errors.Is, never (nil, nil).
 package store

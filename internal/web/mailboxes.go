@@ -232,6 +232,8 @@ type mailboxDetail struct {
 	CopyName  string
 	CopyError string
 	Report    *diag.Report
+	// Holder is the node whose ingest reads the mailbox (its lease; "" for none).
+	Holder string
 }
 
 type mailboxesData struct {
@@ -319,6 +321,12 @@ func (h *handler) renderMailboxes(w http.ResponseWriter, r *http.Request, v view
 			if m.Direction == store.Outbound {
 				if det.From, err = h.st.ListFromAddresses(ctx, m.ID); err != nil {
 					h.serverError(w, r, "list the From addresses", err)
+					return
+				}
+			}
+			if m.Direction == store.Inbound {
+				if det.Holder, err = h.holder(ctx, m.ID); err != nil {
+					h.serverError(w, r, "read the mailbox's lease", err)
 					return
 				}
 			}

@@ -111,6 +111,9 @@ type Options struct {
 	// SSO is staff single sign-on (internal/sso); nil: the login page has no single
 	// sign-on button and /settings/sso says it is not available.
 	SSO *sso.Service
+	// LeaseTime is the cluster's lease time (internal/cluster; 0: its default): the Nodes
+	// page shows a node silent for longer as dead.
+	LeaseTime time.Duration
 }
 
 type handler struct {
@@ -126,6 +129,7 @@ type handler struct {
 	work      *workitem.Service
 	logger    *slog.Logger
 	version   string
+	leaseTime time.Duration // Options.LeaseTime
 	pages     *zonePages
 	signer    *attachmentSigner
 	now       func() time.Time
@@ -153,6 +157,7 @@ var pageNames = []string{
 	"calendars", "schemas", "slas", "rules", "rule", "queuesettings",
 	"templates", "automatic",
 	"audit", "privacy", // data protection (privacy.go)
+	"nodes", // several nodes (nodes.go)
 	"ssosettings",
 }
 
@@ -181,8 +186,9 @@ func build(opts Options) (*handler, http.Handler, error) {
 		users:   auth.NewUsers(opts.Store, logger), onAgentChange: opts.OnAgentChange,
 		engine: opts.Engine, work: opts.WorkItems, board: &boardLive{},
 		flash: newFlashes(time.Now), demo: opts.Demo,
-		presence: newPresence(time.Now),
-		sso:      opts.SSO,
+		presence:  newPresence(time.Now),
+		sso:       opts.SSO,
+		leaseTime: opts.LeaseTime,
 	}
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
@@ -228,6 +234,7 @@ func build(opts Options) (*handler, http.Handler, error) {
 	h.routingRoutes(mux)
 	h.composeRoutes(mux)
 	h.templateRoutes(mux)
+	h.nodeRoutes(mux)    // several nodes: who reads which mailbox
 	h.privacyRoutes(mux) // data protection: audit log, erasure
 	h.ssoRoutes(mux)
 	mux.open("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

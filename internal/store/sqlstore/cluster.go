@@ -181,8 +181,10 @@ func (s *Store) BalanceLeases(ctx context.Context, r store.BalanceRequest) ([]st
 				return err
 			}
 		}
-		for _, id := range keep {
-			if _, err := tx.exec(ctx, `UPDATE mailbox_leases SET expires_at = ? WHERE mailbox_id = ? AND node_id = ?`, until, id, r.NodeID); err != nil {
+		// What is left of the node's unexpired rows is keep: one statement renews them all
+		// (10,000 mailboxes on one node renew in one round trip).
+		if len(keep) > 0 {
+			if _, err := tx.exec(ctx, `UPDATE mailbox_leases SET expires_at = ? WHERE node_id = ? AND expires_at > ?`, until, r.NodeID, now); err != nil {
 				return err
 			}
 		}
@@ -221,9 +223,13 @@ func (s *Store) BalanceLeases(ctx context.Context, r store.BalanceRequest) ([]st
 			if err := rows.Err(); err != nil {
 				return err
 			}
-			for _, id := range take {
+			if len(take) > 0 {
+				args := []any{r.NodeID, now, until}
+				for _, id := range take {
+					args = append(args, id)
+				}
 				if _, err := tx.exec(ctx, `UPDATE mailbox_leases SET node_id = ?, generation = generation + 1, acquired_at = ?, expires_at = ?
-					WHERE mailbox_id = ?`, r.NodeID, now, until, id); err != nil {
+					WHERE mailbox_id IN (?`+strings.Repeat(", ?", len(take)-1)+`)`, args...); err != nil {
 					return err
 				}
 			}
