@@ -201,11 +201,10 @@ func perNode(live map[int64]bench.Lease) map[string]int {
 // traffic delivers the test's messages while the nodes run: message k goes to mailbox
 // k % mailboxes, in clusterRounds rounds clusterRoundEvery apart.
 type traffic struct {
-	run     string
-	rounds  chan int // receives the number of each round once delivered
-	done    chan struct{}
-	err     error
-	perSend int
+	run    string
+	rounds chan int // receives the number of each round once delivered
+	done   chan struct{}
+	err    error
 }
 
 // messageID is message k's Message-ID without angle brackets.
