@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync f
   graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
   routing   assignment decisions on SQLite, then PostgreSQL (127.0.0.1:5432)
   signin    sign-in under a flood of wrong passwords (throttling, bcrypt bound)
+  failover  three serve processes on PostgreSQL (127.0.0.1:5432), one killed with SIGKILL
 
 Run "postroom bench KIND -h" for the flags of one.
 `
@@ -61,6 +63,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchRouting(ctx, args[1:], stdout, stderr)
 	case "signin":
 		return runBenchSignIn(ctx, args[1:], stdout, stderr)
+	case "failover":
+		return runBenchFailover(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, benchUsage)
 		return nil
@@ -248,4 +252,50 @@ func runBenchSignIn(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	return printBench(stdout, res, "goal:      a flood does not slow the user's sign-in noticeably; one account gets a few guesses a minute at most")
+}
+
+// Defaults of `postroom bench failover`: the issue's figures.
+const (
+	defaultFailoverNodes     = 3
+	defaultFailoverMailboxes = 50
+	defaultFailoverMessages  = 5000
+	defaultFailoverSize      = 4096
+	defaultFailoverRounds    = 10
+	benchFailoverGoalS       = 10 // takeover after the kill
+)
+
+// runBenchFailover runs `postroom serve` nodes (this executable) on a throwaway PostgreSQL
+// database, kills one in the middle of the arrivals and measures the takeover.
+func runBenchFailover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench failover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodes := fs.Int("nodes", defaultFailoverNodes, "number of postroom serve processes")
+	mailboxes := fs.Int("mailboxes", defaultFailoverMailboxes, "number of inbound IMAP mailboxes, one Dovecot user each")
+	messages := fs.Int("messages", defaultFailoverMessages, "messages delivered in all while the nodes run, spread evenly over the mailboxes")
+	size := fs.Int("size", defaultFailoverSize, "approximate size of each message in bytes")
+	rounds := fs.Int("rounds", defaultFailoverRounds, "deliveries to every mailbox, at least a second apart; the kill comes after half of them")
+	lease := fs.Int("lease-seconds", 0, "POSTROOM_LEASE_SECONDS given to the nodes; 0: the product's default")
+	pgURL := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres", "PostgreSQL server to create a throwaway database on")
+	keep := fs.Bool("keep", false, "keep the nodes' logs and data folders (the path is printed)")
+	binary := fs.String("binary", "", "the postroom executable the nodes run; empty: this program")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *nodes < 2 || *mailboxes < 1 || *messages < *mailboxes || *size < 1 || *rounds < 2 || *lease < 0 {
+		return fmt.Errorf("need -nodes >= 2, -mailboxes >= 1, -messages >= -mailboxes, -size >= 1, -rounds >= 2 and -lease-seconds >= 0")
+	}
+	bin := *binary
+	if bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this program to start its nodes: %w", err)
+		}
+		bin = exe
+	}
+	res, err := bench.Failover(ctx, bench.FailoverOptions{Binary: bin, PostgresURL: *pgURL, Nodes: *nodes, Mailboxes: *mailboxes,
+		Messages: *messages, Size: *size, Rounds: *rounds, RoundEvery: time.Second, LeaseSeconds: *lease, KeepDir: *keep, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	return printBench(stdout, res, fmt.Sprintf("goal:      takeover <= %d s after the kill, lost=0, duplicated=0", benchFailoverGoalS))
 }

@@ -111,3 +111,27 @@ func TestBenchSignIn(t *testing.T) {
 		t.Errorf("the attacker got %.2f guesses per second against one account", perAccount)
 	}
 }
+
+// benchFailoverLine is the last line of `postroom bench failover`, as the issue names it.
+var benchFailoverLine = regexp.MustCompile(`^nodes=(\d+) mailboxes=(\d+) messages=(\d+) lost=(\d+) duplicated=(\d+) takeover_s=(-1|\d+\.\d\d)$`)
+
+// TestBenchFailover: a small failover run (the nodes run the binary built from this
+// package) ends with its line, nothing lost or stored twice, and a takeover seen.
+func TestBenchFailover(t *testing.T) {
+	bin := buildPostroom(t)
+	lines := runBenchCommand(t, "failover", "-binary", bin, "-mailboxes", "4", "-messages", "40", "-rounds", "2", "-lease-seconds", "3")
+	last := lines[len(lines)-1]
+	m := benchFailoverLine.FindStringSubmatch(last)
+	if m == nil {
+		t.Fatalf("last line %q is not %s", last, benchFailoverLine)
+	}
+	if m[1] != "3" || m[2] != "4" || m[3] != "40" {
+		t.Errorf("nodes=%s mailboxes=%s messages=%s, want 3, 4 and 40", m[1], m[2], m[3])
+	}
+	if m[4] != "0" || m[5] != "0" {
+		t.Errorf("lost=%s duplicated=%s, want 0 and 0", m[4], m[5])
+	}
+	if m[6] == "-1" {
+		t.Errorf("no takeover was seen: %s", last)
+	}
+}

@@ -7,9 +7,13 @@
 //     mbsync (isync) downloading the same messages to a Maildir, and compares the rates.
 //   - LargeMessage measures the peak memory of ingesting one large message.
 //   - Idle measures the memory of watching many mailboxes with IMAP IDLE (RFC 2177).
+//   - Failover runs several `postroom serve` processes on one PostgreSQL database, kills
+//     one with SIGKILL while mail arrives and measures the takeover of its mailboxes
+//     (cluster.go: the nodes and the reads of their database, shared with the multi-node
+//     tests of cmd/postroom).
 //
 // Invariants: nothing but 127.0.0.1 is contacted; every server, folder and database is
-// temporary and removed at the end; figures are measured, never asserted, and each run
+// temporary and removed at the end (Failover's node logs stay with -keep); figures are measured, never asserted, and each run
 // ends with one machine-readable line of key=value pairs. Peak RSS is this process's only
 // (rss.go): Dovecot and mbsync are child processes and never count.
 package bench

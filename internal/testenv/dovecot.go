@@ -880,3 +880,52 @@ func encodeMailboxUTF7(name string) string {
 	flush()
 	return b.String()
 }
+
+// DovecotSession is one connection Dovecot's anvil knows of, as `doveadm who -1` lists it.
+type DovecotSession struct {
+	User    string // the logged-in user name
+	Service string // imap, pop3, …
+	PID     int    // the mail process serving it
+	IP      string // the client's address; empty for a doveadm exec session
+}
+
+// Sessions lists the sessions logged in at Dovecot now (`doveadm who -1`: one line per
+// connection). Sessions of doveadm itself (AppendMany's doveadm exec imap) have no IP and
+// are left out, so what remains are real clients such as postroom's ingest.
+func (d *Dovecot) Sessions(t testing.TB) []DovecotSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), doveadmTimeout)
+	defer cancel()
+	s, err := d.sessions(ctx)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return s
+}
+
+func (d *Dovecot) sessions(ctx context.Context) ([]DovecotSession, error) {
+	out, err := d.runDoveadm(ctx, nil, "who", "-1")
+	if err != nil {
+		return nil, err
+	}
+	var sessions []DovecotSession
+	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 3 { // the header: username proto pid ip …
+			continue
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err != nil {
+			return nil, fmt.Errorf("doveadm who line %q: pid: %w", line, err)
+		}
+		s := DovecotSession{User: f[0], Service: f[1], PID: pid}
+		if len(f) > 3 {
+			s.IP = f[3]
+		}
+		if s.IP == "" {
+			continue
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, nil
+}

@@ -296,3 +296,26 @@ func TestEncodeMailboxUTF7(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotSessions: a client logged in over IMAP is listed with its user and address; a
+// doveadm session (AppendMany) is not.
+func TestDovecotSessions(t *testing.T) {
+	d := StartDovecot(t, nil)
+	d.AddUser(t, "who@example.test", "who-pw")
+	d.AppendMany(t, "who@example.test", "INBOX", [][]byte{testMessage("who", "<who@example.test>")})
+	if s := d.Sessions(t); len(s) != 0 {
+		t.Fatalf("sessions before any login: %+v, want none", s)
+	}
+	c, err := imapclient.DialInsecure(d.IMAPAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("who@example.test", "who-pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s := d.Sessions(t)
+	if len(s) != 1 || s[0].User != "who@example.test" || s[0].Service != "imap" || s[0].IP != "127.0.0.1" || s[0].PID == 0 {
+		t.Fatalf("sessions after one login: %+v, want one imap session of who@example.test from 127.0.0.1", s)
+	}
+}

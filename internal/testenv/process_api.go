@@ -51,3 +51,9 @@ func (d *Dovecot) Doveadm(ctx context.Context, stdin []byte, args ...string) ([]
 
 // LogPath is the file Dovecot logs to.
 func (d *Dovecot) LogPath() string { return d.logPath }
+
+// SessionsContext is Sessions for a caller without a testing.TB (or off the test's
+// goroutine).
+func (d *Dovecot) SessionsContext(ctx context.Context) ([]DovecotSession, error) {
+	return d.sessions(ctx)
+}
