@@ -33,6 +33,15 @@ const (
 	connMaxIdleTime = 5 * time.Minute
 )
 
+// idleInTransactionTimeout ends a transaction whose client stopped talking in the middle
+// of it (PostgreSQL's idle_in_transaction_session_timeout): a node paused (SIGSTOP, a VM
+// frozen, a long GC stall) inside an ingest transaction holds its FOR SHARE lock on the
+// mailbox lease, and the nodes taking expired leases with SKIP LOCKED would skip that
+// mailbox for as long as the pause lasts. Shorter than the shortest lease (3 s), so the
+// lock is gone by the time the lease expires; no postroom transaction waits on anything
+// outside the database in the middle. A connection string that sets it wins.
+const idleInTransactionTimeout = "2500ms"
+
 // uniqueViolation is the SQLSTATE of a unique constraint violation.
 const uniqueViolation = "23505"
 
@@ -42,6 +51,9 @@ func Open(ctx context.Context, url string) (store.Store, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL: invalid database URL (check POSTROOM_DATABASE_URL): %w", err)
+	}
+	if _, set := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !set {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = idleInTransactionTimeout
 	}
 	where := describe(cfg)
 	db := stdlib.OpenDB(*cfg)
