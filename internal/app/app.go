@@ -123,6 +123,9 @@ type App struct {
 	// routingMetrics publishes the board's figures to /metrics.
 	routingMetrics *routingMetrics
 
+	// health answers /healthz and /readyz (health.go).
+	health health
+
 	limitersMu sync.Mutex
 	limiters   map[string]*graph.Limiter // by Graph host and mailbox address
 }
@@ -245,6 +248,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 		return metrics.Allowed
 	}))
+	a.health.log, a.health.ready = log, a.storeReady
+	mux.HandleFunc("GET /healthz", a.health.serveHealth)
+	mux.HandleFunc("GET /readyz", a.health.serveReady)
 	a.Handler = mux
 	if secure {
 		// HSTS on every answer, /metrics and /graph/notify too.

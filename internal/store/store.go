@@ -942,6 +942,26 @@ type Throttles interface {
 	DeleteSecondFactor(ctx context.Context, userID int64) error
 }
 
+// Operations serves the operator: readiness probes, online backups and key rotation.
+type Operations interface {
+	// SchemaVersion returns the newest migration applied to the database and the newest
+	// this binary embeds. The store answered when err is nil.
+	SchemaVersion(ctx context.Context) (applied, known int, err error)
+	// Backup writes a consistent copy of the whole database to the new file path while
+	// others keep reading and writing (SQLite: VACUUM INTO). ErrUnsupported on engines
+	// whose own tools make backups (PostgreSQL: pg_dump).
+	Backup(ctx context.Context, path string) error
+	// ResealSecrets rewrites every secret sealed by the vault in ONE transaction: the
+	// mailboxes' credentials, the users' second factors, the delegated and single sign-on
+	// sign-ins in progress and the settings named in settings (whose values are base64 of
+	// a sealed value). reseal gets each sealed value and returns its replacement; its
+	// first error rolls everything back. It returns how many values were rewritten.
+	ResealSecrets(ctx context.Context, settings []string, reseal func(sealed []byte) ([]byte, error)) (int, error)
+}
+
+// ErrUnsupported means the engine does not do what was asked (see Operations.Backup).
+var ErrUnsupported = errors.New("not supported by this database engine")
+
 // Store is every role of the persistence layer, with migrations and closing.
 type Store interface {
 	// Migrate applies the embedded schema migrations that are missing, each in its own
@@ -966,6 +986,7 @@ type Store interface {
 	OutboundMail
 	Responses
 	Privacy
+	Operations
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.
