@@ -27,6 +27,7 @@ Usage:
   postroom migrate  [flags]   apply the database schema and exit
   postroom backup   [flags] FILE  copy the SQLite database to FILE, also while serve runs
   postroom restore  [flags] FILE  make the backup FILE the database of a new data folder
+  postroom rotate-key [flags]   re-encrypt every stored secret under a new key (servers stopped)
   postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
   postroom user     COMMAND   list, add, edit, enable, disable, delete users or set a password (passwd)
   postroom queue    COMMAND   list queues with their routing settings, or set them
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runBackup(ctx, args[1:], stdout, stderr, getenv)
 	case "restore":
 		err = runRestore(ctx, args[1:], stdout, stderr, getenv)
+	case "rotate-key":
+		err = runRotateKey(ctx, args[1:], stdout, stderr, getenv)
 	case "mailbox":
 		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "user":

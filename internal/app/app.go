@@ -428,6 +428,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 	wg.Go(func() { sender.Run(work, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
 	wg.Go(func() { a.routingMetrics.run(ctx) })
+	wg.Go(func() { a.heartbeat(ctx) })
 	// Data protection: the queues' retention, at once and every hour.
 	wg.Go(func() { (&privacy.Retention{Store: a.Store, Logger: a.log}).Run(ctx, 0) })
 	return func() {
@@ -464,6 +465,9 @@ func (a *App) handBack(ctx context.Context, sender *outbound.Sender) {
 	a.hooksMu.Unlock()
 	for _, fn := range hooks {
 		fn(ctx)
+	}
+	if err := a.Store.SetAlive(ctx, a.node, time.Time{}); err != nil {
+		a.log.Warn("stopping: the heartbeat stays; rotate-key waits for it to age", slog.Any("error", err))
 	}
 }
 

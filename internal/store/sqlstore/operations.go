@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -40,6 +42,51 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 	return nil
 }
 
+// aliveSetting is the settings key prefix of the nodes' heartbeats (SetAlive); the value
+// is the time in aliveFormat, whose fixed width makes text order time order.
+const (
+	aliveSetting = "ops.alive."
+	aliveFormat  = "2006-01-02T15:04:05.000000Z"
+)
+
+// SetAlive records node's heartbeat (store.Operations).
+func (s *Store) SetAlive(ctx context.Context, node string, at time.Time) error {
+	v := ""
+	if !at.IsZero() {
+		v = at.UTC().Format(aliveFormat)
+	}
+	if err := s.SetSetting(ctx, aliveSetting+node, v); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// AliveNodes lists the nodes whose heartbeat is at or after since (store.Operations).
+func (s *Store) AliveNodes(ctx context.Context, since time.Time) ([]string, error) {
+	return aliveNodes(ctx, s.r, since)
+}
+
+func aliveNodes(ctx context.Context, q runner, since time.Time) ([]string, error) {
+	rows, err := q.query(ctx, `SELECT key FROM settings WHERE key LIKE ? AND value <> '' AND value >= ? ORDER BY key`,
+		aliveSetting+"%", since.UTC().Format(aliveFormat))
+	if err != nil {
+		return nil, fmt.Errorf("alive nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("alive nodes: %w", err)
+		}
+		out = append(out, strings.TrimPrefix(k, aliveSetting))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("alive nodes: %w", err)
+	}
+	return out, nil
+}
+
 // sealedColumns are the tables and columns that hold values sealed by the vault, with the
 // columns that identify a row.
 var sealedColumns = []struct{ table, column, key string }{
@@ -50,9 +97,19 @@ var sealedColumns = []struct{ table, column, key string }{
 }
 
 // ResealSecrets rewrites every sealed value in one transaction (store.Operations).
-func (s *Store) ResealSecrets(ctx context.Context, settings []string, reseal func([]byte) ([]byte, error)) (int, error) {
+func (s *Store) ResealSecrets(ctx context.Context, r store.Reseal) (int, error) {
+	settings, reseal := r.Settings, r.Seal
 	n := 0
 	err := s.inTx(ctx, func(tx runner) error {
+		if !r.RefuseAliveSince.IsZero() {
+			alive, err := aliveNodes(ctx, tx, r.RefuseAliveSince)
+			if err != nil {
+				return err
+			}
+			if len(alive) > 0 {
+				return fmt.Errorf("%w: %s", store.ErrNodesAlive, strings.Join(alive, ", "))
+			}
+		}
 		for _, c := range sealedColumns {
 			type row struct {
 				key    string

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/postroom/postroom/internal/store"
 )
@@ -60,13 +61,13 @@ func testResealSecrets(t *testing.T, s store.Store) {
 
 	boom := errors.New("boom")
 	calls := 0
-	_, err = s.ResealSecrets(ctx, settings, func(b []byte) ([]byte, error) {
+	_, err = s.ResealSecrets(ctx, store.Reseal{Settings: settings, Seal: func(b []byte) ([]byte, error) {
 		calls++
 		if calls == 4 {
 			return nil, boom
 		}
 		return append([]byte("new:"), b...), nil
-	})
+	}})
 	wantErr(t, "ResealSecrets failing at the fourth value", err, boom)
 	got, err := s.Secret(ctx, mb.ID, "password")
 	must(t, "Secret", err)
@@ -74,7 +75,17 @@ func testResealSecrets(t *testing.T, s store.Store) {
 		t.Fatalf("after a failed reseal the password is %q; want it unchanged", got)
 	}
 
-	n, err := s.ResealSecrets(ctx, settings, func(b []byte) ([]byte, error) { return append([]byte("new:"), b...), nil })
+	newSeal := func(b []byte) ([]byte, error) { return append([]byte("new:"), b...), nil }
+	// A node whose heartbeat is recent makes the reseal refuse, changing nothing.
+	now := time.Now()
+	must(t, "SetAlive", s.SetAlive(ctx, "node-a", now))
+	_, err = s.ResealSecrets(ctx, store.Reseal{Settings: settings, Seal: newSeal, RefuseAliveSince: now.Add(-30 * time.Second)})
+	wantErr(t, "ResealSecrets with a node alive", err, store.ErrNodesAlive)
+	if got, _ := s.Secret(ctx, mb.ID, "password"); string(got) != "sealed-password" {
+		t.Fatalf("after a refused reseal the password is %q; want it unchanged", got)
+	}
+	must(t, "SetAlive stopped", s.SetAlive(ctx, "node-a", time.Time{}))
+	n, err := s.ResealSecrets(ctx, store.Reseal{Settings: settings, Seal: newSeal, RefuseAliveSince: now.Add(-30 * time.Second)})
 	must(t, "ResealSecrets", err)
 	if n != 6 {
 		t.Errorf("ResealSecrets rewrote %d values; want 6 (2 mailbox secrets, 2 sign-ins, 1 second factor, 1 setting)", n)
@@ -111,5 +122,21 @@ func testResealSecrets(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Setting(ctx, "not.there"); !store.IsNotFound(err) {
 		t.Errorf("a missing setting was created by the reseal: %v", err)
+	}
+}
+
+// testAliveNodes: a heartbeat makes a node alive from its time on; a stopped node and a
+// heartbeat before since are not alive.
+func testAliveNodes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	must(t, "SetAlive a", s.SetAlive(ctx, "a", now))
+	must(t, "SetAlive b", s.SetAlive(ctx, "b", now.Add(-time.Minute)))
+	must(t, "SetAlive c", s.SetAlive(ctx, "c", now))
+	must(t, "SetAlive c stopped", s.SetAlive(ctx, "c", time.Time{}))
+	got, err := s.AliveNodes(ctx, now.Add(-30*time.Second))
+	must(t, "AliveNodes", err)
+	if len(got) != 1 || got[0] != "a" {
+		t.Errorf("AliveNodes = %v; want [a] (b is stale, c stopped)", got)
 	}
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SchemaVersion", testSchemaVersion},
 		{"Backup", testBackup},
 		{"ResealSecrets", testResealSecrets},
+		{"AliveNodes", testAliveNodes},
 		{"SSOSignIns", testSSOSignIns},
 		{"SSOSignInConcurrentTake", testSSOSignInConcurrentTake},
 		{"ExternalIdentities", testExternalIdentities},
