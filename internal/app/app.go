@@ -49,6 +49,11 @@ const sqliteFile = "postroom.db"
 // DefaultShutdownTimeout bounds a graceful stop when Config.ShutdownTimeout is 0.
 const DefaultShutdownTimeout = 20 * time.Second
 
+// decisionBuckets are the upper bounds (seconds) of postroom_routing_decision_seconds.
+func decisionBuckets() []float64 {
+	return []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
+}
+
 // requestGrace is how long an HTTP request open at the start of a graceful stop keeps its
 // context (a stream of a live view ends then; a request is cut off at the latest by the
 // shutdown bound).
@@ -218,7 +223,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
 	}
-	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log})
+	decisions := a.Metrics.Histogram("postroom_routing_decision_seconds",
+		"Seconds the routing engine took to choose for a pull or a push offer, from the request until the choice, the wait for the engine's lock included (the commit not).",
+		decisionBuckets())
+	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log,
+		OnDecision: func(d time.Duration) { decisions.Observe(d.Seconds()) }})
 	if err := a.Routing.Load(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load routing: %w", err)
@@ -266,7 +275,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return metrics.Refused
 		}
 		return metrics.Allowed
-	}))
+	}, log))
 	a.health.log, a.health.ready = log, a.storeReady
 	mux.HandleFunc("GET /healthz", a.health.serveHealth)
 	mux.HandleFunc("GET /readyz", a.health.serveReady)

@@ -602,6 +602,9 @@ func NewSender(opts SenderOptions) *Sender {
 	}
 	outcomes := opts.Metrics.Counter("postroom_outbox_deliveries_total",
 		"Delivery attempts of outbox rows by outcome: sent, partial (some recipients refused), retry, failed.", "outcome")
+	for _, o := range []string{"sent", "partial", "retry", "failed"} {
+		outcomes.Touch(o) // at 0 before the first delivery, so that a dashboard sees them
+	}
 	claimant := store.Claimant{Node: opts.Node, Instance: newInstanceID()}
 	return &Sender{opts: opts, log: log, outcomes: outcomes, claimant: claimant, sinks: map[int64]*mailboxSink{}}
 }
