@@ -36,11 +36,8 @@ const (
 	dovecotStartAttempts = 5
 	// dovecotProbeInterval is the pause between readiness probes.
 	dovecotProbeInterval = 20 * time.Millisecond
-	// doveadmTimeout bounds one doveadm call; seeding a few thousand messages takes well
-	// under a second (measured: 1000 messages in 0.1 s through one MULTIAPPEND).
-	doveadmTimeout = 2 * time.Minute
 	// appendBatchMessages and appendBatchBytes bound one MULTIAPPEND command (RFC 3502) in
-	// AppendMany; Dovecot keeps a whole MULTIAPPEND in one transaction.
+	// AppendManyContext; Dovecot keeps a whole MULTIAPPEND in one transaction.
 	appendBatchMessages = 1000
 	appendBatchBytes    = 32 << 20
 	// dovecotMaxUserIPConnections lifts Dovecot's default of 10 IMAP connections per user and
