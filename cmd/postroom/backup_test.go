@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/postroom/postroom/internal/app"
 )
 
 // runCmd runs postroom with args and returns the exit code and what it printed.
@@ -88,4 +90,27 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 			t.Errorf("%s with PostgreSQL: exit %d: %s; want the pg_dump/pg_restore advice", cmd, code, errOut)
 		}
 	}
+}
+
+// TestRotateKeyCommand: `postroom rotate-key` on a data folder with its key file says how
+// many secrets it re-encrypted and where the old key is kept; without a key it refuses.
+func TestRotateKeyCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errOut := runCmd(t, noEnv, "rotate-key", "-data", dir); code != 1 || !strings.Contains(errOut, "no key") && !strings.Contains(errOut, "does not exist") {
+		t.Errorf("rotate-key without a data folder: exit %d: %s", code, errOut)
+	}
+	a, err := app.Open(context.Background(), app.Config{DataDir: dir, Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	code, out, errOut := runCmd(t, noEnv, "rotate-key", "-data", dir)
+	if code != 0 || !strings.Contains(out, "re-encrypted 1 stored secrets") || !strings.Contains(out, "old key kept as "+filepath.Join(dir, "secret.key.old-")) {
+		t.Fatalf("rotate-key: exit %d\n%s%s", code, out, errOut)
+	}
+	a, err = app.Open(context.Background(), app.Config{DataDir: dir, Getenv: noEnv})
+	if err != nil {
+		t.Fatalf("open with the rotated key file: %v", err)
+	}
+	a.Close()
 }
