@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postroom/postroom/internal/api"
@@ -152,6 +153,8 @@ type App struct {
 	hooksMu  sync.Mutex
 	onStop   []func(ctx context.Context)
 	deadline stopDeadline
+	// abandon makes the next stop one that stands for a crash (Abandon).
+	abandon atomic.Bool
 }
 
 // Open opens (and migrates) the store, loads the secret key and checks that it matches the
@@ -363,6 +366,12 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// Abandon makes the next stop (the end of Start's context) behave as the process's death
+// would, for tests that stand for a crash: what is in flight is cut off at once and nothing
+// is handed back (outbox claims stay, offers stay, no OnStop hook runs, the heartbeat
+// stays).
+func (a *App) Abandon() { a.abandon.Store(true) }
+
 // OnStop adds fn to what a graceful stop runs after the loops have stopped and before
 // Start's wait returns (internal/cluster releases this node's leases there). ctx ends at
 // the shutdown bound. Add hooks before Start.
@@ -416,6 +425,10 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		a.health.stopping.Store(true)
 		a.log.Info("stopping: no new work is taken; what is in flight finishes or is handed back",
 			slog.Duration("bound", a.shutdownTimeout()))
+		if a.abandon.Load() {
+			cutWork()
+			return
+		}
 		timerMu.Lock()
 		cutTimer = time.AfterFunc(time.Until(a.cutOff()), cutWork)
 		timerMu.Unlock()
@@ -449,7 +462,9 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		}
 		timerMu.Unlock()
 		cutWork()
-		a.handBack(context.WithoutCancel(ctx), sender)
+		if !a.abandon.Load() {
+			a.handBack(context.WithoutCancel(ctx), sender)
+		}
 	}
 }
 
