@@ -27,20 +27,21 @@ import (
 // Environment variables. Each *_PASSWORD and POSTROOM_DATABASE_URL can also be given as a
 // file path in the same name with _FILE appended (for container secrets).
 const (
-	envListen        = "POSTROOM_LISTEN"         // web UI and API address, default 127.0.0.1:8025
-	envData          = "POSTROOM_DATA"           // data folder, default ./postroom-data
-	envDatabaseURL   = "POSTROOM_DATABASE_URL"   // postgres://... to use PostgreSQL instead of SQLite
-	envAdminPassword = "POSTROOM_ADMIN_PASSWORD" // password of the first admin, created on an empty database
-	envInboundURL    = "POSTROOM_INBOUND_URL"    // e.g. imaps://support%40example.com@mail.example.com/INBOX?address=support@example.com
-	envInboundPass   = "POSTROOM_INBOUND_PASSWORD"
-	envPublicURL     = "POSTROOM_PUBLIC_URL"
-	envOutboundURL   = "POSTROOM_OUTBOUND_URL" // e.g. smtp://support%40example.com@mail.example.com:587?address=support@example.com
-	envOutboundPass  = "POSTROOM_OUTBOUND_PASSWORD"
-	envLogLevel      = "POSTROOM_LOG_LEVEL"      // debug, info, warn, error
-	envMaxConnecting = "POSTROOM_MAX_CONNECTING" // mailboxes signing in at the same time, default 32
-	envSecureCookies = "POSTROOM_SECURE_COOKIES" // 1: HTTPS is in front (Secure cookie, HSTS), as an https public URL says
-	envNodeName      = "POSTROOM_NODE_NAME"      // this node's name among several (default: the data folder's node-id)
-	envLeaseSeconds  = "POSTROOM_LEASE_SECONDS"  // how long a node holds a mailbox without renewing, default 6
+	envListen          = "POSTROOM_LISTEN"         // web UI and API address, default 127.0.0.1:8025
+	envData            = "POSTROOM_DATA"           // data folder, default ./postroom-data
+	envDatabaseURL     = "POSTROOM_DATABASE_URL"   // postgres://... to use PostgreSQL instead of SQLite
+	envAdminPassword   = "POSTROOM_ADMIN_PASSWORD" // password of the first admin, created on an empty database
+	envInboundURL      = "POSTROOM_INBOUND_URL"    // e.g. imaps://support%40example.com@mail.example.com/INBOX?address=support@example.com
+	envInboundPass     = "POSTROOM_INBOUND_PASSWORD"
+	envPublicURL       = "POSTROOM_PUBLIC_URL"
+	envOutboundURL     = "POSTROOM_OUTBOUND_URL" // e.g. smtp://support%40example.com@mail.example.com:587?address=support@example.com
+	envOutboundPass    = "POSTROOM_OUTBOUND_PASSWORD"
+	envLogLevel        = "POSTROOM_LOG_LEVEL"        // debug, info, warn, error
+	envMaxConnecting   = "POSTROOM_MAX_CONNECTING"   // mailboxes signing in at the same time, default 32
+	envShutdownTimeout = "POSTROOM_SHUTDOWN_TIMEOUT" // bound of a graceful stop, default 20s
+	envSecureCookies   = "POSTROOM_SECURE_COOKIES"   // 1: HTTPS is in front (Secure cookie, HSTS), as an https public URL says
+	envNodeName        = "POSTROOM_NODE_NAME"        // this node's name among several (default: the data folder's node-id)
+	envLeaseSeconds    = "POSTROOM_LEASE_SECONDS"    // how long a node holds a mailbox without renewing, default 6
 )
 
 // Defaults.

@@ -4,6 +4,7 @@
 //	postroom demo      the whole product on embedded defaults with a demo mail server
 //	postroom serve     the product against real mail servers
 //	postroom migrate   apply the database schema and exit
+//	postroom backup    copy the SQLite database, also while serve runs; restore puts it back
 //	postroom user      administer users
 //	postroom version   print the version
 package main
@@ -24,6 +25,9 @@ Usage:
   postroom demo     [flags]   run the whole product with a demo mail server (try this first)
   postroom serve    [flags]   run against real mail servers
   postroom migrate  [flags]   apply the database schema and exit
+  postroom backup   [flags] FILE  copy the SQLite database to FILE, also while serve runs
+  postroom restore  [flags] FILE  make the backup FILE the database of a new data folder
+  postroom rotate-key [flags]   re-encrypt every stored secret under a new key (servers stopped)
   postroom mailbox  COMMAND   list, show, add, edit, enable, disable, delete, test or copy mailboxes
   postroom user     COMMAND   list, add, edit, enable, disable, delete users or set a password (passwd)
   postroom queue    COMMAND   list queues with their routing settings, or set them
@@ -57,6 +61,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runServe(ctx, args[1:], stdout, stderr, getenv)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout, stderr, getenv)
+	case "backup":
+		err = runBackup(ctx, args[1:], stdout, stderr, getenv)
+	case "restore":
+		err = runRestore(ctx, args[1:], stdout, stderr, getenv)
+	case "rotate-key":
+		err = runRotateKey(ctx, args[1:], stdout, stderr, getenv)
 	case "mailbox":
 		err = runMailbox(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "user":

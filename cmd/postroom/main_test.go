@@ -177,6 +177,18 @@ func listItems(t *testing.T, c *http.Client, base, q string) workItemsJSON {
 // reply reaches the customer's demo mailbox.
 func TestDemo(t *testing.T) {
 	d := startDemo(t)
+	// The probes answer without a sign-in.
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(d.web + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != "ok\n" {
+			t.Errorf("GET %s on the demo without a sign-in: %d %q; want 200 ok", p, resp.StatusCode, b)
+		}
+	}
 	c := apiSignIn(t, d.web, "agent", "demo")
 	items := listItems(t, c, d.web, "")
 	if len(items.Items) < 20 {

@@ -73,6 +73,27 @@ func parseNodeName(v string) (string, error) {
 	return v, nil
 }
 
+// Bounds of -shutdown-timeout.
+const (
+	minShutdownTimeout = time.Second
+	maxShutdownTimeout = 10 * time.Minute
+)
+
+// parseShutdownTimeout reads -shutdown-timeout / POSTROOM_SHUTDOWN_TIMEOUT; empty is the
+// default.
+func parseShutdownTimeout(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return app.DefaultShutdownTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < minShutdownTimeout || d > maxShutdownTimeout {
+		return 0, fmt.Errorf("-shutdown-timeout (%s) %q: give a duration from %s to %s such as 20s, or leave it empty for %s",
+			envShutdownTimeout, v, minShutdownTimeout, maxShutdownTimeout, app.DefaultShutdownTimeout)
+	}
+	return d, nil
+}
+
 // runServe runs the product against real mail servers.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("postroom serve", flag.ContinueOnError)
@@ -84,6 +105,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	maxConnecting := fs.String("max-connecting", getenv(envMaxConnecting), fmt.Sprintf("how many mailboxes may be signing in to their servers at the same time, %d to %d (env %s); the others wait their turn; empty: %d", minMaxConnecting, maxMaxConnecting, envMaxConnecting, defaultMaxConnecting))
 	nodeName := fs.String("node-name", getenv(envNodeName), "this node's name among several nodes on one PostgreSQL database, shown on the Nodes page (env "+envNodeName+"); empty: the name kept in the data folder (host name and a random suffix)")
 	leaseSeconds := fs.String("lease-seconds", getenv(envLeaseSeconds), fmt.Sprintf("how long a node holds a mailbox without renewing its lease, %d to %d (env %s): another node takes over a dead node's mailboxes after about that long; empty: %d", minLeaseSeconds, maxLeaseSeconds, envLeaseSeconds, defaultLeaseSeconds))
+	shutdownTimeout := fs.String("shutdown-timeout", getenv(envShutdownTimeout), fmt.Sprintf("how long a graceful stop (SIGTERM, SIGINT) may take before what is in flight is cut off and handed back, e.g. 20s (env %s); empty: %s", envShutdownTimeout, app.DefaultShutdownTimeout))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: postroom serve [flags]\n\nEnvironment: %s, %s (and _FILE), %s, %s, %s, %s, %s, %s, %s; for OAuth mailboxes %s and %s (and _FILE, also for OUTBOUND).\n\nFlags:\n",
 			envDatabaseURL, envDatabaseURL, "POSTROOM_SECRET_KEY", envAdminPassword, envInboundURL, envInboundPass, envOutboundURL, envOutboundPass, envPublicURL,
@@ -94,6 +116,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	connecting, err := parseMaxConnecting(*maxConnecting)
+	if err != nil {
+		return err
+	}
+	stopWithin, err := parseShutdownTimeout(*shutdownTimeout)
 	if err != nil {
 		return err
 	}
@@ -127,7 +153,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// store calls each (a mailbox, then its password, then enabling it), so they are not
 	// cut short: they finish, within bootstrapTimeout, and serve stops after them.
 	a, err := app.Open(ctx, app.Config{DataDir: c.dataDir, DatabaseURL: dbURL, Getenv: getenv, Logger: log, Version: version, PublicURL: *publicURL,
-		MaxConnecting: connecting, SecureCookies: secure, NodeName: node, LeaseTime: lease})
+		MaxConnecting: connecting, SecureCookies: secure, NodeName: node, LeaseTime: lease, ShutdownTimeout: stopWithin})
 	if err != nil {
 		return stoppedDuringStartup(ctx, log, "open and migrate the database", err)
 	}

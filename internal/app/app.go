@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postroom/postroom/internal/api"
@@ -47,8 +49,22 @@ import (
 // sqliteFile is the database file inside the data folder.
 const sqliteFile = "postroom.db"
 
-// shutdownTimeout bounds how long open HTTP requests may take to finish at shutdown.
-const shutdownTimeout = 5 * time.Second
+// DefaultShutdownTimeout bounds a graceful stop when Config.ShutdownTimeout is 0.
+const DefaultShutdownTimeout = 20 * time.Second
+
+// decisionBuckets are the upper bounds (seconds) of postroom_routing_decision_seconds.
+func decisionBuckets() []float64 {
+	return []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}
+}
+
+// requestGrace is how long an HTTP request open at the start of a graceful stop keeps its
+// context (a stream of a live view ends then; a request is cut off at the latest by the
+// shutdown bound).
+const requestGrace = 2 * time.Second
+
+// handBackReserve is the part of the shutdown bound kept for handing work back (outbox
+// claims, offers, the shutdown hooks) after the loops and open requests were stopped.
+const handBackReserve = 3 * time.Second
 
 // Config is what an App needs to start.
 type Config struct {
@@ -95,6 +111,11 @@ type Config struct {
 	// HTTP bounds the web server's connections: time-outs and a cap (zero fields: the
 	// defaults of HTTPLimits).
 	HTTP HTTPLimits
+	// ShutdownTimeout bounds a graceful stop (POSTROOM_SHUTDOWN_TIMEOUT; 0:
+	// DefaultShutdownTimeout): from the end of Run's context until Run returns, open
+	// requests and the reply being sent may finish, then what is still in flight is cut off
+	// and handed back.
+	ShutdownTimeout time.Duration
 	// Existing refuses (ErrNoDatabase) a data folder without a SQLite database instead of
 	// creating one: for the administration commands, where a mistyped folder must not
 	// become a new empty product. It changes nothing with PostgreSQL.
@@ -143,8 +164,17 @@ type App struct {
 	// routingMetrics publishes the board's figures to /metrics.
 	routingMetrics *routingMetrics
 
+	// health answers /healthz and /readyz (health.go).
+	health health
+
 	limitersMu sync.Mutex
 	limiters   map[string]*graph.Limiter // by Graph host and mailbox address
+
+	hooksMu  sync.Mutex
+	onStop   []func(ctx context.Context)
+	deadline stopDeadline
+	// abandon makes the next stop one that stands for a crash (Abandon).
+	abandon atomic.Bool
 }
 
 // Open opens (and migrates) the store, loads the secret key and checks that it matches the
@@ -227,7 +257,12 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		st.Close()
 		return nil, fmt.Errorf("create the Default queue: %w", err)
 	}
-	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log, Wakeups: bus})
+	decisions := a.Metrics.Histogram("postroom_routing_decision_seconds",
+		"Seconds the routing engine took to choose for a pull or a push offer, from the request until the choice, the wait for the engine's lock included (the commit not).",
+		decisionBuckets())
+	a.Routing = routing.NewEngine(routing.EngineOptions{Store: st, Logger: log,
+		Wakeups:    bus,
+		OnDecision: func(d time.Duration) { decisions.Observe(d.Seconds()) }})
 	if err := a.Routing.Load(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("load routing: %w", err)
@@ -296,7 +331,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 			return metrics.Refused
 		}
 		return metrics.Allowed
-	}))
+	}, log))
+	a.health.log, a.health.ready = log, a.storeReady
+	mux.HandleFunc("GET /healthz", a.health.serveHealth)
+	mux.HandleFunc("GET /readyz", a.health.serveReady)
+	// Ready also means holding or being able to take mailbox leases; a node without ingest
+	// takes none, and is ready without them.
+	if !cfg.NoIngest {
+		a.SetClusterReady(a.Cluster.Ready)
+	}
 	a.Handler = mux
 	if secure {
 		// HSTS on every answer, /metrics and /graph/notify too.
@@ -372,22 +415,87 @@ func OpenStore(ctx context.Context, dataDir, databaseURL string) (store.Store, e
 	return st, nil
 }
 
-// Run serves HTTP on ln and runs the ingest loops and the outbox sender until ctx is done.
+// Run serves HTTP on ln and runs the ingest loops and the outbox sender until ctx is done,
+// then stops gracefully within Config.ShutdownTimeout (see Start and Serve).
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	wait := a.Start(ctx)
-	defer wait()
-	return a.Serve(ctx, ln)
+	err := a.Serve(ctx, ln)
+	wait()
+	return err
 }
 
-// Start runs the ingest loops and the outbox sender in the background until ctx is done;
-// the returned function waits for them to stop.
+// Abandon makes the next stop (the end of Start's context) behave as the process's death
+// would, for tests that stand for a crash: what is in flight is cut off at once and nothing
+// is handed back (outbox claims stay, offers stay, no OnStop hook runs, the heartbeat
+// stays).
+func (a *App) Abandon() { a.abandon.Store(true) }
+
+// OnStop adds fn to what a graceful stop runs after the loops have stopped and before
+// Start's wait returns (internal/cluster releases this node's leases there). ctx ends at
+// the shutdown bound. Add hooks before Start.
+func (a *App) OnStop(fn func(ctx context.Context)) {
+	a.hooksMu.Lock()
+	defer a.hooksMu.Unlock()
+	a.onStop = append(a.onStop, fn)
+}
+
+func (a *App) shutdownTimeout() time.Duration {
+	if a.cfg.ShutdownTimeout > 0 {
+		return a.cfg.ShutdownTimeout
+	}
+	return DefaultShutdownTimeout
+}
+
+// stopDeadline is when a graceful stop must be over, set once when it begins.
+type stopDeadline struct {
+	once sync.Once
+	at   time.Time
+}
+
+// stopBy returns the instant the graceful stop that begins now (or began) must be over.
+func (a *App) stopBy() time.Time {
+	a.deadline.once.Do(func() { a.deadline.at = time.Now().Add(a.shutdownTimeout()) })
+	return a.deadline.at
+}
+
+// cutOff returns the instant in-flight work is cut off: the stop's end less the time kept
+// for handing work back (at least half of the bound is left to the work).
+func (a *App) cutOff() time.Time {
+	return a.stopBy().Add(-min(handBackReserve, a.shutdownTimeout()/2))
+}
+
+// Start runs the ingest loops, the routing engine, the outbox sender and the housekeeping
+// in the background. When ctx ends they stop taking work: /readyz answers 503, the ingest
+// loops stop fetching (what was fetched and not committed stays at the source, and is
+// fetched again at the next start), routing stops assigning, and the sender finishes the
+// reply it is sending and claims no other. The returned function waits for them, cutting
+// off what is still running at the shutdown bound (less a reserve), then hands back what
+// was in flight: the outbox rows claimed and not sent are released, on SQLite (one node)
+// every offer goes back to its queue, and the OnStop hooks run. It returns within
+// Config.ShutdownTimeout of the end of ctx.
 func (a *App) Start(ctx context.Context) (wait func()) {
 	runner := a.runner
+	// work ends at the cut-off: the sender's reply in flight runs on it.
+	work, cutWork := context.WithCancel(context.WithoutCancel(ctx))
+	var cutTimer *time.Timer
+	var timerMu sync.Mutex
+	stopBegins := context.AfterFunc(ctx, func() {
+		a.health.stopping.Store(true)
+		a.log.Info("stopping: no new work is taken; what is in flight finishes or is handed back",
+			slog.Duration("bound", a.shutdownTimeout()))
+		if a.abandon.Load() {
+			cutWork()
+			return
+		}
+		timerMu.Lock()
+		cutTimer = time.AfterFunc(time.Until(a.cutOff()), cutWork)
+		timerMu.Unlock()
+	})
 	sender := outbound.NewSender(outbound.SenderOptions{
 		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
-		GraphLimiter: a.graphLimiter, Node: a.node,
+		GraphLimiter: a.graphLimiter, Node: a.node, Stopping: ctx.Done(),
 		Tokens: func(m store.Mailbox) connector.TokenFunc {
-			fn, err := a.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol))
+			fn, err := a.Tokens.For(work, m, credential.AudienceOf(m.Protocol))
 			if err != nil { // the send fails with the reason, and is retried or failed by its kind
 				return func(context.Context, bool) (string, error) { return "", err }
 			}
@@ -407,18 +515,65 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		wg.Go(func() { _ = a.Cluster.Run(ctx, ingestStopped) })
 	}
 	wg.Go(func() { a.Routing.Run(ctx) })
-	wg.Go(func() { sender.Run(ctx, a.Replies.Queued()) })
+	wg.Go(func() { sender.Run(work, a.Replies.Queued()) })
 	wg.Go(func() { newExpiryWatch(a.Store, a.Metrics, a.log, a.cfg.ExpiryCheck).run(ctx) })
 	wg.Go(func() { a.routingMetrics.run(ctx) })
+	wg.Go(func() { a.heartbeat(ctx) })
 	// Data protection: the queues' retention, at once and every hour.
 	wg.Go(func() { (&privacy.Retention{Store: a.Store, Logger: a.log}).Run(ctx, 0) })
-	return wg.Wait
+	return func() {
+		wg.Wait()
+		stopBegins()
+		timerMu.Lock()
+		if cutTimer != nil {
+			cutTimer.Stop()
+		}
+		timerMu.Unlock()
+		cutWork()
+		if !a.abandon.Load() {
+			a.handBack(context.WithoutCancel(ctx), sender)
+		}
+	}
+}
+
+// handBack gives back what the stopped loops held, by the end of the shutdown bound.
+func (a *App) handBack(ctx context.Context, sender *outbound.Sender) {
+	ctx, cancel := context.WithDeadline(ctx, a.stopBy())
+	defer cancel()
+	if n, err := sender.ReleaseClaims(ctx); err != nil {
+		a.log.Warn("stopping: outbox rows stay claimed until the next start on this node (or their lease elsewhere)", slog.Any("error", err))
+	} else if n > 0 {
+		a.log.Info("stopping: released the outbox rows claimed and not sent", slog.Int("rows", n))
+	}
+	if a.cfg.DatabaseURL == "" { // one node: nobody can accept an offer while it is down
+		if n, err := a.Routing.ReturnAllOffers(ctx, "the server stopped"); err != nil {
+			a.log.Warn("stopping: offers stay until they expire", slog.Any("error", err))
+		} else if n > 0 {
+			a.log.Info("stopping: returned the open offers to their queues", slog.Int("offers", n))
+		}
+	}
+	a.hooksMu.Lock()
+	hooks := slices.Clone(a.onStop)
+	a.hooksMu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx)
+	}
+	if err := a.Store.SetAlive(ctx, a.node, time.Time{}); err != nil {
+		a.log.Warn("stopping: the heartbeat stays; rotate-key waits for it to age", slog.Any("error", err))
+	}
 }
 
 // Serve serves the web pages and the API on ln until ctx is done, with the time-outs and
-// the connection cap of Config.HTTP (httpserver.go).
+// the connection cap of Config.HTTP (httpserver.go). Then it stops accepting connections
+// and lets open requests finish until the cut-off of the shutdown bound.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv, ln := newHTTPServer(ctx, a.Handler, a.cfg.HTTP, a.log, ln)
+	// Requests keep their context for requestGrace after ctx ends, so that one in flight
+	// finishes; streams (the live views) end then.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+	stopReqs := context.AfterFunc(ctx, func() { time.AfterFunc(min(requestGrace, a.shutdownTimeout()/4), cancelReqs) })
+	defer stopReqs()
+	srv, ln := newHTTPServer(reqCtx, a.Handler, a.cfg.HTTP, a.log, ln)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	var err error
@@ -426,9 +581,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), a.cutOff())
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		a.log.Warn("stopping: requests still open at the cut-off were closed", slog.Any("error", serr))
+		_ = srv.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -104,6 +104,15 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 	return h
 }
 
+// crash stops the app as the process's death would (App.Abandon): nothing in flight
+// finishes, nothing is handed back.
+func (h *harness) crash() {
+	if h.cancel != nil {
+		h.app.Abandon()
+	}
+	h.stop()
+}
+
 // stop stops the loops and closes the store; safe to call twice.
 func (h *harness) stop() {
 	if h.cancel == nil {

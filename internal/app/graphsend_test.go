@@ -80,7 +80,7 @@ func TestGraphReplyCrashBeforeSend(t *testing.T) {
 	wi := h.replyAsAgent("Your parcel left our warehouse today.")
 	row := theOutboxRow(t, h.app.Store, wi.ID, "the draft id committed", func(o store.OutboxItem) bool { return o.GraphDraftID != "" })
 	time.Sleep(300 * time.Millisecond) // /send is waiting at Microsoft
-	h.stop()                           // the process dies with the row claimed
+	h.crash()                          // the process dies with the row claimed
 	if sent := ms.Sent(sample.Mailbox); len(sent) != 0 {
 		t.Fatalf("sent before the restart: %d, want 0 (the /send never arrived)", len(sent))
 	}
@@ -122,7 +122,7 @@ func TestGraphReplyAnswerLost(t *testing.T) {
 				n := len(ms.Sent(sample.Mailbox))
 				return n == 1, fmt.Sprintf("%d sent", n)
 			})
-			h.stop() // dies while Microsoft's 202 is on its way
+			h.crash() // dies while Microsoft's 202 is on its way
 			st := reopen(t, dir)
 			row := theOutboxRow(t, st, wi.ID, "the row still claimed", func(o store.OutboxItem) bool {
 				return o.State == store.OutboxQueued && o.GraphDraftID != "" && o.Claim.Instance != ""

@@ -15,14 +15,14 @@ import (
 
 	"github.com/postroom/postroom/internal/app"
 	"github.com/postroom/postroom/internal/connector/imap"
+	"github.com/postroom/postroom/internal/localserver"
 	"github.com/postroom/postroom/internal/store"
-	"github.com/postroom/postroom/internal/testenv"
 	"github.com/postroom/postroom/internal/vault"
 )
 
 const (
 	// seedBatch is how many messages are generated and appended at a time, so the benchmark
-	// never holds all of them in memory (testenv appends up to 1000 in one MULTIAPPEND).
+	// never holds all of them in memory (localserver appends up to 1000 in one MULTIAPPEND).
 	seedBatch = 1000
 	// pollEvery is how often the store is asked whether the ingest is done: small against
 	// the seconds an ingest run takes, large enough not to load the store.
@@ -44,7 +44,7 @@ const (
 
 // server is a throwaway Dovecot on loopback with the users the benchmark logs in as.
 type server struct {
-	d        *testenv.Dovecot
+	d        *localserver.Dovecot
 	stop     func() error
 	password string
 	tls      bool
@@ -53,10 +53,11 @@ type server struct {
 
 // startServer starts Dovecot and creates users, all with the same random password.
 func startServer(users []string, useTLS bool) (*server, error) {
-	d, stop, err := testenv.StartDovecotProcess(nil)
+	d, err := localserver.StartDovecot(nil)
 	if err != nil {
 		return nil, fmt.Errorf("start dovecot: %w", err)
 	}
+	stop := d.Shutdown
 	s := &server{d: d, stop: stop, password: rand.Text(), tls: useTLS, roots: x509.NewCertPool()}
 	s.roots.AppendCertsFromPEM(d.CertPEM)
 	for _, u := range users {
@@ -229,7 +230,7 @@ func (p *product) runUntilDone(ctx context.Context, want int) (elapsed time.Dura
 // tally compares what the store holds with the messages at the server: lost are messages
 // at the server (by Message-ID) that are not stored, duplicated are stored messages beyond
 // one per Message-ID.
-func tally(ctx context.Context, st store.Store, mailboxID int64, uidValidity uint32, msgs []testenv.DovecotMessage) (lost, duplicated int, err error) {
+func tally(ctx context.Context, st store.Store, mailboxID int64, uidValidity uint32, msgs []localserver.DovecotMessage) (lost, duplicated int, err error) {
 	stored := make([]string, len(msgs)) // Message-ID stored through each server message, "" if none
 	errs := make([]error, len(msgs))
 	var wg sync.WaitGroup

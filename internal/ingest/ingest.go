@@ -831,6 +831,9 @@ func (r *Runner) drain(ctx context.Context, m store.Mailbox, src connector.Sourc
 			log.Debug("message already stored", slog.String("source_id", in.SourceID))
 		default:
 			r.met.ingested.Inc(m.Name)
+			if res.WorkItemID != 0 {
+				r.met.stored(in.ReceivedAt, time.Now())
+			}
 			log.Info("message ingested", slog.String("source_id", in.SourceID),
 				slog.Int64("work_item_id", res.WorkItemID), slog.Bool("threaded", res.Threaded))
 		}

@@ -373,7 +373,7 @@ func TestPoisonMessageQuarantined(t *testing.T) {
 	for _, want := range []string{
 		`postroom_messages_quarantined_total{mailbox="support"} 1`,
 		`postroom_messages_ingested_total{mailbox="support"} 5`,
-		`postroom_mailbox_errors_total{mailbox="support",kind="store"} 2`,
+		`postroom_mailbox_errors_total{kind="store",mailbox="support"} 2`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s:\n%s", want, text)
@@ -556,7 +556,7 @@ func TestFailingMailboxMetrics(t *testing.T) {
 	waitFor(t, "x down and good up in the metrics", func() (bool, string) {
 		text := e.metricsText()
 		return metricValue(text, `postroom_mailbox_up{mailbox="x"}`) == 0 &&
-			metricValue(text, `postroom_mailbox_errors_total{mailbox="x",kind="auth"}`) > 0 &&
+			metricValue(text, `postroom_mailbox_errors_total{kind="auth",mailbox="x"}`) > 0 &&
 			metricValue(text, `postroom_mailbox_up{mailbox="good"}`) == 1, text
 	})
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"time"
 
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/metrics"
@@ -15,6 +16,15 @@ type ingestMetrics struct {
 	ingested    *metrics.Counter // postroom_messages_ingested_total{mailbox}
 	duplicates  *metrics.Counter // postroom_ingest_duplicates_total{mailbox}
 	quarantined *metrics.Counter // postroom_messages_quarantined_total{mailbox}
+	// latency is postroom_ingest_latency_seconds: arrival at the source to the commit.
+	latency *metrics.Histogram
+}
+
+// latencyBuckets are the upper bounds (seconds) of postroom_ingest_latency_seconds: from
+// a push (IDLE, Graph notification) in under a second to a poll interval and to a
+// mailbox that was down for hours.
+func latencyBuckets() []float64 {
+	return []float64{0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600}
 }
 
 func newIngestMetrics(r *metrics.Registry) ingestMetrics {
@@ -29,7 +39,20 @@ func newIngestMetrics(r *metrics.Registry) ingestMetrics {
 			"Inbound messages fetched that were stored already: re-fetched after a crash, a copy through another mailbox, or re-read after a UIDVALIDITY change.", "mailbox"),
 		quarantined: r.Counter("postroom_messages_quarantined_total",
 			"Inbound messages that failed to be stored too many times and were kept raw, flagged unparsed, so that the mailbox moves on.", "mailbox"),
+		latency: r.Histogram("postroom_ingest_latency_seconds",
+			"Seconds from an inbound message's arrival at its mail server (IMAP INTERNALDATE, Graph receivedDateTime) to the commit of its work item; POP3 gives no arrival time and is not measured.",
+			latencyBuckets()),
 	}
+}
+
+// stored observes the latency of a message that arrived at its source at arrived and
+// whose work item committed at now; an unknown (zero) arrival is not observed, and a
+// server clock ahead of ours counts as 0.
+func (m ingestMetrics) stored(arrived, now time.Time) {
+	if arrived.IsZero() {
+		return
+	}
+	m.latency.Observe(max(0, now.Sub(arrived).Seconds()))
 }
 
 // watch starts a mailbox's series at 0, so that a dashboard sees them before any event.

@@ -1,12 +1,12 @@
-// Package metrics is postroom's small metrics registry: counters and gauges with labels,
-// and gauges read at scrape time, written in the Prometheus text exposition format
-// (version 0.0.4: https://prometheus.io/docs/instrumenting/exposition_formats/). It is
-// written by hand to keep the binary free of a metrics library; it covers what postroom
-// measures and nothing more (no histograms, no timestamps, no exemplars).
+// Package metrics is postroom's metrics registry, built on the Prometheus Go client
+// library (github.com/prometheus/client_golang): counters, gauges and histograms with
+// labels, gauges read at scrape time, and the Go runtime's and the process's own metrics
+// (go_*, process_*), served in the Prometheus exposition formats by promhttp.
 //
 // Each package defines its metrics next to the code it measures, on a *Registry passed in
-// by the caller (no global registry). A nil *Registry, *Counter or *Gauge does nothing, so
-// a package works unchanged without metrics (in tests).
+// by the caller (no global registry: prometheus.DefaultRegisterer is not used). A nil
+// *Registry, *Counter, *Gauge or *Histogram does nothing, so a package works unchanged
+// without metrics (in tests).
 //
 // Who may read /metrics: the handler asks its authorize function; postroom's app lets
 // supervisors and admins in, with a browser session or an API token ("Authorization:
@@ -14,80 +14,88 @@
 // loopback: behind a reverse proxy on the same host every request comes from loopback.
 //
 // Invariants a change must keep:
-//   - A counter only goes up (Add ignores negative deltas); series are kept until Delete.
-//   - Output is deterministic: families by name, series by label values.
-//   - Label values are escaped (backslash, double quote, line feed) and made valid UTF-8,
-//     so a mailbox name cannot break the format.
+//   - A counter only goes up (Add ignores negative and NaN deltas); series are kept until
+//     Delete.
+//   - Registering a family twice with the same type and labels returns the first (two
+//     Runners may share a registry); with another type or labels it panics.
+//   - Label values are made valid UTF-8, so a mailbox name cannot break the format.
 package metrics
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"math"
+	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
-// ContentType is the media type of the text exposition format.
+// ContentType is the media type of the text exposition format (WriteText; the handler
+// answers in the format the scraper asks for, this one by default).
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
-// Metric and label name syntax of the exposition format.
-var (
-	metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-)
+// readTimeout bounds a gauge read at scrape time (GaugeFunc).
+const readTimeout = 5 * time.Second
 
 // Registry holds metric families. The zero value is not usable: call New.
 type Registry struct {
+	reg *prometheus.Registry
+
 	mu       sync.Mutex
 	families map[string]*family
 }
 
-// New returns an empty Registry.
-func New() *Registry {
-	return &Registry{families: map[string]*family{}}
-}
-
+// family is what was registered under a name, to return it on a second registration.
 type family struct {
-	name, help, typ string
-	labels          []string
-	series          map[string]*series                     // by joined label values
-	read            func(context.Context) (float64, error) // GaugeFunc
+	typ       string
+	labels    []string
+	collector prometheus.Collector
 }
 
-type series struct {
-	values []string
-	v      float64
+// New returns a Registry holding the Go runtime's and this process's metrics.
+func New() *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Registry{reg: reg, families: map[string]*family{}}
 }
 
-// register returns the family name, creating it; a second registration with the same
-// type and labels returns the first (so that two Runners may share a registry).
-func (r *Registry) register(name, help, typ string, labels []string) *family {
-	if !metricName.MatchString(name) {
-		panic(fmt.Sprintf("metrics: invalid metric name %q", name))
-	}
-	for _, l := range labels {
-		if !labelName.MatchString(l) || strings.HasPrefix(l, "__") {
-			panic(fmt.Sprintf("metrics: invalid label name %q of %s", l, name))
-		}
-	}
+// register returns the collector registered as name, creating it with make; a second
+// registration with the same type and labels returns the first.
+func (r *Registry) register(name, typ string, labels []string, make func() prometheus.Collector) prometheus.Collector {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f, ok := r.families[name]; ok {
-		if f.typ != typ || !slices.Equal(f.labels, labels) || f.read != nil {
+		if f.typ != typ || !slices.Equal(f.labels, labels) {
 			panic(fmt.Sprintf("metrics: %s registered twice with different types or labels", name))
 		}
-		return f
+		return f.collector
 	}
-	f := &family{name: name, help: help, typ: typ, labels: slices.Clone(labels), series: map[string]*series{}}
-	r.families[name] = f
-	return f
+	c := make()
+	r.reg.MustRegister(c)
+	r.families[name] = &family{typ: typ, labels: slices.Clone(labels), collector: c}
+	return c
+}
+
+// clean makes label values valid UTF-8.
+func clean(values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	return out
+}
+
+// Counter is a family of counters, one per combination of label values.
+type Counter struct {
+	vec *prometheus.CounterVec
 }
 
 // Counter registers (or returns) a counter family with the given label names.
@@ -95,34 +103,14 @@ func (r *Registry) Counter(name, help string, labels ...string) *Counter {
 	if r == nil {
 		return nil
 	}
-	return &Counter{r: r, f: r.register(name, help, "counter", labels)}
-}
-
-// Gauge registers (or returns) a gauge family with the given label names.
-func (r *Registry) Gauge(name, help string, labels ...string) *Gauge {
-	if r == nil {
-		return nil
-	}
-	return &Gauge{r: r, f: r.register(name, help, "gauge", labels)}
-}
-
-// GaugeFunc registers a gauge without labels whose value read returns at each scrape (for
-// example a count from the store). An error leaves the sample out and is written as a
-// comment.
-func (r *Registry) GaugeFunc(name, help string, read func(ctx context.Context) (float64, error)) {
-	if r == nil {
-		return
-	}
-	f := r.register(name, help, "gauge", nil)
-	r.mu.Lock()
-	f.read = read
-	r.mu.Unlock()
-}
-
-// Counter is a family of counters, one per combination of label values.
-type Counter struct {
-	r *Registry
-	f *family
+	c := r.register(name, "counter", labels, func() prometheus.Collector {
+		vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+		if len(labels) == 0 {
+			vec.WithLabelValues() // a counter without labels exists from its registration (0)
+		}
+		return vec
+	})
+	return &Counter{vec: c.(*prometheus.CounterVec)}
 }
 
 // Inc adds 1 to the series with the given label values.
@@ -134,147 +122,125 @@ func (c *Counter) Add(delta float64, labelValues ...string) {
 	if c == nil || !(delta >= 0) {
 		return
 	}
-	c.r.update(c.f, labelValues, func(v float64) float64 { return v + delta })
+	c.vec.WithLabelValues(clean(labelValues)...).Add(delta)
 }
 
 // Touch creates the series with the given label values at 0 if it is missing, so that a
 // counter shows 0 before its first event.
 func (c *Counter) Touch(labelValues ...string) {
-	if c == nil {
-		return
+	if c != nil {
+		c.vec.WithLabelValues(clean(labelValues)...)
 	}
-	c.r.update(c.f, labelValues, func(v float64) float64 { return v })
 }
 
 // Delete removes the series with the given label values (a mailbox that is gone).
 func (c *Counter) Delete(labelValues ...string) {
 	if c != nil {
-		c.r.delete(c.f, labelValues)
+		c.vec.DeleteLabelValues(clean(labelValues)...)
 	}
 }
 
 // Gauge is a family of gauges, one per combination of label values.
 type Gauge struct {
-	r *Registry
-	f *family
+	vec *prometheus.GaugeVec
+}
+
+// Gauge registers (or returns) a gauge family with the given label names.
+func (r *Registry) Gauge(name, help string, labels ...string) *Gauge {
+	if r == nil {
+		return nil
+	}
+	c := r.register(name, "gauge", labels, func() prometheus.Collector {
+		vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+		if len(labels) == 0 {
+			vec.WithLabelValues()
+		}
+		return vec
+	})
+	return &Gauge{vec: c.(*prometheus.GaugeVec)}
 }
 
 // Set sets the series with the given label values to v.
 func (g *Gauge) Set(v float64, labelValues ...string) {
 	if g != nil {
-		g.r.update(g.f, labelValues, func(float64) float64 { return v })
+		g.vec.WithLabelValues(clean(labelValues)...).Set(v)
 	}
 }
 
 // Delete removes the series with the given label values.
 func (g *Gauge) Delete(labelValues ...string) {
 	if g != nil {
-		g.r.delete(g.f, labelValues)
+		g.vec.DeleteLabelValues(clean(labelValues)...)
 	}
 }
 
-// key joins label values; 0xff never occurs in valid UTF-8, which values are made into.
-func key(values []string) string { return strings.Join(values, "\xff") }
+// Histogram is a family of histograms, one per combination of label values.
+type Histogram struct {
+	vec *prometheus.HistogramVec
+}
 
-func checkArity(f *family, values []string) {
-	if len(values) != len(f.labels) {
-		panic(fmt.Sprintf("metrics: %s takes %d label values (%v), got %d", f.name, len(f.labels), f.labels, len(values)))
+// Histogram registers (or returns) a histogram family with the given upper bounds of its
+// buckets (nil: prometheus.DefBuckets, 5 ms to 10 s) and label names.
+func (r *Registry) Histogram(name, help string, buckets []float64, labels ...string) *Histogram {
+	if r == nil {
+		return nil
+	}
+	c := r.register(name, "histogram", labels, func() prometheus.Collector {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	})
+	return &Histogram{vec: c.(*prometheus.HistogramVec)}
+}
+
+// Observe adds one observation v to the series with the given label values.
+func (h *Histogram) Observe(v float64, labelValues ...string) {
+	if h != nil {
+		h.vec.WithLabelValues(clean(labelValues)...).Observe(v)
 	}
 }
 
-func (r *Registry) update(f *family, values []string, fn func(float64) float64) {
-	checkArity(f, values)
-	clean := make([]string, len(values))
-	for i, v := range values {
-		clean[i] = strings.ToValidUTF8(v, "\uFFFD")
+// GaugeFunc registers a gauge without labels whose value read returns at each scrape (for
+// example a count from the store), read within 5 s. An error leaves the sample out: the
+// scrape still serves every other metric, and the error is logged by the handler.
+func (r *Registry) GaugeFunc(name, help string, read func(ctx context.Context) (float64, error)) {
+	if r == nil {
+		return
 	}
-	k := key(clean)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := f.series[k]
-	if !ok {
-		s = &series{values: clean}
-		f.series[k] = s
-	}
-	s.v = fn(s.v)
+	r.register(name, "gaugefunc", nil, func() prometheus.Collector {
+		return &gaugeFunc{desc: prometheus.NewDesc(name, help, nil, nil), read: read}
+	})
 }
 
-func (r *Registry) delete(f *family, values []string) {
-	checkArity(f, values)
-	clean := make([]string, len(values))
-	for i, v := range values {
-		clean[i] = strings.ToValidUTF8(v, "\uFFFD")
+// gaugeFunc is the collector of GaugeFunc.
+type gaugeFunc struct {
+	desc *prometheus.Desc
+	read func(context.Context) (float64, error)
+}
+
+func (g *gaugeFunc) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *gaugeFunc) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	v, err := g.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(g.desc, fmt.Errorf("%s not available: %w", g.desc, err))
+		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(f.series, key(clean))
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v)
 }
 
-// snapshot is one family as written, copied under the lock.
-type snapshot struct {
-	name, help, typ string
-	labels          []string
-	series          []series
-	read            func(context.Context) (float64, error)
-}
-
-func (r *Registry) snapshot() []snapshot {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]snapshot, 0, len(r.families))
-	for _, f := range r.families {
-		s := snapshot{name: f.name, help: f.help, typ: f.typ, labels: f.labels, read: f.read}
-		keys := make([]string, 0, len(f.series))
-		for k := range f.series {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			s.series = append(s.series, *f.series[k])
-		}
-		// A counter or gauge without labels exists from its registration (value 0).
-		if len(f.labels) == 0 && len(s.series) == 0 && f.read == nil {
-			s.series = []series{{}}
-		}
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b snapshot) int { return strings.Compare(a.name, b.name) })
-	return out
-}
-
-// WriteText writes every family in the text exposition format. Gauges read at scrape
-// time are read with ctx.
+// WriteText writes every family in the text exposition format, by name. A gauge that
+// cannot be read is left out and its error returned, after the rest is written.
 func (r *Registry) WriteText(ctx context.Context, w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	for _, f := range r.snapshot() {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", f.name, escapeHelp(f.help), f.name, f.typ)
-		if f.read != nil {
-			v, err := f.read(ctx)
-			if err != nil {
-				fmt.Fprintf(bw, "# %s not available: %s\n", f.name, strings.ReplaceAll(err.Error(), "\n", " "))
-				continue
-			}
-			f.series = []series{{v: v}}
-		}
-		for _, s := range f.series {
-			bw.WriteString(f.name)
-			if len(f.labels) > 0 {
-				bw.WriteByte('{')
-				for i, l := range f.labels {
-					if i > 0 {
-						bw.WriteByte(',')
-					}
-					fmt.Fprintf(bw, `%s="%s"`, l, escapeLabel(s.values[i]))
-				}
-				bw.WriteByte('}')
-			}
-			bw.WriteByte(' ')
-			bw.WriteString(formatValue(s.v))
-			bw.WriteByte('\n')
+	mfs, gatherErr := r.reg.Gather()
+	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return fmt.Errorf("write metrics: %w", err)
 		}
 	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write metrics: %w", err)
+	if gatherErr != nil {
+		return fmt.Errorf("gather metrics: %w", gatherErr)
 	}
 	return nil
 }
@@ -293,7 +259,16 @@ const (
 
 // Handler serves the registry at GET (and HEAD) when authorize allows the request: 401
 // with a hint when nobody is signed in, 403 when the one signed in may not read them.
-func (r *Registry) Handler(authorize func(*http.Request) Access) http.Handler {
+// Metrics that cannot be gathered (a GaugeFunc whose read fails) are left out of the
+// answer and logged to log (slog.Default when nil).
+func (r *Registry) Handler(authorize func(*http.Request) Access, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	serve := promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      promLogger{log},
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		access := Allowed
 		if authorize != nil {
@@ -309,31 +284,18 @@ func (r *Registry) Handler(authorize func(*http.Request) Access) http.Handler {
 			http.Error(w, "metrics are for supervisors and admins: sign in, or send an API token as Authorization: Bearer <token>", http.StatusUnauthorized)
 			return
 		}
-		w.Header().Set("Content-Type", ContentType)
 		w.Header().Set("Cache-Control", "no-store")
 		if req.Method == http.MethodHead {
+			w.Header().Set("Content-Type", ContentType)
 			return
 		}
-		_ = r.WriteText(req.Context(), w) // a client that went away is not our error
+		serve.ServeHTTP(w, req)
 	})
 }
 
-func escapeHelp(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(strings.ToValidUTF8(s, "\uFFFD"))
-}
+// promLogger passes promhttp's error lines to slog.
+type promLogger struct{ log *slog.Logger }
 
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-func formatValue(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+func (l promLogger) Println(v ...any) {
+	l.log.Warn("metrics: " + strings.TrimSpace(fmt.Sprintln(v...)))
 }

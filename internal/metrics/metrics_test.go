@@ -20,8 +20,8 @@ func text(t *testing.T, r *Registry) string {
 }
 
 // TestWriteText checks the exposition format a Prometheus server parses: HELP and TYPE
-// lines, labels in registration order, families by name, series by label values, escaped
-// values, counters that only go up, and a label-less counter present at 0.
+// lines, families by name, series by label values, escaped values, counters that only go
+// up, a label-less counter present at 0, and the Go runtime's and the process's metrics.
 func TestWriteText(t *testing.T) {
 	r := New()
 	up := r.Gauge("postroom_mailbox_up", "1 when the mailbox's last session works.", "mailbox")
@@ -41,8 +41,8 @@ func TestWriteText(t *testing.T) {
 postroom_ingest_duplicates_total 0
 # HELP postroom_mailbox_errors_total Failures of mailbox sessions.
 # TYPE postroom_mailbox_errors_total counter
-postroom_mailbox_errors_total{mailbox="billing",kind="network"} 0
-postroom_mailbox_errors_total{mailbox="support",kind="auth"} 3.5
+postroom_mailbox_errors_total{kind="auth",mailbox="support"} 3.5
+postroom_mailbox_errors_total{kind="network",mailbox="billing"} 0
 # HELP postroom_mailbox_up 1 when the mailbox's last session works.
 # TYPE postroom_mailbox_up gauge
 postroom_mailbox_up{mailbox="sa\"les\\x\n` + "\uFFFD" + `"} 0
@@ -51,8 +51,14 @@ postroom_mailbox_up{mailbox="support"} 1
 # TYPE postroom_outbox_queued gauge
 postroom_outbox_queued 7
 `
-	if got := text(t, r); got != want {
-		t.Errorf("WriteText =\n%s\nwant\n%s", got, want)
+	got := text(t, r)
+	if i := strings.Index(got, "# HELP postroom_"); i < 0 || !strings.Contains(got[i:], want) {
+		t.Errorf("WriteText =\n%s\nwant it to hold\n%s", got, want)
+	}
+	for _, family := range []string{"go_goroutines", "go_memstats_alloc_bytes", "process_resident_memory_bytes", "process_cpu_seconds_total"} {
+		if !strings.Contains(got, "\n"+family+" ") {
+			t.Errorf("WriteText has no %s (the Go runtime's and the process's metrics)", family)
+		}
 	}
 
 	up.Delete("support")
@@ -61,14 +67,41 @@ postroom_outbox_queued 7
 	}
 }
 
+// TestHistogram: observations land in the buckets, with their count and sum.
+func TestHistogram(t *testing.T) {
+	r := New()
+	h := r.Histogram("postroom_test_seconds", "Test.", []float64{1, 10}, "queue")
+	h.Observe(0.5, "Support")
+	h.Observe(5, "Support")
+	h.Observe(50, "Support")
+	got := text(t, r)
+	for _, want := range []string{
+		`postroom_test_seconds_bucket{queue="Support",le="1"} 1`,
+		`postroom_test_seconds_bucket{queue="Support",le="10"} 2`,
+		`postroom_test_seconds_bucket{queue="Support",le="+Inf"} 3`,
+		`postroom_test_seconds_sum{queue="Support"} 55.5`,
+		`postroom_test_seconds_count{queue="Support"} 3`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("WriteText has no %s:\n%s", want, got)
+		}
+	}
+	var nilH *Histogram
+	nilH.Observe(1, "x")
+}
+
 func TestGaugeFuncError(t *testing.T) {
 	r := New()
 	r.GaugeFunc("postroom_outbox_queued", "Queued.", func(context.Context) (float64, error) {
 		return 0, errors.New("database is closed")
 	})
-	got := text(t, r)
-	if strings.Contains(got, "\npostroom_outbox_queued ") || !strings.Contains(got, "# postroom_outbox_queued not available: database is closed") {
-		t.Errorf("WriteText with a failing gauge =\n%s\nwant no sample and the error as a comment", got)
+	r.Gauge("postroom_other", "Other.").Set(3)
+	var b strings.Builder
+	err := r.WriteText(t.Context(), &b)
+	got := b.String()
+	if err == nil || !strings.Contains(err.Error(), "database is closed") || strings.Contains(got, "\npostroom_outbox_queued ") ||
+		!strings.Contains(got, "\npostroom_other 3\n") {
+		t.Errorf("WriteText with a failing gauge = %v\n%s\nwant no sample of it, the others, and the error", err, got)
 	}
 }
 
@@ -108,7 +141,7 @@ func TestHandler(t *testing.T) {
 			return Refused
 		}
 		return Anonymous
-	}))
+	}, nil))
 	defer srv.Close()
 
 	get := func(auth string) (*http.Response, string) {
@@ -133,7 +166,7 @@ func TestHandler(t *testing.T) {
 		t.Errorf("signed-in scrape without the role: %d %q, want 403 without metrics", resp.StatusCode, body)
 	}
 	resp, body = get("Bearer good")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ContentType ||
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") ||
 		!strings.Contains(body, `postroom_mailbox_up{mailbox="x"} 0`) {
 		t.Errorf("authorized scrape: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}

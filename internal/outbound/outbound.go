@@ -573,6 +573,11 @@ type SenderOptions struct {
 	// for each Sender), so that the next process on this node releases them at once when
 	// this one dies.
 	Node string
+	// Stopping, when closed, makes Run stop taking rows: the row in flight is finished
+	// (its send runs on Run's ctx, which may end later), no other is claimed or sent, and
+	// Run returns. Rows claimed but not sent go back with ReleaseClaims. Nil: only ctx
+	// stops Run.
+	Stopping <-chan struct{}
 }
 
 // Sender delivers queued outbox rows. It keeps one smtp.Sink (one SMTP connection) per
@@ -605,6 +610,9 @@ func NewSender(opts SenderOptions) *Sender {
 	}
 	outcomes := opts.Metrics.Counter("postroom_outbox_deliveries_total",
 		"Delivery attempts of outbox rows by outcome: sent, partial (some recipients refused), retry, failed.", "outcome")
+	for _, o := range []string{"sent", "partial", "retry", "failed"} {
+		outcomes.Touch(o) // at 0 before the first delivery, so that a dashboard sees them
+	}
 	claimant := store.Claimant{Node: opts.Node, Instance: newInstanceID()}
 	return &Sender{opts: opts, log: log, outcomes: outcomes, claimant: claimant, sinks: map[int64]*mailboxSink{}}
 }
@@ -630,6 +638,29 @@ func (s *Sender) ReleaseDeadClaims(ctx context.Context) error {
 	return nil
 }
 
+// stopping reports whether SenderOptions.Stopping is closed.
+func (s *Sender) stopping() bool {
+	select {
+	case <-s.opts.Stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// ReleaseClaims gives back at once the rows this Sender claimed and did not send, for a
+// graceful stop: call it after Run has returned, so that nothing is being sent. Like
+// ReleaseDeadClaims it releases every claim of this node but the caller's: here the caller
+// is a stand-in instance, so this Sender's own claims go too. Other nodes' claims keep
+// their lease.
+func (s *Sender) ReleaseClaims(ctx context.Context) (int, error) {
+	n, err := s.opts.Store.ReleaseOutboxClaims(ctx, store.Claimant{Node: s.claimant.Node, Instance: "stopped-" + s.claimant.Instance}, s.opts.Now())
+	if err != nil {
+		return 0, fmt.Errorf("release the outbox claims at shutdown: %w", err)
+	}
+	return n, nil
+}
+
 // Run sends due rows whenever wake signals and every few seconds, until ctx is done; then
 // it closes its connections.
 func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
@@ -645,6 +676,8 @@ func (s *Sender) Run(ctx context.Context, wake <-chan struct{}) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.opts.Stopping:
 			return
 		case <-wake:
 		case <-t.C:
@@ -678,6 +711,9 @@ func (s *Sender) SendDue(ctx context.Context) (int, error) {
 			return sent, nil
 		}
 		for _, it := range items {
+			if s.stopping() {
+				return sent, nil // the rest of the batch goes back with ReleaseClaims
+			}
 			if s.deliver(ctx, it) {
 				sent++
 			}

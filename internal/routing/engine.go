@@ -611,6 +611,33 @@ func (e *Engine) returnOffersOf(ctx context.Context, agentID int64, status strin
 	return nil
 }
 
+// ReturnAllOffers puts every item on offer back in its queue, with its age kept: a single
+// node that stops calls it, since nobody can accept an offer until it is back. (With
+// several nodes offers stay: the agents' other nodes serve them, and an offer expires from
+// the database.) It returns how many offers went back.
+func (e *Engine) ReturnAllOffers(ctx context.Context, reason string) (int, error) {
+	offered, err := e.st.ListWorkItems(ctx, store.WorkItemFilter{State: store.StateOffered, Limit: 10000})
+	if err != nil {
+		return 0, fmt.Errorf("routing: list offers: %w", err)
+	}
+	n := 0
+	for _, w := range offered {
+		it, err := e.itemFromStore(ctx, w.ID)
+		if err != nil {
+			continue
+		}
+		err = e.returnOffer(ctx, it, it.OfferedTo, reason, "offer_returned", store.Event{})
+		switch {
+		case errors.Is(err, store.ErrStateChanged):
+		case err != nil:
+			return n, fmt.Errorf("routing: return offer of work item %d: %w", w.ID, err)
+		default:
+			n++
+		}
+	}
+	return n, nil
+}
+
 // SetStatus sets an agent's status; items offered to an agent who goes away or offline
 // go back to their queue.
 func (e *Engine) SetStatus(ctx context.Context, agentID int64, status string) error {

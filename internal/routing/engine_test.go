@@ -597,3 +597,33 @@ func TestConfigurationTakesEffectAtOnce(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReturnAllOffersAtStop: a stopping single node puts every open offer back in its
+// queue.
+func TestReturnAllOffersAtStop(t *testing.T) {
+	w := newWorld(t)
+	w.queue("Support", routing.QueueSettings{})
+	a := w.item("Support", 2*time.Minute, store.Classification{})
+	b := w.item("Support", time.Minute, store.Classification{})
+	ann := w.agent("ann", nil, nil, 1, store.AgentAvailable)
+	bob := w.agent("bob", nil, nil, 1, store.AgentAvailable)
+	w.start(true)
+	w.step()
+	for _, id := range []int64{a, b} {
+		if wi := w.state(id); wi.State != store.StateOffered || (wi.OfferedTo != ann.ID && wi.OfferedTo != bob.ID) {
+			t.Fatalf("item %d: %s offered to %d, want offered to ann or bob", id, wi.State, wi.OfferedTo)
+		}
+	}
+	n, err := w.engine.ReturnAllOffers(t.Context(), "the server stopped")
+	if err != nil || n != 2 {
+		t.Fatalf("ReturnAllOffers = %d, %v; want 2 offers returned", n, err)
+	}
+	for _, id := range []int64{a, b} {
+		if wi := w.state(id); wi.State != store.StateQueued || wi.OfferedTo != 0 {
+			t.Errorf("item %d after the stop: %s offered to %d, want queued", id, wi.State, wi.OfferedTo)
+		}
+	}
+	if n, err := w.engine.ReturnAllOffers(t.Context(), "the server stopped"); err != nil || n != 0 {
+		t.Errorf("second ReturnAllOffers = %d, %v; want 0", n, err)
+	}
+}

@@ -19,11 +19,15 @@ import (
 	"github.com/postroom/postroom/internal/vault"
 )
 
+// SecretSetting is the setting that holds the client secret sealed by the vault (base64);
+// rotate-key re-encrypts it.
+const SecretSetting = "sso.client_secret"
+
 // Settings keys: the configuration (JSON) and the client secret (sealed by the vault,
 // base64).
 const (
 	settingConfig = "sso.config"
-	settingSecret = "sso.client_secret"
+	settingSecret = SecretSetting
 )
 
 // Mapping gives a role, a team or both to everyone whose id token carries Value in its

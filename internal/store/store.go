@@ -975,6 +975,43 @@ type GraphSubscriptions interface {
 	DeleteGraphSubscription(ctx context.Context, id string) error
 }
 
+// Operations serves the operator: readiness probes, online backups and key rotation.
+type Operations interface {
+	// SchemaVersion returns the newest migration applied to the database and the newest
+	// this binary embeds. The store answered when err is nil.
+	SchemaVersion(ctx context.Context) (applied, known int, err error)
+	// Backup writes a consistent copy of the whole database to the new file path while
+	// others keep reading and writing (SQLite: VACUUM INTO). ErrUnsupported on engines
+	// whose own tools make backups (PostgreSQL: pg_dump).
+	Backup(ctx context.Context, path string) error
+	// ResealSecrets rewrites every secret sealed by the vault in ONE transaction: the
+	// mailboxes' credentials, the users' second factors, the delegated and single sign-on
+	// sign-ins in progress and the settings named in r.Settings (whose values are base64
+	// of a sealed value). r.Seal gets each sealed value and returns its replacement; its
+	// first error rolls everything back. With r.RefuseAliveSince set, a node whose
+	// heartbeat (SetAlive) is at or after it fails the transaction first with
+	// ErrNodesAlive. It returns how many values were rewritten.
+	ResealSecrets(ctx context.Context, r Reseal) (int, error)
+	// SetAlive records that the process node is running at at (its heartbeat); a zero at
+	// records that it stopped. AliveNodes lists the nodes whose heartbeat is at or after
+	// since.
+	SetAlive(ctx context.Context, node string, at time.Time) error
+	AliveNodes(ctx context.Context, since time.Time) ([]string, error)
+}
+
+// Reseal is what ResealSecrets rewrites and how.
+type Reseal struct {
+	Settings         []string
+	RefuseAliveSince time.Time
+	Seal             func(sealed []byte) ([]byte, error)
+}
+
+// ErrNodesAlive means a node of the database is running (Operations.ResealSecrets).
+var ErrNodesAlive = errors.New("postroom is running on this database")
+
+// ErrUnsupported means the engine does not do what was asked (see Operations.Backup).
+var ErrUnsupported = errors.New("not supported by this database engine")
+
 // Store is every role of the persistence layer, with migrations and closing.
 type Store interface {
 	// Migrate applies the embedded schema migrations that are missing, each in its own
@@ -1001,6 +1038,7 @@ type Store interface {
 	Privacy
 	GraphSubscriptions
 	Cluster
+	Operations
 }
 
 // IsNotFound reports whether err is (or wraps) ErrNotFound.

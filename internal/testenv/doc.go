@@ -1,4 +1,6 @@
-// Package testenv starts real servers for postroom's tests: Dovecot (IMAP RFC 9051/3501,
+// Package testenv starts real servers for postroom's tests (Dovecot itself and the process
+// helpers live in internal/localserver, which postroom bench shares; this package adds what
+// fails the test and cleans up at t.Cleanup): Dovecot (IMAP RFC 9051/3501,
 // POP3 RFC 1939, submission RFC 6409 with SASL PLAIN/LOGIN and, against a token
 // introspection endpoint (RFC 7662), XOAUTH2 and OAUTHBEARER RFC 7628, and optionally LMTP
 // RFC 2033), Postfix's smtp-sink as a receiving SMTP peer (RFC 5321), a private Postfix as

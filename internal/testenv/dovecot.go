@@ -1,238 +1,36 @@
 package testenv
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
-	"fmt"
-	"math/big"
-	"mime"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
-	"unicode/utf16"
+
+	"github.com/postroom/postroom/internal/localserver"
 )
 
-const (
-	// dovecotReadyTimeout bounds start-up until the first successful IMAP LOGIN. testmail.md §7
-	// measured 0.24 s; the margin is for a loaded 2-core CI machine.
-	dovecotReadyTimeout = 15 * time.Second
-	// dovecotStartAttempts is how many times a start that lost a port race is retried on
-	// freshly picked ports.
-	dovecotStartAttempts = 5
-	// dovecotProbeInterval is the pause between readiness probes.
-	dovecotProbeInterval = 20 * time.Millisecond
-	// doveadmTimeout bounds one doveadm call; seeding a few thousand messages takes well
-	// under a second (measured: 1000 messages in 0.1 s through one MULTIAPPEND).
-	doveadmTimeout = 2 * time.Minute
-	// appendBatchMessages and appendBatchBytes bound one MULTIAPPEND command (RFC 3502) in
-	// AppendMany; Dovecot keeps a whole MULTIAPPEND in one transaction.
-	appendBatchMessages = 1000
-	appendBatchBytes    = 32 << 20
-	// dovecotMaxUserIPConnections lifts Dovecot's default of 10 IMAP connections per user and
-	// IP: every test connects from 127.0.0.1, often as the same user, in parallel subtests.
-	dovecotMaxUserIPConnections = 100
-	// dovecotHostname is the name the servers give themselves (SMTP greeting, Received).
-	dovecotHostname = "mail.example.test"
-	// probeUser is the passwd-file user the harness logs in as to know Dovecot is ready.
-	probeUser = "testenv-probe@example.test"
-	// certValidity is the lifetime of the generated server certificate; tests are short.
-	certValidity = 24 * time.Hour
-)
+// The Dovecot itself lives in internal/localserver (shared with postroom bench, which must
+// not link testing); this file adds the helpers that fail the test instead of returning
+// errors, and stop the server at t.Cleanup.
+
+// doveadmTimeout bounds one doveadm call; seeding a few thousand messages takes well
+// under a second (measured: 1000 messages in 0.1 s through one MULTIAPPEND).
+const doveadmTimeout = 2 * time.Minute
 
 // DovecotOptions configure StartDovecot. A nil *DovecotOptions means the zero value.
-type DovecotOptions struct {
-	// IntrospectionURL, when set, enables the oauth2 passdb (XOAUTH2/OAUTHBEARER) checking
-	// tokens against it (introspection_mode = post, testmail.md §4). Use an IP literal
-	// (httptest's 127.0.0.1 URL). The endpoint must answer {"active": true, "email": USER}
-	// for a good token, where USER is the SASL user name exactly.
-	IntrospectionURL string
-	// SubmissionRelay is host:port the submission service relays to; empty = start no
-	// submission listener.
-	SubmissionRelay string
-	// LMTP starts an LMTP listener (RFC 2033) on LMTPAddr, which delivers to the INBOX of
-	// any user, as an MTA delivers to Dovecot (StartPostfix's LMTP option). It needs the
-	// dovecot-lmtpd package.
-	LMTP bool
-}
-
-// Dovecot is a running Dovecot instance with its own configuration and state under Dir.
-// Users come from a passwd-file (AddUser) and, with IntrospectionURL, from OAuth tokens;
-// every user's mail is a Maildir under Dir/mail/USER owned by nobody.
-type Dovecot struct {
-	Dir string // temp dir with config, log, mail
-	// Listener addresses, "127.0.0.1:port". SubmissionAddr is empty without SubmissionRelay,
-	// LMTPAddr without LMTP.
-	IMAPAddr, IMAPSAddr, POP3Addr, POP3SAddr, SubmissionAddr, LMTPAddr string
-	// CertPEM is the self-signed certificate (CN localhost, SAN localhost + 127.0.0.1) the
-	// servers use, so clients can trust it.
-	CertPEM []byte
-
-	conf    string // path of dovecot.conf
-	logPath string
-	doveadm string
-	proc    *serverProcess
-
-	users string // directory of the passwd-files, one per user
-}
+type DovecotOptions = localserver.DovecotOptions
 
 // DovecotMessage is one message as doveadm sees it.
-type DovecotMessage struct {
-	Mailbox string
-	UID     uint32
-	// Flags are the message's IMAP flags and keywords, without the session flag \Recent.
-	Flags []string
-	// Subject is decoded from RFC 2047 encoded words; MessageID is the raw header value.
-	Subject, MessageID string
-}
+type DovecotMessage = localserver.DovecotMessage
 
-// dovecotConfig is what the configuration template needs.
-type dovecotConfig struct {
-	IMAPPort, IMAPSPort, POP3Port, POP3SPort int
-	SubmissionPort                           int // 0: no submission listener
-	LMTPPort                                 int // 0: no LMTP listener
-	RelayHost, RelayPort                     string
-	OAuth2                                   bool
-	MaxUserIPConnections                     int
-	Hostname, Protocols, AuthMechanisms      string
-	Users, OAuth2Conf, CertPath, KeyPath     string
-	MailDir, LogPath, RunDir, StateDir       string
-}
+// DovecotSession is one logged-in connection (Dovecot.Sessions).
+type DovecotSession = localserver.DovecotSession
 
-// dovecotConfTemplate is testmail.md §1 made a template, complete and self-contained: it
-// includes nothing from /etc/dovecot. Deviations from the recipe are commented inline.
-var dovecotConfTemplate = template.Must(template.New("dovecot.conf").Parse(`# generated by postroom internal/testenv
-instance_name = postroom-test
-base_dir = {{.RunDir}}
-state_dir = {{.StateDir}}
-log_path = {{.LogPath}}
-protocols = {{.Protocols}}
-listen = 127.0.0.1
-ssl = yes
-ssl_cert = <{{.CertPath}}
-ssl_key = <{{.KeyPath}}
-disable_plaintext_auth = no
-auth_mechanisms = {{.AuthMechanisms}}
-auth_verbose = yes
-auth_debug = no
-auth_failure_delay = 0
-login_trusted_networks = 127.0.0.0/8 ::1
-hostname = {{.Hostname}}
-
-default_internal_user = root
-default_internal_group = root
-default_login_user = dovenull
-mail_uid = nobody
-mail_gid = nogroup
-
-mail_location = maildir:~/Maildir
-# Not in testmail.md: test data need not survive a machine crash, and skipping fsync makes
-# seeding thousands of messages ten times faster.
-mail_fsync = never
-# Not in testmail.md: all test clients share 127.0.0.1 (default limit 10).
-mail_max_userip_connections = {{.MaxUserIPConnections}}
-
-# Not in testmail.md: Debian's default special-use folders, so clients can find Sent/Trash.
-namespace inbox {
-  inbox = yes
-  mailbox Drafts {
-    special_use = \Drafts
-  }
-  mailbox Junk {
-    special_use = \Junk
-  }
-  mailbox Trash {
-    special_use = \Trash
-  }
-  mailbox Sent {
-    special_use = \Sent
-  }
+// Dovecot is a running Dovecot (localserver.Dovecot: its addresses, certificate, WriteUser,
+// Log, Stop, ...) with helpers for tests.
+type Dovecot struct {
+	*localserver.Dovecot
 }
-
-passdb {
-  driver = passwd-file
-{{- if .OAuth2}}
-  mechanisms = plain login
-{{- end}}
-  args = scheme=PLAIN {{.Users}}/%u
-}
-{{- if .OAuth2}}
-passdb {
-  driver = oauth2
-  mechanisms = xoauth2 oauthbearer
-  args = {{.OAuth2Conf}}
-}
-{{- end}}
-userdb {
-  driver = static
-  args = home={{.MailDir}}/%u allow_all_users=yes
-}
-
-service imap-login {
-  inet_listener imap {
-    port = {{.IMAPPort}}
-  }
-  inet_listener imaps {
-    port = {{.IMAPSPort}}
-    ssl = yes
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = {{.POP3Port}}
-  }
-  inet_listener pop3s {
-    port = {{.POP3SPort}}
-    ssl = yes
-  }
-}
-{{- if .SubmissionPort}}
-service submission-login {
-  inet_listener submission {
-    port = {{.SubmissionPort}}
-  }
-}
-submission_relay_host = {{.RelayHost}}
-submission_relay_port = {{.RelayPort}}
-submission_relay_trusted = yes
-{{- end}}
-{{- if .LMTPPort}}
-# Not in testmail.md: an MTA's way in (StartPostfix). The userdb accepts every user, so
-# mail for any address lands in that user's INBOX.
-service lmtp {
-  inet_listener lmtp {
-    address = 127.0.0.1
-    port = {{.LMTPPort}}
-  }
-}
-{{- end}}
-
-# Turn off anvil's per-IP auth penalty: without this, every failed login makes the next one
-# from 127.0.0.1 wait 2..15 s (testmail.md gotcha 4).
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-`))
-
-// dovecotInstallAdvice is the message for a missing Dovecot part.
-const dovecotInstallAdvice = "run ./scripts/test, which installs dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond dovecot-lmtpd (or apt-get install -y those packages)"
 
 // StartDovecot starts a Dovecot with IMAP, IMAPS, POP3, POP3S and, with
 // opts.SubmissionRelay, submission, and with opts.LMTP, LMTP, on free ports of 127.0.0.1. It returns once an IMAP
@@ -242,354 +40,20 @@ func StartDovecot(t testing.TB, opts *DovecotOptions) *Dovecot {
 	if opts == nil {
 		opts = &DovecotOptions{}
 	}
-	d, err := startDovecot(opts)
+	inner, err := localserver.StartDovecot(opts)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	d := &Dovecot{inner}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("testenv: dovecot log (%s), last %d lines:\n%s", d.logPath, logTailLines, tailFile(d.logPath, logTailLines))
+			t.Logf("testenv: dovecot log (%s), last %d lines:\n%s", d.LogPath(), logTailLines, tailFile(d.LogPath(), logTailLines))
 		}
-		if err := d.shutdown(); err != nil {
+		if err := d.Shutdown(); err != nil {
 			t.Logf("testenv: %v", err)
 		}
 	})
 	return d
-}
-
-// startDovecot starts Dovecot; on success the caller must call d.shutdown, on failure
-// nothing is left behind.
-func startDovecot(opts *DovecotOptions) (_ *Dovecot, err error) {
-	dovecotBin, err := findBinary("dovecot", dovecotInstallAdvice)
-	if err != nil {
-		return nil, err
-	}
-	doveadm, err := findBinary("doveadm", dovecotInstallAdvice)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkDovecotServices(opts.SubmissionRelay != "", opts.LMTP); err != nil {
-		return nil, err
-	}
-	if err := requireRoot("Dovecot"); err != nil {
-		return nil, err
-	}
-	var relayHost, relayPort string
-	if opts.SubmissionRelay != "" {
-		relayHost, relayPort, err = net.SplitHostPort(opts.SubmissionRelay)
-		if err != nil {
-			return nil, fmt.Errorf("dovecot submission relay %q: %w", opts.SubmissionRelay, err)
-		}
-	}
-
-	dir, err := makeWorldTraversableDir("postroom-dovecot-")
-	if err != nil {
-		return nil, fmt.Errorf("dovecot: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(dir)
-		}
-	}()
-	d := &Dovecot{
-		Dir:     dir,
-		conf:    filepath.Join(dir, "dovecot.conf"),
-		logPath: filepath.Join(dir, "dovecot.log"),
-		doveadm: doveadm,
-		users:   filepath.Join(dir, "users"),
-	}
-	cfg := dovecotConfig{
-		RelayHost:            relayHost,
-		RelayPort:            relayPort,
-		OAuth2:               opts.IntrospectionURL != "",
-		MaxUserIPConnections: dovecotMaxUserIPConnections,
-		Hostname:             dovecotHostname,
-		Protocols:            "imap pop3",
-		AuthMechanisms:       "plain login",
-		Users:                d.users,
-		OAuth2Conf:           filepath.Join(dir, "dovecot-oauth2.conf.ext"),
-		CertPath:             filepath.Join(dir, "cert.pem"),
-		KeyPath:              filepath.Join(dir, "key.pem"),
-		MailDir:              filepath.Join(dir, "mail"),
-		LogPath:              d.logPath,
-		RunDir:               filepath.Join(dir, "run"),
-		StateDir:             filepath.Join(dir, "state"),
-	}
-	if opts.SubmissionRelay != "" {
-		cfg.Protocols += " submission"
-	}
-	if opts.LMTP {
-		cfg.Protocols += " lmtp"
-	}
-	if cfg.OAuth2 {
-		cfg.AuthMechanisms += " xoauth2 oauthbearer"
-	}
-	if err := d.writeFiles(&cfg, opts); err != nil {
-		return nil, err
-	}
-	probePassword := rand.Text()
-	if err := d.WriteUser(probeUser, probePassword); err != nil {
-		return nil, err
-	}
-
-	var lastErr error
-	for range dovecotStartAttempts {
-		ports, err := freePorts(6)
-		if err != nil {
-			return nil, fmt.Errorf("dovecot: %w", err)
-		}
-		cfg.IMAPPort, cfg.IMAPSPort, cfg.POP3Port, cfg.POP3SPort = ports[0], ports[1], ports[2], ports[3]
-		cfg.SubmissionPort = 0
-		if opts.SubmissionRelay != "" {
-			cfg.SubmissionPort = ports[4]
-		}
-		cfg.LMTPPort = 0
-		if opts.LMTP {
-			cfg.LMTPPort = ports[5]
-		}
-		var conf bytes.Buffer
-		if err := dovecotConfTemplate.Execute(&conf, &cfg); err != nil {
-			return nil, fmt.Errorf("dovecot config template: %w", err)
-		}
-		if err := os.WriteFile(d.conf, conf.Bytes(), 0o644); err != nil {
-			return nil, fmt.Errorf("write dovecot config: %w", err)
-		}
-		d.IMAPAddr, d.IMAPSAddr = hostPort(cfg.IMAPPort), hostPort(cfg.IMAPSPort)
-		d.POP3Addr, d.POP3SAddr = hostPort(cfg.POP3Port), hostPort(cfg.POP3SPort)
-		d.SubmissionAddr = ""
-		if cfg.SubmissionPort != 0 {
-			d.SubmissionAddr = hostPort(cfg.SubmissionPort)
-		}
-		d.LMTPAddr = ""
-		if cfg.LMTPPort != 0 {
-			d.LMTPAddr = hostPort(cfg.LMTPPort)
-		}
-
-		lastErr = d.startOnce(dovecotBin, probePassword)
-		if lastErr == nil {
-			return d, nil
-		}
-		if !strings.Contains(lastErr.Error(), "Address already in use") {
-			break
-		}
-	}
-	return nil, fmt.Errorf("dovecot: %w\nlog %s:\n%s", lastErr, d.logPath, tailFile(d.logPath, logTailLines))
-}
-
-// shutdown stops Dovecot, then removes its directory.
-func (d *Dovecot) shutdown() error {
-	err := d.proc.stop()
-	if rerr := os.RemoveAll(d.Dir); rerr != nil {
-		err = errors.Join(err, fmt.Errorf("remove dovecot dir: %w", rerr))
-	}
-	return err
-}
-
-// checkDovecotServices fails early, with advice, when a protocol's package is missing:
-// Dovecot itself would only say that it cannot find a binary under its libexec directory.
-func checkDovecotServices(submission, lmtp bool) error {
-	const libexec = "/usr/lib/dovecot" // Debian's libexec_dir
-	if _, err := os.Stat(libexec); err != nil {
-		return nil // not Debian's layout: let Dovecot report what is missing
-	}
-	services := map[string]string{"imap": "dovecot-imapd", "pop3": "dovecot-pop3d"}
-	if submission {
-		services["submission"] = "dovecot-submissiond"
-	}
-	if lmtp {
-		services["lmtp"] = "dovecot-lmtpd"
-	}
-	for bin, pkg := range services {
-		if _, err := os.Stat(filepath.Join(libexec, bin)); err != nil {
-			return fmt.Errorf("dovecot %s not installed (package %s): %s", bin, pkg, dovecotInstallAdvice)
-		}
-	}
-	return nil
-}
-
-// writeFiles creates the directories, certificate, key, passwd-file and oauth2 settings.
-func (d *Dovecot) writeFiles(cfg *dovecotConfig, opts *DovecotOptions) error {
-	for _, sub := range []string{cfg.RunDir, cfg.StateDir, cfg.MailDir} {
-		if err := os.Mkdir(sub, 0o755); err != nil {
-			return fmt.Errorf("dovecot dir: %w", err)
-		}
-	}
-	uid, gid, err := nobodyIDs()
-	if err != nil {
-		return fmt.Errorf("dovecot: %w", err)
-	}
-	if err := os.Chown(cfg.MailDir, uid, gid); err != nil {
-		return fmt.Errorf("dovecot mail dir: %w", err)
-	}
-	certPEM, keyPEM, err := selfSignedCert()
-	if err != nil {
-		return fmt.Errorf("dovecot certificate: %w", err)
-	}
-	d.CertPEM = certPEM
-	if err := os.WriteFile(cfg.CertPath, certPEM, 0o644); err != nil {
-		return fmt.Errorf("write dovecot certificate: %w", err)
-	}
-	if err := os.WriteFile(cfg.KeyPath, keyPEM, 0o600); err != nil {
-		return fmt.Errorf("write dovecot key: %w", err)
-	}
-	if err := os.Mkdir(d.users, 0o700); err != nil { // read by the auth process, which runs as root
-		return fmt.Errorf("dovecot passwd-file dir: %w", err)
-	}
-	if cfg.OAuth2 {
-		// testmail.md §4, verified with Dovecot 2.3.19.1.
-		oauth := "introspection_mode = post\n" +
-			"introspection_url = " + opts.IntrospectionURL + "\n" +
-			"force_introspection = yes\n" +
-			"username_attribute = email\n" +
-			"active_attribute = active\n" +
-			"active_value = true\n" +
-			// X-Dovecot-Auth-Service names the protocol (imap, pop3, submission), so an
-			// introspection endpoint can refuse one protocol only, as Exchange Online's
-			// per-mailbox switches do.
-			"send_auth_headers = yes\n"
-		if err := os.WriteFile(cfg.OAuth2Conf, []byte(oauth), 0o600); err != nil {
-			return fmt.Errorf("write dovecot oauth2 settings: %w", err)
-		}
-	}
-	return nil
-}
-
-// startOnce starts the master process and waits until it serves logins.
-func (d *Dovecot) startOnce(dovecotBin, probePassword string) error {
-	// A file, not a pipe: with a pipe, Wait would also wait for every child still holding it.
-	outPath := filepath.Join(d.Dir, "dovecot.out")
-	out, err := os.Create(outPath)
-	if err != nil {
-		return fmt.Errorf("dovecot output file: %w", err)
-	}
-	defer out.Close() // the child has its own descriptor
-	cmd := exec.Command(dovecotBin, "-c", d.conf, "-F")
-	cmd.Stdout, cmd.Stderr = out, out
-	proc, err := startProcess("dovecot", cmd)
-	if err != nil {
-		return err
-	}
-	d.proc = proc
-	if err := d.waitReady(probePassword); err != nil {
-		_ = proc.stop()
-		return fmt.Errorf("%w\ndovecot output:\n%s", err, tailFile(outPath, logTailLines))
-	}
-	return nil
-}
-
-// waitReady waits for an IMAP greeting and a successful LOGIN (the very first connection can
-// come before the auth process is ready, testmail.md §2), then for the other greetings.
-func (d *Dovecot) waitReady(probePassword string) error {
-	deadline := time.Now().Add(dovecotReadyTimeout)
-	var lastErr error
-	for {
-		if done, err := d.proc.exited(); done {
-			return fmt.Errorf("dovecot exited during start-up: %v", err)
-		}
-		lastErr = probeIMAPLogin(d.IMAPAddr, probeUser, probePassword, deadline)
-		if lastErr == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dovecot not ready after %s: %w", dovecotReadyTimeout, lastErr)
-		}
-		time.Sleep(dovecotProbeInterval)
-	}
-	greetings := map[string]string{d.POP3Addr: "+OK"}
-	if d.SubmissionAddr != "" {
-		greetings[d.SubmissionAddr] = "220 "
-	}
-	if d.LMTPAddr != "" {
-		greetings[d.LMTPAddr] = "220 " // RFC 2033 §4.1: the SMTP greeting
-	}
-	for addr, want := range greetings {
-		if err := waitGreeting(addr, want, deadline); err != nil {
-			return fmt.Errorf("dovecot not ready: %w", err)
-		}
-	}
-	for _, addr := range []string{d.IMAPSAddr, d.POP3SAddr} {
-		if err := waitConnect(addr, deadline); err != nil {
-			return fmt.Errorf("dovecot not ready: %w", err)
-		}
-	}
-	return nil
-}
-
-// probeIMAPLogin connects, expects "* OK", logs in and logs out (RFC 9051 §6.2.3).
-func probeIMAPLogin(addr, user, password string, deadline time.Time) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Until(deadline))
-	if err != nil {
-		return fmt.Errorf("connect %s: %w", addr, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(deadline)
-	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("imap greeting from %s: %w", addr, err)
-	}
-	if !strings.HasPrefix(line, "* OK") {
-		return fmt.Errorf("imap greeting from %s: %q", addr, line)
-	}
-	if _, err := fmt.Fprintf(conn, "r LOGIN %s %s\r\nq LOGOUT\r\n", imapQuote(user), imapQuote(password)); err != nil {
-		return fmt.Errorf("imap login to %s: %w", addr, err)
-	}
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return fmt.Errorf("imap login to %s: %w", addr, err)
-		}
-		if strings.HasPrefix(line, "r ") {
-			if !strings.HasPrefix(line, "r OK") {
-				return fmt.Errorf("imap login to %s: %q", addr, strings.TrimSpace(line))
-			}
-			return nil
-		}
-	}
-}
-
-// waitGreeting retries until addr answers with a line starting with want.
-func waitGreeting(addr, want string, deadline time.Time) error {
-	for {
-		err := func() error {
-			conn, err := net.DialTimeout("tcp", addr, time.Until(deadline))
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			_ = conn.SetDeadline(deadline)
-			line, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(line, want) {
-				return fmt.Errorf("greeting %q, want %q", strings.TrimSpace(line), want)
-			}
-			return nil
-		}()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("greeting from %s: %w", addr, err)
-		}
-		time.Sleep(dovecotProbeInterval)
-	}
-}
-
-// waitConnect retries until a TCP connect to addr succeeds.
-func waitConnect(addr string, deadline time.Time) error {
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Until(deadline))
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("connect %s: %w", addr, err)
-		}
-		time.Sleep(dovecotProbeInterval)
-	}
 }
 
 // AddUser adds a passwd-file user who can log in at once. Each user has a file of their own
@@ -605,39 +69,18 @@ func (d *Dovecot) AddUser(t testing.TB, user, password string) {
 	}
 }
 
-// WriteUser is AddUser for a caller without a testing.TB (process_api.go): it writes the
-// user's passwd-file and returns what went wrong.
-func (d *Dovecot) WriteUser(user, password string) error {
-	if user == "" || user == "." || user == ".." || strings.ContainsAny(user, ":/\r\n\x00") {
-		return fmt.Errorf("dovecot user name %q: must be non-empty, without ':', '/' or line breaks (passwd-file fields, one file per user)", user)
-	}
-	line := user + ":{PLAIN.B64}" + base64.StdEncoding.EncodeToString([]byte(password)) + "::::::\n"
-	// Write and rename, so the auth process never reads a half-written file.
-	tmp, err := os.CreateTemp(d.users, ".adduser-*")
-	if err != nil {
-		return fmt.Errorf("add dovecot user %q: %w", user, err)
-	}
-	_, werr := tmp.WriteString(line)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Rename(tmp.Name(), filepath.Join(d.users, user))); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("add dovecot user %q: %w", user, err)
-	}
-	return nil
-}
-
 // Append stores raw in the user's mailbox with doveadm save, creating the mailbox (and the
 // user's Maildir) if needed. Dovecot must be running.
 func (d *Dovecot) Append(t testing.TB, user, mailbox string, raw []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), doveadmTimeout)
 	defer cancel()
-	_, err := d.runDoveadm(ctx, raw, "save", "-u", user, "-m", mailbox)
+	_, err := d.Doveadm(ctx, raw, "save", "-u", user, "-m", mailbox)
 	if err != nil && strings.Contains(err.Error(), "doesn't exist") {
-		if _, cerr := d.runDoveadm(ctx, nil, "mailbox", "create", "-u", user, mailbox); cerr != nil {
+		if _, cerr := d.Doveadm(ctx, nil, "mailbox", "create", "-u", user, mailbox); cerr != nil {
 			t.Fatalf("testenv: %v", cerr)
 		}
-		_, err = d.runDoveadm(ctx, raw, "save", "-u", user, "-m", mailbox)
+		_, err = d.Doveadm(ctx, raw, "save", "-u", user, "-m", mailbox)
 	}
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
@@ -655,52 +98,9 @@ func (d *Dovecot) AppendMany(t testing.TB, user, mailbox string, raws [][]byte) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), doveadmTimeout)
 	defer cancel()
-	if err := d.appendMany(ctx, user, mailbox, raws); err != nil {
+	if err := d.AppendManyContext(ctx, user, mailbox, raws); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-}
-
-func (d *Dovecot) appendMany(ctx context.Context, user, mailbox string, raws [][]byte) error {
-	name := imapQuote(encodeMailboxUTF7(mailbox))
-	var script bytes.Buffer
-	fmt.Fprintf(&script, "c CREATE %s\r\n", name)
-	batches := 0
-	for i := 0; i < len(raws); {
-		fmt.Fprintf(&script, "a%d APPEND %s", batches, name)
-		size := 0
-		for n := 0; i < len(raws) && n < appendBatchMessages && (n == 0 || size+len(raws[i]) <= appendBatchBytes); n, i = n+1, i+1 {
-			if bytes.IndexByte(raws[i], 0) >= 0 {
-				return fmt.Errorf("dovecot append to %s of %s: message %d contains NUL, which IMAP APPEND cannot carry", mailbox, user, i)
-			}
-			fmt.Fprintf(&script, " {%d+}\r\n", len(raws[i]))
-			script.Write(raws[i])
-			size += len(raws[i])
-		}
-		script.WriteString("\r\n")
-		batches++
-	}
-	script.WriteString("z LOGOUT\r\n")
-
-	out, err := d.runDoveadm(ctx, script.Bytes(), "exec", "imap", "-u", user)
-	if err != nil {
-		return fmt.Errorf("dovecot append to %s of %s: %w", mailbox, user, err)
-	}
-	tagged := map[string]string{}
-	for _, line := range strings.Split(string(out), "\r\n") {
-		tag, rest, ok := strings.Cut(line, " ")
-		if ok && tag != "*" && tag != "+" {
-			tagged[tag] = rest
-		}
-	}
-	if r := tagged["c"]; !strings.HasPrefix(r, "OK") && !strings.Contains(r, "[ALREADYEXISTS]") {
-		return fmt.Errorf("dovecot create mailbox %q for %s: %q", mailbox, user, r)
-	}
-	for b := range batches {
-		if r := tagged[fmt.Sprintf("a%d", b)]; !strings.HasPrefix(r, "OK") {
-			return fmt.Errorf("dovecot append to %s of %s (batch %d): %q", mailbox, user, b, r)
-		}
-	}
-	return nil
 }
 
 // Messages lists the messages in the user's mailbox (every mailbox if mailbox is ""), in
@@ -709,78 +109,12 @@ func (d *Dovecot) Messages(t testing.TB, user, mailbox string) []DovecotMessage 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), doveadmTimeout)
 	defer cancel()
-	msgs, err := d.messages(ctx, user, mailbox)
+	msgs, err := d.MessagesContext(ctx, user, mailbox)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	return msgs
 }
-
-func (d *Dovecot) messages(ctx context.Context, user, mailbox string) ([]DovecotMessage, error) {
-	args := []string{"-f", "json", "fetch", "-u", user, "mailbox uid flags hdr.subject hdr.message-id"}
-	if mailbox != "" {
-		args = append(args, "mailbox", mailbox)
-	}
-	args = append(args, "ALL")
-	out, err := d.runDoveadm(ctx, nil, args...)
-	if err != nil {
-		return nil, err
-	}
-	var rows []map[string]string
-	if len(bytes.TrimSpace(out)) > 0 { // doveadm prints nothing for an empty result
-		if err := json.Unmarshal(out, &rows); err != nil {
-			return nil, fmt.Errorf("doveadm fetch output %q: %w", out, err)
-		}
-	}
-	dec := mime.WordDecoder{}
-	msgs := make([]DovecotMessage, 0, len(rows))
-	for _, row := range rows {
-		uid, err := strconv.ParseUint(row["uid"], 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("doveadm fetch uid %q: %w", row["uid"], err)
-		}
-		m := DovecotMessage{Mailbox: row["mailbox"], UID: uint32(uid), MessageID: row["hdr.message-id"]}
-		for _, f := range strings.Fields(row["flags"]) {
-			if f != `\Recent` { // a session flag, meaningless outside one session (RFC 9051 removed it)
-				m.Flags = append(m.Flags, f)
-			}
-		}
-		m.Subject = row["hdr.subject"]
-		if s, err := dec.DecodeHeader(m.Subject); err == nil {
-			m.Subject = s
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
-}
-
-// runDoveadm runs doveadm against this instance (base_dir keeps it off any system Dovecot)
-// and returns its standard output.
-func (d *Dovecot) runDoveadm(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, d.doveadm, append([]string{"-c", d.conf}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("doveadm %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
-}
-
-// Log returns the content of the Dovecot log.
-func (d *Dovecot) Log() string {
-	b, err := os.ReadFile(d.logPath)
-	if err != nil {
-		return fmt.Sprintf("(cannot read dovecot log: %v)", err)
-	}
-	return string(b)
-}
-
-// logWait is how long WaitLog waits for a line: Dovecot's processes write their log lines
-// through its log process, a moment after the client saw what they report.
-const logWait = 10 * time.Second
 
 // WaitLog returns the Dovecot log once it contains substr, and fails the test when it does
 // not within 10 seconds.
@@ -799,133 +133,18 @@ func (d *Dovecot) WaitLog(t testing.TB, substr string) string {
 	}
 }
 
-// Stop stops Dovecot now, for tests of a server that is down. It is idempotent; t.Cleanup
-// calls it too. doveadm-based methods (Append, Messages) need a running Dovecot.
-func (d *Dovecot) Stop() {
-	_ = d.proc.stop()
-}
+// logWait is how long WaitLog waits for a line: Dovecot's processes write their log lines
+// through its log process, a moment after the client saw what they report.
+const logWait = 10 * time.Second
 
-// selfSignedCert makes an ECDSA P-256 certificate for localhost and 127.0.0.1. It is its own
-// CA (IsCA), so it can go straight into a client's RootCAs.
-func selfSignedCert() (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("serial number: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("create certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("marshal key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// imapQuote returns s as an IMAP quoted string (RFC 9051 §4.3).
-func imapQuote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return `"` + r.Replace(s) + `"`
-}
-
-// encodeMailboxUTF7 encodes a mailbox name in modified UTF-7 (RFC 3501 §5.1.3), which
-// Dovecot 2.3 needs on the wire (it has no UTF8=ACCEPT).
-func encodeMailboxUTF7(name string) string {
-	var b strings.Builder
-	var pending []rune
-	flush := func() {
-		if len(pending) == 0 {
-			return
-		}
-		u := utf16.Encode(pending)
-		buf := make([]byte, 0, 2*len(u))
-		for _, c := range u {
-			buf = append(buf, byte(c>>8), byte(c))
-		}
-		enc := base64.StdEncoding.WithPadding(base64.NoPadding).EncodeToString(buf)
-		b.WriteString("&" + strings.ReplaceAll(enc, "/", ",") + "-")
-		pending = pending[:0]
-	}
-	for _, r := range name {
-		switch {
-		case r == '&':
-			flush()
-			b.WriteString("&-")
-		case r >= 0x20 && r <= 0x7e:
-			flush()
-			b.WriteRune(r)
-		default:
-			pending = append(pending, r)
-		}
-	}
-	flush()
-	return b.String()
-}
-
-// DovecotSession is one connection Dovecot's anvil knows of, as `doveadm who -1` lists it.
-type DovecotSession struct {
-	User    string // the logged-in user name
-	Service string // imap, pop3, …
-	PID     int    // the mail process serving it
-	IP      string // the client's address; empty for a doveadm exec session
-}
-
-// Sessions lists the sessions logged in at Dovecot now (`doveadm who -1`: one line per
-// connection). Sessions of doveadm itself (AppendMany's doveadm exec imap) have no IP and
-// are left out, so what remains are real clients such as postroom's ingest.
+// Sessions lists the real clients logged in at Dovecot now (localserver's SessionsContext).
 func (d *Dovecot) Sessions(t testing.TB) []DovecotSession {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), doveadmTimeout)
 	defer cancel()
-	s, err := d.sessions(ctx)
+	s, err := d.SessionsContext(ctx)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	return s
-}
-
-func (d *Dovecot) sessions(ctx context.Context) ([]DovecotSession, error) {
-	out, err := d.runDoveadm(ctx, nil, "who", "-1")
-	if err != nil {
-		return nil, err
-	}
-	var sessions []DovecotSession
-	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		if i == 0 || len(f) < 3 { // the header: username proto pid ip …
-			continue
-		}
-		pid, err := strconv.Atoi(f[2])
-		if err != nil {
-			return nil, fmt.Errorf("doveadm who line %q: pid: %w", line, err)
-		}
-		s := DovecotSession{User: f[0], Service: f[1], PID: pid}
-		if len(f) > 3 {
-			s.IP = f[3]
-		}
-		if s.IP == "" {
-			continue
-		}
-		sessions = append(sessions, s)
-	}
-	return sessions, nil
 }

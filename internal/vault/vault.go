@@ -9,8 +9,12 @@
 // failing later on every mailbox.
 //
 // Sealed format, version 1: 0x01 || 12-byte random nonce || GCM ciphertext and 16-byte tag,
-// with the version byte as additional authenticated data. The version byte leaves room for
-// key rotation (a later version naming the key), which is not implemented yet.
+// with the version byte as additional authenticated data.
+//
+// Key rotation (rotate.go, `postroom rotate-key`) re-encrypts every sealed value of the
+// store under a new key in one transaction (Rotate, through store.Operations.ResealSecrets),
+// the key check included, so that the old key stops passing Check; there is one key at a
+// time, not a key ring.
 //
 // Invariants: a key or plaintext is never logged or put in an error message; Open fails with
 // ErrWrongKey for any ciphertext that does not authenticate under the key.

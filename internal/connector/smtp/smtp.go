@@ -298,7 +298,7 @@ func (s *Sink) dial(ctx context.Context) (*smtp.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		return s.hello(conn, addr)
+		return s.hello(ctx, conn, addr)
 	case SecurityNone, "":
 		// Plain text unless the server offers STARTTLS. go-smtp cannot start TLS on a
 		// client that already said EHLO, so a server that offers it is dialled again.
@@ -306,7 +306,7 @@ func (s *Sink) dial(ctx context.Context) (*smtp.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, err := s.hello(conn, addr)
+		c, err := s.hello(ctx, conn, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -332,8 +332,10 @@ func (s *Sink) startTLS(ctx context.Context, addr string, tlsConfig *tls.Config)
 	if err != nil {
 		return nil, err
 	}
+	cut := cutOnCancel(ctx, conn)
 	c, err := smtp.NewClientStartTLS(conn, tlsConfig)
 	if err != nil {
+		cut()
 		// go-smtp reports a missing STARTTLS extension only by this text.
 		if strings.Contains(err.Error(), "support STARTTLS") {
 			return nil, &connector.Error{Kind: connector.KindConfig, Op: "smtp starttls", Err: err,
@@ -342,7 +344,11 @@ func (s *Sink) startTLS(ctx context.Context, addr string, tlsConfig *tls.Config)
 		return nil, connector.ClassifyDial("smtp starttls", addr, err)
 	}
 	// EHLO again now, so that a TLS handshake failure shows here, under the dial deadline.
-	if err := c.Hello(helloName); err != nil {
+	err = c.Hello(helloName)
+	if !cut() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		c.Close()
 		return nil, connector.ClassifyDial("smtp starttls", addr, err)
 	}
@@ -351,16 +357,28 @@ func (s *Sink) startTLS(ctx context.Context, addr string, tlsConfig *tls.Config)
 	return c, nil
 }
 
-// hello reads the greeting and says EHLO on conn.
-func (s *Sink) hello(conn net.Conn, addr string) (*smtp.Client, error) {
+// hello reads the greeting and says EHLO on conn; the end of ctx cuts it short.
+func (s *Sink) hello(ctx context.Context, conn net.Conn, addr string) (*smtp.Client, error) {
+	cut := cutOnCancel(ctx, conn)
 	c := smtp.NewClient(conn)
-	if err := c.Hello(helloName); err != nil {
+	err := c.Hello(helloName)
+	if !cut() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		c.Close()
 		return nil, connector.ClassifyDial("smtp ehlo", addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	c.CommandTimeout = commandTimeout
 	return c, nil
+}
+
+// cutOnCancel makes the end of ctx end conn's current read or write at once (a server that
+// accepted the connection and never greets holds the handshake until the dial deadline
+// otherwise). The returned function stops that and reports whether ctx had not ended.
+func cutOnCancel(ctx context.Context, conn net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 }
 
 // connect opens the TCP (or, with tlsConfig, TLS) connection with a deadline for the

@@ -26,6 +26,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Migrate", testMigrate},
 		{"Settings", testSettings},
+		{"SchemaVersion", testSchemaVersion},
+		{"Backup", testBackup},
+		{"ResealSecrets", testResealSecrets},
+		{"AliveNodes", testAliveNodes},
 		{"SSOSignIns", testSSOSignIns},
 		{"SSOSignInConcurrentTake", testSSOSignInConcurrentTake},
 		{"ExternalIdentities", testExternalIdentities},
