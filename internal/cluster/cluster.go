@@ -4,7 +4,7 @@
 // at a time.
 //
 // A node is a process: its id is "<name>/<instance>", the name from POSTROOM_NODE_NAME or
-// the data folder's node-id file, the instance random at each start. Every third of the
+// the data folder's node-id file, the instance random at each start. Every sixth of the
 // lease time (RenewEvery) a node writes its heartbeat and runs one round of
 // store.Cluster.BalanceLeases: it renews its leases, gives up those above its fair share
 // (ceil(mailboxes / live nodes), so a new node gets its share within a round or two), and
@@ -44,8 +44,8 @@ import (
 	"github.com/postroom/postroom/internal/store"
 )
 
-// DefaultLeaseTime is the lease time when Options.LeaseTime is 0: renewed every 2 s, it
-// survives two failed renewals, and a killed node's mailboxes move within about 8 s
+// DefaultLeaseTime is the lease time when Options.LeaseTime is 0: renewed every second, it
+// survives several failed renewals, and a killed node's mailboxes move within about 7 s
 // (lease expiry plus the next round of another node), inside the 10 s goal.
 const DefaultLeaseTime = 6 * time.Second
 
@@ -149,8 +149,10 @@ func (c *Cluster) Name() string { return c.self.Name }
 // LeaseTime is the lease time in use.
 func (c *Cluster) LeaseTime() time.Duration { return c.ttl }
 
-// RenewEvery is the time between two rounds: a third of the lease time.
-func (c *Cluster) RenewEvery() time.Duration { return c.ttl / 3 }
+// RenewEvery is the time between two rounds: a sixth of the lease time, so that a dead
+// node's mailboxes are taken at most that long after its leases expire (the takeover
+// goal is 10 s), and five renewals in a row may fail before the loops stop.
+func (c *Cluster) RenewEvery() time.Duration { return c.ttl / 6 }
 
 // Ready reports whether the node holds or may take leases: its last round with the
 // database succeeded recently enough that the leases it returned are still valid (the
