@@ -104,6 +104,7 @@ const (
 	protoPOP3  = "pop3"
 	protoSMTP  = "smtp"
 	protoGraph = "graph"
+	protoEWS   = "ews"
 
 	securityTLS      = "tls"
 	securityStartTLS = "starttls"
@@ -187,6 +188,8 @@ func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Opt
 		testPOP3(r, m, password)
 	case protoSMTP:
 		testSMTP(r, m, password)
+	case protoEWS:
+		testEWS(r, m, password)
 	}
 	return r.report()
 }
@@ -201,9 +204,9 @@ func usesOAuth(m store.Mailbox) bool {
 func checkSettings(m store.Mailbox, opts *Options) (name, detail, advice string) {
 	const name0 = "Check settings"
 	switch m.Protocol {
-	case protoIMAP, protoPOP3, protoSMTP, protoGraph:
+	case protoIMAP, protoPOP3, protoSMTP, protoGraph, protoEWS:
 	default:
-		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP and Microsoft Graph: set the protocol to one of them"
+		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP, Microsoft Graph and EWS: set the protocol to one of them"
 	}
 	if usesOAuth(m) || m.Protocol == protoGraph {
 		if n, d, a := checkOAuthSettings(m, opts); a != "" {
@@ -248,6 +251,11 @@ func defaultPort(protocol, security string) int {
 			return 995
 		}
 		return 110
+	case protoEWS:
+		if tlsPort {
+			return 443
+		}
+		return 80
 	default:
 		if tlsPort {
 			return 465
