@@ -41,7 +41,7 @@ func TestEWSErrorsNamedWithTheirFix(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name, address, password, detail, advice string
-		busy                                     bool
+		busy                                    bool
 	}{
 		{"unknown mailbox", "nobody@contoso.local", "pw", "ErrorNonExistentMailbox", "primary SMTP address", false},
 		{"no access", "other@contoso.local", "pw", "ErrorAccessDenied", "Full Access", false},
