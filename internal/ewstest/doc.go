@@ -10,7 +10,9 @@
 // MimeContent), UpdateItem (SetItemField message:IsRead), MoveItem and CreateItem
 // (MessageDisposition SendAndSaveCopy or SaveOnly with MimeContent: delivered into the
 // recipients' stand-in mailboxes, or recorded as sent to outside addresses, with a copy in
-// sentitems). Each mailbox has the folders inbox, sentitems, deleteditems and drafts.
+// sentitems), and streaming subscriptions (Subscribe with StreamingSubscriptionRequest,
+// GetStreamingEvents: NewMailEvent notifications and ConnectionStatus heartbeats on one
+// open response). Each mailbox has the folders inbox, sentitems, deleteditems and drafts.
 //
 // Sign-in is HTTP Basic (a user's login and password) or a Bearer token (AddToken). A user
 // reaches its own mailbox, mailboxes it has delegate access to (Grant), and any mailbox
@@ -20,5 +22,5 @@
 //
 // Faults on demand: InvalidateSyncStates (the next SyncFolderItems with an older state gets
 // ErrorInvalidSyncStateData), Throttle (ErrorServerBusy faults with BackOffMilliseconds),
-// FailNext (drop the connection, or answer 500).
+// FailNext (drop the connection, or answer 500), DropSubscriptions.
 package ewstest

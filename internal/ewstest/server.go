@@ -123,6 +123,7 @@ type Server struct {
 	backoff  time.Duration
 	sent     []Sent
 	ops      map[string]int
+	subs     map[string]*subscription
 }
 
 // Start starts a stand-in listening on loopback.
@@ -142,7 +143,7 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{
 		log: log, url: "http://" + ln.Addr().String() + Path,
 		users: map[string]*User{}, tokens: map[string]string{}, grants: map[string]map[string]bool{},
-		boxes: map[string]bool{}, items: map[string]*item{}, epoch: 1, ops: map[string]int{},
+		boxes: map[string]bool{}, items: map[string]*item{}, epoch: 1, ops: map[string]int{}, subs: map[string]*subscription{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serve)
@@ -216,6 +217,7 @@ func (s *Server) addLocked(mb, folder string, raw []byte, isRead bool) *item {
 	it := &item{id: fmt.Sprintf("AAMkAGI2TG93AAA%010d=", s.seq), version: 1, mailbox: mb, folder: folder,
 		seq: s.seq, isRead: isRead, raw: bytes.Clone(raw), received: time.Now().UTC()}
 	s.items[it.id] = it
+	s.notifyLocked(it)
 	return it
 }
 
@@ -367,6 +369,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	imp := env.path("Header", "ExchangeImpersonation", "ConnectingSID", "PrimarySmtpAddress").text()
+	if op.Local == "GetStreamingEvents" {
+		s.streamEvents(w, r, login, op)
+		return
+	}
 	s.mu.Lock()
 	resp, err := s.handleLocked(login, imp, op)
 	s.mu.Unlock()
@@ -484,6 +490,8 @@ func (s *Server) handleLocked(login, imp string, op *node) (string, error) {
 		return s.moveItem(p, op), nil
 	case "CreateItem":
 		return s.createItem(p, op), nil
+	case "Subscribe":
+		return s.subscribe(p, op), nil
 	}
 	return "", &ewsError{code: "ErrorInvalidRequest", text: "The stand-in does not serve " + op.Local + ".", fault: true}
 }
@@ -651,6 +659,7 @@ func (s *Server) moveItem(p principal, op *node) string {
 		if err == nil {
 			s.seq++
 			it.folder, it.seq = folder, s.seq
+			s.notifyLocked(it)
 			inner = fmt.Sprintf(`<m:Items><t:Message><t:ItemId Id="%s" ChangeKey="%s"/></t:Message></m:Items>`, esc(it.id), esc(it.changeKey()))
 		}
 		b.WriteString(responseMessage(name, err, inner))

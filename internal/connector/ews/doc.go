@@ -10,8 +10,10 @@
 // Messages are marked read (or moved) by Ack, after the commit. When Exchange no longer
 // knows a sync state (ErrorInvalidSyncStateData) the folder is read again from an empty
 // state: what was stored before is recognised (Config.Skip and the store's dedup), never
-// stored twice. ErrorServerBusy is waited out for its BackOffMilliseconds hint. The Source
-// polls: it has no push (streaming or pull subscriptions) yet.
+// stored twice. ErrorServerBusy is waited out for its BackOffMilliseconds hint. Wait
+// (connector.Waiter) holds a streaming subscription (Subscribe, GetStreamingEvents) open
+// and returns at the first NewMailEvent; without one (refused, lost, or the connection
+// broke) the folder is polled, and a lost subscription is made again.
 //
 // Sign-in is HTTP Basic (login and password; https only, plain http only to loopback) or
 // an OAuth 2.0 bearer token (Config.Token). NTLM/Negotiate are not supported yet. The

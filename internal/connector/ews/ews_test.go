@@ -252,3 +252,34 @@ func TestMoveAndOverSize(t *testing.T) {
 		t.Fatalf("moved: %d", n)
 	}
 }
+
+func TestStreamingNotificationsWake(t *testing.T) {
+	s, cfg := setup(t)
+	src, _ := ews.Open(context.Background(), cfg)
+	ctx := context.Background()
+	// The first Wait subscribes and returns at once.
+	t0 := time.Now()
+	if err := src.Wait(ctx, 5*time.Second); err != nil || time.Since(t0) > time.Second || s.Subscriptions() != 1 {
+		t.Fatalf("subscribe: %v after %s, %d subscriptions", err, time.Since(t0), s.Subscriptions())
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		s.Deliver(box, msg(1))
+	}()
+	t0 = time.Now()
+	src.Wait(ctx, 5*time.Second)
+	if d := time.Since(t0); d > 2*time.Second || d < 150*time.Millisecond {
+		t.Fatalf("woke after %s", d)
+	}
+	in, err := src.Next(ctx, 10)
+	if err != nil || len(in) != 1 {
+		t.Fatalf("%v %v", in, err)
+	}
+	// A lost subscription is made again; meanwhile Wait ends at its limit.
+	s.DropSubscriptions()
+	src.Wait(ctx, 6*time.Second) // the heartbeat finds the subscription gone
+	src.Wait(ctx, time.Second)   // subscribes again
+	if s.Subscriptions() != 1 {
+		t.Fatalf("%d subscriptions", s.Subscriptions())
+	}
+}

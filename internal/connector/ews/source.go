@@ -95,6 +95,9 @@ type Source struct {
 	pageEnd string // the sync state after the page in queue, "" when none pending
 	seen    map[string]struct{}
 	lost    int
+
+	subID      string    // the streaming subscription, "" when none
+	noSubUntil time.Time // Exchange refused a subscription: poll until then
 }
 
 var _ connector.Source = (*Source)(nil)
