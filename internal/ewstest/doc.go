@@ -14,7 +14,8 @@
 // GetStreamingEvents: NewMailEvent notifications and ConnectionStatus heartbeats on one
 // open response). Each mailbox has the folders inbox, sentitems, deleteditems and drafts.
 //
-// Sign-in is HTTP Basic (a user's login and password) or a Bearer token (AddToken). A user
+// Sign-in is HTTP Basic (a user's login and password) or a Bearer token (AddToken); after
+// RequireNTLM only NTLM (NTLMv2 answers checked, MS-NLMP), per connection as IIS does. A user
 // reaches its own mailbox, mailboxes it has delegate access to (Grant), and any mailbox
 // through the ExchangeImpersonation header when it holds the impersonation role
 // (User.Impersonate); otherwise ErrorImpersonateUserDenied or ErrorAccessDenied. An unknown

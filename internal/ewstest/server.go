@@ -124,6 +124,10 @@ type Server struct {
 	sent     []Sent
 	ops      map[string]int
 	subs     map[string]*subscription
+
+	ntlm           bool
+	ntlmChallenges map[string][8]byte // remote address -> server challenge
+	ntlmConns      map[string]string  // remote address -> lower login of an authenticated connection
 }
 
 // Start starts a stand-in listening on loopback.
@@ -144,6 +148,7 @@ func Start(opts Options) (*Server, error) {
 		log: log, url: "http://" + ln.Addr().String() + Path,
 		users: map[string]*User{}, tokens: map[string]string{}, grants: map[string]map[string]bool{},
 		boxes: map[string]bool{}, items: map[string]*item{}, epoch: 1, ops: map[string]int{}, subs: map[string]*subscription{},
+		ntlmChallenges: map[string][8]byte{}, ntlmConns: map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serve)
@@ -353,6 +358,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return
 	}
+	s.mu.Lock()
+	ntlm := s.ntlm
+	s.mu.Unlock()
+	if ntlm {
+		login, ok := s.ntlmAuth(w, r)
+		if !ok {
+			return
+		}
+		s.serveAs(w, r, env, op, login, throttled, backoff)
+		return
+	}
 	login, ok := s.authenticate(r)
 	if !ok {
 		w.Header().Add("WWW-Authenticate", `Basic realm="`+r.Host+`"`)
@@ -360,6 +376,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	s.serveAs(w, r, env, op, login, throttled, backoff)
+}
+
+// serveAs answers an authenticated request of login.
+func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, env, op *node, login string, throttled bool, backoff time.Duration) {
 	if throttled {
 		s.fault(w, &ewsError{code: "ErrorServerBusy", text: "The server cannot service this request right now. Try again later.", fault: true, backoff: backoff})
 		return

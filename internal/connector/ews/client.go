@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/go-ntlmssp"
+
 	"github.com/postroom/postroom/internal/connector"
 	"github.com/postroom/postroom/internal/vault"
 )
@@ -87,6 +89,35 @@ type client struct {
 	http        *http.Client
 	log         *slog.Logger
 	requests    atomic.Int64
+	ntlm        bool // the server offers only Windows authentication: NTLM through go-ntlmssp
+}
+
+// offersWindowsAuth reports whether a 401 offers NTLM or Negotiate and not Basic.
+func offersWindowsAuth(offered []string) bool {
+	windows := false
+	for _, o := range offered {
+		switch strings.ToLower(o) {
+		case "basic":
+			return false
+		case "ntlm", "negotiate":
+			windows = true
+		}
+	}
+	return windows
+}
+
+// useNTLM switches the client to NTLM: the login and password go into an NTLMv2 handshake
+// (github.com/Azure/go-ntlmssp) instead of a Basic header; Basic is not sent any more.
+func (c *client) useNTLM() {
+	c.ntlm = true
+	hc := *c.http
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	hc.Transport = ntlmssp.Negotiator{RoundTripper: rt}
+	c.http = &hc
+	c.log.Info("ews: the server takes Windows authentication only; signing in with NTLM")
 }
 
 func newClient(cfg Config) (*client, error) {
@@ -161,6 +192,10 @@ func (c *client) call(ctx context.Context, op, body string, timeout time.Duratio
 		var he *HTTPError
 		if errors.As(err, &he) && he.Status == http.StatusUnauthorized && c.token != nil && !refresh {
 			refresh = true
+			continue
+		}
+		if errors.As(err, &he) && he.Status == http.StatusUnauthorized && c.token == nil && !c.ntlm && offersWindowsAuth(he.Offered) {
+			c.useNTLM()
 			continue
 		}
 		var re *ResponseError
@@ -338,7 +373,7 @@ func Classify(op, login string, err error) error {
 		if offered == "" {
 			offered = "none named"
 		}
-		e.Advice = fmt.Sprintf("Exchange refused the sign-in of %s (it offers: %s): check the login (user@domain or DOMAIN\\user) and password; postroom signs in with Basic or OAuth bearer tokens, so Basic authentication (or OAuth) must be enabled on the EWS virtual directory (Set-WebServicesVirtualDirectory -BasicAuthentication $true)", login, offered)
+		e.Advice = fmt.Sprintf("Exchange refused the sign-in of %s (it offers: %s): check the login (user@domain or DOMAIN\\user) and password; postroom signs in with Basic, NTLM (when the server offers only Windows authentication) or OAuth bearer tokens", login, offered)
 	case errors.As(err, &he) && he.Status == http.StatusNotFound:
 		e.Kind = connector.KindConfig
 		e.Advice = "no EWS at this URL: it usually ends in /EWS/Exchange.asmx"

@@ -15,8 +15,10 @@
 // and returns at the first NewMailEvent; without one (refused, lost, or the connection
 // broke) the folder is polled, and a lost subscription is made again.
 //
-// Sign-in is HTTP Basic (login and password; https only, plain http only to loopback) or
-// an OAuth 2.0 bearer token (Config.Token). NTLM/Negotiate are not supported yet. The
+// Sign-in is HTTP Basic (login and password; https only, plain http only to loopback), NTLM
+// with the same login and password (github.com/Azure/go-ntlmssp; chosen by itself when a
+// 401 offers NTLM or Negotiate and not Basic), or an OAuth 2.0 bearer token
+// (Config.Token). Kerberos is not supported. The
 // mailbox is opened as a delegate (the folder ids name it) or with the
 // ExchangeImpersonation header (Config.Impersonate).
 //

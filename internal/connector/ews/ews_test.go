@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,28 @@ func TestStreamingNotificationsWake(t *testing.T) {
 	src.Wait(ctx, time.Second)   // subscribes again
 	if s.Subscriptions() != 1 {
 		t.Fatalf("%d subscriptions", s.Subscriptions())
+	}
+}
+
+func TestNTLM(t *testing.T) {
+	s, cfg := setup(t)
+	s.AddUser(ewstest.User{Login: `CONTOSO\svc2`, Password: "Secr3t!"})
+	s.Grant(`CONTOSO\svc2`, box)
+	s.RequireNTLM()
+	s.Deliver(box, msg(1))
+	cfg.Login, cfg.Password = `CONTOSO\svc2`, vault.NewSecret("Secr3t!")
+	src, err := ews.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := src.Next(context.Background(), 10)
+	if err != nil || len(in) != 1 {
+		t.Fatalf("%v %v", in, err)
+	}
+	cfg.Password = vault.NewSecret("wrong")
+	cfg.HTTPClient = &http.Client{Transport: &http.Transport{}} // a new connection: not signed in yet
+	err = ews.Check(context.Background(), cfg)
+	if err == nil || !strings.Contains(connector.Advice(err), "NTLM, Negotiate") {
+		t.Fatalf("wrong password: %v", err)
 	}
 }
