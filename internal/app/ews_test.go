@@ -113,3 +113,41 @@ func TestEWSMailboxIngest(t *testing.T) {
 		t.Errorf("%d stored, want %d: one each", c, len(ids))
 	}
 }
+
+// TestEWSReply: an agent's reply leaves through an outbound EWS mailbox (CreateItem,
+// SendAndSaveCopy) with the threading headers of the composed MIME, a copy in Sent Items.
+func TestEWSReply(t *testing.T) {
+	s := startEWS(t)
+	if _, err := s.Deliver(ewsBox, ewsMessage(1)); err != nil {
+		t.Fatal(err)
+	}
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	for _, in := range []mailbox.Input{ewsInput(s, "exchange", store.Inbound), ewsInput(s, "exchange_out", store.Outbound)} {
+		m, err := h.app.Mailboxes.Create(ctx, "admin", in)
+		if err != nil {
+			t.Fatalf("create %s: %v", in.Name, err)
+		}
+		if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.replyAsAgent("Your parcel left our warehouse today.")
+	var sent []ewstest.Sent
+	waitFor(t, "the reply at Exchange", func() (bool, string) {
+		sent = s.Sent()
+		return len(sent) == 1, fmt.Sprintf("%d sent", len(sent))
+	})
+	raw := string(sent[0].Raw)
+	if !strings.Contains(raw, "In-Reply-To: <ews1@example.com>") || !strings.Contains(raw, "parcel left our warehouse") ||
+		len(sent[0].Recipients) != 1 || sent[0].Recipients[0] != "c1@example.com" {
+		t.Errorf("sent %+v:\n%s\nwant In-Reply-To the customer's email, the agent's text, to the customer", sent[0], raw)
+	}
+	if n := len(s.Messages(ewsBox, "sentitems")); n != 1 {
+		t.Errorf("Sent Items: %d, want the reply's copy", n)
+	}
+	waitFor(t, "the reply marked sent", func() (bool, string) {
+		n, _ := h.app.Store.CountOutbox(ctx, store.OutboxSent)
+		return n == 1, fmt.Sprintf("%d sent in the outbox", n)
+	})
+}
