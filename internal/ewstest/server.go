@@ -691,9 +691,12 @@ func (s *Server) moveItem(p principal, op *node) string {
 func (s *Server) createItem(p principal, op *node) string {
 	const name = "CreateItem"
 	disp := op.Attrs["MessageDisposition"]
-	mb, err := s.mailboxFor(p, "")
-	if sf := op.kid("SavedItemFolderId"); err == nil && sf != nil {
-		mb, _, err = s.folderRef(p, sf)
+	var mb string
+	var err error
+	if sf := op.kid("SavedItemFolderId"); sf != nil {
+		mb, _, err = s.folderRef(p, sf) // the mailbox whose folder keeps the copy sends
+	} else {
+		mb, err = s.mailboxFor(p, "")
 	}
 	var b strings.Builder
 	for _, msg := range op.kid("Items").all("Message") {

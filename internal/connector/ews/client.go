@@ -90,6 +90,27 @@ type client struct {
 	log         *slog.Logger
 	requests    atomic.Int64
 	ntlm        bool // the server offers only Windows authentication: NTLM through go-ntlmssp
+	// triedImpersonation: orImpersonate tried the ExchangeImpersonation header once.
+	triedImpersonation bool
+}
+
+// orImpersonate runs f as a delegate; when Exchange answers ErrorAccessDenied it runs f
+// again with the ExchangeImpersonation header, and keeps impersonating when that works
+// (the account holds ApplicationImpersonation but no Full Access). When impersonation is
+// refused too, the first error is returned.
+func (c *client) orImpersonate(f func() error) error {
+	err := f()
+	if Code(err) != "ErrorAccessDenied" || c.impersonate || c.triedImpersonation {
+		return err
+	}
+	c.triedImpersonation = true
+	c.impersonate = true
+	if err2 := f(); err2 == nil {
+		c.log.Info("ews: the account may not open the mailbox as a delegate but may impersonate it: impersonating")
+		return nil
+	}
+	c.impersonate = false
+	return err
 }
 
 // offersWindowsAuth reports whether a 401 offers NTLM or Negotiate and not Basic.

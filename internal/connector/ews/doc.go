@@ -20,7 +20,8 @@
 // 401 offers NTLM or Negotiate and not Basic), or an OAuth 2.0 bearer token
 // (Config.Token). Kerberos is not supported. The
 // mailbox is opened as a delegate (the folder ids name it) or with the
-// ExchangeImpersonation header (Config.Impersonate).
+// ExchangeImpersonation header (Config.Impersonate, or by itself when delegate access is
+// refused with ErrorAccessDenied and impersonation works).
 //
 // Errors are *connector.Error whose Advice names the fix for Exchange's codes
 // (ErrorAccessDenied, ErrorNonExistentMailbox, ErrorImpersonateUserDenied, ErrorServerBusy

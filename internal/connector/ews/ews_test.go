@@ -307,3 +307,33 @@ func TestNTLM(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }
+
+// TestImpersonationFallback: an account with the ApplicationImpersonation role but no Full
+// Access reads and sends by impersonating, without a setting.
+func TestImpersonationFallback(t *testing.T) {
+	s, cfg := setup(t)
+	s.AddUser(ewstest.User{Login: "app@contoso.local", Password: "pw2", Impersonate: true})
+	cfg.Login, cfg.Password = "app@contoso.local", vault.NewSecret("pw2")
+	s.Deliver(box, msg(1))
+	src, err := ews.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := src.Next(context.Background(), 10)
+	if err != nil || len(in) != 1 {
+		t.Fatalf("%v %v", in, err)
+	}
+	if err := src.Ack(context.Background(), []string{in[0].SourceID}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Message(strings.TrimPrefix(in[0].SourceID, "ews:")); !m.IsRead {
+		t.Error("not marked read")
+	}
+	sink, _ := ews.NewSink(cfg)
+	if err := sink.Send(context.Background(), box, []string{"customer@example.com"}, []byte("From: "+box+"\r\nTo: customer@example.com\r\nSubject: x\r\n\r\ny\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Messages(box, "sentitems")) != 1 {
+		t.Error("no copy in Sent Items of the impersonated mailbox")
+	}
+}

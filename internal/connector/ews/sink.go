@@ -46,34 +46,44 @@ func (s *Sink) Send(ctx context.Context, from string, recipients []string, raw [
 			}
 		}
 	}
-	var b strings.Builder
-	b.WriteString(`<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:SavedItemFolderId>` + s.c.folderID("sentitems") + `</m:SavedItemFolderId><m:Items><t:Message><t:MimeContent CharacterSet="UTF-8">`)
-	b.WriteString(base64.StdEncoding.EncodeToString(raw))
-	b.WriteString(`</t:MimeContent>`)
 	var bcc []string
 	for _, r := range recipients {
 		if !inHeader[strings.ToLower(r)] {
 			bcc = append(bcc, r)
 		}
 	}
-	if len(bcc) > 0 {
-		b.WriteString(`<t:BccRecipients>`)
-		for _, r := range bcc {
-			b.WriteString(`<t:Mailbox><t:EmailAddress>` + esc(r) + `</t:EmailAddress></t:Mailbox>`)
+	mime := base64.StdEncoding.EncodeToString(raw)
+	body := func() string {
+		var b strings.Builder
+		b.WriteString(`<m:CreateItem MessageDisposition="SendAndSaveCopy"><m:SavedItemFolderId>` + s.c.folderID("sentitems") + `</m:SavedItemFolderId><m:Items><t:Message><t:MimeContent CharacterSet="UTF-8">`)
+		b.WriteString(mime)
+		b.WriteString(`</t:MimeContent>`)
+		if len(bcc) > 0 {
+			b.WriteString(`<t:BccRecipients>`)
+			for _, r := range bcc {
+				b.WriteString(`<t:Mailbox><t:EmailAddress>` + esc(r) + `</t:EmailAddress></t:Mailbox>`)
+			}
+			b.WriteString(`</t:BccRecipients>`)
 		}
-		b.WriteString(`</t:BccRecipients>`)
+		b.WriteString(`</t:Message></m:Items></m:CreateItem>`)
+		return b.String()
 	}
-	b.WriteString(`</t:Message></m:Items></m:CreateItem>`)
-	resp, err := s.c.call(ctx, "CreateItem", b.String(), transferTimeout)
+	return s.c.classify("ews send", s.c.orImpersonate(func() error { return s.create(ctx, body()) }))
+}
+
+// create posts one CreateItem; the body is built again for each try, since the folder id
+// names the mailbox only without impersonation.
+func (s *Sink) create(ctx context.Context, body string) error {
+	resp, err := s.c.call(ctx, "CreateItem", body, transferTimeout)
 	if err != nil {
-		return s.c.classify("ews send", err)
+		return err
 	}
 	msgs, errs := responseMessages(resp)
 	if len(msgs) != 1 {
 		return &connector.Error{Kind: connector.KindServer, Op: "ews send", Err: fmt.Errorf("%d answers to one message", len(msgs)),
 			Advice: "Exchange answered CreateItem in a way postroom cannot follow"}
 	}
-	return s.c.classify("ews send", errs[0])
+	return errs[0]
 }
 
 // Requests is the number of HTTP requests the Sink made.

@@ -158,8 +158,18 @@ func Check(ctx context.Context, cfg Config) error {
 	return s.c.classify("ews sync folder items", err)
 }
 
-// sync asks one page of changes after state.
+// sync asks one page of changes after state (as a delegate, or impersonating when only
+// that is allowed).
 func (s *Source) sync(ctx context.Context, state string, max int) (items []change, next string, last bool, err error) {
+	err = s.c.orImpersonate(func() error {
+		var err error
+		items, next, last, err = s.syncOnce(ctx, state, max)
+		return err
+	})
+	return items, next, last, err
+}
+
+func (s *Source) syncOnce(ctx context.Context, state string, max int) (items []change, next string, last bool, err error) {
 	body := `<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>` +
 		`<t:FieldURI FieldURI="message:IsRead"/><t:FieldURI FieldURI="item:DateTimeReceived"/><t:FieldURI FieldURI="item:Size"/>` +
 		`</t:AdditionalProperties></m:ItemShape><m:SyncFolderId>` + s.c.folderID(s.folder) + `</m:SyncFolderId>`
