@@ -11,7 +11,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
-	"golang.org/x/crypto/md4" //nolint:staticcheck // NTLM is built on MD4 (MS-NLMP 3.3.2)
+	"golang.org/x/crypto/md4" //lint:ignore SA1019 NTLM is built on MD4 (MS-NLMP 3.3.2): the stand-in must compute it
 )
 
 // NTLM flags of the challenge (MS-NLMP 2.2.2.5): Unicode, request target, NTLM, always

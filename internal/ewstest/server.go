@@ -318,8 +318,6 @@ type ewsError struct {
 
 func (e *ewsError) Error() string { return e.code + ": " + e.text }
 
-var errDrop = errors.New("drop")
-
 // serve handles one SOAP request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
@@ -548,10 +546,7 @@ func (s *Server) itemFor(p principal, n *node) (*item, error) {
 	if _, err := s.mailboxFor(p, it.mailbox); err != nil {
 		return nil, err
 	}
-	if ck := n.Attrs["ChangeKey"]; ck != "" && ck != it.changeKey() {
-		return it, nil // AlwaysOverwrite: an old change key is not a conflict
-	}
-	return it, nil
+	return it, nil // ConflictResolution AlwaysOverwrite: an old ChangeKey is no conflict
 }
 
 // syncState formats the position after seq in a folder.
