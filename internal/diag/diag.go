@@ -10,7 +10,9 @@
 // reachable, tenant, app, client secret or certificate (or the person's sign-in), consent
 // and the permissions read from the token; each AADSTS code names its own fix. Microsoft
 // Graph mailboxes (protocol "graph") then check the mailbox, the folder and sending with a
-// few Graph GETs (graph.go). Exchange Online's own refusals are recognised with the
+// few Graph GETs (graph.go). EWS mailboxes (protocol "ews", Exchange Server) make one
+// SyncFolderItems of the inbox, whose Exchange error codes come back named with their fix
+// (ews.go). Exchange Online's own refusals are recognised with the
 // connectors' classifiers (imap.ExchangeRefusal, pop3.ExchangeRefusal,
 // smtp.AuthOffAdvice): 535 5.7.139 (SMTP AUTH disabled) gives the running sender's
 // Set-CASMailbox advice, and Exchange's "LOGIN failed." to a password says that Exchange
