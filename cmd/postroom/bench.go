@@ -36,6 +36,7 @@ Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync f
   rss20mb   peak memory while one 20 MB message is ingested
   idle      1,000 mailboxes in IMAP IDLE on one Dovecot
   graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
+  ews       Exchange Web Services ingest against the local EWS stand-in
   routing   assignment decisions on SQLite, then PostgreSQL (127.0.0.1:5432)
   signin    sign-in under a flood of wrong passwords (throttling, bcrypt bound)
   failover  three serve processes on PostgreSQL (127.0.0.1:5432), one killed with SIGKILL
@@ -59,6 +60,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchIdle(ctx, args[1:], stdout, stderr)
 	case "graph":
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
+	case "ews":
+		return runBenchEWS(ctx, args[1:], stdout, stderr)
 	case "routing":
 		return runBenchRouting(ctx, args[1:], stdout, stderr)
 	case "signin":
@@ -169,6 +172,31 @@ func runBenchGraph(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	return printBench(stdout, res, fmt.Sprintf("goal:      p99 arrival <= %d ms, lost=0, duplicated=0 (the stand-in's 10,000 requests / 10 min limit is lifted; 4 concurrent requests per mailbox kept)", benchGraphGoalP99MS))
+}
+
+// runBenchEWS measures an EWS mailbox against the local EWS stand-in.
+func runBenchEWS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench ews", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", defaultGraphMessages, "messages waiting in the mailbox before it is enabled (ingest phase)")
+	arrivals := fs.Int("arrivals", defaultGraphArrivals, "messages delivered one at a time afterwards (latency phase)")
+	poll := fs.Duration("poll", 10*time.Second, "the mailbox's poll interval (at least 10s, as in the mailbox form)")
+	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < 1 || *arrivals < 1 {
+		return fmt.Errorf("-n and -arrivals must be at least 1")
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	res, err := bench.EWS(ctx, bench.EWSOptions{Messages: *n, Arrivals: *arrivals, PollInterval: *poll, Logger: log, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	return printBench(stdout, res, fmt.Sprintf("goal:      p99 arrival <= %d ms, lost=0, duplicated=0", benchGraphGoalP99MS))
 }
 
 // benchResult is what each benchmark reports.

@@ -84,6 +84,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return fmt.Errorf("local Microsoft 365 sample tenant: %w", err)
 	}
+	ewsSrv, ewsSample, err := startEWSDemo(log)
+	if err != nil {
+		return err
+	}
+	defer ewsSrv.Close()
 
 	// The demo's own key is kept in its data folder; never take a production key from the
 	// environment into a throwaway folder.
@@ -108,6 +113,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err == nil {
 		err = seedMicrosoftDemo(sctx, a, ms, tenant)
 	}
+	if err == nil {
+		err = seedEWSDemo(sctx, a, ewsSample)
+	}
 	var single demoSSO
 	if err == nil {
 		single, err = seedSSODemo(sctx, a, ms, tenant, ln.Addr())
@@ -124,7 +132,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if every > 0 {
 		go mail.Traffic(ctx, every)
 	}
-	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs))
+	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs)+demoEWSMessages)
 	noteDemo(ctx, a.Store, log)
 
 	printf(stdout, `postroom demo is running
@@ -143,12 +151,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
                 Microsoft cloud "Another authority URL" %s, client secret %s
   Single sign-on ("Sign in with Microsoft" on the sign-in page, through the stand-in):
                 %s / %s   (group Supervisors: supervisor; anyone else in the tenant: agent)
-  Data folder:  %s
+%s  Data folder:  %s
 
 Press Ctrl-C to stop.
 `, ln.Addr(), *password, *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
 		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, ms.LoginURL(), tenant.ClientSecret,
-		single.Person, single.Password, dir)
+		single.Person, single.Password, ewsBanner(ewsSrv, ewsSample), dir)
 	return a.Serve(ctx, ln)
 }
 

@@ -203,7 +203,7 @@ func (o *mailboxFlags) register(fs *flag.FlagSet, spec mailboxCommand) {
 	}
 	fs.StringVar(&o.name, "name", "", "mailbox name: letters, digits, @, _ and ., at most 40 characters (also the NAME argument)")
 	fs.StringVar(&o.direction, "direction", "", "inbound or outbound")
-	fs.StringVar(&o.protocol, "protocol", "", "inbound: imap (default), pop3 or graph (Microsoft Graph); outbound: smtp (default) or graph")
+	fs.StringVar(&o.protocol, "protocol", "", "inbound: imap (default), pop3, graph (Microsoft Graph) or ews (Exchange Server); outbound: smtp (default), graph or ews")
 	fs.StringVar(&o.address, "address", "", "the email address (inbound default: the login when it is an address); for graph the mailbox opened")
 	fs.StringVar(&o.host, "host", "", "mail server host name (with -auth oauth_* at Microsoft, left out: Exchange Online's)")
 	fs.IntVar(&o.port, "port", 0, "port (default: 993/143 IMAP, 995/110 POP3, 465/587/25 SMTP by security)")

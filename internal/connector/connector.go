@@ -1,6 +1,6 @@
 // Package connector defines how postroom talks to mail servers: a Source delivers inbound
 // messages and takes acknowledgements, a Sink sends outbound messages. One subpackage per
-// protocol implements them (imap, pop3, graph and smtp now; ews later); they never import
+// protocol implements them (imap, pop3, graph, ews and smtp); they never import
 // each other or the domain packages above them.
 //
 // Invariant (DESIGN.md 1): callers acknowledge a message at its source only after the

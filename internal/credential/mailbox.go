@@ -115,6 +115,8 @@ func MicrosoftScopes(cloud Cloud, auth, protocol string, aud Audience) []string 
 		return []string{offlineAccess, cloud.DelegatedResource + "/POP.AccessAsUser.All"}
 	case "smtp":
 		return []string{offlineAccess, cloud.DelegatedResource + "/SMTP.Send"}
+	case "ews":
+		return []string{offlineAccess, cloud.DelegatedResource + "/EWS.AccessAsUser.All"}
 	}
 	return []string{offlineAccess, cloud.DelegatedResource + "/IMAP.AccessAsUser.All"}
 }

@@ -48,6 +48,8 @@ func TestPlanForMicrosoftClouds(t *testing.T) {
 			"https://graph.microsoft.us/Mail.ReadWrite.Shared https://graph.microsoft.us/Mail.Send.Shared"},
 		{"delegated POP3", func(m *store.Mailbox) { m.Protocol = "pop3"; m.Auth = store.AuthOAuthROPC }, credential.AudienceExchange,
 			"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://outlook.office.com/POP.AccessAsUser.All"},
+		{"delegated EWS", func(m *store.Mailbox) { m.Protocol = "ews"; m.Auth = store.AuthOAuthDelegated }, credential.AudienceExchange,
+			"https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token", "https://outlook.office.com/EWS.AccessAsUser.All"},
 		{"custom provider", func(m *store.Mailbox) {
 			m.OAuth.Provider = "custom"
 			m.OAuth.TokenURL = "https://oauth2.googleapis.com/token"

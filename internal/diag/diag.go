@@ -10,7 +10,9 @@
 // reachable, tenant, app, client secret or certificate (or the person's sign-in), consent
 // and the permissions read from the token; each AADSTS code names its own fix. Microsoft
 // Graph mailboxes (protocol "graph") then check the mailbox, the folder and sending with a
-// few Graph GETs (graph.go). Exchange Online's own refusals are recognised with the
+// few Graph GETs (graph.go). EWS mailboxes (protocol "ews", Exchange Server) make one
+// SyncFolderItems of the inbox, whose Exchange error codes come back named with their fix
+// (ews.go). Exchange Online's own refusals are recognised with the
 // connectors' classifiers (imap.ExchangeRefusal, pop3.ExchangeRefusal,
 // smtp.AuthOffAdvice): 535 5.7.139 (SMTP AUTH disabled) gives the running sender's
 // Set-CASMailbox advice, and Exchange's "LOGIN failed." to a password says that Exchange
@@ -104,6 +106,7 @@ const (
 	protoPOP3  = "pop3"
 	protoSMTP  = "smtp"
 	protoGraph = "graph"
+	protoEWS   = "ews"
 
 	securityTLS      = "tls"
 	securityStartTLS = "starttls"
@@ -187,6 +190,8 @@ func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Opt
 		testPOP3(r, m, password)
 	case protoSMTP:
 		testSMTP(r, m, password)
+	case protoEWS:
+		testEWS(r, m, password)
 	}
 	return r.report()
 }
@@ -201,9 +206,9 @@ func usesOAuth(m store.Mailbox) bool {
 func checkSettings(m store.Mailbox, opts *Options) (name, detail, advice string) {
 	const name0 = "Check settings"
 	switch m.Protocol {
-	case protoIMAP, protoPOP3, protoSMTP, protoGraph:
+	case protoIMAP, protoPOP3, protoSMTP, protoGraph, protoEWS:
 	default:
-		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP and Microsoft Graph: set the protocol to one of them"
+		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP, Microsoft Graph and EWS: set the protocol to one of them"
 	}
 	if usesOAuth(m) || m.Protocol == protoGraph {
 		if n, d, a := checkOAuthSettings(m, opts); a != "" {
@@ -248,6 +253,11 @@ func defaultPort(protocol, security string) int {
 			return 995
 		}
 		return 110
+	case protoEWS:
+		if tlsPort {
+			return 443
+		}
+		return 80
 	default:
 		if tlsPort {
 			return 465

@@ -359,7 +359,7 @@ func TestSettings(t *testing.T) {
 		m      store.Mailbox
 		advice string
 	}{
-		{"protocol", store.Mailbox{Protocol: "ews", Host: "x", Security: "tls", Login: user}, "IMAP, POP3, SMTP and Microsoft Graph"},
+		{"protocol", store.Mailbox{Protocol: "jmap", Host: "x", Security: "tls", Login: user}, "IMAP, POP3, SMTP, Microsoft Graph and EWS"},
 		{"graph with a password", store.Mailbox{Protocol: "graph", Auth: store.AuthPassword, Login: user}, "Microsoft Graph takes only OAuth 2.0"},
 		{"graph without an address", store.Mailbox{Protocol: "graph", Auth: store.AuthOAuthApp,
 			OAuth: store.OAuth{Provider: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "11111111-2222-3333-4444-555555555555"}}, "enter the address of the Microsoft 365 mailbox"},

@@ -193,9 +193,9 @@ func fenceOf(ctx context.Context) store.Fence {
 }
 
 // Watched reports whether m is read by an ingest loop (and so needs a lease): an enabled
-// inbound IMAP, POP3 or Microsoft Graph mailbox.
+// inbound IMAP, POP3, Microsoft Graph or EWS mailbox.
 func Watched(m store.Mailbox) bool {
-	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph")
+	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph" || m.Protocol == "ews")
 }
 
 // Runner supervises the per-mailbox loops.
@@ -699,6 +699,8 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c, Fence: fence})
 		}
 		return graph.Open(ctx, cfg)
+	case "ews":
+		return r.dialEWS(ctx, m, cursor, password, token, log)
 	}
 	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
 		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}
@@ -711,6 +713,8 @@ func whereSetAside(protocol string) string {
 		return fmt.Sprintf(", in the folder %q", imap.OversizeFolder)
 	case "graph":
 		return fmt.Sprintf(" (Microsoft 365), in the mailbox's folder %q", graph.OversizeFolder)
+	case "ews":
+		return " (Exchange), left unread where it is"
 	}
 	return " (POP3: left on the server, not downloaded again)"
 }

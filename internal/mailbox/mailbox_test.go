@@ -92,7 +92,17 @@ func TestValidation(t *testing.T) {
 		{"unknown action", func(in *mailbox.Input) { in.AfterAction = "shred" }, "after_action"},
 		{"pop3 with a folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.POP3, "INBOX" }, "folder"},
 		{"pop3 keep", func(in *mailbox.Input) { in.Protocol, in.AfterAction = mailbox.POP3, store.AfterKeep }, ""},
-		{"ews not yet", func(in *mailbox.Input) { in.Protocol = "ews" }, "protocol"},
+		{"ews", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.EWS, "" }, ""},
+		{"ews with starttls", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.Security = mailbox.EWS, "", mailbox.SecurityStartTLS
+		}, "security"},
+		{"ews other folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.EWS, "Support" }, "folder"},
+		{"ews move to a named folder", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.AfterAction, in.MoveFolder = mailbox.EWS, "", store.AfterMove, "Done"
+		}, "move_folder"},
+		{"ews move to deleted items", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.AfterAction, in.MoveFolder = mailbox.EWS, "", store.AfterMove, "deleteditems"
+		}, ""},
 		{"graph without address", graphApp(func(in *mailbox.Input) { in.Address = "" }), "address"},
 		{"graph with a password", func(in *mailbox.Input) { in.Protocol, in.Auth = mailbox.Graph, store.AuthPassword }, "auth"},
 		{"graph app", graphApp(nil), ""},
@@ -486,5 +496,21 @@ func TestSignInExpiry(t *testing.T) {
 	m.Auth = store.AuthOAuthApp
 	if e := mailbox.SignInExpiry(m, used.Add(91*24*time.Hour)); !e.At.IsZero() {
 		t.Errorf("an app sign-in has no refresh token to lapse: %+v", e)
+	}
+}
+
+// TestEWSURL: the EWS endpoint is made of host, port and security.
+func TestEWSURL(t *testing.T) {
+	for _, tt := range []struct {
+		m    store.Mailbox
+		want string
+	}{
+		{store.Mailbox{Host: "mail.contoso.com", Port: 443, Security: mailbox.SecurityTLS}, "https://mail.contoso.com/EWS/Exchange.asmx"},
+		{store.Mailbox{Host: "mail.contoso.com", Port: 8443, Security: mailbox.SecurityTLS}, "https://mail.contoso.com:8443/EWS/Exchange.asmx"},
+		{store.Mailbox{Host: "127.0.0.1", Port: 9000, Security: mailbox.SecurityNone}, "http://127.0.0.1:9000/EWS/Exchange.asmx"},
+	} {
+		if got := mailbox.EWSURL(tt.m); got != tt.want {
+			t.Errorf("%+v: got %s, want %s", tt.m, got, tt.want)
+		}
 	}
 }

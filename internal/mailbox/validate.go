@@ -200,6 +200,8 @@ func normalize(in Input) store.Mailbox {
 		if m.AfterAction == "" {
 			m.AfterAction = store.AfterDelete
 		}
+	case EWS:
+		normalizeEWS(in, &m)
 	}
 	if m.Direction == store.Outbound {
 		m.IsDefault = in.IsDefault
@@ -231,15 +233,13 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	switch m.Direction {
 	case store.Inbound:
 		switch m.Protocol {
-		case IMAP, POP3, Graph:
-		case "ews":
-			e.add("protocol", "EWS mailboxes are not available yet: use graph, imap or pop3")
+		case IMAP, POP3, Graph, EWS:
 		default:
-			e.add("protocol", "choose imap, pop3 or graph for an inbound mailbox")
+			e.add("protocol", "choose imap, pop3, graph or ews for an inbound mailbox")
 		}
 	case store.Outbound:
-		if m.Protocol != SMTP && m.Protocol != Graph {
-			e.add("protocol", "an outbound mailbox sends with smtp or graph")
+		if m.Protocol != SMTP && m.Protocol != Graph && m.Protocol != EWS {
+			e.add("protocol", "an outbound mailbox sends with smtp, graph or ews")
 		}
 	default:
 		e.add("direction", "choose inbound or outbound")
@@ -284,6 +284,8 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 		e.add("address", "enter the address of the Microsoft 365 mailbox to read, like support@contoso.com")
 	}
 	switch m.Protocol {
+	case EWS:
+		validateEWS(m, e)
 	case Graph:
 		if len(m.Folder) > maxFolderLen || strings.ContainsAny(m.Folder, "\r\n\x00") {
 			e.add("folder", "enter a folder name such as Inbox")

@@ -428,7 +428,8 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 	}
 	d.Clouds = append(d.Clouds, choice{credential.CloudCustom, "Another authority URL (below)"})
 	if d.Inbound() {
-		d.Protocols = []choice{{mailbox.IMAP, "IMAP"}, {mailbox.POP3, "POP3"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
+		d.Protocols = []choice{{mailbox.IMAP, "IMAP"}, {mailbox.POP3, "POP3"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"},
+			{mailbox.EWS, "EWS (Exchange Server)"}}
 		d.AfterActions = []choice{
 			{"", "default (IMAP, Graph: mark as read; POP3: delete)"},
 			{store.AfterMarkRead, "IMAP, Graph: mark as read"},
@@ -437,7 +438,8 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 			{store.AfterKeep, "POP3, Graph: leave on the server"},
 		}
 	} else {
-		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"}}
+		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"},
+			{mailbox.EWS, "EWS (Exchange Server)"}}
 	}
 	// The walk-through is on every form, one list per client type: the style sheet shows
 	// the one for the chosen client type while the sign-in is a Microsoft 365 one. When

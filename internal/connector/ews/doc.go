@@ -1,0 +1,29 @@
+// Package ews reads and sends mail of Exchange Server (on-premises) mailboxes over Exchange
+// Web Services, with a small SOAP 1.1 client of its own (encoding/xml) for the operations
+// it needs: SyncFolderItems, GetItem with IncludeMimeContent, UpdateItem (message:IsRead),
+// MoveItem and CreateItem (SendAndSaveCopy with MimeContent).
+//
+// The Source reads one distinguished folder (inbox by default) with SyncFolderItems. The
+// last message of each page of changes carries the page's SyncState as its Cursor, so the
+// ingest pipeline saves the state in the same transaction as the messages; a page without
+// new messages is saved with Config.SaveCursor. The SourceID is "ews:" + the ItemId.
+// Messages are marked read (or moved) by Ack, after the commit. When Exchange no longer
+// knows a sync state (ErrorInvalidSyncStateData) the folder is read again from an empty
+// state: what was stored before is recognised (Config.Skip and the store's dedup), never
+// stored twice. ErrorServerBusy is waited out for its BackOffMilliseconds hint. Wait
+// (connector.Waiter) holds a streaming subscription (Subscribe, GetStreamingEvents) open
+// and returns at the first NewMailEvent; without one (refused, lost, or the connection
+// broke) the folder is polled, and a lost subscription is made again.
+//
+// Sign-in is HTTP Basic (login and password; https only, plain http only to loopback), NTLM
+// with the same login and password (github.com/Azure/go-ntlmssp; chosen by itself when a
+// 401 offers NTLM or Negotiate and not Basic), or an OAuth 2.0 bearer token
+// (Config.Token). Kerberos is not supported. The
+// mailbox is opened as a delegate (the folder ids name it) or with the
+// ExchangeImpersonation header (Config.Impersonate, or by itself when delegate access is
+// refused with ErrorAccessDenied and impersonation works).
+//
+// Errors are *connector.Error whose Advice names the fix for Exchange's codes
+// (ErrorAccessDenied, ErrorNonExistentMailbox, ErrorImpersonateUserDenied, ErrorServerBusy
+// with its back-off hint) and for a 401 with the methods the server offered.
+package ews

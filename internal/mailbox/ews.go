@@ -1,0 +1,92 @@
+package mailbox
+
+import (
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/postroom/postroom/internal/store"
+)
+
+// EWS is the protocol of Exchange Server mailboxes read and sent over Exchange Web
+// Services. The server is Host, Port and Security (tls: https, none: http to this machine
+// only); the endpoint is EWSURL's /EWS/Exchange.asmx on it. The mailbox is Address, opened
+// by Login as a delegate (Full Access).
+const EWS = "ews"
+
+// EWSPath is where Exchange serves EWS.
+const EWSPath = "/EWS/Exchange.asmx"
+
+// ewsMoveFolders are the distinguished folders an EWS mailbox can move handled mail to.
+var ewsMoveFolders = []string{"deleteditems", "junkemail"}
+
+// EWSURL is the EWS endpoint of mailbox m: https://host[:port]/EWS/Exchange.asmx (http
+// when Security is none).
+func EWSURL(m store.Mailbox) string {
+	scheme, def := "https", 443
+	if m.Security == SecurityNone {
+		scheme, def = "http", 80
+	}
+	host := m.Host
+	if m.Port != 0 && m.Port != def {
+		host = net.JoinHostPort(strings.Trim(m.Host, "[]"), strconv.Itoa(m.Port))
+	} else if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host + EWSPath
+}
+
+// normalizeEWS fills an EWS mailbox's defaults: port 443 (80 without TLS), the inbox,
+// marked read after storing.
+func normalizeEWS(in Input, m *store.Mailbox) {
+	if in.Port == 0 {
+		m.Port = 443
+		if m.Security == SecurityNone {
+			m.Port = 80
+		}
+	}
+	m.Folder = strings.ToLower(m.Folder)
+	m.MoveFolder = strings.ToLower(m.MoveFolder)
+	if m.Direction == store.Outbound {
+		m.Folder, m.AfterAction, m.MoveFolder = "", "", ""
+		return
+	}
+	if m.Folder == "" {
+		m.Folder = "inbox"
+	}
+	if m.AfterAction == "" {
+		m.AfterAction = store.AfterMarkRead
+	}
+}
+
+// validateEWS checks the settings only an EWS mailbox has.
+func validateEWS(m store.Mailbox, e *ValidationError) {
+	if m.Security == SecurityStartTLS {
+		e.add("security", "EWS runs over HTTPS: choose tls (or none for a server on this machine)")
+	}
+	if m.Address == "" {
+		e.add("address", "enter the primary SMTP address of the Exchange mailbox, like support@contoso.com")
+	}
+	if m.Login == "" && m.Auth == store.AuthPassword {
+		e.add("login", "enter the account that signs in to EWS (user@domain or DOMAIN\\user)")
+	}
+	if m.Direction != store.Inbound {
+		return
+	}
+	if m.Folder != "inbox" {
+		e.add("folder", "an EWS mailbox reads its inbox (folder: inbox)")
+	}
+	switch m.AfterAction {
+	case store.AfterMarkRead, store.AfterKeep, store.AfterDelete:
+	case store.AfterMove:
+		ok := false
+		for _, f := range ewsMoveFolders {
+			ok = ok || f == m.MoveFolder
+		}
+		if !ok {
+			e.add("move_folder", "an EWS mailbox moves handled mail to a well-known folder: "+strings.Join(ewsMoveFolders, " or "))
+		}
+	default:
+		e.add("after_action", "choose mark_read, move, delete (to Deleted Items) or keep for an EWS mailbox")
+	}
+}
