@@ -110,7 +110,7 @@ func StartSignIn(m store.Mailbox, redirectURI string) (SignInStart, error) {
 	if hint := loginHint(m); hint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
 	}
-	if m.OAuth.Provider == ProviderCustom {
+	if m.OAuth.Provider == ProviderCustom || m.OAuth.Provider == ProviderGoogle {
 		// Google gives a refresh token only with access_type=offline; other servers ignore
 		// a parameter they do not know (RFC 6749 §3.1).
 		opts = append(opts, oauth2.AccessTypeOffline)

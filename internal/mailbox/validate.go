@@ -214,6 +214,7 @@ func normalize(in Input) store.Mailbox {
 type secretsAt struct {
 	password, clientSecret, certificate bool
 	certificateErr                      string // why a given certificate cannot be used
+	serviceAccountKeyErr                string // why a given Google key file cannot be used
 }
 
 // validate checks m (already normalized) against every rule but uniqueness. have tells
