@@ -275,3 +275,15 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 }
 
 var errNoUser = errors.New("no such user")
+
+// PrivateKeyPEM is the account's private key as in its key file.
+func (sa *ServiceAccount) PrivateKeyPEM() []byte {
+	var k struct {
+		PrivateKey string `json:"private_key"`
+	}
+	_ = json.Unmarshal(sa.KeyJSON(), &k)
+	return []byte(k.PrivateKey)
+}
+
+// TokenURL is the token endpoint the account's key file names.
+func (sa *ServiceAccount) TokenURL() string { return sa.s.TokenURL() }
