@@ -3,8 +3,10 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postroom/postroom/internal/credential"
 	"github.com/postroom/postroom/internal/googletest"
@@ -74,5 +76,130 @@ func TestGoogleServiceAccountMailboxEndToEnd(t *testing.T) {
 	})
 	if strings.Contains(logs.String(), "PRIVATE KEY") || strings.Contains(logs.String(), "ya29.") {
 		t.Error("the key or a token reached the log")
+	}
+}
+
+// TestGmailMailboxEndToEnd: a Gmail API mailbox (provider google, service account) on
+// the stand-in ingests the unread INBOX mail, marks it read after commit, follows the
+// history from the saved historyId, reads the label again when Gmail forgot the history
+// (nothing twice).
+func TestGmailMailboxEndToEnd(t *testing.T) {
+	g, err := googletest.Start(googletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	user := "support@example.test"
+	g.AddUser(user, googletest.UserConfig{})
+	sa, err := g.AddServiceAccount("acme-mail", "postroom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Delegate(googletest.ScopeMail)
+	for i := range 3 {
+		if _, err := g.Deliver(user, customerMail(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	host, port := hostPort(t, strings.TrimPrefix(g.GmailURL(), "http://"))
+	key := vault.NewSecret(string(sa.KeyJSON()))
+	in := mailbox.Input{
+		Name: "google_support", Direction: store.Inbound, Protocol: mailbox.Gmail, Address: user,
+		Host: host, Port: port, Security: mailbox.SecurityNone, PollInterval: 10 * time.Second,
+		Auth: store.AuthOAuthApp, OAuth: store.OAuth{Provider: credential.ProviderGoogle},
+		ClientSecret: &key,
+	}
+	m, err := h.app.Mailboxes.Create(ctx, "admin", in)
+	if err != nil {
+		t.Fatalf("create the Gmail mailbox: %v", err)
+	}
+	if m.Folder != "INBOX" || m.AfterAction != store.AfterMarkRead {
+		t.Errorf("defaults: folder %q after %q", m.Folder, m.AfterAction)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+	count := func(want int, what string) {
+		waitFor(t, what, func() (bool, string) {
+			c, _ := h.app.Store.CountMessages(ctx, m.ID)
+			got, _ := h.app.Store.Mailbox(ctx, m.ID)
+			return c == want, fmt.Sprintf("%d stored, status %s %s", c, got.Status, got.StatusMessage)
+		})
+	}
+	count(3, "the first sync")
+	waitFor(t, "UNREAD removed after commit", func() (bool, string) {
+		for _, msg := range g.Messages(user) {
+			if slices.Contains(msg.Labels, "UNREAD") {
+				return false, msg.ID + " unread"
+			}
+		}
+		return true, ""
+	})
+	_, _ = g.Deliver(user, customerMail(3))
+	count(4, "a message from the history")
+	g.ExpireHistory(user)
+	_, _ = g.Deliver(user, customerMail(4))
+	count(5, "a message after a full resync")
+
+	c, _ := h.app.Store.CountMessages(ctx, m.ID)
+	if c != 5 {
+		t.Errorf("%d stored in the end, want 5 (none twice)", c)
+	}
+}
+
+// TestGmailReply: an agent's reply goes out through an outbound Gmail mailbox
+// (messages.send raw), threaded to the customer's email.
+func TestGmailReply(t *testing.T) {
+	g, err := googletest.Start(googletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	user := "support@example.test"
+	g.AddUser(user, googletest.UserConfig{})
+	sa, err := g.AddServiceAccount("acme-mail", "postroom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Delegate(googletest.ScopeMail)
+	_, _ = g.Deliver(user, customerMail(1))
+	h := startApp(t, "sqlite", nil, nil)
+	ctx := context.Background()
+	host, port := hostPort(t, strings.TrimPrefix(g.GmailURL(), "http://"))
+	key := vault.NewSecret(string(sa.KeyJSON()))
+	in := mailbox.Input{
+		Name: "google_support", Direction: store.Inbound, Protocol: mailbox.Gmail, Address: user,
+		Host: host, Port: port, Security: mailbox.SecurityNone, PollInterval: 10 * time.Second,
+		Auth: store.AuthOAuthApp, OAuth: store.OAuth{Provider: credential.ProviderGoogle},
+		ClientSecret: &key,
+	}
+	m, err := h.app.Mailboxes.Create(ctx, "admin", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	out := in
+	out.PollInterval = 0
+	out.Name, out.Direction = "google_out", store.Outbound
+	o, err := h.app.Mailboxes.Create(ctx, "admin", out)
+	if err != nil {
+		t.Fatalf("create the outbound Gmail mailbox: %v", err)
+	}
+	if err := h.app.Mailboxes.Enable(ctx, "admin", o.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.replyAsAgent("Your parcel left our warehouse today.")
+	waitFor(t, "the reply at Gmail", func() (bool, string) {
+		n := len(g.Sent(user))
+		return n == 1, fmt.Sprintf("%d sent", n)
+	})
+	raw := string(g.Sent(user)[0])
+	if !strings.Contains(raw, "In-Reply-To: <order-") || !strings.Contains(raw, "parcel left our warehouse") {
+		t.Errorf("sent:\n%s", raw)
 	}
 }

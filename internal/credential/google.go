@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -176,4 +178,21 @@ func googleServiceAccountFor(m store.Mailbox, cfg OAuthConfig, sec MailboxSecret
 		return nil, &connector.Error{Kind: connector.KindConfig, Op: "oauth service account key", Err: err, Advice: err.Error()}
 	}
 	return fn, nil
+}
+
+// GmailBaseURL is the Gmail API root of a gmail mailbox, from its host, port and
+// security: https://host[:port], or http:// for a server on this machine without TLS
+// (security "none", a local stand-in).
+func GmailBaseURL(m store.Mailbox) string {
+	if m.Host == "" {
+		return GoogleGmailURL
+	}
+	scheme := "https"
+	if m.Security == "none" {
+		scheme = "http"
+	}
+	if m.Port == 0 || (scheme == "https" && m.Port == 443) {
+		return scheme + "://" + m.Host
+	}
+	return scheme + "://" + net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 }

@@ -195,7 +195,7 @@ func fenceOf(ctx context.Context) store.Fence {
 // Watched reports whether m is read by an ingest loop (and so needs a lease): an enabled
 // inbound IMAP, POP3 or Microsoft Graph mailbox.
 func Watched(m store.Mailbox) bool {
-	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph")
+	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph" || m.Protocol == "gmail")
 }
 
 // Runner supervises the per-mailbox loops.
@@ -699,6 +699,8 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 			return r.opts.Store.SetCursor(ctx, store.Cursor{MailboxID: m.ID, Value: c, Fence: fence})
 		}
 		return graph.Open(ctx, cfg)
+	case "gmail":
+		return r.dialGmail(ctx, m, cursor, token, log)
 	}
 	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
 		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}

@@ -19,7 +19,9 @@ const (
 // googleDefaults fills a Google mailbox's defaults: Gmail's hosts and ports when no host
 // is given, and the service account's client id from a given key file.
 func googleDefaults(in Input, m *store.Mailbox) {
-	if strings.TrimSpace(in.Host) == "" {
+	if m.Protocol == Gmail {
+		gmailDefaults(in, m)
+	} else if strings.TrimSpace(in.Host) == "" {
 		switch m.Protocol {
 		case IMAP:
 			m.Host, m.Security, m.Port = credential.GoogleIMAPHost, SecurityTLS, googleIMAPPort
@@ -71,5 +73,64 @@ func validateGoogle(m store.Mailbox, have secretsAt, e *ValidationError) {
 		if o.ClientID == "" {
 			e.add("oauth_client_id", "enter the OAuth client id (Google Cloud console > APIs & Services > Credentials > OAuth 2.0 Client IDs)")
 		}
+	}
+}
+
+// Gmail is the protocol of mailboxes read and sent through the Gmail API (provider
+// google). Host, port and security name the API's host: gmail.googleapis.com:443 over
+// TLS by default; plain http only on this machine (a local stand-in).
+const Gmail = "gmail"
+
+// Gmail API defaults.
+const (
+	gmailHost = "gmail.googleapis.com"
+	gmailPort = 443
+)
+
+// gmailDefaults fills a Gmail API mailbox's host, label and after-processing action.
+func gmailDefaults(in Input, m *store.Mailbox) {
+	if strings.TrimSpace(in.Host) == "" {
+		m.Host, m.Port, m.Security = gmailHost, gmailPort, SecurityTLS
+		if in.Port != 0 {
+			m.Port = in.Port
+		}
+	}
+	if m.Login == "" {
+		m.Login = m.Address
+	}
+	if m.Direction == store.Outbound {
+		m.Folder, m.AfterAction, m.MoveFolder = "", "", ""
+		return
+	}
+	if m.Folder == "" {
+		m.Folder = "INBOX"
+	}
+	if m.AfterAction == "" {
+		m.AfterAction = store.AfterMarkRead
+	}
+}
+
+// validateGmail checks what only a Gmail API mailbox needs.
+func validateGmail(m store.Mailbox, e *ValidationError) {
+	if m.Protocol != Gmail {
+		return
+	}
+	if m.Auth == store.AuthPassword || m.OAuth.Provider != credential.ProviderGoogle {
+		e.add("auth", "a Gmail API mailbox signs in with Google: choose the provider google with a service account (oauth_app) or Sign in with Google (oauth_delegated)")
+	}
+	if m.Address == "" {
+		e.add("address", "enter the address of the Google Workspace mailbox, like support@example.com")
+	}
+	if m.Direction != store.Inbound {
+		return
+	}
+	switch m.AfterAction {
+	case store.AfterMarkRead, store.AfterKeep:
+	case store.AfterMove:
+		if m.MoveFolder == "" {
+			e.add("move_folder", "enter the label processed messages get (its label id)")
+		}
+	default:
+		e.add("after_action", "choose mark_read, move or keep for a Gmail API mailbox")
 	}
 }

@@ -232,15 +232,15 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	switch m.Direction {
 	case store.Inbound:
 		switch m.Protocol {
-		case IMAP, POP3, Graph:
+		case IMAP, POP3, Graph, Gmail:
 		case "ews":
 			e.add("protocol", "EWS mailboxes are not available yet: use graph, imap or pop3")
 		default:
 			e.add("protocol", "choose imap, pop3 or graph for an inbound mailbox")
 		}
 	case store.Outbound:
-		if m.Protocol != SMTP && m.Protocol != Graph {
-			e.add("protocol", "an outbound mailbox sends with smtp or graph")
+		if m.Protocol != SMTP && m.Protocol != Graph && m.Protocol != Gmail {
+			e.add("protocol", "an outbound mailbox sends with smtp, graph or gmail")
 		}
 	default:
 		e.add("direction", "choose inbound or outbound")
@@ -274,6 +274,7 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	if m.Login != "" && !have.password && (m.Auth == store.AuthPassword || m.Auth == store.AuthOAuthROPC) {
 		e.add("password", "enter the password of this login")
 	}
+	validateGmail(m, e)
 	validateAuth(m, have, e)
 	if m.Address != "" {
 		if a, err := mail.ParseAddress(m.Address); err != nil || a.Address != m.Address {
