@@ -190,6 +190,9 @@ func (r mailboxRow) CloudLabel() string {
 	if o.Provider == credential.ProviderCustom {
 		return "other provider, token URL " + o.TokenURL
 	}
+	if o.Provider == credential.ProviderGoogle {
+		return "Google Workspace"
+	}
 	if o.Cloud == credential.CloudCustom {
 		return "authority " + o.AuthorityURL
 	}
