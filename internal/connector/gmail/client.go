@@ -27,6 +27,9 @@
 //   - Raw is users.messages.get format=raw, decoded from base64url. A message over
 //     Config.MaxSizeBytes keeps only its header and is OverSize; SetAside leaves it where
 //     it is (the history does not bring it back).
+//   - Wait (connector.Waiter) asks users.getProfile every Config.WatchInterval (default
+//     half a second) and returns once the historyId moved: Gmail's push notifications go
+//     through Google Cloud Pub/Sub, which postroom does not use.
 //   - Ack, after the store committed: mark_read removes the label UNREAD, move adds the
 //     label Config.MoveLabel and removes the read label and UNREAD, keep does nothing.
 //     A message that is gone (404) counts as done.
@@ -87,7 +90,14 @@ type Config struct {
 	Skip func(sourceID string) bool
 	// SaveCursor saves the cursor of a round that had no message to carry it.
 	SaveCursor func(ctx context.Context, cursor string) error
+	// WatchInterval is how often Wait asks whether the mailbox changed (default
+	// DefaultWatchInterval).
+	WatchInterval time.Duration
 }
+
+// DefaultWatchInterval is how often a waiting Source asks users.getProfile whether the
+// mailbox changed: two requests (two quota units of the 250 a user may spend) a second.
+const DefaultWatchInterval = 500 * time.Millisecond
 
 type client struct {
 	cfg Config
@@ -105,6 +115,9 @@ func newClient(cfg Config) (*client, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Label == "" {
 		cfg.Label = "INBOX"
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = DefaultWatchInterval
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 100

@@ -26,7 +26,10 @@ type Source struct {
 	nextCursor string   // the cursor after the current round
 }
 
-var _ connector.Source = (*Source)(nil)
+var (
+	_ connector.Source = (*Source)(nil)
+	_ connector.Waiter = (*Source)(nil)
+)
 
 // Open checks the sign-in (users.getProfile) and returns a Source.
 func Open(ctx context.Context, cfg Config) (*Source, error) {
@@ -263,6 +266,34 @@ func (s *Source) Ack(ctx context.Context, sourceIDs []string) error {
 		}
 	}
 	return nil
+}
+
+// Wait returns when the mailbox changed (its historyId moved past the cursor), after max,
+// or when ctx is done. It asks users.getProfile every Config.WatchInterval: the Gmail
+// API's own push goes through Google Cloud Pub/Sub, which postroom does not use.
+func (s *Source) Wait(ctx context.Context, max time.Duration) error {
+	if len(s.pending) > 0 {
+		return nil
+	}
+	deadline := time.Now().Add(max)
+	for {
+		var p profile
+		if err := s.c.do(ctx, "gmail profile", "GET", "/profile", nil, nil, &p); err != nil {
+			return err
+		}
+		if p.HistoryID != s.cursor {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(s.c.cfg.WatchInterval, left)):
+		}
+	}
 }
 
 // SetAside leaves over-size messages where they are: the history does not bring them back.
