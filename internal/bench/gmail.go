@@ -27,8 +27,8 @@ const (
 	// GmailWatch is how often a waiting Gmail source asks getProfile for news
 	// (gmail.DefaultWatchInterval): Gmail's push goes through Google Cloud Pub/Sub, which
 	// postroom does not use, so arrival latency is that of this watch.
-	GmailWatch = gmail.DefaultWatchInterval
-	gmailBenchUser    = "support@bench.example"
+	GmailWatch     = gmail.DefaultWatchInterval
+	gmailBenchUser = "support@bench.example"
 )
 
 // GmailOptions configure the Gmail benchmark.
