@@ -63,7 +63,7 @@ func (s *Server) Deliver(email string, raw []byte) (string, error) {
 func (s *Server) addLocked(u *user, raw []byte, labels []string) *message {
 	s.seq++
 	u.historyID++
-	id := fmt.Sprintf("%016x", uint64(0x18c0000000000000)+s.seq)
+	id := fmt.Sprintf("%016x", s.idBase+s.seq)
 	m := &message{id: id, thread: id, labels: labels, raw: append([]byte(nil), raw...), history: u.historyID, internal: s.now()}
 	u.msgs = append(u.msgs, m)
 	u.byID[id] = m

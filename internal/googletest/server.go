@@ -82,6 +82,7 @@ type Server struct {
 	clients   map[string]string // client id -> secret
 	rateLimit int
 	seq       uint64
+	idBase    uint64 // random: message ids differ from one run to the next
 }
 
 type issued struct {
@@ -115,6 +116,9 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: opts.Logger, ln: ln, url: "http://" + ln.Addr().String(),
 		accounts: map[string]*ServiceAccount{}, users: map[string]*user{}, tokens: map[string]issued{},
 		refresh: map[string]issued{}, clients: map[string]string{}}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s.idBase = 0x18c0000000000000 | uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.serveToken)
 	mux.HandleFunc("/introspect", s.serveIntrospect)
