@@ -6,8 +6,12 @@
 // users.messages.get format=raw, users.messages.modify, users.messages.send). Tests,
 // `postroom demo` and `postroom bench gmail` use it; production code never imports it.
 //
-// A Server listens on 127.0.0.1 on one port: /token (TokenURL), /o/oauth2/auth (named in
-// key files only), /introspect (IntrospectURL) and /gmail/v1/users/{userId}/... (GmailURL).
+// A Server listens on 127.0.0.1 on one port: /token (TokenURL), /o/oauth2/auth
+// (AuthorizeURL: "Sign in with Google" for a browser already signed in as login_hint, who
+// consents at once; PKCE S256 required; AddClient and AddRedirectURI register the client),
+// /introspect (IntrospectURL) and /gmail/v1/users/{userId}/... (GmailURL). The
+// authorization_code grant answers with a refresh token and an unsigned id_token naming the
+// user's email.
 //
 // The directory is built by test code: AddUser (a Workspace user, UserConfig says whether
 // it is suspended or has IMAP turned off), AddServiceAccount (a service account and its

@@ -80,6 +80,8 @@ type Server struct {
 	tokens    map[string]issued
 	refresh   map[string]issued
 	clients   map[string]string // client id -> secret
+	redirects map[string][]string
+	codes     map[string]authCode
 	rateLimit int
 	seq       uint64
 	idBase    uint64 // random: message ids differ from one run to the next
@@ -115,13 +117,14 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, ln: ln, url: "http://" + ln.Addr().String(),
 		accounts: map[string]*ServiceAccount{}, users: map[string]*user{}, tokens: map[string]issued{},
-		refresh: map[string]issued{}, clients: map[string]string{}}
+		refresh: map[string]issued{}, clients: map[string]string{}, redirects: map[string][]string{}, codes: map[string]authCode{}}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	s.idBase = 0x18c0000000000000 | uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", s.serveToken)
 	mux.HandleFunc("/introspect", s.serveIntrospect)
+	mux.HandleFunc("GET /o/oauth2/auth", s.serveAuthorize)
 	mux.HandleFunc("/gmail/v1/users/{user}/", s.serveGmail)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()

@@ -43,6 +43,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	switch gt := r.PostFormValue("grant_type"); gt {
 	case GrantJWTBearer:
 		tok, terr = s.jwtBearer(r.PostFormValue("assertion"))
+	case "authorization_code":
+		tok, terr = s.codeGrant(r.PostFormValue("client_id"), r.PostFormValue("client_secret"), r.PostFormValue("code"),
+			r.PostFormValue("redirect_uri"), r.PostFormValue("code_verifier"))
 	case "refresh_token":
 		tok, terr = s.refreshGrant(r.PostFormValue("client_id"), r.PostFormValue("client_secret"), r.PostFormValue("refresh_token"))
 	case "":
