@@ -713,6 +713,8 @@ func whereSetAside(protocol string) string {
 		return fmt.Sprintf(", in the folder %q", imap.OversizeFolder)
 	case "graph":
 		return fmt.Sprintf(" (Microsoft 365), in the mailbox's folder %q", graph.OversizeFolder)
+	case "gmail":
+		return " (Gmail API: left where it is, not downloaded again)"
 	}
 	return " (POP3: left on the server, not downloaded again)"
 }

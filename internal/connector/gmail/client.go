@@ -6,7 +6,8 @@
 // mailbox, or a person's "Sign in with Google", scope https://mail.google.com/) and names
 // the mailbox as users/me. A token refused with 401 is renewed once (Token(ctx, true)) and
 // the request sent again. 429 and 5xx answers are retried after their Retry-After (else
-// with a growing pause) up to maxAttempts times, then reported as KindServer.
+// with a growing pause) up to maxAttempts times, then reported as KindServer; a send is
+// not repeated after a 5xx (it may have gone out): the outbox decides.
 //
 // How a mailbox is read (Source):
 //
@@ -62,6 +63,9 @@ import (
 
 // DefaultBaseURL is the Gmail API's host.
 const DefaultBaseURL = "https://gmail.googleapis.com"
+
+// opSend names messages.send, the one request not repeated after a 5xx.
+const opSend = "gmail send"
 
 const (
 	maxAttempts  = 5
@@ -205,7 +209,7 @@ func (c *client) do(ctx context.Context, op, method, path string, q url.Values, 
 		case resp.StatusCode == http.StatusUnauthorized && !refreshed:
 			refreshed = true
 			continue
-		case (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 ||
+		case (resp.StatusCode == http.StatusTooManyRequests || (resp.StatusCode >= 500 && op != opSend) ||
 			(resp.StatusCode == http.StatusForbidden && (ae.Reason == "rateLimitExceeded" || ae.Reason == "userRateLimitExceeded"))) && attempt < maxAttempts:
 			wait := retryAfter(resp.Header.Get("Retry-After"), attempt)
 			c.log.Warn("gmail: throttled or busy; waiting", slog.String("op", op), slog.Int("status", resp.StatusCode), slog.Duration("wait", wait))

@@ -33,7 +33,7 @@ func (k *Sink) SendID(ctx context.Context, raw []byte) (string, error) {
 	var out struct {
 		ID string `json:"id"`
 	}
-	err := k.c.do(ctx, "gmail send", "POST", "/messages/send", nil, map[string]string{"raw": base64.URLEncoding.EncodeToString(raw)}, &out)
+	err := k.c.do(ctx, opSend, "POST", "/messages/send", nil, map[string]string{"raw": base64.URLEncoding.EncodeToString(raw)}, &out)
 	return out.ID, err
 }
 
