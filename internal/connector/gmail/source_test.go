@@ -139,13 +139,15 @@ func TestSourceRoundsAndResync(t *testing.T) {
 	}
 }
 
-// TestSinkAndErrors: send keeps the raw message; a suspended user's error says so.
+// TestSinkAndErrors: send keeps the raw message, once even after a 429; a suspended
+// user's error says so.
 func TestSinkAndErrors(t *testing.T) {
 	g, token := setup(t)
 	sink, err := gmail.NewSink(gmail.Config{BaseURL: g.GmailURL(), Mailbox: user, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.RateLimitNext(1) // a 429 was not carried out: the send is repeated, once
 	raw := "From: support@acme.test\r\nTo: c@example.test\r\nSubject: Re: help\r\nIn-Reply-To: <a@b>\r\n\r\nhello\r\n"
 	if err := sink.Send(context.Background(), user, []string{"c@example.test"}, []byte(raw)); err != nil {
 		t.Fatal(err)
