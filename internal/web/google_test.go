@@ -61,6 +61,9 @@ func TestMailboxFormGoogle(t *testing.T) {
 		t.Error("the edit form's walk-through does not name the service account's client id")
 	}
 	detail := c.get("/mailboxes?selected=" + itoa(m.ID))
+	if !strings.Contains(detail.body, "Google service account with domain-wide delegation") || !strings.Contains(detail.body, "Google Workspace") {
+		t.Error("the detail pane does not say the mailbox signs in as a Google service account")
+	}
 	for name, p := range map[string]webPage{"form": form, "edit": edit, "detail": detail} {
 		if strings.Contains(p.body, string(sa.PrivateKeyPEM()[40:80])) || strings.Contains(p.body, sa.KeyID) {
 			t.Errorf("the %s page shows the key", name)

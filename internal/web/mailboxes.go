@@ -414,6 +414,9 @@ func protocolLabel(p string) string {
 	if p == mailbox.Graph {
 		return "Graph"
 	}
+	if p == mailbox.Gmail {
+		return "Gmail API"
+	}
 	return strings.ToUpper(p)
 }
 
@@ -422,6 +425,9 @@ func protocolLabel(p string) string {
 func authLabel(m store.Mailbox) string {
 	switch m.Auth {
 	case store.AuthOAuthApp:
+		if m.OAuth.Provider == credential.ProviderGoogle {
+			return "Google service account with domain-wide delegation (no user)"
+		}
 		if m.CertificateSet && !m.ClientSecretSet {
 			return "app registration with a certificate (no user)"
 		}
