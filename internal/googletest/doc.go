@@ -39,5 +39,7 @@
 // with messages.send is kept in the sender's mailbox with SENT and not delivered to anyone;
 // history records only messageAdded and label changes; a suspended user's token grant
 // still succeeds (Google's answer there is unverified), the user is refused at IMAP
-// (introspection) and by the Gmail API.
+// (introspection) and by the Gmail API; an assertion without sub (the service account
+// itself) is refused with unauthorized_client, where Google gives a token Gmail then
+// refuses.
 package googletest
