@@ -203,3 +203,50 @@ func TestGmailReply(t *testing.T) {
 		t.Errorf("sent:\n%s", raw)
 	}
 }
+
+// TestGoogleServiceAccountSMTPReply: a reply leaves through an outbound SMTP mailbox of
+// provider google (submission with STARTTLS, XOAUTH2 with the service account's token,
+// checked by real Dovecot at the stand-in), after the customer's email came in over IMAP
+// the same way.
+func TestGoogleServiceAccountSMTPReply(t *testing.T) {
+	g, err := googletest.Start(googletest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	user := "support@example.test"
+	g.AddUser(user, googletest.UserConfig{})
+	sa, err := g.AddServiceAccount("acme-mail", "postroom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa.Delegate(googletest.ScopeMail)
+	sink := testenv.StartSMTPSink(t)
+	d := testenv.StartDovecot(t, &testenv.DovecotOptions{IntrospectionURL: g.IntrospectURL(), SubmissionRelay: sink.Addr})
+	d.Append(t, user, "INBOX", customerMail(7))
+	h := startApp(t, "sqlite", certPool(t, d.CertPEM), nil)
+	ctx := context.Background()
+	key := vault.NewSecret(string(sa.KeyJSON()))
+	host, port := hostPort(t, d.IMAPSAddr)
+	_, subPort := hostPort(t, d.SubmissionAddr)
+	for _, in := range []mailbox.Input{
+		{Name: "google_in", Direction: store.Inbound, Protocol: mailbox.IMAP, Address: user, Host: host, Port: port,
+			Security: mailbox.SecurityTLS, Auth: store.AuthOAuthApp, OAuth: store.OAuth{Provider: credential.ProviderGoogle}, ClientSecret: &key},
+		{Name: "google_out", Direction: store.Outbound, Protocol: mailbox.SMTP, Address: user, Host: "localhost", Port: subPort,
+			Security: mailbox.SecurityStartTLS, Auth: store.AuthOAuthApp, OAuth: store.OAuth{Provider: credential.ProviderGoogle}, ClientSecret: &key},
+	} {
+		m, err := h.app.Mailboxes.Create(ctx, "admin", in)
+		if err != nil {
+			t.Fatalf("create %s: %v", in.Name, err)
+		}
+		if err := h.app.Mailboxes.Enable(ctx, "admin", m.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.replyAsAgent("Your parcel left our warehouse today.")
+	got := sink.Wait(t, 1, waitLimit)[0]
+	if got.MailFrom != user || len(got.Rcpts) != 1 || got.Rcpts[0] != "customer7@example.org" ||
+		!strings.Contains(string(got.Data), "In-Reply-To: <order-7@example.org>") {
+		t.Errorf("relayed: from %q to %v\n%s", got.MailFrom, got.Rcpts, got.Data)
+	}
+}
