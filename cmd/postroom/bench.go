@@ -37,6 +37,7 @@ Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync f
   idle      1,000 mailboxes in IMAP IDLE on one Dovecot
   graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
   ews       Exchange Web Services ingest against the local EWS stand-in
+  gmail     Gmail API ingest against the local Google Workspace stand-in
   routing   assignment decisions on SQLite, then PostgreSQL (127.0.0.1:5432)
   signin    sign-in under a flood of wrong passwords (throttling, bcrypt bound)
   failover  three serve processes on PostgreSQL (127.0.0.1:5432), one killed with SIGKILL
@@ -62,6 +63,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
 	case "ews":
 		return runBenchEWS(ctx, args[1:], stdout, stderr)
+	case "gmail":
+		return runBenchGmail(ctx, args[1:], stdout, stderr)
 	case "routing":
 		return runBenchRouting(ctx, args[1:], stdout, stderr)
 	case "signin":

@@ -116,6 +116,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err == nil {
 		err = seedEWSDemo(sctx, a, ewsSample)
 	}
+	var google *googleDemo
+	if err == nil {
+		google, err = startGoogleDemo(sctx, a, log)
+	}
+	defer google.Close()
 	var single demoSSO
 	if err == nil {
 		single, err = seedSSODemo(sctx, a, ms, tenant, ln.Addr())
@@ -132,7 +137,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if every > 0 {
 		go mail.Traffic(ctx, every)
 	}
-	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs)+demoEWSMessages)
+	waitForSamples(ctx, a.Store, len(demo.Samples(time.Now()))+len(tenant.MessageIDs)+demoEWSMessages+demoGoogleSamples)
 	noteDemo(ctx, a.Store, log)
 
 	printf(stdout, `postroom demo is running
@@ -151,12 +156,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer, geten
                 Microsoft cloud "Another authority URL" %s, client secret %s
   Single sign-on ("Sign in with Microsoft" on the sign-in page, through the stand-in):
                 %s / %s   (group Supervisors: supervisor; anyone else in the tenant: agent)
-%s  Data folder:  %s
+%s%s  Data folder:  %s
 
 Press Ctrl-C to stop.
 `, ln.Addr(), *password, *password, *password, mail.SMTPAddr, mail.SMTPAddr, mail.IMAPAddr, *password, *password,
 		demoGraphMailbox, tenant.Mailbox, ms.GraphURL(), tenant.TenantID, tenant.ClientID, ms.LoginURL(), tenant.ClientSecret,
-		single.Person, single.Password, ewsBanner(ewsSrv, ewsSample), dir)
+		single.Person, single.Password, ewsBanner(ewsSrv, ewsSample), google.note(), dir)
 	return a.Serve(ctx, ln)
 }
 

@@ -220,7 +220,7 @@ func (o *mailboxFlags) register(fs *flag.FlagSet, spec mailboxCommand) {
 
 	fs.StringVar(&o.auth, "auth", "", "sign-in: password (default; oauth_app for graph), oauth_app, oauth_delegated or oauth_ropc")
 	fs.StringVar(&o.graphURL, "graph-url", "", "graph: the Microsoft Graph host (default: the cloud's, https://graph.microsoft.com)")
-	fs.StringVar(&o.oauthProvider, "oauth-provider", "", "OAuth provider: microsoft (default) or custom (give -oauth-token-url)")
+	fs.StringVar(&o.oauthProvider, "oauth-provider", "", "OAuth provider: microsoft (default), google (Google Workspace: -client-secret-file is the service account key file) or custom (give -oauth-token-url)")
 	fs.StringVar(&o.oauthCloud, "oauth-cloud", "", "Microsoft cloud: global (default), usgov, usgov-dod, china, or custom (give -oauth-authority-url)")
 	fs.StringVar(&o.oauthAuthorityURL, "oauth-authority-url", "", "-oauth-cloud custom: the login host, e.g. https://login.microsoftonline.com (the tenant-authority)")
 	fs.StringVar(&o.oauthTenant, "oauth-tenant", "", "directory (tenant) id: a GUID or contoso.onmicrosoft.com (Entra admin center > Overview > Tenant ID)")

@@ -297,7 +297,7 @@ func TestOAuthMailboxValidation(t *testing.T) {
 		{"unknown cloud", map[string]any{"oauth": oauthOf(map[string]any{"cloud": "mars"})}, "oauth_cloud", "usgov"},
 		{"custom cloud without authority", map[string]any{"oauth": oauthOf(map[string]any{"cloud": "custom"})}, "oauth_authority_url", "authority"},
 		{"authority over plain http", map[string]any{"oauth": oauthOf(map[string]any{"cloud": "custom", "authority_url": "http://login.example.com"})}, "oauth_authority_url", "https"},
-		{"unknown provider", map[string]any{"oauth": oauthOf(map[string]any{"provider": "okta"})}, "oauth_provider", "microsoft or custom"},
+		{"unknown provider", map[string]any{"oauth": oauthOf(map[string]any{"provider": "okta"})}, "oauth_provider", "microsoft, google or custom"},
 		{"graph at another provider", map[string]any{"oauth": oauthOf(map[string]any{"provider": "custom", "token_url": "https://o.example.org/token"})}, "oauth_provider", "Microsoft"},
 		{"graph host over http", map[string]any{"graph_url": "http://graph.example.com"}, "graph_url", "https"},
 		{"graph host not a URL", map[string]any{"graph_url": "graph.microsoft.com"}, "graph_url", "URL"},

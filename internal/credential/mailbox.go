@@ -49,11 +49,14 @@ func PlanFor(m store.Mailbox, aud Audience) (Plan, error) {
 	default:
 		return Plan{}, fmt.Errorf("mailbox %q signs in with %q, not OAuth", m.Name, m.Auth)
 	}
-	if o.ClientID == "" {
+	if o.ClientID == "" && !(o.Provider == ProviderGoogle && m.Auth == store.AuthOAuthApp) {
 		return Plan{}, fmt.Errorf("mailbox %q has no OAuth client id", m.Name)
 	}
 	if o.Scopes != "" {
 		p.Scopes = strings.Fields(o.Scopes)
+	}
+	if o.Provider == ProviderGoogle {
+		return googlePlan(m, p)
 	}
 	if o.Provider == ProviderCustom {
 		if o.TokenURL == "" {
@@ -258,6 +261,9 @@ func TokenFuncFor(m store.Mailbox, aud Audience, sec MailboxSecrets, opts Tokens
 				Advice: "the stored certificate cannot be used: upload the app's certificate and private key as one PEM file"}
 		}
 		cfg.Assertion = assert
+	}
+	if m.OAuth.Provider == ProviderGoogle && m.Auth == store.AuthOAuthApp {
+		return googleServiceAccountFor(m, cfg, sec)
 	}
 	switch m.Auth {
 	case store.AuthOAuthApp:

@@ -128,6 +128,8 @@ type tokenSource struct {
 	refresh vault.Secret
 	save    func(ctx context.Context, newRefresh vault.Secret) error
 	unsaved bool
+	// subject is the user a Google service account impersonates.
+	subject string
 }
 
 func newTokenSource(cfg OAuthConfig, grant string) *tokenSource {
@@ -247,6 +249,11 @@ func (ts *tokenSource) classify(ctx context.Context, err error) error {
 	}
 	auth := func(advice string) error {
 		return &connector.Error{Kind: connector.KindAuth, Op: op, Err: ee, Advice: advice}
+	}
+	if ts.grant == grantJWTBearer {
+		if advice := googleAdvice(ee, ts.cfg.ClientID, ts.subject); advice != "" {
+			return auth(advice)
+		}
 	}
 	switch ee.AADSTS {
 	case "7000222":

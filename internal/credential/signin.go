@@ -64,6 +64,15 @@ func SignInScopes(m store.Mailbox) ([]string, Plan, error) {
 		return nil, Plan{}, err
 	}
 	scopes := slices.Clone(plan.Scopes)
+	if m.OAuth.Provider == ProviderGoogle {
+		// Google's id_token names the account by its email.
+		for _, s := range []string{"openid", "email"} {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+		return scopes, plan, nil
+	}
 	if m.OAuth.Provider != ProviderCustom {
 		for _, s := range microsoftIDScopes {
 			if !slices.Contains(scopes, s) {
@@ -110,7 +119,11 @@ func StartSignIn(m store.Mailbox, redirectURI string) (SignInStart, error) {
 	if hint := loginHint(m); hint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
 	}
-	if m.OAuth.Provider == ProviderCustom {
+	if m.OAuth.Provider == ProviderGoogle {
+		// A refresh token only at the first consent, unless consent is asked again.
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "select_account consent"))
+	}
+	if m.OAuth.Provider == ProviderCustom || m.OAuth.Provider == ProviderGoogle {
 		// Google gives a refresh token only with access_type=offline; other servers ignore
 		// a parameter they do not know (RFC 6749 §3.1).
 		opts = append(opts, oauth2.AccessTypeOffline)

@@ -12,7 +12,11 @@
 // Graph mailboxes (protocol "graph") then check the mailbox, the folder and sending with a
 // few Graph GETs (graph.go). EWS mailboxes (protocol "ews", Exchange Server) make one
 // SyncFolderItems of the inbox, whose Exchange error codes come back named with their fix
-// (ews.go). Exchange Online's own refusals are recognised with the
+// (ews.go). Google Workspace mailboxes (provider google, google.go) get
+// Google's token errors explained by the token source's advice (domain-wide delegation
+// with the client id and scope, wrong subject, clock skew), Gmail's IMAP refusals (IMAP
+// turned off, a suspended user) named with the admin console's fix, and Gmail API
+// mailboxes (protocol "gmail") are opened with users.getProfile. Exchange Online's own refusals are recognised with the
 // connectors' classifiers (imap.ExchangeRefusal, pop3.ExchangeRefusal,
 // smtp.AuthOffAdvice): 535 5.7.139 (SMTP AUTH disabled) gives the running sender's
 // Set-CASMailbox advice, and Exchange's "LOGIN failed." to a password says that Exchange
@@ -162,6 +166,10 @@ func Test(ctx context.Context, m store.Mailbox, password vault.Secret, opts *Opt
 		testGraph(r, m)
 		return r.report()
 	}
+	if m.Protocol == protoGmail {
+		testGmail(r, m)
+		return r.report()
+	}
 	if usesOAuth(m) && !r.signIn(m, credential.AudienceOf(m.Protocol)) {
 		return r.report()
 	}
@@ -206,7 +214,7 @@ func usesOAuth(m store.Mailbox) bool {
 func checkSettings(m store.Mailbox, opts *Options) (name, detail, advice string) {
 	const name0 = "Check settings"
 	switch m.Protocol {
-	case protoIMAP, protoPOP3, protoSMTP, protoGraph, protoEWS:
+	case protoIMAP, protoPOP3, protoSMTP, protoGraph, protoEWS, protoGmail:
 	default:
 		return name0, fmt.Sprintf("protocol %q", m.Protocol), "the connection test knows IMAP, POP3, SMTP, Microsoft Graph and EWS: set the protocol to one of them"
 	}

@@ -190,6 +190,9 @@ func (r *run) signIn(m store.Mailbox, aud credential.Audience) bool {
 	tok, err := r.opts.Token(r.ctx, true)
 	if !microsoftProvider(m) {
 		name := "Get an OAuth token from " + host
+		if googleProvider(m) {
+			name = "Get an OAuth token from Google"
+		}
 		switch {
 		case err == nil:
 			r.oauth = &oauthLogin{token: tok, claims: decodeClaims(tok)}
@@ -692,6 +695,9 @@ func wrongAudienceAdvice(m store.Mailbox, aud string) string {
 // had just issued. Exchange Online says no more than "authentication failed"; what the
 // token says (app or person, audience, service principal) narrows the cause.
 func (r *run) exchangeLoginAdvice(m store.Mailbox, serverWords string) string {
+	if googleProvider(m) {
+		return googleLoginAdvice(m, serverWords)
+	}
 	if !microsoftProvider(m) {
 		return fmt.Sprintf("the server refused the OAuth token for %s: check that the provider's app may use %s for this account and that its scopes are the ones the server expects",
 			m.Login, protoName(m.Protocol))

@@ -195,7 +195,7 @@ func fenceOf(ctx context.Context) store.Fence {
 // Watched reports whether m is read by an ingest loop (and so needs a lease): an enabled
 // inbound IMAP, POP3, Microsoft Graph or EWS mailbox.
 func Watched(m store.Mailbox) bool {
-	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph" || m.Protocol == "ews")
+	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph" || m.Protocol == "ews" || m.Protocol == "gmail")
 }
 
 // Runner supervises the per-mailbox loops.
@@ -701,6 +701,8 @@ func (r *Runner) dial(ctx context.Context, m store.Mailbox, cursor string, passw
 		return graph.Open(ctx, cfg)
 	case "ews":
 		return r.dialEWS(ctx, m, cursor, password, token, log)
+	case "gmail":
+		return r.dialGmail(ctx, m, cursor, token, log)
 	}
 	return nil, &connector.Error{Kind: connector.KindConfig, Op: "connect", Err: fmt.Errorf("protocol %q", m.Protocol),
 		Advice: "this kind of mailbox cannot be read yet: use imap or pop3"}
@@ -715,6 +717,8 @@ func whereSetAside(protocol string) string {
 		return fmt.Sprintf(" (Microsoft 365), in the mailbox's folder %q", graph.OversizeFolder)
 	case "ews":
 		return " (Exchange), left unread where it is"
+	case "gmail":
+		return " (Gmail API: left where it is, not downloaded again)"
 	}
 	return " (POP3: left on the server, not downloaded again)"
 }

@@ -95,6 +95,9 @@ func normalizeAuth(in Input, m *store.Mailbox) {
 			m.Port = in.Port
 		}
 	}
+	if m.Auth != store.AuthPassword && m.OAuth.Provider == credential.ProviderGoogle {
+		googleDefaults(in, m)
+	}
 	if m.Auth == store.AuthOAuthApp && m.Login == "" {
 		m.Login = m.Address // app-only XOAUTH2 names the mailbox it opens
 	}
@@ -156,8 +159,11 @@ func validateAuth(m store.Mailbox, have secretsAt, e *ValidationError) {
 		if o.ClientID == "" {
 			e.add("oauth_client_id", "enter the OAuth client id")
 		}
+	case credential.ProviderGoogle:
+		validateGoogle(m, have, e)
+		return
 	default:
-		e.add("oauth_provider", "choose microsoft or custom")
+		e.add("oauth_provider", "choose microsoft, google or custom")
 	}
 	if m.GraphURL != "" {
 		if err := credential.ValidAuthorityURL(m.GraphURL); err != nil {
@@ -186,6 +192,11 @@ func givenSecrets(in Input, old store.Mailbox) secretsAt {
 		password:     old.PasswordSet || given(in.Password),
 		clientSecret: old.ClientSecretSet || given(in.ClientSecret),
 		certificate:  old.CertificateSet || given(in.Certificate),
+	}
+	if given(in.ClientSecret) && strings.EqualFold(strings.TrimSpace(in.OAuth.Provider), credential.ProviderGoogle) && strings.EqualFold(strings.TrimSpace(in.Auth), store.AuthOAuthApp) {
+		if _, err := credential.ParseServiceAccountKey([]byte(in.ClientSecret.Reveal())); err != nil {
+			have.serviceAccountKeyErr = err.Error()
+		}
 	}
 	if given(in.Certificate) {
 		if _, err := credential.ParseCertificate([]byte(in.Certificate.Reveal())); err != nil {

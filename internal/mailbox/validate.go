@@ -216,6 +216,7 @@ func normalize(in Input) store.Mailbox {
 type secretsAt struct {
 	password, clientSecret, certificate bool
 	certificateErr                      string // why a given certificate cannot be used
+	serviceAccountKeyErr                string // why a given Google key file cannot be used
 }
 
 // validate checks m (already normalized) against every rule but uniqueness. have tells
@@ -233,13 +234,13 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	switch m.Direction {
 	case store.Inbound:
 		switch m.Protocol {
-		case IMAP, POP3, Graph, EWS:
+		case IMAP, POP3, Graph, EWS, Gmail:
 		default:
 			e.add("protocol", "choose imap, pop3, graph or ews for an inbound mailbox")
 		}
 	case store.Outbound:
-		if m.Protocol != SMTP && m.Protocol != Graph && m.Protocol != EWS {
-			e.add("protocol", "an outbound mailbox sends with smtp, graph or ews")
+		if m.Protocol != SMTP && m.Protocol != Graph && m.Protocol != EWS && m.Protocol != Gmail {
+			e.add("protocol", "an outbound mailbox sends with smtp, graph, ews or gmail")
 		}
 	default:
 		e.add("direction", "choose inbound or outbound")
@@ -273,6 +274,7 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	if m.Login != "" && !have.password && (m.Auth == store.AuthPassword || m.Auth == store.AuthOAuthROPC) {
 		e.add("password", "enter the password of this login")
 	}
+	validateGmail(m, e)
 	validateAuth(m, have, e)
 	if m.Address != "" {
 		if a, err := mail.ParseAddress(m.Address); err != nil || a.Address != m.Address {

@@ -892,6 +892,9 @@ func (s *Sender) send(ctx context.Context, it store.OutboxItem) (smtp.Result, er
 	if m.Protocol == "ews" {
 		return s.sendEWS(ctx, m, it)
 	}
+	if m.Protocol == "gmail" {
+		return s.sendGmail(ctx, m, it)
+	}
 	sink, err := s.sink(ctx, m)
 	if err != nil {
 		return smtp.Result{}, err

@@ -190,6 +190,9 @@ func (r mailboxRow) CloudLabel() string {
 	if o.Provider == credential.ProviderCustom {
 		return "other provider, token URL " + o.TokenURL
 	}
+	if o.Provider == credential.ProviderGoogle {
+		return "Google Workspace"
+	}
 	if o.Cloud == credential.CloudCustom {
 		return "authority " + o.AuthorityURL
 	}
@@ -411,6 +414,9 @@ func protocolLabel(p string) string {
 	if p == mailbox.Graph {
 		return "Graph"
 	}
+	if p == mailbox.Gmail {
+		return "Gmail API"
+	}
 	return strings.ToUpper(p)
 }
 
@@ -419,6 +425,9 @@ func protocolLabel(p string) string {
 func authLabel(m store.Mailbox) string {
 	switch m.Auth {
 	case store.AuthOAuthApp:
+		if m.OAuth.Provider == credential.ProviderGoogle {
+			return "Google service account with domain-wide delegation (no user)"
+		}
 		if m.CertificateSet && !m.ClientSecretSet {
 			return "app registration with a certificate (no user)"
 		}

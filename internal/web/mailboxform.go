@@ -89,6 +89,8 @@ type mailboxFormData struct {
 	// OAuth with Microsoft), with PowerShell filled in with the ids entered so far: one list
 	// per client type, of which the style sheet shows the chosen one.
 	Prechecks []precheckList
+	// Google is the Google Workspace walk-through, shown while the provider is google.
+	Google googleSteps
 	// TypedPassword is true when the form comes back (with errors or a test report) after
 	// a password was typed: the field is empty again (passwords are never put in the
 	// page), so it must be typed once more.
@@ -377,7 +379,8 @@ func microsoftMailbox(m store.Mailbox) bool {
 	if m.Protocol == mailbox.Graph {
 		return true
 	}
-	return m.Auth != "" && m.Auth != store.AuthPassword && m.OAuth.Provider != credential.ProviderCustom
+	return m.Auth != "" && m.Auth != store.AuthPassword && m.OAuth.Provider != credential.ProviderCustom &&
+		m.OAuth.Provider != credential.ProviderGoogle
 }
 
 // precheckList is the Microsoft 365 walk-through for one client type.
@@ -423,6 +426,7 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 		{credential.ProviderMicrosoft, "Microsoft 365 (Microsoft Entra ID)"},
 		{credential.ProviderCustom, "Another OAuth 2.0 provider (token URL below)"},
 	}
+	d.Providers = append(d.Providers, choice{credential.ProviderGoogle, "Google Workspace (service account or Sign in with Google)"})
 	for _, c := range credential.Clouds() {
 		d.Clouds = append(d.Clouds, choice{c.Name, c.Label})
 	}
@@ -430,6 +434,7 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 	if d.Inbound() {
 		d.Protocols = []choice{{mailbox.IMAP, "IMAP"}, {mailbox.POP3, "POP3"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"},
 			{mailbox.EWS, "EWS (Exchange Server)"}}
+		d.Protocols = append(d.Protocols, choice{mailbox.Gmail, "Gmail API (Google Workspace)"})
 		d.AfterActions = []choice{
 			{"", "default (IMAP, Graph: mark as read; POP3: delete)"},
 			{store.AfterMarkRead, "IMAP, Graph: mark as read"},
@@ -440,6 +445,7 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 	} else {
 		d.Protocols = []choice{{mailbox.SMTP, "SMTP"}, {mailbox.Graph, "Microsoft Graph (Microsoft 365)"},
 			{mailbox.EWS, "EWS (Exchange Server)"}}
+		d.Protocols = append(d.Protocols, choice{mailbox.Gmail, "Gmail API (Google Workspace)"})
 	}
 	// The walk-through is on every form, one list per client type: the style sheet shows
 	// the one for the chosen client type while the sign-in is a Microsoft 365 one. When
@@ -449,7 +455,11 @@ func (h *handler) renderForm(w http.ResponseWriter, r *http.Request, v viewer, s
 	if !microsoftMailbox(fm) || fm.Auth == store.AuthPassword {
 		fm.Auth, fm.OAuth.Provider = store.AuthOAuthApp, credential.ProviderMicrosoft
 	}
+	d.Google = googleWalkthrough(formMailbox(d))
 	for _, p := range d.Protocols {
+		if p.Value == mailbox.Gmail {
+			continue // Google's walk-through is d.Google
+		}
 		fm.Protocol = p.Value
 		d.Prechecks = append(d.Prechecks, precheckList{Protocol: p.Value, Steps: diag.MicrosoftPrechecks(fm)})
 	}

@@ -86,6 +86,9 @@ func signInButton(m store.Mailbox) string {
 	if m.OAuth.Provider == credential.ProviderCustom {
 		return "Sign in with the provider"
 	}
+	if m.OAuth.Provider == credential.ProviderGoogle {
+		return "Sign in with Google"
+	}
 	return "Sign in with Microsoft"
 }
 
