@@ -365,13 +365,13 @@ func Classify(op, login string, err error) error {
 		switch re.Code {
 		case "ErrorAccessDenied":
 			e.Kind = connector.KindAuth
-			e.Advice = fmt.Sprintf("%s signs in but may not open this mailbox: give it Full Access (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), or turn on impersonation and give it the ApplicationImpersonation role", login, login)
+			e.Advice = fmt.Sprintf("%s signs in but may neither open this mailbox as a delegate nor impersonate it: give it Full Access (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), or the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s); postroom tries impersonation by itself when delegate access is refused", login, login, login)
 		case "ErrorNonExistentMailbox":
 			e.Kind = connector.KindConfig
 			e.Advice = "Exchange knows no mailbox with this address: give the mailbox's primary SMTP address (Get-Mailbox <name> | fl PrimarySmtpAddress)"
 		case "ErrorImpersonateUserDenied":
 			e.Kind = connector.KindAuth
-			e.Advice = fmt.Sprintf("%s may not impersonate this mailbox: give it the role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s), or turn impersonation off and give it Full Access to the mailbox", login, login)
+			e.Advice = fmt.Sprintf("%s may not impersonate this mailbox: give it Full Access to the mailbox (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), which postroom uses first, or the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s)", login, login, login)
 		case "ErrorServerBusy":
 			e.Advice = fmt.Sprintf("Exchange is throttling this account (it asked to wait %s): postroom waits and tries again; if it persists, give the account a throttling policy with higher EWS limits (New-ThrottlingPolicy, Set-ThrottlingPolicyAssociation)", re.BackOff)
 		case "ErrorInvalidSyncStateData":
