@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/postroom/postroom/internal/connector"
@@ -660,4 +661,43 @@ func (d *discoverer) classify(err error) error {
 		e.Advice = "autodiscover could not be reached: check the network, or type the EWS server's host"
 	}
 	return e
+}
+
+// Endpoints remembers, for one process, the EWS URL autodiscover found for each mailbox
+// (by a key the caller chooses), so that autodiscover runs once per mailbox rather than
+// at every connection. The zero value is ready; it is safe for concurrent use.
+type Endpoints struct {
+	mu   sync.Mutex
+	urls map[string]string
+}
+
+// Resolve returns the URL remembered for key, or the one Discover finds with cfg.
+func (e *Endpoints) Resolve(ctx context.Context, key string, cfg DiscoverConfig) (string, error) {
+	e.mu.Lock()
+	u, ok := e.urls[key]
+	e.mu.Unlock()
+	if ok {
+		return u, nil
+	}
+	d, err := Discover(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	e.mu.Lock()
+	if e.urls == nil {
+		e.urls = map[string]string{}
+	}
+	e.urls[key] = d.URL
+	e.mu.Unlock()
+	if cfg.Logger != nil {
+		cfg.Logger.Info("ews: autodiscover found the EWS URL", slog.String("url", d.URL), slog.String("autodiscover", d.Endpoint))
+	}
+	return d.URL, nil
+}
+
+// Forget drops the URL of key: the next Resolve asks autodiscover again.
+func (e *Endpoints) Forget(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.urls, key)
 }
