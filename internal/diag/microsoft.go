@@ -679,7 +679,7 @@ func sendRoleHint(m store.Mailbox) string {
 // wrongAudienceAdvice explains a token for the wrong service.
 func wrongAudienceAdvice(m store.Mailbox, aud string) string {
 	c := cloudOf(m)
-	want := credential.MicrosoftScopes(c, m.Auth, m.Protocol, credential.AudienceOf(m.Protocol))
+	want := credential.MailboxScopes(c, m, credential.AudienceOf(m.Protocol))
 	what := "Exchange Online (IMAP, POP3, SMTP)"
 	if m.Protocol == protoGraph {
 		what = "Microsoft Graph"
