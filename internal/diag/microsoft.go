@@ -569,6 +569,8 @@ func neededPermissions(m store.Mailbox) (roles, scopes []string, api string) {
 		return []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}, "Office 365 Exchange Online"
 	case protoSMTP:
 		return []string{"SMTP.SendAsApp"}, []string{"SMTP.Send"}, "Office 365 Exchange Online"
+	case protoEWS:
+		return []string{"full_access_as_app"}, []string{"EWS.AccessAsUser.All"}, "Office 365 Exchange Online"
 	}
 	return []string{"IMAP.AccessAsApp"}, []string{"IMAP.AccessAsUser.All"}, "Office 365 Exchange Online"
 }
