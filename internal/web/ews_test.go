@@ -38,6 +38,10 @@ func TestMailboxFormEWSAutodiscover(t *testing.T) {
 	if m.Host != "" || m.Protocol != mailbox.EWS {
 		t.Fatalf("stored %+v, want an EWS mailbox without a host", m)
 	}
+	detail := c.get("/mailboxes?selected=" + itoa(m.ID))
+	if !strings.Contains(detail.body, `<dd id="mailbox-host">found by autodiscover from the address</dd>`) || !strings.Contains(detail.body, "<td>autodiscover</td>") {
+		t.Error("the mailboxes page does not say that the EWS server is found by autodiscover")
+	}
 }
 
 // TestBrowserMailboxFormEWSHostHelp: the autodiscover help shows only for EWS.
