@@ -609,7 +609,7 @@ func (d *discoverer) failure(domain string, override bool) error {
 	tried := strings.Join(d.tried, ", ")
 	advice := fmt.Sprintf("no autodiscover host answered for %s: publish autodiscover.%s (a DNS name for the Exchange server's autodiscover service, with a trusted certificate), or type the Exchange server's host in the mailbox settings", domain, domain)
 	if override {
-		advice = "the autodiscover host named in the settings does not answer autodiscover: check the host, or type the Exchange server's host and leave autodiscover"
+		advice = "the autodiscover host named does not answer autodiscover: check that host, or type the Exchange server's host and leave autodiscover"
 	}
 	var err error = fmt.Errorf("tried %s", tried)
 	if d.best != nil {

@@ -221,7 +221,7 @@ func TestAutodiscoverHostOverride(t *testing.T) {
 	}
 	s.RefuseAutodiscover(true, true)
 	_, err = ews.Discover(context.Background(), cfg)
-	adError(t, err, connector.KindConfig, "tried https://mail.contoso.local/autodiscover/autodiscover.svc, https://mail.contoso.local/autodiscover/autodiscover.xml", "autodiscover host named in the settings")
+	adError(t, err, connector.KindConfig, "tried https://mail.contoso.local/autodiscover/autodiscover.svc, https://mail.contoso.local/autodiscover/autodiscover.xml", "the autodiscover host named does not answer")
 
 	cfg.Host = "http://mail.contoso.local"
 	_, err = ews.Discover(context.Background(), cfg)
