@@ -263,3 +263,29 @@ func TestAutodiscoverFailuresNamed(t *testing.T) {
 	_, err = ews.Discover(ctx, cfg)
 	adError(t, err, connector.KindConfig, "address", "email address")
 }
+
+// TestEndpointsRememberAndForget: the URL found is remembered per key; an EWS URL that
+// answers 404 calls Stale, which forgets it, and the next Resolve asks autodiscover again.
+func TestEndpointsRememberAndForget(t *testing.T) {
+	s := adSetup(t)
+	cfg := adConfig(s, loopbackClient(s))
+	var e ews.Endpoints
+	ctx := context.Background()
+	for range 2 {
+		if u, err := e.Resolve(ctx, "1", cfg); err != nil || u != mailEWS {
+			t.Fatalf("resolve: %s %v", u, err)
+		}
+	}
+	if n := s.Ops("GetUserSettings"); n != 1 {
+		t.Fatalf("%d autodiscover requests for two resolves, want 1", n)
+	}
+	stale := 0
+	err := ews.Check(ctx, ews.Config{URL: "https://mail.contoso.local/EWS/Moved.asmx", Mailbox: box, Login: login, Password: vault.NewSecret("pw"),
+		HTTPClient: cfg.HTTPClient, Stale: func() { stale++; e.Forget("1") }})
+	if err == nil || stale != 1 {
+		t.Fatalf("a 404 from EWS: err %v, Stale called %d times", err, stale)
+	}
+	if _, err := e.Resolve(ctx, "1", cfg); err != nil || s.Ops("GetUserSettings") != 2 {
+		t.Fatalf("after Forget: %v, %d autodiscover requests, want 2", err, s.Ops("GetUserSettings"))
+	}
+}
