@@ -78,6 +78,10 @@ type Config struct {
 	Version string
 	// RootCAs replaces the system roots for connections to mail servers (tests).
 	RootCAs *x509.CertPool
+	// HTTPClient, test-only, makes the HTTP requests to mail servers (EWS, autodiscover,
+	// Microsoft Graph) of ingest, sending and connection tests; tests give one whose
+	// DialContext sends a domain's host names to a loopback stand-in. Nil: default clients.
+	HTTPClient *http.Client
 	// IngestReload is how often the list of enabled mailboxes is re-read (0: default).
 	IngestReload time.Duration
 	// ReadTimeout is how long a mail server may stay silent mid-command before the
@@ -251,6 +255,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.Tokens = credential.NewTokens(a.Passwords.Secrets(), credential.TokensOptions{Logger: log})
 	a.Mailboxes = mailbox.NewService(st, a.Passwords, log)
 	a.Mailboxes.RootCAs = cfg.RootCAs
+	a.Mailboxes.HTTPClient = cfg.HTTPClient
 	a.Mailboxes.OnCredentialsChange = a.Tokens.Forget
 	a.Mailboxes.Tokens = a.Tokens
 	if _, err := st.EnsureDefaultQueue(ctx); err != nil {
@@ -381,7 +386,7 @@ func (a *App) newRunner() *ingest.Runner {
 		notify = strings.TrimRight(a.cfg.PublicURL, "/") + "/graph/notify"
 	}
 	return ingest.NewRunner(ingest.Options{
-		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs,
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, HTTPClient: a.cfg.HTTPClient,
 		ReloadInterval: a.cfg.IngestReload, AfterCommit: a.cfg.AfterCommit, Metrics: a.Metrics,
 		ReadTimeout: a.cfg.ReadTimeout, NotificationURL: notify, Wakeups: a.Wakeups, Leases: a.Cluster,
 		Classify: routing.Classifier{Config: a.Routing.Config}.Classify, Stored: a.Routing.Wake, GraphLimiter: a.graphLimiter, MaxDials: a.cfg.MaxConnecting,
@@ -492,7 +497,7 @@ func (a *App) Start(ctx context.Context) (wait func()) {
 		timerMu.Unlock()
 	})
 	sender := outbound.NewSender(outbound.SenderOptions{
-		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics,
+		Store: a.Store, Passwords: a.Passwords, Logger: a.log, RootCAs: a.cfg.RootCAs, Metrics: a.Metrics, HTTPClient: a.cfg.HTTPClient,
 		GraphLimiter: a.graphLimiter, Node: a.node, Stopping: ctx.Done(),
 		Tokens: func(m store.Mailbox) connector.TokenFunc {
 			fn, err := a.Tokens.For(work, m, credential.AudienceOf(m.Protocol))

@@ -63,6 +63,13 @@ func startAppLogged(t *testing.T, dir string, roots *x509.CertPool, logs io.Writ
 
 func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, afterCommit func(int64, string) error, logs io.Writer) *harness {
 	t.Helper()
+	return startAppEdit(t, dir, kind, pgURL, roots, afterCommit, logs, nil)
+}
+
+// startAppEdit is startAppLogs whose Config edit may change first (test-only seams such as
+// Config.HTTPClient).
+func startAppEdit(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, afterCommit func(int64, string) error, logs io.Writer, edit func(*app.Config)) *harness {
+	t.Helper()
 	if kind == "postgres" && pgURL == "" {
 		pgURL = testenv.Postgres(t)
 	}
@@ -77,7 +84,7 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Open(ctx, app.Config{
+	cfg := app.Config{
 		PublicURL:    "http://" + ln.Addr().String(),
 		DataDir:      dir,
 		DatabaseURL:  pgURL,
@@ -86,7 +93,11 @@ func startAppLogs(t *testing.T, dir, kind, pgURL string, roots *x509.CertPool, a
 		RootCAs:      roots,
 		IngestReload: 200 * time.Millisecond,
 		AfterCommit:  afterCommit,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		cancel()
 		ln.Close()

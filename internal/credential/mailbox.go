@@ -80,9 +80,56 @@ func PlanFor(m store.Mailbox, aud Audience) (Plan, error) {
 	p.TokenURL = MicrosoftTokenURL(login, tenant)
 	p.AuthorizeURL = MicrosoftAuthorizeURL(login, tenant)
 	if len(p.Scopes) == 0 {
-		p.Scopes = MicrosoftScopes(cloud, m.Auth, m.Protocol, aud)
+		p.Scopes = MailboxScopes(cloud, m, aud)
 	}
 	return p, nil
+}
+
+// MailboxScopes are the scopes mailbox m's Microsoft sign-in asks for: MicrosoftScopes,
+// except for an EWS mailbox on Exchange Server on-premises (hybrid modern authentication),
+// whose tokens are for the server itself (EWSResource).
+func MailboxScopes(cloud Cloud, m store.Mailbox, aud Audience) []string {
+	if m.Protocol == "ews" && aud == AudienceExchange {
+		if res := EWSResource(cloud, m.Host); res != "" {
+			if m.Auth == store.AuthOAuthApp {
+				return []string{res + graphDefaultSuffix}
+			}
+			return []string{offlineAccess, res + "/EWS.AccessAsUser.All"}
+		}
+	}
+	return MicrosoftScopes(cloud, m.Auth, m.Protocol, aud)
+}
+
+// EWSResource is the resource of the OAuth tokens of an EWS mailbox on Exchange Server
+// on-premises with hybrid modern authentication: https://<host>, the server's external URL,
+// which the administrator registers as a service principal name of Office 365 Exchange
+// Online in Entra ID (Microsoft's "hybrid modern authentication" setup), so that Entra ID
+// issues tokens whose audience the server accepts. It is "" for Exchange Online (the
+// cloud's Exchange hosts, outlook.office365.com, outlook.office.com) and for an empty host
+// (autodiscover: the server is not known before the first token), whose tokens are for
+// the cloud's Exchange Online resource.
+func EWSResource(cloud Cloud, host string) string {
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(strings.TrimSpace(host), "[]"), "."))
+	if host == "" {
+		return ""
+	}
+	for _, online := range []string{hostOf(cloud.ExchangeResource), hostOf(cloud.DelegatedResource), strings.ToLower(cloud.IMAPHost),
+		"outlook.office365.com", "outlook.office.com"} {
+		if host == online {
+			return ""
+		}
+	}
+	if strings.Contains(host, ":") { // an IPv6 address
+		host = "[" + host + "]"
+	}
+	return "https://" + host
+}
+
+// hostOf is the lower-case host of a URL such as https://outlook.office365.com.
+func hostOf(u string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(strings.ToLower(u), "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	return h
 }
 
 // Delegated Graph mail permissions a person's sign-in asks for.

@@ -136,3 +136,39 @@ func TestClientAssertion(t *testing.T) {
 		t.Errorf("a bundle without a key: err %v, want one that asks for the private key", err)
 	}
 }
+
+// TestEWSOnPremisesScopes: an EWS mailbox on Exchange Server (hybrid modern authentication)
+// asks for tokens whose resource is the server's own URL, registered as an SPN in Entra ID;
+// Exchange Online hosts and an empty host (autodiscover) keep the cloud's resource.
+func TestEWSOnPremisesScopes(t *testing.T) {
+	for _, c := range []struct {
+		name, host, auth, cloud string
+		want                    []string
+	}{
+		{"app on-premises", "mail.contoso.com", store.AuthOAuthApp, "", []string{"https://mail.contoso.com/.default"}},
+		{"delegated on-premises", "Mail.Contoso.com.", store.AuthOAuthDelegated, "", []string{"offline_access", "https://mail.contoso.com/EWS.AccessAsUser.All"}},
+		{"password grant on-premises", "mail.contoso.com", store.AuthOAuthROPC, "", []string{"offline_access", "https://mail.contoso.com/EWS.AccessAsUser.All"}},
+		{"app Exchange Online", "outlook.office365.com", store.AuthOAuthApp, "", []string{"https://outlook.office365.com/.default"}},
+		{"delegated Exchange Online", "outlook.office.com", store.AuthOAuthDelegated, "", []string{"offline_access", "https://outlook.office.com/EWS.AccessAsUser.All"}},
+		{"app US Government Exchange Online", "outlook.office365.us", store.AuthOAuthApp, "usgov", []string{"https://outlook.office365.us/.default"}},
+		{"app autodiscover (no host)", "", store.AuthOAuthApp, "", []string{"https://outlook.office365.com/.default"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := store.Mailbox{Name: "ews", Protocol: "ews", Host: c.host, Auth: c.auth,
+				OAuth: store.OAuth{Provider: "microsoft", ClientID: "00000000-0000-0000-0000-000000000001", Tenant: "contoso.onmicrosoft.com", Cloud: c.cloud}}
+			p, err := credential.PlanFor(m, credential.AudienceExchange)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(p.Scopes, " ") != strings.Join(c.want, " ") {
+				t.Errorf("scopes %q, want %q", p.Scopes, c.want)
+			}
+		})
+	}
+	// IMAP on any host keeps Exchange Online's resource: only EWS reaches servers on premises.
+	m := store.Mailbox{Name: "imap", Protocol: "imap", Host: "mail.contoso.com", Auth: store.AuthOAuthApp,
+		OAuth: store.OAuth{Provider: "microsoft", ClientID: "00000000-0000-0000-0000-000000000001", Tenant: "contoso.onmicrosoft.com"}}
+	if p, _ := credential.PlanFor(m, credential.AudienceExchange); strings.Join(p.Scopes, " ") != "https://outlook.office365.com/.default" {
+		t.Errorf("IMAP scopes %q", p.Scopes)
+	}
+}

@@ -99,8 +99,9 @@ type Options struct {
 	// token source cannot be built passes a TokenFunc that returns that error: its advice
 	// is shown. Nil for an OAuth mailbox fails the "Check settings" step.
 	Token connector.TokenFunc
-	// HTTPClient makes the Microsoft Graph requests of a Graph mailbox; nil means a client
-	// that trusts RootCAs (or the system's roots). The token requests are Token's own.
+	// HTTPClient makes the Microsoft Graph requests of a Graph mailbox and the EWS and
+	// autodiscover requests of an EWS mailbox; nil means a client that trusts RootCAs (or
+	// the system's roots). The token requests are Token's own.
 	HTTPClient *http.Client
 }
 
@@ -231,7 +232,7 @@ func checkSettings(m store.Mailbox, opts *Options) (name, detail, advice string)
 	default:
 		return name0, fmt.Sprintf("security %q", m.Security), "set security to tls, starttls or none"
 	}
-	if strings.TrimSpace(m.Host) == "" {
+	if strings.TrimSpace(m.Host) == "" && m.Protocol != protoEWS { // EWS: autodiscover finds the server
 		return name0, "no host", "enter the mail server's host name"
 	}
 	if m.Port < 0 || m.Port > 65535 {
@@ -582,6 +583,9 @@ func certAdvice(host string, err error) string {
 	)
 	switch {
 	case errors.As(err, &hostname) && hostname.Certificate != nil:
+		if host == "" { // autodiscover: the host came from the address
+			host = hostname.Host
+		}
 		return fmt.Sprintf("the server's TLS certificate is for another name (%s), not %s: enter a host name the certificate names, or ask the mail server's administrator for a certificate that names %s",
 			strings.Join(certNames(hostname.Certificate), ", "), host, host)
 	case errors.As(err, &authority):

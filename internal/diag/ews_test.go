@@ -2,7 +2,9 @@ package diag_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,5 +60,49 @@ func TestEWSErrorsNamedWithTheirFix(t *testing.T) {
 			t.Errorf("%s: got %+v", tt.name, st)
 		}
 		s.Throttle(0, 0)
+	}
+}
+
+// TestEWSAutodiscoverStep: an EWS mailbox without a host shows the "Autodiscover" step with
+// the EWS URL found, then opens the mailbox there; an unknown address fails that step with
+// its fix.
+func TestEWSAutodiscoverStep(t *testing.T) {
+	s, err := ewstest.Start(ewstest.Options{TLS: true, TLSHosts: []string{"contoso.local", "autodiscover.contoso.local", "mail.contoso.local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddUser(ewstest.User{Login: "svc@contoso.local", Password: "pw", Mailbox: "svc@contoso.local"})
+	s.AddMailbox("support@contoso.local")
+	s.Grant("svc@contoso.local", "support@contoso.local")
+	s.SetEWSURL("https://mail.contoso.local/EWS/Exchange.asmx")
+	// Test-only: every host name goes to the stand-in on loopback.
+	standIn := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, standIn)
+		},
+	}}
+	m := store.Mailbox{Name: "ews", Direction: store.Inbound, Protocol: "ews", Address: "support@contoso.local", Port: 443,
+		Security: "tls", Login: "svc@contoso.local", Folder: "inbox", Auth: store.AuthPassword}
+	r := diag.Test(context.Background(), m, vault.NewSecret("pw"), &diag.Options{HTTPClient: hc})
+	if !r.OK || len(r.Steps) < 2 {
+		t.Fatalf("want OK, got %+v", r)
+	}
+	ad := r.Steps[len(r.Steps)-2]
+	if ad.Name != "Autodiscover the EWS URL of support@contoso.local" || !strings.Contains(ad.Detail, "https://mail.contoso.local/EWS/Exchange.asmx (answered by https://contoso.local/autodiscover/autodiscover.svc") {
+		t.Errorf("autodiscover step: %+v", ad)
+	}
+	if open := r.Steps[len(r.Steps)-1]; !strings.Contains(open.Name, "(https://mail.contoso.local/EWS/Exchange.asmx)") {
+		t.Errorf("the mailbox is not opened at the URL found: %+v", open)
+	}
+
+	m.Address = "nobody@contoso.local"
+	r = diag.Test(context.Background(), m, vault.NewSecret("pw"), &diag.Options{HTTPClient: hc})
+	last := r.Steps[len(r.Steps)-1]
+	if r.OK || last.Name != "Autodiscover the EWS URL of nobody@contoso.local" || !strings.Contains(last.Detail, "InvalidUser") || !strings.Contains(last.Advice, "check the address") {
+		t.Errorf("unknown address: %+v", last)
 	}
 }

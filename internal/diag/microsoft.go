@@ -569,6 +569,8 @@ func neededPermissions(m store.Mailbox) (roles, scopes []string, api string) {
 		return []string{"POP.AccessAsApp"}, []string{"POP.AccessAsUser.All"}, "Office 365 Exchange Online"
 	case protoSMTP:
 		return []string{"SMTP.SendAsApp"}, []string{"SMTP.Send"}, "Office 365 Exchange Online"
+	case protoEWS:
+		return []string{"full_access_as_app"}, []string{"EWS.AccessAsUser.All"}, "Office 365 Exchange Online"
 	}
 	return []string{"IMAP.AccessAsApp"}, []string{"IMAP.AccessAsUser.All"}, "Office 365 Exchange Online"
 }
@@ -679,7 +681,7 @@ func sendRoleHint(m store.Mailbox) string {
 // wrongAudienceAdvice explains a token for the wrong service.
 func wrongAudienceAdvice(m store.Mailbox, aud string) string {
 	c := cloudOf(m)
-	want := credential.MicrosoftScopes(c, m.Auth, m.Protocol, credential.AudienceOf(m.Protocol))
+	want := credential.MailboxScopes(c, m, credential.AudienceOf(m.Protocol))
 	what := "Exchange Online (IMAP, POP3, SMTP)"
 	if m.Protocol == protoGraph {
 		what = "Microsoft Graph"

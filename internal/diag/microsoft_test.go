@@ -499,6 +499,14 @@ func TestMicrosoftSignIn(t *testing.T) {
 			return f.exchange(t, e, "imap"), appCreds(f)
 		}, want: msWant{last: "Consent and permissions", fail: true,
 			advice: []string{"lacks the application permission IMAP.AccessAsApp", "Office 365 Exchange Online > Application permissions"}}},
+		{name: "EWS on premises: permission full_access_as_app missing", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
+			f.app.SetRoles(mstest.RoleIMAPAccessAsApp)
+			m := f.exchange(t, e, "imap")
+			m.Protocol, m.Folder = "ews", "inbox"
+			f.s.AddServicePrincipalName("https://" + m.Host) // hybrid modern authentication: the token is for the server
+			return m, appCreds(f)
+		}, want: msWant{last: "Consent and permissions", fail: true,
+			advice: []string{"lacks the application permission full_access_as_app", "Office 365 Exchange Online > Application permissions"}}},
 		{name: "wrong audience: an IMAP mailbox with Graph's scope", setup: func(t *testing.T, e *msEnv, f *tenant) (store.Mailbox, creds) {
 			m := f.exchange(t, e, "imap")
 			m.OAuth.Scopes = "https://graph.microsoft.com/.default"

@@ -21,6 +21,17 @@
 // (User.Impersonate); otherwise ErrorImpersonateUserDenied or ErrorAccessDenied. An unknown
 // address is ErrorNonExistentMailbox.
 //
+// Autodiscover: POST /autodiscover/autodiscover.svc (SOAP GetUserSettings of
+// http://schemas.microsoft.com/exchange/2010/Autodiscover, WS-Addressing action checked)
+// and POST /autodiscover/autodiscover.xml (POX, Outlook's request and 2006a response
+// schemas), with the same sign-in as EWS, answering the stand-in's EWS URL (or SetEWSURL's)
+// as ExternalEwsUrl / InternalEwsUrl and the EXCH and EXPR EwsUrl; an unknown address is
+// InvalidUser (SOAP) or error 500 "The email address can't be found." (POX). On demand:
+// RedirectAddress, RedirectURL, RefuseAutodiscover (404), RedirectHTTP (the 302 of the plain
+// listener). Options.TLS serves https with a certificate of its own for Options.TLSHosts
+// (CertPool trusts it), so that tests can play a domain's autodiscover hosts through an
+// HTTP client that dials every host name to the stand-in.
+//
 // Faults on demand: InvalidateSyncStates (the next SyncFolderItems with an older state gets
 // ErrorInvalidSyncStateData), Throttle (ErrorServerBusy faults with BackOffMilliseconds),
 // FailNext (drop the connection, or answer 500), DropSubscriptions.

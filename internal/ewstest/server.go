@@ -3,6 +3,8 @@ package ewstest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -45,6 +47,12 @@ type Options struct {
 	// Addr is where to listen, "127.0.0.1:0" when empty.
 	Addr   string
 	Logger *slog.Logger
+	// TLS serves https with a self-signed certificate (CertPool) for TLSHosts and the
+	// loopback addresses; a second, plain listener (PlainAddr) then answers the
+	// unauthenticated GET of http://autodiscover.<domain>/autodiscover/autodiscover.xml
+	// (RedirectHTTP).
+	TLS      bool
+	TLSHosts []string
 }
 
 // User is a Windows account that signs in to EWS.
@@ -111,10 +119,11 @@ type Server struct {
 	requests atomic.Int64
 
 	mu       sync.Mutex
-	users    map[string]*User           // by lower login
-	tokens   map[string]string          // bearer token -> lower login
-	grants   map[string]map[string]bool // lower login -> lower mailbox
-	boxes    map[string]bool            // lower address
+	users    map[string]*User            // by lower login
+	tokens   map[string]string           // bearer token -> lower login
+	bearer   func(string) (string, bool) // TrustBearer
+	grants   map[string]map[string]bool  // lower login -> lower mailbox
+	boxes    map[string]bool             // lower address
 	items    map[string]*item
 	seq      int64
 	epoch    int64
@@ -124,6 +133,12 @@ type Server struct {
 	sent     []Sent
 	ops      map[string]int
 	subs     map[string]*subscription
+
+	// Autodiscover (autodiscover.go).
+	pool      *x509.CertPool
+	plain     *http.Server
+	plainAddr string
+	ad        autodiscoverState
 
 	ntlm           bool
 	ntlmChallenges map[string][8]byte // remote address -> server challenge
@@ -144,16 +159,41 @@ func Start(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	scheme := "http"
+	if opts.TLS {
+		scheme = "https"
+	}
 	s := &Server{
-		log: log, url: "http://" + ln.Addr().String() + Path,
+		log: log, url: scheme + "://" + ln.Addr().String() + Path,
 		users: map[string]*User{}, tokens: map[string]string{}, grants: map[string]map[string]bool{},
 		boxes: map[string]bool{}, items: map[string]*item{}, epoch: 1, ops: map[string]int{}, subs: map[string]*subscription{},
 		ntlmChallenges: map[string][8]byte{}, ntlmConns: map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serve)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	mux.HandleFunc(AutodiscoverSOAPPath, s.serveAutodiscover)
+	mux.HandleFunc(AutodiscoverPOXPath, s.serveAutodiscover)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	if !opts.TLS {
+		go func() { _ = s.srv.Serve(ln) }()
+		return s, nil
+	}
+	cert, pool, err := selfSigned(opts.TLSHosts)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.pool = pool
+	s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("ewstest: listen: %w", err)
+	}
+	s.plainAddr = plain.Addr().String()
+	s.plain = &http.Server{Handler: http.HandlerFunc(s.servePlain), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.ServeTLS(ln, "", "") }()
+	go func() { _ = s.plain.Serve(plain) }()
 	return s, nil
 }
 
@@ -164,6 +204,9 @@ func (s *Server) URL() string { return s.url }
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if s.plain != nil {
+		_ = s.plain.Shutdown(ctx)
+	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return s.srv.Close()
 	}
@@ -197,6 +240,16 @@ func (s *Server) Grant(login, mailbox string) {
 		s.grants[l] = map[string]bool{}
 	}
 	s.grants[l][strings.ToLower(mailbox)] = true
+}
+
+// TrustBearer makes Bearer tokens that AddToken did not name go to check, which returns
+// the login they act as (OAuth from an identity platform such as internal/mstest: check
+// verifies the signature and the audience, as Exchange Server with hybrid modern
+// authentication does).
+func (s *Server) TrustBearer(check func(token string) (login string, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bearer = check
 }
 
 // AddToken makes token a Bearer token of login (OAuth: hybrid modern authentication).
@@ -445,6 +498,10 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 	}
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		l, ok := s.tokens[strings.TrimSpace(tok)]
+		if !ok && s.bearer != nil {
+			l, ok = s.bearer(strings.TrimSpace(tok))
+			l = strings.ToLower(l)
+		}
 		return l, ok && s.users[l] != nil
 	}
 	return "", false

@@ -58,6 +58,7 @@ import (
 	"github.com/postroom/postroom/internal/automsg"
 	"github.com/postroom/postroom/internal/cluster"
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/ews"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/imap"
 	"github.com/postroom/postroom/internal/connector/pop3"
@@ -211,6 +212,11 @@ type Runner struct {
 
 	mu      sync.Mutex
 	running map[int64]*loop
+
+	// ewsURLs are the EWS URLs autodiscover found, by mailbox; ewsClient makes EWS requests.
+	ewsURLs   ews.Endpoints
+	ewsOnce   sync.Once
+	ewsClient *http.Client
 }
 
 type loop struct {

@@ -10,8 +10,12 @@ import (
 
 // EWS is the protocol of Exchange Server mailboxes read and sent over Exchange Web
 // Services. The server is Host, Port and Security (tls: https, none: http to this machine
-// only); the endpoint is EWSURL's /EWS/Exchange.asmx on it. The mailbox is Address, opened
-// by Login as a delegate (Full Access).
+// only); the endpoint is EWSURL's /EWS/Exchange.asmx on it. An empty Host means "find the
+// server by autodiscover from the address" (ews.Discover: the address's domain and
+// autodiscover.<domain>, over https): a set Host is used as it is, without autodiscover,
+// as an administrator who types a server in Outlook's manual setup expects. The mailbox is
+// Address, opened by Login as a delegate (Full Access), or impersonated when delegate
+// access is refused.
 const EWS = "ews"
 
 // EWSPath is where Exchange serves EWS.
@@ -21,8 +25,11 @@ const EWSPath = "/EWS/Exchange.asmx"
 var ewsMoveFolders = []string{"deleteditems", "junkemail"}
 
 // EWSURL is the EWS endpoint of mailbox m: https://host[:port]/EWS/Exchange.asmx (http
-// when Security is none).
+// when Security is none); "" when Host is empty: autodiscover finds it (EWSDiscoverKey).
 func EWSURL(m store.Mailbox) string {
+	if m.Host == "" {
+		return ""
+	}
 	scheme, def := "https", 443
 	if m.Security == SecurityNone {
 		scheme, def = "http", 80
@@ -59,10 +66,19 @@ func normalizeEWS(in Input, m *store.Mailbox) {
 	}
 }
 
+// EWSDiscoverKey names the autodiscover result of m in an ews.Endpoints cache: a change of
+// the address or the login discovers again.
+func EWSDiscoverKey(m store.Mailbox) string {
+	return strconv.FormatInt(m.ID, 10) + "|" + strings.ToLower(m.Address) + "|" + m.Login
+}
+
 // validateEWS checks the settings only an EWS mailbox has.
 func validateEWS(m store.Mailbox, e *ValidationError) {
 	if m.Security == SecurityStartTLS {
 		e.add("security", "EWS runs over HTTPS: choose tls (or none for a server on this machine)")
+	}
+	if m.Host == "" && m.Security == SecurityNone {
+		e.add("security", "autodiscover (an empty host) runs over HTTPS: choose tls, or type the server's host")
 	}
 	if m.Address == "" {
 		e.add("address", "enter the primary SMTP address of the Exchange mailbox, like support@contoso.com")

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ var (
 type Service struct {
 	// RootCAs replaces the system roots in connection tests (tests of our own).
 	RootCAs *x509.CertPool
+	// HTTPClient, when set, makes the connection tests' HTTP requests (EWS, autodiscover,
+	// Graph); tests use it to send host names to loopback stand-ins.
+	HTTPClient *http.Client
 	// OnCredentialsChange, when set, is called after a mailbox's settings or secrets
 	// change, so cached token sources are dropped (credential.Tokens.Forget).
 	OnCredentialsChange func(mailboxID int64)

@@ -96,6 +96,10 @@ func TestValidation(t *testing.T) {
 		{"ews with starttls", func(in *mailbox.Input) {
 			in.Protocol, in.Folder, in.Security = mailbox.EWS, "", mailbox.SecurityStartTLS
 		}, "security"},
+		{"ews without host: autodiscover", func(in *mailbox.Input) { in.Protocol, in.Folder, in.Host = mailbox.EWS, "", "" }, ""},
+		{"ews autodiscover over plain http", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.Host, in.Security = mailbox.EWS, "", "", mailbox.SecurityNone
+		}, "security"},
 		{"ews other folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.EWS, "Support" }, "folder"},
 		{"ews move to a named folder", func(in *mailbox.Input) {
 			in.Protocol, in.Folder, in.AfterAction, in.MoveFolder = mailbox.EWS, "", store.AfterMove, "Done"
@@ -508,6 +512,7 @@ func TestEWSURL(t *testing.T) {
 		{store.Mailbox{Host: "mail.contoso.com", Port: 443, Security: mailbox.SecurityTLS}, "https://mail.contoso.com/EWS/Exchange.asmx"},
 		{store.Mailbox{Host: "mail.contoso.com", Port: 8443, Security: mailbox.SecurityTLS}, "https://mail.contoso.com:8443/EWS/Exchange.asmx"},
 		{store.Mailbox{Host: "127.0.0.1", Port: 9000, Security: mailbox.SecurityNone}, "http://127.0.0.1:9000/EWS/Exchange.asmx"},
+		{store.Mailbox{Port: 443, Security: mailbox.SecurityTLS}, ""}, // autodiscover finds it
 	} {
 		if got := mailbox.EWSURL(tt.m); got != tt.want {
 			t.Errorf("%+v: got %s, want %s", tt.m, got, tt.want)

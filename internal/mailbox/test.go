@@ -22,7 +22,7 @@ func (s *Service) Test(ctx context.Context, id int64) (diag.Report, error) {
 	if err != nil {
 		return diag.Report{}, err
 	}
-	opts := &diag.Options{RootCAs: s.RootCAs}
+	opts := &diag.Options{RootCAs: s.RootCAs, HTTPClient: s.HTTPClient}
 	if m.Auth != "" && m.Auth != store.AuthPassword && s.Tokens != nil {
 		opts.Token = tokenOrError(s.Tokens.For(ctx, m, credential.AudienceOf(m.Protocol)))
 	}
@@ -106,7 +106,7 @@ func (s *Service) TestInput(ctx context.Context, id int64, in Input) (diag.Repor
 	if verr := mergeErrors(validate(m, have), ruleErr); verr != nil {
 		return diag.Report{}, verr
 	}
-	opts := &diag.Options{RootCAs: s.RootCAs}
+	opts := &diag.Options{RootCAs: s.RootCAs, HTTPClient: s.HTTPClient}
 	if m.Auth != store.AuthPassword {
 		sec, err := s.typedSecrets(ctx, id, in, password, mv)
 		if err != nil {

@@ -247,6 +247,7 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 	}
 	switch {
 	case m.Protocol == Graph: // no host: Graph's host is part of the OAuth settings
+	case m.Protocol == EWS && m.Host == "": // autodiscover finds the server from the address
 	case m.Host == "":
 		e.add("host", "enter the mail server's host name, e.g. mail.example.com")
 	case len(m.Host) > maxHostLen || (net.ParseIP(strings.Trim(m.Host, "[]")) == nil && !hostRe.MatchString(m.Host)):

@@ -37,8 +37,10 @@
 // Access tokens are RS256 JWTs signed by a key made at Start, with aud, iss, tid, appid/azp,
 // roles or scp, upn, oid, iat, nbf, exp, so a client can read its roles. One token is for
 // one resource (audience): Graph (GraphAudience, or GraphURL() itself) or Exchange Online
-// (ExchangeAudience, or the delegated https://outlook.office.com). The Graph host refuses
-// Exchange tokens and the introspection endpoint refuses Graph tokens.
+// (ExchangeAudience, or the delegated https://outlook.office.com), or an Exchange Server's
+// URL registered with AddServicePrincipalName (hybrid modern authentication; Exchange
+// Online's permissions, the URL as audience). The Graph host refuses Exchange tokens and the
+// introspection endpoint refuses Graph tokens.
 //
 // Errors follow Microsoft's shapes exactly: the identity platform's seven-field JSON with
 // AADSTS codes (TokenError), Graph's {"error":{"code","message","innerError"}} envelope with

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,6 +177,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	state *state
+	// spns are on-premises Exchange URLs registered as service principal names of Office
+	// 365 Exchange Online (hybrid modern authentication), lower case (guarded by mu).
+	spns map[string]bool
 }
 
 // Start starts a stand-in on two fresh ports of 127.0.0.1.
@@ -327,3 +331,17 @@ func (s *Server) nowLocked() time.Time { return s.now() }
 // Advance moves the server's clock forward by d: tokens, secrets, codes, refresh tokens,
 // subscriptions and throttle windows age by d.
 func (s *Server) Advance(d time.Duration) { s.offset.Add(int64(d)) }
+
+// AddServicePrincipalName registers an Exchange Server's external URL (https://mail.contoso.com)
+// as a service principal name of Office 365 Exchange Online, as the hybrid modern
+// authentication setup does: tokens may then be asked for it (u + "/.default",
+// u + "/EWS.AccessAsUser.All") with Exchange Online's permissions, and carry u as their
+// audience.
+func (s *Server) AddServicePrincipalName(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spns == nil {
+		s.spns = map[string]bool{}
+	}
+	s.spns[strings.ToLower(strings.TrimSuffix(u, "/"))] = true
+}

@@ -456,6 +456,8 @@ func (s *Server) canonicalResource(res string) string {
 		return ExchangeAudience
 	case strings.EqualFold(res, OutlookAudience):
 		return OutlookAudience
+	case s.spns[strings.ToLower(res)]:
+		return strings.ToLower(res)
 	}
 	return ""
 }

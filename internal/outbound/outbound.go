@@ -53,6 +53,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/postroom/postroom/internal/connector"
+	"github.com/postroom/postroom/internal/connector/ews"
 	"github.com/postroom/postroom/internal/connector/graph"
 	"github.com/postroom/postroom/internal/connector/smtp"
 	"github.com/postroom/postroom/internal/credential"
@@ -590,6 +591,11 @@ type Sender struct {
 
 	mu    sync.Mutex
 	sinks map[int64]*mailboxSink // by mailbox id
+
+	// ewsURLs are the EWS URLs autodiscover found, by mailbox; ewsClient makes EWS requests.
+	ewsURLs   ews.Endpoints
+	ewsOnce   sync.Once
+	ewsClient *http.Client
 }
 
 // mailboxSink is the Sink of one outbound mailbox and the settings it was built with.

@@ -88,6 +88,7 @@ type client struct {
 	impersonate bool
 	http        *http.Client
 	log         *slog.Logger
+	stale       func()
 	requests    atomic.Int64
 	ntlm        bool // the server offers only Windows authentication: NTLM through go-ntlmssp
 	// triedImpersonation: orImpersonate tried the ExchangeImpersonation header once.
@@ -168,7 +169,7 @@ func newClient(cfg Config) (*client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &client{url: u.String(), mailbox: cfg.Mailbox, login: cfg.Login, password: cfg.Password, token: cfg.Token,
-		impersonate: cfg.Impersonate, http: hc, log: log}, nil
+		impersonate: cfg.Impersonate, http: hc, log: log, stale: cfg.Stale}, nil
 }
 
 func isLoopback(host string) bool {
@@ -234,6 +235,10 @@ func (c *client) call(ctx context.Context, op, body string, timeout time.Duratio
 			continue
 		}
 		if err != nil {
+			if c.stale != nil && (errors.As(err, &he) && he.Status == http.StatusNotFound || Code(err) == "ErrorMailboxMoveInProgress") {
+				c.log.Info("ews: the EWS URL no longer serves the mailbox: autodiscover runs again at the next connection", slog.String("error", err.Error()))
+				c.stale()
+			}
 			return nil, err
 		}
 		r := resp.path("Body")
@@ -365,13 +370,15 @@ func Classify(op, login string, err error) error {
 		switch re.Code {
 		case "ErrorAccessDenied":
 			e.Kind = connector.KindAuth
-			e.Advice = fmt.Sprintf("%s signs in but may not open this mailbox: give it Full Access (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), or turn on impersonation and give it the ApplicationImpersonation role", login, login)
+			e.Advice = fmt.Sprintf("%s signs in but may neither open this mailbox as a delegate nor impersonate it: give it Full Access (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), or the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s); postroom tries impersonation by itself when delegate access is refused", login, login, login)
+		case "ErrorMailboxMoveInProgress":
+			e.Advice = "the mailbox is being moved to another Exchange server: postroom tries again, and asks autodiscover for its new EWS URL when the host is left empty"
 		case "ErrorNonExistentMailbox":
 			e.Kind = connector.KindConfig
 			e.Advice = "Exchange knows no mailbox with this address: give the mailbox's primary SMTP address (Get-Mailbox <name> | fl PrimarySmtpAddress)"
 		case "ErrorImpersonateUserDenied":
 			e.Kind = connector.KindAuth
-			e.Advice = fmt.Sprintf("%s may not impersonate this mailbox: give it the role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s), or turn impersonation off and give it Full Access to the mailbox", login, login)
+			e.Advice = fmt.Sprintf("%s may not impersonate this mailbox: give it Full Access to the mailbox (Add-MailboxPermission <mailbox> -User %s -AccessRights FullAccess), which postroom uses first, or the ApplicationImpersonation role (New-ManagementRoleAssignment -Role ApplicationImpersonation -User %s)", login, login, login)
 		case "ErrorServerBusy":
 			e.Advice = fmt.Sprintf("Exchange is throttling this account (it asked to wait %s): postroom waits and tries again; if it persists, give the account a throttling policy with higher EWS limits (New-ThrottlingPolicy, Set-ThrottlingPolicyAssociation)", re.BackOff)
 		case "ErrorInvalidSyncStateData":

@@ -23,6 +23,12 @@
 // ExchangeImpersonation header (Config.Impersonate, or by itself when delegate access is
 // refused with ErrorAccessDenied and impersonation works).
 //
+// Discover finds a mailbox's EWS URL with Exchange Autodiscover from its address (SOAP
+// GetUserSettings, then POX, at the domain and autodiscover.<domain>; the http 302; the
+// SRV record; or only a named host), following redirects to https, at most 10; Endpoints
+// remembers what it found per mailbox for a process, and Config.Stale forgets it when the
+// URL answers 404 or ErrorMailboxMoveInProgress.
+//
 // Errors are *connector.Error whose Advice names the fix for Exchange's codes
 // (ErrorAccessDenied, ErrorNonExistentMailbox, ErrorImpersonateUserDenied, ErrorServerBusy
 // with its back-off hint) and for a 401 with the methods the server offered.

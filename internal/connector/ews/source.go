@@ -62,6 +62,10 @@ type Config struct {
 	PageSize   int
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Stale, when set, is called when the URL no longer serves the mailbox (HTTP 404,
+	// ErrorMailboxMoveInProgress): a URL found by autodiscover is then forgotten
+	// (Endpoints.Forget) and found again at the next connection.
+	Stale func()
 	// Skip, when set, reports a message that is stored already: Next does not download it.
 	Skip func(sourceID string) bool
 	// SaveCursor, when set, saves the sync state of a page in which no message was left to
