@@ -133,6 +133,15 @@ type discoverer struct {
 	// best is the most telling failure of a candidate so far (401, certificate).
 	best     error
 	bestRank int
+	// trustedDomains and trustedHosts are where the credentials may go (trust.go): the
+	// address's domain, the host override, and what trusted answers named.
+	trustedDomains []string
+	trustedHosts   map[string]bool
+	// refused are the targets of unauthenticated sources (the plain http redirect, the
+	// SRV record) outside the trusted domains, which were not asked.
+	refused []string
+	// domain is the domain of the address Discover started from.
+	domain string
 }
 
 // Discover finds the EWS endpoint of a mailbox with Exchange Autodiscover, in the order of
@@ -145,9 +154,13 @@ type discoverer struct {
 // endpoint; and last the DNS SRV record _autodiscover._tcp.<domain>. With
 // DiscoverConfig.Host only that host is asked. Redirects (POX RedirectAddr / RedirectUrl,
 // SOAP RedirectAddress / RedirectUrl, HTTP 301/302/307/308) are followed to https only, at
-// most 10. Errors are *connector.Error whose Advice names the fix: no host answered (the
-// hosts tried), a 401 (the methods offered), an unknown address, a certificate, too many
-// redirects. Autodiscover does not read Active Directory (no SCP lookup).
+// most 10. The credentials go only to hosts in the address's domain, to
+// DiscoverConfig.Host, and to what a trusted host's answer names (trust.go): a 302 or SRV
+// target outside the domain is not asked. Errors are *connector.Error whose Advice names
+// the fix: no host answered (the hosts tried), a target outside the domain not asked (type
+// it as the autodiscover host), a 401 (the methods offered), an unknown address, a
+// certificate, too many redirects. Autodiscover does not read Active Directory (no SCP
+// lookup).
 func Discover(ctx context.Context, cfg DiscoverConfig) (Discovery, error) {
 	addr := strings.TrimSpace(cfg.Address)
 	at := strings.LastIndexByte(addr, '@')
@@ -169,6 +182,8 @@ func Discover(ctx context.Context, cfg DiscoverConfig) (Discovery, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &discoverer{cfg: cfg, c: &client{login: cfg.Login, password: cfg.Password, token: cfg.Token, http: &hc, log: log}}
+	d.domain = strings.ToLower(addr[at+1:])
+	d.trustDomain(d.domain)
 	var override *url.URL
 	if cfg.Host != "" {
 		u, err := overrideBase(cfg.Host)
@@ -176,6 +191,7 @@ func Discover(ctx context.Context, cfg DiscoverConfig) (Discovery, error) {
 			return Discovery{}, err
 		}
 		override = u
+		d.trustHost(u.Host)
 	}
 	for {
 		domain := strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
@@ -287,12 +303,23 @@ func (d *discoverer) follow(ctx context.Context, addr string, ep adEndpoint) (*D
 				return nil, "", err
 			}
 			d.c.log.Info("ews autodiscover: redirected to another address", slog.String("endpoint", ep.url), slog.String("address", ans.redirectAddr))
+			// A trusted server named the address: its domain is trusted as the first was.
+			if at := strings.LastIndexByte(ans.redirectAddr, '@'); at >= 0 {
+				d.trustDomain(ans.redirectAddr[at+1:])
+			}
 			return nil, ans.redirectAddr, nil
 		case ans.redirectURL != "":
 			u, err := url.Parse(ans.redirectURL)
+			if err == nil && !u.IsAbs() { // an HTTP redirect may name a path on the same host
+				if base, berr := url.Parse(ep.url); berr == nil {
+					u = base.ResolveReference(u)
+				}
+			}
 			if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
 				return nil, "", fmt.Errorf("%s redirects to %q, which is not https: %w", ep.url, ans.redirectURL, errNotAutodiscover)
 			}
+			// A trusted server named the URL over https: its host is trusted.
+			d.trustHost(u.Host)
 			if err := d.hop(fmt.Sprintf("%s redirects to %s", ep.url, ans.redirectURL)); err != nil {
 				return nil, "", err
 			}
@@ -335,9 +362,13 @@ func (d *discoverer) fallbacks(ctx context.Context, addr, domain string) (*Disco
 		if strings.HasSuffix(strings.ToLower(loc), ".svc") {
 			kind = adSOAP
 		}
-		found, next, err := d.tryAll(ctx, addr, []adEndpoint{{loc, kind}})
-		if err != nil || found != nil || next != "" {
-			return found, next, err
+		if d.trusts(loc) {
+			found, next, err := d.tryAll(ctx, addr, []adEndpoint{{loc, kind}})
+			if err != nil || found != nil || next != "" {
+				return found, next, err
+			}
+		} else {
+			d.refuse(plain, loc)
 		}
 	}
 	lookup := d.cfg.LookupSRV
@@ -360,12 +391,33 @@ func (d *discoverer) fallbacks(ctx context.Context, addr, domain string) (*Disco
 		if s.Port != 443 && s.Port != 0 {
 			base = "https://" + net.JoinHostPort(host, strconv.Itoa(int(s.Port)))
 		}
+		if !d.trusts(base) {
+			d.refuse("SRV _autodiscover._tcp."+domain, base)
+			continue
+		}
 		found, next, err := d.tryAll(ctx, addr, []adEndpoint{{base + AutodiscoverSOAPPath, adSOAP}, {base + AutodiscoverPOXPath, adPOX}})
 		if err != nil || found != nil || next != "" {
 			return found, next, err
 		}
 	}
 	return nil, "", nil
+}
+
+// refuse notes that source (the plain http redirect or the SRV record, neither
+// authenticated) names target outside the trusted domains, which is not asked.
+func (d *discoverer) refuse(source, target string) {
+	name := target
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		name = u.Host
+	}
+	for _, r := range d.refused {
+		if r == name {
+			return
+		}
+	}
+	d.refused = append(d.refused, name)
+	d.c.log.Warn("ews autodiscover: not sending the credentials to a host an unauthenticated source names outside the mailbox's domain",
+		slog.String("source", source), slog.String("target", target), slog.String("domain", d.domain))
 }
 
 // httpRedirect GETs the plain http autodiscover URL without credentials and returns the
@@ -406,6 +458,9 @@ func (d *discoverer) ask(ctx context.Context, addr string, ep adEndpoint) (adAns
 	} else {
 		body = poxRequest(addr)
 		header.Set("Content-Type", "text/xml; charset=utf-8")
+	}
+	if !d.trusts(ep.url) { // every path to here checks; this is the last guard
+		return adAnswer{}, fmt.Errorf("%s: not a trusted autodiscover host for %s, the credentials are not sent there: %w", ep.url, d.domain, errNotAutodiscover)
 	}
 	refresh := false
 	for {
@@ -603,10 +658,23 @@ func (d *discoverer) remember(err error) {
 
 // failure is the error when no endpoint answered with an EWS URL.
 func (d *discoverer) failure(domain string, override bool) error {
+	tried := strings.Join(d.tried, ", ")
+	if len(d.refused) > 0 && d.bestRank < 4 {
+		// Nothing trusted answered (a 401 would say more) and an unauthenticated source
+		// named a host elsewhere: name it and how to use it.
+		targets := strings.Join(d.refused, " and ")
+		secret := "the password"
+		if d.cfg.Token != nil {
+			secret = "the OAuth token"
+		}
+		return &connector.Error{Kind: connector.KindConfig, Op: "ews autodiscover",
+			Err: fmt.Errorf("tried %s; not asked: %s, outside %s", tried, targets, domain),
+			Advice: fmt.Sprintf("autodiscover for %s points to %s, outside %s: postroom does not send %s there unasked; if that is your Exchange server, type %s as the autodiscover host (or as the host)",
+				domain, targets, domain, secret, d.refused[0])}
+	}
 	if d.bestRank >= 2 {
 		return d.classify(d.best)
 	}
-	tried := strings.Join(d.tried, ", ")
 	advice := fmt.Sprintf("no autodiscover host answered for %s: publish autodiscover.%s (a DNS name for the Exchange server's autodiscover service, with a trusted certificate), or type the Exchange server's host in the mailbox settings", domain, domain)
 	if override {
 		advice = "the autodiscover host named does not answer autodiscover: check that host, or type the Exchange server's host and leave autodiscover"

@@ -16,7 +16,7 @@ import (
 )
 
 // The stand-in's certificate names these hosts; the test transport sends them to loopback.
-var adHosts = []string{"contoso.local", "autodiscover.contoso.local", "mail.contoso.local"}
+var adHosts = []string{"contoso.local", "autodiscover.contoso.local", "mail.contoso.local", "exchange.hoster.local", "hoster.local", "autodiscover.hoster.local", "mail.xn--kln-sna.local"}
 
 const mailEWS = "https://mail.contoso.local/EWS/Exchange.asmx"
 

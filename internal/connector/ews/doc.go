@@ -27,7 +27,13 @@
 // GetUserSettings, then POX, at the domain and autodiscover.<domain>; the http 302; the
 // SRV record; or only a named host), following redirects to https, at most 10; Endpoints
 // remembers what it found per mailbox for a process, and Config.Stale forgets it when the
-// URL answers 404 or ErrorMailboxMoveInProgress.
+// URL answers 404 or ErrorMailboxMoveInProgress. Autodiscover sends the credentials
+// (password, NTLM, bearer token) only to hosts in the address's domain (the domain or a
+// name under it, compared in IDNA ASCII form, so evilcontoso.com is not contoso.com), to
+// the named host, and to what an https answer of such a host names (a RedirectUrl, the
+// domain of a RedirectAddr, the EWS URL). A host outside the domain named only by the
+// plain http redirect or the SRV record, which nothing authenticates, is not asked: the
+// failure names it and says to type it as the autodiscover host.
 //
 // Errors are *connector.Error whose Advice names the fix for Exchange's codes
 // (ErrorAccessDenied, ErrorNonExistentMailbox, ErrorImpersonateUserDenied, ErrorServerBusy
