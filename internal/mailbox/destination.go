@@ -21,14 +21,30 @@ import (
 // and that the new settings do not need (a person's sign-in is dropped: sign in again).
 
 // endpoint is where a stored secret of a mailbox goes, or a token made from it: the mail
-// server (Host, Port, Security; Graph for a Graph mailbox) and, for OAuth, the token
-// endpoint. The zero endpoint means the secret is not in use with these settings.
+// server (Host, Port, Security; Graph for a Graph mailbox; for an EWS mailbox without a
+// host, Autodiscover: the autodiscover host named, or the address's domain whose hosts
+// autodiscover asks) and, for OAuth, the token endpoint. The zero endpoint means the secret
+// is not in use with these settings.
 type endpoint struct {
-	Host     string
-	Port     int
-	Security string
-	Graph    string
-	Token    string
+	Host         string
+	Port         int
+	Security     string
+	Graph        string
+	Autodiscover string
+	Token        string
+}
+
+const autodiscoverHostWords = "the autodiscover host "
+
+// where names, for a person, where e sends a secret (without the token endpoint).
+func (e endpoint) where() string {
+	switch {
+	case e.Graph != "":
+		return e.Graph
+	case e.Autodiscover != "":
+		return e.Autodiscover
+	}
+	return net.JoinHostPort(e.Host, strconv.Itoa(e.Port))
 }
 
 // secretEndpoint is where m sends its stored secret called name (store.Secret*); false when
@@ -44,9 +60,14 @@ func secretEndpoint(m store.Mailbox, name string) (endpoint, bool) {
 	case name != store.SecretPassword && !oauth:
 		return e, false
 	}
-	if m.Protocol == Graph {
+	switch {
+	case m.Protocol == Graph:
 		e.Graph = strings.ToLower(credential.GraphURLFor(m.GraphURL, m.OAuth.Cloud))
-	} else {
+	case m.Protocol == EWS && m.Host == "" && m.AutodiscoverHost != "":
+		e.Autodiscover = autodiscoverHostWords + strings.ToLower(strings.TrimSuffix(m.AutodiscoverHost, "."))
+	case m.Protocol == EWS && m.Host == "":
+		e.Autodiscover = "the autodiscover hosts of " + strings.ToLower(m.Address[strings.LastIndexByte(m.Address, '@')+1:])
+	default:
 		e.Host, e.Port, e.Security = strings.ToLower(strings.TrimSuffix(m.Host, ".")), m.Port, m.Security
 	}
 	if oauth {
@@ -62,15 +83,18 @@ func secretEndpoint(m store.Mailbox, name string) (endpoint, bool) {
 
 // change names, in words, what moved a secret from old to new, and where old sent it.
 func change(oldM, newM store.Mailbox, old, new endpoint) (what, where string) {
-	server := net.JoinHostPort(old.Host, strconv.Itoa(old.Port))
+	server := old.where()
 	switch {
 	case old.Graph != new.Graph && (old.Graph == "" || new.Graph == ""):
-		if old.Graph != "" {
-			return "the protocol", old.Graph
-		}
 		return "the protocol", server
 	case old.Graph != new.Graph:
 		return "the Graph URL", old.Graph
+	case old.Autodiscover != new.Autodiscover && old.Host != new.Host:
+		return "the host", server
+	case old.Autodiscover != new.Autodiscover && (strings.HasPrefix(old.Autodiscover, autodiscoverHostWords) || strings.HasPrefix(new.Autodiscover, autodiscoverHostWords)):
+		return "the autodiscover host", server
+	case old.Autodiscover != new.Autodiscover:
+		return "the address's domain, where autodiscover looks", server
 	case old.Host != new.Host:
 		return "the host", server
 	case old.Port != new.Port:

@@ -214,3 +214,76 @@ func TestSecretStaysWithItsDestination(t *testing.T) {
 	}
 	mu.Unlock()
 }
+
+// TestAutodiscoverHostIsADestination: an EWS mailbox without a host sends its password to
+// the hosts autodiscover asks: the autodiscover host named, or the address's domain's. A
+// change of either needs the password again; other changes keep the stored one.
+func TestAutodiscoverHostIsADestination(t *testing.T) {
+	svc, _, passwords := newService(t)
+	ctx := context.Background()
+	m, err := svc.Create(ctx, "admin", mailbox.Input{Name: "exchange", Direction: store.Inbound, Protocol: mailbox.EWS,
+		Address: "support@contoso.com", Login: "svc@contoso.com", Password: pw("Canary-ad-pw"), AutodiscoverHost: "Autodiscover.Contoso.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.AutodiscoverHost != "autodiscover.contoso.com" {
+		t.Fatalf("AutodiscoverHost = %q, want it stored in lower case", m.AutodiscoverHost)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*mailbox.Input)
+		what  string
+		where string
+	}{
+		{"new autodiscover host", func(in *mailbox.Input) { in.AutodiscoverHost = "mail.hoster.net" }, "the autodiscover host", "autodiscover.contoso.com"},
+		{"autodiscover host cleared", func(in *mailbox.Input) { in.AutodiscoverHost = "" }, "the autodiscover host", "autodiscover.contoso.com"},
+		{"host typed instead", func(in *mailbox.Input) { in.AutodiscoverHost, in.Host = "", "mail.hoster.net" }, "the host", "autodiscover.contoso.com"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := mailbox.FromMailbox(m)
+			tc.edit(&in)
+			_, err := svc.TestInput(ctx, m.ID, in)
+			msg := fieldErr(t, err)["password"]
+			if !strings.Contains(msg, "you changed "+tc.what) || !strings.Contains(msg, "enter the password again") || !strings.Contains(msg, tc.where) {
+				t.Errorf("test: password error %q, want it to say %s changed, to enter the password again, and where the stored one goes (%s)", msg, tc.what, tc.where)
+			}
+			_, err = svc.Update(ctx, "admin", m.ID, in)
+			if msg := fieldErr(t, err)["password"]; !strings.Contains(msg, "enter the password again") {
+				t.Errorf("save: password error %q", msg)
+			}
+		})
+	}
+	// Unchanged destination: another poll interval keeps the stored password.
+	in := mailbox.FromMailbox(m)
+	in.PollInterval = 2 * in.PollInterval
+	if _, err := svc.Update(ctx, "admin", m.ID, in); err != nil {
+		t.Fatalf("save without a change of destination: %v", err)
+	}
+	// Typed again, the new autodiscover host is saved with the new password.
+	in = mailbox.FromMailbox(m)
+	in.AutodiscoverHost, in.Password = "mail.hoster.net:8443", pw("new-pw-for-hoster")
+	got, err := svc.Update(ctx, "admin", m.ID, in)
+	if err != nil || got.AutodiscoverHost != "mail.hoster.net:8443" {
+		t.Fatalf("save with the password typed again: %+v %v", got, err)
+	}
+	if p, _ := passwords.Get(ctx, m.ID); p.Reveal() != "new-pw-for-hoster" {
+		t.Errorf("stored password after the save is not the one typed")
+	}
+
+	// Autodiscover from the address: a new domain is a new destination.
+	d, err := svc.Create(ctx, "admin", mailbox.Input{Name: "exchange2", Direction: store.Inbound, Protocol: mailbox.EWS,
+		Address: "help@contoso.com", Login: "svc@contoso.com", Password: pw("Canary-ad-pw")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = mailbox.FromMailbox(d)
+	in.Address = "help@fabrikam.com"
+	_, err = svc.TestInput(ctx, d.ID, in)
+	if msg := fieldErr(t, err)["password"]; !strings.Contains(msg, "you changed the address's domain") || !strings.Contains(msg, "contoso.com") {
+		t.Errorf("new address domain: password error %q", msg)
+	}
+	in.Address = "other@contoso.com" // the same domain: the same hosts
+	if _, err := svc.Update(ctx, "admin", d.ID, in); err != nil {
+		t.Errorf("another address in the same domain: %v", err)
+	}
+}

@@ -67,9 +67,28 @@ func normalizeEWS(in Input, m *store.Mailbox) {
 }
 
 // EWSDiscoverKey names the autodiscover result of m in an ews.Endpoints cache: a change of
-// the address or the login discovers again.
+// the address, the login or the autodiscover host discovers again.
 func EWSDiscoverKey(m store.Mailbox) string {
-	return strconv.FormatInt(m.ID, 10) + "|" + strings.ToLower(m.Address) + "|" + m.Login
+	return strconv.FormatInt(m.ID, 10) + "|" + strings.ToLower(m.Address) + "|" + m.Login + "|" + m.AutodiscoverHost
+}
+
+// validAutodiscoverHost reports whether h is a host name or IP address, optionally with
+// a port: what an autodiscover host may be.
+func validAutodiscoverHost(h string) bool {
+	host := h
+	if hh, port, err := net.SplitHostPort(h); err == nil {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return false
+		}
+		host = hh
+	} else if strings.Contains(h, ":") {
+		return false // a port without a host, or an IPv6 address without brackets
+	}
+	if host == "" || len(host) > maxHostLen {
+		return false
+	}
+	return net.ParseIP(host) != nil || hostRe.MatchString(host)
 }
 
 // validateEWS checks the settings only an EWS mailbox has.
@@ -79,6 +98,13 @@ func validateEWS(m store.Mailbox, e *ValidationError) {
 	}
 	if m.Host == "" && m.Security == SecurityNone {
 		e.add("security", "autodiscover (an empty host) runs over HTTPS: choose tls, or type the server's host")
+	}
+	switch {
+	case m.AutodiscoverHost == "":
+	case m.Host != "":
+		e.add("autodiscover_host", "a typed host is the EWS server itself, without autodiscover: leave the host empty to find the server through the autodiscover host, or clear the autodiscover host")
+	case !validAutodiscoverHost(m.AutodiscoverHost):
+		e.add("autodiscover_host", "enter the host name autodiscover asks (autodiscover.contoso.com, or mail.hoster.net:8443), without scheme or path")
 	}
 	if m.Address == "" {
 		e.add("address", "enter the primary SMTP address of the Exchange mailbox, like support@contoso.com")

@@ -473,6 +473,9 @@ func describe(m store.Mailbox, passwordGiven bool) string {
 		"name=" + m.Name, "direction=" + m.Direction, "protocol=" + m.Protocol, "address=" + m.Address,
 		fmt.Sprintf("host=%s port=%d security=%s", m.Host, m.Port, m.Security), "login=" + m.Login, "password=" + pw,
 	}
+	if m.Protocol == EWS {
+		lines = append(lines, "autodiscover_host="+m.AutodiscoverHost)
+	}
 	if m.Direction == store.Inbound {
 		lines = append(lines, "folder="+m.Folder, "after_action="+m.AfterAction, "move_folder="+m.MoveFolder,
 			fmt.Sprintf("poll_interval_seconds=%d", int(m.PollInterval.Seconds())), fmt.Sprintf("max_size_mb=%d", m.MaxSizeMB))

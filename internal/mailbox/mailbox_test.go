@@ -100,6 +100,19 @@ func TestValidation(t *testing.T) {
 		{"ews autodiscover over plain http", func(in *mailbox.Input) {
 			in.Protocol, in.Folder, in.Host, in.Security = mailbox.EWS, "", "", mailbox.SecurityNone
 		}, "security"},
+		{"ews autodiscover host", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.Host, in.AutodiscoverHost = mailbox.EWS, "", "", "mail.hoster.net:8443"
+		}, ""},
+		{"ews autodiscover host and a host", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.AutodiscoverHost = mailbox.EWS, "", "mail.hoster.net"
+		}, "autodiscover_host"},
+		{"ews autodiscover host with a scheme", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.Host, in.AutodiscoverHost = mailbox.EWS, "", "", "https://mail.hoster.net/autodiscover"
+		}, "autodiscover_host"},
+		{"ews autodiscover host port out of range", func(in *mailbox.Input) {
+			in.Protocol, in.Folder, in.Host, in.AutodiscoverHost = mailbox.EWS, "", "", "mail.hoster.net:0"
+		}, "autodiscover_host"},
+		{"imap with an autodiscover host", func(in *mailbox.Input) { in.AutodiscoverHost = "mail.hoster.net" }, "autodiscover_host"},
 		{"ews other folder", func(in *mailbox.Input) { in.Protocol, in.Folder = mailbox.EWS, "Support" }, "folder"},
 		{"ews move to a named folder", func(in *mailbox.Input) {
 			in.Protocol, in.Folder, in.AfterAction, in.MoveFolder = mailbox.EWS, "", store.AfterMove, "Done"

@@ -112,7 +112,7 @@ func (mig Migration) Input(m store.Mailbox) Input {
 	in.OAuth, in.GraphURL = mig.OAuth, mig.GraphURL
 	in.ClientSecret, in.Certificate = mig.ClientSecret, mig.Certificate
 	if mig.ToGraph {
-		in.Protocol, in.Host, in.Port, in.Security = Graph, "", 0, ""
+		in.Protocol, in.Host, in.Port, in.Security, in.AutodiscoverHost = Graph, "", 0, "", ""
 		if m.Protocol == IMAP && !strings.EqualFold(m.Folder, "INBOX") {
 			in.Folder = m.Folder
 		} else {

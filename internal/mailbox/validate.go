@@ -70,6 +70,9 @@ type Input struct {
 	Auth     string
 	OAuth    store.OAuth
 	GraphURL string
+	// AutodiscoverHost is, for an EWS mailbox without a host, the only host autodiscover
+	// asks (host or host:port, https).
+	AutodiscoverHost string
 	// Write-only OAuth secrets; nil keeps the stored one.
 	ClientSecret *vault.Secret
 	Certificate  *vault.Secret // PEM: the app's certificate and private key
@@ -82,7 +85,7 @@ func FromMailbox(m store.Mailbox) Input {
 		Name: m.Name, Direction: m.Direction, Protocol: m.Protocol, Address: m.Address, Host: m.Host, Port: m.Port,
 		Security: m.Security, Login: m.Login, Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder,
 		PollInterval: m.PollInterval, MaxSizeMB: m.MaxSizeMB, IsDefault: m.IsDefault,
-		Auth: m.Auth, OAuth: m.OAuth, GraphURL: m.GraphURL,
+		Auth: m.Auth, OAuth: m.OAuth, GraphURL: m.GraphURL, AutodiscoverHost: m.AutodiscoverHost,
 	}
 }
 
@@ -161,6 +164,8 @@ func normalize(in Input) store.Mailbox {
 		PollInterval: in.PollInterval,
 		MaxSizeMB:    in.MaxSizeMB,
 		IsDefault:    in.IsDefault,
+
+		AutodiscoverHost: strings.ToLower(strings.TrimSuffix(strings.TrimSpace(in.AutodiscoverHost), ".")),
 	}
 	if m.Protocol == "" {
 		switch m.Direction {
@@ -285,6 +290,9 @@ func validate(m store.Mailbox, have secretsAt) *ValidationError {
 		e.add("address", "enter the email address replies are sent from")
 	} else if m.Protocol == Graph {
 		e.add("address", "enter the address of the Microsoft 365 mailbox to read, like support@contoso.com")
+	}
+	if m.AutodiscoverHost != "" && m.Protocol != EWS {
+		e.add("autodiscover_host", "only an EWS mailbox finds its server by autodiscover: leave the autodiscover host empty")
 	}
 	switch m.Protocol {
 	case EWS:

@@ -124,6 +124,9 @@ type Mailbox struct {
 	OAuth OAuth
 	// GraphURL is the Microsoft Graph host of a Graph mailbox ("" means the cloud's own).
 	GraphURL string
+	// AutodiscoverHost is, for an EWS mailbox without a Host, the host (host or host:port)
+	// autodiscover asks instead of the address's domain ("" means the domain's own).
+	AutodiscoverHost string
 	// Read-only: which OAuth secrets are stored (SecretClientSecret, SecretCertificate,
 	// SecretRefreshToken).
 	ClientSecretSet bool

@@ -21,7 +21,8 @@ const mailboxColumns = `m.id, m.name, m.direction, m.protocol, m.address, m.host
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_secret'),
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'client_certificate'),
 	EXISTS (SELECT 1 FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token'),
-	(SELECT c.updated_at FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token')`
+	(SELECT c.updated_at FROM credentials c WHERE c.mailbox_id = m.id AND c.name = 'refresh_token'),
+	m.autodiscover_host`
 
 // liveMailbox selects the mailboxes m that are not deleted.
 const liveMailbox = `m.deleted_at IS NULL`
@@ -37,7 +38,8 @@ func scanMailbox(sc scanner) (store.Mailbox, error) {
 		&m.Auth, &m.OAuth.Provider, &m.OAuth.Cloud, &m.OAuth.AuthorityURL, &m.OAuth.Tenant,
 		&m.OAuth.ClientID, &m.OAuth.TokenURL, &m.OAuth.AuthorizeURL, &m.OAuth.Scopes,
 		&m.OAuth.Account, &m.GraphURL, tcol(&m.OAuth.SecretExpiresAt),
-		&m.ClientSecretSet, &m.CertificateSet, &m.RefreshTokenSet, tcol(&m.RefreshTokenAt))
+		&m.ClientSecretSet, &m.CertificateSet, &m.RefreshTokenSet, tcol(&m.RefreshTokenAt),
+		&m.AutodiscoverHost)
 	m.PollInterval = time.Duration(pollMS) * time.Millisecond
 	return m, err
 }
@@ -70,9 +72,10 @@ func (s *Store) CreateMailbox(ctx context.Context, m store.Mailbox) (store.Mailb
 			poll_interval_ms, enabled, is_default, status, status_message, status_at, last_ok_at,
 			created_at, updated_at, auth_method, oauth_provider, oauth_cloud,
 			oauth_authority_url, oauth_tenant, oauth_client_id, oauth_token_url,
-			oauth_authorize_url, oauth_scopes, oauth_account, graph_url, secret_expires_at)
+			oauth_authorize_url, oauth_scopes, oauth_account, graph_url, secret_expires_at,
+			autodiscover_host)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			m.Name, m.Direction, m.Protocol, m.Address, m.Host, m.Port, m.Security, m.Login,
 			m.Folder, m.AfterAction, m.MoveFolder, nullID(m.QueueID), m.MaxSizeMB,
 			m.PollInterval.Milliseconds(), m.Enabled, m.IsDefault, m.Status,
@@ -80,7 +83,7 @@ func (s *Store) CreateMailbox(ctx context.Context, m store.Mailbox) (store.Mailb
 			s.d.timeArg(now), s.d.timeArg(now), authOrDefault(m.Auth), m.OAuth.Provider, m.OAuth.Cloud,
 			m.OAuth.AuthorityURL, m.OAuth.Tenant, m.OAuth.ClientID, m.OAuth.TokenURL,
 			m.OAuth.AuthorizeURL, m.OAuth.Scopes, m.OAuth.Account, m.GraphURL,
-			s.d.timeArg(m.OAuth.SecretExpiresAt)).Scan(&m.ID)
+			s.d.timeArg(m.OAuth.SecretExpiresAt), m.AutodiscoverHost).Scan(&m.ID)
 	})
 	if err != nil {
 		return store.Mailbox{}, s.wrap(op, err)
@@ -146,13 +149,14 @@ func (s *Store) UpdateMailbox(ctx context.Context, m store.Mailbox) error {
 			is_default = ?, updated_at = ?, auth_method = ?, oauth_provider = ?, oauth_cloud = ?,
 			oauth_authority_url = ?, oauth_tenant = ?, oauth_client_id = ?, oauth_token_url = ?,
 			oauth_authorize_url = ?, oauth_scopes = ?, oauth_account = ?, graph_url = ?,
-			secret_expires_at = ? WHERE id = ? AND deleted_at IS NULL`,
+			secret_expires_at = ?, autodiscover_host = ? WHERE id = ? AND deleted_at IS NULL`,
 			m.Direction, m.Protocol, m.Address, m.Host, m.Port, m.Security, m.Login, m.Folder,
 			m.AfterAction, m.MoveFolder, nullID(m.QueueID), m.MaxSizeMB,
 			m.PollInterval.Milliseconds(), m.Enabled, m.IsDefault, s.d.timeArg(s.now()),
 			authOrDefault(m.Auth), m.OAuth.Provider, m.OAuth.Cloud, m.OAuth.AuthorityURL,
 			m.OAuth.Tenant, m.OAuth.ClientID, m.OAuth.TokenURL, m.OAuth.AuthorizeURL,
-			m.OAuth.Scopes, m.OAuth.Account, m.GraphURL, s.d.timeArg(m.OAuth.SecretExpiresAt), m.ID)
+			m.OAuth.Scopes, m.OAuth.Account, m.GraphURL, s.d.timeArg(m.OAuth.SecretExpiresAt),
+			m.AutodiscoverHost, m.ID)
 	})
 	return s.wrap(op, err)
 }

@@ -507,3 +507,36 @@ func testMailboxAuth(t *testing.T, s store.Store) {
 		t.Errorf("ListMailboxes = %+v, want the Graph mailbox with its OAuth settings first", list)
 	}
 }
+
+// testMailboxAutodiscoverHost: the autodiscover host of an EWS mailbox survives create,
+// update and listing, and a mailbox stored without one has none.
+func testMailboxAutodiscoverHost(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	plain, err := s.CreateMailbox(ctx, store.Mailbox{Name: "ews-domain", Direction: store.Inbound, Protocol: "ews", Address: "a@contoso.com"})
+	must(t, "CreateMailbox without an autodiscover host", err)
+	if got := getMailbox(t, s, plain.ID).AutodiscoverHost; got != "" {
+		t.Errorf("mailbox stored without an autodiscover host has %q", got)
+	}
+	m, err := s.CreateMailbox(ctx, store.Mailbox{Name: "ews-hoster", Direction: store.Inbound, Protocol: "ews",
+		Address: "support@contoso.com", Login: "svc@contoso.com", AutodiscoverHost: "mail.hoster.net"})
+	must(t, "CreateMailbox with an autodiscover host", err)
+	if got := getMailbox(t, s, m.ID).AutodiscoverHost; got != "mail.hoster.net" {
+		t.Errorf("AutodiscoverHost = %q after create, want mail.hoster.net", got)
+	}
+	m.AutodiscoverHost = "autodiscover.hoster.net:8443"
+	must(t, "UpdateMailbox", s.UpdateMailbox(ctx, m))
+	if got := getMailbox(t, s, m.ID).AutodiscoverHost; got != "autodiscover.hoster.net:8443" {
+		t.Errorf("AutodiscoverHost = %q after update, want autodiscover.hoster.net:8443", got)
+	}
+	list, err := s.ListMailboxes(ctx)
+	must(t, "ListMailboxes", err)
+	found := false
+	for _, l := range list {
+		if l.ID == m.ID {
+			found = l.AutodiscoverHost == "autodiscover.hoster.net:8443"
+		}
+	}
+	if !found {
+		t.Errorf("ListMailboxes does not carry the autodiscover host: %+v", list)
+	}
+}

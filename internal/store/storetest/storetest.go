@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MailboxDelete", testMailboxDelete},
 		{"MailboxAdminFields", testMailboxAdminFields},
 		{"MailboxAuth", testMailboxAuth},
+		{"MailboxAutodiscoverHost", testMailboxAutodiscoverHost},
 		{"MailboxEnabled", testMailboxEnabled},
 		{"Queues", testQueues},
 		{"EnsureDefaultQueueConcurrent", testEnsureDefaultQueueConcurrent},
