@@ -185,6 +185,7 @@ type mailboxFlags struct {
 	// Sign-in settings (the API's auth, oauth.* and graph_url).
 	auth, oauthProvider, oauthCloud, oauthAuthorityURL, oauthTenant, oauthClientID string
 	oauthTokenURL, oauthAuthorizeURL, oauthScopes, graphURL, secretExpires         string
+	autodiscoverHost                                                               string
 	secretExpiresAt                                                                time.Time // secretExpires parsed
 	clientSecretStdin, refreshTokenStdin                                           bool
 	clientSecretFile, certificateFile, refreshTokenFile                            string
@@ -206,6 +207,7 @@ func (o *mailboxFlags) register(fs *flag.FlagSet, spec mailboxCommand) {
 	fs.StringVar(&o.protocol, "protocol", "", "inbound: imap (default), pop3, graph (Microsoft Graph) or ews (Exchange Server); outbound: smtp (default), graph or ews")
 	fs.StringVar(&o.address, "address", "", "the email address (inbound default: the login when it is an address); for graph the mailbox opened")
 	fs.StringVar(&o.host, "host", "", "mail server host name (with -auth oauth_* at Microsoft, left out: Exchange Online's)")
+	fs.StringVar(&o.autodiscoverHost, "autodiscover-host", "", "ews without -host: the only host autodiscover asks (host or host:port, https); empty: the address's domain")
 	fs.IntVar(&o.port, "port", 0, "port (default: 993/143 IMAP, 995/110 POP3, 465/587/25 SMTP by security)")
 	fs.StringVar(&o.security, "security", "", "tls, starttls or none (none only for a server on this machine)")
 	fs.StringVar(&o.login, "login", "", "login name")
@@ -400,7 +402,8 @@ type mailboxCLI struct {
 // flagOfField names the flag of each API field, for error messages.
 var flagOfField = map[string]string{
 	"name": "-name", "direction": "-direction", "protocol": "-protocol", "address": "-address", "host": "-host",
-	"port": "-port", "security": "-security", "login": "-login", "password": "-password-stdin or -password-file",
+	"autodiscover_host": "-autodiscover-host",
+	"port":              "-port", "security": "-security", "login": "-login", "password": "-password-stdin or -password-file",
 	"folder": "-folder", "after_action": "-after-action", "move_folder": "-move-folder",
 	"poll_interval_seconds": "-poll", "max_size_mb": "-max-size", "is_default": "-default",
 	"auth": "-auth", "graph_url": "-graph-url", "oauth_provider": "-oauth-provider", "oauth_cloud": "-oauth-cloud",
@@ -445,7 +448,8 @@ func (c *mailboxCLI) apply(in mailbox.Input) mailbox.Input {
 	o := c.opts
 	for flagName, pair := range map[string]struct{ dst, v *string }{
 		"name": {&in.Name, &o.name}, "direction": {&in.Direction, &o.direction}, "protocol": {&in.Protocol, &o.protocol},
-		"address": {&in.Address, &o.address}, "host": {&in.Host, &o.host}, "security": {&in.Security, &o.security},
+		"address": {&in.Address, &o.address}, "host": {&in.Host, &o.host},
+		"autodiscover-host": {&in.AutodiscoverHost, &o.autodiscoverHost}, "security": {&in.Security, &o.security},
 		"login": {&in.Login, &o.login}, "folder": {&in.Folder, &o.folder}, "after-action": {&in.AfterAction, &o.afterAction},
 		"move-folder": {&in.MoveFolder, &o.moveFolder}, "auth": {&in.Auth, &o.auth}, "graph-url": {&in.GraphURL, &o.graphURL},
 		"oauth-provider": {&in.OAuth.Provider, &o.oauthProvider}, "oauth-cloud": {&in.OAuth.Cloud, &o.oauthCloud},
@@ -576,6 +580,9 @@ func (c *mailboxCLI) show(ctx context.Context, pos []string) error {
 		rows = append(rows, [2]string{"graph_url", serverText(v)})
 	} else {
 		rows = append(rows, [][2]string{{"host", v.Host}, {"port", fmt.Sprint(v.Port)}, {"security", v.Security}}...)
+		if v.Protocol == mailbox.EWS {
+			rows = append(rows, [2]string{"autodiscover_host", v.AutodiscoverHost})
+		}
 	}
 	rows = append(rows, [2]string{"login", v.Login})
 	rows = append(rows, signInRows(m, v, time.Now())...)

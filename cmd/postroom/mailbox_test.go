@@ -196,6 +196,8 @@ func TestMailboxCLIValidation(t *testing.T) {
 		{[]string{"add", "a b", "-direction", "inbound", "-host", "h.example.com", "-login", "x", "-password-file", pwFile}, "name (-name): "},
 		{[]string{"add", strings.Repeat("n", 41), "-direction", "inbound", "-host", "h.example.com", "-login", "x", "-password-file", pwFile}, "name (-name): "},
 		{[]string{"add", "m4", "-direction", "inbound", "-host", "h.example.com", "-login", "x", "-password-file", pwFile, "-max-size", "4"}, "max_size_mb (-max-size): "},
+		{[]string{"add", "ad", "-direction", "inbound", "-protocol", "ews", "-host", "h.example.com", "-autodiscover-host", "ad.example.com",
+			"-address", "a@example.com", "-login", "x", "-password-file", pwFile}, "autodiscover_host (-autodiscover-host): a typed host is the EWS server itself"},
 		{[]string{"add", "m21", "-direction", "inbound", "-host", "h.example.com", "-login", "x", "-password-file", pwFile, "-max-size", "21"}, "max_size_mb (-max-size): "},
 		{[]string{"add", "plain", "-direction", "inbound", "-host", "h.example.com", "-login", "x", "-password-file", pwFile, "-security", "none"}, "security (-security): "},
 		{[]string{"add", "nohost", "-direction", "inbound", "-login", "x", "-password-file", pwFile}, "host (-host): "},

@@ -27,6 +27,7 @@ type MailboxView struct {
 	Protocol             string     `json:"protocol"`
 	Address              string     `json:"address"`
 	Host                 string     `json:"host"`
+	AutodiscoverHost     string     `json:"autodiscover_host"`
 	Port                 int        `json:"port"`
 	Security             string     `json:"security"`
 	Login                string     `json:"login"`
@@ -103,7 +104,7 @@ func NewMailboxView(m store.Mailbox, st mailbox.Status, queue string) MailboxVie
 	o := m.OAuth
 	v := MailboxView{
 		ID: m.ID, Name: m.Name, Direction: m.Direction, Protocol: m.Protocol, Address: m.Address,
-		Host: m.Host, Port: m.Port, Security: m.Security, Login: m.Login, PasswordSet: m.PasswordSet,
+		Host: m.Host, AutodiscoverHost: m.AutodiscoverHost, Port: m.Port, Security: m.Security, Login: m.Login, PasswordSet: m.PasswordSet,
 		Auth: m.Auth, GraphURL: m.GraphURL, ClientSecretSet: m.ClientSecretSet,
 		ClientCertificateSet: m.CertificateSet, RefreshTokenSet: m.RefreshTokenSet,
 		OAuth: OAuthView{
@@ -178,6 +179,7 @@ type mailboxBody struct {
 	PollIntervalSeconds                                                 *int64
 	IsDefault                                                           *bool
 	Auth, GraphURL, ClientSecret, ClientCertificate, RefreshToken       *string
+	AutodiscoverHost                                                    *string
 	// OAuth holds the members of "oauth" that were sent (nil: none, or null).
 	OAuth *oauthBody
 }
@@ -194,7 +196,8 @@ type oauthBody struct {
 func (b *mailboxBody) members() map[string]member {
 	return map[string]member{
 		"name": {&b.Name, hintText}, "direction": {&b.Direction, hintText}, "protocol": {&b.Protocol, hintText},
-		"address": {&b.Address, hintText}, "host": {&b.Host, hintText}, "port": {&b.Port, hintPort},
+		"address": {&b.Address, hintText}, "host": {&b.Host, hintText}, "autodiscover_host": {&b.AutodiscoverHost, hintText},
+		"port":     {&b.Port, hintPort},
 		"security": {&b.Security, hintText}, "login": {&b.Login, hintText}, "password": {&b.Password, hintText},
 		"folder": {&b.Folder, hintText}, "after_action": {&b.AfterAction, hintText}, "move_folder": {&b.MoveFolder, hintText},
 		"poll_interval_seconds": {&b.PollIntervalSeconds, hintPoll}, "max_size_mb": {&b.MaxSizeMB, hintMaxSize},
@@ -295,6 +298,7 @@ func (b *mailboxBody) apply(in mailbox.Input) mailbox.Input {
 	set(&in.Protocol, b.Protocol)
 	set(&in.Address, b.Address)
 	set(&in.Host, b.Host)
+	set(&in.AutodiscoverHost, b.AutodiscoverHost)
 	set(&in.Security, b.Security)
 	set(&in.Login, b.Login)
 	set(&in.Folder, b.Folder)

@@ -115,6 +115,12 @@ func TestMailboxValidation(t *testing.T) {
 		{name: "inbound without a login", change: map[string]any{"login": nil, "password": nil}, field: "login"},
 		{name: "is_default as text", change: map[string]any{"is_default": "yes"}, field: "is_default"},
 		{name: "unknown field", change: map[string]any{"colour": "blue"}, field: "colour", msg: "unknown field"},
+		{name: "ews with a host and an autodiscover host", change: map[string]any{"protocol": "ews", "folder": nil, "port": nil, "autodiscover_host": "autodiscover.example.com"},
+			field: "autodiscover_host", msg: "leave the host empty to find the server through the autodiscover host, or clear the autodiscover host"},
+		{name: "ews autodiscover host with a path", change: map[string]any{"protocol": "ews", "folder": nil, "port": nil, "host": "", "autodiscover_host": "https://autodiscover.example.com/autodiscover"},
+			field: "autodiscover_host", msg: "without scheme or path"},
+		{name: "imap with an autodiscover host", change: map[string]any{"autodiscover_host": "autodiscover.example.com"}, field: "autodiscover_host", msg: "only an EWS mailbox"},
+		{name: "autodiscover host as a number", change: map[string]any{"autodiscover_host": 443}, field: "autodiscover_host"},
 		{name: "outbound without an address", body: `{"name":"out2","direction":"outbound","host":"smtp.example.com","login":"x","password":"y"}`, field: "address"},
 	}
 	for _, tc := range tests {
@@ -749,5 +755,50 @@ func TestMailboxChangesNeedTheService(t *testing.T) {
 	}
 	if resp := admin.get("/api/v1/mailboxes"); resp.status != http.StatusOK {
 		t.Errorf("GET mailboxes without the service: %d %s", resp.status, resp.body)
+	}
+}
+
+// TestMailboxAutodiscoverHost: an EWS mailbox without a host takes an autodiscover host,
+// which the view returns and an update changes or clears; typing a host beside it is
+// refused with what to do.
+func TestMailboxAutodiscoverHost(t *testing.T) {
+	f := newFixture(t)
+	c := f.signedIn(t, "admin")
+	body := inboundBody(t, "exchange", map[string]any{"protocol": "ews", "host": nil, "port": nil, "folder": nil,
+		"address": "help@example.com", "autodiscover_host": "Autodiscover.Example.com:8443"})
+	resp := c.postJSON("/api/v1/mailboxes", body)
+	want(t, "create", resp, http.StatusCreated)
+	v := mailboxView(t, resp)
+	if v.AutodiscoverHost != "autodiscover.example.com:8443" || v.Host != "" {
+		t.Fatalf("created %+v: want the autodiscover host, no host", v)
+	}
+	path := "/api/v1/mailboxes/" + strconv.FormatInt(v.ID, 10)
+	if got := mailboxView(t, c.get(path)); got.AutodiscoverHost != "autodiscover.example.com:8443" {
+		t.Errorf("GET: autodiscover_host %q", got.AutodiscoverHost)
+	}
+	// A host beside it: 400 naming the field and the fix; nothing saved.
+	resp = c.putJSON(path, `{"host":"mail.example.com"}`)
+	out := want(t, "host beside the autodiscover host", resp, http.StatusBadRequest)
+	fields, _ := out["fields"].(map[string]any)
+	if msg, _ := fields["autodiscover_host"].(string); !strings.Contains(msg, "leave the host empty") {
+		t.Errorf("fields.autodiscover_host = %q", msg)
+	}
+	// Another autodiscover host sends the password elsewhere: it must be typed again.
+	resp = c.putJSON(path, `{"autodiscover_host":"mail.hoster.example"}`)
+	out = want(t, "new autodiscover host without the password", resp, http.StatusBadRequest)
+	fields, _ = out["fields"].(map[string]any)
+	if msg, _ := fields["password"].(string); !strings.Contains(msg, "you changed the autodiscover host") {
+		t.Errorf("fields.password = %q", msg)
+	}
+	resp = c.putJSON(path, `{"autodiscover_host":"mail.hoster.example","password":"typed-again"}`)
+	want(t, "new autodiscover host", resp, http.StatusOK)
+	if got := mailboxView(t, c.get(path)); got.AutodiscoverHost != "mail.hoster.example" {
+		t.Errorf("after PUT: autodiscover_host %q", got.AutodiscoverHost)
+	}
+	// Cleared, with a host typed instead.
+	resp = c.putJSON(path, `{"autodiscover_host":"","host":"mail.example.com","password":"typed-again"}`)
+	want(t, "host instead", resp, http.StatusOK)
+	if got := mailboxView(t, c.get(path)); got.AutodiscoverHost != "" || got.Host != "mail.example.com" {
+		t.Errorf("after clearing: %+v", got)
 	}
 }

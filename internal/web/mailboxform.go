@@ -30,7 +30,7 @@ const (
 
 // formFields lists the form's fields in page order, for the error summary.
 var formFields = []string{
-	"name", "direction", "max_size_mb", "address", "login", "password", "protocol", "host", "security", "port",
+	"name", "direction", "max_size_mb", "address", "login", "password", "protocol", "host", "autodiscover_host", "security", "port",
 	"auth", "oauth_provider", "oauth_cloud", "oauth_authority_url", "graph_url", "oauth_tenant", "oauth_client_id",
 	"client_secret", "client_certificate", "oauth_secret_expires_at", "oauth_token_url", "oauth_authorize_url",
 	"oauth_scopes", "refresh_token",
@@ -40,7 +40,7 @@ var formFields = []string{
 // fieldLabels are the labels of the form's fields, for the error summary and banners.
 var fieldLabels = map[string]string{
 	"name": "Mailbox Name", "direction": "Mailbox Type", "protocol": "Client Type", "address": "Email address",
-	"host": "Host", "port": "Port", "security": "Security", "login": "Mailbox (login name)", "password": "Password",
+	"host": "Host", "autodiscover_host": "Autodiscover host", "port": "Port", "security": "Security", "login": "Mailbox (login name)", "password": "Password",
 	"folder": "Folder", "after_action": "After processing", "move_folder": "Move to folder",
 	"poll_interval_seconds": "Poll interval", "max_size_mb": "Max size", "display_name": "Display name",
 	"is_default": "Default outbound mailbox",
@@ -62,6 +62,7 @@ func fieldLabel(key string) string {
 // among them).
 type formValues struct {
 	Name, Protocol, Address, Host, Port, Security, Login   string
+	AutodiscoverHost                                       string
 	Folder, AfterAction, MoveFolder, PollInterval, MaxSize string
 	IsDefault                                              bool
 	// Sign-in: the method and its OAuth 2.0 settings.
@@ -258,8 +259,8 @@ func (h *handler) formRefused(w http.ResponseWriter, r *http.Request, v viewer, 
 func valuesOf(m store.Mailbox) formValues {
 	o := m.OAuth
 	fv := formValues{
-		Name: m.Name, Protocol: m.Protocol, Address: m.Address, Host: m.Host, Security: m.Security,
-		Login: m.Login, Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder, IsDefault: m.IsDefault,
+		Name: m.Name, Protocol: m.Protocol, Address: m.Address, Host: m.Host, AutodiscoverHost: m.AutodiscoverHost,
+		Security: m.Security, Login: m.Login, Folder: m.Folder, AfterAction: m.AfterAction, MoveFolder: m.MoveFolder, IsDefault: m.IsDefault,
 		Auth: m.Auth, Provider: o.Provider, Cloud: o.Cloud, AuthorityURL: o.AuthorityURL, GraphURL: m.GraphURL,
 		Tenant: o.Tenant, ClientID: o.ClientID, TokenURL: o.TokenURL, AuthorizeURL: o.AuthorizeURL, Scopes: o.Scopes,
 	}
@@ -296,6 +297,7 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 	get := func(k string) string { return strings.TrimSpace(f.Get(k)) }
 	fv := formValues{
 		Name: get("name"), Protocol: get("protocol"), Address: get("address"), Host: get("host"), Port: get("port"),
+		AutodiscoverHost: get("autodiscover_host"),
 		Security: get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
 		MoveFolder: get("move_folder"), PollInterval: get("poll_interval_seconds"), MaxSize: get("max_size_mb"),
 		IsDefault: f.Get("is_default") != "",
@@ -322,6 +324,11 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 		Auth: fv.Auth, GraphURL: fv.GraphURL,
 		OAuth: store.OAuth{Provider: fv.Provider, Cloud: fv.Cloud, AuthorityURL: fv.AuthorityURL, Tenant: fv.Tenant,
 			ClientID: fv.ClientID, TokenURL: fv.TokenURL, AuthorizeURL: fv.AuthorizeURL, Scopes: fv.Scopes},
+	}
+	// The autodiscover host field is in view for EWS only: what it holds while another
+	// protocol is chosen is not sent.
+	if strings.EqualFold(fv.Protocol, mailbox.EWS) {
+		in.AutodiscoverHost = fv.AutodiscoverHost
 	}
 	// The password is taken as typed (spaces may belong to it); empty means "keep".
 	if pw := f.Get("password"); pw != "" {

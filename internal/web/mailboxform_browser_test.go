@@ -26,7 +26,7 @@ func TestBrowserMailboxFormAdapts(t *testing.T) {
 		chromedp.Navigate(f.srv.URL+"/mailboxes/new?direction=inbound"),
 		chromedp.WaitVisible(chromedp.ID("name")),
 	)
-	ids := []string{"password", "host", "port", "login", "client_secret", "oauth_client_id", "microsoft-fieldset", "custom-fieldset", "prechecks", "prechecks-imap", "prechecks-graph", "graph_url"}
+	ids := []string{"password", "host", "port", "login", "client_secret", "oauth_client_id", "microsoft-fieldset", "custom-fieldset", "prechecks", "prechecks-imap", "prechecks-graph", "graph_url", "autodiscover_host"}
 	check := func(step string, want map[string]bool) {
 		t.Helper()
 		got := shown(t, ctx, ids...)
@@ -37,6 +37,10 @@ func TestBrowserMailboxFormAdapts(t *testing.T) {
 		}
 	}
 	check("IMAP with a password", map[string]bool{"password": true, "host": true, "port": true, "login": true})
+
+	do(t, ctx, chromedp.SetValue(chromedp.ID("protocol"), "ews"))
+	check("EWS with a password", map[string]bool{"password": true, "host": true, "port": true, "login": true, "autodiscover_host": true})
+	do(t, ctx, chromedp.SetValue(chromedp.ID("protocol"), "imap"))
 
 	do(t, ctx, chromedp.SetValue(chromedp.ID("auth"), "oauth_app"))
 	check("IMAP with a Microsoft 365 app", map[string]bool{"host": true, "port": true, "login": true, "client_secret": true,
