@@ -298,7 +298,7 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 	fv := formValues{
 		Name: get("name"), Protocol: get("protocol"), Address: get("address"), Host: get("host"), Port: get("port"),
 		AutodiscoverHost: get("autodiscover_host"),
-		Security: get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
+		Security:         get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
 		MoveFolder: get("move_folder"), PollInterval: get("poll_interval_seconds"), MaxSize: get("max_size_mb"),
 		IsDefault: f.Get("is_default") != "",
 		Auth:      get("auth"), Provider: get("oauth_provider"), Cloud: get("oauth_cloud"), AuthorityURL: get("oauth_authority_url"),
