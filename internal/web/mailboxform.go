@@ -297,14 +297,13 @@ func readMailboxForm(r *http.Request, stored store.Mailbox) (d mailboxFormData, 
 	get := func(k string) string { return strings.TrimSpace(f.Get(k)) }
 	fv := formValues{
 		Name: get("name"), Protocol: get("protocol"), Address: get("address"), Host: get("host"), Port: get("port"),
-		AutodiscoverHost: get("autodiscover_host"),
-		Security:         get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
+		Security: get("security"), Login: get("login"), Folder: get("folder"), AfterAction: get("after_action"),
 		MoveFolder: get("move_folder"), PollInterval: get("poll_interval_seconds"), MaxSize: get("max_size_mb"),
 		IsDefault: f.Get("is_default") != "",
 		Auth:      get("auth"), Provider: get("oauth_provider"), Cloud: get("oauth_cloud"), AuthorityURL: get("oauth_authority_url"),
 		GraphURL: get("graph_url"), Tenant: get("oauth_tenant"), ClientID: get("oauth_client_id"),
 		SecretExpires: get("oauth_secret_expires_at"), TokenURL: get("oauth_token_url"), AuthorizeURL: get("oauth_authorize_url"),
-		Scopes: get("oauth_scopes"),
+		Scopes: get("oauth_scopes"), AutodiscoverHost: get("autodiscover_host"),
 	}
 	d = formOf(stored)
 	d.Direction, d.V = get("direction"), fv
