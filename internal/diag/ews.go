@@ -43,8 +43,9 @@ func testEWS(r *run, m store.Mailbox, password vault.Secret) {
 			return
 		}
 		cfg.URL = ewsURL(m)
-	} else if !r.step("Autodiscover the EWS URL of "+m.Address, autodiscoverTimeout, func(ctx context.Context) (string, error) {
-		d, err := ews.Discover(ctx, ews.DiscoverConfig{Address: m.Address, Login: m.Login, Password: password, Token: cfg.Token, HTTPClient: hc})
+	} else if !r.step(autodiscoverStep(m), autodiscoverTimeout, func(ctx context.Context) (string, error) {
+		d, err := ews.Discover(ctx, ews.DiscoverConfig{Address: m.Address, Host: m.AutodiscoverHost, Login: m.Login, Password: password,
+			Token: cfg.Token, HTTPClient: hc})
 		if err != nil {
 			return "", err
 		}
@@ -67,6 +68,15 @@ func testEWS(r *run, m store.Mailbox, password vault.Secret) {
 		}
 		return "signed in as " + m.Login + "; the folder " + cfg.Folder + " can be read", nil
 	})
+}
+
+// autodiscoverStep names the autodiscover step of m, with the host asked when an
+// administrator named one.
+func autodiscoverStep(m store.Mailbox) string {
+	if m.AutodiscoverHost != "" {
+		return "Autodiscover the EWS URL of " + m.Address + " at " + m.AutodiscoverHost
+	}
+	return "Autodiscover the EWS URL of " + m.Address
 }
 
 // ewsURL is the EWS endpoint of m (as mailbox.EWSURL, which diag cannot import).

@@ -106,3 +106,51 @@ func TestEWSAutodiscoverStep(t *testing.T) {
 		t.Errorf("unknown address: %+v", last)
 	}
 }
+
+// TestEWSAutodiscoverHostStep: with an autodiscover host named, the step says so and only
+// that host is asked (the address's domain is down and not asked), and the mailbox opens
+// at the URL it names.
+func TestEWSAutodiscoverHostStep(t *testing.T) {
+	s, err := ewstest.Start(ewstest.Options{TLS: true, TLSHosts: []string{"mail.hoster.local"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.AddUser(ewstest.User{Login: "svc@contoso.local", Password: "pw", Mailbox: "svc@contoso.local"})
+	s.AddMailbox("support@contoso.local")
+	s.Grant("svc@contoso.local", "support@contoso.local")
+	s.SetEWSURL("https://mail.hoster.local/EWS/Exchange.asmx")
+	// Test-only: mail.hoster.local goes to the stand-in on loopback, every other host to a
+	// closed port.
+	standIn := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	var d net.Dialer
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if host, _, _ := net.SplitHostPort(addr); host == "mail.hoster.local" {
+				return d.DialContext(ctx, network, standIn)
+			}
+			return d.DialContext(ctx, network, closedAddr)
+		},
+	}}
+	m := store.Mailbox{Name: "ews", Direction: store.Inbound, Protocol: "ews", Address: "support@contoso.local", Port: 443,
+		Security: "tls", Login: "svc@contoso.local", Folder: "inbox", Auth: store.AuthPassword, AutodiscoverHost: "mail.hoster.local"}
+	r := diag.Test(context.Background(), m, vault.NewSecret("pw"), &diag.Options{HTTPClient: hc})
+	if !r.OK || len(r.Steps) < 2 {
+		t.Fatalf("want OK, got %+v", r)
+	}
+	ad := r.Steps[len(r.Steps)-2]
+	if ad.Name != "Autodiscover the EWS URL of support@contoso.local at mail.hoster.local" ||
+		!strings.Contains(ad.Detail, "https://mail.hoster.local/EWS/Exchange.asmx (answered by https://mail.hoster.local/autodiscover/autodiscover.svc") {
+		t.Errorf("autodiscover step: %+v", ad)
+	}
+	if h := strings.Join(s.AutodiscoverHosts(), " "); h != "mail.hoster.local" {
+		t.Errorf("hosts asked: %q, want only mail.hoster.local", h)
+	}
+	if open := r.Steps[len(r.Steps)-1]; !open.OK || !strings.Contains(open.Name, "(https://mail.hoster.local/EWS/Exchange.asmx)") {
+		t.Errorf("the mailbox is not opened at the URL found: %+v", open)
+	}
+}

@@ -30,8 +30,8 @@ func (r *Runner) dialEWS(ctx context.Context, m store.Mailbox, cursor string, pa
 	}
 	if cfg.URL == "" {
 		key := mailbox.EWSDiscoverKey(m)
-		u, err := r.ewsURLs.Resolve(ctx, key, ews.DiscoverConfig{Address: m.Address, Login: m.Login, Password: password, Token: cfg.Token,
-			HTTPClient: cfg.HTTPClient, Logger: log})
+		u, err := r.ewsURLs.Resolve(ctx, key, ews.DiscoverConfig{Address: m.Address, Host: m.AutodiscoverHost, Login: m.Login, Password: password,
+			Token: cfg.Token, HTTPClient: cfg.HTTPClient, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -42,8 +42,8 @@ func (s *Sender) sendEWS(ctx context.Context, m store.Mailbox, it store.OutboxIt
 	}
 	if cfg.URL == "" {
 		key := mailbox.EWSDiscoverKey(m)
-		u, err := s.ewsURLs.Resolve(ctx, key, ews.DiscoverConfig{Address: m.Address, Login: m.Login, Password: cfg.Password, Token: cfg.Token,
-			HTTPClient: hc, Logger: cfg.Logger})
+		u, err := s.ewsURLs.Resolve(ctx, key, ews.DiscoverConfig{Address: m.Address, Host: m.AutodiscoverHost, Login: m.Login, Password: cfg.Password,
+			Token: cfg.Token, HTTPClient: hc, Logger: cfg.Logger})
 		if err != nil {
 			return smtp.Result{}, err
 		}
