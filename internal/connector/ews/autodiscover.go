@@ -50,7 +50,8 @@ type DiscoverConfig struct {
 	// Address is the mailbox's email address; its domain names the autodiscover hosts.
 	Address string
 	// Host, when set, is the autodiscover host an administrator names: only it is asked
-	// (SOAP, then POX). "mail.contoso.com" or "mail.contoso.com:8443" means https; a URL
+	// (SOAP, then POX), and it is trusted with the credentials wherever it is (trust.go).
+	// "mail.contoso.com" or "mail.contoso.com:8443" means https; a URL
 	// "http://127.0.0.1:8080" may name plain http on this machine only.
 	Host string
 	// Login and Password sign in with Basic (NTLM when the server offers only Windows
