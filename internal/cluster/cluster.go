@@ -336,6 +336,8 @@ func (c *Cluster) apply(start time.Time, leases []store.Lease) {
 	}
 	for id, h := range c.held {
 		if !seen[id] {
+			c.log.Info("cluster: lease no longer held by this node (handed over, mailbox disabled, or taken by another node); the mailbox's ingest stops",
+				slog.Int64("mailbox_id", id), slog.Int64("generation", h.fence.Generation))
 			c.closeLocked(id, h)
 		}
 	}
