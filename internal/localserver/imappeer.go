@@ -276,7 +276,10 @@ type IMAPPeerProcess struct {
 // StartIMAPPeer starts cmd (a program that calls RunIMAPPeer, e.g. this executable with a
 // hidden subcommand) with password in its environment, and waits until it listens.
 func StartIMAPPeer(cmd *exec.Cmd, password string) (*IMAPPeerProcess, error) {
-	cmd.Env = append(os.Environ(), IMAPPeerPasswordEnv+"="+password)
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, IMAPPeerPasswordEnv+"="+password)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("imap peer: %w", err)
