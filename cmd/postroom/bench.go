@@ -147,6 +147,7 @@ func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := fs.Int("mailboxes", defaultIdleMailboxes, "number of inbound mailboxes watched, one user each at the peer")
 	peer := fs.String("peer", bench.PeerAuto, fmt.Sprintf("IMAP server the mailboxes are on: dovecot, goimap (go-imap in a separate process) or auto (dovecot up to %d mailboxes, goimap above)", bench.AutoDovecotMax))
 	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback (dovecot only)")
+	settle := fs.Duration("settle", 3*time.Second, "how long the connected mailboxes idle before the memory is read (each re-enters IDLE every 60 s)")
 	memProfile := fs.String("memprofile", "", "write a heap profile of the product, once the mailboxes idle, to this file")
 	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -164,7 +165,7 @@ func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exec.Command(exe, "bench", benchIMAPPeer, "-user-format", userFormat, "-users", strconv.Itoa(users))
 	}
 	res, err := bench.Idle(ctx, bench.IdleOptions{Mailboxes: *n, TLS: *useTLS, Peer: *peer, PeerCommand: peerCommand,
-		MemProfile: *memProfile, Logger: log, Progress: stdout})
+		Settle: *settle, MemProfile: *memProfile, Logger: log, Progress: stdout})
 	if err != nil {
 		return err
 	}

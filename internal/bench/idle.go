@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
+	"runtime/metrics"
 	"strconv"
 	"time"
 
@@ -59,6 +60,10 @@ type IdleOptions struct {
 	// user format and number of users (postroom: this executable's hidden
 	// `bench imap-peer`); needed for PeerGoIMAP.
 	PeerCommand func(userFormat string, users int) *exec.Cmd
+	// Settle is how long the mailboxes are left idle before the memory is read
+	// (0: idleSettle). A mailbox leaves IDLE and enters it again every poll interval
+	// (60 s), so over a minute shows that cycle too.
+	Settle time.Duration
 	// MemProfile, when set, is where a heap profile is written once the mailboxes idle.
 	MemProfile string
 	Logger     *slog.Logger
@@ -76,11 +81,16 @@ type IdleResult struct {
 	PeerIdling   int           // sessions in IDLE at the go-imap peer (-1: not known)
 	PeerLoggedIn int           // sessions logged in at the go-imap peer (-1: not known)
 	Connect      time.Duration // from start until every mailbox was connected
-	PeakRSS      int64         // from start until idleSettle after the last connected
+	Settle       time.Duration // idle after the last connected, before the memory is read
+	PeakRSS      int64         // from start until Settle after the last connected
 	IdleRSS      int64         // RSS once settled
 	Baseline     int64
 	RSSMethod    string
 	OpenFiles    uint64 // the soft RLIMIT_NOFILE the product ran with
+	// Of the Go runtime once idle (runtime/metrics): where the memory is.
+	Goroutines int64
+	HeapBytes  int64 // heap objects, live and not yet collected
+	StackBytes int64 // goroutine stacks
 }
 
 // Line is the machine-readable summary, the last line of `postroom bench idle`.
@@ -98,8 +108,9 @@ func (r IdleResult) Report(w io.Writer) {
 		fmt.Fprintf(w, "peer:      dovecot (one user per mailbox)\n")
 	}
 	fmt.Fprintf(w, "mailboxes: %d watched (IMAP IDLE), %d connected by their status after %s\n", r.Mailboxes, r.AppConnected, r.Connect.Round(time.Millisecond))
-	fmt.Fprintf(w, "memory:    peak RSS %s MB, %s MB once idle (baseline before start %s MB; %s); %s KB per mailbox above the baseline\n",
-		mb(r.PeakRSS), mb(r.IdleRSS), mb(r.Baseline), r.RSSMethod, perMailboxKB(r.IdleRSS-r.Baseline, r.Mailboxes))
+	fmt.Fprintf(w, "memory:    peak RSS %s MB, %s MB after %s idle (baseline before start %s MB; %s); %s KB per mailbox above the baseline\n",
+		mb(r.PeakRSS), mb(r.IdleRSS), r.Settle, mb(r.Baseline), r.RSSMethod, perMailboxKB(r.IdleRSS-r.Baseline, r.Mailboxes))
+	fmt.Fprintf(w, "runtime:   %d goroutines, %s MB of stacks, %s MB of heap objects\n", r.Goroutines, mb(r.StackBytes), mb(r.HeapBytes))
 	fmt.Fprintf(w, "files:     soft RLIMIT_NOFILE %d\n", r.OpenFiles)
 }
 
@@ -279,14 +290,20 @@ func Idle(ctx context.Context, opts IdleOptions) (IdleResult, error) {
 		}
 	}
 	res.Connect = time.Since(start)
-	fmt.Fprintf(progress, "connected: %d of %d in %s; idle for %s\n", res.Connected, opts.Mailboxes, res.Connect.Round(time.Millisecond), idleSettle)
+	settle := opts.Settle
+	if settle <= 0 {
+		settle = idleSettle
+	}
+	res.Settle = settle
+	fmt.Fprintf(progress, "connected: %d of %d in %s; idle for %s\n", res.Connected, opts.Mailboxes, res.Connect.Round(time.Millisecond), settle)
 	select {
 	case <-ctx.Done():
 		return res, ctx.Err()
-	case <-time.After(idleSettle):
+	case <-time.After(settle):
 	}
 	res.IdleRSS = currentRSS()
 	res.PeakRSS = meter.Peak()
+	res.Goroutines, res.HeapBytes, res.StackBytes = runtimeMemory()
 	if opts.MemProfile != "" {
 		if err := writeHeapProfile(opts.MemProfile); err != nil {
 			return res, err
@@ -298,4 +315,22 @@ func Idle(ctx context.Context, opts IdleOptions) (IdleResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// runtimeMemory reads the number of goroutines and the bytes of heap objects and of
+// goroutine stacks from runtime/metrics.
+func runtimeMemory() (goroutines, heap, stacks int64) {
+	samples := []metrics.Sample{
+		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+	}
+	metrics.Read(samples)
+	v := func(i int) int64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(samples[i].Value.Uint64())
+	}
+	return v(0), v(1), v(2)
 }
