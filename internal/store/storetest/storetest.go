@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MailboxAdminFields", testMailboxAdminFields},
 		{"MailboxAuth", testMailboxAuth},
 		{"MailboxEnabled", testMailboxEnabled},
+		{"EnabledInboundIDs", testEnabledInboundIDs},
 		{"Queues", testQueues},
 		{"EnsureDefaultQueueConcurrent", testEnsureDefaultQueueConcurrent},
 		{"AssignMailbox", testAssignMailbox},
