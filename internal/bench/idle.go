@@ -91,6 +91,7 @@ type IdleResult struct {
 	Goroutines int64
 	HeapBytes  int64 // heap objects, live and not yet collected
 	StackBytes int64 // goroutine stacks
+	FreeBytes  int64 // heap memory free but not returned to the OS
 }
 
 // Line is the machine-readable summary, the last line of `postroom bench idle`.
@@ -110,7 +111,8 @@ func (r IdleResult) Report(w io.Writer) {
 	fmt.Fprintf(w, "mailboxes: %d watched (IMAP IDLE), %d connected by their status after %s\n", r.Mailboxes, r.AppConnected, r.Connect.Round(time.Millisecond))
 	fmt.Fprintf(w, "memory:    peak RSS %s MB, %s MB after %s idle (baseline before start %s MB; %s); %s KB per mailbox above the baseline\n",
 		mb(r.PeakRSS), mb(r.IdleRSS), r.Settle, mb(r.Baseline), r.RSSMethod, perMailboxKB(r.IdleRSS-r.Baseline, r.Mailboxes))
-	fmt.Fprintf(w, "runtime:   %d goroutines, %s MB of stacks, %s MB of heap objects\n", r.Goroutines, mb(r.StackBytes), mb(r.HeapBytes))
+	fmt.Fprintf(w, "runtime:   %d goroutines, %s MB of stacks, %s MB of heap objects, %s MB of free heap not returned to the OS\n",
+		r.Goroutines, mb(r.StackBytes), mb(r.HeapBytes), mb(r.FreeBytes))
 	fmt.Fprintf(w, "files:     soft RLIMIT_NOFILE %d\n", r.OpenFiles)
 }
 
@@ -277,6 +279,9 @@ func Idle(ctx context.Context, opts IdleOptions) (IdleResult, error) {
 		}
 		if time.Since(lastShown) >= 10*time.Second {
 			lastShown = time.Now()
+			if err := count(true); err != nil {
+				return res, err
+			}
 			fmt.Fprintf(progress, "connecting: %d of %d connected by their status", res.AppConnected, opts.Mailboxes)
 			if gp != nil {
 				fmt.Fprintf(progress, ", %d in IDLE at the peer", res.PeerIdling)
@@ -303,7 +308,7 @@ func Idle(ctx context.Context, opts IdleOptions) (IdleResult, error) {
 	}
 	res.IdleRSS = currentRSS()
 	res.PeakRSS = meter.Peak()
-	res.Goroutines, res.HeapBytes, res.StackBytes = runtimeMemory()
+	res.Goroutines, res.HeapBytes, res.StackBytes, res.FreeBytes = runtimeMemory()
 	if opts.MemProfile != "" {
 		if err := writeHeapProfile(opts.MemProfile); err != nil {
 			return res, err
@@ -317,13 +322,14 @@ func Idle(ctx context.Context, opts IdleOptions) (IdleResult, error) {
 	return res, nil
 }
 
-// runtimeMemory reads the number of goroutines and the bytes of heap objects and of
-// goroutine stacks from runtime/metrics.
-func runtimeMemory() (goroutines, heap, stacks int64) {
+// runtimeMemory reads the number of goroutines and the bytes of heap objects, goroutine
+// stacks and free heap kept from the OS from runtime/metrics.
+func runtimeMemory() (goroutines, heap, stacks, free int64) {
 	samples := []metrics.Sample{
 		{Name: "/sched/goroutines:goroutines"},
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/stacks:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
 	metrics.Read(samples)
 	v := func(i int) int64 {
@@ -332,5 +338,5 @@ func runtimeMemory() (goroutines, heap, stacks int64) {
 		}
 		return int64(samples[i].Value.Uint64())
 	}
-	return v(0), v(1), v(2)
+	return v(0), v(1), v(2), v(3)
 }
