@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/postroom/postroom/internal/bench"
+	"github.com/postroom/postroom/internal/localserver"
 )
 
 // Defaults of `postroom bench`: the issue's goals (10,000 × 10 KB; one 20 MB message;
@@ -26,6 +29,8 @@ const (
 	benchIngestGoalRatio = 0.7  // ratio to mbsync the issue asks for
 	benchLargeGoalFactor = 3    // peak RSS at most 3× the message's size
 	benchIdleGoalMB      = 200  // peak RSS for 1,000 IDLE mailboxes
+	benchIdleManyGoalMB  = 1024 // peak RSS for 10,000 IDLE mailboxes (1 GiB)
+	benchIdleMany        = 10000
 )
 
 // benchUsage is what `postroom bench` and `postroom bench -h` print.
@@ -34,7 +39,7 @@ const benchUsage = `usage: postroom bench KIND [flags]
 Benchmarks on throwaway servers on loopback (Dovecot; ingest also needs mbsync from isync):
   ingest    postroom's ingest rate beside mbsync's on the same mailbox
   rss20mb   peak memory while one 20 MB message is ingested
-  idle      1,000 mailboxes in IMAP IDLE on one Dovecot
+  idle      1,000 mailboxes in IMAP IDLE on one Dovecot (-mailboxes 10000: on a go-imap peer)
   graph     Microsoft Graph ingest against the local Microsoft 365 stand-in
   ews       Exchange Web Services ingest against the local EWS stand-in
   gmail     Gmail API ingest against the local Google Workspace stand-in
@@ -59,6 +64,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runBenchLarge(ctx, args[1:], stdout, stderr)
 	case "idle":
 		return runBenchIdle(ctx, args[1:], stdout, stderr)
+	case benchIMAPPeer: // not in the usage: bench idle starts it
+		return runBenchIMAPPeer(ctx, args[1:], stdout, stderr)
 	case "graph":
 		return runBenchGraph(ctx, args[1:], stdout, stderr)
 	case "ews":
@@ -137,8 +144,11 @@ func runBenchLarge(ctx context.Context, args []string, stdout, stderr io.Writer)
 func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("postroom bench idle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	n := fs.Int("mailboxes", defaultIdleMailboxes, "number of inbound mailboxes watched, one Dovecot user each")
-	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback")
+	n := fs.Int("mailboxes", defaultIdleMailboxes, "number of inbound mailboxes watched, one user each at the peer")
+	peer := fs.String("peer", bench.PeerAuto, fmt.Sprintf("IMAP server the mailboxes are on: dovecot, goimap (go-imap in a separate process) or auto (dovecot up to %d mailboxes, goimap above)", bench.AutoDovecotMax))
+	useTLS := fs.Bool("tls", false, "connect with implicit TLS instead of plain text on loopback (dovecot only)")
+	settle := fs.Duration("settle", 3*time.Second, "how long the connected mailboxes idle before the memory is read (each re-enters IDLE every 60 s)")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the product, once the mailboxes idle, to this file")
 	logLevel := fs.String("log-level", benchDefaultLogLevel, "log level of the product under test: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -147,11 +157,36 @@ func runBenchIdle(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	res, err := bench.Idle(ctx, bench.IdleOptions{Mailboxes: *n, TLS: *useTLS, Logger: log, Progress: stdout})
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find this program to start the imap peer: %w", err)
+	}
+	peerCommand := func(userFormat string, users int) *exec.Cmd {
+		return exec.Command(exe, "bench", benchIMAPPeer, "-user-format", userFormat, "-users", strconv.Itoa(users))
+	}
+	res, err := bench.Idle(ctx, bench.IdleOptions{Mailboxes: *n, TLS: *useTLS, Peer: *peer, PeerCommand: peerCommand,
+		Settle: *settle, MemProfile: *memProfile, Logger: log, Progress: stdout})
 	if err != nil {
 		return err
 	}
-	return printBench(stdout, res, fmt.Sprintf("goal:      peak RSS <= %d MB for %d mailboxes", benchIdleGoalMB, defaultIdleMailboxes))
+	return printBench(stdout, res, fmt.Sprintf("goal:      peak RSS <= %d MB for %d mailboxes (1 GiB), <= %d MB for %d",
+		benchIdleManyGoalMB, benchIdleMany, benchIdleGoalMB, defaultIdleMailboxes))
+}
+
+// benchIMAPPeer is the hidden `postroom bench` subcommand that runs the go-imap peer of
+// `bench idle` in a process of its own, so that its memory and files are not counted
+// with the product's.
+const benchIMAPPeer = "imap-peer"
+
+func runBenchIMAPPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("postroom bench "+benchIMAPPeer, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	users := fs.Int("users", 1, "number of users, each with an empty INBOX")
+	format := fs.String("user-format", "user%05d@example.test", "login of user i (fmt verb for the number)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return localserver.RunIMAPPeer(ctx, *format, *users, os.Stdin, stdout, stderr)
 }
 
 func runBenchGraph(ctx context.Context, args []string, stdout, stderr io.Writer) error {

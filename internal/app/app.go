@@ -294,18 +294,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	a.Cluster, err = cluster.New(cluster.Options{
 		Store: st, Name: node, LeaseTime: cfg.LeaseTime, Logger: log, Metrics: a.Metrics,
 		SingleNode: cfg.DatabaseURL == "",
+		// Every round (each second by default): the ids alone, not every mailbox's row.
 		Mailboxes: func(ctx context.Context) ([]int64, error) {
-			boxes, err := st.ListMailboxes(ctx)
-			if err != nil {
-				return nil, err
-			}
-			var ids []int64
-			for _, m := range boxes {
-				if ingest.Watched(m) {
-					ids = append(ids, m.ID)
-				}
-			}
-			return ids, nil
+			return st.EnabledInboundIDs(ctx, ingest.WatchedProtocols())
 		},
 	})
 	if err != nil {

@@ -133,6 +133,17 @@ func (s *server) uidValidity(ctx context.Context, user string) (uint32, error) {
 	return 0, fmt.Errorf("doveadm mailbox status output %q: no uidvalidity", out)
 }
 
+// endpoint is the IMAP server the product's mailboxes log in to: Dovecot (server) or the
+// go-imap peer of the idle benchmark (goimapPeer).
+type endpoint interface {
+	addr() (host string, port int, security string)
+	secret() string          // every user's password
+	rootCAs() *x509.CertPool // trusted for TLS, nil when there is none
+}
+
+func (s *server) secret() string          { return s.password }
+func (s *server) rootCAs() *x509.CertPool { return s.roots }
+
 // product is a postroom App on SQLite in a temporary folder with one inbound IMAP mailbox.
 type product struct {
 	app     *app.App
@@ -144,13 +155,13 @@ type product struct {
 }
 
 // openProduct opens the App and adds the inbound mailbox for user; nothing runs yet.
-func openProduct(ctx context.Context, s *server, user string, log *slog.Logger) (*product, error) {
+func openProduct(ctx context.Context, s endpoint, user string, log *slog.Logger) (*product, error) {
 	dir, err := os.MkdirTemp("", "postroom-bench-")
 	if err != nil {
 		return nil, fmt.Errorf("create a temporary data folder: %w", err)
 	}
 	noEnv := func(string) string { return "" } // never a production key in a throwaway folder
-	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: "bench", RootCAs: s.roots})
+	a, err := app.Open(ctx, app.Config{DataDir: dir, Getenv: noEnv, Logger: log, Version: "bench", RootCAs: s.rootCAs()})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -162,7 +173,7 @@ func openProduct(ctx context.Context, s *server, user string, log *slog.Logger) 
 			Host: host, Port: port, Security: security, Login: user, Folder: benchFolder,
 			AfterAction: store.AfterMarkRead, MaxSizeMB: mailboxMaxSizeMB, Enabled: true,
 		},
-		Password: vault.NewSecret(s.password),
+		Password: vault.NewSecret(s.secret()),
 	})
 	if err != nil {
 		a.Close()

@@ -77,3 +77,24 @@ func procStatusKB(field string) (int64, bool) {
 
 // mb formats bytes as megabytes (2^20) with one decimal.
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/(1<<20)) }
+
+// raiseOpenFiles makes sure this process may open need files: it raises the soft
+// RLIMIT_NOFILE up to the hard limit if it is lower (Go 1.19 and later already do that at
+// start on Linux; a program started with a lower soft limit by a wrapper may not have it)
+// and says what to do when even the hard limit is too low. It returns the soft limit.
+func raiseOpenFiles(need uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("read the open files limit: %w", err)
+	}
+	if lim.Cur < need && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, fmt.Errorf("raise the open files limit to %d: %w", lim.Max, err)
+		}
+	}
+	if lim.Cur < need {
+		return lim.Cur, fmt.Errorf("about %d open files are needed (one per mailbox and a few more), and the hard limit is %d: raise it (ulimit -Hn) or watch fewer mailboxes", need, lim.Max)
+	}
+	return lim.Cur, nil
+}

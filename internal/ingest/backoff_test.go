@@ -23,3 +23,23 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestSpread: the wait between two reads of a mailbox is never longer than its poll
+// interval, never shorter than nine tenths of it, and not the same for every mailbox.
+func TestSpread(t *testing.T) {
+	const poll = time.Minute
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		got := spread(poll)
+		if got > poll || got < poll*9/10 {
+			t.Fatalf("spread(%v) = %v, want between %v and %v", poll, got, poll*9/10, poll)
+		}
+		seen[got] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("spread(%v) gave the same wait 200 times: mailboxes started together would wake together", poll)
+	}
+	if got := spread(0); got != 0 {
+		t.Errorf("spread(0) = %v, want 0", got)
+	}
+}

@@ -49,6 +49,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,8 +197,11 @@ func fenceOf(ctx context.Context) store.Fence {
 // Watched reports whether m is read by an ingest loop (and so needs a lease): an enabled
 // inbound IMAP, POP3, Microsoft Graph or EWS mailbox.
 func Watched(m store.Mailbox) bool {
-	return m.Direction == store.Inbound && m.Enabled && (m.Protocol == "imap" || m.Protocol == "pop3" || m.Protocol == "graph" || m.Protocol == "ews" || m.Protocol == "gmail")
+	return m.Direction == store.Inbound && m.Enabled && slices.Contains(WatchedProtocols(), m.Protocol)
 }
+
+// WatchedProtocols are the protocols of the inbound mailboxes an ingest loop reads.
+func WatchedProtocols() []string { return []string{"imap", "pop3", "graph", "ews", "gmail"} }
 
 // Runner supervises the per-mailbox loops.
 type Runner struct {
@@ -545,6 +549,18 @@ func backoff(n int) time.Duration {
 	return d + jitter
 }
 
+// spread shortens a wait between polls (or IMAP IDLEs) by up to a tenth, at random, so that
+// mailboxes that connected together (every one at start) do not all wake in the same
+// second, poll interval after poll interval: 10,000 mailboxes that did kept the memory of
+// a burst of 10,000 searches and status writes once a minute (README "Performance"). A
+// mailbox is still read at least once per poll interval.
+func spread(d time.Duration) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
 // session connects once and ingests until an error, ctx ends, or (with a nil error) the
 // session is older than MaxSession. connected reports whether the login succeeded, so that
 // the backoff starts again from the bottom.
@@ -633,13 +649,13 @@ func (r *Runner) session(ctx context.Context, m store.Mailbox, log *slog.Logger)
 			continue
 		}
 		if w, ok := connector.Source(src).(connector.Waiter); ok {
-			if err := w.Wait(ctx, min(poll, maxIdle)); err != nil {
+			if err := w.Wait(ctx, spread(min(poll, maxIdle))); err != nil {
 				return true, err
 			}
 		} else {
 			select {
 			case <-ctx.Done():
-			case <-time.After(poll):
+			case <-time.After(spread(poll)):
 			}
 		}
 		if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/postroom/postroom/internal/store"
@@ -196,6 +197,32 @@ func (s *Store) ListMailboxes(ctx context.Context) ([]store.Mailbox, error) {
 		list = append(list, m)
 	}
 	return list, s.wrap("list mailboxes", rows.Err())
+}
+
+// EnabledInboundIDs returns the ids of the live, enabled inbound mailboxes of protocols.
+func (s *Store) EnabledInboundIDs(ctx context.Context, protocols []string) ([]int64, error) {
+	if len(protocols) == 0 {
+		return nil, nil
+	}
+	args := []any{store.Inbound, true}
+	for _, p := range protocols {
+		args = append(args, p)
+	}
+	rows, err := s.r.query(ctx, `SELECT m.id FROM mailboxes m WHERE `+liveMailbox+` AND m.direction = ? AND m.enabled = ?
+		AND m.protocol IN (?`+strings.Repeat(", ?", len(protocols)-1)+`) ORDER BY m.id`, args...)
+	if err != nil {
+		return nil, s.wrap("list enabled inbound mailboxes", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrap("list enabled inbound mailboxes", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.wrap("list enabled inbound mailboxes", rows.Err())
 }
 
 // DeleteMailbox soft-deletes a mailbox: the row is marked deleted (and disabled, not

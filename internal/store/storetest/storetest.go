@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MailboxAuth", testMailboxAuth},
 		{"MailboxAutodiscoverHost", testMailboxAutodiscoverHost},
 		{"MailboxEnabled", testMailboxEnabled},
+		{"EnabledInboundIDs", testEnabledInboundIDs},
 		{"Queues", testQueues},
 		{"EnsureDefaultQueueConcurrent", testEnsureDefaultQueueConcurrent},
 		{"AssignMailbox", testAssignMailbox},
