@@ -16,16 +16,19 @@ import (
 const takeChunk = 2000
 
 // checkFence fails with store.ErrLeaseLost unless the mailbox's lease is still f's. On
-// PostgreSQL the lease row is share-locked until the transaction ends, so that a node
-// taking the lease (which locks it for update) waits for this write to commit, or this
-// write, coming after the take, sees the new holder: nothing is written behind the new
-// holder. On SQLite the single writer orders the two.
+// PostgreSQL the lease row is locked FOR KEY SHARE until the transaction ends, so that a
+// node taking the lease (which changes node_id and generation, key columns through the
+// unique index mailbox_leases_holding, and so locks the row FOR UPDATE) waits for this
+// write to commit, or this write, coming after the take, sees the new holder: nothing is
+// written behind the new holder. The holder's own renewal changes only expires_at (FOR NO
+// KEY UPDATE) and does not wait for its ingest transactions. On SQLite the single writer
+// orders them all.
 func (s *Store) checkFence(ctx context.Context, tx runner, f store.Fence) error {
 	if f.IsZero() {
 		return nil
 	}
 	var one int
-	err := tx.queryRow(ctx, `SELECT 1 FROM mailbox_leases WHERE mailbox_id = ? AND node_id = ? AND generation = ?`+s.d.forShare,
+	err := tx.queryRow(ctx, `SELECT 1 FROM mailbox_leases WHERE mailbox_id = ? AND node_id = ? AND generation = ?`+s.d.fenceLock,
 		f.MailboxID, f.NodeID, f.Generation).Scan(&one)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -139,7 +142,7 @@ func (s *Store) BalanceLeases(ctx context.Context, r store.BalanceRequest) ([]st
 		}
 		// The node's own rows, locked; the unexpired ones of listed mailboxes are renewed,
 		// the others freed.
-		rows, err = tx.query(ctx, `SELECT mailbox_id, expires_at FROM mailbox_leases WHERE node_id = ? ORDER BY mailbox_id`+s.d.forUpdate, r.NodeID)
+		rows, err = tx.query(ctx, `SELECT mailbox_id, expires_at FROM mailbox_leases WHERE node_id = ? ORDER BY mailbox_id`+s.d.renewLock, r.NodeID)
 		if err != nil {
 			return err
 		}
@@ -188,19 +191,29 @@ func (s *Store) BalanceLeases(ctx context.Context, r store.BalanceRequest) ([]st
 				return err
 			}
 		}
-		// Take free or expired leases up to the share.
+		// Take free or expired leases up to the share. The query locks (SKIP LOCKED) only as
+		// many rows as this node takes: locking every free row it saw would hide them from
+		// another node's round running at the same moment, which then takes nothing (two
+		// survivors of a killed node, their rounds in step, would delay its mailboxes by
+		// seconds). What this round freed above the share is not taken back by it.
 		need := share - len(keep)
 		freed := map[int64]bool{}
 		for _, id := range free {
 			freed[id] = true
 		}
-		for start := 0; need > 0 && start < len(ids); start += takeChunk {
-			chunk := ids[start:min(start+takeChunk, len(ids))]
+		candidates := make([]int64, 0, len(ids))
+		for _, id := range ids {
+			if !freed[id] {
+				candidates = append(candidates, id)
+			}
+		}
+		for start := 0; need > 0 && start < len(candidates); start += takeChunk {
+			chunk := candidates[start:min(start+takeChunk, len(candidates))]
 			args := []any{now}
 			for _, id := range chunk {
 				args = append(args, id)
 			}
-			args = append(args, len(chunk))
+			args = append(args, need)
 			rows, err := tx.query(ctx, `SELECT mailbox_id FROM mailbox_leases
 				WHERE (node_id = '' OR expires_at IS NULL OR expires_at <= ?) AND mailbox_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)
 				ORDER BY mailbox_id LIMIT ?`+s.d.skipLocked, args...)
@@ -214,10 +227,7 @@ func (s *Store) BalanceLeases(ctx context.Context, r store.BalanceRequest) ([]st
 					rows.Close()
 					return err
 				}
-				// What this round freed above the share is not taken back by it.
-				if !freed[id] && len(take) < need {
-					take = append(take, id)
-				}
+				take = append(take, id)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {

@@ -17,9 +17,16 @@ type Dialect struct {
 	// forUpdate locks the selected rows for the transaction ("" when the engine has a
 	// single writer and needs no row locks).
 	forUpdate string
-	// forShare share-locks the selected rows for the transaction ("" with a single
-	// writer): the fence check of a lease holder's write.
-	forShare string
+	// fenceLock locks a lease row for a lease holder's write (its fence check) until the
+	// transaction ends ("" with a single writer). On PostgreSQL it is FOR KEY SHARE: it
+	// holds off a change of the row's holder (node_id and generation are key columns,
+	// through the unique index mailbox_leases_holding), but not the holder's own renewal
+	// of expires_at, which takes renewLock.
+	fenceLock string
+	// renewLock locks the node's own lease rows for its round's renewal (FOR NO KEY
+	// UPDATE on PostgreSQL, so that the round does not wait for the node's own ingest
+	// transactions; "" with a single writer).
+	renewLock string
 	// skipLocked locks the selected rows and skips rows another transaction locked.
 	skipLocked string
 	// migrationLock is run first in every migration transaction so that nodes starting
@@ -55,7 +62,8 @@ func Postgres(isUnique func(error) bool) Dialect {
 		name:              "postgres",
 		numbered:          true,
 		forUpdate:         " FOR UPDATE",
-		forShare:          " FOR SHARE",
+		fenceLock:         " FOR KEY SHARE",
+		renewLock:         " FOR NO KEY UPDATE",
 		skipLocked:        " FOR UPDATE SKIP LOCKED",
 		migrationLock:     "SELECT pg_advisory_xact_lock(" + strconv.Itoa(postgresMigrationLockKey) + ")",
 		isUniqueViolation: isUnique,
