@@ -276,8 +276,10 @@ func (c *Cluster) round(ctx context.Context) {
 	if err := c.roundErr(ctx, start); err != nil && ctx.Err() == nil {
 		c.log.Warn("cluster: lease round failed; the leases stay valid until their local expiry", slog.Any("error", err))
 	}
-	if took := time.Since(start); took > c.RenewEvery() {
-		c.log.Warn("cluster: a lease round took longer than the renewal period; the database is slow or a lease row was locked",
+	// Two renewal periods: a third of the lease time gone in one round puts the leases at
+	// risk (their local expiry comes a sixth before the lease's).
+	if took := time.Since(start); took > 2*c.RenewEvery() {
+		c.log.Warn("cluster: a lease round took longer than two renewal periods; the database is slow or a lease row was locked",
 			slog.Duration("took", took), slog.Duration("renew_every", c.RenewEvery()))
 	}
 }
