@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postroom/postroom/internal/store"
@@ -61,8 +64,9 @@ func (s *Store) IngestMessages(ctx context.Context, in []store.InboundMessage) (
 func (s *Store) ingest(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
 	var res []store.IngestResult
 	var err error
+	docs := searchDocs(in)
 	for range ingestAttempts {
-		res, err = s.ingestOnce(ctx, in)
+		res, err = s.ingestOnce(ctx, in, docs)
 		if !errors.Is(err, store.ErrConflict) {
 			break
 		}
@@ -70,15 +74,28 @@ func (s *Store) ingest(ctx context.Context, in []store.InboundMessage) ([]store.
 	return res, err
 }
 
-func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage) ([]store.IngestResult, error) {
+// searchDocs makes the search documents of a batch before its transaction, on every
+// core: cutting 10 KB of text into words is work the single writer need not wait for, and
+// it was a sixth of the CPU of a bulk ingest done on one core.
+func searchDocs(in []store.InboundMessage) []string {
+	docs := make([]string, len(in))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(in)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(in); i = int(next.Add(1)) - 1 {
+				docs[i] = searchDoc(in[i].Message)
+			}
+		})
+	}
+	wg.Wait()
+	return docs
+}
+
+// ingestOnce stores the batch in one transaction; docs are its search documents.
+func (s *Store) ingestOnce(ctx context.Context, in []store.InboundMessage, docs []string) ([]store.IngestResult, error) {
 	now := s.now()
 	res := make([]store.IngestResult, len(in))
-	// The search documents are made before the transaction: cutting 10 KB of text into
-	// words is work the single writer need not wait for.
-	docs := make([]string, len(in))
-	for i := range in {
-		docs[i] = searchDoc(in[i].Message)
-	}
 	err := s.inTx(ctx, func(tx runner) error {
 		st := ingestTx{failures: map[int64]bool{}, index: &[]searchRow{}}
 		// The cursor of each mailbox is written once, after its last message: the messages
