@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postroom/postroom/internal/testenv"
 )
@@ -27,10 +28,20 @@ func TestHealthAndReadiness(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for _, p := range []string{"/healthz", "/readyz"} {
-		if status, body := get(p); status != http.StatusOK || body != "ok\n" {
-			t.Errorf("GET %s without a session = %d %q; want 200 \"ok\"", p, status, body)
+	if status, body := get("/healthz"); status != http.StatusOK || body != "ok\n" {
+		t.Errorf("GET /healthz without a session = %d %q; want 200 \"ok\"", status, body)
+	}
+	// The node is ready once its first lease round is done, a moment after the start.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := get("/readyz")
+		if status == http.StatusOK && body == "ok\n" {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz without a session = %d %q 10 s after the start; want 200 \"ok\"", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	notReady := func(why string) {
 		t.Helper()
