@@ -373,3 +373,64 @@ func TestLeaseLostWhileStoring(t *testing.T) {
 		t.Errorf("failure count of %v after the refused batch: %d (%v), want 1: the lost lease was counted as the message's failure", first.Load(), tries, err)
 	}
 }
+
+// lapsingLease is the lease part of a cluster node for one mailbox whose lease the test
+// lets lapse locally and then has renewed under the same generation, as a round does that
+// comes before the lease expired in the database.
+type lapsingLease struct {
+	mu      sync.Mutex
+	grant   cluster.Grant
+	done    chan struct{} // grant.Done
+	changed chan struct{}
+}
+
+func (l *lapsingLease) Held() map[int64]cluster.Grant {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return map[int64]cluster.Grant{l.grant.Fence.MailboxID: l.grant}
+}
+func (l *lapsingLease) Changed() <-chan struct{} { return l.changed }
+func (l *lapsingLease) Lost(store.Fence)         {}
+
+// lapse closes the grant's Done (the loop stops) and holds the lease again at once under
+// the same fence with a new Done, then says the held set changed.
+func (l *lapsingLease) lapse() {
+	l.mu.Lock()
+	close(l.done)
+	l.done = make(chan struct{})
+	l.grant = cluster.Grant{Fence: l.grant.Fence, Done: l.done}
+	l.mu.Unlock()
+	l.changed <- struct{}{}
+}
+
+// TestLeaseLapsedThenRenewed: a lease that lapsed locally (its loop stops) and is held
+// again under the same generation gets a new loop at once, not at the next reload of the
+// mailbox list (an hour here): mail that arrives afterwards is ingested.
+func TestLeaseLapsedThenRenewed(t *testing.T) {
+	e := newTestEnv(t)
+	m := e.mailbox("support", "INBOX", e.password)
+	ctx := t.Context()
+	now := time.Now()
+	mine := store.Node{ID: "a/1", Name: "a", Instance: "1", StartedAt: now, HeartbeatAt: now}
+	if err := e.st.NodeHeartbeat(ctx, mine, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := e.st.BalanceLeases(ctx, store.BalanceRequest{NodeID: mine.ID, Mailboxes: []int64{m.ID}, Now: now, TTL: time.Hour, LiveSince: now})
+	if err != nil || len(held) != 1 {
+		t.Fatalf("lease: %v %v", held, err)
+	}
+	done := make(chan struct{})
+	leases := &lapsingLease{grant: cluster.Grant{Fence: held[0].Fence(), Done: done}, done: done, changed: make(chan struct{}, 1)}
+	e.run(Options{Leases: leases, ReloadInterval: time.Hour})
+	e.d.Append(t, e.user, "INBOX", orderMail(1))
+	waitFor(t, "the first message stored", func() (bool, string) {
+		n := e.count(m.ID)
+		return n == 1, fmt.Sprintf("%d stored", n)
+	})
+	leases.lapse()
+	e.d.Append(t, e.user, "INBOX", orderMail(2))
+	waitFor(t, "the message that arrived after the lease was held again stored", func() (bool, string) {
+		n := e.count(m.ID)
+		return n == 2, fmt.Sprintf("%d stored", n)
+	})
+}

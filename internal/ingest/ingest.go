@@ -224,11 +224,15 @@ type Runner struct {
 }
 
 type loop struct {
-	cancel  context.CancelFunc
-	done    chan struct{}
-	fence   store.Fence // zero without Leases
-	updated time.Time   // the mailbox's UpdatedAt when the loop started
-	name    string      // the mailbox's name, its metrics label
+	cancel context.CancelFunc
+	done   chan struct{}
+	fence  store.Fence // zero without Leases
+	// leaseDone is the Done of the lease the loop runs under (nil without Leases): once
+	// closed the loop is stopping, and a lease held again, even under the same generation,
+	// needs a new loop.
+	leaseDone <-chan struct{}
+	updated   time.Time // the mailbox's UpdatedAt when the loop started
+	name      string    // the mailbox's name, its metrics label
 }
 
 // notificationsPossible reports whether Microsoft Graph sends change notifications for
@@ -452,6 +456,8 @@ func (r *Runner) sync(ctx context.Context) error {
 		select {
 		case <-l.done: // stopped by itself: its lease was lost
 			ended = true
+		case <-l.leaseDone: // its lease lapsed: it is stopping (a nil channel never is)
+			ended = true
 		default:
 		}
 		if !ok || ended || !m.UpdatedAt.Equal(l.updated) || (grants != nil && grants[id].Fence != l.fence) {
@@ -470,7 +476,7 @@ func (r *Runner) sync(ctx context.Context) error {
 		lctx, cancel := context.WithCancel(ctx)
 		l := &loop{cancel: cancel, done: make(chan struct{}), updated: m.UpdatedAt, name: m.Name}
 		if g, ok := grants[id]; ok {
-			l.fence = g.Fence
+			l.fence, l.leaseDone = g.Fence, g.Done
 			lctx = context.WithValue(lctx, fenceKey{}, g.Fence)
 			go func() { // the loop lives as long as the lease can be proven
 				select {

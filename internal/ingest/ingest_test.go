@@ -94,7 +94,9 @@ func (e *testEnv) run(opts Options) {
 	opts.Passwords = e.passwords
 	opts.RootCAs = e.roots
 	opts.Metrics = e.reg
-	opts.ReloadInterval = 100 * time.Millisecond
+	if opts.ReloadInterval == 0 {
+		opts.ReloadInterval = 100 * time.Millisecond
+	}
 	opts.Logger = slog.New(slog.NewTextHandler(testLog{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
