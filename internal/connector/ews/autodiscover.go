@@ -508,16 +508,9 @@ func (c *client) send(ctx context.Context, u string, header http.Header, body []
 		return 0, nil, nil, fmt.Errorf("autodiscover request: %w", err)
 	}
 	req.Header = header.Clone()
-	if c.token != nil {
-		tok, err := c.token(ctx, refresh)
-		if err != nil {
-			return 0, nil, nil, connector.TokenError("ews oauth token", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	} else {
-		req.SetBasicAuth(c.login, c.password.Reveal())
+	if err := c.authorize(ctx, req, refresh); err != nil {
+		return 0, nil, nil, err
 	}
-	c.requests.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
@@ -528,16 +521,6 @@ func (c *client) send(ctx context.Context, u string, header http.Header, body []
 		return 0, nil, nil, fmt.Errorf("read the answer: %w", err)
 	}
 	return resp.StatusCode, resp.Header, data, nil
-}
-
-func offeredSchemes(h http.Header) []string {
-	var offered []string
-	for _, v := range h.Values("WWW-Authenticate") {
-		if f := strings.Fields(v); len(f) > 0 {
-			offered = append(offered, strings.TrimSuffix(f[0], ","))
-		}
-	}
-	return offered
 }
 
 // soapUserSettings is a GetUserSettings request for the EWS URLs of addr.

@@ -259,29 +259,16 @@ func (c *client) post(ctx context.Context, env []byte, refresh bool, timeout tim
 		return nil, fmt.Errorf("ews request: %w", err)
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	if c.token != nil {
-		tok, err := c.token(ctx, refresh)
-		if err != nil {
-			return nil, connector.TokenError("ews oauth token", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	} else {
-		req.SetBasicAuth(c.login, c.password.Reveal())
+	if err := c.authorize(ctx, req, refresh); err != nil {
+		return nil, err
 	}
-	c.requests.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("ews post: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusUnauthorized {
-		var offered []string
-		for _, v := range resp.Header.Values("WWW-Authenticate") {
-			if f := strings.Fields(v); len(f) > 0 {
-				offered = append(offered, f[0])
-			}
-		}
-		return nil, &HTTPError{Status: resp.StatusCode, Offered: offered}
+		return nil, &HTTPError{Status: resp.StatusCode, Offered: offeredSchemes(resp.Header)}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
@@ -312,6 +299,34 @@ func (c *client) post(ctx context.Context, env []byte, refresh bool, timeout tim
 		return nil, &HTTPError{Status: resp.StatusCode}
 	}
 	return root, nil
+}
+
+// authorize signs req in: an OAuth 2.0 bearer token when the client has one (refresh
+// asks for a new one), else Basic with the login and password (which the NTLM transport
+// replaces after useNTLM). It counts the request.
+func (c *client) authorize(ctx context.Context, req *http.Request, refresh bool) error {
+	if c.token != nil {
+		tok, err := c.token(ctx, refresh)
+		if err != nil {
+			return connector.TokenError("ews oauth token", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	} else {
+		req.SetBasicAuth(c.login, c.password.Reveal())
+	}
+	c.requests.Add(1)
+	return nil
+}
+
+// offeredSchemes are the authentication schemes a 401's WWW-Authenticate headers offer.
+func offeredSchemes(h http.Header) []string {
+	var offered []string
+	for _, v := range h.Values("WWW-Authenticate") {
+		if f := strings.Fields(v); len(f) > 0 {
+			offered = append(offered, strings.TrimSuffix(f[0], ","))
+		}
+	}
+	return offered
 }
 
 // responseMessages returns the response messages of resp, and the error of each.
