@@ -2,10 +2,7 @@ package app_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -35,17 +32,12 @@ func TestEWSAutodiscoverIngestAndReply(t *testing.T) {
 	if _, err := s.Deliver(ewsBox, ewsMessage(1)); err != nil {
 		t.Fatal(err)
 	}
-	standIn := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
-	var d net.Dialer
-	hc := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if host, _, _ := net.SplitHostPort(addr); !strings.HasSuffix(host, "contoso.local") {
-				return nil, fmt.Errorf("test: no network to %s", addr)
-			}
-			return d.DialContext(ctx, network, standIn)
-		},
-	}}
+	hc := s.Client(func(host, _ string) string {
+		if !strings.HasSuffix(host, "contoso.local") {
+			return ""
+		}
+		return s.TLSAddr()
+	})
 	h := startAppEdit(t, t.TempDir(), "sqlite", "", nil, nil, nil, func(c *app.Config) { c.HTTPClient = hc })
 	ctx := context.Background()
 	pw := vault.NewSecret("pw")

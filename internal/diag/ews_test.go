@@ -2,9 +2,7 @@ package diag_test
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,14 +75,7 @@ func TestEWSAutodiscoverStep(t *testing.T) {
 	s.Grant("svc@contoso.local", "support@contoso.local")
 	s.SetEWSURL("https://mail.contoso.local/EWS/Exchange.asmx")
 	// Test-only: every host name goes to the stand-in on loopback.
-	standIn := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
-	var d net.Dialer
-	hc := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, standIn)
-		},
-	}}
+	hc := s.Client(func(string, string) string { return s.TLSAddr() })
 	m := store.Mailbox{Name: "ews", Direction: store.Inbound, Protocol: "ews", Address: "support@contoso.local", Port: 443,
 		Security: "tls", Login: "svc@contoso.local", Folder: "inbox", Auth: store.AuthPassword}
 	r := diag.Test(context.Background(), m, vault.NewSecret("pw"), &diag.Options{HTTPClient: hc})
@@ -122,20 +113,12 @@ func TestEWSAutodiscoverHostStep(t *testing.T) {
 	s.SetEWSURL("https://mail.hoster.local/EWS/Exchange.asmx")
 	// Test-only: mail.hoster.local goes to the stand-in on loopback, every other host to a
 	// closed port.
-	standIn := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedAddr := closed.Addr().String()
-	closed.Close()
-	var d net.Dialer
-	hc := &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if host, _, _ := net.SplitHostPort(addr); host == "mail.hoster.local" {
-				return d.DialContext(ctx, network, standIn)
-			}
-			return d.DialContext(ctx, network, closedAddr)
-		},
-	}}
+	hc := s.Client(func(host, _ string) string {
+		if host != "mail.hoster.local" {
+			return ""
+		}
+		return s.TLSAddr()
+	})
 	m := store.Mailbox{Name: "ews", Direction: store.Inbound, Protocol: "ews", Address: "support@contoso.local", Port: 443,
 		Security: "tls", Login: "svc@contoso.local", Folder: "inbox", Auth: store.AuthPassword, AutodiscoverHost: "mail.hoster.local"}
 	r := diag.Test(context.Background(), m, vault.NewSecret("pw"), &diag.Options{HTTPClient: hc})

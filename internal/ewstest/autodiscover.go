@@ -2,6 +2,7 @@ package ewstest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -294,4 +295,28 @@ func selfSigned(hosts []string) (tls.Certificate, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+// TLSAddr is the address of the TLS listener (Options.TLS), where URL points.
+func (s *Server) TLSAddr() string {
+	return strings.TrimSuffix(strings.TrimPrefix(s.url, "https://"), Path)
+}
+
+// Client is an HTTP client for tests that trusts the stand-in's certificate and reaches
+// every host name on loopback: route names the address to dial for a host and port
+// (TLSAddr, PlainAddr, or another loopback listener), "" refuses the connection as a host
+// that is down would. Nothing leaves the machine.
+func (s *Server) Client(route func(host, port string) string) *http.Client {
+	var d net.Dialer
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, _ := net.SplitHostPort(addr)
+			to := route(host, port)
+			if to == "" {
+				return nil, fmt.Errorf("ewstest: %s is down (connection refused)", addr)
+			}
+			return d.DialContext(ctx, network, to)
+		},
+	}}
 }

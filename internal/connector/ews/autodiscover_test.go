@@ -2,10 +2,10 @@ package ews_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,26 +39,15 @@ func adSetup(t *testing.T) *ewstest.Server {
 // loopback (test-only: the domain's autodiscover hosts are the stand-in): port 80 to the
 // stand-in's plain listener, other ports to its TLS one, except hosts in down: refused.
 func loopbackClient(s *ewstest.Server, down ...string) *http.Client {
-	tlsAddr := strings.TrimSuffix(strings.TrimPrefix(s.URL(), "https://"), ewstest.Path)
-	closed, _ := net.Listen("tcp", "127.0.0.1:0")
-	closedAddr := closed.Addr().String()
-	closed.Close()
-	var d net.Dialer
-	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.CertPool(), MinVersion: tls.VersionTLS12},
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, port, _ := net.SplitHostPort(addr)
-			if port == "80" {
-				return d.DialContext(ctx, network, s.PlainAddr())
-			}
-			for _, h := range down {
-				if h == host {
-					return d.DialContext(ctx, network, closedAddr)
-				}
-			}
-			return d.DialContext(ctx, network, tlsAddr)
-		},
-	}}
+	return s.Client(func(host, port string) string {
+		switch {
+		case port == "80":
+			return s.PlainAddr()
+		case slices.Contains(down, host):
+			return ""
+		}
+		return s.TLSAddr()
+	})
 }
 
 func adConfig(s *ewstest.Server, hc *http.Client) ews.DiscoverConfig {
